@@ -1,0 +1,56 @@
+"""Entry point of `grade`: builds the parser from the sub-command modules and maps errors to exit codes.
+
+Exit codes (like pytest / ruff): 0 success, 1 the thing checked did not pass,
+2 a usage or input error (the message says what to fix), 3 an internal error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from grader import __version__
+from grader.errors import GraderError
+
+# Sub-command modules, in the order `grade --help` lists them.
+COMMANDS = [
+    "grader.cli.arch_cmd",
+    "grader.cli.data_cmd",
+]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="grade",
+        description="Grade convolutional-network assignments: run each submission in a sandbox, "
+        "measure it on MNIST, score it with a YAML rubric.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"mnist-grader {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return int(args.handler(args) or 0)
+    except GraderError as err:
+        print(f"error: {err.render()}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

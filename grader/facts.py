@@ -1,0 +1,144 @@
+"""The facts contract: what every stage may say about a submission.
+
+Each stage fills its own section (a typed record); the rubric reads facts by
+dotted name (`model.params.trainable`) and never looks at code. In JSON the
+dotted names nest. Names here are a public contract with rubrics and LMS
+integrations: extend, never rename.
+
+A field left as None means "not measured" (the stage did not run, or could not
+measure it); scoring treats that as zero with the verdict's reason.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class NotebookFacts(_Section):
+    code_cells: Optional[int] = None
+    markdown_cells: Optional[int] = None
+    comment_coverage: Optional[float] = Field(None, description="share of code cells with a comment, 0..1")
+    uncommented_cells: Optional[list[int]] = Field(None, description="indices (0-based, all cells) of code cells without a comment")
+    shell_lines: Optional[list[str]] = None
+    magic_lines: Optional[list[str]] = None
+    colab_calls: Optional[list[str]] = None
+    imports: Optional[list[str]] = None
+
+
+class ClaimsFacts(_Section):
+    """What the notebook printed in its saved outputs; kept to compare with what was measured."""
+
+    params: Optional[int] = None
+    accuracy: Optional[float] = Field(None, description="best test accuracy printed, in percent")
+    last_accuracy: Optional[float] = None
+    epochs: Optional[int] = None
+    accuracy_gap: Optional[float] = Field(None, description="claims.accuracy - eval.accuracy, percent points")
+
+
+class ParamFacts(_Section):
+    trainable: Optional[int] = None
+    total: Optional[int] = None
+
+
+class LayerCounts(_Section):
+    linear: Optional[int] = None
+    conv: Optional[int] = None
+    conv1x1: Optional[int] = None
+    maxpool: Optional[int] = None
+    batchnorm: Optional[int] = None
+    dropout: Optional[int] = None
+
+
+class RfFacts(_Section):
+    final: Optional[int] = Field(None, description="receptive field at the last spatial layer (before global pooling / flatten)")
+    covers_input: Optional[bool] = None
+
+
+class ModelFacts(_Section):
+    params: ParamFacts = ParamFacts()
+    buffers: Optional[int] = None
+    layers: LayerCounts = LayerCounts()
+    activations: Optional[list[str]] = None
+    gap: Optional[bool] = Field(None, description="an average over the whole feature map feeds the output")
+    transitions: Optional[int] = Field(None, description="channel-reducing 1x1 convolutions next to a max-pool")
+    layers_after_last_maxpool: Optional[int] = None
+    rf: RfFacts = RfFacts()
+    input_shape: Optional[list[int]] = None
+    output_shape: Optional[list[int]] = None
+    branches: Optional[bool] = None
+    table: Optional[list[dict[str, Any]]] = Field(None, description="the layer table (sizes, RF, params per layer)")
+
+
+class TrainFacts(_Section):
+    epochs: Optional[float] = None
+    optimizer_steps: Optional[int] = None
+    samples_seen: Optional[int] = None
+    seconds: Optional[float] = None
+    device: Optional[str] = None
+
+
+class EvalFacts(_Section):
+    accuracy: Optional[float] = Field(None, description="percent, measured by the grader on the 10,000 test images")
+    per_class: Optional[list[float]] = None
+    confusion: Optional[list[list[int]]] = None
+    misclassified: Optional[list[int]] = None
+    path: Optional[Literal["export", "torchscript", "in-sandbox"]] = None
+
+
+VerdictKind = Literal[
+    "ok", "timeout", "memory", "crash", "no_model", "bad_model", "invalid_notebook",
+    "output_limit", "missing_module", "sandbox_error",
+]
+
+
+class VerdictFacts(_Section):
+    kind: Optional[VerdictKind] = None
+    message: Optional[str] = None
+    cell: Optional[int] = None
+    output_tail: Optional[str] = None
+
+
+class QuizFacts(_Section):
+    score: Optional[float] = None
+    max_score: Optional[float] = None
+    questions: Optional[list[dict[str, Any]]] = None
+
+
+class Facts(_Section):
+    notebook: NotebookFacts = NotebookFacts()
+    claims: ClaimsFacts = ClaimsFacts()
+    model: ModelFacts = ModelFacts()
+    train: TrainFacts = TrainFacts()
+    eval: EvalFacts = EvalFacts()
+    verdict: VerdictFacts = VerdictFacts()
+    quiz: QuizFacts = QuizFacts()
+
+    def get(self, dotted: str) -> Any:
+        """The value of a dotted fact name; None when not measured."""
+        node: Any = self
+        for part in dotted.split("."):
+            node = getattr(node, part)
+        return node
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+def _leaf_names(model: type[BaseModel], prefix: str = "") -> Iterator[str]:
+    for name, field in model.model_fields.items():
+        kind = field.annotation
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            yield from _leaf_names(kind, f"{prefix}{name}.")
+        else:
+            yield f"{prefix}{name}"
+
+
+def known_facts() -> list[str]:
+    """Every dotted fact name some stage produces: what a rubric item may read."""
+    return sorted(_leaf_names(Facts))
