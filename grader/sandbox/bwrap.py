@@ -1,0 +1,218 @@
+"""What the sandbox looks like: the spec of one sandboxed run, and the bwrap argv that builds it.
+
+Pure apart from reading the host's layout (which system folders are links,
+which /etc files are private, which GPU device nodes exist), so the argv can
+be unit-tested with a fake layout.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import site
+import stat
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import grader
+from grader.errors import GraderError
+
+# uid/gid of the student process inside its own user namespace. Outside it is
+# still the grader's uid (bwrap maps the one inside uid to the caller's), so
+# files written to the scratch stay readable by the host; inside it has no
+# capabilities, so it cannot mount, mknod or reach the host's devices.
+SANDBOX_UID = 65534
+
+# Where the `grader` package source appears inside, so `python -m grader...`
+# works without exposing the checkout it lives in (/work, a home folder).
+GRADER_SRC_INSIDE = Path("/opt/mnist-grader")
+
+_SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+_GPU_SHARED_NODES = ("nvidiactl", "nvidia-uvm", "nvidia-uvm-tools", "nvidia-modeset", "nvidia-caps")
+
+
+@dataclass(frozen=True)
+class SandboxSpec:
+    """One sandboxed run: its scratch, what it sees, and its limits.
+
+    The scratch is bound at the same path inside as on the host
+    (`inside_scratch == scratch`), so paths into it (ZMQ IPC sockets, files
+    the grader writes for the student and reads back) are identical on both
+    sides and in trusted (`sandbox=False`) mode. The inside paths of
+    `ro_binds` exist only in the sandbox; give inside == host where the same
+    argv must also work in trusted mode.
+
+    `max_processes` counts tasks (threads too, as the pids cgroup does) and
+    includes bwrap's own two processes. `env` is the whole environment
+    inside, on top of PATH, HOME (the scratch), LANG, TMPDIR and PYTHONPATH
+    (to which the grader source is appended).
+    """
+
+    scratch: Path
+    ro_binds: tuple[tuple[Path, Path], ...] = ()
+    wall_seconds: float = 600
+    memory_bytes: int = 4 << 30
+    max_processes: int = 256
+    max_file_bytes: int = 1 << 30
+    max_output_bytes: int = 16 << 20
+    shm_bytes: int = 512 << 20
+    network: bool = False
+    gpu: bool | None = None
+    gpu_index: int | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Normalised once so that the inside path, the bind and the working
+        # directory can never disagree.
+        object.__setattr__(self, "scratch", Path(self.scratch).resolve())
+
+    @property
+    def inside_scratch(self) -> Path:
+        return self.scratch
+
+
+@dataclass(frozen=True)
+class HostLayout:
+    """The parts of the host that decide the argv; `HostLayout.detect()` reads the real one."""
+
+    links: Mapping[str, str]  # system dir -> link target, for merged-/usr hosts
+    dirs: tuple[str, ...]  # system dirs that exist as real folders
+    python_roots: tuple[str, ...]  # interpreter prefixes and site-packages not under a system dir
+    private_etc: tuple[tuple[str, bool], ...]  # (path, is_dir) that others cannot read
+    gpu_nodes: tuple[str, ...]  # /dev/nvidia* to pass through
+    grader_src: str  # the folder holding the `grader` package
+
+    @staticmethod
+    def detect() -> HostLayout:
+        links = {d: os.readlink(d) for d in _SYSTEM_DIRS if os.path.islink(d)}
+        dirs = tuple(d for d in _SYSTEM_DIRS if d not in links and os.path.isdir(d))
+        return HostLayout(
+            links=links,
+            dirs=dirs,
+            python_roots=_python_roots(dirs),
+            private_etc=_private_under("/etc"),
+            gpu_nodes=gpu_device_nodes(),
+            grader_src=str(Path(grader.__file__).resolve().parent.parent),
+        )
+
+
+def bwrap_available() -> str | None:
+    return shutil.which("bwrap")
+
+
+def gpu_device_nodes(dev: Path = Path("/dev")) -> tuple[str, ...]:
+    names = sorted(p.name for p in dev.glob("nvidia*"))
+    gpus = sorted((n for n in names if n[len("nvidia"):].isdigit()), key=lambda n: int(n[len("nvidia"):]))
+    shared = [n for n in _GPU_SHARED_NODES if n in names]
+    return tuple(str(dev / n) for n in shared + gpus)
+
+
+def inside_env(spec: SandboxSpec, *, sandbox: bool, layout: HostLayout | None = None) -> dict[str, str]:
+    """The complete environment of the student process; nothing of the grader's own leaks in."""
+    layout = layout or HostLayout.detect()
+    grader_path = str(GRADER_SRC_INSIDE) if sandbox else layout.grader_src
+    env = {
+        "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(spec.inside_scratch),
+        "LANG": "C.UTF-8",
+        "TMPDIR": "/tmp",
+        # HOME is the student's scratch: a .local/lib/.../site-packages there
+        # must not be imported by later grader processes sharing that scratch.
+        "PYTHONNOUSERSITE": "1",
+    }
+    if uses_gpu(spec, layout) and spec.gpu_index is not None:
+        env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"  # so the index means what nvidia-smi shows
+        env["CUDA_VISIBLE_DEVICES"] = str(spec.gpu_index)
+    env.update(spec.env)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (spec.env.get("PYTHONPATH"), grader_path) if p)
+    return env
+
+
+def uses_gpu(spec: SandboxSpec, layout: HostLayout) -> bool:
+    return bool(layout.gpu_nodes) if spec.gpu is None else spec.gpu
+
+
+def build_argv(argv: Sequence[str], spec: SandboxSpec, *, bwrap: str = "bwrap", layout: HostLayout | None = None) -> list[str]:
+    """The bwrap command line that runs `argv` as described by `spec`.
+
+    The environment is not in here: the caller starts bwrap with
+    `inside_env(...)` as its whole environment (bwrap passes it through), which
+    keeps the values out of the host's /proc/*/cmdline.
+    """
+    layout = layout or HostLayout.detect()
+    out = [bwrap, "--unshare-all"]
+    if spec.network:
+        out.append("--share-net")
+    out += ["--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--disable-userns"]
+    out += ["--die-with-parent", "--new-session", "--hostname", "sandbox"]
+    for d in layout.dirs:
+        out += ["--ro-bind", d, d]
+    for d, target in layout.links.items():
+        out += ["--symlink", target, d]
+    out += ["--ro-bind", "/etc", "/etc"]
+    # Inside, the sandbox uid maps to the grader's (root) uid, which owns
+    # /etc/shadow and friends: hide whatever the host hides from other users.
+    for path, is_dir in layout.private_etc:
+        out += ["--tmpfs", path] if is_dir else ["--ro-bind", "/dev/null", path]
+    for root in layout.python_roots:
+        out += ["--ro-bind", root, root]
+    out += ["--ro-bind", str(Path(layout.grader_src) / "grader"), str(GRADER_SRC_INSIDE / "grader")]
+    out += ["--proc", "/proc", "--dev", "/dev"]
+    out += ["--size", str(spec.shm_bytes), "--tmpfs", "/dev/shm"]
+    if uses_gpu(spec, layout):
+        if not layout.gpu_nodes:
+            raise GraderError("a GPU was asked for but no /dev/nvidia* device nodes exist", fix="run with gpu=None (auto) or on a host with the NVIDIA driver loaded")
+        for node in layout.gpu_nodes:
+            out += ["--dev-bind", node, node]
+    # /tmp is RAM: without a size it is a way around the memory limit where
+    # only rlimits are available.
+    out += ["--size", str(spec.memory_bytes), "--tmpfs", "/tmp"]
+    scratch = str(spec.inside_scratch)
+    out += ["--bind", scratch, scratch]
+    # After the scratch: a read-only bind inside it (./data) must lie on top of it, not under it.
+    for host, inside in spec.ro_binds:
+        if not Path(host).exists():
+            raise GraderError(f"{host} does not exist, so it cannot be shown read-only at {inside} in the sandbox", fix="stage it first, or leave it out of ro_binds")
+        out += ["--ro-bind", str(Path(host).resolve()), str(inside)]
+    out += ["--chdir", scratch]
+    # The root is bwrap's own tmpfs: writable (mount points, stray files)
+    # until remounted; the binds keep their own flags.
+    out += ["--remount-ro", "/", "--", *argv]
+    return out
+
+
+def _python_roots(system_dirs: Sequence[str]) -> tuple[str, ...]:
+    """The interpreter's prefixes (a venv and the base it links into) and site-packages, minus what is already bound."""
+    candidates = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix, *site.getsitepackages()}
+    # Bound at the path the interpreter knows them by (a venv's python links
+    # into its base prefix through that path).
+    paths = sorted({os.path.abspath(p) for p in candidates if os.path.isdir(p)}, key=len)
+    roots: list[str] = []
+    for p in paths:
+        if not any(_under(p, r) for r in (*system_dirs, *roots)):
+            roots.append(p)
+    return tuple(roots)
+
+
+def _private_under(top: str) -> tuple[tuple[str, bool], ...]:
+    """Entries under `top` that other users cannot read (files) or enter (folders)."""
+    found: list[tuple[str, bool]] = []
+    for dirpath, dirnames, filenames in os.walk(top):
+        for name in list(dirnames):
+            path = os.path.join(dirpath, name)
+            mode = os.lstat(path).st_mode
+            if stat.S_ISDIR(mode) and not mode & stat.S_IXOTH:
+                found.append((path, True))
+                dirnames.remove(name)
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            mode = os.lstat(path).st_mode
+            if stat.S_ISREG(mode) and not mode & stat.S_IROTH:
+                found.append((path, False))
+    return tuple(sorted(found))
+
+
+def _under(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip("/") + "/")

@@ -1,0 +1,229 @@
+"""Resource limits for one job: a cgroup per job (v2 or v1), or rlimits where no cgroup is writable.
+
+Per-file size (RLIMIT_FSIZE) and core dumps are always rlimits. Memory and
+process count come from a cgroup when one can be created: rlimits cannot do
+either well (RLIMIT_AS counts virtual memory, which CUDA reserves by the
+terabyte; RLIMIT_NPROC counts all processes of the user and does not bind
+root at all, not even inside bwrap's user namespace).
+
+Job cgroups live under a `mnist-grader` parent at the top of each hierarchy,
+one per job, named after the grader's pid and a random suffix, and are
+removed (after killing what is left in them) when the job closes.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import time
+import uuid
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Iterator
+
+PARENT = "mnist-grader"
+_MOUNTS = Path("/proc/self/mounts")
+_SETTLE_SECONDS = 5.0  # how long killing and removing a job's cgroup may take
+_RLIMIT_MEMORY_SIGNS = ("MemoryError", "Cannot allocate memory", "std::bad_alloc", "out of memory")
+
+
+@dataclass(frozen=True)
+class Hierarchy:
+    """Where job cgroups go: one parent per controller (the same folder twice on v2)."""
+
+    version: int
+    memory: Path
+    pids: Path
+
+    @property
+    def parents(self) -> tuple[Path, ...]:
+        return tuple(dict.fromkeys((self.memory, self.pids)))
+
+
+@dataclass(frozen=True)
+class Detected:
+    hierarchy: Hierarchy | None
+    reason: str  # why there is no hierarchy; empty when there is one
+
+
+@cache
+def detect() -> Detected:
+    """The writable cgroup hierarchy with memory and pids controllers, preferring v2."""
+    mounts = list(_cgroup_mounts())
+    reasons = []
+    for finder in (_find_v2, _find_v1):
+        try:
+            hierarchy = finder(mounts)
+        except OSError as e:
+            reasons.append(f"{finder.__doc__}: {e}")
+            continue
+        if hierarchy is not None:
+            return Detected(hierarchy, "")
+        reasons.append(f"{finder.__doc__}: not mounted with memory and pids controllers")
+    return Detected(None, "; ".join(reasons))
+
+
+class JobLimits:
+    """The limits of one running job; a context manager that cleans up its cgroup."""
+
+    def __init__(self, *, memory_bytes: int, max_processes: int, max_file_bytes: int, detected: Detected | None = None):
+        detected = detected or detect()
+        self._rlimits = [(resource.RLIMIT_FSIZE, max_file_bytes), (resource.RLIMIT_CORE, 0)]
+        self._cgroups: tuple[Path, ...] = ()
+        self.hierarchy = detected.hierarchy
+        if self.hierarchy is None:
+            self._rlimits.append((resource.RLIMIT_AS, memory_bytes))
+            self.used = (
+                f"rlimit (no writable cgroup: {detected.reason}): memory by RLIMIT_AS, which counts "
+                "virtual memory and is not suitable for CUDA; no process limit (RLIMIT_NPROC counts all the user's processes, and none of root's)"
+            )
+        else:
+            self._cgroups = _create_job(self.hierarchy, memory_bytes, max_processes)
+            self.used = f"cgroup-v{self.hierarchy.version}"
+        # Formatted here: between fork and exec the child should only make system calls.
+        self._procs = [str(g / "cgroup.procs") for g in self._cgroups]
+
+    def __enter__(self) -> JobLimits:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def preexec(self) -> None:
+        """Runs in the child between fork and exec, so everything it starts is inside the limits."""
+        for path in self._procs:
+            fd = os.open(path, os.O_WRONLY)
+            try:
+                os.write(fd, b"0")  # "0" is the writing process, on v1 and v2
+            finally:
+                os.close(fd)
+        for which, value in self._rlimits:
+            resource.setrlimit(which, (value, value))
+
+    def kill_all(self) -> None:
+        """Kill every process still in the job's cgroup (nothing to do under rlimits)."""
+        for group in self._cgroups:
+            kill_file = group / "cgroup.kill"
+            if kill_file.exists():
+                kill_file.write_text("1")
+        deadline = time.monotonic() + _SETTLE_SECONDS
+        while any(_members(g) for g in self._cgroups) and time.monotonic() < deadline:
+            for group in self._cgroups:
+                for pid in _members(group):
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+            time.sleep(0.01)
+
+    def memory_exceeded(self, stderr: str) -> bool:
+        """Whether the job hit its memory limit; under rlimits only the error text can tell."""
+        if self.hierarchy is None:
+            return any(sign in stderr for sign in _RLIMIT_MEMORY_SIGNS)
+        group = self._cgroups[0]
+        if self.hierarchy.version == 2:
+            return _keyed(group / "memory.events").get("oom_kill", 0) > 0
+        oom = _keyed(group / "memory.oom_control")
+        if "oom_kill" in oom:
+            return oom["oom_kill"] > 0
+        return int((group / "memory.failcnt").read_text()) > 0  # kernels before 4.13
+
+    def close(self) -> None:
+        self.kill_all()
+        for group in self._cgroups:
+            _remove(group)
+        self._cgroups = ()
+
+
+def _create_job(hierarchy: Hierarchy, memory_bytes: int, max_processes: int) -> tuple[Path, ...]:
+    name = f"job-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    groups = tuple(parent / name for parent in hierarchy.parents)
+    try:
+        for group in groups:
+            group.mkdir()
+        if hierarchy.version == 2:
+            (groups[0] / "memory.max").write_text(str(memory_bytes))
+            _write_if_present(groups[0] / "memory.swap.max", "0")  # over the limit means killed, not thrashing
+        else:
+            (hierarchy.memory / name / "memory.limit_in_bytes").write_text(str(memory_bytes))
+            _write_if_present(hierarchy.memory / name / "memory.memsw.limit_in_bytes", str(memory_bytes))
+        (hierarchy.pids / name / "pids.max").write_text(str(max_processes))
+    except OSError:
+        for group in groups:
+            if group.exists():
+                group.rmdir()
+        raise
+    return groups
+
+
+def _find_v2(mounts: list[tuple[str, str, set[str]]]) -> Hierarchy | None:
+    """cgroup v2"""
+    for fstype, mountpoint, _ in mounts:
+        root = Path(mountpoint)
+        if fstype != "cgroup2" or not {"memory", "pids"} <= set((root / "cgroup.controllers").read_text().split()):
+            continue
+        parent = root / PARENT
+        parent.mkdir(exist_ok=True)
+        # Controllers must be enabled on every level above a job's cgroup.
+        for level in (root, parent):
+            enabled = set((level / "cgroup.subtree_control").read_text().split())
+            if not {"memory", "pids"} <= enabled:
+                (level / "cgroup.subtree_control").write_text("+memory +pids")
+        return Hierarchy(2, parent, parent)
+    return None
+
+
+def _find_v1(mounts: list[tuple[str, str, set[str]]]) -> Hierarchy | None:
+    """cgroup v1"""
+    found = {}
+    for fstype, mountpoint, options in mounts:
+        for controller in ("memory", "pids"):
+            if fstype == "cgroup" and controller in options:
+                found[controller] = Path(mountpoint) / PARENT
+    if set(found) != {"memory", "pids"}:
+        return None
+    for parent in found.values():
+        parent.mkdir(exist_ok=True)
+    return Hierarchy(1, found["memory"], found["pids"])
+
+
+def _cgroup_mounts() -> Iterator[tuple[str, str, set[str]]]:
+    for line in _MOUNTS.read_text().splitlines():
+        _, mountpoint, fstype, options, *_ = line.split()
+        if fstype in ("cgroup", "cgroup2"):
+            # /proc/mounts escapes spaces and friends as octal.
+            yield fstype, mountpoint.encode().decode("unicode_escape"), set(options.split(","))
+
+
+def _members(group: Path) -> list[int]:
+    try:
+        return [int(pid) for pid in (group / "cgroup.procs").read_text().split()]
+    except FileNotFoundError:
+        return []
+
+
+def _remove(group: Path) -> None:
+    # A killed task leaves its cgroup a moment after the signal.
+    deadline = time.monotonic() + _SETTLE_SECONDS
+    while True:
+        try:
+            group.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
+def _keyed(path: Path) -> dict[str, int]:
+    pairs = (line.split() for line in path.read_text().splitlines())
+    return {key: int(value) for key, value in pairs}
+
+
+def _write_if_present(path: Path, value: str) -> None:
+    if path.exists():
+        path.write_text(value)
