@@ -17,6 +17,8 @@ from grader.errors import GraderError
 COMMANDS = [
     "grader.cli.arch_cmd",
     "grader.cli.data_cmd",
+    "grader.cli.quiz_cmd",
+    "grader.cli.run_cmd",
 ]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3

@@ -1,0 +1,76 @@
+"""`grade run NOTEBOOK`: execute one submission in the sandbox and print its facts (no rubric)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from grader.cli.common import add_run_options, limits_from, warn_if_unsandboxed
+from grader.facts import Facts
+from grader.pipeline import Options, grade_facts
+
+HELP = """\
+Run one submission (.ipynb, .py, or an exported .pt2 model) in the sandbox, then
+measure its model on the 10,000 MNIST test images in a clean process, and print
+the facts: parameters, layers, receptive field, epochs trained, measured accuracy,
+and the verdict (ok, timeout, memory, crash, no_model, bad_model, ...).
+
+No rubric is needed. The exit code is 0 whenever a verdict was reached, whatever it is.
+
+Examples
+  grade run my.ipynb
+  grade run my.ipynb --json | jq .eval.accuracy
+  grade run my.ipynb --timeout 600 --data ~/mnist --keep out/
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("run", help="execute one notebook in the sandbox and print its facts",
+                            description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("submission", type=Path, metavar="NOTEBOOK")
+    parser.add_argument("--json", action="store_true", help="print the facts record as JSON")
+    parser.add_argument("--dry-run", action="store_true", help="build the model but skip training (data loaders yield no batches)")
+    parser.add_argument("--keep", type=Path, metavar="DIR", help="keep the executed notebook and the exported model here")
+    add_run_options(parser)
+    parser.set_defaults(handler=run)
+
+
+def summary_lines(facts: Facts) -> list[str]:
+    def show(value, fmt="{}"):
+        return "not measured" if value is None else fmt.format(value)
+
+    lines = [f"verdict      {facts.verdict.kind}: {facts.verdict.message}"]
+    if facts.eval.accuracy is not None or facts.claims.accuracy is not None:
+        lines.append(f"accuracy     {show(facts.eval.accuracy, '{:.2f}%')} measured"
+                     f" (the notebook printed {show(facts.claims.accuracy, '{:.2f}%')})")
+    lines.append(f"parameters   {show(facts.model.params.trainable, '{:,}')} trainable"
+                 f" (the notebook printed {show(facts.claims.params, '{:,}')})")
+    lines.append(f"layers       conv {show(facts.model.layers.conv)}, 1x1 {show(facts.model.layers.conv1x1)}, "
+                 f"linear {show(facts.model.layers.linear)}, batch norm {show(facts.model.layers.batchnorm)}, "
+                 f"dropout {show(facts.model.layers.dropout)}, GAP {show(facts.model.gap)}, "
+                 f"transitions {show(facts.model.transitions)}")
+    lines.append(f"receptive    {show(facts.model.rf.final)} at the last spatial layer")
+    lines.append(f"training     {show(facts.train.epochs)} epochs, {show(facts.train.optimizer_steps)} optimizer steps "
+                 f"on {show(facts.train.device)}")
+    lines.append(f"comments     {show(facts.notebook.comment_coverage, '{:.0%}')} of code cells"
+                 + (f" (without: cells {facts.notebook.uncommented_cells})" if facts.notebook.uncommented_cells else ""))
+    return lines
+
+
+def run(args: argparse.Namespace) -> int:
+    warn_if_unsandboxed(args)
+    options = Options(mode="execute", data=args.data, variable=args.variable, limits=limits_from(args),
+                      dry_run=args.dry_run, sandbox=not args.no_sandbox, gpu=args.gpu, keep=args.keep)
+    console = Console(stderr=True)
+    with console.status("starting") as status:
+        facts = grade_facts(args.submission, options, progress=lambda what: status.update(what))
+    if args.json:
+        json.dump(facts.to_json(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        Console().print("\n".join(summary_lines(facts)), highlight=False, markup=False)
+    return 0

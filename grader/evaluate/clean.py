@@ -1,0 +1,113 @@
+"""Runs in a fresh sandbox: load the exported model, predict the 10,000 test images.
+
+    python -m grader.evaluate.clean JOB.json
+
+Imports torch and the grader only: the model comes from a torch.export program (or
+TorchScript), so no student code is imported. The test labels are never here: this
+process writes predictions, and the host compares them with the labels.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+
+@dataclass
+class EvalJob:
+    model_file: str
+    path: str  # export | torchscript
+    images_file: str  # uint8 (N, 28, 28)
+    out_dir: str
+    scale: float | None = None  # preprocessing x -> scale * x/255 + shift
+    shift: float | None = None
+    inputs_file: str | None = None  # already transformed inputs (N, 1, 28, 28), when the transform is not affine
+    static_batch: int | None = None
+    device: str = "auto"
+
+
+@dataclass
+class EvalRecord:
+    device: str
+    seconds: float
+    n: int
+    model: dict | None = None  # ModelFacts from the exported graph
+    arch_error: str | None = None
+
+
+def _load(job: EvalJob):
+    import torch
+
+    if job.path == "export":
+        program = torch.export.load(job.model_file)
+        return program.module(), program
+    return torch.jit.load(job.model_file, map_location="cpu"), None
+
+
+def _inputs(job: EvalJob):
+    import numpy as np
+    import torch
+
+    if job.inputs_file:
+        return torch.load(job.inputs_file, weights_only=True).float()
+    images = np.load(job.images_file)
+    return torch.from_numpy(images.astype(np.float32) / 255.0).unsqueeze(1) * job.scale + job.shift
+
+
+def _architecture(program) -> tuple[dict | None, str | None]:
+    """Structure facts read from the exported graph (not from the student's classes)."""
+    from grader.arch.structure import structure_facts
+    from grader.arch.torch_graph import table_from_program
+
+    try:
+        table = table_from_program(program)
+    except Exception as exc:  # the score does not depend on the table: keep going, say why it is missing
+        return None, f"{exc.__class__.__name__}: {exc}"
+    signature = program.graph_signature
+    params = [v for k, v in program.state_dict.items() if k in set(signature.parameters)]
+    buffers = sum(v.numel() for k, v in program.state_dict.items() if k in set(signature.buffers))
+    facts = structure_facts(table, trainable=sum(v.numel() for v in params if v.requires_grad),
+                            total=sum(v.numel() for v in params), buffers=buffers)
+    return facts.model_dump(mode="json"), None
+
+
+def evaluate(job: EvalJob) -> EvalRecord:
+    import numpy as np
+    import torch
+
+    started = time.time()
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if job.device == "auto" else job.device
+    model, program = _load(job)
+    model_facts, arch_error = _architecture(program) if program is not None else (None, "TorchScript: no graph table")
+    model = model.to(device)
+    inputs = _inputs(job)
+    batch = job.static_batch or 1000
+    preds = []
+    with torch.no_grad():
+        for i in range(0, len(inputs), batch):
+            chunk = inputs[i:i + batch]
+            short = batch - len(chunk) if job.static_batch else 0
+            if short:  # an export pinned to one batch size: pad the last chunk
+                chunk = torch.cat([chunk, chunk.new_zeros((short, *chunk.shape[1:]))])
+            out = model(chunk.to(device))
+            preds.append(out.argmax(1).cpu()[: len(chunk) - short])
+    predictions = torch.cat(preds).numpy().astype(np.int64)
+    np.save(Path(job.out_dir) / "predictions.npy", predictions)
+    return EvalRecord(device, round(time.time() - started, 3), int(len(predictions)), model_facts, arch_error)
+
+
+def main(argv: list[str]) -> int:
+    job = EvalJob(**json.loads(Path(argv[0]).read_text()))
+    try:
+        record = asdict(evaluate(job))
+    except Exception as exc:
+        record = {"error": f"{exc.__class__.__name__}: {exc}"}
+    (Path(job.out_dir) / "eval.json").write_text(json.dumps(record))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,81 @@
+"""Host side of the clean evaluation: copy the exported model into a fresh scratch, predict in a new sandbox,
+score the predictions against labels the sandbox never saw."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from grader.evaluate.metrics import metrics
+from grader.execute.staging import TEST_IMAGES
+from grader.facts import EvalFacts, ModelFacts
+from grader.sandbox import SandboxSpec, run_sandboxed
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    eval: EvalFacts
+    model: Optional[ModelFacts]
+    device: Optional[str]
+    error: Optional[str]  # why accuracy could not be measured
+    arch_error: Optional[str] = None
+
+
+def _preprocess_fields(preprocess: dict[str, Any], inputs_file: Optional[Path]) -> dict[str, Any]:
+    if inputs_file is not None:
+        return {"inputs_file": str(inputs_file)}
+    return {"scale": float(preprocess["scale"]), "shift": float(preprocess["shift"])}
+
+
+def evaluate_model(model_file: Path, path: str, *, preprocess: dict[str, Any], staged: Path, labels: np.ndarray,
+                   jobdir: Path, static_batch: Optional[int] = None, inputs_file: Optional[Path] = None,
+                   sandbox: bool = True, wall_seconds: float = 600, memory_bytes: int = 6 << 30,
+                   gpu: Optional[bool] = None) -> Evaluation:
+    scratch = (jobdir / "eval").resolve()
+    scratch.mkdir(parents=True)
+    local_model = scratch / model_file.name
+    shutil.copyfile(model_file, local_model)
+    local_inputs = None
+    if inputs_file is not None:
+        local_inputs = scratch / "test_inputs.pt"
+        shutil.copyfile(inputs_file, local_inputs)
+    images = scratch / TEST_IMAGES  # images only: the labels never enter the sandbox
+    job = {"model_file": str(local_model), "path": path, "images_file": str(images), "out_dir": str(scratch),
+           "static_batch": static_batch, **_preprocess_fields(preprocess, local_inputs)}
+    (scratch / "job.json").write_text(json.dumps(job))
+    spec = SandboxSpec(scratch=scratch, ro_binds=((staged / TEST_IMAGES, images),), wall_seconds=wall_seconds,
+                       memory_bytes=memory_bytes, max_processes=256, max_output_bytes=1 << 20, gpu=gpu,
+                       env={"PYTHONDONTWRITEBYTECODE": "1"})
+    result = run_sandboxed([sys.executable, "-P", "-m", "grader.evaluate.clean", str(scratch / "job.json")], spec,
+                           sandbox=sandbox)
+    try:
+        record = json.loads((scratch / "eval.json").read_text())
+    except (OSError, ValueError):
+        tail = (result.stderr or result.stdout)[-1500:]
+        return Evaluation(EvalFacts(path=path), None, None, f"the evaluation process did not finish: {tail}")
+    if "error" in record:
+        return Evaluation(EvalFacts(path=path), None, None, f"the exported model could not be evaluated: {record['error']}")
+    predictions = np.load(scratch / "predictions.npy")
+    if predictions.shape != labels.shape:
+        return Evaluation(EvalFacts(path=path), None, record.get("device"),
+                          f"the model gave {len(predictions)} predictions for {len(labels)} test images")
+    model = ModelFacts.model_validate(record["model"]) if record.get("model") else None
+    return Evaluation(metrics(predictions, labels, path), model, record.get("device"), None, record.get("arch_error"))
+
+
+def score_in_sandbox_predictions(predictions_file: Path, labels: np.ndarray) -> Evaluation:
+    """The last resort path: predictions the student's sandbox made (the model would not export)."""
+    try:
+        predictions = np.load(predictions_file, allow_pickle=False).astype(np.int64).ravel()
+    except (OSError, ValueError) as exc:
+        return Evaluation(EvalFacts(path="in-sandbox"), None, None, f"no usable predictions from the sandbox: {exc}")
+    if predictions.shape != labels.shape:
+        return Evaluation(EvalFacts(path="in-sandbox"), None, None,
+                          f"the sandbox gave {len(predictions)} predictions for {len(labels)} test images")
+    return Evaluation(metrics(predictions, labels, "in-sandbox"), None, None, None)

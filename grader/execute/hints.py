@@ -1,0 +1,39 @@
+"""What changed, for errors that come from code written for older libraries or for Colab."""
+
+from __future__ import annotations
+
+import re
+
+# (pattern on "ErrorName: message", what to tell the student)
+_HINTS: list[tuple[str, str]] = [
+    (r"AttributeError: '_\w*DataLoaderIter' object has no attribute 'next'",
+     "DataLoader iterators lost `.next()` in PyTorch 1.13: write `next(dataiter)` instead of `dataiter.next()`."),
+    (r"invalid index of a 0-dim tensor",
+     "Losses are 0-dim tensors since PyTorch 0.4: write `loss.item()` instead of `loss.data[0]`."),
+    (r"ModuleNotFoundError: No module named 'google\.colab'",
+     "`google.colab` exists only on Colab: guard it with `if 'google.colab' in sys.modules:` or remove the cell."),
+    (r"AttributeError: module 'torch\.cuda' has no attribute|Torch not compiled with CUDA enabled|"
+     r"Found no NVIDIA driver|CUDA driver initialization failed|no CUDA GPUs are available",
+     "The grader may run without a GPU: pick the device with "
+     "`torch.device('cuda' if torch.cuda.is_available() else 'cpu')` and use `.to(device)` instead of `.cuda()`."),
+    (r"ImportError: cannot import name 'PILLOW_VERSION'",
+     "Pillow 7 removed PILLOW_VERSION; torchvision 0.5+ no longer needs it: upgrade the import, not Pillow."),
+    (r"TypeError: __init__\(\) got an unexpected keyword argument 'size_average'",
+     "`size_average` was replaced by `reduction='mean'` / `'sum'` in PyTorch 1.0."),
+    (r"RuntimeError: .*Attempting to deserialize object on a CUDA device",
+     "The notebook loads weights saved on a GPU: pass `map_location=device` to `torch.load`."),
+]
+
+
+def hint_for(error: str) -> str | None:
+    """A sentence on what changed, for a known incompatibility; None for anything else."""
+    for pattern, hint in _HINTS:
+        if re.search(pattern, error):
+            return hint
+    return None
+
+
+def missing_module(error: str) -> str | None:
+    """The module a ModuleNotFoundError names, e.g. 'torchsummary'."""
+    match = re.search(r"ModuleNotFoundError: No module named '([\w.]+)'", error)
+    return match[1] if match else None

@@ -1,0 +1,169 @@
+"""Runs inside the sandbox: executes the prepared notebook with nbclient and a real IPython kernel.
+
+    python -m grader.execute.runner JOB.json
+
+Both the client and the kernel live in the sandbox (TCP loopback does not cross the
+network namespace, and signals reach the kernel). The host reads `run.json` and
+`harness.json` from the output folder afterwards and trusts neither for the score.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nbformat
+from jupyter_core.utils import run_sync
+from nbclient import NotebookClient
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+@dataclass
+class Job:
+    notebook: str  # prepared v4 notebook inside the sandbox
+    out_dir: str
+    workdir: str
+    variable: str = "model"
+    cell_timeout: float = 600.0
+    output_limit: int = 8 << 20
+    dry_run: bool = False
+    images_file: str | None = None  # the 10,000 test images, no labels
+    harness_timeout: float = 120.0
+
+
+@dataclass
+class CellRecord:
+    index: int  # index in the student's notebook
+    status: str  # ok, error, timeout, not_run
+    seconds: float = 0.0
+    error: str | None = None  # "ErrorName: message"
+    traceback: str | None = None
+
+
+@dataclass
+class RunRecord:
+    cells: list[CellRecord] = field(default_factory=list)
+    output_limit_hit: bool = False
+    output_bytes: int = 0
+    kernel_died: str | None = None
+    harness_error: str | None = None
+    seconds: float = 0.0
+
+
+class OutputLimitExceeded(Exception):
+    pass
+
+
+class LimitedClient(NotebookClient):
+    """A NotebookClient that stops the run once the cells have printed more than `output_limit` bytes."""
+
+    def __init__(self, *args: Any, output_limit: int, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.output_limit = output_limit
+        self.output_bytes = 0
+
+    def output(self, outs, msg, display_id, cell_index):
+        content = msg.get("content", {})
+        self.output_bytes += len(content.get("text", "")) + sum(len(str(v)) for v in content.get("data", {}).values())
+        if self.output_bytes > self.output_limit:
+            raise OutputLimitExceeded(f"the notebook printed more than {self.output_limit:,} bytes")
+        return super().output(outs, msg, display_id, cell_index)
+
+
+def _error_of(cell) -> tuple[str, str] | None:
+    for out in cell.get("outputs", []):
+        if out.get("output_type") == "error":
+            tb = _ANSI.sub("", "\n".join(out.get("traceback", [])))
+            return f"{out.get('ename')}: {out.get('evalue')}", tb[-4000:]
+    return None
+
+
+def _hidden_cell(source: str):
+    cell = nbformat.v4.new_code_cell(source)
+    cell.metadata["grader"] = "harness"
+    return cell
+
+
+def run(job: Job) -> RunRecord:
+    nb = nbformat.read(job.notebook, as_version=4)
+    student_cells = list(nb.cells)
+    setup = _hidden_cell(
+        "import grader.execute.kernel_harness as __grader_harness\n"
+        f"__grader_harness.install(dry_run={job.dry_run!r})")
+    finish = _hidden_cell(
+        f"__grader_harness.finalize(globals(), {job.variable!r}, {job.out_dir!r}, {job.images_file!r})")
+    for cell in student_cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    nb.cells = [setup, *student_cells, finish]
+    client = LimitedClient(nb, timeout=job.cell_timeout, kernel_name="python3", allow_errors=True,
+                           resources={"metadata": {"path": job.workdir}}, output_limit=job.output_limit,
+                           startup_timeout=120)
+    record = RunRecord(cells=[CellRecord(i, "not_run") for i, c in enumerate(student_cells) if c.cell_type == "code"])
+    by_index = {c.index: c for c in record.cells}
+    started = time.time()
+    with client.setup_kernel():
+        client.execute_cell(setup, 0)
+        if _error_of(setup):
+            record.harness_error = "harness set-up failed: " + _error_of(setup)[0]
+        for index, cell in enumerate(student_cells):
+            if cell.cell_type != "code":
+                continue
+            cell_started = time.time()
+            entry = by_index[index]
+            try:
+                client.execute_cell(cell, index + 1)
+            except CellTimeoutError:
+                entry.status, entry.error = "timeout", f"the cell ran longer than {job.cell_timeout:g} s"
+                entry.seconds = round(time.time() - cell_started, 3)
+                run_sync(client.km.interrupt_kernel)()  # stop the cell, keep the kernel: the harness still reads the model
+                time.sleep(2)
+                break
+            except OutputLimitExceeded as exc:
+                entry.status, entry.error = "error", str(exc)
+                record.output_limit_hit = True
+                break
+            except DeadKernelError as exc:
+                entry.status, entry.error = "error", "the kernel died"
+                record.kernel_died = str(exc)
+                break
+            entry.seconds = round(time.time() - cell_started, 3)
+            failed = _error_of(cell)
+            entry.status = "error" if failed else "ok"
+            if failed:
+                entry.error, entry.traceback = failed
+        if not record.output_limit_hit and not record.kernel_died:
+            client.timeout = job.harness_timeout
+            try:
+                client.execute_cell(finish, len(nb.cells) - 1)
+                failed = _error_of(finish)
+                if failed:
+                    record.harness_error = failed[0]
+            except Exception as exc:  # the harness must not turn a verdict into a crash
+                record.harness_error = f"{exc.__class__.__name__}: {exc}"
+    record.output_bytes = client.output_bytes
+    record.seconds = round(time.time() - started, 3)
+    nb.cells = student_cells
+    nbformat.write(nb, str(Path(job.out_dir) / "executed.ipynb"))
+    return record
+
+
+def main(argv: list[str]) -> int:
+    job = Job(**json.loads(Path(argv[0]).read_text()))
+    try:
+        record = run(job)
+    except Exception as exc:
+        record = RunRecord(kernel_died=f"{exc.__class__.__name__}: {exc}")
+    (Path(job.out_dir) / "run.json").write_text(json.dumps(asdict(record)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

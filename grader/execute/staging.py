@@ -1,0 +1,44 @@
+"""MNIST where student notebooks look for it, read-only: torchvision layout under every root they name.
+
+Staged once per machine (uncompressed, as `datasets.MNIST(root, download=True)` finds it
+and then skips the download), and bound into each sandbox at `<workdir>/data`,
+`<workdir>/../data` and every literal root the notebook passes to `datasets.MNIST(...)`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+
+from grader.data.locate import cache_dir, load_mnist, stage_torchvision_layout
+
+TEST_IMAGES = "test_images.npy"  # the 10,000 test images, no labels: for probing and clean evaluation
+
+
+def staged_root(source: Path) -> Path:
+    """A folder with MNIST/raw/ (uncompressed) and the test images as .npy, made once per data source."""
+    key = hashlib.sha256(str(source.resolve()).encode()).hexdigest()[:16]
+    root = cache_dir().parent / "staged" / key
+    marker = root / ".complete"
+    if not marker.exists():
+        root.mkdir(parents=True, exist_ok=True)
+        stage_torchvision_layout(source, root)
+        np.save(root / TEST_IMAGES, load_mnist(source, "test").images)
+        marker.write_text(str(source.resolve()))
+    return root
+
+
+def data_binds(staged: Path, workdir: Path, roots: tuple[str, ...]) -> tuple[tuple[Path, Path], ...]:
+    """(host, inside) read-only binds: the staged root at ./data, ../data and every root the notebook names."""
+    wanted = {workdir / "data", workdir.parent / "data"}
+    for root in roots:
+        path = PurePosixPath(root)
+        inside = Path(os.path.normpath(path if path.is_absolute() else workdir / path))
+        if inside == workdir or workdir.is_relative_to(inside) or inside.parts[:2] in (("/", "proc"), ("/", "dev")):
+            continue  # a root that would hide the working directory or a system folder stays unstaged
+        wanted.add(inside)
+    # torchvision also accepts root=<folder holding MNIST/raw> directly, which is what `staged` is.
+    return tuple((staged, inside) for inside in sorted(wanted))

@@ -1,0 +1,137 @@
+"""Notebooks through the whole sandboxed path: each adversarial fixture ends with the right verdict,
+nothing outside its scratch changes, and the next submission is graded normally."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from grader.execute.job import Limits
+from grader.pipeline import Options, grade_facts
+from grader.sandbox import bwrap_available
+
+FIXTURES = Path(__file__).parent / "fixtures" / "exec"
+
+pytestmark = pytest.mark.skipif(bwrap_available() is None, reason="bubblewrap is not installed (./setup.sh installs it)")
+
+
+@pytest.fixture(scope="module")
+def options(real_mnist_dir, tmp_path_factory):
+    return Options(data=str(real_mnist_dir), limits=Limits(wall_seconds=120, cell_seconds=10, memory_bytes=2 << 30,
+                                                           max_processes=96, max_file_bytes=50 << 20,
+                                                           output_bytes=2 << 20))
+
+
+def grade(name: str, options: Options, **changes):
+    opts = Options(**{**options.__dict__, **changes})
+    return grade_facts(FIXTURES / f"{name}.ipynb", opts)
+
+
+def outputs_text(keep: Path) -> str:
+    nb = nbformat.read(str(keep / "executed.ipynb"), as_version=4)
+    return "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+
+
+def test_realstyle_notebook_runs_end_to_end_and_is_measured(options, tmp_path):
+    facts = grade("realstyle_train_subset", options, keep=tmp_path)
+    assert facts.verdict.kind == "ok"
+    # the old-API cell failed, grading went on, and the verdict says what changed
+    assert facts.verdict.cell == 8 and "write `next(dataiter)`" in facts.verdict.message
+    assert facts.eval.path == "export" and 50 < facts.eval.accuracy < 100
+    assert sum(sum(row) for row in facts.eval.confusion) == 10000
+    assert len(facts.eval.misclassified) == round(10000 * (100 - facts.eval.accuracy) / 100)
+    assert facts.model.params.trainable == 6434  # counted by hand: convs 80+1168+136+1168+2320+1450, bn 2*(8+16+16+16)
+    assert facts.model.layers.linear == 0 and facts.model.gap is True and facts.model.transitions == 1
+    assert facts.train.optimizer_steps == 47 and facts.train.epochs == pytest.approx(1.0, abs=0.01)
+    printed = outputs_text(tmp_path)
+    assert "Test set: Average loss" in printed and "Total params: 6,434" in printed  # torchsummary ran in the sandbox
+
+
+@pytest.mark.parametrize("name, kind", [
+    ("infinite_loop", "timeout"),
+    ("sleep_past_limit", "timeout"),
+    ("never_finishes_first_cell", "timeout"),
+    ("memory_bomb", "memory"),
+    ("print_gigabytes", "output_limit"),
+    ("kill_parent", "crash"),
+    ("forward_crashes", "bad_model"),
+    ("nine_outputs", "bad_model"),
+    ("nan_outputs", "bad_model"),
+    ("no_model_at_all", "no_model"),
+    ("invalid_json", "invalid_notebook"),
+])
+def test_adversarial_notebook_gets_a_verdict(name, kind, options):
+    facts = grade(name, options)
+    assert facts.verdict.kind == kind, facts.verdict.message
+    assert facts.verdict.message
+
+
+def test_fork_bomb_is_bounded_and_ends(options):
+    # Forks past max_processes are refused; the ~90 copies of the kernel that did start may
+    # also use up the memory limit first, depending on how many pages they touch.
+    facts = grade("fork_bomb", options)
+    assert facts.verdict.kind in ("no_model", "memory"), facts.verdict.message
+
+
+def test_timeouts_name_the_cell(options):
+    facts = grade("never_finishes_first_cell", options)
+    assert facts.verdict.cell == 0 and "longer than 10 s" in facts.verdict.message
+
+
+def test_fill_disk_stops_at_the_file_limit(options, tmp_path):
+    facts = grade("fill_disk", options)
+    assert facts.verdict.kind == "crash" and facts.verdict.cell == 0
+    assert "File too large" in facts.verdict.message or "Errno 27" in facts.verdict.message
+
+
+def test_socket_to_outside_fails_and_grading_goes_on(options, tmp_path):
+    facts = grade("socket_to_outside", options, keep=tmp_path)
+    printed = outputs_text(tmp_path)
+    assert "connected" not in printed and "1.1.1.1" in printed
+    assert facts.verdict.kind == "ok" and facts.model.params.trainable == 6434
+
+
+def test_grader_env_and_home_are_hidden(options, tmp_path, monkeypatch):
+    monkeypatch.setenv("GRADER_SECRET_TOKEN", "s3cr3t")
+    grade("read_grader_env_and_home", options, keep=tmp_path)
+    printed = outputs_text(tmp_path)
+    assert "GRADER_SECRET_TOKEN" not in printed and "s3cr3t" not in printed
+    assert "/work FileNotFoundError" in printed
+    assert "main" not in printed.split("/work", 1)[1].splitlines()[0]
+
+
+def test_writes_outside_scratch_change_nothing(options, tmp_path):
+    before = set(os.listdir("/")), set(os.listdir("/usr")), set(os.listdir("/etc"))
+    grade("write_outside_scratch", options, keep=tmp_path)
+    lines = outputs_text(tmp_path).splitlines()
+    for path in ("/usr/pwned", "/etc/pwned", "/work/pwned", "/pwned"):
+        assert f"{path} OSError" in lines
+    # ../pwned is the job folder, which exists only as the sandbox's private /tmp: the write lands there
+    assert (set(os.listdir("/")), set(os.listdir("/usr")), set(os.listdir("/etc"))) == before
+
+
+def test_monkeypatched_accuracy_is_not_believed(options):
+    facts = grade("fake_accuracy_monkeypatch", options)
+    assert facts.claims.accuracy is None  # the fixture has no saved outputs; what it prints at run time is not a claim
+    assert facts.verdict.kind == "ok" and facts.eval.accuracy < 30  # an untrained net, measured cleanly
+
+
+def test_a_normal_submission_after_the_bombs_grades_normally(options):
+    grade("memory_bomb", options)
+    grade("fork_bomb", options)
+    facts = grade("socket_to_outside", options)
+    assert facts.verdict.kind == "ok" and facts.eval.accuracy is not None
+
+
+def test_grade_run_json_prints_the_nested_facts(real_mnist_dir, capsys):
+    from grader.cli.main import main
+
+    code = main(["run", str(FIXTURES / "nine_outputs.ipynb"), "--json", "--data", str(real_mnist_dir), "--timeout", "120"])
+    facts = json.loads(capsys.readouterr().out)
+    assert code == 0 and facts["verdict"]["kind"] == "bad_model"
+    assert "(8, 9)" in facts["verdict"]["message"]
+    assert set(facts) >= {"notebook", "claims", "model", "train", "eval", "verdict"}
