@@ -109,7 +109,7 @@ def test_writes_outside_scratch_change_nothing(options, tmp_path):
     grade("write_outside_scratch", options, keep=tmp_path)
     lines = outputs_text(tmp_path).splitlines()
     for path in ("/usr/pwned", "/etc/pwned", "/work/pwned", "/pwned"):
-        assert f"{path} OSError" in lines
+        assert any(line.startswith(f"{path} ") and line.endswith("Error") for line in lines), lines
     # ../pwned is the job folder, which exists only as the sandbox's private /tmp: the write lands there
     assert (set(os.listdir("/")), set(os.listdir("/usr")), set(os.listdir("/etc"))) == before
 
