@@ -18,7 +18,7 @@ from grader.evaluate.job import Evaluation, evaluate_model, score_in_sandbox_pre
 from grader.execute.job import Execution, Limits, execute_notebook
 from grader.execute.staging import staged_root
 from grader.errors import GraderError
-from grader.facts import Facts, VerdictFacts
+from grader.facts import EvalFacts, Facts, TrainFacts, VerdictFacts
 from grader.inspect.static import inspect_submission
 
 Mode = Literal["static", "evaluate", "execute"]
@@ -73,9 +73,11 @@ def grade_facts(path: Path, options: Options, progress: Progress = _quiet) -> Fa
                                      sandbox=options.sandbox, gpu=options.gpu, gpu_index=options.gpu_index)
         facts = facts.model_copy(update={"train": execution.train, "verdict": execution.verdict})
         if execution.verdict.kind == "ok":
-            progress("measuring the model")
+            progress("reading the model" if options.dry_run else "measuring the model")
             evaluation = _evaluate_execution(execution, staged, data, jobdir, options)
             facts = _with_evaluation(facts, evaluation, execution)
+        if options.dry_run:  # nothing was trained: accuracy and training counters would be misleading
+            facts = facts.model_copy(update={"eval": EvalFacts(), "train": TrainFacts(), "claims": report.claims})
         if options.keep:
             _keep(execution.out_dir, options.keep)
     return facts

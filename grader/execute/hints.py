@@ -6,7 +6,7 @@ import re
 
 # (pattern on "ErrorName: message", what to tell the student)
 _HINTS: list[tuple[str, str]] = [
-    (r"AttributeError: '_\w*DataLoaderIter' object has no attribute 'next'",
+    (r"AttributeError: '\w*[Ii]ter\w*' object has no attribute 'next'",
      "DataLoader iterators lost `.next()` in PyTorch 1.13: write `next(dataiter)` instead of `dataiter.next()`."),
     (r"invalid index of a 0-dim tensor",
      "Losses are 0-dim tensors since PyTorch 0.4: write `loss.item()` instead of `loss.data[0]`."),
