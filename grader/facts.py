@@ -101,6 +101,9 @@ class VerdictFacts(_Section):
     kind: Optional[VerdictKind] = None
     message: Optional[str] = None
     cell: Optional[int] = None
+    failed_cells: Optional[list[int]] = Field(
+        None, description="cells that raised an error while the rest of the notebook went on (from the run; "
+                          "in evaluate mode, from the saved outputs)")
     output_tail: Optional[str] = None
 
 

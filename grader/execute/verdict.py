@@ -32,8 +32,10 @@ def decide(*, timed_out: bool, memory_exceeded: bool, output_truncated: bool, wa
     cell_index = failed["index"] if failed else None
     tail = output_tail[-2000:] or None
 
+    failed_cells = [c["index"] for c in cells if c["status"] in ("error", "timeout")] if run else None
+
     def verdict(kind: str, message: str, cell: Optional[int] = cell_index) -> VerdictFacts:
-        return VerdictFacts(kind=kind, message=message, cell=cell, output_tail=tail)
+        return VerdictFacts(kind=kind, message=message, cell=cell, failed_cells=failed_cells, output_tail=tail)
 
     if memory_exceeded:
         return verdict("memory", f"the notebook used more than {memory_bytes / 2**30:.1f} GiB of memory and was stopped"
