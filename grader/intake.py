@@ -29,7 +29,8 @@ MAX_RATIO = 200
 class Submission:
     student: str
     path: Path
-    digest: str  # sha256 of the file's bytes: what the results are keyed by
+    digest: str  # sha256 of the file's bytes (and the model's, if any): what the results are keyed by
+    model: Path | None = None  # an exported model handed in beside the notebook (evaluate mode)
 
 
 def digest(path: Path) -> str:
@@ -68,6 +69,14 @@ def _in_folder(folder: Path) -> Path | None:
     return max(files, key=lambda p: (p.suffix.lower() == ".ipynb", p.stat().st_mtime, p.name))
 
 
+def _beside(notebook: Path) -> Path | None:
+    """An exported model in the same student folder as a notebook."""
+    if notebook.suffix.lower() == ".pt2":
+        return None
+    models = sorted(notebook.parent.glob("*.pt2"))
+    return models[0] if models else None
+
+
 def discover(root: Path, pattern: str = DEFAULT_ID_PATTERN) -> list[Submission]:
     """Submissions under `root`: files at the top level, or one folder per student."""
     pattern = _compile(pattern)
@@ -89,7 +98,9 @@ def discover(root: Path, pattern: str = DEFAULT_ID_PATTERN) -> list[Submission]:
         if student in found:  # two files for one student (a resubmission): keep the newer one
             if found[student].path.stat().st_mtime >= path.stat().st_mtime:
                 continue
-        found[student] = Submission(student, path, digest(path))
+        model = _beside(path) if entry.is_dir() else None
+        key = digest(path) if model is None else hashlib.sha256((digest(path) + digest(model)).encode()).hexdigest()
+        found[student] = Submission(student, path, key, model)
     if not found:
         raise GraderError("no submissions found (.ipynb, .py or .pt2 files, or one folder per student)",
                           where=str(root), fix="point at the folder (or zip) the LMS exported")

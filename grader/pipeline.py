@@ -48,8 +48,11 @@ def _quiet(_: str) -> None:
     pass
 
 
-def grade_facts(path: Path, options: Options, progress: Progress = _quiet) -> Facts:
-    """Every fact the stages can establish about one submission. Raises GraderError only for unusable input."""
+def grade_facts(path: Path, options: Options, progress: Progress = _quiet, *, model_file: Optional[Path] = None) -> Facts:
+    """Every fact the stages can establish about one submission. Raises GraderError only for unusable input.
+
+    `model_file`: an exported model handed in with the notebook; in `evaluate` mode it is what gets measured.
+    """
     path = Path(path)
     if path.suffix.lower() in MODEL_SUFFIXES:
         return _evaluate_only(path, options, progress)
@@ -63,6 +66,8 @@ def grade_facts(path: Path, options: Options, progress: Progress = _quiet) -> Fa
     facts = Facts(notebook=report.notebook_facts, claims=report.claims)
     if options.mode == "static":
         return facts
+    if options.mode == "evaluate":
+        return _evaluate_with_notebook(facts, report.notebook, model_file, options, progress)
     data = ensure_mnist(options.data)
     staged = staged_root(data)
     with tempfile.TemporaryDirectory(prefix="mnist-grader-") as tmp:
@@ -105,11 +110,8 @@ def _with_evaluation(facts: Facts, evaluation: Evaluation, execution: Optional[E
         params = execution.harness["params"]
         update["model"] = facts.model.model_copy(update={"params": facts.model.params.model_copy(update=params)})
     if evaluation.error:
-        update["verdict"] = VerdictFacts(kind="bad_model", message=evaluation.error)
-    claims = facts.claims
-    if claims.accuracy is not None and evaluation.eval.accuracy is not None:
-        update["claims"] = claims.model_copy(update={"accuracy_gap": round(claims.accuracy - evaluation.eval.accuracy, 4)})
-    return facts.model_copy(update=update)
+        update["verdict"] = facts.verdict.model_copy(update={"kind": "bad_model", "message": evaluation.error})
+    return _merge_claims(facts.model_copy(update=update))
 
 
 def _evaluate_only(path: Path, options: Options, progress: Progress) -> Facts:
@@ -124,6 +126,38 @@ def _evaluate_only(path: Path, options: Options, progress: Progress) -> Facts:
     facts = _with_evaluation(Facts(), evaluation, None)
     if facts.verdict.kind is None:
         facts = facts.model_copy(update={"verdict": VerdictFacts(kind="ok", message="the exported model was measured")})
+    return facts
+
+
+def _saved_errors(notebook) -> list[int]:
+    """Cells whose saved outputs hold an error: the run that produced them failed there."""
+    return [i for i, cell in enumerate(notebook.cells) if cell.cell_type == "code"
+            and any(out.get("output_type") == "error" for out in cell.get("outputs", []))]
+
+
+def _evaluate_with_notebook(facts: Facts, notebook, model_file: Optional[Path], options: Options,
+                            progress: Progress) -> Facts:
+    """Evaluate mode: the notebook is read, not run; the exported model beside it is measured."""
+    failed = _saved_errors(notebook)
+    if model_file is None:
+        return facts.model_copy(update={"verdict": VerdictFacts(
+            kind="no_model", failed_cells=failed,
+            message="evaluate mode measures an exported model (model.pt2) handed in beside the notebook, "
+                    "and there is none; grade in execute mode to run the notebook instead")})
+    measured = _evaluate_only(model_file, options, progress)
+    verdict = measured.verdict.model_copy(update={"failed_cells": failed, "cell": failed[0] if failed else None})
+    if failed and verdict.kind == "ok":
+        verdict = verdict.model_copy(update={"message": verdict.message + f"; the notebook's saved outputs show "
+                                             f"errors in cells {failed}"})
+    return _merge_claims(measured.model_copy(update={"notebook": facts.notebook, "claims": facts.claims,
+                                                     "verdict": verdict}))
+
+
+def _merge_claims(facts: Facts) -> Facts:
+    claims = facts.claims
+    if claims.accuracy is not None and facts.eval.accuracy is not None:
+        return facts.model_copy(update={"claims": claims.model_copy(
+            update={"accuracy_gap": round(claims.accuracy - facts.eval.accuracy, 4)})})
     return facts
 
 

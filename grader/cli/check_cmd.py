@@ -1,0 +1,107 @@
+"""`grade check NOTEBOOK`: a student's self-check, with the instructor's rubric and code path."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from grader.batch import options_for
+from grader.cli.common import add_run_options, run_overrides, warn_if_unsandboxed
+from grader.pipeline import grade_facts
+from grader.rubric.load import load_rubric
+from grader.rubric.score import score
+from grader.rubric.sheet import ScoreSheet
+
+HELP = """\
+Check your notebook before you upload it: the same rubric, the same sandbox and the
+same measurements as the instructor's `grade submissions/`, at three depths:
+
+  --static    nothing runs: comments per cell, shell lines, what your saved outputs
+              claim, and which rubric items need a run to judge (about a second)
+  --dry-run   the notebook runs in the sandbox but data loaders yield no batches: the
+              model is built, so parameters, layers, GAP, 1x1 transitions and the
+              receptive field are real, while no time goes into training (seconds)
+  (default)   the full run, then your model measured on the 10,000 test images
+
+Exit code 0 when every required item passes (items a depth cannot judge do not count).
+
+From a notebook cell:  from grader import check; check()          (save the notebook first)
+
+Examples
+  grade check my.ipynb --static
+  grade check my.ipynb --dry-run --rubric mnist-s5
+  grade check my.ipynb --json > facts-and-score.json
+"""
+
+_STATUS = {"passed": "[green]passed[/]", "partial": "[yellow]partial[/]", "failed": "[red]failed[/]",
+           "not_measured": "[dim]not judged[/]"}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("check", help="self-check one notebook against a rubric (students)",
+                            description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("notebook", type=Path, metavar="NOTEBOOK")
+    parser.add_argument("--rubric", default="mnist-s3", help="rubric file or shipped name (default: mnist-s3)")
+    depth = parser.add_mutually_exclusive_group()
+    depth.add_argument("--static", action="store_true", help="run nothing (about a second)")
+    depth.add_argument("--dry-run", action="store_true", help="build the model, skip training")
+    parser.add_argument("--json", action="store_true", help="print the facts and the score sheet as JSON")
+    add_run_options(parser, defaults_from_rubric=True)
+    parser.set_defaults(handler=run)
+
+
+def _explain_dry_run(sheet: ScoreSheet) -> ScoreSheet:
+    items = [item.model_copy(update={"evidence": "not judged in a dry run: nothing is trained; "
+                                                 "run `grade check` without --dry-run"})
+             if item.status == "not_measured" and item.fact.split(".")[0] in ("eval", "train") else item
+             for item in sheet.items]
+    return sheet.model_copy(update={"items": items})
+
+
+def required_failed(sheet: ScoreSheet) -> list[str]:
+    return [item.id for item in sheet.items if item.required and item.status in ("failed", "partial")]
+
+
+def run(args: argparse.Namespace) -> int:
+    warn_if_unsandboxed(args)
+    rubric = load_rubric(args.rubric)
+    overrides = run_overrides(args, rubric)
+    if args.static:
+        overrides["mode"] = "static"
+    options = options_for(rubric, **overrides, dry_run=args.dry_run or None)
+    console = Console(stderr=True)
+    with console.status("checking") as status:
+        facts = grade_facts(args.notebook, options, progress=lambda what: status.update(what))
+    sheet = score(facts, rubric, show_hidden=False)
+    if args.dry_run:
+        sheet = _explain_dry_run(sheet)
+    failed = required_failed(sheet)
+    if args.json:
+        json.dump({"facts": facts.to_json(), "score": sheet.model_dump(mode="json")}, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 1 if failed else 0
+    out = Console()
+    depth = "static check" if args.static else "dry run" if args.dry_run else "full run"
+    out.print(f"[bold]{args.notebook}[/] against [bold]{rubric.id}[/] ({depth}): "
+              f"{sheet.score:g} / {sheet.max_score:g} points")
+    if facts.verdict.kind:
+        out.print(f"run: {facts.verdict.kind} — {facts.verdict.message}", markup=False, highlight=False)
+    table = Table(show_lines=False)
+    for column in ("item", "status", "points", "evidence"):
+        table.add_column(column)
+    for item in sheet.items:
+        table.add_row(item.title + (" (required)" if item.required else ""), _STATUS[item.status],
+                      f"{item.points:g}/{item.max_points:g}", item.evidence)
+    out.print(table)
+    to_change = [item for item in sheet.items if item.status in ("failed", "partial") and item.feedback]
+    if to_change:
+        out.print("[bold]What to change[/]")
+        for item in to_change:
+            out.print(f"- {item.title}: {item.feedback}", markup=False, highlight=False)
+    out.print("[green]All required items pass.[/]" if not failed else f"[red]Required items not passed: {', '.join(failed)}[/]")
+    return 1 if failed else 0
