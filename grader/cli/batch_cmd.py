@@ -133,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
     fresh = sum(not g.cached for g in results)
     console.print(summary_table(results))
     console.print(f"{fresh} graded, {len(results) - fresh} unchanged (cached) in {time.monotonic() - started:.0f} s; "
-                  f"gradebook: {args.out / 'gradebook.csv'}")
+                  f"gradebook: {args.out / 'gradebook.csv'}", soft_wrap=True, highlight=False)
     if args.json:
         json.dump(gradebook_rows([GradebookEntry(g.submission.student, g.sheet, g.facts) for g in results]),
                   sys.stdout, indent=2)

@@ -1,0 +1,121 @@
+"""Batch grading: gradebook and reports for a class, resumable, one bad submission never stops it."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from grader.cli.main import main
+
+NOTEBOOKS = Path(__file__).parent / "fixtures" / "notebooks"
+EXEC = Path(__file__).parent / "fixtures" / "exec"
+
+STATIC_RUBRIC = """\
+id: comments-only
+title: Comments only
+mode: static
+items:
+  - id: comments
+    title: Every code cell is commented
+    fact: notebook.comment_coverage
+    ge: 1.0
+    points: 10
+  - id: cells
+    title: At least three code cells
+    fact: notebook.code_cells
+    ge: 3
+    points: 5
+"""
+
+
+@pytest.fixture()
+def klass(tmp_path):
+    folder = tmp_path / "class"
+    folder.mkdir()
+    shutil.copy(NOTEBOOKS / "realstyle_s3_torchsummary.ipynb", folder / "smith_111_1_hw.ipynb")
+    shutil.copy(NOTEBOOKS / "colab_badges.ipynb", folder / "doe_222_1_hw.ipynb")
+    shutil.copy(NOTEBOOKS / "invalid_json.ipynb", folder / "lee_333_1_hw.ipynb")
+    rubric = tmp_path / "static.yaml"
+    rubric.write_text(STATIC_RUBRIC)
+    return folder, rubric
+
+
+def run_batch(folder, rubric, out, *extra):
+    return main([str(folder), "--rubric", str(rubric), "--out", str(out), "--json", *extra])
+
+
+def test_static_batch_writes_gradebook_and_reports(klass, tmp_path, capsys):
+    folder, rubric = klass
+    out = tmp_path / "out"
+    assert run_batch(folder, rubric, out) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["student"] for r in rows] == ["111", "222", "333"]
+    bad = rows[2]
+    assert bad["verdict"] == "invalid_notebook" and bad["score"] == 0  # one broken file, the batch went on
+    with open(out / "gradebook.csv", newline="") as fh:
+        table = list(csv.DictReader(fh))
+    assert [r["student"] for r in table] == ["111", "222", "333"]
+    assert set(table[0]) >= {"student", "score", "max_score", "passed", "verdict", "comments", "cells"}
+    for student in ("111", "222", "333"):
+        for name in ("report.html", "report.md", "results.json", "facts.json"):
+            assert (out / student / name).is_file()
+    results = json.loads((out / "111" / "results.json").read_text())
+    assert results["score"] == sum(t["score"] for t in results["tests"])
+
+
+def test_rerun_grades_nothing_and_a_changed_file_only_itself(klass, tmp_path, capsys):
+    folder, rubric = klass
+    out = tmp_path / "out"
+    run_batch(folder, rubric, out)
+    capsys.readouterr()
+    run_batch(folder, rubric, out)
+    assert "0 graded, 3 unchanged (cached)" in capsys.readouterr().err
+    changed = folder / "doe_222_1_hw.ipynb"
+    changed.write_text(changed.read_text() + "\n")  # new bytes: a resubmission
+    run_batch(folder, rubric, out)
+    assert "1 graded, 2 unchanged (cached)" in capsys.readouterr().err
+    run_batch(folder, rubric, out, "--force")
+    assert "3 graded, 0 unchanged (cached)" in capsys.readouterr().err
+
+
+def test_changed_rubric_rescoring_runs_nothing(klass, tmp_path, capsys):
+    folder, rubric = klass
+    out = tmp_path / "out"
+    run_batch(folder, rubric, out)
+    capsys.readouterr()
+    rubric.write_text(STATIC_RUBRIC.replace("points: 5", "points: 50"))
+    run_batch(folder, rubric, out)
+    captured = capsys.readouterr()
+    assert "0 graded, 3 unchanged (cached)" in captured.err
+    assert json.loads(captured.out)[0]["max_score"] == 60
+
+
+def test_zip_export_is_graded_like_its_folder(klass, tmp_path, capsys):
+    folder, rubric = klass
+    archive = shutil.make_archive(str(tmp_path / "export"), "zip", root_dir=tmp_path, base_dir="class")
+    assert run_batch(archive, rubric, tmp_path / "out") == 0
+    assert [r["student"] for r in json.loads(capsys.readouterr().out)] == ["111", "222", "333"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--jobs", "0"], "--jobs must be at least 1"),
+    (["--id-pattern", "(x)"], "--id-pattern has no group named `id`"),
+])
+def test_batch_usage_errors(klass, tmp_path, capsys, args, message):
+    folder, rubric = klass
+    assert run_batch(folder, rubric, tmp_path / "out", *args) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_check_static_reports_items_needing_a_run(capsys):
+    code = main(["check", str(NOTEBOOKS / "realstyle_s3_torchsummary.ipynb"), "--static", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    items = {i["id"]: i for i in out["score"]["items"]}
+    assert items["params"]["status"] == "not_measured" and "static check" in items["params"]["evidence"]
+    assert items["comments"]["status"] in ("partial", "failed")
+    assert out["facts"]["notebook"]["uncommented_cells"] == [1, 2, 10, 12]
+    assert code == 0  # no required item was judged and failed
