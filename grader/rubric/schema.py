@@ -1,0 +1,478 @@
+"""The rubric schema (rubrics/*.yaml): an assignment, how to run it, and items that each read one fact.
+
+    id: mnist-s3
+    title: "Session 3: under 20k parameters, 99.4% on MNIST"
+    description: Optional text for the report header.
+    mode: execute                  # static | evaluate | execute
+    limits: {time: 3600, cell_time: 3600, memory: 6G, gpu: wanted}   # gpu: no | wanted | required
+    model: model                   # the notebook variable that holds the network
+    items:
+      - id: params
+        title: Under 20,000 trainable parameters
+        fact: model.params.trainable     # any name from `grade rubric facts`
+        lt: 20000                        # exactly one of lt, le, ge, gt, eq, in, between ... or bands
+        points: 30
+        required: true                   # the submission fails if this item does not pass
+        visibility: visible              # visible | hidden | after_due_date (as in Gradescope)
+        feedback:                        # jinja2: the facts (model.params.trainable, ...), value, item, points
+          pass: "{{ value | num }} parameters: within budget."
+          fail: "{{ value | num }} parameters: over the 20,000 budget."
+      - id: accuracy
+        title: At least 99.4% on the 10,000 test images
+        fact: eval.accuracy
+        points: 40
+        bands:                           # partial credit: the first band that matches gives its points
+          - {ge: 99.4, points: 40}
+          - {ge: 99.0, points: 25}
+          - {ge: 98.0, points: 10}
+
+An item passes with full points when its comparison holds. With `bands` instead
+of a comparison, the first band (top to bottom) whose comparison holds gives
+its points: all of them is `passed`, some is `partial`, no band is `failed`.
+A fact that was not measured (the notebook crashed, static mode, ...) scores
+zero as `not_measured`. Numbers compare with a tolerance of 1e-9, so 99.4
+measured as 99.39999999999999 is still `>= 99.4`.
+
+Feedback templates (`pass`, `fail`, optional `partial`, `not_measured`) see the
+facts as nested names (`model.params.trainable`, `verdict.message`), `value`
+(the item's fact), `item` (id, title, fact, points, required) and `points`
+(awarded); filters `num` (13,808; 99.42) and `pct` (0.83 -> 83%).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from functools import lru_cache
+from typing import Annotated, Any, Callable, Literal, Optional, Union, get_args, get_origin
+
+from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError
+from jinja2.sandbox import SandboxedEnvironment
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, Strict, field_validator, model_validator
+from pydantic.fields import FieldInfo
+
+from grader.cli.common import parse_size
+from grader.errors import GraderError
+from grader.execute.job import Limits as RunLimits
+from grader.facts import Facts, known_facts
+from grader.rubric.sheet import Visibility
+from grader.schema_errors import did_you_mean, invalid
+
+Mode = Literal["static", "evaluate", "execute"]
+Gpu = Literal["no", "wanted", "required"]
+OPERATORS = ("lt", "le", "ge", "gt", "eq", "in", "between")
+ORDERING = ("lt", "le", "ge", "gt", "between")
+SYMBOL = {"lt": "<", "le": "<=", "ge": ">=", "gt": ">", "eq": "="}
+# Facts that only a run can establish: `grade check --static` lists their items as "needs a run".
+# claims.accuracy_gap compares the printed accuracy with the measured one; verdict.* is the run's outcome.
+NEEDS_RUN = ("model.", "train.", "eval.", "verdict.", "claims.accuracy_gap")
+TOLERANCE = 1e-9
+
+_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+Number = Annotated[float, Strict()]  # YAML `true` is not a number here
+
+
+def needs_run(fact: str) -> bool:
+    return fact.startswith(NEEDS_RUN)
+
+
+# --- numbers as people read them (evidence, feedback) ---------------------------------------------------------
+
+def num(value: Any) -> str:
+    """13808 -> '13,808'; 99.42 -> '99.42'; 0.5 -> '0.5' (at most 4 decimals)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if float(value).is_integer():
+        return f"{int(value):,}"
+    return f"{value:,.4f}".rstrip("0").rstrip(".")
+
+
+def pct(value: Any) -> str:
+    """A share 0..1 as a percentage: 0.8333 -> '83.3%'."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    return f"{value * 100:.1f}".removesuffix(".0") + "%"
+
+
+ENV = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+ENV.filters.update(num=num, pct=pct)
+
+
+# What rendering a template may raise: jinja's own errors, and Python's from filters and arithmetic.
+RENDER_ERRORS = (TemplateError, ArithmeticError, TypeError, ValueError, LookupError)
+
+
+@lru_cache(maxsize=1024)
+def template(text: str):
+    return ENV.from_string(text)
+
+
+# --- what each fact holds, for checking comparisons when the rubric loads ------------------------------------
+
+def fact_field(name: str) -> FieldInfo:
+    """The declaration of a dotted fact in the facts record (its type and description)."""
+    model: Any = Facts
+    for part in name.split("."):
+        field = model.model_fields[part]
+        model = field.annotation
+    return field
+
+
+def fact_type(name: str) -> Any:
+    """The declared type of a dotted fact (Optional removed)."""
+    node = fact_field(name).annotation
+    if get_origin(node) is Union:
+        node = next(arg for arg in get_args(node) if arg is not type(None))
+    return node
+
+
+def fact_kind(name: str) -> tuple[str, tuple]:
+    """('number' | 'bool' | 'text' | 'list' | 'other', the allowed texts of a Literal)."""
+    kind = fact_type(name)
+    if kind is bool:
+        return "bool", ()
+    if kind in (int, float):
+        return "number", ()
+    if kind is str:
+        return "text", ()
+    if get_origin(kind) is Literal:
+        return "text", get_args(kind)
+    if get_origin(kind) is list:
+        return "list", ()
+    return "other", ()
+
+
+def _sample(kind: Any) -> Any:
+    if get_origin(kind) is Union:
+        kind = next(arg for arg in get_args(kind) if arg is not type(None))
+    if get_origin(kind) is Literal:
+        return get_args(kind)[0]
+    if get_origin(kind) is list:
+        return [_sample(get_args(kind)[0])]
+    return {bool: True, int: 1, float: 1.0, str: "text"}.get(kind, {})
+
+
+@lru_cache(maxsize=1)
+def sample_context() -> dict[str, Any]:
+    """Facts with a plausible value everywhere: templates render against it when the rubric loads."""
+    nested: dict[str, Any] = {}
+    for name in known_facts():
+        *sections, leaf = name.split(".")
+        node = nested
+        for section in sections:
+            node = node.setdefault(section, {})
+        node[leaf] = _sample(fact_type(name))
+    return Facts.model_validate(nested).to_json()
+
+
+def _describe_kind(name: str) -> str:
+    kind, choices = fact_kind(name)
+    if choices:
+        return "one of " + ", ".join(choices)
+    return {"number": "a number", "bool": "true or false", "text": "text", "list": "a list"}.get(kind, "a record")
+
+
+def _hint(name: str) -> str:
+    kind, choices = fact_kind(name)
+    if kind == "bool":
+        return "use eq: true or eq: false"
+    if choices:
+        return f"use eq: {choices[0]} or in: [{', '.join(choices[:2])}]"
+    if kind == "text":
+        return "use eq: TEXT or in: [TEXT, ...]"
+    return "use eq: [...] (the whole value)"
+
+
+def _fits(name: str, value: Any) -> bool:
+    kind, choices = fact_kind(name)
+    if kind == "number":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "text":
+        return isinstance(value, str) and (not choices or value in choices)
+    if kind == "list":
+        return isinstance(value, list)
+    return True
+
+
+def _close(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=TOLERANCE, abs_tol=TOLERANCE)
+
+
+def _equal(a: Any, b: Any) -> bool:
+    numbers = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (a, b))
+    return _close(a, b) if numbers else a == b
+
+
+# --- the schema --------------------------------------------------------------------------------------------------
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Comparison(_Strict):
+    """At most one of these is given (exactly one on a band; an item may have bands instead)."""
+
+    lt: Optional[Number] = None
+    le: Optional[Number] = None
+    ge: Optional[Number] = None
+    gt: Optional[Number] = None
+    eq: Any = None
+    in_: Optional[list[Any]] = Field(None, alias="in")
+    between: Optional[tuple[Number, Number]] = None
+
+    @field_validator("between")
+    @classmethod
+    def _ordered(cls, value: Optional[tuple[float, float]]) -> Optional[tuple[float, float]]:
+        if value is not None and value[0] > value[1]:
+            raise invalid(f"[{num(value[0])}, {num(value[1])}] is empty",
+                          fix=f"write the low end first: between: [{num(value[1])}, {num(value[0])}]")
+        return value
+
+    @field_validator("in_")
+    @classmethod
+    def _not_empty(cls, value: Optional[list[Any]]) -> Optional[list[Any]]:
+        if value is not None and not value:
+            raise invalid("[] matches nothing", fix="list the values that pass, e.g. in: [ok]")
+        return value
+
+    def given(self) -> list[str]:
+        """The operators written (YAML names)."""
+        return [op for op in OPERATORS if getattr(self, "in_" if op == "in" else op) is not None]
+
+    @property
+    def op(self) -> str:
+        return self.given()[0]
+
+    @property
+    def ref(self) -> Any:
+        return getattr(self, "in_" if self.op == "in" else self.op)
+
+    def holds(self, value: Any) -> bool:
+        op, ref = self.op, self.ref
+        if op == "eq":
+            return _equal(value, ref)
+        if op == "in":
+            return any(_equal(value, r) for r in ref)
+        if op == "between":
+            return (value > ref[0] or _close(value, ref[0])) and (value < ref[1] or _close(value, ref[1]))
+        if _close(value, ref):
+            return op in ("le", "ge")
+        return {"lt": value < ref, "le": value < ref, "ge": value > ref, "gt": value > ref}[op]
+
+    def needs(self, show: Callable[[Any], str] = str) -> str:
+        """'< 20,000', 'one of ok, timeout', 'between 1 and 5' with values shown by `show`."""
+        op, ref = self.op, self.ref
+        if op == "in":
+            return "one of " + ", ".join(show(r) for r in ref)
+        if op == "between":
+            return f"between {show(ref[0])} and {show(ref[1])}"
+        return f"{SYMBOL[op]} {show(ref)}"
+
+    def _check_against(self, fact: str, at: tuple) -> None:
+        op = self.op
+        kind, choices = fact_kind(fact)
+        if op in ORDERING and kind != "number":
+            raise invalid(f"{op} compares numbers, but {fact} is {_describe_kind(fact)}", fix=_hint(fact),
+                          at=at + (op,))
+        values = self.ref if op == "in" else [self.ref] if op == "eq" else []
+        for value in values:
+            if not _fits(fact, value):
+                if choices and isinstance(value, str):
+                    fix = f"{fact} is one of: {', '.join(choices)}"
+                else:
+                    fix = f"{fact} is {_describe_kind(fact)}; {'write a number' if kind == 'number' else _hint(fact)}"
+                raise invalid(f"{op}: {value!r} never matches {fact}{did_you_mean(value, choices)}", fix=fix,
+                              at=at + (op,))
+
+
+ALLOWED_COMPARISONS = "lt, le, ge, gt (a number), eq (a value), in (a list of values), between ([low, high])"
+
+
+class Band(Comparison):
+    points: Annotated[float, Field(gt=0)]
+
+    @model_validator(mode="after")
+    def _one(self) -> "Band":
+        given = self.given()
+        if len(given) != 1:
+            found = f"found {', '.join(given)}" if given else "found none"
+            raise invalid(f"a band needs exactly one comparison ({found})", fix="comparisons: " + ALLOWED_COMPARISONS)
+        return self
+
+
+class Feedback(_Strict):
+    pass_: str = Field("", alias="pass")
+    fail: str = ""
+    partial: Optional[str] = None  # default: fail
+    not_measured: Optional[str] = None  # default: why it was not measured
+
+    def for_status(self, status: str) -> Optional[str]:
+        """The template for an item's status; None means "use the default text"."""
+        if status == "passed":
+            return self.pass_
+        if status == "partial":
+            return self.partial if self.partial is not None else self.fail
+        if status == "failed":
+            return self.fail
+        return self.not_measured
+
+
+TEMPLATE_NAMES = "value, item, points, the facts (" + ", ".join(Facts.model_fields) + ") and the filters num, pct"
+
+
+class Item(Comparison):
+    id: Annotated[str, Field(pattern=_ID)]
+    title: str
+    fact: str
+    points: Annotated[float, Field(ge=0)]
+    bands: Optional[list[Band]] = None
+    required: bool = False
+    visibility: Visibility = "visible"
+    feedback: Feedback = Feedback()
+
+    @field_validator("fact")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        known = known_facts()
+        if name not in known:
+            raise invalid(f"unknown fact {name!r}{did_you_mean(name, known)}", fix="known facts: " + ", ".join(known))
+        return name
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Item":
+        given = self.given() + (["bands"] if self.bands is not None else [])
+        if len(given) != 1:
+            found = f"found {', '.join(given)}" if given else "found none"
+            raise invalid(f"an item needs exactly one comparison, or bands ({found})",
+                          fix="comparisons: " + ALLOWED_COMPARISONS + "; or bands: [{ge: ..., points: ...}, ...]")
+        if self.bands is None:
+            self._check_against(self.fact, ())
+        else:
+            if not self.bands:
+                raise invalid("bands: [] gives no points", fix="list bands like {ge: 99.4, points: 30}", at=("bands",))
+            for i, band in enumerate(self.bands):
+                band._check_against(self.fact, ("bands", i))
+                if band.points > self.points:
+                    raise invalid(f"a band gives {num(band.points)} points, more than the item's {num(self.points)}",
+                                  fix="a band gives at most the item's points", at=("bands", i, "points"))
+            if max(band.points for band in self.bands) < self.points:
+                raise invalid(f"no band gives the item's {num(self.points)} points, so it can never pass",
+                              fix="give the first band all the points, e.g. {ge: 99.4, points: "
+                              f"{num(self.points)}}}", at=("bands",))
+        self._check_feedback()
+        return self
+
+    def _check_feedback(self) -> None:
+        """Syntax errors and misspelt names surface when the rubric loads, not in a student's report."""
+        value = _sample(fact_type(self.fact))
+        for key in ("pass", "fail", "partial", "not_measured"):
+            text = getattr(self.feedback, "pass_" if key == "pass" else key)
+            if text is None:
+                continue
+            try:
+                template(text).render(self.context(sample_context(), None if key == "not_measured" else value,
+                                                   self.points))
+            except TemplateSyntaxError as err:
+                raise invalid(f"feedback.{key}: template syntax error: {err.message}",
+                              fix="check the {{ ... }} and {% ... %} (jinja2 syntax)", at=("feedback", key)) from None
+            except RENDER_ERRORS as err:
+                why = str(err) if isinstance(err, TemplateError) else f"the template fails on sample facts ({err})"
+                raise invalid(f"feedback.{key}: {why}", fix="templates may use " + TEMPLATE_NAMES,
+                              at=("feedback", key)) from None
+
+    def context(self, facts_json: dict[str, Any], value: Any, points: float) -> dict[str, Any]:
+        """What a feedback template sees."""
+        item = {"id": self.id, "title": self.title, "fact": self.fact, "points": self.points, "required": self.required}
+        return {**facts_json, "value": value, "item": item, "points": points}
+
+    @property
+    def full_band(self) -> Optional[Band]:
+        """The first band that gives all the points (what passing means for a banded item)."""
+        return next((b for b in self.bands or [] if b.points == self.points), None)
+
+
+class Limits(_Strict):
+    time: Annotated[float, Field(gt=0)] = 1800
+    cell_time: Optional[Annotated[float, Field(gt=0)]] = None
+    memory: str = "6G"
+    gpu: Gpu = "wanted"
+
+    @field_validator("memory")
+    @classmethod
+    def _size(cls, value: str) -> str:
+        try:
+            parse_size(value)
+        except GraderError:
+            raise invalid(f"{value!r} is not a size", fix="write it like 6G, 4G or 800M") from None
+        return value
+
+    @field_validator("gpu", mode="before")
+    @classmethod
+    def _yaml_no(cls, value: Any) -> Any:
+        if value is False:  # YAML reads a bare `no` as false
+            return "no"
+        if value is True:
+            raise invalid("gpu: true is ambiguous",
+                          fix="use one of: 'no', 'wanted' (use one when present) or 'required'")
+        return value
+
+    @model_validator(mode="after")
+    def _cell_within_time(self) -> "Limits":
+        if self.cell_time is not None and self.cell_time > self.time:
+            raise invalid(f"cell_time {num(self.cell_time)} is longer than time {num(self.time)}",
+                          fix="a cell cannot run longer than the whole notebook; lower cell_time or leave it out",
+                          at=("cell_time",))
+        return self
+
+    @property
+    def memory_bytes(self) -> int:
+        return parse_size(self.memory)
+
+    def to_run_limits(self) -> RunLimits:
+        return RunLimits(wall_seconds=self.time, cell_seconds=self.cell_time, memory_bytes=self.memory_bytes)
+
+
+class Rubric(_Strict):
+    id: Annotated[str, Field(pattern=_ID)]
+    title: str
+    description: str = ""
+    mode: Mode = "execute"
+    limits: Limits = Limits()
+    model: str = "model"
+    items: Annotated[list[Item], Field(min_length=1)]
+
+    _source: str = PrivateAttr(default="<rubric>")
+
+    @field_validator("model")
+    @classmethod
+    def _variable(cls, name: str) -> str:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise invalid(f"{name!r} is not a Python variable name", fix="name the notebook variable, e.g. model: net")
+        return name
+
+    @model_validator(mode="after")
+    def _whole(self) -> "Rubric":
+        first: dict[str, int] = {}
+        for i, item in enumerate(self.items):
+            if item.id in first:
+                raise invalid(f"item id {item.id!r} is used twice", fix="item ids must be unique; the first is here",
+                              at=("items", i, "id"), see=("items", first[item.id], "id"))
+            first[item.id] = i
+            if self.mode == "static" and needs_run(item.fact):
+                raise invalid(f"item {item.id!r} reads {item.fact}, which only a run measures, but mode is static",
+                              fix="use mode: execute (or evaluate), or drop the item", at=("items", i, "fact"))
+        return self
+
+    @property
+    def source(self) -> str:
+        """The file it was loaded from."""
+        return self._source
+
+    @property
+    def max_score(self) -> float:
+        return sum(item.points for item in self.items)
+
+    def item(self, item_id: str) -> Item:
+        return next(item for item in self.items if item.id == item_id)

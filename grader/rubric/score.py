@@ -1,0 +1,136 @@
+"""Scoring: facts + rubric -> score sheet. Pure: no files, no processes, the same answer every time.
+
+Each item reads one fact. Not measured (None): zero points, status `not_measured`,
+and the evidence says why (the verdict: crashed in cell 7, ran out of time, ...).
+Otherwise the comparison, or the first matching band, decides the points.
+`passed` means every required item passed. With show_hidden=False (what a
+student sees before the due date) items that are not `visible` are left out of
+the sheet, its score and its `passed`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from grader.facts import Facts
+from grader.rubric.schema import RENDER_ERRORS, Comparison, Item, Rubric, needs_run, num, pct, template
+from grader.rubric.sheet import ItemResult, ScoreSheet, Status
+
+# Facts whose numbers are not plain counts. Accuracies are percentages already; a share is 0..1.
+_PERCENT = {"eval.accuracy", "claims.accuracy", "claims.last_accuracy"}
+_SHARE = {"notebook.comment_coverage"}
+_PERCENT_POINTS = {"claims.accuracy_gap"}
+_LIST_SHOWN = 8
+
+# What a verdict means for the facts a run did not establish.
+_VERDICT = {
+    "timeout": "the notebook ran out of time",
+    "memory": "the notebook ran out of memory",
+    "crash": "the notebook crashed",
+    "no_model": "no model was found after the notebook ran",
+    "bad_model": "the model could not be measured",
+    "invalid_notebook": "the notebook could not be read",
+    "output_limit": "the notebook printed more than the output limit",
+    "missing_module": "the notebook imports a module the grader does not have",
+    "sandbox_error": "the sandbox failed to run the notebook",
+}
+_MESSAGE_SHOWN = 200
+
+
+def format_value(fact: str, value: Any) -> str:
+    """A fact's value as a person reads it: 13,808; 99.42%; 83.3%; true; [3, 7]; not measured."""
+    if value is None:
+        return "not measured"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        if fact in _PERCENT:
+            return num(value) + "%"
+        if fact in _SHARE:
+            return pct(value)
+        if fact in _PERCENT_POINTS:
+            return num(value) + " percentage points"
+        return num(value)
+    if isinstance(value, list):
+        shown = ", ".join(format_value("", v) for v in value[:_LIST_SHOWN])
+        return f"[{shown}, ...] ({len(value)} in all)" if len(value) > _LIST_SHOWN else f"[{shown}]"
+    return str(value)
+
+
+def needs(item: Item, comparison: Comparison) -> str:
+    """'< 20,000' / '>= 99.4%' / 'one of ok' in the item's units."""
+    return comparison.needs(lambda ref: format_value(item.fact, ref))
+
+
+def items_needing_execution(rubric: Rubric) -> list[str]:
+    """Ids of the items a static check cannot judge: their facts come from running the notebook."""
+    return [item.id for item in rubric.items if needs_run(item.fact)]
+
+
+def not_measured_reason(facts: Facts, fact: str) -> str:
+    verdict = facts.verdict
+    if verdict.kind not in (None, "ok"):
+        reason = _VERDICT.get(verdict.kind, f"the verdict is {verdict.kind}")
+        if verdict.cell is not None:
+            reason += f" in cell {verdict.cell}"
+        message = (verdict.message or "").strip().splitlines()
+        if message:
+            first = message[0]
+            reason += f" ({first[:_MESSAGE_SHOWN]}{'...' if len(first) > _MESSAGE_SHOWN else ''})"
+        return reason
+    if fact.startswith("claims."):
+        return "the notebook's saved outputs do not show it"
+    if verdict.kind is None and needs_run(fact):
+        return "the notebook was not run (static check)"
+    return f"no stage measured {fact}"
+
+
+def _judge(item: Item, value: Any) -> tuple[float, Status, str]:
+    shown = f"{item.fact} = {format_value(item.fact, value)}"
+    if item.bands is None:
+        if item.holds(value):
+            return item.points, "passed", f"{shown}; needs {needs(item, item)}"
+        return 0.0, "failed", f"{shown}; needs {needs(item, item)}"
+    band = next((b for b in item.bands if b.holds(value)), None)
+    full = item.full_band
+    if band is None:
+        ladder = ", ".join(f"{needs(item, b)} for {num(b.points)}" for b in item.bands)
+        return 0.0, "failed", f"{shown}; no band matched (points: {ladder})"
+    if band.points >= item.points:
+        return item.points, "passed", f"{shown}; needs {needs(item, band)}"
+    return band.points, "partial", (f"{shown}; {needs(item, band)} gives {num(band.points)} of {num(item.points)} "
+                                    f"points ({needs(item, full)} gives all)")
+
+
+def _feedback(item: Item, status: Status, value: Any, points: float, facts_json: dict, reason: Optional[str]) -> str:
+    text = item.feedback.for_status(status)
+    if text is None:
+        return f"Not measured: {reason}." if status == "not_measured" else ""
+    try:
+        return template(text).render(item.context(facts_json, value, points))
+    except RENDER_ERRORS as err:  # a template that fails on these facts must not stop the batch; say so instead
+        return f"(the rubric's feedback for {item.id} failed on these facts: {err})"
+
+
+def score(facts: Facts, rubric: Rubric, *, show_hidden: bool = True) -> ScoreSheet:
+    facts_json = facts.to_json()
+    results = []
+    for item in rubric.items:
+        if not show_hidden and item.visibility != "visible":
+            continue
+        value = facts.get(item.fact)
+        reason = None
+        if value is None:
+            reason = not_measured_reason(facts, item.fact)
+            points, status, evidence = 0.0, "not_measured", f"not measured: {reason}"
+        else:
+            points, status, evidence = _judge(item, value)
+        results.append(ItemResult(
+            id=item.id, title=item.title, fact=item.fact, value=value, points=points, max_points=item.points,
+            status=status, required=item.required, visibility=item.visibility, evidence=evidence,
+            feedback=_feedback(item, status, value, points, facts_json, reason)))
+    return ScoreSheet(
+        rubric=rubric.id, title=rubric.title,
+        score=round(sum(r.points for r in results), 6), max_score=round(sum(r.max_points for r in results), 6),
+        passed=all(r.status == "passed" for r in results if r.required), items=results,
+        verdict_kind=facts.verdict.kind, verdict_message=facts.verdict.message)

@@ -1,0 +1,57 @@
+"""`grade rubric lint|show|facts`: exit codes and what they print."""
+
+from grader.cli.main import main
+from grader.rubric.load import RUBRICS
+
+BROKEN = ("id: t\ntitle: T\nitems:\n"
+          "  - id: a\n    title: A\n    points: 10\n    fact: model.param.trainable\n    lt: 1\n")
+
+
+def test_lint_accepts_the_shipped_rubrics(capsys):
+    assert main(["rubric", "lint", *[str(p) for p in sorted(RUBRICS.glob("*.yaml"))]]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 3 and all(line.startswith("ok: ") for line in out)
+    assert "mnist-s4, 11 items, 100 points, hash " in out[1]
+
+
+def test_lint_takes_names_too(capsys):
+    assert main(["rubric", "lint", "mnist-s3"]) == 0
+    assert "mnist-s3, 5 items, 100 points" in capsys.readouterr().out
+
+
+def test_lint_reports_every_broken_file_and_exits_2(tmp_path, capsys):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(BROKEN)
+    missing = tmp_path / "missing.yaml"
+    assert main(["rubric", "lint", "mnist-s3", str(broken), str(missing)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out.startswith("ok: ") and "mnist-s3" in captured.out
+    assert f"error: {broken}:7: item 'a': fact: unknown fact 'model.param.trainable'" in captured.err
+    assert "-> known facts: " in captured.err
+    assert f"error: {missing}: file not found" in captured.err
+
+
+def test_show_prints_the_items_and_what_needs_a_run(capsys):
+    assert main(["rubric", "show", "mnist-s4"]) == 0
+    out = capsys.readouterr().out
+    assert "mnist-s4" in out and "11 items, 100 points" in out and "mode execute" in out
+    for text in ("model.params.trainable", "< 20,000", ">= 99.4%: 30", "notebook.comment_coverage", "needs a run"):
+        assert text in out
+
+
+def test_show_of_a_broken_rubric_is_a_usage_error(tmp_path, capsys):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(BROKEN)
+    assert main(["rubric", "show", str(broken)]) == 2
+    assert "unknown fact" in capsys.readouterr().err
+
+
+def test_facts_lists_every_fact_with_its_kind(capsys):
+    assert main(["rubric", "facts"]) == 0
+    out = capsys.readouterr().out
+    assert "model.params.trainable" in out and "eval.accuracy" in out and "ok | timeout" in out
+
+
+def test_rubric_without_an_action_prints_help_and_exits_2(capsys):
+    assert main(["rubric"]) == 2
+    assert "grade rubric lint" in capsys.readouterr().out
