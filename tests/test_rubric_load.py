@@ -49,7 +49,7 @@ def test_s3_items():
     rubric = load_rubric("mnist-s3")
     assert {i.id: i.fact for i in rubric.items} == {
         "params": "model.params.trainable", "accuracy": "eval.accuracy", "comments": "notebook.comment_coverage",
-        "runs": "verdict.kind", "claims": "claims.accuracy_gap"}
+        "runs": "verdict.kind", "no-errors": "verdict.failed_cells", "claims": "claims.accuracy_gap"}
     assert rubric.item("params").lt == 20000
     assert [(b.ge, b.points) for b in rubric.item("comments").bands][0] == (1.0, 15)
     assert rubric.item("claims").le == 0.5 and rubric.item("claims").points == 5
@@ -66,7 +66,7 @@ def test_s4_and_s5_add_the_architecture_and_the_epoch_budget(name, params, epoch
 
 
 def test_items_needing_execution_are_those_a_static_check_cannot_judge():
-    assert items_needing_execution(load_rubric("mnist-s3")) == ["params", "accuracy", "runs", "claims"]
+    assert items_needing_execution(load_rubric("mnist-s3")) == ["params", "accuracy", "runs", "no-errors", "claims"]
     assert "comments" not in items_needing_execution(load_rubric("mnist-s5"))
 
 

@@ -27,6 +27,7 @@ GOOD = dict(
     model__params__trainable=13808, model__layers__linear=0, model__layers__batchnorm=6, model__layers__dropout=6,
     model__gap=True, model__transitions=2,
     train__epochs=15.0, eval__accuracy=99.43, verdict__kind="ok", verdict__message="ran every cell",
+    verdict__failed_cells=[],
 )
 
 
@@ -61,7 +62,7 @@ def test_a_failing_submission_fails_each_item_for_its_own_reason():
                model__layers__batchnorm=0, model__layers__dropout=0, model__transitions=0, model__gap=False,
                model__layers__linear=2, notebook__comment_coverage=0.4, notebook__uncommented_cells=[1, 4, 6],
                claims__accuracy=99.1, claims__accuracy_gap=1.6, verdict__kind="output_limit",
-               verdict__message="the notebook printed more than 8 MB")
+               verdict__message="the notebook printed more than 8 MB", verdict__failed_cells=[3])
     sheet = score(facts(**bad), load_rubric("mnist-s4"))
     assert sheet.score == 0 and not sheet.passed
     assert {item.status for item in sheet.items} == {"failed"}
@@ -81,12 +82,13 @@ def test_a_failing_submission_fails_each_item_for_its_own_reason():
     assert items["params"].feedback.startswith("23,412 trainable parameters is over the 20,000 budget.")
     assert items["comments"].feedback == "40% of the code cells have a comment. Add one to each of cells 1, 4, 6."
     assert items["runs"].feedback == "The notebook did not run through: the notebook printed more than 8 MB"
+    assert items["no-errors"].evidence == "verdict.failed_cells = [3]; needs = []"
     assert items["claims"].feedback.startswith("The notebook printed 99.1% but the grader measured 97.5%.")
 
 
 def test_a_crashed_submission_is_not_measured_and_says_why():
     crashed = facts(notebook__code_cells=9, notebook__comment_coverage=1.0, notebook__uncommented_cells=[],
-                    claims__accuracy=99.5, verdict__kind="crash", verdict__cell=7,
+                    claims__accuracy=99.5, verdict__kind="crash", verdict__cell=7, verdict__failed_cells=[7],
                     verdict__message="cell 7 failed: ZeroDivisionError: division by zero\nTraceback ...")
     sheet = score(crashed, load_rubric("mnist-s3"))
     items = by_id(sheet)
@@ -199,5 +201,5 @@ def test_values_are_formatted_for_people(fact, value, shown):
 def test_the_sheet_is_json_serialisable():
     sheet = score(facts(**GOOD), load_rubric("mnist-s5"))
     data = sheet.model_dump(mode="json")
-    assert data["score"] == 80 and len(data["items"]) == 11  # 13,808 parameters is over the 8,000 budget
+    assert data["score"] == 80 and len(data["items"]) == 12  # 13,808 parameters is over the 8,000 budget
     assert not data["passed"]
