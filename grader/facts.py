@@ -88,6 +88,7 @@ class EvalFacts(_Section):
     per_class: Optional[list[float]] = None
     confusion: Optional[list[list[int]]] = None
     misclassified: Optional[list[int]] = None
+    misclassified_as: Optional[list[int]] = Field(None, description="the digit predicted for each misclassified image, same order")
     path: Optional[Literal["export", "torchscript", "in-sandbox"]] = None
 
 

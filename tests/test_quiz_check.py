@@ -102,7 +102,7 @@ def test_quiz_facts_and_gradescope_results(small):
     assert isinstance(facts, QuizFacts) and facts.score == 3 and facts.max_score == 7
     assert Facts(quiz=facts).get("quiz.questions")[1]["diagnosis"] == "rf_doubled_at_maxpool"
     out = gradescope_results(result, execution_time=0.5)
-    assert set(out) == {"score", "execution_time", "output", "tests"}
+    assert set(out) == {"score", "execution_time", "output", "tests", "stdout_visibility"}
     assert out["score"] == 3 and out["execution_time"] == 0.5
     first, second = out["tests"][:2]
     assert first == {"name": "size (shape)", "score": 3, "max_score": 3, "status": "passed",

@@ -70,4 +70,6 @@ def run(args: argparse.Namespace) -> int:
     console.print(rich_table(table, title=title))
     if table.branches:
         console.print("The graph branches: where paths join, the RF is the largest over the paths.")
+    for note in getattr(table, "notes", ()):  # torch models: fx fallback, parameter counts that differ
+        console.print(f"note: {note}", markup=False, highlight=False)
     return 0

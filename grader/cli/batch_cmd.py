@@ -141,6 +141,15 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _predictions(facts, labels):
+    """The whole prediction array, rebuilt from the labels and the misclassified facts."""
+    if facts.eval.misclassified is None or facts.eval.misclassified_as is None:
+        return None
+    predictions = labels.astype(int).copy()
+    predictions[facts.eval.misclassified] = facts.eval.misclassified_as
+    return predictions
+
+
 def _write_outputs(out: Path, results: list[Graded], options, console: Console) -> None:
     out.mkdir(parents=True, exist_ok=True)
     test = None
@@ -149,6 +158,7 @@ def _write_outputs(out: Path, results: list[Graded], options, console: Console) 
     for g in results:
         write_student_reports(out, g.submission.student, g.facts, g.sheet, execution_time=g.seconds,
                               images=test.images if test is not None else None,
-                              labels=test.labels if test is not None else None)
+                              labels=test.labels if test is not None else None,
+                              predictions=_predictions(g.facts, test.labels) if test is not None else None)
     write_gradebook(out / "gradebook.csv", gradebook_rows([GradebookEntry(g.submission.student, g.sheet, g.facts)
                                                            for g in results]))

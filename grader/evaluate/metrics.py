@@ -20,5 +20,6 @@ def metrics(predictions: np.ndarray, labels: np.ndarray, path: str) -> EvalFacts
         per_class=[round(float(v), 3) for v in per_class],
         confusion=confusion.tolist(),
         misclassified=wrong.tolist(),
+        misclassified_as=predictions[wrong].astype(int).tolist(),
         path=path,
     )

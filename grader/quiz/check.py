@@ -120,14 +120,12 @@ def _feedback(q: DrawnQuestion, answer: Normalized, status: Status, hint: str, d
 
 
 def gradescope_results(result: QuizResult, execution_time: float = 0.0) -> dict[str, Any]:
-    """The results file Gradescope reads (the grader's format): score, execution_time, output, tests[]."""
+    """The results file Gradescope reads, written by the grader's one Gradescope writer."""
+    from grader.report.gradescope import GradescopeTest, results
+
     wrong = sum(q.status != "correct" for q in result.questions)
-    return {
-        "score": result.score,
-        "execution_time": round(execution_time, 3),
-        "output": f"Quiz {result.quiz} for {result.student}: {result.score:g} / {result.max_score:g}"
-                  + (f" ({wrong} to review)" if wrong else ""),
-        "tests": [{"name": f"{q.id} ({q.kind})", "score": q.score, "max_score": q.max_score,
-                   "status": "passed" if q.status == "correct" else "failed", "output": q.feedback,
-                   "visibility": "visible"} for q in result.questions],
-    }
+    return results([GradescopeTest(f"{q.id} ({q.kind})", q.score, q.max_score, q.status == "correct", q.feedback)
+                    for q in result.questions],
+                   output=f"Quiz {result.quiz} for {result.student}: {result.score:g} / {result.max_score:g}"
+                          + (f" ({wrong} to review)" if wrong else ""),
+                   execution_time=execution_time, stdout_visibility="visible")

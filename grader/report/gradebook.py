@@ -1,0 +1,88 @@
+"""gradebook.csv: one row per student (rows are pure; `write_gradebook` is the only side effect).
+
+Column order (stable; spreadsheets and LMS imports map columns by header):
+
+    student, score, max_score, passed, verdict,
+    <one column per rubric item id, in rubric order: that item's points>,
+    quiz_score, quiz_max_score          (only when some student has a quiz result)
+
+An item id that equals one of the fixed column names gets the column `item:<id>`.
+When the batch mixes rubrics, item columns are the union in order of first
+appearance, and a student's cell is empty for an item their rubric lacks.
+`gradebook_rows` gives the same rows as dicts of plain JSON values (what
+`--json` prints); the CSV writes numbers without trailing `.0`, `passed` as
+TRUE / FALSE (what spreadsheets read as booleans), UTF-8 without a BOM.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Optional, Sequence
+
+from grader.facts import Facts
+from grader.rubric.sheet import ScoreSheet
+
+FIXED = ["student", "score", "max_score", "passed", "verdict"]
+QUIZ = ["quiz_score", "quiz_max_score"]
+# A text cell starting with one of these is a formula to a spreadsheet (student ids come from file names).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+@dataclass(frozen=True)
+class GradebookEntry:
+    student: str
+    sheet: ScoreSheet
+    facts: Optional[Facts] = None
+
+
+def _item_column(item_id: str) -> str:
+    return f"item:{item_id}" if item_id in FIXED or item_id in QUIZ else item_id
+
+
+def columns(entries: Sequence[GradebookEntry]) -> list[str]:
+    items = dict.fromkeys(_item_column(i.id) for e in entries for i in e.sheet.items)
+    has_quiz = any(e.facts is not None and e.facts.quiz.score is not None for e in entries)
+    return FIXED + list(items) + (QUIZ if has_quiz else [])
+
+
+def gradebook_rows(entries: Iterable[GradebookEntry]) -> list[dict[str, Any]]:
+    """One dict per student with every column (None where a student has no value), in column order."""
+    entries = list(entries)
+    header = columns(entries)
+    rows = []
+    for e in entries:
+        quiz = e.facts.quiz if e.facts is not None else None
+        verdict = (e.facts.verdict.kind if e.facts is not None else None) or e.sheet.verdict_kind
+        values: dict[str, Any] = {"student": e.student, "score": e.sheet.score, "max_score": e.sheet.max_score,
+                                  "passed": e.sheet.passed, "verdict": verdict,
+                                  "quiz_score": quiz.score if quiz else None,
+                                  "quiz_max_score": quiz.max_score if quiz else None}
+        values.update({_item_column(i.id): i.points for i in e.sheet.items})
+        rows.append({name: values.get(name) for name in header})
+    return rows
+
+
+def _csv_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else str(round(value, 4))
+    if isinstance(value, int):
+        return str(value)
+    text = str(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def write_gradebook(path: Path, rows: Sequence[dict[str, Any]]) -> Path:
+    """Write rows (from `gradebook_rows`) as CSV; the header is the first row's keys."""
+    path = Path(path)
+    header = list(rows[0]) if rows else FIXED
+    with path.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=header)
+        writer.writeheader()
+        writer.writerows({k: _csv_cell(row.get(k)) for k in header} for row in rows)
+    return path

@@ -1,0 +1,90 @@
+"""report.html: one self-contained page per student (pure: facts + score sheet in, a string out).
+
+Self-contained means the file can be mailed, uploaded to an LMS or opened
+offline: CSS inline, plots as `data:image/png;base64` URIs, no scripts, no
+fonts or anything else fetched from the network. Autoescaping is on for every
+value: verdict messages, output tails and feedback carry student-controlled text.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import Callable, Optional, Sequence
+
+import jinja2
+import numpy as np
+
+from grader.facts import Facts
+from grader.report import plots
+from grader.report.summary import MISCLASSIFIED_SHOWN, Audience, build_view
+from grader.rubric.sheet import ScoreSheet
+
+_ENV = jinja2.Environment(loader=jinja2.PackageLoader("grader.report", "templates"), autoescape=True,
+                          undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+# A bad plot input (a malformed table, a confusion matrix of the wrong shape) costs that plot, not the report.
+_PLOT_ERRORS = (ValueError, TypeError, KeyError, IndexError)
+
+
+@dataclass(frozen=True)
+class Plot:
+    title: str
+    caption: str
+    uri: str
+    wide: bool = False
+
+
+def data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def _plot(notes: list[str], title: str, caption: str, draw: Callable[[], bytes], wide: bool = False) -> Optional[Plot]:
+    try:
+        return Plot(title, caption, data_uri(draw()), wide)
+    except _PLOT_ERRORS as err:
+        notes.append(f"{title}: could not be drawn ({err}).")
+        return None
+
+
+def _eval_plots(facts: Facts, images, labels, predictions, notes: list[str]) -> list[Plot]:
+    ev = facts.eval
+    out = []
+    if ev.confusion is not None:
+        out.append(_plot(notes, "Confusion matrix",
+                         "Rows are the true digit, columns the prediction: the diagonal is right, "
+                         "every other number is a mistake (in bold).", lambda: plots.confusion_png(ev.confusion)))
+    if ev.per_class is not None:
+        out.append(_plot(notes, "Accuracy per digit",
+                         "Green: at or above the overall accuracy (dashed line); orange: below it.",
+                         lambda: plots.per_class_png(ev.per_class, ev.accuracy)))
+    if ev.misclassified:
+        shown = min(len(ev.misclassified), MISCLASSIFIED_SHOWN)
+        what = f"The first {shown} of {len(ev.misclassified):,} misclassified test images"
+        if images is None or labels is None:
+            notes.append(f"{what} are not drawn: the report was written without the test images.")
+        else:
+            titles = "the true and predicted digit" if predictions is not None else \
+                "the true digit (the predicted one was not kept)"
+            out.append(_plot(notes, "Misclassified digits", f"{what}, titled with {titles}.",
+                             lambda: plots.misclassified_png(images, labels, ev.misclassified, predictions), wide=True))
+    return [p for p in out if p is not None]
+
+
+def render_html(facts: Facts, sheet: ScoreSheet, *, student: str, audience: Audience = "student",
+                images: Optional[np.ndarray] = None, labels: Optional[Sequence[int]] = None,
+                predictions: Optional[Sequence[int]] = None) -> str:
+    """The report page. `images` / `labels` / `predictions`: the whole test set's, for the misclassified grid.
+
+    audience="student" leaves hidden rubric items out; "instructor" keeps and marks them.
+    """
+    view = build_view(facts, sheet, student=student, audience=audience, labels=labels, predictions=predictions)
+    eval_notes: list[str] = []
+    layer_notes: list[str] = []
+    figures = _eval_plots(facts, images, labels, predictions, eval_notes) if view.evaluation else []
+    layers_plot = None
+    if view.layers:
+        layers_plot = _plot(layer_notes, "Output size and receptive field",
+                            "After each layer that changes them, in pixels: by the last layers the receptive field "
+                            "(orange) should cover the digit.", lambda: plots.layers_png(facts.model.table), wide=True)
+    return _ENV.get_template("report.html.j2").render(v=view, plots=figures, layers_plot=layers_plot,
+                                                         eval_notes=eval_notes, layer_notes=layer_notes)

@@ -1,0 +1,283 @@
+"""What a report says, decided once: the view every report format renders (pure).
+
+The HTML and Markdown reports are two templates over the same `ReportView`, so
+they cannot drift apart. Everything here is formatted text and numbers; the
+templates only lay it out (and escape it: much of it is student-controlled).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, Optional, Sequence
+
+from grader.facts import Facts
+from grader.rubric.sheet import ItemResult, ScoreSheet
+
+Audience = Literal["student", "instructor"]
+State = Literal["good", "warn", "bad", "missing", "neutral"]
+
+MISCLASSIFIED_SHOWN = 36
+
+# How a run ended, as the end of the sentence "The notebook ...".
+VERDICT_LABELS = {
+    "ok": "ran to the end",
+    "timeout": "ran out of time",
+    "memory": "ran out of memory",
+    "crash": "stopped with an error",
+    "no_model": "left no model to evaluate",
+    "bad_model": "left a model the grader could not evaluate",
+    "invalid_notebook": "is not a notebook the grader can read",
+    "output_limit": "printed more output than the grader keeps",
+    "missing_module": "imports a module the grader does not have",
+    "sandbox_error": "could not be started by the grader (not the student's fault)",
+}
+STATUS_LABELS = {"passed": "passed", "partial": "partial", "failed": "failed", "not_measured": "not measured"}
+_STATUS_STATE: dict[str, State] = {"passed": "good", "partial": "warn", "failed": "bad", "not_measured": "missing"}
+_STATE_RANK = {"bad": 0, "missing": 1, "warn": 2, "good": 3}
+
+
+@dataclass(frozen=True)
+class VerdictView:
+    kind: Optional[str]
+    ok: bool
+    headline: str  # "The notebook ran out of time."
+    message: Optional[str]
+    cell: Optional[int]
+    output_tail: Optional[str]
+
+
+@dataclass(frozen=True)
+class ItemView:
+    id: str
+    title: str
+    points: str  # "3 / 5"
+    status: str
+    status_label: str
+    state: State
+    evidence: str
+    feedback: str
+    required: bool
+    hidden: bool  # only ever true in the instructor copy
+
+
+@dataclass(frozen=True)
+class KeyFact:
+    label: str
+    fact: str  # the dotted name, for readers who want to look it up in facts.json
+    value: str  # "—" when not measured (ReportView.not_measured says why, once for all)
+    note: str  # what the notebook printed, or what the value means
+    state: State
+
+
+@dataclass(frozen=True)
+class LayerRow:
+    index: str
+    label: str
+    name: str
+    inp: str
+    out: str
+    params: str
+    rf: str
+    jump: str
+
+
+@dataclass(frozen=True)
+class LayerView:
+    rows: list[LayerRow]
+    has_names: bool
+    total_params: str
+    output: str
+
+
+@dataclass(frozen=True)
+class Misclassified:
+    index: int
+    true: Optional[int]
+    predicted: Optional[int]
+
+    @property
+    def caption(self) -> str:
+        true = "?" if self.true is None else self.true
+        return f"true {true}" + ("" if self.predicted is None else f" -> {self.predicted}")
+
+
+@dataclass(frozen=True)
+class EvalView:
+    accuracy: str
+    per_class: Optional[list[str]]  # "99.39", one per digit
+    confusion: Optional[list[list[int]]]
+    misclassified_count: Optional[int]
+    misclassified: list[Misclassified]  # the first MISCLASSIFIED_SHOWN
+
+
+@dataclass(frozen=True)
+class ReportView:
+    student: str
+    audience: Audience
+    rubric: str
+    title: str
+    score: str
+    max_score: str
+    percent: float  # 0..100, for the score bar
+    passed: bool
+    verdict: VerdictView
+    items: list[ItemView]
+    hidden_count: int  # items left out of this copy
+    key_facts: list[KeyFact]
+    layers: Optional[LayerView]
+    evaluation: Optional[EvalView]
+    not_measured: str  # why facts are missing, one sentence
+
+
+def num(value: Any) -> str:
+    """A number as a person writes it: 7,416 / 99.41 / 3 (no trailing .0)."""
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, float) and not value.is_integer():
+        return f"{round(value, 4):,}"
+    return f"{int(value):,}"
+
+
+def _pair(value: Any) -> str:
+    """An RF / jump as the engine gives it: 12, or [h, w] when not square."""
+    if isinstance(value, (list, tuple)):
+        return "x".join(num(v) for v in value)
+    return "" if value is None else num(value)
+
+
+def not_measured_reason(facts: Facts) -> str:
+    verdict = facts.verdict
+    if verdict.kind is None:
+        return "the notebook was not run (static check: only its text was read)"
+    if verdict.kind == "ok":
+        return "the grader could not measure it from this submission"
+    where = f" in cell {verdict.cell}" if verdict.cell is not None else ""
+    return f"the notebook {VERDICT_LABELS.get(verdict.kind, verdict.kind)}{where}, so the later stages did not run"
+
+
+def _verdict(facts: Facts, sheet: ScoreSheet) -> VerdictView:
+    v = facts.verdict
+    kind = v.kind or sheet.verdict_kind
+    message = v.message or sheet.verdict_message
+    if kind is None:
+        headline = "The notebook was not run: this is a static check of its text."
+    else:
+        headline = f"The notebook {VERDICT_LABELS.get(kind, kind)}."
+    if message and message.strip().rstrip(".").lower() == headline.rstrip(".").lower():
+        message = None  # "the notebook ran to the end" under "The notebook ran to the end."
+    return VerdictView(kind=kind, ok=kind == "ok", headline=headline, message=message, cell=v.cell,
+                       output_tail=v.output_tail if kind not in (None, "ok") else None)
+
+
+def _items(sheet: ScoreSheet, audience: Audience) -> list[ItemResult]:
+    return [i for i in sheet.items if audience == "instructor" or i.visibility != "hidden"]
+
+
+def _item_view(item: ItemResult) -> ItemView:
+    return ItemView(id=item.id, title=item.title, points=f"{num(item.points)} / {num(item.max_points)}",
+                    status=item.status, status_label=STATUS_LABELS[item.status], state=_STATUS_STATE[item.status],
+                    evidence=item.evidence, feedback=item.feedback, required=item.required,
+                    hidden=item.visibility == "hidden")
+
+
+def _state(fact: str, value: Any, items: Sequence[ItemResult]) -> State:
+    """How the rubric judged this fact (the worst of the items that read it); neutral when none did."""
+    if value is None:
+        return "missing"
+    states = [_STATUS_STATE[i.status] for i in items if i.fact == fact]
+    return min(states, key=_STATE_RANK.__getitem__) if states else "neutral"
+
+
+def _key_facts(facts: Facts, items: Sequence[ItemResult]) -> list[KeyFact]:
+    claims, model, train, notebook = facts.claims, facts.model, facts.train, facts.notebook
+
+    def fact(label: str, name: str, text: Optional[str], note: str = "", claim: str = "") -> KeyFact:
+        """claim: what the notebook printed, shown whether or not the grader measured the fact."""
+        value = facts.get(name)
+        if value is None:
+            return KeyFact(label, name, "—", "; ".join(p for p in ("not measured", claim) if p), "missing")
+        return KeyFact(label, name, text or num(value), claim or note, _state(name, value, items))
+
+    printed_accuracy = ""
+    if claims.accuracy is not None:
+        gap = claims.accuracy_gap
+        if gap is None and facts.eval.accuracy is not None:
+            gap = claims.accuracy - facts.eval.accuracy
+        printed_accuracy = f"the notebook printed {claims.accuracy:.2f}%" + (
+            f" ({gap:+.2f} points)" if gap is not None and facts.eval.accuracy is not None else "")
+    uncommented = notebook.uncommented_cells or []
+    linear = model.layers.linear
+    return [
+        fact("Trainable parameters", "model.params.trainable", None,
+             claim=f"the notebook printed {num(claims.params)}" if claims.params is not None else ""),
+        fact("Test accuracy", "eval.accuracy", f"{facts.eval.accuracy:.2f}%" if facts.eval.accuracy is not None else None,
+             "measured by the grader on the 10,000 test images", printed_accuracy),
+        fact("Epochs", "train.epochs", None, "counted while it trained",
+             f"the notebook printed {num(claims.epochs)}" if claims.epochs is not None else ""),
+        fact("Receptive field", "model.rf.final", f"{model.rf.final} px" if model.rf.final is not None else None,
+             {True: "covers the whole input", False: "smaller than the input", None: "at the last spatial layer"}[
+                 model.rf.covers_input]),
+        fact("Comment coverage", "notebook.comment_coverage",
+             f"{notebook.comment_coverage:.0%}" if notebook.comment_coverage is not None else None,
+             "uncommented cells: " + ", ".join(map(str, uncommented)) if uncommented else "every code cell has a comment"),
+        fact("Global average pooling", "model.gap", {True: "yes", False: "no", None: None}[model.gap],
+             f"fully-connected layers: {linear}" if linear is not None else ""),
+        fact("Training time", "train.seconds", f"{train.seconds:,.0f} s" if train.seconds is not None else None,
+             " · ".join(p for p in (f"on {train.device}" if train.device else "",
+                                    f"evaluated via {facts.eval.path}" if facts.eval.path else "") if p)),
+    ]
+
+
+def _layers(facts: Facts) -> Optional[LayerView]:
+    table = facts.model.table
+    if not table:
+        return None
+    rows = [LayerRow("0", "input", "", "", table[0].get("in", ""), "", "1", "1")]
+    rows += [LayerRow(index=str(r.get("index", "")), label=str(r.get("label", "")), name=str(r.get("name") or ""),
+                      inp=str(r.get("in", "")), out=str(r.get("out", "")),
+                      params=num(r["params"]) if r.get("params") else "",
+                      rf=_pair(r.get("rf")), jump=_pair(r.get("jump"))) for r in table]
+    total = facts.model.params.trainable
+    if total is None:
+        total = sum(r.get("params") or 0 for r in table)
+    return LayerView(rows=rows, has_names=any(r.name for r in rows), total_params=num(total), output=rows[-1].out)
+
+
+def misclassified_samples(indices: Optional[Sequence[int]], labels: Optional[Sequence[int]] = None,
+                          predictions: Optional[Sequence[int]] = None,
+                          limit: int = MISCLASSIFIED_SHOWN) -> list[Misclassified]:
+    """The first `limit` misclassified test images with their true (and, where known, predicted) digit."""
+    def at(values, i):
+        return int(values[i]) if values is not None and 0 <= i < len(values) else None
+
+    return [Misclassified(int(i), at(labels, i), at(predictions, i)) for i in (indices or [])[:limit]]
+
+
+def _evaluation(facts: Facts, labels, predictions) -> Optional[EvalView]:
+    ev = facts.eval
+    if ev.accuracy is None:
+        return None
+    return EvalView(
+        accuracy=f"{ev.accuracy:.2f}%",
+        per_class=[f"{v:.2f}" for v in ev.per_class] if ev.per_class is not None else None,
+        confusion=ev.confusion,
+        misclassified_count=len(ev.misclassified) if ev.misclassified is not None else None,
+        misclassified=misclassified_samples(ev.misclassified, labels, predictions),
+    )
+
+
+def build_view(facts: Facts, sheet: ScoreSheet, *, student: str, audience: Audience = "student",
+               labels: Optional[Sequence[int]] = None, predictions: Optional[Sequence[int]] = None) -> ReportView:
+    """The report's content for one student. `labels` / `predictions`: the full test set's, for misclassified digits."""
+    if audience not in ("student", "instructor"):
+        raise ValueError(f"audience must be 'student' or 'instructor', not {audience!r}")
+    shown = _items(sheet, audience)
+    reason = not_measured_reason(facts)
+    return ReportView(
+        student=student, audience=audience, rubric=sheet.rubric, title=sheet.title,
+        score=num(sheet.score), max_score=num(sheet.max_score),
+        percent=max(0.0, min(100.0, 100 * sheet.score / sheet.max_score)) if sheet.max_score else 0.0,
+        passed=sheet.passed, verdict=_verdict(facts, sheet), items=[_item_view(i) for i in shown],
+        hidden_count=len(sheet.items) - len(shown), key_facts=_key_facts(facts, shown),
+        layers=_layers(facts), evaluation=_evaluation(facts, labels, predictions), not_measured=reason,
+    )
