@@ -1,0 +1,53 @@
+"""`grade check --dry-run`: the model is built, not trained, and its facts are real — the parameter
+count equals the notebook's own torchsummary output, and GAP is recognised however it is written."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from grader.cli.main import main
+from grader.sandbox import bwrap_available
+
+GAP = Path(__file__).parent / "fixtures" / "gap"
+
+pytestmark = pytest.mark.skipif(bwrap_available() is None, reason="bubblewrap is not installed (./setup.sh installs it)")
+
+
+@pytest.mark.parametrize("name, gap", [
+    ("gap_adaptive_avgpool", True),
+    ("gap_avgpool_whole_map", True),
+    ("gap_functional_size", True),
+    ("gap_mean_dims", True),
+    ("gap_partial_avgpool_not_global", False),
+])
+def test_dry_run_counts_what_torchsummary_printed(name, gap, real_mnist_dir, capsys):
+    started = time.monotonic()
+    code = main(["check", str(GAP / f"{name}.ipynb"), "--dry-run", "--json", "--rubric", "mnist-s4",
+                 "--data", str(real_mnist_dir)])
+    seconds = time.monotonic() - started
+    out = json.loads(capsys.readouterr().out)
+    facts, sheet = out["facts"], {i["id"]: i for i in out["score"]["items"]}
+    assert facts["verdict"]["kind"] == "ok", facts["verdict"]["message"]
+    assert facts["claims"]["params"] is not None
+    assert facts["model"]["params"]["trainable"] == facts["claims"]["params"]  # torchsummary's "Total params"
+    assert facts["model"]["gap"] is gap
+    assert sheet["gap"]["status"] == ("passed" if gap else "failed")
+    assert facts["model"]["transitions"] == 1 and facts["model"]["layers"]["linear"] == 0
+    # nothing trained: accuracy and epochs are not judged, and say why
+    assert facts["eval"]["accuracy"] is None and "dry run" in sheet["accuracy"]["evidence"]
+    assert code == 0  # the required parameter item passes
+    assert seconds < 60  # typically ~12 s on an idle 2-core CPU; generous for a loaded CI machine
+
+
+def test_check_from_a_notebook_cell_needs_a_path_it_can_find(capsys):
+    from grader import check
+    from grader.errors import GraderError
+
+    with pytest.raises(GraderError, match="cannot tell which notebook this is"):
+        check()
+    assert check(str(GAP / "gap_mean_dims.ipynb"), depth="static") == 0
+    assert "gap_mean_dims.ipynb against mnist-s3 (static check)" in capsys.readouterr().out
