@@ -64,6 +64,7 @@ def test_realstyle_notebook_runs_end_to_end_and_is_measured(options, tmp_path):
     ("nine_outputs", "bad_model"),
     ("nan_outputs", "bad_model"),
     ("no_model_at_all", "no_model"),
+    ("missing_module", "missing_module"),
     ("invalid_json", "invalid_notebook"),
 ])
 def test_adversarial_notebook_gets_a_verdict(name, kind, options):
@@ -77,6 +78,31 @@ def test_fork_bomb_is_bounded_and_ends(options):
     # also use up the memory limit first, depending on how many pages they touch.
     facts = grade("fork_bomb", options)
     assert facts.verdict.kind in ("no_model", "memory"), facts.verdict.message
+
+
+def test_missing_module_is_named(options):
+    facts = grade("missing_module", options)
+    assert facts.verdict.cell == 0 and "`keras_core_nonexistent`" in facts.verdict.message
+
+
+def test_without_bwrap_execution_is_refused_with_the_fix(monkeypatch, real_mnist_dir, capsys):
+    from grader.cli.main import main
+    import grader.sandbox.run as sandbox_run
+
+    monkeypatch.setattr(sandbox_run, "bwrap_available", lambda: None)
+    assert main(["run", str(FIXTURES / "no_model_at_all.ipynb"), "--data", str(real_mnist_dir)]) == 2
+    err = capsys.readouterr().err
+    assert "bubblewrap (bwrap) is not installed" in err and "apt-get install -y bubblewrap" in err
+
+
+def test_no_sandbox_warns_on_every_run(real_mnist_dir, capsys):
+    from grader.cli.main import main
+
+    assert main(["run", str(FIXTURES / "no_model_at_all.ipynb"), "--no-sandbox", "--json",
+                 "--data", str(real_mnist_dir), "--timeout", "120"]) == 0
+    captured = capsys.readouterr()
+    assert "warning: --no-sandbox" in captured.err
+    assert json.loads(captured.out)["verdict"]["kind"] == "no_model"
 
 
 def test_timeouts_name_the_cell(options):
