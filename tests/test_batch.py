@@ -119,3 +119,21 @@ def test_check_static_reports_items_needing_a_run(capsys):
     assert items["comments"]["status"] in ("partial", "failed")
     assert out["facts"]["notebook"]["uncommented_cells"] == [1, 2, 10, 12]
     assert code == 0  # no required item was judged and failed
+
+
+def test_quiz_answers_in_a_tagged_cell_join_the_gradebook(klass, tmp_path, capsys):
+    import nbformat
+
+    folder, rubric = klass
+    main(["quiz", "make", "quizzes/cnn-basics.yaml", "--student", "111", "--format", "json", "--with-key"])
+    key = json.loads(capsys.readouterr().out)
+    nb = nbformat.read(str(folder / "smith_111_1_hw.ipynb"), as_version=4)
+    answers = "\n".join(f"{q['id']}: {json.dumps(q['answer'])}" for q in key["questions"])
+    cell = nbformat.v4.new_code_cell(f"# Quiz answers\n'''\n{answers}\n'''")
+    cell.metadata["tags"] = ["quiz"]
+    nb.cells.append(cell)
+    nbformat.write(nb, str(folder / "smith_111_1_hw.ipynb"))
+    assert run_batch(folder, rubric, tmp_path / "out", "--quiz", "quizzes/cnn-basics.yaml") == 0
+    rows = {r["student"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["111"]["quiz_score"] == rows["111"]["quiz_max_score"] > 0  # every keyed answer is right
+    assert rows["222"]["quiz_score"] == 0  # no quiz cell: every question missing
