@@ -128,8 +128,8 @@ def test_quiz_answers_in_a_tagged_cell_join_the_gradebook(klass, tmp_path, capsy
     main(["quiz", "make", "quizzes/cnn-basics.yaml", "--student", "111", "--format", "json", "--with-key"])
     key = json.loads(capsys.readouterr().out)
     nb = nbformat.read(str(folder / "smith_111_1_hw.ipynb"), as_version=4)
-    answers = "\n".join(f"{q['id']}: {json.dumps(q['answer'])}" for q in key["questions"])
-    cell = nbformat.v4.new_code_cell(f"# Quiz answers\n'''\n{answers}\n'''")
+    answers = {q["id"]: q["answer"] for q in key["questions"]}
+    cell = nbformat.v4.new_code_cell(f"# Quiz answers (a dict keeps the cell valid Python)\nanswers = {answers!r}")
     cell.metadata["tags"] = ["quiz"]
     nb.cells.append(cell)
     nbformat.write(nb, str(folder / "smith_111_1_hw.ipynb"))
