@@ -80,6 +80,22 @@ def test_fork_bomb_is_bounded_and_ends(options):
     assert facts.verdict.kind in ("no_model", "memory"), facts.verdict.message
 
 
+def test_the_model_graded_is_the_one_bound_to_model_at_the_end(options):
+    facts = grade("several_models_reassigned", options)
+    assert facts.verdict.kind == "ok" and facts.model.params.trainable == 6434  # Net, not Wide (260)
+
+
+def test_a_model_under_another_name_is_found_by_its_shape(options):
+    facts = grade("model_under_another_name", options)
+    assert facts.verdict.kind == "ok" and facts.model.params.trainable == 6434  # `net`; the 1-channel conv is no model
+
+
+def test_a_test_transform_that_is_not_affine_runs_in_the_sandbox_on_images_only(options, tmp_path):
+    facts = grade("nonaffine_test_transform", options)
+    assert facts.verdict.kind == "ok" and facts.eval.path == "export"
+    assert facts.eval.accuracy is not None and sum(map(sum, facts.eval.confusion)) == 10000
+
+
 def test_missing_module_is_named(options):
     facts = grade("missing_module", options)
     assert facts.verdict.cell == 0 and "`keras_core_nonexistent`" in facts.verdict.message
