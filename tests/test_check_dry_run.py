@@ -40,7 +40,7 @@ def test_dry_run_counts_what_torchsummary_printed(name, gap, real_mnist_dir, cap
     # nothing trained: accuracy and epochs are not judged, and say why
     assert facts["eval"]["accuracy"] is None and "dry run" in sheet["accuracy"]["evidence"]
     assert code == 0  # the required parameter item passes
-    assert seconds < 60  # typically ~12 s on an idle 2-core CPU; generous for a loaded CI machine
+    assert seconds < 180  # ~15 s on an idle 2-core CPU; a shared, loaded CI machine is far slower
 
 
 def test_check_from_a_notebook_cell_needs_a_path_it_can_find(capsys):
