@@ -7,6 +7,7 @@ and then skips the download), and bound into each sandbox at `<workdir>/data`,
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 from pathlib import Path, PurePosixPath
@@ -23,11 +24,15 @@ def staged_root(source: Path) -> Path:
     key = hashlib.sha256(str(source.resolve()).encode()).hexdigest()[:16]
     root = cache_dir().parent / "staged" / key
     marker = root / ".complete"
-    if not marker.exists():
-        root.mkdir(parents=True, exist_ok=True)
-        stage_torchvision_layout(source, root)
-        np.save(root / TEST_IMAGES, load_mnist(source, "test").images)
-        marker.write_text(str(source.resolve()))
+    if marker.exists():
+        return root
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".lock", "w") as lock:  # parallel jobs (threads or processes) stage it once
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not marker.exists():
+            stage_torchvision_layout(source, root)
+            np.save(root / TEST_IMAGES, load_mnist(source, "test").images)
+            marker.write_text(str(source.resolve()))
     return root
 
 
