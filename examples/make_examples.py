@@ -37,6 +37,10 @@ DATA = ("# Data: normalise with the MNIST mean/std; small rotations help general
         "                                           batch_size=128, shuffle=True)\n"
         "test_loader = torch.utils.data.DataLoader(datasets.MNIST('../data', train=False, transform=test_tf),\n"
         "                                          batch_size=1000)")
+# Without the rotation: PIL rotation per image triples a CPU epoch, and this net reaches 99.4% without it.
+DATA_PLAIN = DATA.replace("# Data: normalise with the MNIST mean/std; small rotations help generalise",
+                          "# Data: normalise with the MNIST mean/std").replace(
+    "transforms.RandomRotation((-7.0, 7.0), fill=(0,)), ", "")
 LOOPS = ("# Train one epoch, then report the test accuracy in the course's format\n"
          "def train(model, device, loader, optimizer, scheduler):\n"
          "    model.train()\n"
@@ -130,8 +134,9 @@ def strip_comments(source: str) -> str:
     return "\n".join(line for line in lines if not line.lstrip().startswith("#"))
 
 
-def notebook(title: str, net: str, epochs: int, *, comments: bool = True, loops: str = LOOPS) -> nbformat.NotebookNode:
-    cells = [SETUP, DATA, net, SUMMARY, loops, RUN.format(epochs=epochs)]
+def notebook(title: str, net: str, epochs: int, *, comments: bool = True, loops: str = LOOPS,
+             data: str = DATA) -> nbformat.NotebookNode:
+    cells = [SETUP, data, net, SUMMARY, loops, RUN.format(epochs=epochs)]
     if not comments:
         cells = [strip_comments(c) for c in cells]
     nb = new_notebook(cells=[new_markdown_cell(f"# {title}"), *[new_code_cell(c) for c in cells]])
@@ -142,7 +147,7 @@ def notebook(title: str, net: str, epochs: int, *, comments: bool = True, loops:
 # student folder name (Moodle-style: name_id_...) -> notebook. Ben and Cy train 2 epochs only (they fail on
 # their parameter count whatever their accuracy); Di's notebook is Ada's with the comments taken out (see TERSE).
 CLASS = {
-    "Ada Good_1001_assignsubmission_file_": notebook("Session 3: under 20k, 99.4%", GOOD_NET, 15),
+    "Ada Good_1001_assignsubmission_file_": notebook("Session 3: under 20k, 99.4%", GOOD_NET, 15, data=DATA_PLAIN),
     "Ben Big_1002_assignsubmission_file_": notebook("Session 3: my bigger net", BIG_NET, 2),
     "Cy Dense_1003_assignsubmission_file_": notebook("Session 3: conv + FC head", FC_NET, 2),
     "Ed Old_1005_assignsubmission_file_": notebook("Session 3: written for PyTorch 0.3", GOOD_NET, 15, loops=OLD_LOOPS),
@@ -182,9 +187,18 @@ def main() -> None:
         if args.execute and student.split("_")[0] not in args.execute:
             continue
         src = SOURCE / f"{student.split('_')[0].replace(' ', '_').lower()}.ipynb"
-        command = [sys.executable, "-m", "grader", "run", str(src), "--keep", str(RUNS / src.stem), "--timeout", "3600"]
+        command = [sys.executable, "-m", "grader", "run", str(src), "--keep", str(RUNS / src.stem), "--timeout", "7200"]
         subprocess.run(command + (["--data", args.data] if args.data else []), check=True)
     collect()
+
+
+def _small_copy(src: Path, dest: Path) -> None:
+    """The exported program, re-saved with a 2-image example input (runs before the harness did that keep 1000)."""
+    import torch
+
+    program = torch.export.load(src)
+    program._example_inputs = ((torch.zeros(2, 1, 28, 28),), {})
+    torch.export.save(program, dest)
 
 
 def collect() -> None:
@@ -197,7 +211,7 @@ def collect() -> None:
         dest.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(keep / "executed.ipynb", dest / "notebook.ipynb")
         if (keep / "model.pt2").exists():
-            shutil.copyfile(keep / "model.pt2", dest / "model.pt2")
+            _small_copy(keep / "model.pt2", dest / "model.pt2")
     if (SUBMISSIONS / TERSE[1] / "model.pt2").exists():
         make_terse(SUBMISSIONS)
 
