@@ -1,7 +1,8 @@
 """Harness code that runs inside the student's kernel, before and after the student's cells.
 
-Before: counters the student does not write (optimizer steps, samples seen in training
-mode, passes over each dataset), and in dry-run mode data loaders that yield no batches.
+Before: counters the student does not write (optimizer steps; samples that data loaders
+hand out while gradients are on, per dataset), and in dry-run mode data loaders that yield
+no batches.
 After: find the model, check it maps 1x1x28x28 to 10 scores, export it, and record the
 test-time preprocessing. Everything it learns goes to a JSON file in the output folder;
 the host treats that file as untrusted and measures accuracy itself.
@@ -19,34 +20,59 @@ import traceback
 from typing import Any
 
 _state: dict[str, Any] = {
-    "optimizer_steps": 0, "samples_seen": 0, "datasets": {}, "depth": 0,
+    "optimizer_steps": 0, "samples_seen": 0, "datasets": {},
     "started": time.time(), "device": "cpu", "dry_run": False, "counting": True,
 }
 
 
-def _forward_pre(module, args):
-    import torch
-
-    if not _state["counting"]:
-        return
-    # Only the outermost call of a module with weights is a training step: torchvision's
-    # Normalize is an nn.Module too, and runs once per image inside the data loader.
-    if _state["depth"] == 0 and module.training and torch.is_grad_enabled() and args \
-            and next(module.parameters(), None) is not None:
-        first = args[0]
-        if isinstance(first, torch.Tensor) and first.dim() >= 1:
-            _state["samples_seen"] += int(first.shape[0])
-            _state["device"] = first.device.type
-    _state["depth"] += 1
+def _batch_size(batch) -> int:
+    """Images in a batch as a DataLoader yields it: (data, target), a dict, or a tensor."""
+    first = batch
+    while isinstance(first, (list, tuple)) and first:
+        first = first[0]
+    if isinstance(first, dict) and first:
+        first = next(iter(first.values()))
+    shape = getattr(first, "shape", None)
+    return int(shape[0]) if shape else 0
 
 
-def _forward_post(module, args, output):
-    if _state["counting"]:
-        _state["depth"] = max(0, _state["depth"] - 1)
+class _CountingIterator:
+    """A DataLoader iterator that counts the samples it hands to a training loop (grad enabled).
+
+    Counting at the loader, not with global module hooks: hooks on every module call
+    cost 10-20% of a small CPU training run (torchvision's Normalize is a module too).
+    """
+
+    def __init__(self, inner, entry):
+        self._inner, self._entry = inner, entry
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        import torch
+
+        batch = next(self._inner)
+        if _state["counting"] and torch.is_grad_enabled():
+            size = _batch_size(batch)
+            _state["samples_seen"] += size
+            self._entry["samples"] += size
+        return batch
+
+    def __len__(self):
+        return len(self._inner)
+
+    def __getattr__(self, name):  # old code calls dataiter.next(): let it fail as it would without us
+        return getattr(self._inner, name)
 
 
 def _optimizer_step(optimizer, args, kwargs):
     _state["optimizer_steps"] += 1
+    if _state["optimizer_steps"] == 1:
+        try:
+            _state["device"] = optimizer.param_groups[0]["params"][0].device.type
+        except (IndexError, KeyError, AttributeError):
+            pass
 
 
 def _dataset_train_flag(dataset) -> bool | None:
@@ -63,8 +89,6 @@ def install(dry_run: bool = False) -> None:
     from torch.utils.data import DataLoader
 
     _state["dry_run"] = dry_run
-    torch.nn.modules.module.register_module_forward_pre_hook(_forward_pre)
-    torch.nn.modules.module.register_module_forward_hook(_forward_post, always_call=True)
     register_optimizer_step_post_hook(_optimizer_step)
     original_iter = DataLoader.__iter__
 
@@ -75,22 +99,20 @@ def install(dry_run: bool = False) -> None:
         except TypeError:
             size = None
         entry = _state["datasets"].setdefault(str(id(dataset)), {
-            "type": type(dataset).__name__, "size": size, "train": _dataset_train_flag(dataset), "passes": 0})
+            "type": type(dataset).__name__, "size": size, "train": _dataset_train_flag(dataset), "passes": 0,
+            "samples": 0})
         entry["passes"] += 1
         if _state["dry_run"]:
             return iter(())  # the model gets built, no time goes into training
-        return original_iter(loader)
+        return _CountingIterator(original_iter(loader), entry)
 
     DataLoader.__iter__ = counting_iter
 
 
 def _train_size() -> int | None:
-    sets = list(_state["datasets"].values())
-    flagged = [d["size"] for d in sets if d["train"] and d["size"]]
-    if flagged:
-        return max(flagged)
-    sizes = [d["size"] for d in sets if d["size"]]
-    return max(sizes) if sizes else None
+    """The size of the dataset training batches came from (the largest, if several)."""
+    sets = [d for d in _state["datasets"].values() if d["samples"] and d["size"] and d["train"] is not False]
+    return max(d["size"] for d in sets) if sets else None
 
 
 def counters() -> dict[str, Any]:
