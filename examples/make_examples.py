@@ -1,7 +1,7 @@
 """Writes the example class in examples/source/: notebooks in the course's style, one per student.
 
     python examples/make_examples.py                 # write the notebooks
-    python examples/make_examples.py --execute       # also run each in the sandbox (CPU: ~25 min in all)
+    python examples/make_examples.py --execute       # also run each in the sandbox (CPU: about an hour in all)
 
 `--execute` runs every notebook through `grade run --keep` and stores, per student,
 `examples/submissions/<student>/notebook.ipynb` (with the outputs of that real run) and the
