@@ -7,6 +7,7 @@ import json
 import time
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from grader.cli.main import main
@@ -24,10 +25,10 @@ pytestmark = pytest.mark.skipif(bwrap_available() is None, reason="bubblewrap is
     ("gap_mean_dims", True),
     ("gap_partial_avgpool_not_global", False),
 ])
-def test_dry_run_counts_what_torchsummary_printed(name, gap, real_mnist_dir, capsys):
+def test_dry_run_counts_what_torchsummary_printed(name, gap, real_mnist_dir, capsys, tmp_path):
     started = time.monotonic()
     code = main(["check", str(GAP / f"{name}.ipynb"), "--dry-run", "--json", "--rubric", "mnist-s4",
-                 "--data", str(real_mnist_dir)])
+                 "--data", str(real_mnist_dir), "--keep", str(tmp_path / "kept")])
     seconds = time.monotonic() - started
     out = json.loads(capsys.readouterr().out)
     facts, sheet = out["facts"], {i["id"]: i for i in out["score"]["items"]}
@@ -40,6 +41,11 @@ def test_dry_run_counts_what_torchsummary_printed(name, gap, real_mnist_dir, cap
     # nothing trained: accuracy and epochs are not judged, and say why
     assert facts["eval"]["accuracy"] is None and "dry run" in sheet["accuracy"]["evidence"]
     assert code == 0  # the required parameter item passes
+    # --keep hands back the notebook as it ran (the student's cells only, with this run's outputs)
+    kept = nbformat.read(str(tmp_path / "kept" / "executed.ipynb"), as_version=4)
+    assert len(kept.cells) == len(nbformat.read(str(GAP / f"{name}.ipynb"), as_version=4).cells)
+    assert any(cell.get("outputs") for cell in kept.cells if cell.cell_type == "code")
+    assert (tmp_path / "kept" / "model.pt2").is_file()
     assert seconds < 180  # ~15 s on an idle 2-core CPU; a shared, loaded CI machine is far slower
 
 

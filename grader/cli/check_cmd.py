@@ -36,6 +36,7 @@ Examples
   grade check my.ipynb --static
   grade check my.ipynb --dry-run --rubric mnist-s5
   grade check my.ipynb --json > facts-and-score.json
+  grade check my.ipynb --keep out/     # out/executed.ipynb with the outputs of this run
 """
 
 _STATUS = {"passed": "[green]passed[/]", "partial": "[yellow]partial[/]", "failed": "[red]failed[/]",
@@ -51,6 +52,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     depth.add_argument("--static", action="store_true", help="run nothing (about a second)")
     depth.add_argument("--dry-run", action="store_true", help="build the model, skip training")
     parser.add_argument("--json", action="store_true", help="print the facts and the score sheet as JSON")
+    parser.add_argument("--keep", type=Path, metavar="DIR",
+                        help="keep the executed notebook (with its outputs) and the exported model here")
     add_run_options(parser, defaults_from_rubric=True)
     parser.set_defaults(handler=run)
 
@@ -73,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     overrides = run_overrides(args, rubric)
     if args.static:
         overrides["mode"] = "static"
-    options = options_for(rubric, **overrides, dry_run=args.dry_run or None)
+    options = options_for(rubric, **overrides, dry_run=args.dry_run or None, keep=args.keep)
     console = Console(stderr=True)
     with console.status("checking") as status:
         facts = grade_facts(args.notebook, options, progress=lambda what: status.update(what))
