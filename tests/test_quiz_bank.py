@@ -50,13 +50,13 @@ def test_unknown_kind_names_the_line_and_the_kinds():
 def test_unknown_key_lists_the_keys_of_that_kind():
     err = error(HEAD + "  - id: a\n    kind: rf\n    text: x\n    stack: '28x28x1 > c3:4'\n    colour: red\n")
     assert err.where == "bank.yaml:8"
-    assert err.what == "unknown key 'colour'"
+    assert err.what == "questions[0]: unknown key 'colour'"
     assert "layer" in err.fix and "stack" in err.fix and "options" not in err.fix
 
 
 def test_missing_key_and_bad_literal():
     err = error(HEAD + "  - id: a\n    kind: shape\n    text: x\n    layer: 1\n")
-    assert err.what == "missing key 'stack'" and err.where == "bank.yaml:4"
+    assert err.what == "questions[0]: missing key 'stack'" and err.where == "bank.yaml:4"
     err = error(HEAD + "  - id: a\n    kind: shape\n    text: x\n    layer: 1\n    stack: s\n    ask: hwcd\n")
     assert err.where == "bank.yaml:9" and "'hwcd' is not allowed" in err.what
     assert err.fix == "use one of: 'hwc', 'hw' or 'c'"

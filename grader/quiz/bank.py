@@ -37,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from grader import yamlio
 from grader.errors import GraderError
 from grader.quiz import template
+from grader.schema_errors import dotted, schema_error
 
 KINDS = ("shape", "rf", "params", "formula", "choice")
 COMPUTES = ("jump", "repeats_to_rf", "repeats_to_size", "expr")
@@ -274,29 +275,17 @@ def _fields_for(loc: tuple, doc: yamlio.LocatedYaml) -> list[str]:
 
 
 def _schema_error(exc: ValidationError, doc: yamlio.LocatedYaml) -> GraderError:
+    """The first problem, with its file and line; an unknown question kind names the kinds there are."""
     errors = exc.errors()
     err = errors[0]
-    loc = _yaml_loc(tuple(err["loc"]))
-    where = doc.where(loc)
-    dotted = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in loc).replace(".[", "[")
-    more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
-    kind = err["type"]
-    if kind in ("union_tag_invalid", "union_tag_not_found"):
-        got = err.get("ctx", {}).get("tag")
-        what = f"{dotted}: unknown question kind {got!r}" if got else f"{dotted}: the question has no kind"
-        return GraderError(what + more, where=where, fix="kind is one of: " + ", ".join(KINDS))
-    if kind == "extra_forbidden":
-        return GraderError(f"unknown key {loc[-1]!r}{more}", where=where,
-                           fix="allowed keys here: " + ", ".join(_fields_for(loc[:-1], doc)))
-    if kind == "missing":
-        return GraderError(f"missing key {loc[-1]!r}{more}", where=where,
-                           fix="keys here: " + ", ".join(_fields_for(loc[:-1], doc)))
-    if kind == "literal_error":
-        return GraderError(f"{dotted}: {err['input']!r} is not allowed{more}", where=where,
-                           fix=f"use one of: {err['ctx']['expected']}")
-    message = err["msg"].removeprefix("Value error, ")
-    return GraderError(f"{dotted}: {message}{more}" if dotted else message + more, where=where,
-                       fix="see the bank format in `grade quiz --help`")
+    if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        loc = _yaml_loc(tuple(err["loc"]))
+        more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
+        got = (err.get("ctx") or {}).get("tag")
+        what = f"{dotted(loc)}: unknown question kind {got!r}" if got else f"{dotted(loc)}: the question has no kind"
+        return GraderError(what + more, where=doc.where(loc), fix="kind is one of: " + ", ".join(KINDS))
+    return schema_error(exc, doc, keys_at=lambda loc: _fields_for(loc, doc), yaml_loc=_yaml_loc,
+                        fix="see the bank format in `grade quiz --help`")
 
 
 def _check_ids(bank: Bank) -> None:
