@@ -45,6 +45,8 @@ def test_dry_run_counts_what_torchsummary_printed(name, gap, real_mnist_dir, cap
     kept = nbformat.read(str(tmp_path / "kept" / "executed.ipynb"), as_version=4)
     assert len(kept.cells) == len(nbformat.read(str(GAP / f"{name}.ipynb"), as_version=4).cells)
     assert any(cell.get("outputs") for cell in kept.cells if cell.cell_type == "code")
+    counts = [cell.execution_count for cell in kept.cells if cell.cell_type == "code"]
+    assert counts == list(range(1, len(counts) + 1))  # numbered as if the student's cells ran alone
     assert (tmp_path / "kept" / "model.pt2").is_file()
     assert seconds < 180  # ~15 s on an idle 2-core CPU; a shared, loaded CI machine is far slower
 

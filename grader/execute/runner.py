@@ -91,6 +91,17 @@ def _hidden_cell(source: str):
     return cell
 
 
+def _renumbered(cells: list) -> list:
+    """Execution counts as if the student's cells had run alone (the harness's set-up cell took [1])."""
+    for cell in cells:
+        if isinstance(cell.get("execution_count"), int):
+            cell.execution_count -= 1
+        for out in cell.get("outputs", []):
+            if isinstance(out.get("execution_count"), int):
+                out.execution_count -= 1
+    return cells
+
+
 def run(job: Job) -> RunRecord:
     nb = nbformat.read(job.notebook, as_version=4)
     student_cells = list(nb.cells)
@@ -152,7 +163,7 @@ def run(job: Job) -> RunRecord:
                 record.harness_error = f"{exc.__class__.__name__}: {exc}"
     record.output_bytes = client.output_bytes
     record.seconds = round(time.time() - started, 3)
-    nb.cells = student_cells
+    nb.cells = _renumbered(student_cells)
     nbformat.write(nb, str(Path(job.out_dir) / "executed.ipynb"))
     return record
 
