@@ -21,7 +21,7 @@ import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from reference_models import train as t
-from reference_models.nets import REFERENCES, Reference, conv_block
+from reference_models.nets import REFERENCES, Reference, conv_block, separable_block
 
 HERE = Path(__file__).resolve().parent
 SEED = 0  # the seed the notebooks run with; RESULTS.md reports it among the others
@@ -56,6 +56,11 @@ def source(obj) -> str:
     return inspect.getsource(obj).rstrip()
 
 
+def blocks_of(net: type) -> list:
+    """The block functions of nets.py that a network's source calls, for its notebook cell."""
+    return [block for block in (conv_block, separable_block) if f"{block.__name__}(" in source(net)]
+
+
 def notebook(ref: Reference) -> nbformat.NotebookNode:
     rubric = f"rubric `{ref.rubric}`" if ref.rubric else "no rubric of its own (a stretch goal)"
     normalize = f"transforms.Normalize({tuple(t.NORMALIZE.mean)}, {tuple(t.NORMALIZE.std)})"
@@ -88,7 +93,7 @@ def notebook(ref: Reference) -> nbformat.NotebookNode:
                       "normalize, device), train=False), 1000)\n"
                       "print(len(train_loader.dataset), 'training images,', len(test_loader.dataset), 'test images')"),
         new_code_cell(source(t.augment)),
-        new_code_cell(f"{source(conv_block)}\n\n\n{source(ref.net)}"),
+        new_code_cell("\n\n\n".join([*(source(block) for block in blocks_of(ref.net)), source(ref.net)])),
         new_code_cell("# the network on the device; the grader measures the model left in `model`\n"
                       f"model = {ref.net.__name__}().to(device)\n"
                       "print(model)\n"

@@ -26,7 +26,7 @@ from reference_models.train import (NORMALIZE, DeviceMNIST, batches, fit, make_o
                                     to_device_tensors, train)
 
 # the counts RESULTS.md reports; a change to a network must show up here and there
-PARAMS = {"s3": 13_282, "s4": 10_382, "s5": 7_644, "stretch": 3_990}
+PARAMS = {"s3": 13_282, "s4": 10_382, "s5": 7_644, "stretch": 3_744}
 TEST_LINE = re.compile(r"^Test set: Average loss: \d+\.\d{4}, Accuracy: \d+/\d+ \(\d+\.\d{2}%\)$", re.M)
 
 
