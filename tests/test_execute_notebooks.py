@@ -117,8 +117,9 @@ def test_without_bwrap_execution_is_refused_with_the_fix(monkeypatch, real_mnist
 def test_no_sandbox_warns_on_every_run(real_mnist_dir, capsys):
     from grader.cli.main import main
 
-    assert main(["run", str(FIXTURES / "no_model_at_all.ipynb"), "--no-sandbox", "--json",
-                 "--data", str(real_mnist_dir), "--timeout", "120"]) == 0
+    with pytest.warns(UserWarning, match="running without the sandbox: the code can read, write and reach"):
+        assert main(["run", str(FIXTURES / "no_model_at_all.ipynb"), "--no-sandbox", "--json",
+                     "--data", str(real_mnist_dir), "--timeout", "120"]) == 0
     captured = capsys.readouterr()
     assert "warning: --no-sandbox" in captured.err
     assert json.loads(captured.out)["verdict"]["kind"] == "no_model"
