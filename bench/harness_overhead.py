@@ -3,7 +3,8 @@
     python bench/harness_overhead.py [--data DIR] [--repeat 3]
 
 Two notebooks: a trivial one (builds a small model, no training) and one that trains for
-about a minute on a 2-core CPU (3 epochs of a 6k-parameter net on the 60,000 training images). Both tools run them in the same process of this script, interleaved,
+about a minute on a 2-core CPU (3 epochs of a 3,994-parameter net over the 60,000
+training images). Both tools run them in the same process of this script, interleaved,
 so the ratios come from one run on one machine; the device is printed with them.
 The grader's figure is split into execution (sandbox + kernel + harness + export) and the
 clean evaluation that nbconvert does not do at all.

@@ -1,6 +1,6 @@
 """Write the reference notebooks (s3.ipynb, s4.ipynb, s5.ipynb, stretch.ipynb) from nets.py and train.py.
 
-    python -m reference_models.make_notebooks                 # write them, without outputs
+    python -m reference_models.make_notebooks                 # write those whose cells changed, without outputs
     python -m reference_models.make_notebooks s5 --execute    # also run them (the full training) and keep the outputs
 
 A notebook is what a student hands in, so it is self-contained: it imports
@@ -116,6 +116,14 @@ def notebook(ref: Reference) -> nbformat.NotebookNode:
     return nb
 
 
+def _same_cells(path: Path, nb: nbformat.NotebookNode) -> bool:
+    """Whether the notebook at `path` has exactly the cells (type and source) of `nb`."""
+    if not path.exists():
+        return False
+    shipped = nbformat.read(str(path), as_version=4)
+    return [(c.cell_type, c.source) for c in shipped.cells] == [(c.cell_type, c.source) for c in nb.cells]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("names", nargs="*", default=list(REFERENCES), help="references to write (default: all)")
@@ -133,8 +141,12 @@ def main(argv: list[str] | None = None) -> int:
 
             NotebookClient(nb, timeout=None, resources={"metadata": {"path": str(args.data_parent)}}).execute()
         path = args.out / f"{name}.ipynb"
+        if not args.execute and _same_cells(path, nb):
+            print(f"{path}: unchanged, kept with its outputs")  # the outputs of its last `grade check` run
+            continue
         nbformat.write(nb, path)
-        print(f"wrote {path}")
+        print(f"wrote {path}" + ("" if args.execute else " (without outputs: bench/check_references.py "
+                                                        "--save-outputs runs it and keeps them)"))
     return 0
 
 

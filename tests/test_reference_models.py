@@ -15,11 +15,11 @@ import pytest
 import torch
 
 from grader.arch.structure import structure_facts
-from grader.cli.main import main
-from grader.sandbox import bwrap_available
 from grader.arch.torch_graph import table_from_module
+from grader.cli.main import main
 from grader.data import load_mnist, stage_torchvision_layout
 from grader.inspect.static import inspect_submission
+from grader.sandbox import bwrap_available
 from reference_models import make_notebooks
 from reference_models.nets import REFERENCES
 from reference_models.train import (NORMALIZE, DeviceMNIST, batches, fit, make_optimizer, seed_everything,
@@ -145,3 +145,20 @@ def test_notebook_passes_its_rubric_in_a_dry_run(name, real_mnist_dir, capsys):
     assert not [i for i in items.values() if i["status"] in ("failed", "partial")], items
     assert items["accuracy"]["status"] == "not_measured"  # nothing trained: judged only by the full run
     assert code == 0
+
+
+def test_regenerating_keeps_the_outputs_of_unchanged_notebooks(tmp_path, capsys):
+    """The committed notebooks carry the outputs of their last `grade check`: regenerating must not drop them."""
+    make_notebooks.main(["s5", "--out", str(tmp_path)])
+    path = tmp_path / "s5.ipynb"
+    nb = nbformat.read(str(path), as_version=4)
+    nb.cells[2].outputs = [nbformat.v4.new_output("stream", text="cpu\n")]
+    nbformat.write(nb, str(path))
+    make_notebooks.main(["s5", "--out", str(tmp_path)])
+    assert "unchanged, kept with its outputs" in capsys.readouterr().out
+    assert nbformat.read(str(path), as_version=4).cells[2].outputs[0].text == "cpu\n"
+    nb.cells[2].source += "\n# an edit"  # a notebook whose cells differ from nets.py / train.py is rewritten
+    nbformat.write(nb, str(path))
+    make_notebooks.main(["s5", "--out", str(tmp_path)])
+    assert "without outputs" in capsys.readouterr().out
+    assert nbformat.read(str(path), as_version=4).cells[2].outputs == []

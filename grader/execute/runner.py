@@ -91,14 +91,14 @@ def _hidden_cell(source: str):
     return cell
 
 
-def _renumbered(cells: list) -> list:
-    """Execution counts as if the student's cells had run alone (the harness's set-up cell took [1])."""
+def _renumbered(cells: list, offset: int) -> list:
+    """Execution counts as if the student's cells had run alone (the harness's set-up cell took the first `offset`)."""
     for cell in cells:
         if isinstance(cell.get("execution_count"), int):
-            cell.execution_count -= 1
+            cell.execution_count -= offset
         for out in cell.get("outputs", []):
             if isinstance(out.get("execution_count"), int):
-                out.execution_count -= 1
+                out.execution_count -= offset
     return cells
 
 
@@ -117,7 +117,8 @@ def run(job: Job) -> RunRecord:
     client = LimitedClient(nb, timeout=job.cell_timeout, kernel_name="python3", allow_errors=True,
                            resources={"metadata": {"path": job.workdir}}, output_limit=job.output_limit,
                            startup_timeout=120,
-                           # the harness has written everything by then; a graceful shutdown costs ~2 s of waiting
+                           # nothing is read from the kernel after the last cell we run (the harness writes its
+                           # record during that cell): a graceful shutdown would only wait ~2 s for it to exit
                            shutdown_kernel="immediate")
     record = RunRecord(cells=[CellRecord(i, "not_run") for i, c in enumerate(student_cells) if c.cell_type == "code"])
     by_index = {c.index: c for c in record.cells}
@@ -163,7 +164,7 @@ def run(job: Job) -> RunRecord:
                 record.harness_error = f"{exc.__class__.__name__}: {exc}"
     record.output_bytes = client.output_bytes
     record.seconds = round(time.time() - started, 3)
-    nb.cells = _renumbered(student_cells)
+    nb.cells = _renumbered(student_cells, setup.get("execution_count") or 0)
     nbformat.write(nb, str(Path(job.out_dir) / "executed.ipynb"))
     return record
 
