@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from grader.execute.job import Limits, execute_notebook  # noqa: E402
-from grader.execute.staging import staged_root  # noqa: E402
+from grader.data.staging import staged_root  # noqa: E402
 from grader.data.fetch import ensure_mnist  # noqa: E402
 from grader.pipeline import Options, grade_facts  # noqa: E402
 

@@ -94,7 +94,7 @@ class EvalFacts(_Section):
 
 VerdictKind = Literal[
     "ok", "timeout", "memory", "crash", "no_model", "bad_model", "invalid_notebook",
-    "output_limit", "missing_module", "sandbox_error",
+    "output_limit", "missing_module", "sandbox_error", "disk",
 ]
 
 
@@ -109,6 +109,8 @@ class VerdictFacts(_Section):
 
 
 class QuizFacts(_Section):
+    answers: Optional[dict[str, Any]] = Field(None, description="the answers in the notebook's cell tagged quiz, "
+                                              "as written (None: no such cell)")
     score: Optional[float] = None
     max_score: Optional[float] = None
     questions: Optional[list[dict[str, Any]]] = None
@@ -146,3 +148,12 @@ def _leaf_names(model: type[BaseModel], prefix: str = "") -> Iterator[str]:
 def known_facts() -> list[str]:
     """Every dotted fact name some stage produces: what a rubric item may read."""
     return sorted(_leaf_names(Facts))
+
+
+def with_derived(facts: Facts) -> Facts:
+    """The facts computed from other facts, computed here once: `claims.accuracy_gap`."""
+    claims = facts.claims
+    gap = None
+    if claims.accuracy is not None and facts.eval.accuracy is not None:
+        gap = round(claims.accuracy - facts.eval.accuracy, 4)
+    return facts.model_copy(update={"claims": claims.model_copy(update={"accuracy_gap": gap})})

@@ -2,44 +2,31 @@
 
 Modes: `static` (no student code runs), `evaluate` (the submission is an exported
 model: no student code runs), `execute` (run the notebook in the sandbox, then evaluate).
+Each stage reports what it saw; `grader.verdict.decide` turns that into the verdict,
+and `grader.facts.with_derived` adds the facts computed from other facts.
 """
 
 from __future__ import annotations
 
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+import traceback
+from dataclasses import replace
 from pathlib import Path
-from typing import Callable, Literal, Optional
+from typing import Callable, Optional
 
-from grader.data.fetch import ensure_mnist
-from grader.data.locate import load_mnist
-from grader.evaluate.job import Evaluation, evaluate_model, score_in_sandbox_predictions
-from grader.execute.job import Execution, Limits, execute_notebook
-from grader.execute.staging import staged_root
+from grader.data.preprocess import COURSE_PREPROCESS
+from grader.data.staging import TestData, prepare_test_data
 from grader.errors import GraderError
-from grader.facts import EvalFacts, Facts, TrainFacts, VerdictFacts
-from grader.inspect.static import inspect_submission
+from grader.evaluate.job import Evaluation, evaluate_model, score_in_sandbox_predictions
+from grader.execute.job import Execution, execute_notebook
+from grader.facts import EvalFacts, Facts, QuizFacts, with_derived
+from grader.inspect.static import StaticReport, inspect_submission
+from grader.quiz.answers import from_notebook
+from grader.settings import Options
+from grader.verdict import Outcome, decide
 
-Mode = Literal["static", "evaluate", "execute"]
 MODEL_SUFFIXES = (".pt2",)
-# The course's Normalize((0.1307,), (0.3081,)) after ToTensor(): what an exported model without notes expects.
-COURSE_PREPROCESS = {"kind": "affine", "scale": 1 / 0.3081, "shift": -0.1307 / 0.3081,
-                     "source": "assumed for an exported model: ToTensor + Normalize((0.1307,), (0.3081,))"}
-
-
-@dataclass(frozen=True)
-class Options:
-    mode: Mode = "execute"
-    data: Optional[str] = None
-    variable: str = "model"
-    limits: Limits = field(default_factory=Limits)
-    dry_run: bool = False
-    sandbox: bool = True
-    gpu: Optional[bool] = None
-    gpu_index: Optional[int] = None
-    keep: Optional[Path] = None  # copy the executed notebook and the exported model here
-
 
 Progress = Callable[[str], None]
 
@@ -48,117 +35,124 @@ def _quiet(_: str) -> None:
     pass
 
 
-def grade_facts(path: Path, options: Options, progress: Progress = _quiet, *, model_file: Optional[Path] = None) -> Facts:
-    """Every fact the stages can establish about one submission. Raises GraderError only for unusable input.
+def grade_facts(path: Path, options: Options, progress: Progress = _quiet, *, model_file: Optional[Path] = None,
+                data: Optional[TestData] = None) -> Facts:
+    """Every fact the stages can establish about one submission.
 
     `model_file`: an exported model handed in with the notebook; in `evaluate` mode it is what gets measured.
+    `data`: MNIST, staged and loaded once by the caller (a class shares it); found here when not given.
+    Raises GraderError only for what stops every submission alike (no bubblewrap, no data, a missing file);
+    whatever goes wrong with this one submission, a grader bug included, becomes its verdict.
     """
     path = Path(path)
-    if path.suffix.lower() in MODEL_SUFFIXES:
-        return _evaluate_only(path, options, progress)
     if not path.is_file():
         raise GraderError("no such file", where=str(path), fix="give the path of a .ipynb, .py or .pt2 submission")
+    try:
+        return with_derived(_stages(path, options, progress, model_file, data))
+    except GraderError:
+        raise
+    except Exception as exc:  # a grader bug on one odd submission: that student gets a clear verdict
+        return Facts(verdict=decide(Outcome(grader_error=f"{exc.__class__.__name__}: {exc}",
+                                            grader_traceback=traceback.format_exc()[-2000:])))
+
+
+def _stages(path: Path, options: Options, progress: Progress, model_file: Optional[Path],
+            data: Optional[TestData]) -> Facts:
+    if path.suffix.lower() in MODEL_SUFFIXES:
+        return _measure(path, Facts(), Outcome(limits=options.limits), options, progress, data)
     progress("inspecting")
     try:
         report = inspect_submission(path)
     except GraderError as err:  # a broken notebook is a verdict for that student, not an error of the run
-        return Facts(verdict=VerdictFacts(kind="invalid_notebook", message=err.render()))
-    facts = Facts(notebook=report.notebook_facts, claims=report.claims)
+        return Facts(verdict=decide(Outcome(unreadable=err.render())))
+    facts = Facts(notebook=report.notebook_facts, claims=report.claims,
+                  quiz=QuizFacts(answers=_quiz_answers(report)))
     if options.mode == "static":
         return facts
     if options.mode == "evaluate":
-        return _evaluate_with_notebook(facts, report.notebook, model_file, options, progress)
-    data = ensure_mnist(options.data)
-    staged = staged_root(data)
+        saved = Outcome(limits=options.limits, saved_failed_cells=_saved_errors(report.notebook))
+        if model_file is None:
+            return facts.model_copy(update={"verdict": decide(Outcome(no_model_file=True,
+                                                                      saved_failed_cells=saved.saved_failed_cells))})
+        return _measure(model_file, facts, saved, options, progress, data)
+    return _execute(report, facts, options, progress, data or prepare_test_data(options.data))
+
+
+def _execute(report: StaticReport, facts: Facts, options: Options, progress: Progress, data: TestData) -> Facts:
     with tempfile.TemporaryDirectory(prefix="mnist-grader-") as tmp:
         jobdir = Path(tmp)
         progress("running the notebook" + (" (dry run)" if options.dry_run else ""))
-        execution = execute_notebook(report.notebook, jobdir=jobdir, staged=staged, mnist_roots=report.mnist_roots,
-                                     variable=options.variable, limits=options.limits, dry_run=options.dry_run,
-                                     sandbox=options.sandbox, gpu=options.gpu, gpu_index=options.gpu_index)
-        facts = facts.model_copy(update={"train": execution.train, "verdict": execution.verdict})
-        if execution.verdict.kind == "ok":
+        execution = execute_notebook(report.notebook, jobdir=jobdir, staged=data.staged,
+                                     mnist_roots=report.mnist_roots, variable=options.variable,
+                                     limits=options.limits, dry_run=options.dry_run, sandbox=options.sandbox,
+                                     gpu=options.gpu, gpu_index=options.gpu_index)
+        outcome = Outcome(execution=execution, limits=options.limits)
+        if not options.dry_run:  # a dry run trained nothing: its counters would mislead
+            facts = facts.model_copy(update={"train": execution.train})
+        evaluation = None
+        if decide(outcome).kind == "ok":
             progress("reading the model" if options.dry_run else "measuring the model")
-            evaluation = _evaluate_execution(execution, staged, data, jobdir, options)
-            facts = _with_evaluation(facts, evaluation, execution)
-        if options.dry_run:  # nothing was trained: accuracy and training counters would be misleading
-            facts = facts.model_copy(update={"eval": EvalFacts(), "train": TrainFacts(), "claims": report.claims})
+            evaluation = _evaluate_execution(execution, data, jobdir, options)
         if options.keep:
             _keep(execution.out_dir, options.keep)
-    return facts
+    return _with_evaluation(facts, evaluation, outcome, execution)
 
 
-def _evaluate_execution(execution: Execution, staged: Path, data: Path, jobdir: Path, options: Options) -> Evaluation:
-    harness = execution.harness or {}
-    export = harness.get("export") or {}
-    labels = load_mnist(data, "test").labels
-    if export.get("path") == "in-sandbox":
+def _evaluate_execution(execution: Execution, data: TestData, jobdir: Path, options: Options) -> Evaluation:
+    harness = execution.harness
+    export = harness.export
+    labels = None if options.dry_run else data.labels
+    if export.path == "in-sandbox":
+        if labels is None:
+            return Evaluation(EvalFacts(), None, None, None)
         return score_in_sandbox_predictions(execution.out_dir / "predictions.npy", labels)
-    preprocess = harness.get("preprocess") or COURSE_PREPROCESS
-    inputs = preprocess.get("inputs_file")
-    return evaluate_model(execution.out_dir / export["file"], export["path"], preprocess=preprocess, staged=staged,
-                          labels=labels, jobdir=jobdir, static_batch=export.get("batch"),
+    preprocess = harness.preprocess or COURSE_PREPROCESS
+    inputs = preprocess.inputs_file
+    return evaluate_model(execution.out_dir / export.file, export.path, preprocess=preprocess, staged=data.staged,
+                          labels=labels, jobdir=jobdir, limits=options.limits, static_batch=export.batch,
                           inputs_file=execution.out_dir / inputs if inputs else None, sandbox=options.sandbox,
                           gpu=options.gpu)
 
 
-def _with_evaluation(facts: Facts, evaluation: Evaluation, execution: Optional[Execution]) -> Facts:
-    update: dict = {"eval": evaluation.eval}
-    if evaluation.model is not None:
-        update["model"] = evaluation.model
-    elif execution and (execution.harness or {}).get("params"):
-        params = execution.harness["params"]
-        update["model"] = facts.model.model_copy(update={"params": facts.model.params.model_copy(update=params)})
-    if evaluation.error:
-        update["verdict"] = facts.verdict.model_copy(update={"kind": "bad_model", "message": evaluation.error})
-    return _merge_claims(facts.model_copy(update=update))
+def _with_evaluation(facts: Facts, evaluation: Optional[Evaluation], outcome: Outcome,
+                     execution: Optional[Execution]) -> Facts:
+    update: dict = {}
+    if evaluation is not None:
+        update["eval"] = evaluation.eval
+        if evaluation.model is not None:
+            update["model"] = evaluation.model
+        elif execution is not None and execution.harness and execution.harness.params:
+            params = execution.harness.params.model_dump()
+            update["model"] = facts.model.model_copy(update={"params": facts.model.params.model_copy(update=params)})
+        outcome = replace(outcome, evaluation_error=evaluation.error, evaluated=True)
+    update["verdict"] = decide(outcome)
+    return facts.model_copy(update=update)
 
 
-def _evaluate_only(path: Path, options: Options, progress: Progress) -> Facts:
-    """An exported model handed in directly: no student code runs at all."""
-    data = ensure_mnist(options.data)
-    staged = staged_root(data)
+def _measure(model_file: Path, facts: Facts, outcome: Outcome, options: Options, progress: Progress,
+             data: Optional[TestData]) -> Facts:
+    """An exported model (handed in alone, or beside the notebook in evaluate mode): no student code runs."""
+    data = data or prepare_test_data(options.data)
     with tempfile.TemporaryDirectory(prefix="mnist-grader-") as tmp:
         progress("measuring the model")
-        evaluation = evaluate_model(path.resolve(), "export", preprocess=COURSE_PREPROCESS, staged=staged,
-                                    labels=load_mnist(data, "test").labels, jobdir=Path(tmp),
+        evaluation = evaluate_model(model_file.resolve(), "export", preprocess=COURSE_PREPROCESS, staged=data.staged,
+                                    labels=data.labels, jobdir=Path(tmp), limits=options.limits,
                                     sandbox=options.sandbox, gpu=options.gpu)
-    facts = _with_evaluation(Facts(), evaluation, None)
-    if facts.verdict.kind is None:
-        facts = facts.model_copy(update={"verdict": VerdictFacts(kind="ok", message="the exported model was measured")})
-    return facts
+    return _with_evaluation(facts, evaluation, outcome, None)
+
+
+def _quiz_answers(report: StaticReport) -> Optional[dict]:
+    """The answers in the cell tagged `quiz`, read with the rest of the notebook (None: there is no such cell)."""
+    try:
+        return dict(from_notebook(report.notebook, str(report.path)))
+    except GraderError:
+        return None
 
 
 def _saved_errors(notebook) -> list[int]:
     """Cells whose saved outputs hold an error: the run that produced them failed there."""
     return [i for i, cell in enumerate(notebook.cells) if cell.cell_type == "code"
             and any(out.get("output_type") == "error" for out in cell.get("outputs", []))]
-
-
-def _evaluate_with_notebook(facts: Facts, notebook, model_file: Optional[Path], options: Options,
-                            progress: Progress) -> Facts:
-    """Evaluate mode: the notebook is read, not run; the exported model beside it is measured."""
-    failed = _saved_errors(notebook)
-    if model_file is None:
-        return facts.model_copy(update={"verdict": VerdictFacts(
-            kind="no_model", failed_cells=failed,
-            message="evaluate mode measures an exported model (model.pt2) handed in beside the notebook, "
-                    "and there is none; grade in execute mode to run the notebook instead")})
-    measured = _evaluate_only(model_file, options, progress)
-    verdict = measured.verdict.model_copy(update={"failed_cells": failed, "cell": failed[0] if failed else None})
-    if failed and verdict.kind == "ok":
-        verdict = verdict.model_copy(update={"message": verdict.message + f"; the notebook's saved outputs show "
-                                             f"errors in cells {failed}"})
-    return _merge_claims(measured.model_copy(update={"notebook": facts.notebook, "claims": facts.claims,
-                                                     "verdict": verdict}))
-
-
-def _merge_claims(facts: Facts) -> Facts:
-    claims = facts.claims
-    if claims.accuracy is not None and facts.eval.accuracy is not None:
-        return facts.model_copy(update={"claims": claims.model_copy(
-            update={"accuracy_gap": round(claims.accuracy - facts.eval.accuracy, 4)})})
-    return facts
 
 
 def _keep(out_dir: Path, keep: Path) -> None:

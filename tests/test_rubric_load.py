@@ -7,7 +7,7 @@ import pytest
 
 from grader import yamlio
 from grader.errors import GraderError
-from grader.execute.job import Limits as RunLimits
+from grader.settings import RunLimits
 from grader.facts import known_facts
 from grader.rubric import schema
 from grader.rubric.load import RUBRICS, load_rubric, rubric_from_yaml, rubric_hash, shipped
@@ -35,7 +35,7 @@ def test_shipped_rubric_loads_by_name_totals_100_and_runs_the_notebook(name):
     assert rubric.id == name and rubric.source == str(RUBRICS / f"{name}.yaml")
     assert rubric.max_score == 100
     assert rubric.mode == "execute" and rubric.model == "model"
-    assert rubric.limits.time == 3600 and rubric.limits.memory_bytes == 6 << 30
+    assert rubric.limits.time == 3600 and rubric.limits.run_limits().memory_bytes == 6 << 30
     assert [i.id for i in rubric.items if i.required] == ["params"]
     assert rubric.item("accuracy").full_band.ge == 99.4
     assert (RUBRICS / f"{name}.yaml").read_text().count("\n  # ") >= 5  # an instructor can read it without docs
@@ -74,7 +74,7 @@ def test_limits_become_run_limits():
     rubric = load(HEAD.replace("items:", "limits: {time: 600, cell_time: 300, memory: 800M, gpu: no}\nitems:")
                   + ITEM + "    fact: model.gap\n    eq: true\n")
     assert rubric.limits.gpu == "no"  # YAML reads a bare `no` as false
-    assert rubric.limits.to_run_limits() == RunLimits(wall_seconds=600, cell_seconds=300, memory_bytes=800 << 20)
+    assert rubric.limits.run_limits() == RunLimits(wall_seconds=600, cell_seconds=300, memory_bytes=800 << 20)
 
 
 def test_the_example_in_the_help_is_a_valid_rubric():

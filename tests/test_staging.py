@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from grader.execute.staging import data_binds
+from grader.data.staging import data_binds
 
 
 def test_binds_cover_the_usual_roots_and_the_named_ones(tmp_path):

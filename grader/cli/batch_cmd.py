@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -13,14 +12,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from grader.batch import Graded, default_jobs, grade_batch, options_for
+from grader.api import Result, grade_class, load_bank, load_rubric, options_for, prepare_test_data, write_outputs
 from grader.cli.common import add_run_options, run_overrides, warn_if_unsandboxed
-from grader.data import ensure_mnist, load_mnist
 from grader.errors import GraderError
-from grader.intake import DEFAULT_ID_PATTERN, discover, safe_extract
-from grader.report.gradebook import GradebookEntry, gradebook_rows, write_gradebook
-from grader.report.write import write_student_reports
-from grader.rubric.load import load_rubric
+from grader.intake import DEFAULT_ID_PATTERN
+from grader.report.gradebook import GradebookEntry, gradebook_rows
 
 HELP = """\
 Grade every submission in a folder (or an LMS zip) against a rubric: run each in the
@@ -64,101 +60,57 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
-def _quiz_facts(bank_path: str | None):
-    if not bank_path:
-        return lambda submission, facts: facts
-    from grader.inspect.static import inspect_submission
-    from grader.quiz.answers import from_notebook
-    from grader.quiz.bank import load_bank
-    from grader.quiz.check import check_answers
-
-    bank = load_bank(bank_path)
-
-    def add(submission, facts):
-        try:
-            answers = from_notebook(inspect_submission(submission.path).notebook, str(submission.path))
-        except GraderError:
-            answers = {}  # no quiz cell: every question counts as missing
-        return facts.model_copy(update={"quiz": check_answers(bank, answers, submission.student).to_facts()})
-
-    return add
-
-
-def summary_table(results: list[Graded]) -> Table:
+def summary_table(results: list[Result]) -> Table:
     table = Table(title="Grades", title_justify="left")
     for column, justify in [("student", "left"), ("score", "right"), ("passed", "center"), ("verdict", "left"),
                             ("not passed", "left"), ("time", "right")]:
         table.add_column(column, justify=justify)
-    for g in results:
-        missed = ", ".join(i.id for i in g.sheet.failed()) or "-"
-        table.add_row(g.submission.student, f"{g.sheet.score:g} / {g.sheet.max_score:g}",
-                      "[green]yes[/]" if g.sheet.passed else "[red]no[/]", g.facts.verdict.kind or "-", missed,
-                      "cached" if g.cached else f"{g.seconds:.0f} s")
+    for r in results:
+        missed = ", ".join(i.id for i in r.sheet.failed()) or "-"
+        table.add_row(r.student, f"{r.sheet.score:g} / {r.sheet.max_score:g}",
+                      "[green]yes[/]" if r.sheet.passed else "[red]no[/]", r.facts.verdict.kind or "-", missed,
+                      "cached" if r.cached else f"{r.seconds:.0f} s")
     return table
 
 
 def run(args: argparse.Namespace) -> int:
     warn_if_unsandboxed(args)
     rubric = load_rubric(args.rubric)
-    options = options_for(rubric, **run_overrides(args, rubric))
+    options = options_for(rubric, **run_overrides(args, rubric.limits.run_limits()))
+    if args.jobs is not None and args.jobs < 1:
+        raise GraderError("--jobs must be at least 1", where="--jobs", fix="e.g. --jobs 2")
+    quiz = load_bank(args.quiz) if args.quiz else None
+    data = prepare_test_data(options.data) if options.mode != "static" else None
     console = Console(stderr=True)
-    with tempfile.TemporaryDirectory(prefix="mnist-grader-intake-") as tmp:
-        root = args.submissions
-        if root.suffix.lower() == ".zip":
-            root = safe_extract(root, Path(tmp))
-        submissions = discover(root, args.id_pattern)
-        if args.jobs is not None and args.jobs < 1:
-            raise GraderError("--jobs must be at least 1", where="--jobs", fix="e.g. --jobs 2")
-        jobs = args.jobs or default_jobs(options)
-        if options.mode != "static":
-            ensure_mnist(options.data)
-        console.print(f"{len(submissions)} submissions, rubric {rubric.id} ({options.mode} mode), {jobs} at a time")
-        started = time.monotonic()
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=console, transient=False) as progress:
-            task = progress.add_task("grading", total=len(submissions))
-            running: set[str] = set()
+    started = time.monotonic()
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=False) as progress:
+        task = progress.add_task("grading", total=None)
+        running: set[str] = set()
 
-            def on_event(kind, submission, graded):
-                if kind == "start":
-                    running.add(submission.student)
-                else:
-                    running.discard(submission.student)
-                    progress.advance(task)
-                progress.update(task, description="grading " + (", ".join(sorted(running)) or ""))
+        def on_event(kind, submission, result):
+            if kind == "queued":
+                progress.update(task, total=(progress.tasks[0].total or 0) + 1)
+            elif kind == "start":
+                running.add(submission.student)
+            else:
+                running.discard(submission.student)
+                progress.advance(task)
+            progress.update(task, description="grading " + (", ".join(sorted(running)) or ""))
 
-            results = grade_batch(submissions, rubric, options, out=args.out, jobs=jobs, force=args.force,
-                                  on_event=on_event, extra_facts=_quiz_facts(args.quiz))
-        _write_outputs(args.out, results, options, console)
-    fresh = sum(not g.cached for g in results)
+        graded = grade_class(args.submissions, rubric, options, out=args.out, jobs=args.jobs, force=args.force,
+                             quiz=quiz, id_pattern=args.id_pattern, data=data, on_event=on_event)
+        progress.console.print(f"rubric {rubric.id} ({options.mode} mode)", highlight=False)
+        results = list(graded)
+    results.sort(key=lambda r: r.student)
+    write_outputs(results, args.out, data=data)
+    fresh = sum(not r.cached for r in results)
     console.print(summary_table(results))
-    console.print(f"{fresh} graded, {len(results) - fresh} unchanged (cached) in {time.monotonic() - started:.0f} s; "
-                  f"gradebook: {args.out / 'gradebook.csv'}", soft_wrap=True, highlight=False)
+    console.print(f"{len(results)} submissions: {fresh} graded, {len(results) - fresh} unchanged (cached) in "
+                  f"{time.monotonic() - started:.0f} s; gradebook: {args.out / 'gradebook.csv'}",
+                  soft_wrap=True, highlight=False)
     if args.json:
-        json.dump(gradebook_rows([GradebookEntry(g.submission.student, g.sheet, g.facts) for g in results]),
+        json.dump(gradebook_rows([GradebookEntry(r.student, r.sheet, r.facts) for r in results]),
                   sys.stdout, indent=2)
         sys.stdout.write("\n")
     return 0
-
-
-def _predictions(facts, labels):
-    """The whole prediction array, rebuilt from the labels and the misclassified facts."""
-    if facts.eval.misclassified is None or facts.eval.misclassified_as is None:
-        return None
-    predictions = labels.astype(int).copy()
-    predictions[facts.eval.misclassified] = facts.eval.misclassified_as
-    return predictions
-
-
-def _write_outputs(out: Path, results: list[Graded], options, console: Console) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    test = None
-    if options.mode != "static":
-        test = load_mnist(ensure_mnist(options.data), "test")
-    for g in results:
-        write_student_reports(out, g.submission.student, g.facts, g.sheet, execution_time=g.seconds,
-                              images=test.images if test is not None else None,
-                              labels=test.labels if test is not None else None,
-                              predictions=_predictions(g.facts, test.labels) if test is not None else None)
-    write_gradebook(out / "gradebook.csv", gradebook_rows([GradebookEntry(g.submission.student, g.sheet, g.facts)
-                                                           for g in results]))

@@ -10,11 +10,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from grader.batch import options_for
+from grader.api import grade_submission, load_rubric, options_for
 from grader.cli.common import add_run_options, run_overrides, warn_if_unsandboxed
-from grader.pipeline import grade_facts
-from grader.rubric.load import load_rubric
-from grader.rubric.score import score
 from grader.rubric.sheet import ScoreSheet
 
 HELP = """\
@@ -73,14 +70,15 @@ def required_failed(sheet: ScoreSheet) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     warn_if_unsandboxed(args)
     rubric = load_rubric(args.rubric)
-    overrides = run_overrides(args, rubric)
+    overrides = run_overrides(args, rubric.limits.run_limits())
     if args.static:
         overrides["mode"] = "static"
     options = options_for(rubric, **overrides, dry_run=args.dry_run or None, keep=args.keep)
     console = Console(stderr=True)
     with console.status("checking") as status:
-        facts = grade_facts(args.notebook, options, progress=lambda what: status.update(what))
-    sheet = score(facts, rubric, show_hidden=False)
+        result = grade_submission(args.notebook, rubric, options, progress=lambda what: status.update(what),
+                                  show_hidden=False)
+    facts, sheet = result.facts, result.sheet
     if args.dry_run:
         sheet = _explain_dry_run(sheet)
     failed = required_failed(sheet)

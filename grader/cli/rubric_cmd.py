@@ -12,7 +12,9 @@ from grader.errors import GraderError
 from grader.facts import known_facts
 from grader.rubric.load import load_rubric, rubric_hash, shipped
 from grader.rubric.schema import __doc__ as SCHEMA_DOC
-from grader.rubric.schema import fact_field, fact_kind, fact_type, num
+from grader.formatting import num
+from grader.settings import LIMITS
+from grader.rubric.schema import fact_field, fact_kind, fact_type
 from grader.rubric.score import items_needing_execution, needs
 
 HELP = """\
@@ -29,9 +31,14 @@ file, the line, the item and what is allowed).
 
 A rubric in brief:
 {EXAMPLE}
+limits: what a run may use (each also a flag of `grade check` and `grade SUBMISSIONS`)
+{LIMITS}
+  gpu          no | wanted (use one when present; the default) | required
 """
 
-HELP = HELP.replace("{EXAMPLE}", SCHEMA_DOC[SCHEMA_DOC.index("    id:"):].rstrip() + "\n")
+HELP = HELP.replace("{EXAMPLE}", SCHEMA_DOC[SCHEMA_DOC.index("    id:"):].rstrip() + "\n").replace(
+    "{LIMITS}", "\n".join(f"  {limit.rubric:<12} {limit.help} (default {limit.shown_default}; {limit.flag})"
+                          for limit in LIMITS))
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -86,14 +93,12 @@ def run_lint(args: argparse.Namespace) -> int:
 def run_show(args: argparse.Namespace) -> int:
     rubric = load_rubric(args.file)
     needs_run = set(items_needing_execution(rubric))
-    limits = rubric.limits
     console = _console()
     console.print(f"[bold]{rubric.id}[/bold]: {rubric.title}", highlight=False)
     if rubric.description:
         console.print(rubric.description.strip(), highlight=False)
-    console.print(f"mode {rubric.mode}; limits: {num(limits.time)} s"
-                  + (f" ({num(limits.cell_time)} s a cell)" if limits.cell_time else "")
-                  + f", memory {limits.memory}, GPU {limits.gpu}; model variable `{rubric.model}`", highlight=False)
+    console.print(f"mode {rubric.mode}; limits: {rubric.limits.run_limits().describe()}, GPU {rubric.limits.gpu}; "
+                  f"model variable `{rubric.model}`", highlight=False)
     table = RichTable(title=f"{len(rubric.items)} items, {num(rubric.max_score)} points",
                       title_justify="left")
     for column in ("item", "title", "fact", "condition", "points", "required", "visibility", "static check"):

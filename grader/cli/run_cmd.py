@@ -9,9 +9,10 @@ from pathlib import Path
 
 from rich.console import Console
 
-from grader.cli.common import add_run_options, limits_from, warn_if_unsandboxed
+from grader.api import grade_facts
+from grader.cli.common import add_run_options, limits_given, warn_if_unsandboxed
 from grader.facts import Facts
-from grader.pipeline import Options, grade_facts
+from grader.settings import Options
 
 HELP = """\
 Run one submission (.ipynb, .py, or an exported .pt2 model) in the sandbox, then
@@ -63,7 +64,7 @@ def summary_lines(facts: Facts) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     warn_if_unsandboxed(args)
-    options = Options(mode="execute", data=args.data, variable=args.variable, limits=limits_from(args),
+    options = Options(mode="execute", data=args.data, variable=args.variable, limits=limits_given(args),
                       dry_run=args.dry_run, sandbox=not args.no_sandbox, gpu=args.gpu, keep=args.keep)
     console = Console(stderr=True)
     with console.status("starting") as status:

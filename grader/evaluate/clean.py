@@ -27,6 +27,7 @@ class EvalJob:
     inputs_file: str | None = None  # already transformed inputs (N, 1, 28, 28), when the transform is not affine
     static_batch: int | None = None
     device: str = "auto"
+    predict: bool = True  # False: read the structure only (a dry run has nothing trained to measure)
 
 
 @dataclass
@@ -82,6 +83,8 @@ def evaluate(job: EvalJob) -> EvalRecord:
     device = ("cuda" if torch.cuda.is_available() else "cpu") if job.device == "auto" else job.device
     model, program = _load(job)
     model_facts, arch_error = _architecture(program) if program is not None else (None, "TorchScript: no graph table")
+    if not job.predict:
+        return EvalRecord(device, round(time.time() - started, 3), 0, model_facts, arch_error)
     model = model.to(device)
     inputs = _inputs(job)
     batch = job.static_batch or 1000

@@ -12,10 +12,12 @@ from typing import Any, Optional
 
 import numpy as np
 
+from grader.data.preprocess import Preprocess
+from grader.data.staging import TEST_IMAGES
 from grader.evaluate.metrics import metrics
-from grader.execute.staging import TEST_IMAGES
 from grader.facts import EvalFacts, ModelFacts
 from grader.sandbox import SandboxSpec, run_sandboxed
+from grader.settings import RunLimits
 
 
 @dataclass(frozen=True)
@@ -27,31 +29,34 @@ class Evaluation:
     arch_error: Optional[str] = None
 
 
-def _preprocess_fields(preprocess: dict[str, Any], inputs_file: Optional[Path]) -> dict[str, Any]:
+def _preprocess_fields(preprocess: Preprocess, inputs_file: Optional[Path]) -> dict[str, Any]:
     if inputs_file is not None:
         return {"inputs_file": str(inputs_file)}
-    return {"scale": float(preprocess["scale"]), "shift": float(preprocess["shift"])}
+    return {"scale": float(preprocess.scale), "shift": float(preprocess.shift)}
 
 
-def evaluate_model(model_file: Path, path: str, *, preprocess: dict[str, Any], staged: Path, labels: np.ndarray,
-                   jobdir: Path, static_batch: Optional[int] = None, inputs_file: Optional[Path] = None,
-                   sandbox: bool = True, wall_seconds: float = 600, memory_bytes: int = 6 << 30,
+def evaluate_model(model_file: Path, path: str, *, preprocess: Preprocess, staged: Path,
+                   labels: Optional[np.ndarray], jobdir: Path, limits: RunLimits, static_batch: Optional[int] = None,
+                   inputs_file: Optional[Path] = None, sandbox: bool = True,
                    gpu: Optional[bool] = None) -> Evaluation:
+    """Measure an exported model in a fresh sandbox. Without `labels` it only reads the structure (a dry run:
+    nothing was trained, so the 10,000 predictions would serve no one)."""
     scratch = (jobdir / "eval").resolve()
     scratch.mkdir(parents=True)
     local_model = scratch / model_file.name
     shutil.copyfile(model_file, local_model)
     local_inputs = None
-    if inputs_file is not None:
+    if inputs_file is not None and labels is not None:
         local_inputs = scratch / "test_inputs.pt"
         shutil.copyfile(inputs_file, local_inputs)
     images = scratch / TEST_IMAGES  # images only: the labels never enter the sandbox
     job = {"model_file": str(local_model), "path": path, "images_file": str(images), "out_dir": str(scratch),
-           "static_batch": static_batch, **_preprocess_fields(preprocess, local_inputs)}
+           "static_batch": static_batch, "predict": labels is not None,
+           **_preprocess_fields(preprocess, local_inputs)}
     (scratch / "job.json").write_text(json.dumps(job))
-    spec = SandboxSpec(scratch=scratch, ro_binds=((staged / TEST_IMAGES, images),), wall_seconds=wall_seconds,
-                       memory_bytes=memory_bytes, max_processes=256, max_output_bytes=1 << 20, gpu=gpu,
-                       env={"PYTHONDONTWRITEBYTECODE": "1"})
+    spec = SandboxSpec.for_run(limits, scratch=scratch, wall_seconds=limits.eval_seconds,
+                               ro_binds=((staged / TEST_IMAGES, images),), max_output_bytes=1 << 20, gpu=gpu,
+                               env={"PYTHONDONTWRITEBYTECODE": "1"})
     result = run_sandboxed([sys.executable, "-P", "-m", "grader.evaluate.clean", str(scratch / "job.json")], spec,
                            sandbox=sandbox)
     try:
@@ -61,11 +66,13 @@ def evaluate_model(model_file: Path, path: str, *, preprocess: dict[str, Any], s
         return Evaluation(EvalFacts(path=path), None, None, f"the evaluation process did not finish: {tail}")
     if "error" in record:
         return Evaluation(EvalFacts(path=path), None, None, f"the exported model could not be evaluated: {record['error']}")
+    model = ModelFacts.model_validate(record["model"]) if record.get("model") else None
+    if labels is None:
+        return Evaluation(EvalFacts(), model, record.get("device"), None, record.get("arch_error"))
     predictions = np.load(scratch / "predictions.npy")
     if predictions.shape != labels.shape:
         return Evaluation(EvalFacts(path=path), None, record.get("device"),
                           f"the model gave {len(predictions)} predictions for {len(labels)} test images")
-    model = ModelFacts.model_validate(record["model"]) if record.get("model") else None
     return Evaluation(metrics(predictions, labels, path), model, record.get("device"), None, record.get("arch_error"))
 
 

@@ -13,7 +13,7 @@ import json
 import re
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,8 @@ import nbformat
 from jupyter_core.utils import run_sync
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+from grader.execute.records import CellRecord, RunRecord
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
@@ -36,25 +38,6 @@ class Job:
     dry_run: bool = False
     images_file: str | None = None  # the 10,000 test images, no labels
     harness_timeout: float = 120.0
-
-
-@dataclass
-class CellRecord:
-    index: int  # index in the student's notebook
-    status: str  # ok, error, timeout, not_run
-    seconds: float = 0.0
-    error: str | None = None  # "ErrorName: message"
-    traceback: str | None = None
-
-
-@dataclass
-class RunRecord:
-    cells: list[CellRecord] = field(default_factory=list)
-    output_limit_hit: bool = False
-    output_bytes: int = 0
-    kernel_died: str | None = None
-    harness_error: str | None = None
-    seconds: float = 0.0
 
 
 class OutputLimitExceeded(Exception):
@@ -120,7 +103,8 @@ def run(job: Job) -> RunRecord:
                            # nothing is read from the kernel after the last cell we run (the harness writes its
                            # record during that cell): a graceful shutdown would only wait ~2 s for it to exit
                            shutdown_kernel="immediate")
-    record = RunRecord(cells=[CellRecord(i, "not_run") for i, c in enumerate(student_cells) if c.cell_type == "code"])
+    record = RunRecord(cells=[CellRecord(index=i, status="not_run") for i, c in enumerate(student_cells)
+                              if c.cell_type == "code"])
     by_index = {c.index: c for c in record.cells}
     started = time.time()
     with client.setup_kernel():
@@ -175,7 +159,7 @@ def main(argv: list[str]) -> int:
         record = run(job)
     except Exception as exc:
         record = RunRecord(kernel_died=f"{exc.__class__.__name__}: {exc}")
-    (Path(job.out_dir) / "run.json").write_text(json.dumps(asdict(record)))
+    (Path(job.out_dir) / "run.json").write_text(record.model_dump_json())
     return 0
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Sequence
 
 from grader.facts import Facts
-from grader.report.summary import num
+from grader.formatting import num
 from grader.rubric.sheet import ItemResult, ScoreSheet
 
 Visibility = Literal["visible", "hidden", "after_due_date", "after_published"]

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Optional, Sequence
 
 from grader.facts import Facts
+from grader.formatting import num
 from grader.rubric.sheet import ItemResult, ScoreSheet
 
 Audience = Literal["student", "instructor"]
@@ -30,6 +31,7 @@ VERDICT_LABELS = {
     "output_limit": "printed more output than the grader keeps",
     "missing_module": "imports a module the grader does not have",
     "sandbox_error": "could not be started by the grader (not the student's fault)",
+    "disk": "wrote more files than the disk limit allows",
 }
 STATUS_LABELS = {"passed": "passed", "partial": "partial", "failed": "failed", "not_measured": "not measured"}
 _STATUS_STATE: dict[str, State] = {"passed": "good", "partial": "warn", "failed": "bad", "not_measured": "missing"}
@@ -129,15 +131,6 @@ class ReportView:
     not_measured: str  # why facts are missing, one sentence
 
 
-def num(value: Any) -> str:
-    """A number as a person writes it: 7,416 / 99.41 / 3 (no trailing .0)."""
-    if isinstance(value, bool) or value is None:
-        return str(value)
-    if isinstance(value, float) and not value.is_integer():
-        return f"{round(value, 4):,}"
-    return f"{int(value):,}"
-
-
 def _pair(value: Any) -> str:
     """An RF / jump as the engine gives it: 12, or [h, w] when not square."""
     if isinstance(value, (list, tuple)):
@@ -201,8 +194,6 @@ def _key_facts(facts: Facts, items: Sequence[ItemResult]) -> list[KeyFact]:
     printed_accuracy = ""
     if claims.accuracy is not None:
         gap = claims.accuracy_gap
-        if gap is None and facts.eval.accuracy is not None:
-            gap = claims.accuracy - facts.eval.accuracy
         printed_accuracy = f"the notebook printed {claims.accuracy:.2f}%" + (
             f" ({gap:+.2f} points)" if gap is not None and facts.eval.accuracy is not None else "")
     uncommented = notebook.uncommented_cells or []

@@ -11,8 +11,9 @@ from pydantic import ValidationError
 import grader
 from grader import yamlio
 from grader.errors import GraderError
-from grader.rubric.schema import Band, Feedback, Item, Limits, Rubric
+from grader.rubric.schema import Band, Feedback, Item, Rubric
 from grader.schema_errors import schema_error, yaml_keys
+from grader.settings import RubricLimits
 
 RUBRICS = Path(grader.__file__).resolve().parent.parent / "rubrics"
 FIX = "see the rubric format in `grade rubric --help`"
@@ -66,7 +67,7 @@ def rubric_hash(rubric: Rubric) -> str:
 def _keys_at(loc: tuple) -> list[str]:
     """The keys allowed in the mapping at a path into the YAML."""
     names = [part for part in loc if isinstance(part, str)]
-    model = {(): Rubric, ("limits",): Limits, ("items",): Item, ("items", "feedback"): Feedback,
+    model = {(): Rubric, ("limits",): RubricLimits, ("items",): Item, ("items", "feedback"): Feedback,
              ("items", "bands"): Band}.get(tuple(names), Rubric)
     return yaml_keys(model)
 

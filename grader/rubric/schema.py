@@ -4,7 +4,7 @@
     title: "Session 3: under 20k parameters, 99.4% on MNIST"
     description: Optional text for the report header.
     mode: execute                  # static | evaluate | execute
-    limits: {time: 3600, cell_time: 3600, memory: 6G, gpu: wanted}   # gpu: no | wanted | required
+    limits: {time: 3600, cell_time: 3600, memory: 6G, disk: 2G, gpu: wanted}   # every key: `limits:` in `grade rubric --help`
     model: model                   # the notebook variable that holds the network
     items:
       - id: params
@@ -51,15 +51,12 @@ from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, Strict, field_validator, model_validator
 from pydantic.fields import FieldInfo
 
-from grader.cli.common import parse_size
-from grader.errors import GraderError
-from grader.execute.job import Limits as RunLimits
 from grader.facts import Facts, known_facts
+from grader.formatting import num, pct
 from grader.rubric.sheet import Visibility
 from grader.schema_errors import did_you_mean, invalid
+from grader.settings import Mode, RubricLimits
 
-Mode = Literal["static", "evaluate", "execute"]
-Gpu = Literal["no", "wanted", "required"]
 OPERATORS = ("lt", "le", "ge", "gt", "eq", "in", "between")
 ORDERING = ("lt", "le", "ge", "gt", "between")
 SYMBOL = {"lt": "<", "le": "<=", "ge": ">=", "gt": ">", "eq": "="}
@@ -74,24 +71,6 @@ Number = Annotated[float, Strict()]  # YAML `true` is not a number here
 
 def needs_run(fact: str) -> bool:
     return fact.startswith(NEEDS_RUN)
-
-
-# --- numbers as people read them (evidence, feedback) ---------------------------------------------------------
-
-def num(value: Any) -> str:
-    """13808 -> '13,808'; 99.42 -> '99.42'; 0.5 -> '0.5' (at most 4 decimals)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return str(value)
-    if float(value).is_integer():
-        return f"{int(value):,}"
-    return f"{value:,.4f}".rstrip("0").rstrip(".")
-
-
-def pct(value: Any) -> str:
-    """A share 0..1 as a percentage: 0.8333 -> '83.3%'."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return str(value)
-    return f"{value * 100:.1f}".removesuffix(".0") + "%"
 
 
 ENV = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
@@ -393,53 +372,12 @@ class Item(Comparison):
         return next((b for b in self.bands or [] if b.points == self.points), None)
 
 
-class Limits(_Strict):
-    time: Annotated[float, Field(gt=0)] = 1800
-    cell_time: Optional[Annotated[float, Field(gt=0)]] = None
-    memory: str = "6G"
-    gpu: Gpu = "wanted"
-
-    @field_validator("memory")
-    @classmethod
-    def _size(cls, value: str) -> str:
-        try:
-            parse_size(value)
-        except GraderError:
-            raise invalid(f"{value!r} is not a size", fix="write it like 6G, 4G or 800M") from None
-        return value
-
-    @field_validator("gpu", mode="before")
-    @classmethod
-    def _yaml_no(cls, value: Any) -> Any:
-        if value is False:  # YAML reads a bare `no` as false
-            return "no"
-        if value is True:
-            raise invalid("gpu: true is ambiguous",
-                          fix="use one of: 'no', 'wanted' (use one when present) or 'required'")
-        return value
-
-    @model_validator(mode="after")
-    def _cell_within_time(self) -> "Limits":
-        if self.cell_time is not None and self.cell_time > self.time:
-            raise invalid(f"cell_time {num(self.cell_time)} is longer than time {num(self.time)}",
-                          fix="a cell cannot run longer than the whole notebook; lower cell_time or leave it out",
-                          at=("cell_time",))
-        return self
-
-    @property
-    def memory_bytes(self) -> int:
-        return parse_size(self.memory)
-
-    def to_run_limits(self) -> RunLimits:
-        return RunLimits(wall_seconds=self.time, cell_seconds=self.cell_time, memory_bytes=self.memory_bytes)
-
-
 class Rubric(_Strict):
     id: Annotated[str, Field(pattern=_ID)]
     title: str
     description: str = ""
     mode: Mode = "execute"
-    limits: Limits = Limits()
+    limits: RubricLimits = RubricLimits()
     model: str = "model"
     items: Annotated[list[Item], Field(min_length=1)]
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from grader.facts import Facts
-from grader.rubric.schema import RENDER_ERRORS, Comparison, Item, Rubric, needs_run, num, pct, template
+from grader.formatting import num, pct
+from grader.rubric.schema import RENDER_ERRORS, Comparison, Item, Rubric, needs_run, template
 from grader.rubric.sheet import ItemResult, ScoreSheet, Status
 
 # Facts whose numbers are not plain counts. Accuracies are percentages already; a share is 0..1.
@@ -33,6 +34,7 @@ _VERDICT = {
     "output_limit": "the notebook printed more than the output limit",
     "missing_module": "the notebook imports a module the grader does not have",
     "sandbox_error": "the sandbox failed to run the notebook",
+    "disk": "the notebook wrote more files than the disk limit allows",
 }
 _MESSAGE_SHOWN = 200
 

@@ -18,6 +18,9 @@ from typing import Mapping, Sequence
 
 import grader
 from grader.errors import GraderError
+from grader.settings import RunLimits
+
+_DEFAULT = RunLimits()
 
 # uid/gid of the student process inside its own user namespace. Outside it is
 # still the grader's uid (bwrap maps the one inside uid to the caller's), so
@@ -44,19 +47,22 @@ class SandboxSpec:
     `ro_binds` exist only in the sandbox; give inside == host where the same
     argv must also work in trusted mode.
 
-    `max_processes` counts tasks (threads too, as the pids cgroup does) and
-    includes bwrap's own two processes. `env` is the whole environment
+    The limits default to grader.settings.RunLimits' (`for_run` maps a
+    whole RunLimits record onto a spec). `max_processes` counts tasks
+    (threads too, as the pids cgroup does) and includes bwrap's own two
+    processes. `disk_bytes` bounds everything under the scratch together. `env` is the whole environment
     inside, on top of PATH, HOME (the scratch), LANG, TMPDIR and PYTHONPATH
     (to which the grader source is appended).
     """
 
     scratch: Path
     ro_binds: tuple[tuple[Path, Path], ...] = ()
-    wall_seconds: float = 600
-    memory_bytes: int = 4 << 30
-    max_processes: int = 256
-    max_file_bytes: int = 1 << 30
-    max_output_bytes: int = 16 << 20
+    wall_seconds: float = _DEFAULT.wall_seconds
+    memory_bytes: int = _DEFAULT.memory_bytes
+    max_processes: int = _DEFAULT.max_processes
+    max_file_bytes: int = _DEFAULT.max_file_bytes
+    disk_bytes: int = _DEFAULT.disk_bytes
+    max_output_bytes: int = 16 << 20  # what the grader keeps of the command's stdout + stderr
     shm_bytes: int = 512 << 20
     network: bool = False
     gpu: bool | None = None
@@ -71,6 +77,13 @@ class SandboxSpec:
     @property
     def inside_scratch(self) -> Path:
         return self.scratch
+
+    @classmethod
+    def for_run(cls, limits: RunLimits, *, scratch: Path, wall_seconds: float | None = None, **rest) -> SandboxSpec:
+        """A spec with the limits of a grading run (`wall_seconds` overrides the run's, e.g. for the evaluation)."""
+        return cls(scratch=scratch, wall_seconds=wall_seconds or limits.wall_seconds, memory_bytes=limits.memory_bytes,
+                   max_processes=limits.max_processes, max_file_bytes=limits.max_file_bytes,
+                   disk_bytes=limits.disk_bytes, **rest)
 
 
 @dataclass(frozen=True)
@@ -156,9 +169,6 @@ def build_argv(argv: Sequence[str], spec: SandboxSpec, *, bwrap: str = "bwrap", 
     # /etc/shadow and friends: hide whatever the host hides from other users.
     for path, is_dir in layout.private_etc:
         out += ["--tmpfs", path] if is_dir else ["--ro-bind", "/dev/null", path]
-    for root in layout.python_roots:
-        out += ["--ro-bind", root, root]
-    out += ["--ro-bind", str(Path(layout.grader_src) / "grader"), str(GRADER_SRC_INSIDE / "grader")]
     out += ["--proc", "/proc", "--dev", "/dev"]
     out += ["--size", str(spec.shm_bytes), "--tmpfs", "/dev/shm"]
     if uses_gpu(spec, layout):
@@ -167,8 +177,13 @@ def build_argv(argv: Sequence[str], spec: SandboxSpec, *, bwrap: str = "bwrap", 
         for node in layout.gpu_nodes:
             out += ["--dev-bind", node, node]
     # /tmp is RAM: without a size it is a way around the memory limit where
-    # only rlimits are available.
+    # only rlimits are available. The fresh mounts (/proc, /dev, /dev/shm,
+    # /tmp) come before every bind that may lie under them (a venv in /tmp,
+    # the scratch, staged data), which they would otherwise hide.
     out += ["--size", str(spec.memory_bytes), "--tmpfs", "/tmp"]
+    for root in layout.python_roots:
+        out += ["--ro-bind", root, root]
+    out += ["--ro-bind", str(Path(layout.grader_src) / "grader"), str(GRADER_SRC_INSIDE / "grader")]
     scratch = str(spec.inside_scratch)
     out += ["--bind", scratch, scratch]
     # After the scratch: a read-only bind inside it (./data) must lie on top of it, not under it.
@@ -176,6 +191,16 @@ def build_argv(argv: Sequence[str], spec: SandboxSpec, *, bwrap: str = "bwrap", 
         if not Path(host).exists():
             raise GraderError(f"{host} does not exist, so it cannot be shown read-only at {inside} in the sandbox", fix="stage it first, or leave it out of ro_binds")
         out += ["--ro-bind", str(Path(host).resolve()), str(inside)]
+    # A program outside what is shown would fail inside with bwrap's bare "execvp ...: No such file or directory".
+    shown = (*layout.dirs, *layout.links, "/etc", *layout.python_roots, scratch, *(str(inside) for _, inside in spec.ro_binds))
+    if argv and (hidden := _hidden_hop(argv[0], shown)):
+        through = "" if hidden == argv[0] else f" (where {argv[0]} leads through symbolic links)"
+        raise GraderError(f"{argv[0]} cannot run in the sandbox: {hidden}{through} is not shown inside, which has "
+                          f"only the system folders, /etc, the grader's own interpreter "
+                          f"({', '.join(layout.python_roots) or 'in the system folders'}), the scratch and the staged data",
+                          where=argv[0],
+                          fix="run the grader itself with the Python the sandbox should use (its venv or prefix is then "
+                              "shown read-only), or use a Python installed under /usr")
     out += ["--chdir", scratch]
     # The root is bwrap's own tmpfs: writable (mount points, stray files)
     # until remounted; the binds keep their own flags.
@@ -191,9 +216,27 @@ def _python_roots(system_dirs: Sequence[str]) -> tuple[str, ...]:
     paths = sorted({os.path.abspath(p) for p in candidates if os.path.isdir(p)}, key=len)
     roots: list[str] = []
     for p in paths:
-        if not any(_under(p, r) for r in (*system_dirs, *roots)):
+        # A prefix that holds a system dir ("/") is served by those dirs; bound whole, it would
+        # show the host's every file and cover /proc, /dev and /tmp, which are mounted before it.
+        if not any(_under(p, r) or _under(r, p) for r in (*system_dirs, *roots)):
             roots.append(p)
     return tuple(roots)
+
+
+def _hidden_hop(program: str, shown: Sequence[str]) -> str | None:
+    """The first path on the way from an absolute `program` through its symbolic links that lies outside `shown`.
+
+    None when every step is shown, or when `program` is a bare name (looked up on PATH inside).
+    """
+    path, seen = program, set()
+    while os.path.isabs(path) and path not in seen:
+        if not any(_under(path, root) for root in shown):
+            return path
+        seen.add(path)
+        if not os.path.islink(path):
+            return None
+        path = os.path.normpath(os.path.join(os.path.dirname(path), os.readlink(path)))
+    return None
 
 
 def _private_under(top: str) -> tuple[tuple[str, bool], ...]:

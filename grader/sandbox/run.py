@@ -15,6 +15,7 @@ from typing import Sequence
 
 from grader.errors import GraderError
 from grader.sandbox.bwrap import HostLayout, SandboxSpec, build_argv, bwrap_available, inside_env
+from grader.sandbox.disk import DiskWatch
 from grader.sandbox.limits import JobLimits
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,7 @@ class SandboxResult:
     returncode: int | None  # None when we killed it on the clock; 128+N when signal N killed the command inside bwrap
     timed_out: bool
     memory_exceeded: bool
+    disk_exceeded: bool  # the scratch folder grew past spec.disk_bytes and the job was stopped
     output_truncated: bool
     stdout: str  # head and tail, with a marker where the middle was dropped
     stderr: str
@@ -68,13 +70,15 @@ def run_sandboxed(argv: Sequence[str], spec: SandboxSpec, *, sandbox: bool = Tru
             start_new_session=True,  # its own process group, to kill in one call
         )
         stdout, stderr = _Capture(spec.max_output_bytes // 2), _Capture(spec.max_output_bytes // 2)
-        timed_out = _watch(proc, job, start + spec.wall_seconds, stdout, stderr)
+        disk = DiskWatch(spec.scratch, spec.disk_bytes)
+        timed_out, disk_exceeded = _watch(proc, job, start + spec.wall_seconds, stdout, stderr, disk)
         seconds = time.monotonic() - start
         err_text = stderr.text()
         return SandboxResult(
-            returncode=None if timed_out else proc.returncode,
+            returncode=None if timed_out or disk_exceeded else proc.returncode,
             timed_out=timed_out,
             memory_exceeded=job.memory_exceeded(err_text),
+            disk_exceeded=disk_exceeded,
             output_truncated=stdout.dropped > 0 or stderr.dropped > 0,
             stdout=stdout.text(),
             stderr=err_text,
@@ -83,17 +87,24 @@ def run_sandboxed(argv: Sequence[str], spec: SandboxSpec, *, sandbox: bool = Tru
         )
 
 
-def _watch(proc: subprocess.Popen[bytes], job: JobLimits, deadline: float, stdout: _Capture, stderr: _Capture) -> bool:
-    """Drain both pipes until they close; kill everything at the deadline. Returns whether it timed out."""
+def _watch(proc: subprocess.Popen[bytes], job: JobLimits, deadline: float, stdout: _Capture, stderr: _Capture,
+           disk: DiskWatch) -> tuple[bool, bool]:
+    """Drain both pipes until they close; kill everything at the deadline or over the disk quota.
+
+    Returns (timed out, over the disk quota)."""
     assert proc.stdout is not None and proc.stderr is not None
-    timed_out = exited = False
+    timed_out = exited = disk_exceeded = False
     give_up = float("inf")
     with selectors.DefaultSelector() as sel:
         sel.register(proc.stdout, selectors.EVENT_READ, stdout)
         sel.register(proc.stderr, selectors.EVENT_READ, stderr)
         while sel.get_map() and time.monotonic() < give_up:
-            if not timed_out and time.monotonic() >= deadline:
+            if not timed_out and not disk_exceeded and time.monotonic() >= deadline:
                 timed_out = True
+                _kill_tree(proc, job)
+                give_up = time.monotonic() + _DRAIN_SECONDS
+            elif not timed_out and not disk_exceeded and not exited and disk.exceeded():
+                disk_exceeded = True
                 _kill_tree(proc, job)
                 give_up = time.monotonic() + _DRAIN_SECONDS
             elif not exited and proc.poll() is not None:
@@ -115,7 +126,7 @@ def _watch(proc: subprocess.Popen[bytes], job: JobLimits, deadline: float, stdou
     except subprocess.TimeoutExpired:
         _kill_tree(proc, job)
         proc.wait()
-    return timed_out
+    return timed_out, disk_exceeded
 
 
 def _kill_tree(proc: subprocess.Popen[bytes], job: JobLimits) -> None:

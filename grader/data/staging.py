@@ -10,10 +10,14 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Optional
 
 import numpy as np
 
+from grader.data.fetch import ensure_mnist
+from grader.data.idx import MnistSplit
 from grader.data.locate import cache_dir, load_mnist, stage_torchvision_layout
 
 TEST_IMAGES = "test_images.npy"  # the 10,000 test images, no labels: for probing and clean evaluation
@@ -34,6 +38,25 @@ def staged_root(source: Path) -> Path:
             np.save(root / TEST_IMAGES, load_mnist(source, "test").images)
             marker.write_text(str(source.resolve()))
     return root
+
+
+@dataclass(frozen=True)
+class TestData:
+    """MNIST located, staged and its test split loaded: done once per class, shared by every submission."""
+
+    folder: Path  # where the IDX files are
+    staged: Path  # the torchvision layout and the label-free test images, for the sandboxes
+    test: MnistSplit  # images and labels: labels stay on the host
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.test.labels
+
+
+def prepare_test_data(data: Optional[str] = None) -> TestData:
+    """Find MNIST (--data, $GRADER_DATA, the cache; downloading on first need), stage it, load the test split."""
+    folder = ensure_mnist(data)
+    return TestData(folder, staged_root(folder), load_mnist(folder, "test"))
 
 
 def data_binds(staged: Path, workdir: Path, roots: tuple[str, ...]) -> tuple[tuple[Path, Path], ...]:

@@ -1,0 +1,162 @@
+"""The public grading API: what every front end (the CLI, the service, an autograder) calls.
+
+    from grader.api import load_rubric, options_for, grade_submission, grade_class, write_outputs
+
+    rubric = load_rubric("mnist-s3")                     # a shipped name or a path
+    options = options_for(rubric, mode="evaluate")       # the rubric's settings, with overrides
+    result = grade_submission(Path("nb.ipynb"), rubric, options, student="1001")
+    results = list(grade_class(Path("submissions/"), rubric, options, out=Path("grading-results")))
+    write_outputs(results, Path("grading-results"))      # reports per student and gradebook.csv
+
+A `Result` holds the submission, its facts, its score sheet and how long it took.
+Quiz answers join through `quiz=`: they are read from the notebook's cell tagged
+`quiz` with the other facts, and checked against keys the bank computes.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Optional
+
+import numpy as np
+
+from grader.cache import FactsCache
+from grader.data.staging import TestData, prepare_test_data
+from grader.executors import Executor, LocalExecutor, default_jobs
+from grader.facts import Facts
+from grader.intake import DEFAULT_ID_PATTERN, Submission, discover, digest, safe_extract
+from grader.pipeline import Progress, grade_facts
+from grader.quiz.bank import Bank, load_bank
+from grader.quiz.check import check_answers
+from grader.report.gradebook import GradebookEntry, gradebook_rows, write_gradebook
+from grader.report.write import write_student_reports
+from grader.rubric.load import load_rubric
+from grader.rubric.schema import Rubric
+from grader.rubric.score import score
+from grader.rubric.sheet import ScoreSheet
+from grader.settings import Options, RunLimits
+
+__all__ = ["Options", "Result", "RunLimits", "TestData", "grade_class", "grade_facts", "grade_submission", "load_bank",
+           "load_rubric",
+           "options_for", "prepare_test_data", "write_outputs"]
+
+
+@dataclass(frozen=True)
+class Result:
+    """One graded submission."""
+
+    submission: Submission
+    facts: Facts
+    sheet: ScoreSheet
+    seconds: float  # time spent grading it (for a cached result: when it was graded)
+    cached: bool = False
+
+    @property
+    def student(self) -> str:
+        return self.submission.student
+
+
+Event = Callable[[str, Submission, Optional[Result]], None]  # ("queued" | "start" | "done", submission, result)
+
+
+def options_for(rubric: Rubric, **overrides) -> Options:
+    """What the rubric asks for (mode, limits, model variable, GPU), with overrides (None keeps the rubric's)."""
+    base = Options(mode=rubric.mode, variable=rubric.model, limits=rubric.limits.run_limits(),
+                   gpu=rubric.limits.gpu_option())
+    return base.with_(**overrides)
+
+
+def _with_quiz(facts: Facts, quiz: Optional[Bank], student: str) -> Facts:
+    if quiz is None:
+        return facts
+    checked = check_answers(quiz, facts.quiz.answers or {}, student).to_facts()
+    return facts.model_copy(update={"quiz": checked.model_copy(update={"answers": facts.quiz.answers})})
+
+
+def grade_submission(path: Path, rubric: Rubric, options: Optional[Options] = None, *, student: Optional[str] = None,
+                     model_file: Optional[Path] = None, quiz: Optional[Bank] = None, data: Optional[TestData] = None,
+                     progress: Optional[Progress] = None, show_hidden: bool = True) -> Result:
+    """Grade one file (.ipynb, .py, .pt2). A bad notebook becomes a verdict; GraderError means the set-up is wrong."""
+    path = Path(path)
+    options = options or options_for(rubric)
+    submission = Submission(student or path.stem, path, digest(path) if path.is_file() else "", model_file)
+    started = time.monotonic()
+    facts = grade_facts(path, options, progress or (lambda _: None), model_file=model_file, data=data)
+    facts = _with_quiz(facts, quiz, submission.student)
+    return Result(submission, facts, score(facts, rubric, show_hidden=show_hidden),
+                  round(time.monotonic() - started, 2))
+
+
+def grade_class(source: Path, rubric: Rubric, options: Optional[Options] = None, *, out: Path,
+                executor: Optional[Executor] = None, jobs: Optional[int] = None, force: bool = False,
+                quiz: Optional[Bank] = None, id_pattern: str = DEFAULT_ID_PATTERN, data: Optional[TestData] = None,
+                on_event: Event = lambda *_: None) -> Iterator[Result]:
+    """Grade every submission in a folder or LMS zip; yields each Result as it finishes.
+
+    Facts are cached in `out/.cache` (see grader.cache): unchanged submissions are only re-scored.
+    MNIST is located and its test set loaded once for the class (or given as `data`). `executor` decides where submissions
+    run (default: a local pool of `jobs` slots, one per core or GPU).
+    """
+    options = options or options_for(rubric)
+    with tempfile.TemporaryDirectory(prefix="mnist-grader-intake-") as tmp:
+        root = Path(source)
+        if root.suffix.lower() == ".zip":
+            root = safe_extract(root, Path(tmp))
+        submissions = discover(root, id_pattern)
+        if data is None and options.mode != "static":
+            data = prepare_test_data(options.data)
+        cache = FactsCache(Path(out))
+        executor = executor or LocalExecutor(jobs or default_jobs(options.limits.memory_bytes, options.gpu),
+                                             use_gpu=options.gpu)
+
+        def grade(submission: Submission, gpu_index: Optional[int]) -> Result:
+            key = cache.key(submission, options)
+            hit = None if force else cache.get(key)
+            if hit is not None:
+                facts = _with_quiz(hit[0], quiz, submission.student)
+                return Result(submission, facts, score(facts, rubric), hit[1], cached=True)
+            on_event("start", submission, None)
+            started = time.monotonic()
+            facts = grade_facts(submission.path, options.with_(gpu_index=gpu_index), model_file=submission.model,
+                                data=data)
+            seconds = round(time.monotonic() - started, 2)
+            cache.put(key, facts, seconds)
+            facts = _with_quiz(facts, quiz, submission.student)
+            return Result(submission, facts, score(facts, rubric), seconds)
+
+        for submission in submissions:
+            on_event("queued", submission, None)
+        for submission, result in executor.run(grade, submissions):
+            on_event("done", submission, result)
+            yield result
+
+
+def _predictions(facts: Facts, labels: np.ndarray) -> Optional[np.ndarray]:
+    """The whole prediction array, rebuilt from the labels and the misclassified facts."""
+    if facts.eval.misclassified is None or facts.eval.misclassified_as is None:
+        return None
+    predictions = labels.astype(int).copy()
+    predictions[facts.eval.misclassified] = facts.eval.misclassified_as
+    return predictions
+
+
+def write_outputs(results: Iterable[Result], out: Path, *, data: Optional[TestData] = None) -> Path:
+    """Write each student's report.html, report.md, results.json and facts.json, and gradebook.csv; returns its path.
+
+    The test images (for the misclassified digits) come from `data`, else from MNIST where the grader finds it
+    when some result was measured; without them the reports leave the pictures of digits out.
+    """
+    results = sorted(results, key=lambda r: r.student)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if data is None and any(r.facts.eval.accuracy is not None for r in results):
+        data = prepare_test_data(None)
+    for r in results:
+        write_student_reports(out, r.student, r.facts, r.sheet, execution_time=r.seconds,
+                              images=data.test.images if data else None, labels=data.labels if data else None,
+                              predictions=_predictions(r.facts, data.labels) if data else None)
+    return write_gradebook(out / "gradebook.csv",
+                           gradebook_rows([GradebookEntry(r.student, r.sheet, r.facts) for r in results]))

@@ -1,0 +1,49 @@
+"""The facts cache that makes class grading resumable.
+
+The facts of a submission are cached under the hash of its content and of the
+settings that decide what a run measures (mode, limits, model variable, grader
+version, facts schema). Scoring is pure and cheap, so a changed rubric re-scores
+every cached submission without running anything again; a changed file runs
+only that file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Optional
+
+from grader import __version__
+from grader.facts import Facts
+from grader.intake import Submission
+from grader.settings import Options
+
+FACTS_SCHEMA = 2  # bumped when what a cached record holds changes
+
+
+class FactsCache:
+    """facts per (content, run settings), as JSON files under out/.cache/."""
+
+    def __init__(self, out: Path):
+        self.folder = out / ".cache"
+
+    @staticmethod
+    def key(submission: Submission, options: Options) -> str:
+        settings = {"digest": submission.digest, "mode": options.mode, "variable": options.variable,
+                    "limits": options.limits.model_dump(), "dry_run": options.dry_run, "version": __version__,
+                    "schema": FACTS_SCHEMA}
+        return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:32]
+
+    def get(self, key: str) -> Optional[tuple[Facts, float]]:
+        try:
+            data = json.loads((self.folder / f"{key}.json").read_text())
+            return Facts.model_validate(data["facts"]), float(data["seconds"])
+        except (OSError, ValueError, KeyError):
+            return None
+
+    def put(self, key: str, facts: Facts, seconds: float) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp = self.folder / f"{key}.tmp"
+        tmp.write_text(json.dumps({"facts": facts.to_json(), "seconds": seconds}))
+        tmp.replace(self.folder / f"{key}.json")

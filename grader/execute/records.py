@@ -1,0 +1,88 @@
+"""The typed records the sandboxed run hands back: run.json (the runner) and harness.json (the kernel harness).
+
+Both come from inside the sandbox, where student code ran: the host validates
+them here and trusts them for the verdict and the training counters only,
+never for the score. A record that does not validate is reported as such
+(`malformed`), not half-read.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from grader.data.preprocess import Preprocess
+
+CellStatus = Literal["ok", "error", "timeout", "not_run"]
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class CellRecord(_Record):
+    index: int  # position among all cells of the student's notebook, 0-based
+    status: CellStatus
+    seconds: float = 0.0
+    error: Optional[str] = None  # "ErrorName: message"
+    traceback: Optional[str] = None
+
+
+class RunRecord(_Record):
+    """What the runner saw while nbclient executed the cells."""
+
+    cells: list[CellRecord] = []
+    output_limit_hit: bool = False
+    output_bytes: int = 0
+    kernel_died: Optional[str] = None
+    harness_error: Optional[str] = None
+    seconds: float = 0.0
+
+
+class Counters(_Record):
+    optimizer_steps: Optional[int] = None
+    samples_seen: Optional[int] = None
+    epochs: Optional[float] = None
+    train_size: Optional[int] = None
+    seconds: Optional[float] = None
+    device: Optional[str] = None
+
+
+class Params(_Record):
+    trainable: int
+    total: int
+
+
+class Export(_Record):
+    path: Literal["export", "torchscript", "in-sandbox"]
+    file: Optional[str] = None  # in the output folder
+    batch: Optional[int] = None  # the one batch size an export was pinned to
+    reasons: list[str] = []  # why the better paths failed
+
+
+class HarnessRecord(_Record):
+    """What the kernel harness found after the student's cells."""
+
+    counters: Counters = Counters()
+    model_found: Optional[str] = None  # how the model was found, or why none was
+    model_variable: Optional[str] = None
+    params: Optional[Params] = None
+    preprocess: Optional[Preprocess] = None
+    bad_model: Optional[str] = None
+    export: Optional[Export] = None
+    model_error: Optional[str] = None  # the harness itself failed
+    model_traceback: Optional[str] = None
+
+
+def read_record(path: Path, kind: type[_Record]) -> tuple[Optional[_Record], Optional[str]]:
+    """(record, None); (None, None) when the file is missing; (None, why) when it is there but malformed."""
+    try:
+        text = path.read_text()
+    except OSError:
+        return None, None
+    try:
+        return kind.model_validate_json(text), None
+    except ValidationError as exc:
+        return None, f"{path.name} is malformed: {exc.errors()[0]['msg']} at {exc.errors()[0]['loc']}"

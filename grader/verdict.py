@@ -1,0 +1,129 @@
+"""How grading one submission ended, in one word and one sentence: the only place a verdict is decided.
+
+Pure: it reads what the stages reported (`Outcome`) and nothing else.
+Precedence: the notebook could not be read > the grader itself failed > a
+limit the sandbox enforced (memory, disk, time, output) > the harness could
+not run > no model > a model that cannot be graded > the evaluation failed >
+ok. Cells that failed while a model was still captured and measured do not
+fail the run: the message names them, and `verdict.cell` points at the first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from grader.execute.hints import hint_for, missing_module
+from grader.execute.job import Execution
+from grader.execute.records import CellRecord
+from grader.facts import VerdictFacts
+from grader.settings import RunLimits, show_size
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the stages of one submission reported; each field is None when that stage did not run."""
+
+    unreadable: Optional[str] = None  # the file is not a notebook we can read: why
+    grader_error: Optional[str] = None  # the grader failed on this submission (a bug): what it raised
+    grader_traceback: Optional[str] = None
+    execution: Optional[Execution] = None  # execute mode: the sandboxed run
+    limits: RunLimits = RunLimits()
+    no_model_file: bool = False  # evaluate mode, and no exported model came with the notebook
+    saved_failed_cells: Optional[list[int]] = None  # evaluate mode: cells whose saved outputs hold an error
+    evaluation_error: Optional[str] = None  # the clean evaluation could not measure the model: why
+    evaluated: bool = False  # the clean evaluation measured the model
+
+
+def decide(outcome: Outcome) -> VerdictFacts:
+    if outcome.unreadable is not None:
+        return VerdictFacts(kind="invalid_notebook", message=outcome.unreadable)
+    if outcome.grader_error is not None:
+        return VerdictFacts(kind="sandbox_error", message=f"the grader failed on this submission: "
+                            f"{outcome.grader_error}", output_tail=outcome.grader_traceback)
+    if outcome.execution is not None:
+        verdict = _execution(outcome.execution, outcome.limits)
+    elif outcome.no_model_file:
+        failed = outcome.saved_failed_cells
+        return VerdictFacts(kind="no_model", failed_cells=failed, cell=failed[0] if failed else None,
+                            message="evaluate mode measures an exported model (model.pt2) handed in beside the "
+                                    "notebook, and there is none; grade in execute mode to run the notebook instead")
+    else:
+        failed = outcome.saved_failed_cells
+        message = "the exported model was measured"
+        if failed:
+            message += f"; the notebook's saved outputs show errors in cells {failed}"
+        verdict = VerdictFacts(kind="ok", message=message, failed_cells=failed, cell=failed[0] if failed else None)
+    if verdict.kind == "ok" and outcome.evaluation_error is not None:
+        return verdict.model_copy(update={"kind": "bad_model", "message": outcome.evaluation_error})
+    return verdict
+
+
+def _first_failed(cells: list[CellRecord]) -> Optional[CellRecord]:
+    return next((c for c in cells if c.status in ("error", "timeout")), None)
+
+
+def _describe(cell: CellRecord) -> str:
+    text = f"cell {cell.index} failed: {cell.error}"
+    hint = hint_for(cell.error or "")
+    return f"{text}. {hint}" if hint else text
+
+
+def _execution(execution: Execution, limits: RunLimits) -> VerdictFacts:
+    run, harness, result = execution.run, execution.harness, execution.sandbox
+    cells = run.cells if run else []
+    failed = _first_failed(cells)
+    cell_index = failed.index if failed else None
+    tail = execution.output_tail[-2000:] or None
+    failed_cells = [c.index for c in cells if c.status in ("error", "timeout")] if run else None
+
+    def verdict(kind: str, message: str, cell: Optional[int] = cell_index) -> VerdictFacts:
+        return VerdictFacts(kind=kind, message=message, cell=cell, failed_cells=failed_cells, output_tail=tail)
+
+    in_cell = f" (in cell {cell_index})" if cell_index is not None else ""
+    running = next((c.index for c in cells if c.status == "not_run"), None)
+    if result.memory_exceeded:
+        return verdict("memory", f"the notebook used more than {limits.memory_bytes / 2**30:.1f} GiB of memory "
+                       f"and was stopped{in_cell}")
+    if result.disk_exceeded:
+        return verdict("disk", f"the notebook wrote more than {show_size(limits.disk_bytes)} of files to its "
+                       "working folder and was stopped" + (f"; cell {running} was running" if running is not None
+                                                           else ""), running)
+    if result.timed_out:
+        return verdict("timeout", f"the notebook ran longer than {limits.wall_seconds:g} s and was stopped"
+                       + (f"; cell {running} was running" if running is not None else ""), running)
+    timeout_cell = next((c for c in cells if c.status == "timeout"), None)
+    if timeout_cell:
+        return verdict("timeout", f"cell {timeout_cell.index}: {timeout_cell.error}", timeout_cell.index)
+    if result.output_truncated or (run is not None and run.output_limit_hit):
+        return verdict("output_limit", "the notebook printed more output than the grader keeps, and was stopped")
+    if run is None:
+        if "bwrap:" in execution.output_tail:  # bubblewrap itself refused: the grader's set-up, not the student's code
+            return verdict("sandbox_error", "the sandbox could not start: "
+                           + execution.output_tail.split("bwrap:", 1)[1][:300].strip())
+        if execution.malformed:
+            return verdict("crash", f"the notebook's runner left a record the grader cannot read ({execution.malformed})")
+        return verdict("crash", "the notebook's runner was killed before it could report "
+                       "(a cell may have killed its parent process or the whole process group)")
+    if run.kernel_died:
+        return verdict("crash", f"the kernel died ({run.kernel_died})" + (f" in cell {cell_index}" if cell_index
+                                                                           is not None else ""))
+    if harness is None or harness.model_error:
+        why = ((harness.model_error if harness else None) or execution.malformed or run.harness_error
+               or "no report from the harness")
+        return verdict("crash", f"the grader could not read the model after the last cell: {why}")
+    if not harness.model_variable:
+        if failed:
+            module = missing_module(failed.error or "")
+            if module:
+                return verdict("missing_module", f"cell {failed.index} imports `{module}`, which the grading "
+                               "environment does not have; no model could be captured")
+            return verdict("crash", _describe(failed) + "; no model could be captured")
+        return verdict("no_model", harness.model_found or "no model found")
+    if harness.bad_model:
+        return verdict("bad_model", harness.bad_model)
+    notes = [_describe(c) for c in cells if c.status == "error"]
+    message = "the notebook ran and its model was captured"
+    if notes:
+        message += "; some cells failed and grading went on: " + " | ".join(notes[:3])
+    return verdict("ok", message)
