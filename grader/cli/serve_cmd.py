@@ -1,0 +1,75 @@
+"""`grade serve`: the webhook, LTI 1.3 tool and upload page for LMSs (see docs/service.md)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from grader.service import ServiceSettings, serve
+from grader.service.settings import SECRET_ENV, load_secret, parse_rate
+from grader.settings import parse_size
+
+HELP = f"""\
+Serve the grader to LMSs and students: a signed webhook (POST /v1/submissions), an
+LTI 1.3 tool (launch and grade passback), and an upload page; jobs wait in a durable
+SQLite queue and survive restarts. OpenAPI docs at /docs.
+
+The webhook secret comes from ${SECRET_ENV} or --secret-file, never from the
+command line (it would show in `ps`).
+
+Examples
+  {SECRET_ENV}=$(cat secret) grade serve --rubrics rubrics/ --store grader.db --workers 2
+  grade serve --secret-file /etc/grader/secret --lti platforms.yaml \\
+      --public-url https://grader.example.edu --host 127.0.0.1 --port 8000
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("serve", help="serve the webhook, LTI 1.3 tool and upload page (LMSs)",
+                            description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    d = ServiceSettings(secret=b"")
+    parser.add_argument("--host", default=d.host, help=f"address to listen on (default: {d.host})")
+    parser.add_argument("--port", type=int, default=d.port, help=f"port (default: {d.port}; 0: any free port)")
+    parser.add_argument("--rubrics", type=Path, default=d.rubrics, metavar="DIR",
+                        help=f"folder of rubric .yaml files; each rubric id is an assignment (default: {d.rubrics})")
+    parser.add_argument("--store", type=Path, default=d.store, metavar="FILE",
+                        help=f"the SQLite job store (default: {d.store})")
+    parser.add_argument("--workers", type=int, default=d.workers, metavar="N",
+                        help=f"submissions graded at once (default: {d.workers})")
+    parser.add_argument("--secret-file", type=Path, metavar="FILE", help=f"file holding the webhook secret "
+                        f"(default: ${SECRET_ENV})")
+    parser.add_argument("--out", type=Path, metavar="DIR",
+                        help="where reports are written (default: beside the store, <store>-reports/)")
+    parser.add_argument("--public-url", metavar="URL",
+                        help="how LMSs and browsers reach this server, e.g. https://grader.example.edu "
+                             "(default: http://HOST:PORT); LTI redirect and JWKS URLs are built from it")
+    parser.add_argument("--lti", type=Path, metavar="FILE", help="LTI 1.3 platform registrations (YAML)")
+    parser.add_argument("--key", type=Path, metavar="FILE",
+                        help="our RSA key for LTI (default: beside the store, created on first start)")
+    parser.add_argument("--open-uploads", action="store_true",
+                        help="let GET / take uploads from anyone who types a student id (labs, or behind an "
+                             "authenticating proxy); without it uploads come through the signed API or an LTI launch")
+    parser.add_argument("--max-body", default="16M", metavar="SIZE",
+                        help="largest request body, e.g. 16M (default: 16M); larger gets 413")
+    parser.add_argument("--rate", default=f"{d.rate.count}/{d.rate.seconds:g}", metavar="N/SECONDS",
+                        help=f"submissions accepted per student per period, e.g. 10/10m (default: {d.rate}); "
+                             f"more gets 429")
+    parser.add_argument("--lease", type=float, default=d.lease_seconds, metavar="S",
+                        help=f"a worker's lease on a job, renewed while it grades (default: {d.lease_seconds:g})")
+    parser.add_argument("--callback-retries", type=int, default=d.callback_attempts, metavar="N",
+                        help=f"attempts per callback or grade passback (default: {d.callback_attempts})")
+    parser.add_argument("--callback-backoff", type=float, default=d.callback_backoff, metavar="S",
+                        help=f"first wait between attempts, doubling up to 30 s (default: {d.callback_backoff:g})")
+    parser.add_argument("--data", metavar="DIR", help="MNIST folder (default: $GRADER_DATA, else the cache)")
+    parser.add_argument("--log-level", default=d.log_level, choices=["debug", "info", "warning", "error"])
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = ServiceSettings(
+        secret=load_secret(args.secret_file), rubrics=args.rubrics, store=args.store, host=args.host, port=args.port,
+        workers=max(1, args.workers), out=args.out, public_url=args.public_url, lti=args.lti, key=args.key,
+        open_uploads=args.open_uploads, max_body_bytes=parse_size(args.max_body, "--max-body"),
+        rate=parse_rate(args.rate), lease_seconds=args.lease, callback_attempts=max(1, args.callback_retries),
+        callback_backoff=args.callback_backoff, data=args.data, log_level=args.log_level)
+    return serve(settings)

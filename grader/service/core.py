@@ -1,0 +1,163 @@
+"""What every front door shares (the /v1 API, the upload page, the LTI page): accepting a submission
+into the queue, describing a job, and the workers and deliveries behind them."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from datetime import datetime, timezone
+from typing import Optional
+
+import httpx
+
+from grader.service.assignments import Assignments
+from grader.service.errors import ServiceError
+from grader.service.grading import Grader
+from grader.service.intake import Upload, check_notebook
+from grader.service.lti.ags import ScorePoster
+from grader.service.lti.config import Registrations
+from grader.service.lti.keys import ToolKey
+from grader.service.lti.launch import Launcher
+from grader.service.metrics import Metrics
+from grader.service.outbox import Outbox, Permanent
+from grader.service.settings import ServiceSettings
+from grader.service.signing import DELIVERY, signed_headers
+from grader.service.store import DeliveryConflict, Job, NewJob, RateLimited, Store
+from grader.service.workers import WorkerPool
+
+log = logging.getLogger("grader.service")
+
+
+def _iso(at: Optional[float]) -> Optional[str]:
+    return datetime.fromtimestamp(at, timezone.utc).isoformat(timespec="seconds") if at else None
+
+
+class Service:
+    def __init__(self, settings: ServiceSettings, store: Store, assignments: Assignments,
+                 registrations: Registrations, key: ToolKey, base_url: str):
+        self.settings, self.store, self.assignments, self.registrations = settings, store, assignments, registrations
+        self.base_url = base_url.rstrip("/")
+        self.http = httpx.Client(timeout=settings.callback_timeout, follow_redirects=False)
+        self.key = key
+        self.launcher = Launcher(registrations, store, key, self.base_url, self.http)
+        self.poster = ScorePoster(registrations, key, self.http)
+        self.metrics = Metrics(store)
+        self.pool = WorkerPool(store, Grader(assignments, settings.reports, settings.data), workers=settings.workers,
+                               lease_seconds=settings.lease_seconds, max_attempts=settings.max_attempts,
+                               on_settled=self._settled)
+        self.outbox = Outbox(store, {"callback": self._send_callback, "lti": self._send_score},
+                             attempts=settings.callback_attempts, backoff=settings.callback_backoff,
+                             on_result=lambda kind, ok: self.metrics.deliveries.labels(
+                                 kind, "sent" if ok else "failed").inc())
+
+    def start(self) -> None:
+        requeued = self.store.recover()
+        if requeued:
+            log.warning("%d job(s) were interrupted by the last stop; they run again from the start", requeued)
+        self.pool.start()
+        self.outbox.start()
+
+    def stop(self, grace: float = 5.0) -> None:
+        released = self.pool.stop(grace)
+        if released:
+            log.warning("%d job(s) still grading were put back in the queue for the next start", released)
+        self.outbox.stop()
+        self.http.close()
+
+    # accepting
+
+    def _passback(self, lti: Optional[dict]) -> Optional[dict]:
+        """An API caller's {lineitem, user_id} completed with the platform it belongs to."""
+        if lti is None:
+            return None
+        if lti.get("issuer"):
+            platform = self.registrations.find(lti["issuer"], lti.get("client_id"))
+        else:
+            platform = self.registrations.platforms[0] if len(self.registrations.platforms) == 1 else None
+        if platform is None:
+            known = ", ".join(p.issuer for p in self.registrations.platforms) or "none (start the server with --lti)"
+            raise ServiceError(422, "unknown_platform", "the grade passback names no platform registered here",
+                               where="lti.issuer", fix=f"set lti.issuer (and lti.client_id) to a registered platform: "
+                                                       f"{known}")
+        return {**lti, "issuer": platform.issuer, "client_id": platform.client_id}
+
+    def accept(self, upload: Upload, *, source: str, delivery: Optional[str] = None, signature: Optional[str] = None,
+               body_sha256: Optional[str] = None) -> tuple[Job, bool]:
+        """Check a submission and queue it (the job is on disk when this returns), or return the job this
+        delivery (or this very signed request) created before: the store answers a retry before any limit."""
+        assignment = self.assignments.get(upload.assignment)
+        check_notebook(upload.notebook)
+        if assignment.needs_model and upload.model is None:
+            raise ServiceError(422, "missing_model", f"assignment {assignment.id!r} is graded from the exported "
+                               f"model, and none was sent", where="model",
+                               fix="export it in the notebook with torch.export.save(torch.export.export(model, (x,)), "
+                                   "'model.pt2') and send that file as `model` beside the notebook")
+        new = NewJob(student=upload.student, assignment=assignment.id, source=source, notebook=upload.notebook,
+                     model=upload.model, callback_url=upload.callback_url, lti=self._passback(upload.lti),
+                     delivery=delivery, signature=signature, body_sha256=body_sha256)
+        rate = self.settings.rate
+        try:
+            job, created = self.store.submit(new, rate=(rate.count, rate.seconds))
+        except RateLimited as limited:
+            wait = int(limited.retry_after + 0.999)
+            raise ServiceError(429, "rate_limited", f"student {upload.student!r} has sent {limited.count} submissions "
+                               f"in the last {rate.seconds:g} s, the most this server accepts",
+                               where="student_id", fix=f"try again in {wait} s (Retry-After); only the last "
+                                                       f"submission counts, so there is no need to resend",
+                               headers={"Retry-After": str(wait)}) from None
+        except DeliveryConflict as conflict:
+            raise self._conflict(delivery, conflict.job) from None
+        if created:
+            self.pool.wake()
+        return job, created
+
+    def _conflict(self, delivery: Optional[str], job: Job) -> ServiceError:
+        return ServiceError(409, "delivery_conflict", f"{DELIVERY} {delivery!r} was used before for a different "
+                            f"submission (job {job.id})", where=DELIVERY,
+                            fix="send a new delivery id for each submission and reuse it only to retry the same one")
+
+    def _settled(self, job: Job) -> None:
+        settled = self.store.get(job.id)
+        if settled and settled.status == "graded":
+            self.metrics.submit_to_graded.observe(settled.finished - settled.submitted)
+        self.outbox.wake()
+
+    # describing
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    def describe(self, job: Job) -> dict:
+        """The job as GET /v1/submissions/{id} and the callbacks show it."""
+        links = {"status": self.url(f"/v1/submissions/{job.id}"), "page": self.url(f"/submissions/{job.id}")}
+        if job.status == "graded":
+            links["report_html"] = self.url(f"/submissions/{job.id}/report.html")
+            links["results_json"] = self.url(f"/submissions/{job.id}/results.json")
+        deliveries = {d.kind: {"state": d.state, "attempts": d.attempts, "error": d.last_error,
+                               "at": _iso(d.updated)} for d in self.store.deliveries(job.id)}
+        return {
+            "id": job.id, "status": job.status, "student_id": job.student, "assignment": job.assignment,
+            "submitted_at": _iso(job.submitted), "started_at": _iso(job.started), "finished_at": _iso(job.finished),
+            "attempts": job.attempts, "queue_position": self.store.position(job) if job.status == "queued" else None,
+            "score": job.score, "max_score": job.max_score, "passed": job.passed, "reason": job.reason,
+            "sheet": job.sheet, "links": links,
+            "callback": deliveries.get("callback") if job.callback_url else None,
+            "lti_passback": deliveries.get("lti") if job.lti else None,
+        }
+
+    # delivering
+
+    def _send_callback(self, job: Job) -> None:
+        body = json.dumps(self.describe(job)).encode()
+        headers = {"Content-Type": "application/json", "X-Grader-Event": f"submission.{job.status}",
+                   **signed_headers(self.settings.secret, body, delivery=f"{job.id}.{job.status}")}
+        response = self.http.post(job.callback_url, content=body, headers=headers)
+        if 400 <= response.status_code < 500 and response.status_code not in (408, 425, 429):
+            raise Permanent(f"the callback URL answered HTTP {response.status_code}: {response.text[:300]}")
+        response.raise_for_status()
+
+    def _send_score(self, job: Job) -> None:
+        comment = (f"{job.score:g} / {job.max_score:g} points on {job.assignment}"
+                   f"{' (passed)' if job.passed else ''}. Report: {self.url(f'/submissions/{job.id}')}")
+        self.poster.send(job.lti, job.score, job.max_score, comment, job.finished or time.time())

@@ -1,0 +1,62 @@
+"""The one place the service grades: a job's files through grader.api, reports written per attempt."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import tempfile
+import threading
+from pathlib import Path
+from typing import Optional
+
+from grader.api import TestData, grade_submission, options_for, prepare_test_data, write_outputs
+from grader.service.assignments import Assignments
+from grader.service.store import Job, Outcome
+
+# Matplotlib's pyplot state is process-wide: two threads drawing report plots at once can mix figures.
+_REPORTS = threading.Lock()
+
+
+def folder_name(student: str) -> str:
+    """The student id as one safe path component (LTI user ids are opaque strings of up to 255 characters)."""
+    if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}", student):
+        return student
+    return "student-" + hashlib.sha256(student.encode()).hexdigest()[:16]
+
+
+class Grader:
+    """Grades jobs. Reports go to reports/<job id>/attempt-<n>/<student>/: an attempt that lost its
+    lease never overwrites the files of the attempt that completed."""
+
+    def __init__(self, assignments: Assignments, reports: Path, data: Optional[str] = None):
+        self.assignments, self.reports, self.data = assignments, Path(reports), data
+        self._test_data: Optional[TestData] = None
+        self._loading = threading.Lock()
+
+    def test_data(self) -> TestData:
+        """MNIST's test set, loaded once for every job that measures a model."""
+        with self._loading:
+            if self._test_data is None:
+                self._test_data = prepare_test_data(self.data)
+            return self._test_data
+
+    def __call__(self, job: Job, notebook: bytes, model: Optional[bytes]) -> Outcome:
+        assignment = self.assignments.get(job.assignment)
+        options = options_for(assignment.rubric, data=self.data)
+        data = None if options.mode == "static" else self.test_data()
+        student = folder_name(job.student)
+        with tempfile.TemporaryDirectory(prefix="grade-serve-") as tmp:
+            path = Path(tmp) / "notebook.ipynb"
+            path.write_bytes(notebook)
+            model_file = None
+            if model is not None:
+                model_file = Path(tmp) / "model.pt2"
+                model_file.write_bytes(model)
+            result = grade_submission(path, assignment.rubric, options, student=student, model_file=model_file,
+                                      data=data)
+        attempt = Path(job.id) / f"attempt-{job.attempts}"
+        with _REPORTS:
+            write_outputs([result], self.reports / attempt, data=data)
+        sheet = result.sheet
+        return Outcome(score=sheet.score, max_score=sheet.max_score, passed=sheet.passed,
+                       sheet=sheet.model_dump(mode="json"), report_dir=str(attempt / student))

@@ -1,0 +1,230 @@
+"""The LTI 1.3 launch: OIDC third-party login initiation, the authentication request, the id_token POST.
+
+    LMS --(iss, login_hint, ...)--> /lti/login --302--> platform auth_login_url (state, nonce)
+    platform --(form POST id_token, state)--> /lti/launch --> the upload page, the student identified
+
+The state and its nonce are kept in the store (not in a cookie: LMSs show tools in
+iframes, where browsers drop third-party cookies); a nonce is used once. The
+upload page carries the launch on as a short-lived JWT signed with our own key.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from dataclasses import asdict, dataclass
+from typing import Mapping, Optional
+from urllib.parse import urlencode, urlsplit
+
+import httpx
+import jwt
+
+from grader.service.errors import ServiceError
+from grader.service.lti.config import Platform, Registrations
+from grader.service.lti.keys import ToolKey
+from grader.service.store import Store
+
+CLAIM = "https://purl.imsglobal.org/spec/lti/claim/"
+AGS_CLAIM = "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"
+SCORE_SCOPE = "https://purl.imsglobal.org/spec/lti-ags/scope/score"
+STATE_SECONDS = 600  # from login initiation to the id_token POST
+SESSION_SECONDS = 4 * 3600  # how long the upload page of one launch accepts a notebook
+LEEWAY_SECONDS = 60  # clock difference tolerated between the LMS and us
+REGISTER = "add it to the platform file given with --lti (docs/service.md shows the fields)"
+
+
+@dataclass(frozen=True)
+class Launch:
+    issuer: str
+    client_id: str
+    deployment_id: str
+    user_id: str
+    name: str = ""
+    assignment: Optional[str] = None  # the custom parameter `assignment`, when the LMS link sets it
+    lineitem: Optional[str] = None  # where the score goes (AGS), when the platform allows us to post scores
+
+    def passback(self) -> Optional[dict]:
+        if not self.lineitem:
+            return None
+        return {"issuer": self.issuer, "client_id": self.client_id, "lineitem": self.lineitem, "user_id": self.user_id}
+
+
+def _refused(what: str, fix: str, where: str = "id_token") -> ServiceError:
+    return ServiceError(401, "lti_launch_refused", what, where=where, fix=fix)
+
+
+class PlatformKeys:
+    """Each platform's JWKS, fetched on first need and again when a token names a key we have not seen (rotation)."""
+
+    def __init__(self, http: httpx.Client):
+        self.http = http
+        self._sets: dict[str, tuple[float, jwt.PyJWKSet]] = {}
+        self._lock = threading.Lock()
+
+    def _fetch(self, platform: Platform) -> jwt.PyJWKSet:
+        try:
+            response = self.http.get(platform.key_set_url)
+            response.raise_for_status()
+            keys = jwt.PyJWKSet.from_dict(response.json())
+        except (httpx.HTTPError, ValueError, jwt.PyJWKSetError) as exc:
+            raise _refused(f"the platform's keys could not be fetched from {platform.key_set_url} ({exc})",
+                           "check key_set_url in the platform file and that this server can reach it",
+                           where="key_set_url") from None
+        self._sets[platform.key_set_url] = (time.monotonic(), keys)
+        return keys
+
+    def key(self, platform: Platform, kid: Optional[str]):
+        with self._lock:
+            fetched_at, keys = self._sets.get(platform.key_set_url, (0.0, None))
+            for attempt in range(2):
+                if keys is not None:
+                    found = [k for k in keys.keys if kid is None or k.key_id == kid]
+                    if found:
+                        return found[0].key
+                if attempt == 0 and time.monotonic() - fetched_at > 10:  # at most one refetch per 10 s
+                    keys = self._fetch(platform)
+        raise _refused(f"the id_token is signed with key {kid!r}, which the platform's JWKS does not hold",
+                       "check key_set_url in the platform file: it must be this LMS's JWKS URL")
+
+
+class Launcher:
+    def __init__(self, registrations: Registrations, store: Store, key: ToolKey, base_url: str, http: httpx.Client):
+        self.registrations, self.store, self.key = registrations, store, key
+        self.base_url = base_url.rstrip("/")
+        self.platform_keys = PlatformKeys(http)
+
+    @property
+    def login_url(self) -> str:
+        return self.base_url + "/lti/login"
+
+    @property
+    def launch_url(self) -> str:
+        return self.base_url + "/lti/launch"
+
+    def _platform(self, issuer: str, client_id: Optional[str], where: str) -> Platform:
+        platform = self.registrations.find(issuer, client_id)
+        if platform is None:
+            who = f"issuer {issuer!r}" + (f" with client_id {client_id!r}" if client_id else "")
+            raise ServiceError(400, "lti_unknown_platform", f"{who} is not registered on this tool", where=where,
+                               fix=REGISTER)
+        return platform
+
+    def login(self, params: Mapping[str, str]) -> str:
+        """OIDC login initiation: the URL of the platform's authentication request to redirect the browser to."""
+        missing = [name for name in ("iss", "login_hint", "target_link_uri") if not params.get(name)]
+        if missing:
+            raise ServiceError(400, "lti_login", f"the login initiation lacks {', '.join(missing)}",
+                               where="/lti/login", fix="start the launch from the LMS; it sends these parameters")
+        platform = self._platform(params["iss"], params.get("client_id") or None, "/lti/login")
+        target = urlsplit(params["target_link_uri"])
+        if (target.scheme, target.netloc) != (urlsplit(self.base_url).scheme, urlsplit(self.base_url).netloc):
+            raise ServiceError(400, "lti_login", f"target_link_uri {params['target_link_uri']!r} is not on this tool "
+                               f"({self.base_url})", where="target_link_uri",
+                               fix=f"set the tool's target link URI in the LMS to {self.launch_url}, and start the "
+                                   f"server with --public-url as the LMS reaches it")
+        state, nonce = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+        self.store.put_state(state, {"issuer": platform.issuer, "client_id": platform.client_id, "nonce": nonce},
+                             STATE_SECONDS)
+        query = {"scope": "openid", "response_type": "id_token", "response_mode": "form_post", "prompt": "none",
+                 "client_id": platform.client_id, "redirect_uri": self.launch_url, "login_hint": params["login_hint"],
+                 "state": state, "nonce": nonce}
+        if params.get("lti_message_hint"):
+            query["lti_message_hint"] = params["lti_message_hint"]
+        separator = "&" if urlsplit(platform.auth_login_url).query else "?"
+        return platform.auth_login_url + separator + urlencode(query)
+
+    def launch(self, id_token: Optional[str], state: Optional[str]) -> Launch:
+        """The id_token POST, validated: signature (platform JWKS), iss, aud, exp, nonce, deployment, message type."""
+        if not id_token or not state:
+            raise _refused("the launch has no id_token or no state", "start the launch from the LMS",
+                           where="/lti/launch")
+        expected = self.store.get_state(state)
+        if expected is None:
+            raise _refused("the launch's state is unknown or expired", "open the assignment from the course again; "
+                           f"between login and launch at most {STATE_SECONDS // 60} minutes may pass", where="state")
+        platform = self._platform(expected["issuer"], expected["client_id"], "state")
+        try:
+            header = jwt.get_unverified_header(id_token)
+        except jwt.DecodeError as exc:
+            raise _refused(f"the id_token is not a JWT ({exc})", "start the launch from the LMS") from None
+        key = self.platform_keys.key(platform, header.get("kid"))
+        claims = self._decode(id_token, key, platform)
+        self._check_claims(claims, platform, expected["nonce"])
+        if not self.store.use_nonce(claims["nonce"], claims["exp"] - time.time() + 2 * LEEWAY_SECONDS):
+            raise _refused("the id_token's nonce was used before: this launch is a replay",
+                           "open the assignment from the course again: each launch is used once", where="nonce")
+        ags = claims.get(AGS_CLAIM) or {}
+        custom = claims.get(CLAIM + "custom") or {}
+        return Launch(issuer=platform.issuer, client_id=platform.client_id,
+                      deployment_id=claims[CLAIM + "deployment_id"], user_id=str(claims["sub"]),
+                      name=str(claims.get("name") or claims.get("given_name") or ""),
+                      assignment=custom.get("assignment") if isinstance(custom, dict) else None,
+                      lineitem=ags.get("lineitem") if SCORE_SCOPE in (ags.get("scope") or []) else None)
+
+    @staticmethod
+    def _decode(id_token: str, key, platform: Platform) -> dict:
+        try:
+            return jwt.decode(id_token, key, algorithms=["RS256"], audience=platform.client_id, issuer=platform.issuer,
+                              leeway=LEEWAY_SECONDS, options={"require": ["exp", "iat", "iss", "aud", "sub", "nonce"]})
+        except jwt.ExpiredSignatureError:
+            raise _refused("the id_token has expired", "open the assignment from the course again; if this keeps "
+                           "happening, check the clocks of the LMS and of this server", where="exp") from None
+        except jwt.InvalidAudienceError:
+            raise _refused(f"the id_token is not addressed to this tool (its aud is not client_id "
+                           f"{platform.client_id!r})", f"check client_id for {platform.label} in the platform file: "
+                           "it must be the client id the LMS gave this tool", where="aud") from None
+        except jwt.InvalidIssuerError:
+            raise _refused(f"the id_token was not issued by {platform.issuer}", "check issuer in the platform file",
+                           where="iss") from None
+        except jwt.MissingRequiredClaimError as exc:
+            raise _refused(f"the id_token has no {exc.claim!r} claim", "the LMS must send an LTI 1.3 id_token",
+                           where=exc.claim) from None
+        except jwt.InvalidSignatureError:
+            raise _refused(f"the id_token's signature does not verify with {platform.label}'s keys",
+                           "the token was altered, or key_set_url in the platform file is not this LMS's JWKS URL",
+                           where="signature") from None
+        except jwt.InvalidTokenError as exc:
+            raise _refused(f"the id_token is not valid ({exc.__class__.__name__}: {exc})",
+                           "open the assignment from the course again") from None
+
+    @staticmethod
+    def _check_claims(claims: dict, platform: Platform, nonce: str) -> None:
+        aud = claims["aud"]
+        if isinstance(aud, list) and len(aud) > 1 and claims.get("azp") != platform.client_id:
+            raise _refused("the id_token has several audiences and its azp is not this tool's client id",
+                           "the LMS must name this tool as the authorized party (azp)", where="azp")
+        if claims["nonce"] != nonce:
+            raise _refused("the id_token's nonce is not the one this launch's login sent",
+                           "open the assignment from the course again", where="nonce")
+        deployment = claims.get(CLAIM + "deployment_id")
+        if deployment not in platform.deployment_ids:
+            raise _refused(f"deployment {deployment!r} of {platform.label} is not registered",
+                           f"add it to deployment_ids for {platform.label} in the platform file",
+                           where="deployment_id")
+        kind = claims.get(CLAIM + "message_type")
+        if kind != "LtiResourceLinkRequest":
+            raise _refused(f"message type {kind!r}: this tool handles only LtiResourceLinkRequest launches",
+                           "add the tool to the course as an assignment (resource link), not as deep linking",
+                           where="message_type")
+        if claims.get(CLAIM + "version") != "1.3.0":
+            raise _refused(f"LTI version {claims.get(CLAIM + 'version')!r}; this tool speaks 1.3.0",
+                           "register the tool in the LMS as an LTI 1.3 tool", where="version")
+
+    # The upload page of a launch: the launch travels on as a JWT signed by us, audience our upload URL.
+
+    def session(self, launch: Launch) -> str:
+        now = int(time.time())
+        return self.key.sign({"iss": self.base_url, "aud": self.base_url + "/lti/upload", "iat": now,
+                              "exp": now + SESSION_SECONDS, "sub": launch.user_id, "launch": asdict(launch)})
+
+    def from_session(self, token: str) -> Launch:
+        try:
+            claims = self.key.verify(token, audience=self.base_url + "/lti/upload")
+        except jwt.ExpiredSignatureError:
+            raise _refused("this upload page has expired", "open the assignment from the course again",
+                           where="launch") from None
+        except jwt.InvalidTokenError:
+            raise _refused("the upload page's launch is not valid", "open the assignment from the course again",
+                           where="launch") from None
+        return Launch(**claims["launch"])

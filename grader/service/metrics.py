@@ -1,0 +1,43 @@
+"""Prometheus metrics: queue depth and jobs by status (read from the store at each scrape), time from
+submit to graded, rejections by reason, deliveries by outcome."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+
+from grader.service.store import STATUSES, Store
+
+# Static grades take about a second; evaluate-mode ones seconds; executed notebooks minutes to an hour.
+BUCKETS = (0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, float("inf"))
+
+
+class _StoreCollector:
+    def __init__(self, store: Store):
+        self.store = store
+
+    def collect(self):
+        counts = self.store.counts()
+        depth = GaugeMetricFamily("grader_queue_depth", "Jobs waiting to be graded")
+        depth.add_metric([], counts["queued"])
+        yield depth
+        jobs = GaugeMetricFamily("grader_jobs", "Jobs in the store by status", labels=["status"])
+        for status in STATUSES:
+            jobs.add_metric([status], counts[status])
+        yield jobs
+
+
+class Metrics:
+    def __init__(self, store: Store):
+        self.registry = CollectorRegistry()
+        self.registry.register(_StoreCollector(store))
+        self.submit_to_graded = Histogram("grader_submit_to_graded_seconds",
+                                          "Time from the 202 to the score, for jobs graded by this process",
+                                          buckets=BUCKETS, registry=self.registry)
+        self.rejections = Counter("grader_rejections", "Requests refused, by reason (the error code)",
+                                  ["code"], registry=self.registry)
+        self.deliveries = Counter("grader_deliveries", "Callbacks and grade passbacks, by kind and outcome",
+                                  ["kind", "outcome"], registry=self.registry)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,53 @@
+"""Running the app: load and check everything first (a bad rubric or platform file exits with code 2 before
+the port opens), bind the port, then serve on uvicorn until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import sys
+
+import uvicorn
+
+from grader.service.app import create_app
+from grader.service.assignments import Assignments
+from grader.service.core import Service
+from grader.service.lti.config import load_registrations, no_registrations
+from grader.service.lti.keys import ToolKey
+from grader.service.settings import ServiceSettings
+from grader.service.store import SQLiteStore
+
+GRACE_SECONDS = 10.0  # on SIGTERM: time for running jobs to finish before they go back to the queue
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(settings: ServiceSettings) -> int:
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    assignments = Assignments(settings.rubrics)
+    registrations = load_registrations(settings.lti) if settings.lti else no_registrations()
+    key = ToolKey.load_or_create(settings.key_file)
+    store = SQLiteStore(settings.store)
+    try:
+        sock = _bind(settings.host, settings.port)
+        port = sock.getsockname()[1]
+        host = f"[{settings.host}]" if ":" in settings.host else settings.host
+        base_url = settings.public_url or f"http://{host}:{port}"
+        service = Service(settings, store, assignments, registrations, key, base_url)
+        server = uvicorn.Server(uvicorn.Config(create_app(service), log_level=settings.log_level,
+                                               timeout_graceful_shutdown=GRACE_SECONDS, server_header=False))
+        print(f"grade serve: listening on http://{host}:{port} (public URL {base_url}); "
+              f"{settings.workers} worker(s); assignments: {', '.join(sorted(a.id for a in assignments))}",
+              file=sys.stderr, flush=True)
+        server.run(sockets=[sock])
+    finally:
+        store.close()
+    return 0

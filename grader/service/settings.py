@@ -1,0 +1,93 @@
+"""Every option of `grade serve`, defined once, with its default; the webhook secret and where it may come from."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from grader.errors import GraderError
+
+SECRET_ENV = "GRADER_WEBHOOK_SECRET"
+MIN_SECRET_BYTES = 16
+SIGNATURE_WINDOW_SECONDS = 300  # the issue's 5 minutes: older (or that far in the future) is refused
+MAKE_SECRET = "python3 -c 'import secrets; print(secrets.token_hex(32))'"
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """At most `count` accepted submissions per student in any `seconds`."""
+
+    count: int = 10
+    seconds: float = 600.0
+
+    def __str__(self) -> str:
+        return f"{self.count}/{self.seconds:g}s"
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    secret: bytes = field(repr=False)
+    rubrics: Path = Path("rubrics")
+    store: Path = Path("grader.db")
+    host: str = "127.0.0.1"
+    port: int = 8000  # 0: any free port (the line "listening on ..." says which)
+    workers: int = 1  # grading threads; each claims one job at a time
+    out: Optional[Path] = None  # reports; default: beside the store, <store stem>-reports/
+    public_url: Optional[str] = None  # how browsers and LMSs reach us; default http://host:port
+    max_body_bytes: int = 16 << 20  # a notebook with outputs plus an exported model
+    rate: RateLimit = RateLimit()
+    lease_seconds: float = 30.0  # a worker renews its lease every third of this while it grades
+    max_attempts: int = 3  # a job interrupted this many times (it may crash the server) fails instead
+    callback_attempts: int = 6  # per callback or grade passback
+    callback_backoff: float = 0.5  # seconds before the first retry, doubling up to 30 s
+    callback_timeout: float = 10.0
+    lti: Optional[Path] = None  # platform registrations (YAML)
+    key: Optional[Path] = None  # our RSA key for LTI; default beside the store, created on first start
+    open_uploads: bool = False  # GET / accepts uploads from anyone who types a student id
+    data: Optional[str] = None  # MNIST folder for the grading runs (default: $GRADER_DATA or the cache)
+    log_level: str = "info"
+
+    @property
+    def reports(self) -> Path:
+        return self.out or self.store.with_name(self.store.stem + "-reports")
+
+    @property
+    def key_file(self) -> Path:
+        return self.key or self.store.with_name(self.store.stem + "-lti-key.pem")
+
+
+def load_secret(secret_file: Optional[Path], environ: Optional[dict] = None) -> bytes:
+    """The webhook secret from --secret-file, else $GRADER_WEBHOOK_SECRET; never from the command line
+    (it would show in `ps` and in shell history)."""
+    environ = os.environ if environ is None else environ
+    if secret_file is not None:
+        try:
+            secret = Path(secret_file).read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            raise GraderError("secret file not found", where=str(secret_file),
+                              fix=f"create it with: {MAKE_SECRET} > {secret_file}") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise GraderError(f"cannot read the secret file ({exc.__class__.__name__})", where=str(secret_file),
+                              fix="make it a readable UTF-8 text file holding one line, the secret") from None
+        where = str(secret_file)
+    elif environ.get(SECRET_ENV):
+        secret, where = environ[SECRET_ENV].strip(), f"${SECRET_ENV}"
+    else:
+        raise GraderError("no webhook secret: requests could not be checked", where="grade serve",
+                          fix=f"set {SECRET_ENV} or pass --secret-file FILE; make one with: {MAKE_SECRET}")
+    if len(secret.encode()) < MIN_SECRET_BYTES:
+        raise GraderError(f"the webhook secret is {len(secret.encode())} bytes; at least {MIN_SECRET_BYTES} are needed",
+                          where=where, fix=f"use a long random secret: {MAKE_SECRET}")
+    return secret.encode()
+
+
+def parse_rate(text: str) -> RateLimit:
+    """'10/600' or '10/10m' or '30/1h': submissions per student per period."""
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", text)
+    if not match or int(match[1]) < 1 or float(match[2]) <= 0:
+        raise GraderError(f"--rate {text!r} is not COUNT/PERIOD", where="--rate",
+                          fix="write it like 10/600 (seconds), 10/10m or 30/1h")
+    return RateLimit(int(match[1]), float(match[2]) * {"": 1, "s": 1, "m": 60, "h": 3600}[match[3]])
