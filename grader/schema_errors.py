@@ -3,14 +3,14 @@
 Shared by every YAML schema (rubrics, quiz banks). A schema's validators raise
 `invalid(what, fix, at=..., see=...)` when they know better than pydantic what to
 tell the author; everything else (unknown keys, missing keys, wrong types,
-literals) gets a standard message here. The first problem is reported, with a
-count of the others: authors fix one line at a time.
+literals) gets a standard message here. Every problem is reported, each with
+its own line and fix, so that one lint run shows all there is to mend.
 """
 
 from __future__ import annotations
 
 import difflib
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import PydanticCustomError
@@ -30,11 +30,16 @@ def invalid(what: str, fix: str, *, at: Loc = (), see: Loc | None = None) -> Pyd
 
 def did_you_mean(word: Any, options: Iterable[str], synonyms: Mapping[str, str] | None = None) -> str:
     """' (did you mean 'ge'?)' when `word` is a known synonym of, or close to, one of `options`; else ''."""
+    meant = _meant(word, options, synonyms)
+    return f" (did you mean {meant!r}?)" if meant else ""
+
+
+def _meant(word: Any, options: Iterable[str], synonyms: Mapping[str, str] | None = None) -> str | None:
     options = list(options)
     if synonyms and synonyms.get(str(word)) in options:
-        return f" (did you mean {synonyms[str(word)]!r}?)"
+        return synonyms[str(word)]
     close = difflib.get_close_matches(str(word), options, n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    return close[0] if close else None
 
 
 def yaml_keys(model: type[BaseModel]) -> list[str]:
@@ -55,7 +60,8 @@ def schema_error(exc: ValidationError, doc: LocatedYaml, *, keys_at: Callable[[L
                  subject: Callable[[Loc], tuple[str, Loc]] = _plain,
                  yaml_loc: Callable[[Loc], Loc] = lambda loc: loc,
                  synonyms: Mapping[str, str] | None = None) -> GraderError:
-    """The first error of `exc` as a GraderError.
+    """Every error of `exc` as one GraderError: a single problem as it is, several as a list in line order,
+    each with its own line and fix.
 
     keys_at(loc): the keys allowed in the mapping at `loc` (for unknown / missing keys).
     subject(loc): splits a location into a name for the thing ("item 'accuracy'") and the rest of the path.
@@ -63,13 +69,41 @@ def schema_error(exc: ValidationError, doc: LocatedYaml, *, keys_at: Callable[[L
     fix: what to tell the author when nothing more specific is known.
     synonyms: unknown keys people often write for an allowed one ({"gte": "ge"}), suggested before spelling.
     """
-    errors = exc.errors()
-    # A misspelt key also makes the intended one "missing": report the misspelling, which says both.
-    err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+    errors = [(err, yaml_loc(tuple(err["loc"]))) for err in exc.errors()]
+    # A misspelt key also makes the intended one "missing": the misspelling's message says both.
+    meant = {(loc[:-1], _meant(loc[-1], keys_at(loc[:-1]), synonyms))
+             for err, loc in errors if err["type"] == "extra_forbidden" and loc}
+    problems: dict[tuple[str, str], tuple[int, GraderError]] = {}
+    for err, loc in errors:
+        if err["type"] == "missing" and loc and (loc[:-1], loc[-1]) in meant:
+            continue
+        line, problem = _problem(err, loc, doc, keys_at=keys_at, fix=fix, subject=subject, synonyms=synonyms)
+        problems.setdefault((problem.where or "", problem.what), (line, problem))
+    ordered = [problem for _, problem in sorted(problems.values(), key=lambda pair: pair[0])]
+    return ordered[0] if len(ordered) == 1 else SchemaProblems(doc.source, ordered)
+
+
+class SchemaProblems(GraderError):
+    """Several problems in one YAML file. `what`, `where` and `fix` are the first's (in line order), for code
+    that looks at one; what the user reads, `render()`, lists every problem with its line and fix."""
+
+    def __init__(self, source: str, problems: Sequence[GraderError]):
+        self.source = source
+        self.problems = tuple(problems)
+        first = self.problems[0]
+        super().__init__(first.what, where=first.where, fix=first.fix)
+
+    def render(self) -> str:
+        listing = "\n".join("  " + problem.render().replace("\n", "\n  ") for problem in self.problems)
+        return f"{self.source}: {len(self.problems)} problems, each with its line and what to do:\n{listing}"
+
+
+def _problem(err: Mapping[str, Any], loc: Loc, doc: LocatedYaml, *, keys_at: Callable[[Loc], list[str]], fix: str,
+             subject: Callable[[Loc], tuple[str, Loc]], synonyms: Mapping[str, str] | None) -> tuple[int, GraderError]:
+    """(its line, or 0, and the GraderError) for one pydantic error at the YAML path `loc`."""
     ctx = err.get("ctx") or {}
-    loc = yaml_loc(tuple(err["loc"]))
-    where = doc.where(loc + tuple(ctx.get("at") or ()))  # `at` moves the line, the message names the validated thing
-    more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
+    at = loc + tuple(ctx.get("at") or ())  # `at` moves the line, the message names the validated thing
+    where = doc.where(at)
     kind = err["type"]
     key = loc[-1] if loc else None
     parent = loc[:-1] if kind in ("extra_forbidden", "missing") else loc
@@ -77,20 +111,21 @@ def schema_error(exc: ValidationError, doc: LocatedYaml, *, keys_at: Callable[[L
 
     def what(text: str, path: Loc = rest) -> str:
         head = ": ".join(part for part in (name, dotted(path)) if part)
-        return f"{head}: {text}{more}" if head else text + more
+        return f"{head}: {text}" if head else text
 
     if kind == INVALID:
         hint = ctx["fix"]
         if ctx.get("see") is not None and doc.line(ctx["see"]):
             hint += f" (line {doc.line(ctx['see'])})"
-        return GraderError(what(ctx["what"]), where=where, fix=hint)
-    if kind == "extra_forbidden":
+        problem = GraderError(what(ctx["what"]), where=where, fix=hint)
+    elif kind == "extra_forbidden":
         allowed = keys_at(parent)
-        return GraderError(what(f"unknown key {key!r}{did_you_mean(key, allowed, synonyms)}"), where=where,
-                           fix="allowed keys here: " + ", ".join(allowed))
-    if kind == "missing":
-        return GraderError(what(f"missing key {key!r}"), where=where, fix="keys here: " + ", ".join(keys_at(parent)))
-    if kind == "literal_error":
-        return GraderError(what(f"{err['input']!r} is not allowed"), where=where,
-                           fix=f"use one of: {ctx['expected']}")
-    return GraderError(what(err["msg"].removeprefix("Value error, ")), where=where, fix=fix)
+        problem = GraderError(what(f"unknown key {key!r}{did_you_mean(key, allowed, synonyms)}"), where=where,
+                              fix="allowed keys here: " + ", ".join(allowed))
+    elif kind == "missing":
+        problem = GraderError(what(f"missing key {key!r}"), where=where, fix="keys here: " + ", ".join(keys_at(parent)))
+    elif kind == "literal_error":
+        problem = GraderError(what(f"{err['input']!r} is not allowed"), where=where, fix=f"use one of: {ctx['expected']}")
+    else:
+        problem = GraderError(what(err["msg"].removeprefix("Value error, ")), where=where, fix=fix)
+    return doc.line(at) or 0, problem

@@ -12,11 +12,11 @@ import pytest
 
 from grader.execute.job import Limits
 from grader.pipeline import Options, grade_facts
-from grader.sandbox import bwrap_available
 
 FIXTURES = Path(__file__).parent / "fixtures" / "exec"
 
-pytestmark = pytest.mark.skipif(bwrap_available() is None, reason="bubblewrap is not installed (./setup.sh installs it)")
+# Fails with the fix where bubblewrap is missing or refused (conftest.py): ./setup.sh installs it.
+pytestmark = pytest.mark.usefixtures("bwrap")
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,6 @@ from grader.arch.torch_graph import table_from_module
 from grader.cli.main import main
 from grader.data import load_mnist, stage_torchvision_layout
 from grader.inspect.static import inspect_submission
-from grader.sandbox import bwrap_available
 from reference_models import make_notebooks
 from reference_models.nets import REFERENCES
 from reference_models.train import (NORMALIZE, DeviceMNIST, batches, fit, make_optimizer, seed_everything,
@@ -130,7 +129,7 @@ def test_notebook_runs_as_a_kernel_would(real_mnist_dir, tmp_path, monkeypatch, 
     assert ns["model"](torch.zeros(1, 1, 28, 28)).shape == (1, 10)
 
 
-@pytest.mark.skipif(bwrap_available() is None, reason="bubblewrap is not installed (./setup.sh installs it)")
+@pytest.mark.usefixtures("bwrap")
 @pytest.mark.parametrize("name", [n for n, r in REFERENCES.items() if r.rubric])
 def test_notebook_passes_its_rubric_in_a_dry_run(name, real_mnist_dir, capsys):
     """`grade check` in the sandbox, data loaders emptied: every item a dry run judges passes.

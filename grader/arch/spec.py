@@ -51,12 +51,19 @@ _SHORT = [
     (re.compile(r"^(?:fc|linear|dense):(\S+)$", re.I), lambda m: ("linear", {"out": m[1]})),
 ]
 _OPTION = re.compile(r"^([sdpg])(\d+(?:x\d+)?)$", re.I)
+_FILE_NAME = re.compile(r"(^|/)[^/\s]*\.[A-Za-z][A-Za-z0-9]*$")  # name.ext or a path ending in one
 _OPTION_KEYS = {"s": "s", "d": "d", "p": "p", "g": "groups"}
 _FLAGS = {"same": ("p", "same"), "nobias": ("bias", False), "ceil": ("ceil", True)}
 
 
 def parse_input(text: str, where: str = "input") -> Shape:
     match = _INPUT.match(text)
+    if not match and _FILE_NAME.search(text.strip()):
+        # `grade arch model.py`, `grade arch net.txt`: a file it does not read, not a mistyped size.
+        raise GraderError(f"{text.strip()!r} looks like a file name, but not one of the files a layer stack is "
+                          f"read from, and it does not start with an input size (HxWxC)", where=where,
+                          fix="give a .yaml/.yml stack, model.py:ClassName, a .pt2/.pt/.pth model, or a one-line "
+                              "stack that starts with the input size, like 28x28x1 > c3:8 > gap")
     if not match:
         raise GraderError(f"input size {text.strip()!r} is not HxWxC", where=where,
                           fix="write it like 28x28x1 (height x width x channels)")

@@ -12,6 +12,7 @@ from grader.arch.engine import Table
 from grader.arch.render import rich_table
 from grader.arch.spec import __doc__ as GRAMMAR
 from grader.arch.spec import load_stack
+from grader.errors import GraderError
 
 HELP = f"""\
 Print the layer table of a layer stack or a PyTorch model: input and output size
@@ -52,6 +53,11 @@ def _is_torch_target(spec: str) -> bool:
 
 
 def load_table(spec: str, input_chw: str) -> tuple[Table, str]:
+    if spec.lower().endswith(".ipynb"):
+        raise GraderError("a notebook is not a layer stack, so `grade arch` cannot read it", where=spec,
+                          fix=f"to check the model a notebook builds, run `grade check {spec}` (add --static for a "
+                              "quick look); `grade arch` takes a one-line stack, a YAML file, model.py:Net or an "
+                              "exported model.pt2")
     if _is_torch_target(spec):
         from grader.arch.torch_graph import table_from_target  # torch is imported only when a model is asked for
 

@@ -44,7 +44,7 @@ def load_rubric(path_or_name: str | Path) -> Rubric:
 
 
 def rubric_from_yaml(doc: yamlio.LocatedYaml) -> Rubric:
-    """Validate parsed YAML as a rubric; the first problem is raised with its file, line and item id."""
+    """Validate parsed YAML as a rubric; its problems are raised together, each with its file, line and item id."""
     if not isinstance(doc.data, dict):
         raise GraderError("a rubric is a mapping with id, title and items", where=doc.where(()),
                           fix="start the file with `id: my-assignment`, `title: ...` and `items:`")

@@ -192,7 +192,8 @@ def build_argv(argv: Sequence[str], spec: SandboxSpec, *, bwrap: str = "bwrap", 
             raise GraderError(f"{host} does not exist, so it cannot be shown read-only at {inside} in the sandbox", fix="stage it first, or leave it out of ro_binds")
         out += ["--ro-bind", str(Path(host).resolve()), str(inside)]
     # A program outside what is shown would fail inside with bwrap's bare "execvp ...: No such file or directory".
-    shown = (*layout.dirs, *layout.links, "/etc", *layout.python_roots, scratch, *(str(inside) for _, inside in spec.ro_binds))
+    shown = (*layout.dirs, *layout.links, "/etc", *layout.python_roots, str(GRADER_SRC_INSIDE), scratch,
+             *(str(inside) for _, inside in spec.ro_binds))
     if argv and (hidden := _hidden_hop(argv[0], shown)):
         through = "" if hidden == argv[0] else f" (where {argv[0]} leads through symbolic links)"
         raise GraderError(f"{argv[0]} cannot run in the sandbox: {hidden}{through} is not shown inside, which has "
