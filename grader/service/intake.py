@@ -6,12 +6,14 @@ import base64
 import binascii
 import io
 import json
+import warnings
 import zipfile
 from dataclasses import dataclass
 from typing import Annotated, Any, Optional
 from urllib.parse import urlsplit
 
 import nbformat
+from nbformat.warnings import MissingIDFieldWarning
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from grader.service.errors import ServiceError
@@ -95,8 +97,10 @@ def check_notebook(data: bytes, where: str = "notebook") -> None:
         raise _unprocessable("invalid_notebook", f"the notebook is not valid JSON: {exc.msg} at line {exc.lineno}, "
                              f"column {exc.colno}", where, SAVE_AS) from None
     try:
-        notebook = nbformat.reads(text, as_version=4)
-        nbformat.validate(notebook)
+        with warnings.catch_warnings():  # cells without ids (older Jupyter, Colab) are fine: nbformat adds them
+            warnings.simplefilter("ignore", MissingIDFieldWarning)
+            notebook = nbformat.reads(text, as_version=4)
+            nbformat.validate(notebook)
     except nbformat.ValidationError as exc:
         path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in exc.absolute_path).lstrip(".")
         raise _unprocessable("invalid_notebook", f"the notebook is JSON but not a valid notebook (nbformat): "
