@@ -27,8 +27,9 @@ Errors are `{"error": {"status", "code", "what", "where", "fix"}}`.
 
 
 def _wants_json(request: Request) -> bool:
-    return request.url.path.startswith("/v1/") or request.url.path.startswith("/.well-known/") \
-        or "text/html" not in request.headers.get("accept", "")
+    """Machines call /v1 and fetch JSON documents; everything else is a page a person sees (also inside an LMS)."""
+    path = request.url.path
+    return path.startswith(("/v1/", "/.well-known/", "/docs", "/openapi")) or path.endswith(".json")
 
 
 def create_app(service: Service) -> FastAPI:

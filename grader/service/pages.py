@@ -15,9 +15,9 @@ _env = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
                    autoescape=select_autoescape(["j2", "html"]), trim_blocks=True, lstrip_blocks=True)
 
 
-def page(template: str, status: int = 200, headers: dict | None = None, **context) -> HTMLResponse:
-    return HTMLResponse(_env.get_template(template).render(refresh=REFRESH_SECONDS, **context), status_code=status,
-                        headers=headers)
+def page(template: str, status_code: int = 200, headers: dict | None = None, **context) -> HTMLResponse:
+    return HTMLResponse(_env.get_template(template).render(refresh=REFRESH_SECONDS, **context),
+                        status_code=status_code, headers=headers)
 
 
 def error_page(err: ServiceError) -> HTMLResponse:
