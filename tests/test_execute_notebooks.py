@@ -10,8 +10,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from grader.execute.job import Limits
-from grader.pipeline import Options, grade_facts
+from grader.pipeline import grade_facts
+from grader.settings import Options, RunLimits
 
 FIXTURES = Path(__file__).parent / "fixtures" / "exec"
 
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.usefixtures("bwrap")
 
 @pytest.fixture(scope="module")
 def options(real_mnist_dir, tmp_path_factory):
-    return Options(data=str(real_mnist_dir), limits=Limits(wall_seconds=120, cell_seconds=10, memory_bytes=2 << 30,
+    return Options(data=str(real_mnist_dir), limits=RunLimits(wall_seconds=120, cell_seconds=10, memory_bytes=2 << 30,
                                                            max_processes=96, max_file_bytes=50 << 20,
                                                            output_bytes=2 << 20))
 
@@ -38,7 +38,7 @@ def outputs_text(keep: Path) -> str:
 
 def test_realstyle_notebook_runs_end_to_end_and_is_measured(options, tmp_path):
     # a real training cell: give it the time a loaded 2-core CI machine needs
-    facts = grade("realstyle_train_subset", options, keep=tmp_path, limits=Limits(wall_seconds=600, memory_bytes=3 << 30))
+    facts = grade("realstyle_train_subset", options, keep=tmp_path, limits=RunLimits(wall_seconds=600, memory_bytes=3 << 30))
     assert facts.verdict.kind == "ok"
     # the old-API cell failed, grading went on, and the verdict says what changed
     assert facts.verdict.cell == 8 and "write `next(dataiter)`" in facts.verdict.message
@@ -183,3 +183,11 @@ def test_grade_run_json_prints_the_nested_facts(real_mnist_dir, capsys):
     assert code == 0 and facts["verdict"]["kind"] == "bad_model"
     assert "(8, 9)" in facts["verdict"]["message"]
     assert set(facts) >= {"notebook", "claims", "model", "train", "eval", "verdict"}
+
+
+def test_many_small_files_stop_at_the_disk_quota(options):
+    # each file is under the per-file limit; together they pass the scratch folder's quota
+    limits = options.limits.model_copy(update={"disk_bytes": 128 << 20})
+    facts = grade("fill_disk_small_files", options, limits=limits)
+    assert facts.verdict.kind == "disk", facts.verdict.message
+    assert "more than 128M of files" in facts.verdict.message

@@ -223,6 +223,9 @@ def test_a_static_rubric_cannot_read_what_only_a_run_measures():
     assert items_needing_execution(static) == []
 
 
-def test_several_problems_report_the_first_and_count_the_rest():
+def test_several_problems_are_all_shown_each_with_its_line():
     err = error(HEAD + "  - id: a\n    title: A\n    points: x\n    fact: nope\n    lt: 1\n")
-    assert "(and 1 more problem)" in err.what
+    assert [p.where for p in err.problems] == ["r.yaml:6", "r.yaml:7"]
+    shown = err.render()
+    assert shown.startswith("r.yaml: 2 problems, each with its line and what to do:")
+    assert "r.yaml:6: item 'a': points:" in shown and "r.yaml:7: item 'a': fact: unknown fact 'nope'" in shown

@@ -1,0 +1,73 @@
+"""Time a dry run (`grade run NB --dry-run`) of this checkout against an earlier commit, in one run.
+
+    python bench/dry_run.py --base a22894a [--notebook reference_models/s3.ipynb] [--repeats 3]
+
+The earlier commit is checked out in a temporary git worktree; both run the same
+notebook alternately (so machine load hits both alike), each in a fresh process,
+with the same MNIST. Prints each time, the medians, their ratio, the device, and
+whether the structure facts (`model.*`) are the same.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def one_run(checkout: Path, notebook: Path) -> tuple[float, dict]:
+    env = {**os.environ, "PYTHONPATH": str(checkout)}
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "grader", "run", str(notebook), "--dry-run", "--json"],
+                          cwd=checkout, env=env, capture_output=True, text=True, timeout=900)
+    seconds = time.monotonic() - started
+    if done.returncode != 0:
+        raise SystemExit(f"{checkout}: grade run failed:\n{done.stderr[-2000:]}")
+    return seconds, json.loads(done.stdout)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--base", required=True, help="the earlier commit to compare with")
+    parser.add_argument("--notebook", type=Path, default=ROOT / "reference_models" / "s3.ipynb")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    notebook = args.notebook.resolve()
+    with tempfile.TemporaryDirectory(prefix="dry-run-base-") as tmp:
+        base = Path(tmp) / "base"
+        subprocess.run(["git", "worktree", "add", "--detach", str(base), args.base], cwd=ROOT, check=True,
+                       capture_output=True)
+        try:
+            times: dict[str, list[float]] = {"base": [], "this": []}
+            facts: dict[str, dict] = {}
+            for repeat in range(args.repeats):
+                for name, checkout in (("base", base), ("this", ROOT)):
+                    seconds, facts[name] = one_run(checkout, notebook)
+                    times[name].append(seconds)
+                    print(f"repeat {repeat + 1}: {name:4} {seconds:6.2f} s", flush=True)
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(base)], cwd=ROOT, capture_output=True)
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    print(f"device: {platform.machine()} CPU, {os.cpu_count()} cores, no GPU used (dry runs train nothing)")
+    print(f"median dry run of {notebook.name}: {args.base} {medians['base']:.2f} s, this checkout "
+          f"{medians['this']:.2f} s (x{medians['this'] / medians['base']:.2f})")
+    same = facts["base"]["model"] == facts["this"]["model"]
+    print("structure facts (model.*): " + ("the same" if same else "DIFFERENT"))
+    if not same:
+        for key in sorted(set(facts["base"]["model"]) | set(facts["this"]["model"])):
+            if facts["base"]["model"].get(key) != facts["this"]["model"].get(key):
+                print(f"  {key}: {facts['base']['model'].get(key)!r} -> {facts['this']['model'].get(key)!r}")
+    return 0 if same else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
