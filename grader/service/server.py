@@ -4,6 +4,7 @@ the port opens), bind the port, then serve on uvicorn until SIGTERM or SIGINT.""
 from __future__ import annotations
 
 import logging
+import signal
 import socket
 import sys
 
@@ -47,6 +48,9 @@ def serve(settings: ServiceSettings) -> int:
         print(f"grade serve: listening on http://{host}:{port} (public URL {base_url}); "
               f"{settings.workers} worker(s); assignments: {', '.join(sorted(a.id for a in assignments))}",
               file=sys.stderr, flush=True)
+        # uvicorn stops gracefully on SIGTERM and then raises the signal again with our handler in place:
+        # a stop asked for is a clean exit (0), which is what systemd and container runtimes expect.
+        signal.signal(signal.SIGTERM, lambda *_: None)
         server.run(sockets=[sock])
     finally:
         store.close()
