@@ -60,6 +60,34 @@ class RfFacts(_Section):
     covers_input: Optional[bool] = None
 
 
+class StoredFacts(_Section):
+    """Every number the exported model stores, by kind (read from the exported program, not the student's classes)."""
+
+    trainable: Optional[int] = Field(None, description="numbers in parameters that train (requires_grad)")
+    frozen: Optional[int] = Field(None, description="numbers in parameters with requires_grad=False")
+    buffers: Optional[int] = Field(None, description="numbers in buffers, batch-norm running statistics excepted")
+    bn_stats: Optional[int] = Field(None, description="numbers in batch-norm running statistics (mean, variance, "
+                                                      "counter), told apart by how the graph uses them")
+    constants: Optional[int] = Field(None, description="numbers in tensors that forward captured from outside the "
+                                                       "module, lifted into the exported program as constants")
+    learned: Optional[int] = Field(None, description="every stored number but the batch-norm running statistics: "
+                                                     "trainable + frozen + buffers + constants")
+    carried: Optional[int] = Field(None, description="numbers outside trainable parameters and batch-norm "
+                                                     "statistics: frozen + buffers + constants")
+    flagged: Optional[list[str]] = Field(None, description="when `carried` is over a small allowance (1,000), each "
+                                                           "such tensor with its name and size, largest first; "
+                                                           "[] when within it")
+
+
+class OpsFacts(_Section):
+    """Operators read from the exported graph."""
+
+    unexpected: Optional[list[str]] = Field(
+        None, description="lookup-shaped operators a CNN does not need (a distance to a stored table, argmin / "
+                          "argmax inside the network, data-dependent indexing, equality tests, sort / top-k), "
+                          "one line each with the node and the stored tensor it reads; [] when none")
+
+
 class ModelFacts(_Section):
     params: ParamFacts = ParamFacts()
     buffers: Optional[int] = None
@@ -73,6 +101,8 @@ class ModelFacts(_Section):
     output_shape: Optional[list[int]] = None
     branches: Optional[bool] = None
     table: Optional[list[dict[str, Any]]] = Field(None, description="the layer table (sizes, RF, params per layer)")
+    stored: StoredFacts = StoredFacts()
+    ops: OpsFacts = OpsFacts()
 
 
 class TrainFacts(_Section):
@@ -94,7 +124,7 @@ class EvalFacts(_Section):
 
 VerdictKind = Literal[
     "ok", "timeout", "memory", "crash", "no_model", "bad_model", "invalid_notebook",
-    "output_limit", "missing_module", "sandbox_error", "disk",
+    "output_limit", "missing_module", "sandbox_error", "disk", "not_exportable", "lookup",
 ]
 
 
@@ -116,7 +146,18 @@ class QuizFacts(_Section):
     questions: Optional[list[dict[str, Any]]] = None
 
 
+class GradingFacts(_Section):
+    """How this submission was graded: what the other facts could and could not establish."""
+
+    mode: Optional[Literal["static", "evaluate", "execute"]] = Field(
+        None, description="static: only the file was read; evaluate: the exported model handed in was measured, "
+                          "the notebook was not run; execute: the notebook ran in the sandbox, then its model was measured")
+    dry_run: Optional[bool] = Field(None, description="execute mode with data loaders that yield nothing: the model "
+                                                      "was built, not trained, and not measured on the test set")
+
+
 class Facts(_Section):
+    grading: GradingFacts = GradingFacts()
     notebook: NotebookFacts = NotebookFacts()
     claims: ClaimsFacts = ClaimsFacts()
     model: ModelFacts = ModelFacts()

@@ -18,9 +18,9 @@ from typing import Callable, Optional
 from grader.data.preprocess import COURSE_PREPROCESS
 from grader.data.staging import TestData, prepare_test_data
 from grader.errors import GraderError
-from grader.evaluate.job import Evaluation, evaluate_model, score_in_sandbox_predictions
+from grader.evaluate.job import Evaluation, evaluate_model
 from grader.execute.job import Execution, execute_notebook
-from grader.facts import EvalFacts, Facts, QuizFacts, with_derived
+from grader.facts import Facts, GradingFacts, QuizFacts, with_derived
 from grader.inspect.static import StaticReport, inspect_submission
 from grader.quiz.answers import from_notebook
 from grader.settings import Options
@@ -47,13 +47,16 @@ def grade_facts(path: Path, options: Options, progress: Progress = _quiet, *, mo
     path = Path(path)
     if not path.is_file():
         raise GraderError("no such file", where=str(path), fix="give the path of a .ipynb, .py or .pt2 submission")
+    graded = GradingFacts(mode="evaluate" if path.suffix.lower() in MODEL_SUFFIXES else options.mode,
+                          dry_run=options.dry_run and options.mode == "execute")
     try:
-        return with_derived(_stages(path, options, progress, model_file, data))
+        facts = _stages(path, options, progress, model_file, data)
+        return with_derived(facts.model_copy(update={"grading": graded}))
     except GraderError:
         raise
     except Exception as exc:  # a grader bug on one odd submission: that student gets a clear verdict
-        return Facts(verdict=decide(Outcome(grader_error=f"{exc.__class__.__name__}: {exc}",
-                                            grader_traceback=traceback.format_exc()[-2000:])))
+        return Facts(grading=graded, verdict=decide(Outcome(grader_error=f"{exc.__class__.__name__}: {exc}",
+                                                            grader_traceback=traceback.format_exc()[-2000:])))
 
 
 def _stages(path: Path, options: Options, progress: Progress, model_file: Optional[Path],
@@ -86,7 +89,7 @@ def _execute(report: StaticReport, facts: Facts, options: Options, progress: Pro
                                      mnist_roots=report.mnist_roots, variable=options.variable,
                                      limits=options.limits, dry_run=options.dry_run, sandbox=options.sandbox,
                                      gpu=options.gpu, gpu_index=options.gpu_index)
-        outcome = Outcome(execution=execution, limits=options.limits)
+        outcome = Outcome(execution=execution, limits=options.limits, dry_run=options.dry_run)
         if not options.dry_run:  # a dry run trained nothing: its counters would mislead
             facts = facts.model_copy(update={"train": execution.train})
         evaluation = None
@@ -102,10 +105,6 @@ def _evaluate_execution(execution: Execution, data: TestData, jobdir: Path, opti
     harness = execution.harness
     export = harness.export
     labels = None if options.dry_run else data.labels
-    if export.path == "in-sandbox":
-        if labels is None:
-            return Evaluation(EvalFacts(), None, None, None)
-        return score_in_sandbox_predictions(execution.out_dir / "predictions.npy", labels)
     preprocess = harness.preprocess or COURSE_PREPROCESS
     inputs = preprocess.inputs_file
     return evaluate_model(execution.out_dir / export.file, export.path, preprocess=preprocess, staged=data.staged,
@@ -124,7 +123,7 @@ def _with_evaluation(facts: Facts, evaluation: Optional[Evaluation], outcome: Ou
         elif execution is not None and execution.harness and execution.harness.params:
             params = execution.harness.params.model_dump()
             update["model"] = facts.model.model_copy(update={"params": facts.model.params.model_copy(update=params)})
-        outcome = replace(outcome, evaluation_error=evaluation.error, evaluated=True)
+        outcome = replace(outcome, evaluation_error=evaluation.error, evaluated=True, lookup=evaluation.lookup)
     update["verdict"] = decide(outcome)
     return facts.model_copy(update=update)
 

@@ -3,9 +3,10 @@
 Pure: it reads what the stages reported (`Outcome`) and nothing else.
 Precedence: the notebook could not be read > the grader itself failed > a
 limit the sandbox enforced (memory, disk, time, output) > the harness could
-not run > no model > a model that cannot be graded > the evaluation failed >
-ok. Cells that failed while a model was still captured and measured do not
-fail the run: the message names them, and `verdict.cell` points at the first.
+not run > no model > a model that cannot be graded > a model nothing could
+export > the evaluation failed > a graph that looks answers up > ok. Cells
+that failed while a model was still captured and measured do not fail the run:
+the message names them, and `verdict.cell` points at the first.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ class Outcome:
     saved_failed_cells: Optional[list[int]] = None  # evaluate mode: cells whose saved outputs hold an error
     evaluation_error: Optional[str] = None  # the clean evaluation could not measure the model: why
     evaluated: bool = False  # the clean evaluation measured the model
+    lookup: Optional[str] = None  # the exported graph looks answers up (model.ops.unexpected): what it found
+    dry_run: bool = False  # the data loaders yielded nothing: failures that follow from that are not the student's
 
 
 def decide(outcome: Outcome) -> VerdictFacts:
@@ -42,7 +45,7 @@ def decide(outcome: Outcome) -> VerdictFacts:
         return VerdictFacts(kind="sandbox_error", message=f"the grader failed on this submission: "
                             f"{outcome.grader_error}", output_tail=outcome.grader_traceback)
     if outcome.execution is not None:
-        verdict = _execution(outcome.execution, outcome.limits)
+        verdict = _execution(outcome.execution, outcome.limits, outcome.dry_run)
     elif outcome.no_model_file:
         failed = outcome.saved_failed_cells
         return VerdictFacts(kind="no_model", failed_cells=failed, cell=failed[0] if failed else None,
@@ -56,6 +59,8 @@ def decide(outcome: Outcome) -> VerdictFacts:
         verdict = VerdictFacts(kind="ok", message=message, failed_cells=failed, cell=failed[0] if failed else None)
     if verdict.kind == "ok" and outcome.evaluation_error is not None:
         return verdict.model_copy(update={"kind": "bad_model", "message": outcome.evaluation_error})
+    if verdict.kind == "ok" and outcome.lookup is not None:
+        return verdict.model_copy(update={"kind": "lookup", "message": outcome.lookup})
     return verdict
 
 
@@ -69,9 +74,39 @@ def _describe(cell: CellRecord) -> str:
     return f"{text}. {hint}" if hint else text
 
 
-def _execution(execution: Execution, limits: RunLimits) -> VerdictFacts:
+# What code does when a data loader yields nothing: `next(iter(loader))` stops, `100 * correct / len(...)`
+# divides by zero, `losses[-1]` indexes an empty list, max() of nothing; later cells then miss its variables.
+_EMPTY_LOADER_ERRORS = ("StopIteration", "ZeroDivisionError", "IndexError: list index out of range",
+                        "ValueError: max() arg is an empty sequence", "ValueError: min() arg is an empty sequence",
+                        "RuntimeError: stack expects a non-empty TensorList")
+
+
+def _dry_run_failures(cells: list[CellRecord]) -> list[CellRecord]:
+    """Cells that failed only because a dry run's loaders are empty (and NameErrors that follow from those)."""
+    caused, seen = [], False
+    for cell in cells:
+        if cell.status != "error" or not cell.error:
+            continue
+        if cell.error.startswith(_EMPTY_LOADER_ERRORS) or (seen and cell.error.startswith("NameError")):
+            caused.append(cell)
+            seen = True
+    return caused
+
+
+def _not_exportable(reasons: list[str]) -> str:
+    """Why no accuracy: the model could only run in the student's own process, which never scores."""
+    why = "; ".join(reasons) or "no reason recorded"
+    return ("neither torch.export nor TorchScript could capture the model, so the grader cannot measure it apart "
+            f"from the notebook's code and gives no accuracy credit ({why}). Keep `forward` to torch operations "
+            "on tensors (no numpy, `.item()`, Python `if` on tensor values, or checks for tracing); then "
+            "`torch.export.export(model, (torch.zeros(2, 1, 28, 28),))` must succeed in the notebook")
+
+
+def _execution(execution: Execution, limits: RunLimits, dry_run: bool = False) -> VerdictFacts:
     run, harness, result = execution.run, execution.harness, execution.sandbox
     cells = run.cells if run else []
+    excused = _dry_run_failures(cells) if dry_run else []
+    cells = [c for c in cells if c not in excused]
     failed = _first_failed(cells)
     cell_index = failed.index if failed else None
     tail = execution.output_tail[-2000:] or None
@@ -122,8 +157,14 @@ def _execution(execution: Execution, limits: RunLimits) -> VerdictFacts:
         return verdict("no_model", harness.model_found or "no model found")
     if harness.bad_model:
         return verdict("bad_model", harness.bad_model)
+    if harness.export is not None and harness.export.path == "none":
+        return verdict("not_exportable", _not_exportable(harness.export.reasons))
     notes = [_describe(c) for c in cells if c.status == "error"]
     message = "the notebook ran and its model was captured"
     if notes:
         message += "; some cells failed and grading went on: " + " | ".join(notes[:3])
+    if excused:
+        numbers = ", ".join(str(c.index) for c in excused)
+        message += (f"; {'cell' if len(excused) == 1 else 'cells'} {numbers} failed only because a dry run's data "
+                    "loaders yield nothing (not counted against the notebook)")
     return verdict("ok", message)

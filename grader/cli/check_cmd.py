@@ -25,7 +25,10 @@ same measurements as the instructor's `grade submissions/`, at three depths:
               receptive field are real, while no time goes into training (seconds)
   (default)   the full run, then your model measured on the 10,000 test images
 
-Exit code 0 when every required item passes (items a depth cannot judge do not count).
+Exit code 0 when the rubric's pass rule holds, or, at a depth that cannot judge every
+required item, when nothing it judged failed (that is not a pass, and the check says so).
+Exit code 1 when a required item failed or could not be measured by a run that should
+have measured it (an unreadable notebook, one with no model, a crash).
 
 From a notebook cell:  from grader import check; check()          (save the notebook first)
 
@@ -37,7 +40,7 @@ Examples
 """
 
 _STATUS = {"passed": "[green]passed[/]", "partial": "[yellow]partial[/]", "failed": "[red]failed[/]",
-           "not_measured": "[dim]not judged[/]"}
+           "not_measured": "[red]not measured[/]", "not_judged": "[dim]not judged at this depth[/]"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -55,16 +58,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
-def _explain_dry_run(sheet: ScoreSheet) -> ScoreSheet:
-    items = [item.model_copy(update={"evidence": "not judged in a dry run: nothing is trained; "
-                                                 "run `grade check` without --dry-run"})
-             if item.status == "not_measured" and item.fact.split(".")[0] in ("eval", "train") else item
-             for item in sheet.items]
-    return sheet.model_copy(update={"items": items})
-
-
-def required_failed(sheet: ScoreSheet) -> list[str]:
-    return [item.id for item in sheet.items if item.required and item.status in ("failed", "partial")]
+def _exit_code(sheet: ScoreSheet) -> int:
+    """0: the sheet passes, or nothing this depth judged failed (a static check or dry run: not a pass); else 1."""
+    if sheet.passed:
+        return 0
+    if sheet.required_not_passed():
+        return 1
+    return 0 if sheet.not_judged else 1
 
 
 def run(args: argparse.Namespace) -> int:
@@ -79,13 +79,11 @@ def run(args: argparse.Namespace) -> int:
         result = grade_submission(args.notebook, rubric, options, progress=lambda what: status.update(what),
                                   show_hidden=False)
     facts, sheet = result.facts, result.sheet
-    if args.dry_run:
-        sheet = _explain_dry_run(sheet)
-    failed = required_failed(sheet)
+    failed = sheet.required_not_passed()
     if args.json:
         json.dump({"facts": facts.to_json(), "score": sheet.model_dump(mode="json")}, sys.stdout, indent=2)
         sys.stdout.write("\n")
-        return 1 if failed else 0
+        return _exit_code(sheet)
     out = Console()
     depth = "static check" if args.static else "dry run" if args.dry_run else "full run"
     out.print(f"[bold]{args.notebook}[/] against [bold]{rubric.id}[/] ({depth}): "
@@ -104,5 +102,14 @@ def run(args: argparse.Namespace) -> int:
         out.print("[bold]What to change[/]")
         for item in to_change:
             out.print(f"- {item.title}: {item.feedback}", markup=False, highlight=False)
-    out.print("[green]All required items pass.[/]" if not failed else f"[red]Required items not passed: {', '.join(failed)}[/]")
-    return 1 if failed else 0
+    out.print(f"Passing {rubric.id} means: {sheet.pass_rule}.", highlight=False)
+    if sheet.passed:
+        out.print("[green]Passed: the rubric's pass rule holds.[/]")
+    elif failed:
+        out.print(f"[red]Not passed: required items not passed: {', '.join(failed)}.[/]")
+    elif sheet.not_judged:
+        out.print(f"[yellow]Nothing required failed so far, but this is not a pass: {', '.join(sheet.not_judged)} "
+                  f"{'is' if len(sheet.not_judged) == 1 else 'are'} not judged at this depth (run the full check).[/]")
+    else:
+        out.print(f"[red]Not passed: the score {sheet.score:g} does not meet the pass rule.[/]")
+    return _exit_code(sheet)

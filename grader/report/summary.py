@@ -32,9 +32,13 @@ VERDICT_LABELS = {
     "missing_module": "imports a module the grader does not have",
     "sandbox_error": "could not be started by the grader (not the student's fault)",
     "disk": "wrote more files than the disk limit allows",
+    "not_exportable": "left a model that neither torch.export nor TorchScript can capture, so it was not measured",
+    "lookup": "left a model that looks answers up in stored data instead of computing them",
 }
-STATUS_LABELS = {"passed": "passed", "partial": "partial", "failed": "failed", "not_measured": "not measured"}
-_STATUS_STATE: dict[str, State] = {"passed": "good", "partial": "warn", "failed": "bad", "not_measured": "missing"}
+STATUS_LABELS = {"passed": "passed", "partial": "partial", "failed": "failed", "not_measured": "not measured",
+                 "not_judged": "not judged at this depth"}
+_STATUS_STATE: dict[str, State] = {"passed": "good", "partial": "warn", "failed": "bad", "not_measured": "bad",
+                                   "not_judged": "missing"}
 _STATE_RANK = {"bad": 0, "missing": 1, "warn": 2, "good": 3}
 
 
@@ -118,6 +122,8 @@ class ReportView:
     audience: Audience
     rubric: str
     title: str
+    graded: str  # how it was graded: which mode, what that measures
+    pass_rule: str  # what "passed" means for this rubric
     score: str
     max_score: str
     percent: float  # 0..100, for the score bar
@@ -138,6 +144,22 @@ def _pair(value: Any) -> str:
     return "" if value is None else num(value)
 
 
+GRADED_AS = {
+    "static": "Static check: only the file was read; nothing ran.",
+    "evaluate": "Evaluate mode: the notebook was not run; the model it exported was measured by the grader.",
+    "execute": "Execute mode: the notebook ran in the sandbox, then the grader measured its model.",
+    "dry-run": "Dry run: the notebook ran with data loaders that yield nothing; the model was built, not trained "
+               "or measured on the test set.",
+}
+
+
+def graded_as(facts: Facts) -> str:
+    grading = facts.grading
+    if grading.mode is None:
+        return ""
+    return GRADED_AS["dry-run" if grading.dry_run else grading.mode]
+
+
 def not_measured_reason(facts: Facts) -> str:
     verdict = facts.verdict
     if verdict.kind is None:
@@ -154,6 +176,10 @@ def _verdict(facts: Facts, sheet: ScoreSheet) -> VerdictView:
     message = v.message or sheet.verdict_message
     if kind is None:
         headline = "The notebook was not run: this is a static check of its text."
+    elif kind == "ok" and facts.grading.mode == "evaluate":
+        headline = "The notebook was not run: the model it exported was measured."
+    elif kind == "ok" and facts.grading.dry_run:
+        headline = "The notebook ran to the end in a dry run: its model was built, not trained."
     else:
         headline = f"The notebook {VERDICT_LABELS.get(kind, kind)}."
     if message and message.strip().rstrip(".").lower() == headline.rstrip(".").lower():
@@ -265,7 +291,9 @@ def build_view(facts: Facts, sheet: ScoreSheet, *, student: str, audience: Audie
     shown = _items(sheet, audience)
     reason = not_measured_reason(facts)
     return ReportView(
-        student=student, audience=audience, rubric=sheet.rubric, title=sheet.title,
+        student=student, audience=audience, rubric=sheet.rubric, title=sheet.title, graded=graded_as(facts),
+        pass_rule=sheet.pass_rule + (f"; not judged at this depth: {', '.join(sheet.not_judged)}"
+                                     if sheet.not_judged else ""),
         score=num(sheet.score), max_score=num(sheet.max_score),
         percent=max(0.0, min(100.0, 100 * sheet.score / sheet.max_score)) if sheet.max_score else 0.0,
         passed=sheet.passed, verdict=_verdict(facts, sheet), items=[_item_view(i) for i in shown],

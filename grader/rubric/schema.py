@@ -372,6 +372,23 @@ class Item(Comparison):
         return next((b for b in self.bands or [] if b.points == self.points), None)
 
 
+class PassRule(_Strict):
+    """What "passed" means for the assignment; the CLI, JSON, gradebook and reports all use this one rule."""
+
+    all_required: bool = True  # every required item passes (with all its points)
+    min_score: Optional[Annotated[float, Field(ge=0)]] = None  # and the score reaches this
+
+    def describe(self, rubric_items: list["Item"]) -> str:
+        """'every required item (params, accuracy) passes and the score is at least 85'."""
+        required = [item.id for item in rubric_items if item.required]
+        parts = []
+        if self.all_required and required:
+            parts.append(f"every required item ({', '.join(required)}) passes")
+        if self.min_score is not None:
+            parts.append(f"the score is at least {num(self.min_score)}")
+        return " and ".join(parts) or "always (the rubric sets no pass rule)"
+
+
 class Rubric(_Strict):
     id: Annotated[str, Field(pattern=_ID)]
     title: str
@@ -379,6 +396,7 @@ class Rubric(_Strict):
     mode: Mode = "execute"
     limits: RubricLimits = RubricLimits()
     model: str = "model"
+    pass_: PassRule = Field(PassRule(), alias="pass")
     items: Annotated[list[Item], Field(min_length=1)]
 
     _source: str = PrivateAttr(default="<rubric>")
@@ -401,6 +419,10 @@ class Rubric(_Strict):
             if self.mode == "static" and needs_run(item.fact):
                 raise invalid(f"item {item.id!r} reads {item.fact}, which only a run measures, but mode is static",
                               fix="use mode: execute (or evaluate), or drop the item", at=("items", i, "fact"))
+        if self.pass_.min_score is not None and self.pass_.min_score > self.max_score:
+            raise invalid(f"pass: min_score {num(self.pass_.min_score)} is more than the {num(self.max_score)} "
+                          "points the items give, so nothing can pass",
+                          fix=f"lower min_score to at most {num(self.max_score)}", at=("pass", "min_score"))
         return self
 
     @property

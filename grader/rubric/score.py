@@ -1,11 +1,14 @@
 """Scoring: facts + rubric -> score sheet. Pure: no files, no processes, the same answer every time.
 
-Each item reads one fact. Not measured (None): zero points, status `not_measured`,
-and the evidence says why (the verdict: crashed in cell 7, ran out of time, ...).
-Otherwise the comparison, or the first matching band, decides the points.
-`passed` means every required item passed. With show_hidden=False (what a
-student sees before the due date) items that are not `visible` are left out of
-the sheet, its score and its `passed`.
+Each item reads one fact. A fact this depth of grading cannot judge (a static
+check, a dry run, evaluate mode: see `not_judged_reason`) scores zero as
+`not_judged` and never counts as passed. A fact a run should have measured and
+did not (None) scores zero as `not_measured`, with the verdict's reason, and
+counts as not passed. Otherwise the comparison, or the first matching band,
+decides the points. `passed` is the rubric's pass rule (`pass:`; by default every
+required item passes), and it is false while a required item is not judged.
+With show_hidden=False (what a student sees before the due date) items that are
+not `visible` are left out of the sheet, its score and its `passed`.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ _VERDICT = {
     "missing_module": "the notebook imports a module the grader does not have",
     "sandbox_error": "the sandbox failed to run the notebook",
     "disk": "the notebook wrote more files than the disk limit allows",
+    "not_exportable": "neither torch.export nor TorchScript could capture the model, so it was not measured",
+    "lookup": "the model looks answers up in stored data, so its accuracy is not credited",
 }
 _MESSAGE_SHOWN = 200
 
@@ -69,8 +74,23 @@ def items_needing_execution(rubric: Rubric) -> list[str]:
     return [item.id for item in rubric.items if needs_run(item.fact)]
 
 
+def not_judged_reason(facts: Facts, fact: str) -> Optional[str]:
+    """Why this depth of grading cannot judge `fact` (None: it can). Facts without a grading mode are all judged."""
+    grading = facts.grading
+    if grading.mode == "static" and needs_run(fact):
+        return "not judged in a static check: it needs a run"
+    if grading.mode == "evaluate" and fact.startswith(("train.", "verdict.kind", "verdict.cell", "verdict.message")):
+        return "not judged in evaluate mode: the notebook was not run, only the model it exported was measured"
+    if grading.dry_run and fact.startswith(("eval.", "train.", "claims.accuracy_gap")):
+        return "not judged in a dry run: nothing was trained or measured; run without --dry-run"
+    return None
+
+
 def not_measured_reason(facts: Facts, fact: str) -> str:
     verdict = facts.verdict
+    if fact == "claims.accuracy_gap" and facts.claims.accuracy is not None and verdict.kind in (None, "ok"):
+        return (f"the notebook printed {num(facts.claims.accuracy)}%, but the grader has no measurement of its "
+                "own to compare it with")
     if verdict.kind not in (None, "ok"):
         reason = _VERDICT.get(verdict.kind, f"the verdict is {verdict.kind}")
         if verdict.cell is not None:
@@ -80,8 +100,10 @@ def not_measured_reason(facts: Facts, fact: str) -> str:
             first = message[0]
             reason += f" ({first[:_MESSAGE_SHOWN]}{'...' if len(first) > _MESSAGE_SHOWN else ''})"
         return reason
+    if fact == "claims.accuracy_gap":
+        return "the notebook's outputs show no test accuracy to compare with the measured one"
     if fact.startswith("claims."):
-        return "the notebook's saved outputs do not show it"
+        return "the notebook's outputs do not show it"
     if verdict.kind is None and needs_run(fact):
         return "the notebook was not run (static check)"
     return f"no stage measured {fact}"
@@ -105,9 +127,13 @@ def _judge(item: Item, value: Any) -> tuple[float, Status, str]:
 
 
 def _feedback(item: Item, status: Status, value: Any, points: float, facts_json: dict, reason: Optional[str]) -> str:
+    if status == "not_judged":  # the item's own texts speak of a value that was not judged
+        return f"{reason[0].upper()}{reason[1:]}."
     text = item.feedback.for_status(status)
     if text is None:
-        return f"Not measured: {reason}." if status == "not_measured" else ""
+        if status == "not_measured":
+            return f"Not measured: {reason}."
+        return f"{reason[0].upper()}{reason[1:]}." if status == "not_judged" else ""
     try:
         return template(text).render(item.context(facts_json, value, points))
     except RENDER_ERRORS as err:  # a template that fails on these facts must not stop the batch; say so instead
@@ -121,8 +147,10 @@ def score(facts: Facts, rubric: Rubric, *, show_hidden: bool = True) -> ScoreShe
         if not show_hidden and item.visibility != "visible":
             continue
         value = facts.get(item.fact)
-        reason = None
-        if value is None:
+        reason = not_judged_reason(facts, item.fact)
+        if reason is not None:
+            value, points, status, evidence = None, 0.0, "not_judged", reason
+        elif value is None:
             reason = not_measured_reason(facts, item.fact)
             points, status, evidence = 0.0, "not_measured", f"not measured: {reason}"
         else:
@@ -131,8 +159,12 @@ def score(facts: Facts, rubric: Rubric, *, show_hidden: bool = True) -> ScoreShe
             id=item.id, title=item.title, fact=item.fact, value=value, points=points, max_points=item.points,
             status=status, required=item.required, visibility=item.visibility, evidence=evidence,
             feedback=_feedback(item, status, value, points, facts_json, reason)))
+    total = round(sum(r.points for r in results), 6)
+    rule = rubric.pass_
+    not_judged = [r.id for r in results if r.required and r.status == "not_judged"]
+    holds = ((not rule.all_required or all(r.status == "passed" for r in results if r.required))
+             and (rule.min_score is None or total >= rule.min_score - 1e-9))
     return ScoreSheet(
-        rubric=rubric.id, title=rubric.title,
-        score=round(sum(r.points for r in results), 6), max_score=round(sum(r.max_points for r in results), 6),
-        passed=all(r.status == "passed" for r in results if r.required), items=results,
+        rubric=rubric.id, title=rubric.title, score=total, max_score=round(sum(r.max_points for r in results), 6),
+        passed=holds and not not_judged, pass_rule=rule.describe(rubric.items), not_judged=not_judged, items=results,
         verdict_kind=facts.verdict.kind, verdict_message=facts.verdict.message)

@@ -6,7 +6,9 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict
 
-Status = Literal["passed", "partial", "failed", "not_measured"]
+# not_measured: a run should have measured the fact and did not (it counts as failed);
+# not_judged: this depth of grading cannot judge it (a static check, a dry run, evaluate mode).
+Status = Literal["passed", "partial", "failed", "not_measured", "not_judged"]
 Visibility = Literal["visible", "hidden", "after_due_date"]
 
 
@@ -33,10 +35,16 @@ class ScoreSheet(BaseModel):
     title: str
     score: float
     max_score: float
-    passed: bool  # every required item passed
+    passed: bool  # the rubric's pass rule holds, and every required item was judged
+    pass_rule: str = ""  # the rule in words: "every required item (params, accuracy) passes"
+    not_judged: list[str] = []  # required items this depth could not judge: `passed` cannot be claimed yet
     items: list[ItemResult]
     verdict_kind: Optional[str] = None
     verdict_message: Optional[str] = None
 
     def failed(self) -> list[ItemResult]:
         return [item for item in self.items if item.status != "passed"]
+
+    def required_not_passed(self) -> list[str]:
+        """Required items that were judged (or should have been measured) and did not pass."""
+        return [item.id for item in self.items if item.required and item.status not in ("passed", "not_judged")]

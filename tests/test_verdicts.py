@@ -1,0 +1,171 @@
+"""Verdicts that never lie: one pass rule for check, batch and JSON; what could not be measured never passes;
+what a depth cannot judge is said to be not judged; a dry run does not blame the student for its empty loaders."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from grader.cli.main import main
+from grader.facts import Facts, GradingFacts, ModelFacts, NotebookFacts, ParamFacts, VerdictFacts
+from grader.rubric.load import load_rubric
+from grader.rubric.score import score
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "submissions"
+
+MODEL = ("# a small CNN with GAP\nimport torch, torch.nn as nn, torch.nn.functional as F\n"
+         "from torchvision import datasets, transforms\n"
+         "class Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+         "        self.c1 = nn.Conv2d(1, 8, 3)\n        self.c2 = nn.Conv2d(8, 10, 3)\n"
+         "    def forward(self, x):\n        x = self.c2(F.relu(self.c1(x)))\n"
+         "        return F.log_softmax(F.adaptive_avg_pool2d(x, 1).flatten(1), -1)\nmodel = Net()")
+LOADER = ("# the test data\nt = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])\n"
+          "test_loader = torch.utils.data.DataLoader(datasets.MNIST('../data', train=False, transform=t), batch_size=100)")
+EMPTY_LOADER_CELLS = [
+    "# one batch to look at\nimages, labels = next(iter(test_loader))",
+    "# its shape\nprint(images.shape)",  # NameError: follows from the cell above in a dry run
+    "# accuracy the usual way\ncorrect, seen = 0, 0\nfor x, y in test_loader:\n"
+    "    correct += (model(x).argmax(1) == y).sum().item(); seen += len(y)\nprint(100. * correct / seen)",
+]
+
+
+def _notebook(tmp_path: Path, name: str, cells: list[str]) -> Path:
+    nb = new_notebook(cells=[new_markdown_cell("# a student's notebook")] + [new_code_cell(c) for c in cells])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path = tmp_path / f"{name}.ipynb"
+    nbformat.write(nb, str(path))
+    return path
+
+
+def _check_json(capsys, *argv) -> tuple[int, dict]:
+    code = main(["check", *map(str, argv), "--json"])
+    return code, json.loads(capsys.readouterr().out)
+
+
+# --- pure: the pass rule and the depth -------------------------------------------------------------------------
+
+def _facts(**sections) -> Facts:
+    return Facts(**sections)
+
+
+def test_a_required_item_a_run_should_have_measured_fails_with_the_verdicts_reason():
+    facts = _facts(grading=GradingFacts(mode="execute", dry_run=False),
+                   notebook=NotebookFacts(comment_coverage=1.0),
+                   verdict=VerdictFacts(kind="no_model", message="no variable `model` holding a torch.nn.Module"))
+    sheet = score(facts, load_rubric("mnist-s3"))
+    params = next(i for i in sheet.items if i.id == "params")
+    assert params.status == "not_measured" and "no model was found" in params.evidence
+    assert sheet.passed is False and "params" in sheet.required_not_passed()
+
+
+def test_a_static_check_judges_nothing_that_needs_a_run_and_never_says_passed():
+    facts = _facts(grading=GradingFacts(mode="static"), notebook=NotebookFacts(comment_coverage=1.0))
+    sheet = score(facts, load_rubric("mnist-s3"))
+    by_id = {i.id: i for i in sheet.items}
+    assert by_id["params"].status == "not_judged" and by_id["accuracy"].status == "not_judged"
+    assert by_id["params"].evidence == "not judged in a static check: it needs a run"
+    assert by_id["comments"].status == "passed"
+    assert sheet.passed is False and {"params", "accuracy"} <= set(sheet.not_judged)
+    assert "comments" not in sheet.not_judged
+    assert sheet.pass_rule.startswith("every required item (params, accuracy, comments") and "passes" in sheet.pass_rule
+
+
+def test_evaluate_mode_does_not_judge_what_only_a_run_shows():
+    facts = _facts(grading=GradingFacts(mode="evaluate"), notebook=NotebookFacts(comment_coverage=1.0),
+                   model=ModelFacts(params=ParamFacts(trainable=13000)),
+                   verdict=VerdictFacts(kind="ok", message="the exported model was measured", failed_cells=[]))
+    sheet = score(facts, load_rubric("mnist-s4"))
+    by_id = {i.id: i for i in sheet.items}
+    assert by_id["runs"].status == "not_judged" and "evaluate mode" in by_id["runs"].evidence
+    assert "ran from the first cell" not in by_id["runs"].feedback
+    assert by_id["epochs"].status == "not_judged"
+    assert by_id["no-errors"].status == "passed"  # judged from the saved outputs
+
+
+def test_the_claims_item_names_the_missing_measurement_when_the_accuracy_was_printed():
+    from grader.facts import ClaimsFacts
+
+    facts = _facts(grading=GradingFacts(mode="execute", dry_run=False), claims=ClaimsFacts(accuracy=99.5),
+                   verdict=VerdictFacts(kind="ok", message="ran"))
+    claims = next(i for i in score(facts, load_rubric("mnist-s3")).items if i.id == "claims")
+    assert claims.status == "not_measured"
+    assert "printed 99.5%, but the grader has no measurement of its own" in claims.evidence
+    assert "saved outputs do not show" not in claims.evidence
+
+
+# --- through the CLI and the sandbox --------------------------------------------------------------------------
+
+@pytest.mark.usefixtures("bwrap")
+def test_check_fails_closed_on_an_unreadable_notebook_and_one_without_code(tmp_path, capsys, real_mnist_dir):
+    fake = tmp_path / "fake.ipynb"
+    fake.write_text("this is a text file, renamed\n")
+    code, out = _check_json(capsys, fake, "--data", real_mnist_dir)
+    assert code == 1 and out["facts"]["verdict"]["kind"] == "invalid_notebook" and out["score"]["passed"] is False
+    no_code = tmp_path / "no_code.ipynb"
+    nbformat.write(new_notebook(cells=[new_markdown_cell("# only words")]), str(no_code))
+    code, out = _check_json(capsys, no_code, "--data", real_mnist_dir)
+    assert code == 1 and out["facts"]["verdict"]["kind"] == "no_model" and out["score"]["passed"] is False
+    assert main(["check", str(no_code), "--data", str(real_mnist_dir)]) == 1
+    printed = capsys.readouterr().out
+    assert "Not passed" in printed and "Passed: the rubric's pass rule holds" not in printed
+    assert "All required items pass" not in printed
+
+
+@pytest.mark.usefixtures("bwrap")
+def test_a_dry_run_does_not_blame_the_student_for_its_empty_loaders(tmp_path, capsys, real_mnist_dir):
+    path = _notebook(tmp_path, "loaders", [MODEL, LOADER, *EMPTY_LOADER_CELLS])
+    code, out = _check_json(capsys, path, "--dry-run", "--data", real_mnist_dir)
+    verdict = out["facts"]["verdict"]
+    items = {i["id"]: i for i in out["score"]["items"]}
+    assert verdict["kind"] == "ok" and verdict["failed_cells"] == []
+    assert "failed only because a dry run's data loaders yield nothing" in verdict["message"]
+    assert items["no-errors"]["status"] == "passed"
+    assert items["accuracy"]["status"] == "not_judged" and code == 0
+
+
+@pytest.mark.usefixtures("bwrap")
+def test_a_real_failure_still_counts_in_a_dry_run(tmp_path, capsys, real_mnist_dir):
+    old_api = "# the old iterator API\ndataiter = iter(test_loader)\nimages, labels = dataiter.next()"
+    path = _notebook(tmp_path, "old_api", [MODEL, LOADER, old_api])
+    code, out = _check_json(capsys, path, "--dry-run", "--data", real_mnist_dir)
+    verdict = out["facts"]["verdict"]
+    assert verdict["kind"] == "ok" and verdict["failed_cells"] == [3]
+    assert "write `next(dataiter)`" in verdict["message"]
+    assert {i["id"]: i for i in out["score"]["items"]}["no-errors"]["status"] == "failed"
+
+
+# --- the bundled class ------------------------------------------------------------------------------------------
+
+@pytest.mark.usefixtures("bwrap")
+def test_the_bundled_class_passes_exactly_the_students_who_meet_the_assignment(tmp_path, capsys, real_mnist_dir):
+    out = tmp_path / "out"
+    assert main(["examples/submissions", "--rubric", "mnist-s3", "--mode", "evaluate", "--out", str(out),
+                 "--data", str(real_mnist_dir), "--json"]) == 0
+    rows = {r["student"]: r for r in json.loads(capsys.readouterr().out)}
+    assert {s for s, r in rows.items() if r["passed"]} == {"1001"}  # under 20k, >= 99.4%, every cell commented
+    with open(out / "gradebook.csv", newline="") as fh:
+        csv_passed = {r["student"]: r["passed"] == "TRUE" for r in csv.DictReader(fh)}
+    assert csv_passed == {s: r["passed"] for s, r in rows.items()}
+    facts = json.loads((out / "1001" / "facts.json").read_text())
+    assert facts["grading"] == {"mode": "evaluate", "dry_run": False}
+    report = (out / "1001" / "report.md").read_text()
+    assert "ran from the first cell to the last" not in report and "not judged in evaluate mode" in report
+
+
+def test_check_batch_and_json_agree_on_passed_for_every_bundled_example(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["examples/submissions", "--rubric", "mnist-s3", "--mode", "static", "--out", str(out),
+                 "--json"]) == 0
+    batch = {r["student"]: r["passed"] for r in json.loads(capsys.readouterr().out)}
+    for folder in sorted(EXAMPLES.iterdir()):
+        student = folder.name.split("_")[1]
+        code, checked = _check_json(capsys, next(folder.glob("*.ipynb")), "--static")
+        assert checked["score"]["passed"] is batch[student] is False  # a static check never claims a pass
+        main(["check", str(next(folder.glob("*.ipynb"))), "--static"])
+        printed = capsys.readouterr().out
+        assert "Passed: the rubric's pass rule holds" not in printed and "not judged" in printed
