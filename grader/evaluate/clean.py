@@ -59,20 +59,33 @@ def _inputs(job: EvalJob):
 
 
 def _architecture(program) -> tuple[dict | None, str | None]:
-    """Structure facts read from the exported graph (not from the student's classes)."""
+    """Structure facts read from the exported graph (not from the student's classes): the layer table, every
+    number the program stores, and the operators a CNN does not need. Each part is kept when another fails."""
+    from grader.arch.graph_ops import unexpected_ops
+    from grader.arch.stored_state import stored_state
     from grader.arch.structure import structure_facts
     from grader.arch.torch_graph import table_from_program
+    from grader.facts import ModelFacts, OpsFacts, ParamFacts
 
+    errors, update = [], {}
     try:
-        table = table_from_program(program)
-    except Exception as exc:  # the score does not depend on the table: keep going, say why it is missing
-        return None, f"{exc.__class__.__name__}: {exc}"
-    signature = program.graph_signature
-    params = [v for k, v in program.state_dict.items() if k in set(signature.parameters)]
-    buffers = sum(v.numel() for k, v in program.state_dict.items() if k in set(signature.buffers))
-    facts = structure_facts(table, trainable=sum(v.numel() for v in params if v.requires_grad),
-                            total=sum(v.numel() for v in params), buffers=buffers)
-    return facts.model_dump(mode="json"), None
+        stored = stored_state(program)
+        update.update(stored=stored, buffers=stored.buffers + stored.bn_stats,
+                      params=ParamFacts(trainable=stored.trainable, total=stored.trainable + stored.frozen))
+    except Exception as exc:  # the score does not depend on it: keep going, say why it is missing
+        errors.append(f"stored state: {exc.__class__.__name__}: {exc}")
+    try:
+        update["ops"] = OpsFacts(unexpected=unexpected_ops(program))
+    except Exception as exc:
+        errors.append(f"graph operators: {exc.__class__.__name__}: {exc}")
+    try:
+        facts = structure_facts(table_from_program(program))
+    except Exception as exc:
+        errors.append(f"{exc.__class__.__name__}: {exc}")
+        facts = ModelFacts()
+    if not update and errors:
+        return None, "; ".join(errors)
+    return facts.model_copy(update=update).model_dump(mode="json"), "; ".join(errors) or None
 
 
 def evaluate(job: EvalJob) -> EvalRecord:

@@ -27,6 +27,7 @@ class Evaluation:
     device: Optional[str]
     error: Optional[str]  # why accuracy could not be measured
     arch_error: Optional[str] = None
+    lookup: Optional[str] = None  # why the accuracy is not credited: the graph looks answers up (model.ops.unexpected)
 
 
 def _preprocess_fields(preprocess: Preprocess, inputs_file: Optional[Path]) -> dict[str, Any]:
@@ -67,22 +68,29 @@ def evaluate_model(model_file: Path, path: str, *, preprocess: Preprocess, stage
     if "error" in record:
         return Evaluation(EvalFacts(path=path), None, None, f"the exported model could not be evaluated: {record['error']}")
     model = ModelFacts.model_validate(record["model"]) if record.get("model") else None
+    lookup = lookup_message(model)
     if labels is None:
-        return Evaluation(EvalFacts(), model, record.get("device"), None, record.get("arch_error"))
+        return Evaluation(EvalFacts(), model, record.get("device"), None, record.get("arch_error"), lookup)
     predictions = np.load(scratch / "predictions.npy")
     if predictions.shape != labels.shape:
         return Evaluation(EvalFacts(path=path), None, record.get("device"),
                           f"the model gave {len(predictions)} predictions for {len(labels)} test images")
-    return Evaluation(metrics(predictions, labels, path), model, record.get("device"), None, record.get("arch_error"))
+    measured = metrics(predictions, labels, path)
+    if lookup:  # what a lookup scores is what it memorised: shown to the instructor, never credited
+        return Evaluation(EvalFacts(path=path), model, record.get("device"), None, record.get("arch_error"),
+                          f"{lookup}; it scored {measured.accuracy:.2f}% on the test images, which is not credited")
+    return Evaluation(measured, model, record.get("device"), None, record.get("arch_error"))
 
 
-def score_in_sandbox_predictions(predictions_file: Path, labels: np.ndarray) -> Evaluation:
-    """The last resort path: predictions the student's sandbox made (the model would not export)."""
-    try:
-        predictions = np.load(predictions_file, allow_pickle=False).astype(np.int64).ravel()
-    except (OSError, ValueError) as exc:
-        return Evaluation(EvalFacts(path="in-sandbox"), None, None, f"no usable predictions from the sandbox: {exc}")
-    if predictions.shape != labels.shape:
-        return Evaluation(EvalFacts(path="in-sandbox"), None, None,
-                          f"the sandbox gave {len(predictions)} predictions for {len(labels)} test images")
-    return Evaluation(metrics(predictions, labels, "in-sandbox"), None, None, None)
+def lookup_message(model: Optional[ModelFacts]) -> Optional[str]:
+    """What the exported graph does that a CNN does not (None when nothing)."""
+    found = model.ops.unexpected if model is not None else None
+    if not found:
+        return None
+    shown = "; ".join(found[:4]) + (f"; and {len(found) - 4} more" if len(found) > 4 else "")
+    carried = model.stored.flagged or []
+    stored = (f". Besides its trainable parameters it stores {model.stored.carried:,} numbers: "
+              + ", ".join(carried[:3]) + (", ..." if len(carried) > 3 else "")) if carried else ""
+    return (f"the exported model looks answers up instead of computing them: {shown}{stored}. A CNN needs none of "
+            "these: compute the ten scores from the image with convolutions, pooling and linear layers, and keep "
+            "no copy of test images or labels in the model")

@@ -3,8 +3,8 @@
 Before: counters the student does not write (optimizer steps; samples that data loaders
 hand out while gradients are on, per dataset), and in dry-run mode data loaders that yield
 no batches.
-After: find the model, check it maps 1x1x28x28 to 10 scores, export it, and record the
-test-time preprocessing. Everything it learns goes to a JSON file in the output folder;
+After: find the model, check it maps 1x1x28x28 to 10 scores, export it (torch.export, else
+TorchScript; never predictions made here), and record the test-time preprocessing. Everything it learns goes to a JSON file in the output folder;
 the host treats that file as untrusted and measures accuracy itself.
 
 Only this module and torch are imported here: it must stay small and never raise into the
@@ -247,18 +247,8 @@ def _export(module, out_dir: str) -> dict[str, Any]:
         return {"path": "torchscript", "file": "model.ts", "batch": None, "reasons": reasons}
     except Exception as exc:
         reasons.append(f"torch.jit.trace: {exc.__class__.__name__}: {str(exc)[:300]}")
-    torch.save(module.state_dict(), os.path.join(out_dir, "state_dict.pt"))
-    return {"path": "in-sandbox", "file": None, "reasons": reasons}
-
-
-def _predict_in_sandbox(module, inputs, out_dir: str) -> None:
-    """Last resort when nothing exports: predictions on the test images (never the labels)."""
-    import numpy as np
-    import torch
-
-    with torch.no_grad():
-        preds = [module(inputs[i:i + 500]).argmax(1).cpu() for i in range(0, len(inputs), 500)]
-    np.save(os.path.join(out_dir, "predictions.npy"), torch.cat(preds).numpy().astype(np.int64))
+    # nothing captured the model: no predictions are made here, where student code runs (the verdict says why)
+    return {"path": "none", "file": None, "reasons": reasons}
 
 
 def finalize(namespace: dict[str, Any], variable: str, out_dir: str, images_file: str | None) -> None:
@@ -313,8 +303,4 @@ def _finalize(namespace: dict[str, Any], variable: str, out_dir: str, images_fil
         found["bad_model"] = "the model outputs NaN or infinite scores on test images"
         return found
     found["export"] = _export(module, out_dir)
-    if found["export"]["path"] == "in-sandbox":
-        if prep["kind"] == "affine":
-            probe = torch.from_numpy(raw.astype(np.float32) / 255.0).unsqueeze(1) * prep["scale"] + prep["shift"]
-        _predict_in_sandbox(module, probe.float(), out_dir)
     return found

@@ -56,7 +56,7 @@ class Params(_Record):
 
 
 class Export(_Record):
-    path: Literal["export", "torchscript", "in-sandbox"]
+    path: Literal["export", "torchscript", "none"]  # none: neither captured the model (verdict not_exportable)
     file: Optional[str] = None  # in the output folder
     batch: Optional[int] = None  # the one batch size an export was pinned to
     reasons: list[str] = []  # why the better paths failed
