@@ -115,10 +115,10 @@ def test_check_static_reports_items_needing_a_run(capsys):
     code = main(["check", str(NOTEBOOKS / "realstyle_s3_torchsummary.ipynb"), "--static", "--json"])
     out = json.loads(capsys.readouterr().out)
     items = {i["id"]: i for i in out["score"]["items"]}
-    assert items["params"]["status"] == "not_measured" and "static check" in items["params"]["evidence"]
-    assert items["comments"]["status"] in ("partial", "failed")
+    assert items["params"]["status"] == "not_judged" and "static check" in items["params"]["evidence"]
+    assert items["comments"]["status"] in ("partial", "failed") and items["comments"]["required"]
     assert out["facts"]["notebook"]["uncommented_cells"] == [1, 2, 10, 12]
-    assert code == 0  # no required item was judged and failed
+    assert out["score"]["passed"] is False and code == 1  # a required item was judged and did not pass
 
 
 def test_quiz_answers_in_a_tagged_cell_join_the_gradebook(klass, tmp_path, capsys):

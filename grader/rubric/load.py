@@ -11,7 +11,7 @@ from pydantic import ValidationError
 import grader
 from grader import yamlio
 from grader.errors import GraderError
-from grader.rubric.schema import Band, Feedback, Item, Rubric
+from grader.rubric.schema import Band, Feedback, Item, PassRule, Rubric
 from grader.schema_errors import schema_error, yaml_keys
 from grader.settings import RubricLimits
 
@@ -67,7 +67,7 @@ def rubric_hash(rubric: Rubric) -> str:
 def _keys_at(loc: tuple) -> list[str]:
     """The keys allowed in the mapping at a path into the YAML."""
     names = [part for part in loc if isinstance(part, str)]
-    model = {(): Rubric, ("limits",): RubricLimits, ("items",): Item, ("items", "feedback"): Feedback,
+    model = {(): Rubric, ("limits",): RubricLimits, ("pass",): PassRule, ("items",): Item, ("items", "feedback"): Feedback,
              ("items", "bands"): Band}.get(tuple(names), Rubric)
     return yaml_keys(model)
 
