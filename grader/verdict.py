@@ -167,4 +167,9 @@ def _execution(execution: Execution, limits: RunLimits, dry_run: bool = False) -
         numbers = ", ".join(str(c.index) for c in excused)
         message += (f"; {'cell' if len(excused) == 1 else 'cells'} {numbers} failed only because a dry run's data "
                     "loaders yield nothing (not counted against the notebook)")
+    prep = harness.preprocess
+    if prep is not None and prep.kind != "affine":  # the grader never measures on inputs student code made
+        message += (f"; the test transform of the {prep.source} is {prep.reason or 'not a per-pixel affine map'}, "
+                    "which the grader does not replay: it measured the model on its own inputs, ToTensor + "
+                    "Normalize((0.1307,), (0.3081,)). Give the test set ToTensor and Normalize only")
     return verdict("ok", message)

@@ -93,10 +93,11 @@ def test_a_model_under_another_name_is_found_by_its_shape(options):
     assert facts.verdict.kind == "ok" and facts.model.params.trainable == 6434  # `net`; the 1-channel conv is no model
 
 
-def test_a_test_transform_that_is_not_affine_runs_in_the_sandbox_on_images_only(options, tmp_path):
-    facts = grade("nonaffine_test_transform", options)
+def test_a_test_transform_that_is_not_affine_is_not_replayed_and_the_verdict_says_so(options, tmp_path):
+    facts = grade("nonaffine_test_transform", options)  # the grader makes the inputs: student code never does
     assert facts.verdict.kind == "ok" and facts.eval.path == "export"
     assert facts.eval.accuracy is not None and sum(map(sum, facts.eval.confusion)) == 10000
+    assert "not a per-pixel affine map" in facts.verdict.message and "ToTensor + Normalize" in facts.verdict.message
 
 
 def test_missing_module_is_named(options):

@@ -71,7 +71,8 @@ def unexpected_ops(program: Any) -> list[str]:
     stored = _stored(program)
     user = set(program.graph_signature.user_inputs)
     from_input: set[str] = set()  # nodes whose value depends on the images
-    reads: dict[str, set[str]] = {}  # node -> stored tensors it (transitively) reads through matmul-like ops
+    tables: dict[str, set[str]] = {p: {t} for p, (t, _) in stored.items()}  # node -> stored tensors it is made of
+    reads: dict[str, set[str]] = {}  # node -> large stored tensors it (transitively) reads through matmul-like ops
     found: list[str] = []
     for node in graph.nodes:
         sources = _inputs(node)
@@ -81,11 +82,13 @@ def unexpected_ops(program: Any) -> list[str]:
             continue
         if any(s.name in from_input for s in sources):
             from_input.add(node.name)
+        elif sources and all(s.name in tables for s in sources):  # keys.T, keys ** 2: still the stored table
+            tables[node.name] = set().union(*(tables[s.name] for s in sources))
         name = op_name(node) if node.op == "call_function" else ""
         inherited = set().union(*(reads.get(s.name, set()) for s in sources)) if sources else set()
         if name in _MATMUL:
-            inherited |= {stored[s.name][0] for s in sources
-                          if s.name in stored and _numel(stored[s.name][1]) >= LARGE}
+            inherited |= {t for s in sources if s.name not in from_input for t in tables.get(s.name, ())
+                          if _numel(_shape_of(t, stored)) >= LARGE}
         if inherited:
             reads[node.name] = inherited
         if not name:
@@ -94,8 +97,7 @@ def unexpected_ops(program: Any) -> list[str]:
         if name in _ALWAYS:
             found.append(f"{_ALWAYS[name]} at {where}{_reading(sources, stored)}")
         elif name in _ARG:
-            tables = sorted(inherited)
-            after = f", after a matmul against the stored {_shown(tables, stored)}" if tables else ""
+            after = f", after a matmul against the stored {_shown(sorted(inherited), stored)}" if inherited else ""
             found.append(f"an {name} inside the network at {where}{after}")
         elif name in ("max", "min") and _indices_used(node):
             found.append(f"the indices of a {name} at {where}")
@@ -105,6 +107,10 @@ def unexpected_ops(program: Any) -> list[str]:
             if any(n.name in from_input for n in _flat_nodes(index_args)):
                 found.append(f"data-dependent indexing ({name}) at {where}{_reading(sources, stored)}")
     return found
+
+
+def _shape_of(target: str, stored: dict[str, tuple[str, list[int]]]) -> list[int]:
+    return next((shape for name, shape in stored.values() if name == target), [])
 
 
 def _flat_nodes(values: Any) -> list[Any]:
@@ -120,7 +126,8 @@ def _flat_nodes(values: Any) -> list[Any]:
 
 def _indices_used(node: Any) -> bool:
     """`max(x, dim)` returns (values, indices): global max pooling reads only the values."""
-    return any(op_name(user) == "getitem" and len(user.args) > 1 and user.args[1] == 1 for user in node.users)
+    return any(op_name(user) == "getitem" and len(user.args) > 1 and user.args[1] == 1 and user.users
+               for user in node.users)
 
 
 def _reading(sources: list[Any], stored: dict[str, tuple[str, list[int]]]) -> str:

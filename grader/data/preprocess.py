@@ -18,7 +18,6 @@ class Preprocess(BaseModel):
     source: str = ""  # where it was read from (the test dataset's transform, an assumption, ...)
     reason: Optional[str] = None  # why it is not affine
     residual: Optional[float] = None  # largest deviation from the fitted affine map
-    inputs_file: Optional[str] = None  # transformed test inputs the harness saved, when not affine
 
 
 # The course's Normalize((0.1307,), (0.3081,)) after ToTensor(): what an exported model without notes expects.

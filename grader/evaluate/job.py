@@ -8,7 +8,7 @@ import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import numpy as np
 
@@ -30,30 +30,19 @@ class Evaluation:
     lookup: Optional[str] = None  # why the accuracy is not credited: the graph looks answers up (model.ops.unexpected)
 
 
-def _preprocess_fields(preprocess: Preprocess, inputs_file: Optional[Path]) -> dict[str, Any]:
-    if inputs_file is not None:
-        return {"inputs_file": str(inputs_file)}
-    return {"scale": float(preprocess.scale), "shift": float(preprocess.shift)}
-
-
 def evaluate_model(model_file: Path, path: str, *, preprocess: Preprocess, staged: Path,
                    labels: Optional[np.ndarray], jobdir: Path, limits: RunLimits, static_batch: Optional[int] = None,
-                   inputs_file: Optional[Path] = None, sandbox: bool = True,
-                   gpu: Optional[bool] = None) -> Evaluation:
+                   sandbox: bool = True, gpu: Optional[bool] = None) -> Evaluation:
     """Measure an exported model in a fresh sandbox. Without `labels` it only reads the structure (a dry run:
     nothing was trained, so the 10,000 predictions would serve no one)."""
     scratch = (jobdir / "eval").resolve()
     scratch.mkdir(parents=True)
     local_model = scratch / model_file.name
     shutil.copyfile(model_file, local_model)
-    local_inputs = None
-    if inputs_file is not None and labels is not None:
-        local_inputs = scratch / "test_inputs.pt"
-        shutil.copyfile(inputs_file, local_inputs)
     images = scratch / TEST_IMAGES  # images only: the labels never enter the sandbox
     job = {"model_file": str(local_model), "path": path, "images_file": str(images), "out_dir": str(scratch),
            "static_batch": static_batch, "predict": labels is not None,
-           **_preprocess_fields(preprocess, local_inputs)}
+           "scale": float(preprocess.scale), "shift": float(preprocess.shift)}
     (scratch / "job.json").write_text(json.dumps(job))
     spec = SandboxSpec.for_run(limits, scratch=scratch, wall_seconds=limits.eval_seconds,
                                ro_binds=((staged / TEST_IMAGES, images),), max_output_bytes=1 << 20, gpu=gpu,
@@ -78,12 +67,12 @@ def evaluate_model(model_file: Path, path: str, *, preprocess: Preprocess, stage
     measured = metrics(predictions, labels, path)
     if lookup:  # what a lookup scores is what it memorised: shown to the instructor, never credited
         return Evaluation(EvalFacts(path=path), model, record.get("device"), None, record.get("arch_error"),
-                          f"{lookup}; it scored {measured.accuracy:.2f}% on the test images, which is not credited")
+                          lookup_message(model, measured.accuracy))
     return Evaluation(measured, model, record.get("device"), None, record.get("arch_error"))
 
 
-def lookup_message(model: Optional[ModelFacts]) -> Optional[str]:
-    """What the exported graph does that a CNN does not (None when nothing)."""
+def lookup_message(model: Optional[ModelFacts], scored: Optional[float] = None) -> Optional[str]:
+    """What the exported graph does that a CNN does not (None when nothing); `scored`: the accuracy it is denied."""
     found = model.ops.unexpected if model is not None else None
     if not found:
         return None
@@ -91,6 +80,7 @@ def lookup_message(model: Optional[ModelFacts]) -> Optional[str]:
     carried = model.stored.flagged or []
     stored = (f". Besides its trainable parameters it stores {model.stored.carried:,} numbers: "
               + ", ".join(carried[:3]) + (", ..." if len(carried) > 3 else "")) if carried else ""
-    return (f"the exported model looks answers up instead of computing them: {shown}{stored}. A CNN needs none of "
-            "these: compute the ten scores from the image with convolutions, pooling and linear layers, and keep "
+    denied = f". It scored {scored:.2f}% on the test images, which is not credited" if scored is not None else ""
+    return (f"the exported model looks answers up instead of computing them: {shown}{stored}{denied}. "
+            "A CNN needs none of these: compute the ten scores from the image with convolutions, pooling and linear layers, and keep "
             "no copy of test images or labels in the model")

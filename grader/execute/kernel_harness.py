@@ -286,9 +286,8 @@ def _finalize(namespace: dict[str, Any], variable: str, out_dir: str, images_fil
     else:
         from PIL import Image
 
-        probe = torch.stack([transform_ds.transform(Image.fromarray(im, mode="L")) for im in raw])
-        torch.save(probe, os.path.join(out_dir, "test_inputs.pt"))
-        found["preprocess"]["inputs_file"] = "test_inputs.pt"
+        # only to check the model's shape: the grader never measures on inputs that student code produced
+        probe = torch.stack([transform_ds.transform(Image.fromarray(im, mode="L")) for im in raw[:8]])
     try:
         with torch.no_grad():
             out = module(probe[:8].float())

@@ -1,0 +1,152 @@
+"""Notebooks that carry the test set into their score (issue 16), each named after what it tries, end with no
+accuracy credit, `passed: false` and a verdict that says what was found; the graph readers (grader/arch/
+graph_ops.py, stored_state.py) flag nothing on honest networks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from grader.arch.graph_ops import unexpected_ops
+from grader.arch.stored_state import stored_state
+from grader.pipeline import grade_facts
+from grader.rubric.load import load_rubric
+from grader.rubric.score import score
+from grader.settings import Options, RunLimits
+from tests.fixtures.models.course_net import Net as CourseNet
+
+FIXTURES = Path(__file__).parent / "fixtures" / "exec"
+
+
+@pytest.fixture(scope="module")
+def options(real_mnist_dir):
+    return Options(data=str(real_mnist_dir), limits=RunLimits(wall_seconds=180, cell_seconds=60, memory_bytes=3 << 30,
+                                                           max_processes=96, max_file_bytes=200 << 20,
+                                                           output_bytes=2 << 20))
+
+
+def graded(name: str, options: Options):
+    facts = grade_facts(FIXTURES / f"{name}.ipynb", options)
+    sheet = score(facts, load_rubric("mnist-s3"))
+    return facts, sheet, {i.id: i for i in sheet.items}
+
+
+@pytest.mark.usefixtures("bwrap")
+@pytest.mark.parametrize("name, kind, tensors", [
+    ("lookup_table_in_buffers", "buffers", ["buffer `keys` 10000x32", "buffer `answers` 10000x10"]),
+    ("lookup_table_in_frozen_parameters", "frozen", ["frozen parameter `keys` 10000x32",
+                                                     "frozen parameter `answers` 10000x10"]),
+    ("lookup_table_in_lifted_constants", "constants", ["lifted constant `lifted_tensor_1` 10000x32",
+                                                       "lifted constant `lifted_tensor_2` 10000"]),
+])
+def test_a_table_of_the_test_set_is_found_and_not_credited(name, kind, tensors, options):
+    facts, sheet, items = graded(name, options)
+    assert facts.verdict.kind == "lookup" and facts.eval.accuracy is None
+    message = facts.verdict.message
+    assert "looks answers up" in message and "It scored 100.00% on the test images, which is not credited" in message
+    assert all(t in message for t in tensors), message  # the instructor reads which tensors, and how big
+    assert facts.model.ops.unexpected and facts.model.stored.trainable == 330  # 160 conv + 170 linear, silenced
+    flagged = facts.model.stored.flagged
+    assert getattr(facts.model.stored, kind) > 100_000 and flagged[0] == f"{tensors[0]} (320,000 numbers)"
+    assert all(any(line.startswith(t) for line in flagged) for t in tensors), flagged
+    assert items["accuracy"].points == 0 and items["no-lookup"].status == "failed" and sheet.passed is False
+    assert "looks answers up" in items["no-lookup"].feedback
+
+
+@pytest.mark.usefixtures("bwrap")
+def test_a_model_that_refuses_export_is_not_measured_in_the_students_process(options):
+    facts, sheet, items = graded("lookup_refuses_export", options)
+    assert facts.verdict.kind == "not_exportable" and facts.eval.accuracy is None and facts.eval.path is None
+    assert "neither torch.export nor TorchScript" in facts.verdict.message
+    assert "torch.jit.trace: RuntimeError: no tracing, please" in facts.verdict.message  # the reasons, each path
+    assert "torch.export.export(model, (torch.zeros(2, 1, 28, 28),))" in facts.verdict.message  # what to change
+    assert items["accuracy"].points == 0 and items["accuracy"].status == "not_measured" and sheet.passed is False
+    assert "could capture the model" in items["accuracy"].evidence
+
+
+@pytest.mark.usefixtures("bwrap")
+def test_a_transform_that_marks_the_label_is_not_replayed(options):
+    facts, sheet, items = graded("label_marking_transform", options)
+    # the grader made the inputs itself: the mark is not there, and the model answers 0 for every digit
+    assert facts.verdict.kind == "ok" and facts.eval.accuracy == pytest.approx(9.8)
+    assert "the test transform of the test dataset is not a per-pixel affine map" in facts.verdict.message
+    assert "Give the test set ToTensor and Normalize only" in facts.verdict.message
+    assert items["accuracy"].points == 0 and sheet.passed is False
+
+
+def _export(module: nn.Module) -> torch.export.ExportedProgram:
+    return torch.export.export(module.eval(), (torch.zeros(2, 1, 28, 28),), strict=False)
+
+
+def test_an_honest_course_net_has_no_unexpected_ops_and_its_bn_statistics_apart():
+    program = _export(CourseNet())
+    stored = stored_state(program)
+    assert unexpected_ops(program) == []
+    assert stored.trainable == sum(p.numel() for p in CourseNet().parameters())
+    assert stored.bn_stats == 2 * (5 * 16 + 32) + 6 and stored.buffers == 0  # 5 BN(16), 1 BN(32): mean, var, counter
+    assert stored.learned == stored.trainable and stored.carried == 0 and stored.flagged == []
+
+
+class _GlobalMaxPool(nn.Module):
+    """Global max pooling through max(dim): reads the values, never the indices."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 10, 3)
+        self.register_buffer("mean", torch.tensor(0.1307))  # a small honest buffer: within the allowance
+
+    def forward(self, x):
+        return self.conv(x - self.mean).flatten(2).max(2)[0]
+
+
+def test_max_pooling_by_max_dim_and_a_small_buffer_are_not_flagged():
+    program = _export(_GlobalMaxPool())
+    stored = stored_state(program)
+    assert unexpected_ops(program) == [] and stored.buffers == 1 and stored.flagged == []
+
+
+class _FrozenBackbone(nn.Module):
+    """A frozen layer beyond the allowance: listed for the instructor, though no operator is a lookup."""
+
+    def __init__(self):
+        super().__init__()
+        self.frozen = nn.Conv2d(1, 64, 5)
+        self.frozen.requires_grad_(False)
+        self.head = nn.Conv2d(64, 10, 1)
+
+    def forward(self, x):
+        return F.adaptive_avg_pool2d(self.head(F.relu(self.frozen(x))), 1).flatten(1)
+
+
+def test_frozen_parameters_over_the_allowance_are_listed_by_name():
+    stored = stored_state(_export(_FrozenBackbone()))
+    assert stored.frozen == 64 * 25 + 64 and stored.learned == stored.trainable + stored.frozen
+    assert stored.flagged == ["frozen parameter `frozen.weight` 64x1x5x5 (1,600 numbers)",
+                              "frozen parameter `frozen.bias` 64 (64 numbers)"]
+
+
+class _Lookups(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("keys", torch.randn(100, 784))
+        self.register_buffer("labels", torch.randn(100, 10))
+
+    def forward(self, x):
+        flat = x.flatten(1)
+        near = (flat @ self.keys.T).argmax(1)
+        exact = (flat[:, :1] == 0.5).float()
+        return self.labels[near] + torch.sort(flat[:, :10], 1).values + exact
+
+
+def test_each_lookup_shape_is_named_with_its_node_and_table():
+    found = unexpected_ops(_export(_Lookups()))
+    assert sorted(found) == [
+        "an argmax inside the network at node `argmax`, after a matmul against the stored `keys` 100x784",
+        "an equality test (eq) at node `eq`",
+        "data-dependent indexing (index) at node `index`, reading the stored `labels` 100x10",
+        "sorting (sort) at node `sort`",
+    ]
