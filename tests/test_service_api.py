@@ -260,3 +260,37 @@ def test_health_metrics_and_openapi_docs(server):
     assert set(post["requestBody"]["content"]) == {"application/json", "multipart/form-data"}
     assert {"401", "404", "413", "422", "429"} <= set(post["responses"])
     assert "lti" in post["requestBody"]["content"]["application/json"]["schema"]["properties"]
+
+
+# the other things a caller can get wrong, each saying what to do
+
+
+def _multipart(server, data: dict, files: dict):
+    import httpx
+
+    request = httpx.Request("POST", f"{server.url}/v1/submissions", data=data, files=files)
+    body = request.read()
+    return server.signed("POST", "/v1/submissions", body, delivery=uuid.uuid4().hex,
+                         headers={"Content-Type": request.headers["content-type"]})
+
+
+def test_other_mistakes_each_get_their_own_answer(server):
+    import base64
+
+    cases = [
+        (server.signed("POST", "/v1/submissions", b"student_id=1", delivery=uuid.uuid4().hex,
+                       headers={"Content-Type": "text/plain"}), 415, "unsupported_media_type", "multipart/form-data"),
+        (server.submit({**submission(student()), "model": base64.b64encode(b"not a zip").decode()}), 422, "invalid_model",
+         "torch.export.save"),
+        (server.submit(submission("a/b")), 422, "invalid_student", "no slashes"),
+        (server.submit({**submission(student()), "grade": 100}), 422, "invalid_submission", "/docs"),
+        (_multipart(server, {"student_id": student(), "assignment": "svc-static"}, {"other": ("x", b"1")}), 422,
+         "missing_notebook", "form field `notebook`"),
+        (_multipart(server, {"student_id": student(), "assignment": "svc-static", "lti": "{"},
+                    {"notebook": ("n.ipynb", notebook_bytes())}), 422, "invalid_submission", '"lineitem"'),
+        (server.signed("POST", "/v1/submissions", b"--x\r\nbroken", delivery=uuid.uuid4().hex,
+                       headers={"Content-Type": "multipart/form-data"}), 400, "invalid_multipart",
+         "boundary"),
+    ]
+    for response, status, code, fix in cases:
+        assert fix in _error(response, status, code)["fix"]

@@ -157,3 +157,15 @@ def test_our_jwks_and_canvas_configuration(platform, server):
     assert canvas["oidc_initiation_url"] == f"{server.url}/lti/login"
     assert canvas["target_link_uri"] == f"{server.url}/lti/launch" and SCORE_SCOPE in canvas["scopes"]
     assert re.fullmatch(rf"{re.escape(server.url)}/\.well-known/jwks\.json", canvas["public_jwk_url"])
+
+
+def test_a_login_without_its_parameters_says_which_are_missing(server):
+    response = server.http.get("/lti/login", params={"iss": "x"})
+    text = html.unescape(response.text)
+    assert response.status_code == 400 and "lacks login_hint, target_link_uri" in text and "from the LMS" in text
+
+
+def test_a_login_for_another_tools_link_is_refused(platform, server):
+    params = {**platform.login_params("ann"), "target_link_uri": "https://elsewhere.example/launch"}
+    text = html.unescape(server.http.get("/lti/login", params=params).text)
+    assert "is not on this tool" in text and "--public-url" in text

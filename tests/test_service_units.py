@@ -297,3 +297,35 @@ def test_grade_serve_with_a_folder_without_rubrics_exits_2(monkeypatch, capsys, 
     monkeypatch.setenv("GRADER_WEBHOOK_SECRET", "s" * 32)
     assert main(["serve", "--rubrics", str(tmp_path), "--store", str(tmp_path / "g.db")]) == 2
     assert "no rubric (.yaml) in the folder" in capsys.readouterr().err
+
+
+def test_a_rubric_id_used_twice_in_the_rubrics_folder_stops_the_start(tmp_path):
+    from grader.service.assignments import Assignments
+
+    for name in ("a.yaml", "b.yaml"):
+        (tmp_path / name).write_text((RUBRICS / "svc-static.yaml").read_text())
+    with pytest.raises(GraderError) as err:
+        Assignments(tmp_path)
+    assert "'svc-static' is used twice" in err.value.what and err.value.where.endswith("b.yaml")
+
+
+def test_a_platform_registered_twice_names_both_lines(tmp_path):
+    entry = ("  - issuer: https://lms.example\n    client_id: c\n    auth_login_url: https://lms.example/auth\n"
+             "    auth_token_url: https://lms.example/token\n    key_set_url: https://lms.example/jwks\n"
+             "    deployment_ids: [d]\n")
+    (tmp_path / "p.yaml").write_text("platforms:\n" + entry + entry)
+    with pytest.raises(GraderError) as err:
+        load_registrations(tmp_path / "p.yaml")
+    assert "registered twice" in err.value.what and err.value.where.endswith("p.yaml:9") and "(line 3)" in err.value.fix
+
+
+def test_a_key_file_that_is_no_key_says_what_to_do(tmp_path):
+    from grader.service.lti.keys import ToolKey
+
+    (tmp_path / "key.pem").write_text("not a key")
+    with pytest.raises(GraderError) as err:
+        ToolKey.load_or_create(tmp_path / "key.pem")
+    assert "not an unencrypted PEM private key" in err.value.what and "delete it" in err.value.fix
+    created = ToolKey.load_or_create(tmp_path / "new.pem")
+    assert (tmp_path / "new.pem").stat().st_mode & 0o777 == 0o600
+    assert ToolKey.load_or_create(tmp_path / "new.pem").kid == created.kid  # the same key next start
