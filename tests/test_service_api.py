@@ -252,7 +252,8 @@ def test_health_metrics_and_openapi_docs(server):
     assert metrics.headers["content-type"].startswith("text/plain")
     text = metrics.text
     assert "grader_queue_depth " in text and 'grader_jobs{status="graded"}' in text
-    assert "grader_submit_to_graded_seconds_bucket" in text and 'grader_rejections_total{code="unauthenticated"}' in text
+    assert "grader_submit_to_graded_seconds_bucket" in text
+    assert 'grader_rejections_total{code="unauthenticated"}' in text
     docs = server.http.get("/docs")
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
     spec = server.http.get("/openapi.json").json()
@@ -280,8 +281,8 @@ def test_other_mistakes_each_get_their_own_answer(server):
     cases = [
         (server.signed("POST", "/v1/submissions", b"student_id=1", delivery=uuid.uuid4().hex,
                        headers={"Content-Type": "text/plain"}), 415, "unsupported_media_type", "multipart/form-data"),
-        (server.submit({**submission(student()), "model": base64.b64encode(b"not a zip").decode()}), 422, "invalid_model",
-         "torch.export.save"),
+        (server.submit({**submission(student()), "model": base64.b64encode(b"not a zip").decode()}), 422,
+         "invalid_model", "torch.export.save"),
         (server.submit(submission("a/b")), 422, "invalid_student", "no slashes"),
         (server.submit({**submission(student()), "grade": 100}), 422, "invalid_submission", "/docs"),
         (_multipart(server, {"student_id": student(), "assignment": "svc-static"}, {"other": ("x", b"1")}), 422,

@@ -58,8 +58,8 @@ class Service:
         self.pool.start()
         self.outbox.start()
 
-    def stop(self, grace: float = 5.0) -> None:
-        released = self.pool.stop(grace)
+    def stop(self) -> None:
+        released = self.pool.stop(self.settings.stop_grace)
         if released:
             log.warning("%d job(s) still grading were put back in the queue for the next start", released)
         self.outbox.stop()
@@ -85,7 +85,7 @@ class Service:
     def accept(self, upload: Upload, *, source: str, delivery: Optional[str] = None, signature: Optional[str] = None,
                body_sha256: Optional[str] = None) -> tuple[Job, bool]:
         """Check a submission and queue it (the job is on disk when this returns), or return the job this
-        delivery (or this very signed request) created before: the store answers a retry before any limit."""
+        delivery (or this very signed request) created before: the store answers a retry before the rate limit."""
         assignment = self.assignments.get(upload.assignment)
         check_notebook(upload.notebook)
         if assignment.needs_model and upload.model is None:
@@ -103,19 +103,16 @@ class Service:
             wait = int(limited.retry_after + 0.999)
             raise ServiceError(429, "rate_limited", f"student {upload.student!r} has sent {limited.count} submissions "
                                f"in the last {rate.seconds:g} s, the most this server accepts",
-                               where="student_id", fix=f"try again in {wait} s (Retry-After); only the last "
-                                                       f"submission counts, so there is no need to resend",
+                               where="student_id", fix=f"try again in {wait} s (the Retry-After header)",
                                headers={"Retry-After": str(wait)}) from None
         except DeliveryConflict as conflict:
-            raise self._conflict(delivery, conflict.job) from None
+            raise ServiceError(409, "delivery_conflict", f"{DELIVERY} {delivery!r} was used before for a different "
+                               f"submission (job {conflict.job.id})", where=DELIVERY,
+                               fix="send a new delivery id for each submission and reuse it only to retry the same "
+                                   "one") from None
         if created:
             self.pool.wake()
         return job, created
-
-    def _conflict(self, delivery: Optional[str], job: Job) -> ServiceError:
-        return ServiceError(409, "delivery_conflict", f"{DELIVERY} {delivery!r} was used before for a different "
-                            f"submission (job {job.id})", where=DELIVERY,
-                            fix="send a new delivery id for each submission and reuse it only to retry the same one")
 
     def _settled(self, job: Job) -> None:
         settled = self.store.get(job.id)

@@ -45,6 +45,11 @@ def _inline(schema: dict) -> dict:
     return walk(schema)
 
 
+MULTIPART = {"type": "object", "required": ["student_id", "assignment", "notebook"], "properties": {
+    "student_id": {"type": "string"}, "assignment": {"type": "string"},
+    "notebook": {"type": "string", "format": "binary"}, "model": {"type": "string", "format": "binary"},
+    "callback_url": {"type": "string"}, "lti": {"type": "string", "description": "JSON: {lineitem, user_id}"}}}
+
 SIGNED = {"parameters": [
     {"name": SIGNATURE, "in": "header", "required": True, "schema": {"type": "string"}, "description": HOW},
     {"name": TIMESTAMP, "in": "header", "required": True, "schema": {"type": "string"},
@@ -65,13 +70,7 @@ def _status_url(request: Request, job_id: str) -> str:
         **SIGNED,
         "requestBody": {"required": True, "content": {
             "application/json": {"schema": _inline(SubmissionIn.model_json_schema())},
-            "multipart/form-data": {"schema": {"type": "object", "required": ["student_id", "assignment", "notebook"],
-                                               "properties": {
-                                                   "student_id": {"type": "string"}, "assignment": {"type": "string"},
-                                                   "notebook": {"type": "string", "format": "binary"},
-                                                   "model": {"type": "string", "format": "binary"},
-                                                   "callback_url": {"type": "string"},
-                                                   "lti": {"type": "string", "description": "JSON: {lineitem, user_id}"}}}}}},
+            "multipart/form-data": {"schema": MULTIPART}}},
     },
     responses={400: _error(f"no {DELIVERY} header"), 401: _error("unsigned, badly signed or stale"),
                404: _error("unknown assignment"), 409: _error("delivery id reused for another body"),
@@ -92,7 +91,8 @@ async def submit(request: Request):
     elif kind in ("application/json", ""):
         upload = from_json(body)
     else:
-        raise ServiceError(415, "unsupported_media_type", f"Content-Type {kind!r} is not accepted", where="Content-Type",
+        raise ServiceError(415, "unsupported_media_type", f"Content-Type {kind!r} is not accepted",
+                           where="Content-Type",
                            fix="send application/json (notebook as base64) or multipart/form-data (notebook as a file)")
     job, created = await run_in_threadpool(service.accept, upload, source="api", delivery=delivery[:200],
                                            signature=signature, body_sha256=hashlib.sha256(body).hexdigest())
@@ -104,7 +104,8 @@ async def submit(request: Request):
 
 
 @router.get("/v1/submissions/{job_id}", tags=["submissions"], summary="A job's status, score and score sheet",
-            openapi_extra=SIGNED, responses={401: _error("unsigned, badly signed or stale"), 404: _error("no such job")})
+            openapi_extra=SIGNED,
+            responses={401: _error("unsigned, badly signed or stale"), 404: _error("no such job")})
 async def status(request: Request, job_id: str):
     service = request.app.state.service
     verify(service.settings.secret, request.headers, await request.body())

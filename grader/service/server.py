@@ -18,8 +18,6 @@ from grader.service.lti.keys import ToolKey
 from grader.service.settings import ServiceSettings
 from grader.service.store import SQLiteStore
 
-GRACE_SECONDS = 10.0  # on SIGTERM: time for running jobs to finish before they go back to the queue
-
 
 def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -44,7 +42,7 @@ def serve(settings: ServiceSettings) -> int:
         base_url = settings.public_url or f"http://{host}:{port}"
         service = Service(settings, store, assignments, registrations, key, base_url)
         server = uvicorn.Server(uvicorn.Config(create_app(service), log_level=settings.log_level,
-                                               timeout_graceful_shutdown=GRACE_SECONDS, server_header=False))
+                                               timeout_graceful_shutdown=settings.stop_grace, server_header=False))
         print(f"grade serve: listening on http://{host}:{port} (public URL {base_url}); "
               f"{settings.workers} worker(s); assignments: {', '.join(sorted(a.id for a in assignments))}",
               file=sys.stderr, flush=True)

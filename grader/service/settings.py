@@ -41,6 +41,7 @@ class ServiceSettings:
     rate: RateLimit = RateLimit()
     lease_seconds: float = 30.0  # a worker renews its lease every third of this while it grades
     max_attempts: int = 3  # a job interrupted this many times (it may crash the server) fails instead
+    stop_grace: float = 10.0  # on SIGTERM: seconds for running jobs to finish before they go back to the queue
     callback_attempts: int = 6  # per callback or grade passback
     callback_backoff: float = 0.5  # seconds before the first retry, doubling up to 30 s
     callback_timeout: float = 10.0
