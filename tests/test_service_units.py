@@ -94,6 +94,13 @@ def test_a_job_is_graded_once_by_the_holder_of_its_lease(store):
     assert _kinds(store, job.id) == [("submitted", 0), ("claimed", 1), ("graded", 1)]
 
 
+def test_the_queue_position_counts_the_jobs_ahead(store):
+    jobs = [store.submit(_new(student=f"s{i}"))[0] for i in range(3)]
+    assert [store.position(job) for job in jobs] == [1, 2, 3]
+    store.claim("w", lease=30, max_attempts=3)
+    assert [store.position(job) for job in jobs[1:]] == [1, 2]
+
+
 def test_an_interrupted_job_runs_again_from_the_start_and_only_the_new_attempt_completes(store):
     job, _ = store.submit(_new())
     first = store.claim("killed-server", lease=30, max_attempts=3)
