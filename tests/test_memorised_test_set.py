@@ -11,8 +11,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from grader.arch.graph_ops import unexpected_ops
-from grader.arch.stored_state import stored_state
+from grader.arch.graph_ops import unexpected_ops, unexpected_ops_torchscript
+from grader.arch.stored_state import stored_state, stored_state_torchscript
 from grader.pipeline import grade_facts
 from grader.rubric.load import load_rubric
 from grader.rubric.score import score
@@ -40,8 +40,10 @@ def graded(name: str, options: Options):
     ("lookup_table_in_buffers", "buffers", ["buffer `keys` 10000x32", "buffer `answers` 10000x10"]),
     ("lookup_table_in_frozen_parameters", "frozen", ["frozen parameter `keys` 10000x32",
                                                      "frozen parameter `answers` 10000x10"]),
-    ("lookup_table_in_lifted_constants", "constants", ["lifted constant `lifted_tensor_1` 10000x32",
-                                                       "lifted constant `lifted_tensor_2` 10000"]),
+    ("lookup_table_in_lifted_constants", "constants", ["constant `lifted_tensor_1` 10000x32",
+                                                       "constant `lifted_tensor_2` 10000"]),
+    # refuses torch.export only: TorchScript traces the table along, and its graph is read the same way
+    ("lookup_table_behind_torchscript", "buffers", ["buffer `keys` 10000x32", "buffer `answers` 10000x10"]),
 ])
 def test_a_table_of_the_test_set_is_found_and_not_credited(name, kind, tensors, options):
     facts, sheet, items = graded(name, options)
@@ -150,3 +152,19 @@ def test_each_lookup_shape_is_named_with_its_node_and_table():
         "data-dependent indexing (index) at node `index`, reading the stored `labels` 100x10",
         "sorting (sort) at node `sort`",
     ]
+
+
+def test_a_traced_model_is_read_the_same_way(tmp_path):
+    """TorchScript, the fallback when torch.export fails: stored tensors are attributes and graph constants."""
+    torch.jit.save(torch.jit.trace(_Lookups().eval(), torch.zeros(4, 1, 28, 28)), tmp_path / "m.ts")
+    module = torch.jit.load(tmp_path / "m.ts")
+    found = unexpected_ops_torchscript(module)
+    assert sorted(line.split(" at node")[0] for line in found) == [
+        "an argmax inside the network", "an equality test (eq)", "data-dependent indexing (index)", "sorting (sort)"]
+    assert "after a matmul against the stored `keys` 100x784" in found[0]
+    assert any("data-dependent indexing" in line and "`labels` 100x10" in line for line in found)
+    stored = stored_state_torchscript(module)
+    assert stored.buffers == 100 * 784 + 100 * 10 and stored.flagged[0] == "buffer `keys` 100x784 (78,400 numbers)"
+    honest = torch.jit.trace(CourseNet().eval(), torch.zeros(4, 1, 28, 28))
+    assert unexpected_ops_torchscript(honest) == [] and stored_state_torchscript(honest).flagged == []
+    assert stored_state_torchscript(honest).bn_stats == 2 * (5 * 16 + 32) + 6

@@ -1,7 +1,8 @@
 """Operators in an exported graph that a CNN does not need: the shapes a lookup of stored answers takes.
 
-Pure: reads an `ExportedProgram`'s graph and state, runs nothing. The clean evaluation calls it on the
-program it is about to measure, so what it reads is what gets scored.
+Pure: reads a graph and the shapes of its stored tensors, runs nothing: an `ExportedProgram` (torch.export)
+or a TorchScript module, each turned into the same plain records first. The clean evaluation calls it on the
+model it is about to measure, so what it reads is what gets scored.
 
 A convolutional classifier maps pixels to ten scores with convolutions, pooling, normalisation,
 activations and linear layers; the grader takes the argmax itself. What a memorised test set needs
@@ -17,6 +18,7 @@ instead, and what is flagged here:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Iterable
 
 _ALWAYS = {
@@ -36,6 +38,20 @@ _MATMUL = ("matmul", "mm", "bmm", "linear", "addmm", "einsum", "tensordot")
 LARGE = 1_000  # numbers in a stored tensor that a matmul reads, above which a following argmax is a table search
 
 
+@dataclass(frozen=True)
+class Op:
+    """One node of a graph, as the scan needs it: value names only."""
+
+    name: str
+    op: str  # `cdist`, `matmul`, ...; "" for what computes nothing (a list of indices, a tuple item)
+    sources: tuple[str, ...]  # the values it reads
+    index: tuple[str, ...] = ()  # for indexing ops: the values its indices come from
+    indices_used: bool = False  # for max / min over a dim: whether anything reads the indices
+
+
+Stored = dict[str, tuple[str, list[int]]]  # value name -> (state name, shape) of parameters, buffers, constants
+
+
 def op_name(node: Any) -> str:
     """`aten.cdist.default` -> `cdist`; a Python function (`operator.getitem`) -> its name."""
     target = node.target
@@ -43,19 +59,67 @@ def op_name(node: Any) -> str:
     return getattr(packet, "__name__", None) or getattr(target, "__name__", str(target))
 
 
-def _inputs(node: Any) -> list[Any]:
-    return list(node.all_input_nodes)
+def unexpected_ops(program: Any) -> list[str]:
+    """One line per lookup-shaped operator of an exported program: what it is, its node, the stored tensor it reads."""
+    return scan(*_from_program(program))
 
 
-def _stored(program: Any) -> dict[str, tuple[str, list[int]]]:
-    """Placeholder name -> (state name, shape) for parameters, buffers and lifted constants."""
+def unexpected_ops_torchscript(module: Any) -> list[str]:
+    """The same for a TorchScript module (a traced graph: stored tensors are attributes and tensor constants)."""
+    return scan(*_from_torchscript(module))
+
+
+def _from_program(program: Any) -> tuple[list[Op], Stored, set[str]]:
     sig = program.graph_signature
     names = {**sig.inputs_to_parameters, **sig.inputs_to_buffers, **sig.inputs_to_lifted_tensor_constants}
-    out = {}
+    stored = {}
     for placeholder, target in names.items():
         tensor = program.state_dict.get(target, program.constants.get(target))
-        out[placeholder] = (target, list(getattr(tensor, "shape", ())))
-    return out
+        stored[placeholder] = (target, list(getattr(tensor, "shape", ())))
+    ops = []
+    for node in program.graph.nodes:
+        if node.op == "placeholder":
+            continue
+        name = op_name(node) if node.op == "call_function" else ""
+        position = _INDEX.get(name)
+        index = node.args[position:position + 1] if position is not None and len(node.args) > position else ()
+        used = name in ("max", "min") and any(
+            op_name(u) == "getitem" and len(u.args) > 1 and u.args[1] == 1 and u.users for u in node.users)
+        ops.append(Op(node.name, "" if name == "getitem" else name, tuple(n.name for n in node.all_input_nodes),
+                      tuple(n.name for n in _flat_nodes(index)), used))
+    return ops, stored, set(sig.user_inputs)
+
+
+def _from_torchscript(module: Any) -> tuple[list[Op], Stored, set[str]]:
+    graph = module.inlined_graph
+    inputs = list(graph.inputs())
+    state = {**dict(module.named_parameters()), **dict(module.named_buffers())}
+    paths = {inputs[0].debugName(): ""}  # value -> attribute path from the module (self)
+    stored: Stored = {}
+    ops = []
+    for node in graph.nodes():
+        kind, ins, outs = node.kind(), list(node.inputs()), list(node.outputs())
+        if kind == "prim::GetAttr":
+            path = paths.get(ins[0].debugName())
+            if path is not None:
+                path = f"{path}.{node.s('name')}".lstrip(".")
+                paths[outs[0].debugName()] = path
+                if path in state:
+                    stored[outs[0].debugName()] = (path, list(state[path].shape))
+            continue
+        if kind == "prim::Constant":
+            value = node.output().toIValue() if node.output().type().kind() == "TensorType" else None
+            if value is not None:
+                stored[outs[0].debugName()] = (f"%{outs[0].debugName()}", list(value.shape))
+            continue
+        name = kind.split("::", 1)[1] if kind.startswith("aten::") else ""
+        position = _INDEX.get(name)
+        index = (ins[position].debugName(),) if position is not None and len(ins) > position else ()
+        used = name in ("max", "min") and len(outs) > 1 and bool(outs[1].uses())
+        for out in outs:  # a node with several outputs: each is a value the others read
+            ops.append(Op(out.debugName(), name if out is outs[0] else "", tuple(i.debugName() for i in ins),
+                          index, used))
+    return ops, stored, {i.debugName() for i in inputs[1:]}
 
 
 def _numel(shape: Iterable[int]) -> int:
@@ -65,52 +129,37 @@ def _numel(shape: Iterable[int]) -> int:
     return n
 
 
-def unexpected_ops(program: Any) -> list[str]:
-    """One line per lookup-shaped operator in the graph: what it is, its node, and the stored tensor it reads."""
-    graph = program.graph
-    stored = _stored(program)
-    user = set(program.graph_signature.user_inputs)
-    from_input: set[str] = set()  # nodes whose value depends on the images
-    tables: dict[str, set[str]] = {p: {t} for p, (t, _) in stored.items()}  # node -> stored tensors it is made of
-    reads: dict[str, set[str]] = {}  # node -> large stored tensors it (transitively) reads through matmul-like ops
+def scan(ops: list[Op], stored: Stored, user: set[str]) -> list[str]:
+    """The lookup-shaped operators among `ops` (in graph order), given the stored tensors and the image inputs."""
+    from_input = set(user)  # values that depend on the images
+    tables: dict[str, set[str]] = {v: {t} for v, (t, _) in stored.items()}  # value -> stored tensors it is made of
+    shapes = {t: shape for t, shape in stored.values()}
+    reads: dict[str, set[str]] = {}  # value -> large stored tensors it (transitively) reads through matmul-like ops
     found: list[str] = []
-    for node in graph.nodes:
-        sources = _inputs(node)
-        if node.op == "placeholder":
-            if node.name in user:
-                from_input.add(node.name)
-            continue
-        if any(s.name in from_input for s in sources):
-            from_input.add(node.name)
-        elif sources and all(s.name in tables for s in sources):  # keys.T, keys ** 2: still the stored table
-            tables[node.name] = set().union(*(tables[s.name] for s in sources))
-        name = op_name(node) if node.op == "call_function" else ""
-        inherited = set().union(*(reads.get(s.name, set()) for s in sources)) if sources else set()
-        if name in _MATMUL:
-            inherited |= {t for s in sources if s.name not in from_input for t in tables.get(s.name, ())
-                          if _numel(_shape_of(t, stored)) >= LARGE}
+    for op in ops:
+        if any(s in from_input for s in op.sources):
+            from_input.add(op.name)
+        elif any(s in tables for s in op.sources):  # keys.T, keys ** 2, keys[:, :10]: still the stored table
+            tables[op.name] = set().union(*(tables.get(s, set()) for s in op.sources))
+        inherited = set().union(*(reads.get(s, set()) for s in op.sources)) if op.sources else set()
+        if op.op in _MATMUL:
+            inherited |= {t for s in op.sources if s not in from_input for t in tables.get(s, ())
+                          if _numel(shapes.get(t, [])) >= LARGE}
         if inherited:
-            reads[node.name] = inherited
-        if not name:
-            continue
-        where = f"node `{node.name}`"
-        if name in _ALWAYS:
-            found.append(f"{_ALWAYS[name]} at {where}{_reading(sources, stored)}")
-        elif name in _ARG:
-            after = f", after a matmul against the stored {_shown(sorted(inherited), stored)}" if inherited else ""
-            found.append(f"an {name} inside the network at {where}{after}")
-        elif name in ("max", "min") and _indices_used(node):
-            found.append(f"the indices of a {name} at {where}")
-        elif name in _INDEX:
-            position = _INDEX[name]
-            index_args = node.args[position:position + 1] if len(node.args) > position else ()
-            if any(n.name in from_input for n in _flat_nodes(index_args)):
-                found.append(f"data-dependent indexing ({name}) at {where}{_reading(sources, stored)}")
+            reads[op.name] = inherited
+        where = f"node `{op.name}`"
+        reading = sorted(set().union(*(tables.get(s, set()) for s in op.sources if s not in from_input)))
+        read = f", reading the stored {_shown(reading, shapes)}" if reading else ""
+        if op.op in _ALWAYS:
+            found.append(f"{_ALWAYS[op.op]} at {where}{read}")
+        elif op.op in _ARG:
+            after = f", after a matmul against the stored {_shown(sorted(inherited), shapes)}" if inherited else ""
+            found.append(f"an {op.op} inside the network at {where}{after}")
+        elif op.op in ("max", "min") and op.indices_used:
+            found.append(f"the indices of a {op.op} at {where}")
+        elif op.op in _INDEX and any(i in from_input for i in op.index):
+            found.append(f"data-dependent indexing ({op.op}) at {where}{read}")
     return found
-
-
-def _shape_of(target: str, stored: dict[str, tuple[str, list[int]]]) -> list[int]:
-    return next((shape for name, shape in stored.values() if name == target), [])
 
 
 def _flat_nodes(values: Any) -> list[Any]:
@@ -124,17 +173,5 @@ def _flat_nodes(values: Any) -> list[Any]:
     return out
 
 
-def _indices_used(node: Any) -> bool:
-    """`max(x, dim)` returns (values, indices): global max pooling reads only the values."""
-    return any(op_name(user) == "getitem" and len(user.args) > 1 and user.args[1] == 1 and user.users
-               for user in node.users)
-
-
-def _reading(sources: list[Any], stored: dict[str, tuple[str, list[int]]]) -> str:
-    names = sorted(stored[s.name][0] for s in sources if s.name in stored)
-    return f", reading the stored {_shown(names, stored)}" if names else ""
-
-
-def _shown(names: list[str], stored: dict[str, tuple[str, list[int]]]) -> str:
-    shapes = {target: shape for target, shape in stored.values()}
+def _shown(names: list[str], shapes: dict[str, list[int]]) -> str:
     return ", ".join(f"`{n}` {'x'.join(map(str, shapes.get(n, []))) or 'scalar'}" for n in names)

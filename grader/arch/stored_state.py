@@ -1,6 +1,7 @@
 """Every number an exported model stores, by kind: what it learned, and what it merely carries.
 
-Pure: reads an `ExportedProgram`'s signature, state and graph. Batch-norm running statistics are
+Pure: reads an `ExportedProgram`'s signature, state and graph (or a TorchScript module's parameters, buffers,
+tensor constants and graph). Batch-norm running statistics are
 told apart by how the graph uses them (the running mean / variance arguments of a batch-norm op),
 not by their names, which the student chose.
 
@@ -25,51 +26,66 @@ _BATCH_NORM = {"batch_norm", "native_batch_norm", "_native_batch_norm_legit", "_
 
 
 def _bn_statistics(program: Any) -> set[str]:
-    """State names the graph feeds to a batch-norm op as running mean / variance, plus their counters."""
+    """State names the graph feeds to a batch-norm op as running mean / variance."""
     to_buffer = program.graph_signature.inputs_to_buffers
     stats = set()
     for node in program.graph.nodes:
         if node.op == "call_function" and op_name(node) in _BATCH_NORM:
-            for arg in node.args[3:5]:
-                name = getattr(arg, "name", None)
-                if name in to_buffer:
-                    stats.add(to_buffer[name])
-    prefixes = {s.rsplit(".", 1)[0] for s in stats if "." in s}
-    counters = {f"{p}.num_batches_tracked" for p in prefixes}
-    return stats | counters
+            stats |= {to_buffer[a.name] for a in node.args[3:5] if getattr(a, "name", None) in to_buffer}
+    return stats
 
 
 def stored_state(program: Any) -> StoredFacts:
     """The `model.stored.*` facts of an exported program."""
     sig = program.graph_signature
     state, constants = program.state_dict, program.constants
-    bn = _bn_statistics(program)
+    buffers = [(n, state.get(n, constants.get(n))) for n in sig.buffers]
+    return count(params=[(n, state[n]) for n in sig.parameters], buffers=[(n, t) for n, t in buffers if t is not None],
+                 constants=[(n, constants[n]) for n in sig.lifted_tensor_constants if hasattr(constants.get(n), "numel")],
+                 bn=_bn_statistics(program))
+
+
+def stored_state_torchscript(module: Any) -> StoredFacts:
+    """The same for a TorchScript module: tensors baked into its graph count as constants."""
+    graph = module.inlined_graph
+    paths = {next(iter(graph.inputs())).debugName(): ""}
+    bn, constants = set(), []
+    for node in graph.nodes():
+        kind, ins = node.kind(), list(node.inputs())
+        if kind == "prim::GetAttr" and ins[0].debugName() in paths:
+            paths[node.output().debugName()] = f"{paths[ins[0].debugName()]}.{node.s('name')}".lstrip(".")
+        elif kind == "prim::Constant" and node.output().type().kind() == "TensorType":
+            constants.append((f"%{node.output().debugName()}", node.output().toIValue()))
+        elif kind.startswith("aten::") and kind[6:] in _BATCH_NORM:
+            bn |= {paths[v.debugName()] for v in ins[3:5] if v.debugName() in paths}
+    return count(params=list(module.named_parameters()), buffers=list(module.named_buffers()), constants=constants,
+                 bn=bn)
+
+
+def count(*, params: list[tuple[str, Any]], buffers: list[tuple[str, Any]], constants: list[tuple[str, Any]],
+          bn: set[str]) -> StoredFacts:
+    """Sizes by kind; `bn`: the buffers used as batch-norm running statistics (their counters are added here)."""
+    bn = bn | {f"{name.rsplit('.', 1)[0]}.num_batches_tracked" for name in bn if "." in name}
     sizes = {"trainable": 0, "frozen": 0, "buffers": 0, "bn_stats": 0, "constants": 0}
-    carried = []  # (kind, name, shape, numel) outside trainable parameters and BN statistics
-    for name in sig.parameters:
-        tensor = state[name]
+    carried = []  # (kind, name, tensor) outside trainable parameters and BN statistics
+    for name, tensor in params:
         kind = "trainable" if tensor.requires_grad else "frozen"
         sizes[kind] += tensor.numel()
         if kind == "frozen":
             carried.append(("frozen parameter", name, tensor))
-    for name in sig.buffers:
-        tensor = state.get(name, constants.get(name))
-        if tensor is None:
-            continue
+    for name, tensor in buffers:
         if name in bn and (not name.endswith("num_batches_tracked") or tensor.numel() == 1):
             sizes["bn_stats"] += tensor.numel()
-            continue
-        sizes["buffers"] += tensor.numel()
-        carried.append(("buffer", name, tensor))
-    for name in sig.lifted_tensor_constants:
-        tensor = constants.get(name)
-        if tensor is not None and hasattr(tensor, "numel"):
-            sizes["constants"] += tensor.numel()
-            carried.append(("lifted constant", name, tensor))
+        else:
+            sizes["buffers"] += tensor.numel()
+            carried.append(("buffer", name, tensor))
+    for name, tensor in constants:
+        sizes["constants"] += tensor.numel()
+        carried.append(("constant", name, tensor))
     extra = sizes["frozen"] + sizes["buffers"] + sizes["constants"]
-    flagged = None
+    flagged = []
     if extra > ALLOWANCE:
         carried.sort(key=lambda c: -c[2].numel())
-        flagged = [f"{kind} `{name}` {'x'.join(map(str, tensor.shape)) or 'scalar'} ({tensor.numel():,} numbers)"
-                   for kind, name, tensor in carried]
-    return StoredFacts(**sizes, learned=sizes["trainable"] + extra, carried=extra, flagged=flagged or [])
+        flagged = [f"{kind} `{name}` {'x'.join(map(str, tensor.shape)) or 'scalar'} ({tensor.numel():,} "
+                   f"{'number' if tensor.numel() == 1 else 'numbers'})" for kind, name, tensor in carried]
+    return StoredFacts(**sizes, learned=sizes["trainable"] + extra, carried=extra, flagged=flagged)

@@ -85,6 +85,22 @@ def _architecture(program) -> tuple[dict | None, str | None]:
     return facts.model_copy(update=update).model_dump(mode="json"), "; ".join(errors) or None
 
 
+def _torchscript_facts(module) -> tuple[dict | None, str | None]:
+    """What a TorchScript module shows without a layer table: its stored state and its graph's operators."""
+    from grader.arch.graph_ops import unexpected_ops_torchscript
+    from grader.arch.stored_state import stored_state_torchscript
+    from grader.facts import ModelFacts, OpsFacts, ParamFacts
+
+    try:
+        stored = stored_state_torchscript(module)
+        facts = ModelFacts(stored=stored, buffers=stored.buffers + stored.bn_stats,
+                           params=ParamFacts(trainable=stored.trainable, total=stored.trainable + stored.frozen),
+                           ops=OpsFacts(unexpected=unexpected_ops_torchscript(module)))
+    except Exception as exc:  # the score does not depend on it: keep going, say why it is missing
+        return None, f"TorchScript: {exc.__class__.__name__}: {exc}"
+    return facts.model_dump(mode="json"), "TorchScript: no layer table"
+
+
 def evaluate(job: EvalJob) -> EvalRecord:
     import numpy as np
     import torch
@@ -92,7 +108,7 @@ def evaluate(job: EvalJob) -> EvalRecord:
     started = time.time()
     device = ("cuda" if torch.cuda.is_available() else "cpu") if job.device == "auto" else job.device
     model, program = _load(job)
-    model_facts, arch_error = _architecture(program) if program is not None else (None, "TorchScript: no graph table")
+    model_facts, arch_error = _architecture(program) if program is not None else _torchscript_facts(model)
     if not job.predict:
         return EvalRecord(device, round(time.time() - started, 3), 0, model_facts, arch_error)
     model = model.to(device)

@@ -79,7 +79,7 @@ def lookup_message(model: Optional[ModelFacts], scored: Optional[float] = None) 
     shown = "; ".join(found[:4]) + (f"; and {len(found) - 4} more" if len(found) > 4 else "")
     carried = model.stored.flagged or []
     stored = (f". Besides its trainable parameters it stores {model.stored.carried:,} numbers: "
-              + ", ".join(carried[:3]) + (", ..." if len(carried) > 3 else "")) if carried else ""
+              + ", ".join(carried[:3]) + (f" and {len(carried) - 3} more" if len(carried) > 3 else "")) if carried else ""
     denied = f". It scored {scored:.2f}% on the test images, which is not credited" if scored is not None else ""
     return (f"the exported model looks answers up instead of computing them: {shown}{stored}{denied}. "
             "A CNN needs none of these: compute the ten scores from the image with convolutions, pooling and linear layers, and keep "
