@@ -24,7 +24,10 @@ class NotebookFacts(_Section):
     code_cells: Optional[int] = None
     markdown_cells: Optional[int] = None
     comment_coverage: Optional[float] = Field(None, description="share of code cells with a comment, 0..1")
-    uncommented_cells: Optional[list[int]] = Field(None, description="indices (0-based, all cells) of code cells without a comment")
+    uncommented_cells: Optional[list[int]] = Field(None, description="code cells without a comment, numbered as a "
+                                                   "student counts them: code cells only, from 1")
+    saved_error_cells: Optional[list[int]] = Field(None, description="code cells (from 1) whose saved outputs show "
+                                                   "an error: the run that produced them failed there")
     shell_lines: Optional[list[str]] = None
     magic_lines: Optional[list[str]] = None
     colab_calls: Optional[list[str]] = None
@@ -131,10 +134,10 @@ VerdictKind = Literal[
 class VerdictFacts(_Section):
     kind: Optional[VerdictKind] = None
     message: Optional[str] = None
-    cell: Optional[int] = None
+    cell: Optional[int] = Field(None, description="the code cell the verdict is about (code cells counted from 1)")
     failed_cells: Optional[list[int]] = Field(
-        None, description="cells that raised an error while the rest of the notebook went on (from the run; "
-                          "in evaluate mode, from the saved outputs)")
+        None, description="code cells (counted from 1) that raised an error while the rest of the notebook went on "
+                          "(from the run; in evaluate mode, from the saved outputs)")
     output_tail: Optional[str] = None
 
 

@@ -21,6 +21,16 @@ def pct(value: Any) -> str:
     return f"{value * 100:.1f}".removesuffix(".0") + "%"
 
 
+def cells(numbers: Any) -> str:
+    """[6] -> 'code cell 6'; [2, 6, 10] -> 'code cells 2, 6 and 10' (code cells counted from 1, as a student counts)."""
+    numbers = [str(n) for n in (numbers or [])]
+    if not numbers:
+        return "no code cell"
+    if len(numbers) == 1:
+        return f"code cell {numbers[0]}"
+    return f"code cells {', '.join(numbers[:-1])} and {numbers[-1]}"
+
+
 def plural(count: int, one: str, many: str | None = None) -> str:
     """'1 cell', '3 cells' (many defaults to one + 's')."""
     return f"{count:,} {one if count == 1 else (many or one + 's')}"

@@ -73,7 +73,7 @@ def _stages(path: Path, options: Options, progress: Progress, model_file: Option
     if options.mode == "static":
         return facts
     if options.mode == "evaluate":
-        saved = Outcome(limits=options.limits, saved_failed_cells=_saved_errors(report.notebook))
+        saved = Outcome(limits=options.limits, saved_failed_cells=report.notebook_facts.saved_error_cells)
         if model_file is None:
             return facts.model_copy(update={"verdict": decide(Outcome(no_model_file=True,
                                                                       saved_failed_cells=saved.saved_failed_cells))})
@@ -146,12 +146,6 @@ def _quiz_answers(report: StaticReport) -> Optional[dict]:
         return dict(from_notebook(report.notebook, str(report.path)))
     except GraderError:
         return None
-
-
-def _saved_errors(notebook) -> list[int]:
-    """Cells whose saved outputs hold an error: the run that produced them failed there."""
-    return [i for i, cell in enumerate(notebook.cells) if cell.cell_type == "code"
-            and any(out.get("output_type") == "error" for out in cell.get("outputs", []))]
 
 
 def _keep(out_dir: Path, keep: Path) -> None:

@@ -18,6 +18,7 @@ from grader.execute.hints import hint_for, missing_module
 from grader.execute.job import Execution
 from grader.execute.records import CellRecord
 from grader.facts import VerdictFacts
+from grader.formatting import cells
 from grader.settings import RunLimits, show_size
 
 
@@ -55,7 +56,7 @@ def decide(outcome: Outcome) -> VerdictFacts:
         failed = outcome.saved_failed_cells
         message = "the exported model was measured"
         if failed:
-            message += f"; the notebook's saved outputs show errors in cells {failed}"
+            message += f"; the notebook's saved outputs show errors in {cells(failed)}"
         verdict = VerdictFacts(kind="ok", message=message, failed_cells=failed, cell=failed[0] if failed else None)
     if verdict.kind == "ok" and outcome.evaluation_error is not None:
         return verdict.model_copy(update={"kind": "bad_model", "message": outcome.evaluation_error})
@@ -69,7 +70,7 @@ def _first_failed(cells: list[CellRecord]) -> Optional[CellRecord]:
 
 
 def _describe(cell: CellRecord) -> str:
-    text = f"cell {cell.index} failed: {cell.error}"
+    text = f"code cell {cell.number} failed: {cell.error}"
     hint = hint_for(cell.error or "")
     return f"{text}. {hint}" if hint else text
 
@@ -104,32 +105,32 @@ def _not_exportable(reasons: list[str]) -> str:
 
 def _execution(execution: Execution, limits: RunLimits, dry_run: bool = False) -> VerdictFacts:
     run, harness, result = execution.run, execution.harness, execution.sandbox
-    cells = run.cells if run else []
-    excused = _dry_run_failures(cells) if dry_run else []
-    cells = [c for c in cells if c not in excused]
-    failed = _first_failed(cells)
-    cell_index = failed.index if failed else None
+    records = run.cells if run else []
+    excused = _dry_run_failures(records) if dry_run else []
+    records = [c for c in records if c not in excused]
+    failed = _first_failed(records)
+    cell_index = failed.number if failed else None
     tail = execution.output_tail[-2000:] or None
-    failed_cells = [c.index for c in cells if c.status in ("error", "timeout")] if run else None
+    failed_cells = [c.number for c in records if c.status in ("error", "timeout")] if run else None
 
     def verdict(kind: str, message: str, cell: Optional[int] = cell_index) -> VerdictFacts:
         return VerdictFacts(kind=kind, message=message, cell=cell, failed_cells=failed_cells, output_tail=tail)
 
-    in_cell = f" (in cell {cell_index})" if cell_index is not None else ""
-    running = next((c.index for c in cells if c.status == "not_run"), None)
+    in_cell = f" (in code cell {cell_index})" if cell_index is not None else ""
+    running = next((c.number for c in records if c.status == "not_run"), None)
     if result.memory_exceeded:
         return verdict("memory", f"the notebook used more than {limits.memory_bytes / 2**30:.1f} GiB of memory "
                        f"and was stopped{in_cell}")
     if result.disk_exceeded:
         return verdict("disk", f"the notebook wrote more than {show_size(limits.disk_bytes)} of files to its "
-                       "working folder and was stopped" + (f"; cell {running} was running" if running is not None
+                       "working folder and was stopped" + (f"; code cell {running} was running" if running is not None
                                                            else ""), running)
     if result.timed_out:
         return verdict("timeout", f"the notebook ran longer than {limits.wall_seconds:g} s and was stopped"
-                       + (f"; cell {running} was running" if running is not None else ""), running)
-    timeout_cell = next((c for c in cells if c.status == "timeout"), None)
+                       + (f"; code cell {running} was running" if running is not None else ""), running)
+    timeout_cell = next((c for c in records if c.status == "timeout"), None)
     if timeout_cell:
-        return verdict("timeout", f"cell {timeout_cell.index}: {timeout_cell.error}", timeout_cell.index)
+        return verdict("timeout", f"code cell {timeout_cell.number}: {timeout_cell.error}", timeout_cell.number)
     if result.output_truncated or (run is not None and run.output_limit_hit):
         return verdict("output_limit", "the notebook printed more output than the grader keeps, and was stopped")
     if run is None:
@@ -141,7 +142,7 @@ def _execution(execution: Execution, limits: RunLimits, dry_run: bool = False) -
         return verdict("crash", "the notebook's runner was killed before it could report "
                        "(a cell may have killed its parent process or the whole process group)")
     if run.kernel_died:
-        return verdict("crash", f"the kernel died ({run.kernel_died})" + (f" in cell {cell_index}" if cell_index
+        return verdict("crash", f"the kernel died ({run.kernel_died})" + (f" in code cell {cell_index}" if cell_index
                                                                            is not None else ""))
     if harness is None or harness.model_error:
         why = ((harness.model_error if harness else None) or execution.malformed or run.harness_error
@@ -151,7 +152,7 @@ def _execution(execution: Execution, limits: RunLimits, dry_run: bool = False) -
         if failed:
             module = missing_module(failed.error or "")
             if module:
-                return verdict("missing_module", f"cell {failed.index} imports `{module}`, which the grading "
+                return verdict("missing_module", f"code cell {failed.number} imports `{module}`, which the grading "
                                "environment does not have; no model could be captured")
             return verdict("crash", _describe(failed) + "; no model could be captured")
         return verdict("no_model", harness.model_found or "no model found")
@@ -159,13 +160,12 @@ def _execution(execution: Execution, limits: RunLimits, dry_run: bool = False) -
         return verdict("bad_model", harness.bad_model)
     if harness.export is not None and harness.export.path == "none":
         return verdict("not_exportable", _not_exportable(harness.export.reasons))
-    notes = [_describe(c) for c in cells if c.status == "error"]
+    notes = [_describe(c) for c in records if c.status == "error"]
     message = "the notebook ran and its model was captured"
     if notes:
         message += "; some cells failed and grading went on: " + " | ".join(notes[:3])
     if excused:
-        numbers = ", ".join(str(c.index) for c in excused)
-        message += (f"; {'cell' if len(excused) == 1 else 'cells'} {numbers} failed only because a dry run's data "
+        message += (f"; {cells([c.number for c in excused])} failed only because a dry run's data "
                     "loaders yield nothing (not counted against the notebook)")
     prep = harness.preprocess
     if prep is not None and prep.kind != "affine":  # the grader never measures on inputs student code made

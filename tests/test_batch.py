@@ -117,7 +117,7 @@ def test_check_static_reports_items_needing_a_run(capsys):
     items = {i["id"]: i for i in out["score"]["items"]}
     assert items["params"]["status"] == "not_judged" and "static check" in items["params"]["evidence"]
     assert items["comments"]["status"] in ("partial", "failed") and items["comments"]["required"]
-    assert out["facts"]["notebook"]["uncommented_cells"] == [1, 2, 10, 12]
+    assert out["facts"]["notebook"]["uncommented_cells"] == [1, 2, 8, 10]
     assert out["score"]["passed"] is False and code == 1  # a required item was judged and did not pass
 
 

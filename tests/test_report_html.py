@@ -83,11 +83,11 @@ def test_a_crashed_student_gets_a_page_that_says_what_was_not_measured_and_why(c
     text = _visible_text(crashed_page)
     assert "bob" in text and "0 / 8" in text and "NOT PASSED" in text
     assert "The notebook stopped with an error." in text and "cell 4" in text
-    why = "the notebook stopped with an error in cell 4, so the later stages did not run"
+    why = "the notebook stopped with an error in code cell 4, so the later stages did not run"
     assert f"confusion matrix were not measured: {why}" in text
     assert f"The layer table (output sizes, receptive fields, parameters per layer) was not measured: {why}" in text
     assert "not measured; the notebook printed 99.60%" in text  # the claim is kept even when nothing was measured
-    assert "50%" in text and "uncommented cells: 2, 3, 5" in text
+    assert "50%" in text and "without a comment: code cells 2, 3 and 5" in text
     assert DATA_PNG not in crashed_page
 
 

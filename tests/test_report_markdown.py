@@ -49,8 +49,8 @@ def test_a_crashed_student_gets_a_report_that_says_what_was_not_measured_and_why
     facts, sheet = crashed()
     md = render_markdown(facts, sheet, student="bob")
     assert md.startswith("# bob: 0 / 8 (not passed)\n")
-    assert "Failing cell: **cell 4**" in md
-    assert "confusion matrix were not measured: the notebook stopped with an error in cell 4" in md
+    assert "Failing cell: **code cell 4** (counting code cells from 1" in md
+    assert "confusion matrix were not measured: the notebook stopped with an error in code cell 4" in md
     assert "The layer table (output sizes, receptive fields, parameters per layer) was not measured" in md
     assert ["Trainable parameters", "—", "not measured"] in _table(md, "| Fact |")
 

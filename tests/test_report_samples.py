@@ -96,7 +96,7 @@ def crashed() -> tuple[Facts, ScoreSheet]:
                              output_tail=f"Traceback (most recent call last):\n  File \"<cell 4>\"\n"
                                          f"NameError: name 'modle' is not defined {INJECTION}\n"),
     )
-    reason = "not measured: the notebook stopped with an error in cell 4"
+    reason = "not measured: the notebook stopped with an error in code cell 4"
     items = [
         _item("params", "Under 20,000 parameters", "model.params.trainable", None, 0, 3, "not_measured",
               reason, required=True),

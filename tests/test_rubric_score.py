@@ -80,7 +80,8 @@ def test_a_failing_submission_fails_each_item_for_its_own_reason():
     assert items["runs"].evidence == "verdict.kind = output_limit; needs = ok"
     assert items["claims"].evidence == "claims.accuracy_gap = 1.6 percentage points; needs <= 0.5 percentage points"
     assert items["params"].feedback.startswith("23,412 trainable parameters is over the 20,000 budget.")
-    assert items["comments"].feedback == "40% of the code cells have a comment. Add one to each of cells 1, 4, 6."
+    assert items["comments"].feedback == ("40% of the code cells have a comment. Add one to code cells 1, 4 and 6 "
+                                          "(code cells counted from 1).")
     assert items["runs"].feedback == "The notebook did not run through: the notebook printed more than 8 MB"
     assert items["no-errors"].evidence == "verdict.failed_cells = [3]; needs = []"
     assert items["claims"].feedback.startswith("The notebook printed 99.1% but the grader measured 97.5%.")
@@ -94,11 +95,11 @@ def test_a_crashed_submission_is_not_measured_and_says_why():
     items = by_id(sheet)
     assert not sheet.passed  # the required parameter count could not be measured
     assert sheet.score == 15 and [i.id for i in sheet.items if i.status == "passed"] == ["comments"]
-    why = "not measured: the notebook crashed in cell 7 (cell 7 failed: ZeroDivisionError: division by zero)"
+    why = "not measured: the notebook crashed in code cell 7 (cell 7 failed: ZeroDivisionError: division by zero)"
     for item_id in ("params", "accuracy", "claims"):
         assert items[item_id].status == "not_measured" and items[item_id].points == 0
         assert items[item_id].evidence == why and items[item_id].value is None
-    assert items["params"].feedback == ("Not measured: the notebook crashed in cell 7 "
+    assert items["params"].feedback == ("Not measured: the notebook crashed in code cell 7 "
                                         "(cell 7 failed: ZeroDivisionError: division by zero).")
     assert items["claims"].feedback.startswith("The printed accuracy could not be compared")  # its own template
     assert items["runs"].status == "failed" and items["runs"].evidence == "verdict.kind = crash; needs = ok"

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from grader.api import grade_submission, load_rubric, options_for
 from grader.cli.common import add_run_options, run_overrides, warn_if_unsandboxed
+from grader.formatting import cells
 from grader.rubric.sheet import ScoreSheet
 
 HELP = """\
@@ -90,6 +91,9 @@ def run(args: argparse.Namespace) -> int:
               f"{sheet.score:g} / {sheet.max_score:g} points")
     if facts.verdict.kind:
         out.print(f"run: {facts.verdict.kind} — {facts.verdict.message}", markup=False, highlight=False)
+    elif facts.notebook.saved_error_cells:
+        out.print(f"saved outputs: an error in {cells(facts.notebook.saved_error_cells)} (the run that produced "
+                  "them failed there; Restart and Run All before you hand it in)", markup=False, highlight=False)
     table = Table(show_lines=False)
     for column in ("item", "status", "points", "evidence"):
         table.add_column(column)

@@ -12,6 +12,7 @@ from rich.console import Console
 from grader.api import grade_facts
 from grader.cli.common import add_run_options, limits_given, warn_if_unsandboxed
 from grader.facts import Facts
+from grader.formatting import cells
 from grader.settings import Options
 
 HELP = """\
@@ -58,7 +59,8 @@ def summary_lines(facts: Facts) -> list[str]:
     lines.append(f"training     {show(facts.train.epochs)} epochs, {show(facts.train.optimizer_steps)} optimizer steps "
                  f"on {show(facts.train.device)}")
     lines.append(f"comments     {show(facts.notebook.comment_coverage, '{:.0%}')} of code cells"
-                 + (f" (without: cells {facts.notebook.uncommented_cells})" if facts.notebook.uncommented_cells else ""))
+                 + (f" (without one: {cells(facts.notebook.uncommented_cells)})" if facts.notebook.uncommented_cells
+                    else ""))
     return lines
 
 

@@ -23,7 +23,8 @@ class _Record(BaseModel):
 
 
 class CellRecord(_Record):
-    index: int  # position among all cells of the student's notebook, 0-based
+    index: int  # position among all cells of the student's notebook, 0-based (for the runner)
+    number: int  # the code cell as a student counts it: code cells only, from 1 (for every message and fact)
     status: CellStatus
     seconds: float = 0.0
     error: Optional[str] = None  # "ErrorName: message"

@@ -103,8 +103,8 @@ def run(job: Job) -> RunRecord:
                            # nothing is read from the kernel after the last cell we run (the harness writes its
                            # record during that cell): a graceful shutdown would only wait ~2 s for it to exit
                            shutdown_kernel="immediate")
-    record = RunRecord(cells=[CellRecord(index=i, status="not_run") for i, c in enumerate(student_cells)
-                              if c.cell_type == "code"])
+    code = [i for i, c in enumerate(student_cells) if c.cell_type == "code"]
+    record = RunRecord(cells=[CellRecord(index=i, number=n, status="not_run") for n, i in enumerate(code, 1)])
     by_index = {c.index: c for c in record.cells}
     started = time.time()
     with client.setup_kernel():

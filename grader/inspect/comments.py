@@ -40,7 +40,7 @@ class CommentReport:
 
 
 def comment_report(cells: Sequence[tuple[int, str, CellLines]]) -> CommentReport:
-    """`cells`: (index among all cells, raw source, split source) of each code cell."""
+    """`cells`: (code cell number, raw source, split source) of each code cell."""
     needing = tuple(index for index, source, _ in cells if source.strip())
     uncommented = tuple(index for index, source, lines in cells if source.strip() and not has_comment(lines))
     return CommentReport(needing=needing, uncommented=uncommented)

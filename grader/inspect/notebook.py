@@ -34,6 +34,7 @@ class Cell:
     kind: Literal["code", "markdown", "raw"]
     source: str
     outputs: tuple[str, ...]  # text of each saved output, in order (streams, text/plain results)
+    saved_error: bool = False  # a saved output is an error: the run that saved them failed in this cell
 
 
 @dataclass(frozen=True)
@@ -174,6 +175,7 @@ def cells_of(notebook: NotebookNode) -> tuple[Cell, ...]:
             kind=cell.cell_type,
             source=_text(cell.get("source", "")),
             outputs=tuple(_output_texts(cell.get("outputs") or ())),
+            saved_error=any(out.get("output_type") == "error" for out in cell.get("outputs") or ()),
         )
         for index, cell in enumerate(notebook.cells)
     )

@@ -36,7 +36,9 @@ def inspect_submission(path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES) 
     not JSON, not UTF-8, or larger than `max_bytes`.
     """
     submission = load_submission(path, max_bytes=max_bytes)
-    code = [(cell.index, cell.source, split_cell(cell.source)) for cell in submission.cells if cell.kind == "code"]
+    # numbered as a student counts them: code cells only, from 1 (what every message and fact says)
+    code = [(number, cell.source, split_cell(cell.source))
+            for number, cell in enumerate((c for c in submission.cells if c.kind == "code"), 1)]
     comments = comment_report(code)
     source = source_facts([lines for _, _, lines in code])
     claims = find_claims((cell.index, cell.outputs) for cell in submission.cells if cell.kind == "code")
@@ -49,6 +51,8 @@ def inspect_submission(path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES) 
             markdown_cells=sum(cell.kind == "markdown" for cell in submission.cells),
             comment_coverage=comments.coverage,
             uncommented_cells=list(comments.uncommented),
+            saved_error_cells=[n for n, cell in enumerate((c for c in submission.cells if c.kind == "code"), 1)
+                               if cell.saved_error],
             shell_lines=list(source.shell_lines),
             magic_lines=list(source.magic_lines),
             colab_calls=list(source.colab_calls),

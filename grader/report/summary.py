@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Optional, Sequence
 
 from grader.facts import Facts
-from grader.formatting import num
+from grader.formatting import cells, num
 from grader.rubric.sheet import ItemResult, ScoreSheet
 
 Audience = Literal["student", "instructor"]
@@ -166,7 +166,7 @@ def not_measured_reason(facts: Facts) -> str:
         return "the notebook was not run (static check: only its text was read)"
     if verdict.kind == "ok":
         return "the grader could not measure it from this submission"
-    where = f" in cell {verdict.cell}" if verdict.cell is not None else ""
+    where = f" in code cell {verdict.cell}" if verdict.cell is not None else ""
     return f"the notebook {VERDICT_LABELS.get(verdict.kind, verdict.kind)}{where}, so the later stages did not run"
 
 
@@ -176,6 +176,9 @@ def _verdict(facts: Facts, sheet: ScoreSheet) -> VerdictView:
     message = v.message or sheet.verdict_message
     if kind is None:
         headline = "The notebook was not run: this is a static check of its text."
+        saved = facts.notebook.saved_error_cells
+        if saved and not message:
+            message = f"Its saved outputs show an error in {cells(saved)}: the run that produced them failed there."
     elif kind == "ok" and facts.grading.mode == "evaluate":
         headline = "The notebook was not run: the model it exported was measured."
     elif kind == "ok" and facts.grading.dry_run:
@@ -236,7 +239,7 @@ def _key_facts(facts: Facts, items: Sequence[ItemResult]) -> list[KeyFact]:
                  model.rf.covers_input]),
         fact("Comment coverage", "notebook.comment_coverage",
              f"{notebook.comment_coverage:.0%}" if notebook.comment_coverage is not None else None,
-             "uncommented cells: " + ", ".join(map(str, uncommented)) if uncommented else "every code cell has a comment"),
+             f"without a comment: {cells(uncommented)}" if uncommented else "every code cell has a comment"),
         fact("Global average pooling", "model.gap", {True: "yes", False: "no", None: None}[model.gap],
              f"fully-connected layers: {linear}" if linear is not None else ""),
         fact("Training time", "train.seconds", f"{train.seconds:,.0f} s" if train.seconds is not None else None,
@@ -293,7 +296,7 @@ def build_view(facts: Facts, sheet: ScoreSheet, *, student: str, audience: Audie
     return ReportView(
         student=student, audience=audience, rubric=sheet.rubric, title=sheet.title, graded=graded_as(facts),
         pass_rule=sheet.pass_rule + (f"; not judged at this depth: {', '.join(sheet.not_judged)}"
-                                     if sheet.not_judged else ""),
+                                     if sheet.pass_rule and sheet.not_judged else ""),
         score=num(sheet.score), max_score=num(sheet.max_score),
         percent=max(0.0, min(100.0, 100 * sheet.score / sheet.max_score)) if sheet.max_score else 0.0,
         passed=sheet.passed, verdict=_verdict(facts, sheet), items=[_item_view(i) for i in shown],

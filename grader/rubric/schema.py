@@ -36,7 +36,8 @@ measured as 99.39999999999999 is still `>= 99.4`.
 Feedback templates (`pass`, `fail`, optional `partial`, `not_measured`) see the
 facts as nested names (`model.params.trainable`, `verdict.message`), `value`
 (the item's fact), `item` (id, title, fact, points, required) and `points`
-(awarded); filters `num` (13,808; 99.42) and `pct` (0.83 -> 83%).
+(awarded); filters `num` (13,808; 99.42), `pct` (0.83 -> 83%), `cells` ([2, 6] -> code cells 2 and 6)
+and `plural` (1 | plural('layer') -> 1 layer).
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, Strict, field_va
 from pydantic.fields import FieldInfo
 
 from grader.facts import Facts, known_facts
-from grader.formatting import num, pct
+from grader.formatting import cells, num, plural, pct
 from grader.rubric.sheet import Visibility
 from grader.schema_errors import did_you_mean, invalid
 from grader.settings import Mode, RubricLimits
@@ -74,7 +75,7 @@ def needs_run(fact: str) -> bool:
 
 
 ENV = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
-ENV.filters.update(num=num, pct=pct)
+ENV.filters.update(num=num, pct=pct, cells=cells, plural=plural)
 
 
 # What rendering a template may raise: jinja's own errors, and Python's from filters and arithmetic.
@@ -298,7 +299,8 @@ class Feedback(_Strict):
         return self.not_measured
 
 
-TEMPLATE_NAMES = "value, item, points, the facts (" + ", ".join(Facts.model_fields) + ") and the filters num, pct"
+TEMPLATE_NAMES = ("value, item, points, the facts (" + ", ".join(Facts.model_fields)
+                  + ") and the filters num, pct, cells, plural")
 
 
 class Item(Comparison):

@@ -94,7 +94,7 @@ def not_measured_reason(facts: Facts, fact: str) -> str:
     if verdict.kind not in (None, "ok"):
         reason = _VERDICT.get(verdict.kind, f"the verdict is {verdict.kind}")
         if verdict.cell is not None:
-            reason += f" in cell {verdict.cell}"
+            reason += f" in code cell {verdict.cell}"
         message = (verdict.message or "").strip().splitlines()
         if message:
             first = message[0]
