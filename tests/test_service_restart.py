@@ -26,6 +26,7 @@ def test_a_job_killed_mid_grading_runs_again_and_is_graded_once(tmp_path, real_m
     try:
         job = first.submit(submission("k1", "svc-evaluate", model=True)).json()["id"]
         first.wait(job, timeout=60, until=("running",))  # the sandboxed evaluation has started
+        assert [p.name.split("-")[0] for p in (tmp_path / "grader-scratch").iterdir()] == [job]
     finally:
         first.kill()
     with start_server(tmp_path, env=env, port=int(first.url.rsplit(":", 1)[1])) as second:
@@ -36,6 +37,7 @@ def test_a_job_killed_mid_grading_runs_again_and_is_graded_once(tmp_path, real_m
                                           ("graded", 2)]
     assert state["links"]["report_html"]
     assert (tmp_path / "grader-reports" / job / "attempt-2").is_dir()
+    assert list((tmp_path / "grader-scratch").iterdir()) == []  # the killed attempt's files were cleared
 
 
 def test_jobs_queued_when_the_server_is_killed_are_all_graded_exactly_once(tmp_path):

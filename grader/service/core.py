@@ -43,7 +43,8 @@ class Service:
         self.launcher = Launcher(registrations, store, key, self.base_url, self.http)
         self.poster = ScorePoster(registrations, key, self.http)
         self.metrics = Metrics(store)
-        self.pool = WorkerPool(store, Grader(assignments, settings.reports, settings.data), workers=settings.workers,
+        self.grader = Grader(assignments, settings.reports, settings.scratch, settings.data)
+        self.pool = WorkerPool(store, self.grader, workers=settings.workers,
                                lease_seconds=settings.lease_seconds, max_attempts=settings.max_attempts,
                                on_settled=self._settled)
         self.outbox = Outbox(store, {"callback": self._send_callback, "lti": self._send_score},
@@ -55,6 +56,7 @@ class Service:
         requeued = self.store.recover()
         if requeued:
             log.warning("%d job(s) were interrupted by the last stop; they run again from the start", requeued)
+        self.grader.clear_scratch()
         self.pool.start()
         self.outbox.start()
 

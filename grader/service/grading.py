@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import shutil
 import tempfile
 import threading
 from pathlib import Path
@@ -28,10 +29,15 @@ class Grader:
     """Grades jobs. Reports go to reports/<job id>/attempt-<n>/<student>/: an attempt that lost its
     lease never overwrites the files of the attempt that completed."""
 
-    def __init__(self, assignments: Assignments, reports: Path, data: Optional[str] = None):
-        self.assignments, self.reports, self.data = assignments, Path(reports), data
+    def __init__(self, assignments: Assignments, reports: Path, scratch: Path, data: Optional[str] = None):
+        self.assignments, self.reports, self.scratch, self.data = assignments, Path(reports), Path(scratch), data
         self._test_data: Optional[TestData] = None
         self._loading = threading.Lock()
+
+    def clear_scratch(self) -> None:
+        """At start, before any worker runs: what a killed server was grading is no one's any more."""
+        shutil.rmtree(self.scratch, ignore_errors=True)
+        self.scratch.mkdir(parents=True, exist_ok=True)
 
     def test_data(self) -> TestData:
         """MNIST's test set, loaded once for every job that measures a model."""
@@ -45,7 +51,7 @@ class Grader:
         options = options_for(assignment.rubric, data=self.data)
         data = None if options.mode == "static" else self.test_data()
         student = folder_name(job.student)
-        with tempfile.TemporaryDirectory(prefix="grade-serve-") as tmp:
+        with tempfile.TemporaryDirectory(prefix=f"{job.id}-", dir=self.scratch) as tmp:
             path = Path(tmp) / "notebook.ipynb"
             path.write_bytes(notebook)
             model_file = None

@@ -56,6 +56,11 @@ class ServiceSettings:
         return self.out or self.store.with_name(self.store.stem + "-reports")
 
     @property
+    def scratch(self) -> Path:
+        """Each job's files while it is graded; emptied at every start (a SIGKILL leaves them behind)."""
+        return self.store.with_name(self.store.stem + "-scratch")
+
+    @property
     def key_file(self) -> Path:
         return self.key or self.store.with_name(self.store.stem + "-lti-key.pem")
 
