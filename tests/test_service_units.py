@@ -300,6 +300,12 @@ def test_grade_serve_has_no_option_that_takes_the_secret_itself(capsys):
     assert "--secret " not in capsys.readouterr().out
 
 
+def test_grade_serve_refuses_zero_workers(monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("GRADER_WEBHOOK_SECRET", "s" * 32)
+    assert main(["serve", "--workers", "0", "--store", str(tmp_path / "g.db")]) == 2
+    assert "--workers 0 is too small" in capsys.readouterr().err
+
+
 def test_grade_serve_with_a_folder_without_rubrics_exits_2(monkeypatch, capsys, tmp_path):
     monkeypatch.setenv("GRADER_WEBHOOK_SECRET", "s" * 32)
     assert main(["serve", "--rubrics", str(tmp_path), "--store", str(tmp_path / "g.db")]) == 2

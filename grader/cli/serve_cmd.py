@@ -68,8 +68,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     settings = ServiceSettings(
         secret=load_secret(args.secret_file), rubrics=args.rubrics, store=args.store, host=args.host, port=args.port,
-        workers=max(1, args.workers), out=args.out, public_url=args.public_url, lti=args.lti, key=args.key,
+        workers=args.workers, out=args.out, public_url=args.public_url, lti=args.lti, key=args.key,
         open_uploads=args.open_uploads, max_body_bytes=parse_size(args.max_body, "--max-body"),
-        rate=parse_rate(args.rate), lease_seconds=args.lease, callback_attempts=max(1, args.callback_retries),
+        rate=parse_rate(args.rate), lease_seconds=args.lease, callback_attempts=args.callback_retries,
         callback_backoff=args.callback_backoff, data=args.data, log_level=args.log_level)
     return serve(settings)

@@ -51,6 +51,13 @@ class ServiceSettings:
     data: Optional[str] = None  # MNIST folder for the grading runs (default: $GRADER_DATA or the cache)
     log_level: str = "info"
 
+    def __post_init__(self) -> None:
+        for option, value, least in (("--workers", self.workers, 1), ("--lease", self.lease_seconds, 1),
+                                     ("--callback-retries", self.callback_attempts, 1),
+                                     ("--max-body", self.max_body_bytes, 1024)):
+            if value < least:
+                raise GraderError(f"{option} {value:g} is too small", where=option, fix=f"give at least {least}")
+
     @property
     def reports(self) -> Path:
         return self.out or self.store.with_name(self.store.stem + "-reports")
