@@ -102,7 +102,7 @@ def test_a_test_transform_that_is_not_affine_is_not_replayed_and_the_verdict_say
 
 def test_missing_module_is_named(options):
     facts = grade("missing_module", options)
-    assert facts.verdict.cell == 0 and "`keras_core_nonexistent`" in facts.verdict.message
+    assert facts.verdict.cell == 1 and "`keras_core_nonexistent`" in facts.verdict.message
 
 
 def test_without_bwrap_execution_is_refused_with_the_fix(monkeypatch, real_mnist_dir, capsys):
@@ -128,12 +128,12 @@ def test_no_sandbox_warns_on_every_run(real_mnist_dir, capsys):
 
 def test_timeouts_name_the_cell(options):
     facts = grade("never_finishes_first_cell", options)
-    assert facts.verdict.cell == 0 and "longer than 10 s" in facts.verdict.message
+    assert facts.verdict.cell == 1 and "longer than 10 s" in facts.verdict.message
 
 
 def test_fill_disk_stops_at_the_file_limit(options, tmp_path):
     facts = grade("fill_disk", options)
-    assert facts.verdict.kind == "crash" and facts.verdict.cell == 0
+    assert facts.verdict.kind == "crash" and facts.verdict.cell == 1
     assert "File too large" in facts.verdict.message or "Errno 27" in facts.verdict.message
 
 
