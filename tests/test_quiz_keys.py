@@ -97,3 +97,9 @@ def test_choice_keys_point_at_the_option_the_bank_marks(drawn):
             assert q.key.value is spec.answer
         else:
             assert q.options[ord(q.key.value) - 97] == spec.options[spec.key_index]
+
+
+def test_a_formula_key_shows_its_working_in_numbers_not_the_banks_expression(drawn):
+    working = drawn["conv-macs"].key.working
+    assert working == ("22x22 output positions x 2304 weights = 1115136",)
+    assert "row." not in " ".join(working)

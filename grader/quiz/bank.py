@@ -147,6 +147,9 @@ class FormulaQuestion(_Computed):
     layer: Layer = -1
     target: Optional[Layer] = None
     expr: Optional[str] = None
+    # what a student reads as the working of an `expr` key, with the numbers filled in (a jinja2 template over
+    # the same names); without it the feedback gives the value alone, never the expression's source
+    working: Optional[str] = None
 
     @model_validator(mode="after")
     def _needs(self) -> "FormulaQuestion":
@@ -338,3 +341,5 @@ def _check_templates(bank: Bank) -> None:
             template.check_expression(expr, doc.where(here + ("require", j)))
         if getattr(q, "expr", None):
             template.check_expression(q.expr, doc.where(here + ("expr",)))
+        if getattr(q, "working", None):
+            template.check_syntax(q.working, doc.where(here + ("working",)))

@@ -196,7 +196,8 @@ def _formula(question: Any, stack: Stack, table: Table, layer: int, target: int 
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise GraderError(f"expr {question.expr!r} gives {value!r}, not a number", where="expr",
                           fix="the expression must compute a number from table / rows / row and the params")
-    return numbers_key((value,), [f"{question.expr} = {_fmt(value)}"], question.tolerance)
+    shown = template.render(question.working, context, "working") if question.working else "the answer"
+    return numbers_key((value,), [f"{shown} = {_fmt(value)}"], question.tolerance)
 
 
 def repeats_key(stack: Stack, reached, symbol: str, read, goal: str, tolerance: float = 0.0) -> Key:
