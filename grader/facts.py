@@ -59,8 +59,11 @@ class LayerCounts(_Section):
 
 
 class RfFacts(_Section):
-    final: Optional[int] = Field(None, description="receptive field at the last spatial layer (before global pooling / flatten)")
+    final: Optional[int] = Field(None, description="receptive field, in input pixels, at the last spatial layer: the "
+                                                   "one that feeds global pooling, flatten or the first linear layer")
     covers_input: Optional[bool] = None
+    layer: Optional[int] = Field(None, description="the layer-table row (`index`) that rf.final belongs to; rows after "
+                                                   "it (global pooling and on) see the whole map")
 
 
 class StoredFacts(_Section):

@@ -169,3 +169,19 @@ def test_check_batch_and_json_agree_on_passed_for_every_bundled_example(tmp_path
         main(["check", str(next(folder.glob("*.ipynb"))), "--static"])
         printed = capsys.readouterr().out
         assert "Passed: the rubric's pass rule holds" not in printed and "not judged" in printed
+
+
+def test_the_receptive_field_names_its_layer_and_agrees_with_the_layer_table():
+    from grader.arch.engine import analyze
+    from grader.arch.spec import parse_line
+    from grader.arch.structure import structure_facts
+    from grader.report.summary import build_view
+
+    stack = parse_line("28x28x1 > c3:8 > c3:16 > mp2 > c1:8 > c3:16 > c3:16 > c1:10 > gap")
+    model = structure_facts(analyze(stack.input, stack.layers))
+    row = next(r for r in model.table if r["index"] == model.rf.layer)
+    assert (model.rf.layer, model.rf.final, row["rf"], row["kind"]) == (7, 14, 14, "conv")  # the 1x1 feeding GAP
+    assert model.table[-1]["kind"] == "gap" and model.table[-1]["rf"] == 28  # GAP sees the whole map: not rf.final
+    sheet = score(Facts(model=model), load_rubric("mnist-s3"))
+    card = next(k for k in build_view(Facts(model=model), sheet, student="s").key_facts if k.fact == "model.rf.final")
+    assert card.value == f"{model.rf.final} px" and f"at layer {model.rf.layer}" in card.note

@@ -235,8 +235,7 @@ def _key_facts(facts: Facts, items: Sequence[ItemResult]) -> list[KeyFact]:
         fact("Epochs", "train.epochs", None, "counted while it trained",
              f"the notebook printed {num(claims.epochs)}" if claims.epochs is not None else ""),
         fact("Receptive field", "model.rf.final", f"{model.rf.final} px" if model.rf.final is not None else None,
-             {True: "covers the whole input", False: "smaller than the input", None: "at the last spatial layer"}[
-                 model.rf.covers_input]),
+             _rf_note(model)),
         fact("Comment coverage", "notebook.comment_coverage",
              f"{notebook.comment_coverage:.0%}" if notebook.comment_coverage is not None else None,
              f"without a comment: {cells(uncommented)}" if uncommented else "every code cell has a comment"),
@@ -246,6 +245,14 @@ def _key_facts(facts: Facts, items: Sequence[ItemResult]) -> list[KeyFact]:
              " · ".join(p for p in (f"on {train.device}" if train.device else "",
                                     f"evaluated via {facts.eval.path}" if facts.eval.path else "") if p)),
     ]
+
+
+def _rf_note(model) -> str:
+    """Which layer the receptive field belongs to, so it agrees with the layer table."""
+    where = (f"at layer {model.rf.layer}, the last before global pooling or flatten"
+             if model.rf.layer is not None else "at the last spatial layer")
+    cover = {True: "it covers the whole input", False: "smaller than the input", None: ""}[model.rf.covers_input]
+    return f"{where}; {cover}" if cover else where
 
 
 def _layers(facts: Facts) -> Optional[LayerView]:
