@@ -35,13 +35,18 @@ class NotebookFacts(_Section):
 
 
 class ClaimsFacts(_Section):
-    """What the notebook printed in its saved outputs; kept to compare with what was measured."""
+    """What the notebook printed, kept to compare with what was measured: in its saved outputs (`params`,
+    `accuracy`, ...) and, in execute mode, while the grader ran it (`run_*`)."""
 
     params: Optional[int] = None
-    accuracy: Optional[float] = Field(None, description="best test accuracy printed, in percent")
+    accuracy: Optional[float] = Field(None, description="best test accuracy in the saved outputs, in percent")
     last_accuracy: Optional[float] = None
     epochs: Optional[int] = None
-    accuracy_gap: Optional[float] = Field(None, description="claims.accuracy - eval.accuracy, percent points")
+    accuracy_gap: Optional[float] = Field(None, description="the larger of (printed - measured accuracy) over the "
+                                                            "saved outputs and the graded run's output, percent points")
+    run_accuracy: Optional[float] = Field(None, description="best test accuracy the notebook printed while the "
+                                                            "grader ran it, in percent")
+    run_accuracy_gap: Optional[float] = Field(None, description="claims.run_accuracy - eval.accuracy, percent points")
 
 
 class ParamFacts(_Section):
@@ -162,6 +167,17 @@ class GradingFacts(_Section):
                                                       "was built, not trained, and not measured on the test set")
 
 
+class SubmissionFacts(_Section):
+    """What the LMS said about the hand-in, not the work: filled at intake, never measured from the notebook."""
+
+    late: Optional[bool] = Field(None, description="handed in after the deadline, as the LMS marked it (Canvas "
+                                                   "LATE_ file names, a roster's status); None: the LMS did not say")
+    link: Optional[str] = Field(None, description="the GitHub link the student handed in instead of a file")
+    commit: Optional[str] = Field(None, description="the commit a linked repository was graded at")
+    commit_date: Optional[str] = Field(None, description="that commit's committer date (ISO 8601)")
+    notebook_path: Optional[str] = Field(None, description="the notebook's path inside a linked repository")
+
+
 class Facts(_Section):
     grading: GradingFacts = GradingFacts()
     notebook: NotebookFacts = NotebookFacts()
@@ -171,6 +187,7 @@ class Facts(_Section):
     eval: EvalFacts = EvalFacts()
     verdict: VerdictFacts = VerdictFacts()
     quiz: QuizFacts = QuizFacts()
+    submission: SubmissionFacts = SubmissionFacts()
 
     def get(self, dotted: str) -> Any:
         """The value of a dotted fact name; None when not measured."""
@@ -198,9 +215,13 @@ def known_facts() -> list[str]:
 
 
 def with_derived(facts: Facts) -> Facts:
-    """The facts computed from other facts, computed here once: `claims.accuracy_gap`."""
-    claims = facts.claims
-    gap = None
-    if claims.accuracy is not None and facts.eval.accuracy is not None:
-        gap = round(claims.accuracy - facts.eval.accuracy, 4)
-    return facts.model_copy(update={"claims": claims.model_copy(update={"accuracy_gap": gap})})
+    """The facts computed from other facts, computed here once: the accuracy gaps of `claims`."""
+    claims, measured = facts.claims, facts.eval.accuracy
+
+    def gap(printed: Optional[float]) -> Optional[float]:
+        return None if printed is None or measured is None else round(printed - measured, 4)
+
+    saved, run = gap(claims.accuracy), gap(claims.run_accuracy)
+    worst = max((g for g in (saved, run) if g is not None), default=None)
+    return facts.model_copy(update={"claims": claims.model_copy(update={"accuracy_gap": worst,
+                                                                       "run_accuracy_gap": run})})

@@ -15,12 +15,16 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Optional
 
+import nbformat
+
 from grader.data.preprocess import COURSE_PREPROCESS
 from grader.data.staging import TestData, prepare_test_data
 from grader.errors import GraderError
 from grader.evaluate.job import Evaluation, evaluate_model
 from grader.execute.job import Execution, execute_notebook
 from grader.facts import Facts, GradingFacts, QuizFacts, with_derived
+from grader.inspect.claims import find_claims
+from grader.inspect.notebook import cells_of
 from grader.inspect.static import StaticReport, inspect_submission
 from grader.quiz.answers import from_notebook
 from grader.settings import Options
@@ -90,8 +94,9 @@ def _execute(report: StaticReport, facts: Facts, options: Options, progress: Pro
                                      limits=options.limits, dry_run=options.dry_run, sandbox=options.sandbox,
                                      gpu=options.gpu, gpu_index=options.gpu_index)
         outcome = Outcome(execution=execution, limits=options.limits, dry_run=options.dry_run)
-        if not options.dry_run:  # a dry run trained nothing: its counters would mislead
-            facts = facts.model_copy(update={"train": execution.train})
+        if not options.dry_run:  # a dry run trained nothing: its counters and printed accuracy would mislead
+            facts = facts.model_copy(update={"train": execution.train, "claims": facts.claims.model_copy(
+                update={"run_accuracy": _printed_while_graded(execution.out_dir / "executed.ipynb")})})
         evaluation = None
         if decide(outcome).kind == "ok":
             progress("reading the model" if options.dry_run else "measuring the model")
@@ -138,6 +143,15 @@ def _measure(model_file: Path, facts: Facts, outcome: Outcome, options: Options,
                                     labels=data.labels, jobdir=Path(tmp), limits=options.limits,
                                     sandbox=options.sandbox, gpu=options.gpu)
     return _with_evaluation(facts, evaluation, outcome, None)
+
+
+def _printed_while_graded(executed: Path) -> Optional[float]:
+    """The best test accuracy the notebook printed while the grader ran it (a second source of claims)."""
+    try:
+        notebook = nbformat.read(str(executed), as_version=4)
+    except (OSError, ValueError):
+        return None
+    return find_claims((cell.index, cell.outputs) for cell in cells_of(notebook) if cell.kind == "code").facts().accuracy
 
 
 def _quiz_answers(report: StaticReport) -> Optional[dict]:

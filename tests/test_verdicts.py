@@ -185,3 +185,20 @@ def test_the_receptive_field_names_its_layer_and_agrees_with_the_layer_table():
     sheet = score(Facts(model=model), load_rubric("mnist-s3"))
     card = next(k for k in build_view(Facts(model=model), sheet, student="s").key_facts if k.fact == "model.rf.final")
     assert card.value == f"{model.rf.final} px" and f"at layer {model.rf.layer}" in card.note
+
+
+@pytest.mark.usefixtures("bwrap")
+def test_an_accuracy_printed_while_graded_is_a_claim_and_a_gap_is_flagged(tmp_path, real_mnist_dir):
+    from grader.api import grade_submission, options_for
+    from grader.report.markdown import render_markdown
+
+    fake = "# the course's test printout, made up\nprint('Test set: Average loss: 0.0200, Accuracy: 9965/10000 (99.65%)')"
+    path = _notebook(tmp_path, "fake_print", [MODEL, fake])  # handed in without outputs
+    rubric = load_rubric("mnist-s3")
+    result = grade_submission(path, rubric, options_for(rubric, data=str(real_mnist_dir)))
+    claims = result.facts.claims
+    assert claims.accuracy is None and claims.run_accuracy == 99.65  # nothing saved; printed while graded
+    assert result.facts.eval.accuracy < 50 and claims.accuracy_gap == claims.run_accuracy_gap > 0.5
+    assert {i.id: i for i in result.sheet.items}["claims"].status == "failed"
+    report = render_markdown(result.facts, result.sheet, student="s")
+    assert "while graded it printed 99.65%" in report and "more than 0.5 over what was measured" in report

@@ -135,6 +135,7 @@ class ReportView:
     layers: Optional[LayerView]
     evaluation: Optional[EvalView]
     not_measured: str  # why facts are missing, one sentence
+    notes: tuple[str, ...] = ()  # about the hand-in, not the work: late penalty, look-alike submissions
 
 
 def _pair(value: Any) -> str:
@@ -220,11 +221,9 @@ def _key_facts(facts: Facts, items: Sequence[ItemResult]) -> list[KeyFact]:
             return KeyFact(label, name, "—", "; ".join(p for p in ("not measured", claim) if p), "missing")
         return KeyFact(label, name, text or num(value), claim or note, _state(name, value, items))
 
-    printed_accuracy = ""
-    if claims.accuracy is not None:
-        gap = claims.accuracy_gap
-        printed_accuracy = f"the notebook printed {claims.accuracy:.2f}%" + (
-            f" ({gap:+.2f} points)" if gap is not None and facts.eval.accuracy is not None else "")
+    printed_accuracy = "; ".join(_printed(said, printed, facts.eval.accuracy) for said, printed in (
+        ("the notebook printed", claims.accuracy), ("while graded it printed", claims.run_accuracy))
+        if printed is not None)
     uncommented = notebook.uncommented_cells or []
     linear = model.layers.linear
     return [
@@ -245,6 +244,19 @@ def _key_facts(facts: Facts, items: Sequence[ItemResult]) -> list[KeyFact]:
              " · ".join(p for p in (f"on {train.device}" if train.device else "",
                                     f"evaluated via {facts.eval.path}" if facts.eval.path else "") if p)),
     ]
+
+
+CLAIM_FLAG = 0.5  # percentage points between a printed and the measured accuracy that a report flags
+
+
+def _printed(said: str, printed: float, measured: Optional[float]) -> str:
+    """'while graded it printed 99.65% (+89.65 points: more than 0.5 over what was measured)'."""
+    text = f"{said} {printed:.2f}%"
+    if measured is None:
+        return text
+    gap = printed - measured
+    flag = f": more than {CLAIM_FLAG:g} over what was measured" if gap > CLAIM_FLAG else ""
+    return text + f" ({gap:+.2f} points{flag})"
 
 
 def _rf_note(model) -> str:
@@ -294,7 +306,8 @@ def _evaluation(facts: Facts, labels, predictions) -> Optional[EvalView]:
 
 
 def build_view(facts: Facts, sheet: ScoreSheet, *, student: str, audience: Audience = "student",
-               labels: Optional[Sequence[int]] = None, predictions: Optional[Sequence[int]] = None) -> ReportView:
+               labels: Optional[Sequence[int]] = None, predictions: Optional[Sequence[int]] = None,
+               notes: Sequence[str] = ()) -> ReportView:
     """The report's content for one student. `labels` / `predictions`: the full test set's, for misclassified digits."""
     if audience not in ("student", "instructor"):
         raise ValueError(f"audience must be 'student' or 'instructor', not {audience!r}")
@@ -309,4 +322,18 @@ def build_view(facts: Facts, sheet: ScoreSheet, *, student: str, audience: Audie
         passed=sheet.passed, verdict=_verdict(facts, sheet), items=[_item_view(i) for i in shown],
         hidden_count=len(sheet.items) - len(shown), key_facts=_key_facts(facts, shown),
         layers=_layers(facts), evaluation=_evaluation(facts, labels, predictions), not_measured=reason,
+        notes=tuple(_hand_in_notes(facts, sheet)) + tuple(notes),
     )
+
+
+def _hand_in_notes(facts: Facts, sheet: ScoreSheet) -> list[str]:
+    """What the LMS said about the hand-in: late (and what it cost), the linked commit."""
+    out = []
+    if facts.submission.late:
+        out.append(f"Handed in late: {num(sheet.late_penalty)} points taken off (the rubric's late penalty)."
+                   if sheet.late_penalty else "Handed in late (the LMS marked it so; this rubric takes nothing off).")
+    if facts.submission.commit:
+        out.append(f"Graded from {facts.submission.link or 'a linked repository'} at commit "
+                   f"{facts.submission.commit[:12]} ({facts.submission.commit_date})"
+                   + (f", {facts.submission.notebook_path}" if facts.submission.notebook_path else "") + ".")
+    return out
