@@ -202,3 +202,19 @@ def test_an_accuracy_printed_while_graded_is_a_claim_and_a_gap_is_flagged(tmp_pa
     assert {i.id: i for i in result.sheet.items}["claims"].status == "failed"
     report = render_markdown(result.facts, result.sheet, student="s")
     assert "while graded it printed 99.65%" in report and "more than 0.5 over what was measured" in report
+
+
+def test_a_static_check_mentions_the_errors_its_saved_outputs_show(capsys):
+    old = next((EXAMPLES / "Ed Old_1005_assignsubmission_file_").glob("*.ipynb"))  # crashed in code cell 6
+    code, out = _check_json(capsys, old, "--static")
+    assert out["facts"]["notebook"]["saved_error_cells"] == [6]
+    main(["check", str(old), "--static"])
+    assert "saved outputs: an error in code cell 6" in " ".join(capsys.readouterr().out.split())
+
+
+def test_feedback_names_cells_in_the_singular_and_the_plural():
+    for failed, said in (([6], "Code cell 6 raised an error"), ([2, 6, 10], "Code cells 2, 6 and 10 raised an error")):
+        facts = _facts(grading=GradingFacts(mode="execute", dry_run=False),
+                       verdict=VerdictFacts(kind="ok", message="ran", failed_cells=failed))
+        item = next(i for i in score(facts, load_rubric("mnist-s3")).items if i.id == "no-errors")
+        assert item.feedback.startswith(said)
