@@ -27,7 +27,8 @@ from grader.cache import FactsCache
 from grader.data.staging import TestData, prepare_test_data
 from grader.executors import Executor, LocalExecutor, default_jobs
 from grader.facts import Facts
-from grader.intake import DEFAULT_ID_PATTERN, Submission, discover, digest, safe_extract
+from grader.intake import (DEFAULT_ID_PATTERN, Submission, discover, digest, read_roster, safe_extract,
+                           with_roster)
 from grader.pipeline import Progress, grade_facts
 from grader.quiz.bank import Bank, load_bank
 from grader.quiz.check import check_answers
@@ -76,6 +77,11 @@ def _with_quiz(facts: Facts, quiz: Optional[Bank], student: str) -> Facts:
     return facts.model_copy(update={"quiz": checked.model_copy(update={"answers": facts.quiz.answers})})
 
 
+def _with_submission(facts: Facts, submission: Submission) -> Facts:
+    """The hand-in's facts (what the LMS said: late), kept out of the cache: they are not the content's."""
+    return facts.model_copy(update={"submission": facts.submission.model_copy(update={"late": submission.late})})
+
+
 def grade_submission(path: Path, rubric: Rubric, options: Optional[Options] = None, *, student: Optional[str] = None,
                      model_file: Optional[Path] = None, quiz: Optional[Bank] = None, data: Optional[TestData] = None,
                      progress: Optional[Progress] = None, show_hidden: bool = True) -> Result:
@@ -93,12 +99,13 @@ def grade_submission(path: Path, rubric: Rubric, options: Optional[Options] = No
 def grade_class(source: Path, rubric: Rubric, options: Optional[Options] = None, *, out: Path,
                 executor: Optional[Executor] = None, jobs: Optional[int] = None, force: bool = False,
                 quiz: Optional[Bank] = None, id_pattern: str = DEFAULT_ID_PATTERN, data: Optional[TestData] = None,
-                on_event: Event = lambda *_: None) -> Iterator[Result]:
+                on_event: Event = lambda *_: None, roster: Optional[Path] = None) -> Iterator[Result]:
     """Grade every submission in a folder or LMS zip; yields each Result as it finishes.
 
     Facts are cached in `out/.cache` (see grader.cache): unchanged submissions are only re-scored.
     MNIST is located and its test set loaded once for the class (or given as `data`). `executor` decides where submissions
-    run (default: a local pool of `jobs` slots, one per core or GPU).
+    run (default: a local pool of `jobs` slots, one per core or GPU). `roster` (a CSV: Canvas's gradebook
+    export, Moodle's grading worksheet, or id,name,...) names the students the file names do not.
     """
     options = options or options_for(rubric)
     with tempfile.TemporaryDirectory(prefix="mnist-grader-intake-") as tmp:
@@ -106,6 +113,8 @@ def grade_class(source: Path, rubric: Rubric, options: Optional[Options] = None,
         if root.suffix.lower() == ".zip":
             root = safe_extract(root, Path(tmp))
         submissions = discover(root, id_pattern)
+        if roster is not None:
+            submissions = with_roster(submissions, read_roster(roster))
         if data is None and options.mode != "static":
             data = prepare_test_data(options.data)
         cache = FactsCache(Path(out))
@@ -116,7 +125,7 @@ def grade_class(source: Path, rubric: Rubric, options: Optional[Options] = None,
             key = cache.key(submission, options)
             hit = None if force else cache.get(key)
             if hit is not None:
-                facts = _with_quiz(hit[0], quiz, submission.student)
+                facts = _with_submission(_with_quiz(hit[0], quiz, submission.student), submission)
                 return Result(submission, facts, score(facts, rubric), hit[1], cached=True)
             on_event("start", submission, None)
             started = time.monotonic()
@@ -124,7 +133,7 @@ def grade_class(source: Path, rubric: Rubric, options: Optional[Options] = None,
                                 data=data)
             seconds = round(time.monotonic() - started, 2)
             cache.put(key, facts, seconds)
-            facts = _with_quiz(facts, quiz, submission.student)
+            facts = _with_submission(_with_quiz(facts, quiz, submission.student), submission)
             return Result(submission, facts, score(facts, rubric), seconds)
 
         for submission in submissions:
@@ -155,8 +164,9 @@ def write_outputs(results: Iterable[Result], out: Path, *, data: Optional[TestDa
     if data is None and any(r.facts.eval.accuracy is not None for r in results):
         data = prepare_test_data(None)
     for r in results:
-        write_student_reports(out, r.student, r.facts, r.sheet, execution_time=r.seconds,
+        write_student_reports(out, r.student, r.facts, r.sheet, execution_time=r.seconds, name=r.submission.name,
                               images=data.test.images if data else None, labels=data.labels if data else None,
                               predictions=_predictions(r.facts, data.labels) if data else None)
     return write_gradebook(out / "gradebook.csv",
-                           gradebook_rows([GradebookEntry(r.student, r.sheet, r.facts) for r in results]))
+                           gradebook_rows([GradebookEntry(r.student, r.sheet, r.facts, r.submission.name)
+                                           for r in results]))

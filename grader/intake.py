@@ -1,19 +1,26 @@
 """Intake: find the submissions in a folder or an LMS zip, name each after its student, hash its content.
 
-Canvas names downloads `lastname_userid_submissionid_file.ipynb` (`lastname_LATE_userid_...`
-when late); Moodle gives one folder per student, `Full Name_userid_assignsubmission_file_`.
-The default pattern takes the numeric user id from either; `--id-pattern` takes any regex
-with a group named `id`, and a name that does not match keeps its file (or folder) stem.
+Canvas names downloads `lastnamefirstname_userid_submissionid_file.ipynb`
+(`lastnamefirstname_LATE_userid_...` when late): the number is the Canvas user id (the ID
+column of Canvas's gradebook), the first part a squashed name, `LATE_` Canvas's late flag.
+Moodle gives `Full Name_participant_assignsubmission_file_` (a folder, or a prefix of each
+file): the number is the *participant* number of that assignment (the grading worksheet's
+"Participant N"), not a user id. The default pattern takes the number from either;
+`--id-pattern` takes any regex with a group named `id`, and a name that does not match keeps
+its file (or folder) stem. A roster CSV (`read_roster`) supplies names, e-mails, sections
+and SIS ids the file names lack, and wins over them.
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import re
 import shutil
 import stat
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
 from grader.errors import GraderError
@@ -24,6 +31,9 @@ DEFAULT_ID_PATTERN = r"^[^_]+_(?:LATE_)?(?P<id>\d+)_"
 MAX_UNZIPPED_BYTES = 2 << 30
 MAX_RATIO = 200
 
+CANVAS_NAME = re.compile(r"^(?P<login>[^_\s]+)_(?P<late>LATE_)?(?P<id>\d+)_(?P<submission>\d+)_")
+MOODLE_NAME = re.compile(r"^(?P<name>.+?)_(?P<id>\d+)_(?P<plugin>assignsubmission_[a-z]+)_")
+
 
 @dataclass(frozen=True)
 class Submission:
@@ -31,6 +41,35 @@ class Submission:
     path: Path
     digest: str  # sha256 of the file's bytes (and the model's, if any): what the results are keyed by
     model: Path | None = None  # an exported model handed in beside the notebook (evaluate mode)
+    name: str | None = None  # the student's full name (Moodle file names, a roster), None when unknown
+    late: bool | None = None  # Canvas's LATE_ marker or the roster's status; None: the LMS did not say
+    lms: str | None = None  # "canvas" | "moodle": whose file names these were
+    email: str | None = None
+    section: str | None = None
+    sis_user_id: str | None = None
+    sis_login_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who a file name (or a roster row) says a submission belongs to."""
+
+    student: str
+    name: str | None = None
+    late: bool | None = None
+    lms: str | None = None
+
+
+def identify(name: str, pattern: str = DEFAULT_ID_PATTERN) -> Identity:
+    """The student id, name, late flag and LMS that a Canvas or Moodle file (or folder) name carries."""
+    student = student_id(name, pattern)
+    moodle = MOODLE_NAME.match(name)
+    if moodle and moodle["id"] == student:
+        return Identity(student, moodle["name"].strip(), None, "moodle")
+    canvas = CANVAS_NAME.match(name)
+    if canvas and canvas["id"] == student:
+        return Identity(student, None, bool(canvas["late"]), "canvas")
+    return Identity(student)
 
 
 def digest(path: Path) -> str:
@@ -94,13 +133,14 @@ def discover(root: Path, pattern: str = DEFAULT_ID_PATTERN) -> list[Submission]:
             continue
         if path is None:
             continue
-        student = student_id(entry.name, pattern)
+        who = identify(entry.name, pattern)
+        student = who.student
         if student in found:  # two files for one student (a resubmission): keep the newer one
             if found[student].path.stat().st_mtime >= path.stat().st_mtime:
                 continue
         model = _beside(path) if entry.is_dir() else None
         key = digest(path) if model is None else hashlib.sha256((digest(path) + digest(model)).encode()).hexdigest()
-        found[student] = Submission(student, path, key, model)
+        found[student] = Submission(student, path, key, model, name=who.name, late=who.late, lms=who.lms)
     if not found:
         raise GraderError("no submissions found (.ipynb, .py or .pt2 files, or one folder per student)",
                           where=str(root), fix="point at the folder (or zip) the LMS exported")
@@ -141,3 +181,90 @@ def safe_extract(archive: Path, dest: Path) -> Path:
     # An LMS zip often wraps everything in one folder: grade what is inside it.
     entries = [p for p in dest.iterdir() if not p.name.startswith(("__MACOSX", "."))]
     return entries[0] if len(entries) == 1 and entries[0].is_dir() else dest
+
+
+# --- rosters: names, e-mails, sections and SIS ids the file names lack ---------------------------------------
+
+@dataclass(frozen=True)
+class RosterEntry:
+    student: str  # the id the file names carry: Canvas user id, Moodle participant number
+    name: str | None = None
+    email: str | None = None
+    section: str | None = None
+    sis_user_id: str | None = None
+    sis_login_id: str | None = None
+    late: bool | None = None
+
+
+# Generic roster columns (case-insensitive) and their synonyms; Canvas and Moodle exports are recognised by header.
+_GENERIC = {"student": ("id", "student", "student_id", "user_id", "participant"),
+            "name": ("name", "full name", "full_name"), "email": ("email", "email address", "e-mail"),
+            "section": ("section",), "sis_user_id": ("sis user id", "sis_user_id"),
+            "sis_login_id": ("sis login id", "sis_login_id", "login")}
+POINTS_POSSIBLE = "Points Possible"
+
+
+def _cell(row: dict, key: str) -> str | None:
+    value = (row.get(key) or "").strip()
+    return value or None
+
+
+def read_roster(path: Path) -> dict[str, RosterEntry]:
+    """Students by id from a roster CSV: a Canvas gradebook export (Student, ID, SIS User ID, SIS Login ID,
+    Section), a Moodle grading worksheet (Identifier "Participant N", Full name, Email address, Status), or any
+    CSV with an `id` column and optional name, email, section, sis_user_id, sis_login_id."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise GraderError(f"cannot read the roster ({exc.strerror})", where=str(path),
+                          fix="give a CSV file: a Canvas gradebook export, a Moodle grading worksheet, or id,name,...")
+    except UnicodeDecodeError:
+        raise GraderError("the roster is not UTF-8 text", where=str(path),
+                          fix="save it from the spreadsheet as CSV UTF-8") from None
+    rows = list(csv.DictReader(io.StringIO(text)))
+    header = [h.strip() for h in (rows[0].keys() if rows else next(csv.reader(io.StringIO(text)), []))]
+    entries: dict[str, RosterEntry] = {}
+    if {"Student", "ID"} <= set(header):  # Canvas gradebook export
+        for row in rows:
+            who = (row.get("Student") or "").strip()
+            if not _cell(row, "ID") or who == POINTS_POSSIBLE or who.strip() == POINTS_POSSIBLE:
+                continue
+            entries[row["ID"].strip()] = RosterEntry(row["ID"].strip(), who or None, None, _cell(row, "Section"),
+                                                     _cell(row, "SIS User ID"), _cell(row, "SIS Login ID"))
+        return entries
+    if "Identifier" in header:  # Moodle offline grading worksheet
+        for row in rows:
+            match = re.search(r"(\d+)\s*$", row.get("Identifier") or "")
+            if match:
+                status = (row.get("Status") or "").lower()
+                entries[match[1]] = RosterEntry(match[1], _cell(row, "Full name"), _cell(row, "Email address"),
+                                                late=True if re.search(r"\blate\b", status) else None)
+        return entries
+    lower = {h.lower(): h for h in header}
+    columns = {field: next((lower[s] for s in synonyms if s in lower), None) for field, synonyms in _GENERIC.items()}
+    if columns["student"] is None:
+        raise GraderError(f"the roster has no id column (its columns: {', '.join(header) or 'none'})", where=str(path),
+                          fix="name the column with the ids the file names carry `id` (Canvas user id or Moodle "
+                              "participant number), or give Canvas's gradebook export / Moodle's grading worksheet")
+    for row in rows:
+        student = _cell(row, columns["student"])
+        if student:
+            entries[student] = RosterEntry(student, **{f: _cell(row, c) for f, c in columns.items()
+                                                       if f != "student" and c is not None})
+    return entries
+
+
+def with_roster(submissions: list[Submission], roster: dict[str, RosterEntry]) -> list[Submission]:
+    """Submissions with what the roster knows about each student (the roster wins over file names)."""
+    out = []
+    for s in submissions:
+        entry = roster.get(s.student)
+        if entry is None:
+            out.append(s)
+            continue
+        out.append(replace(s, name=entry.name or s.name, email=entry.email or s.email,
+                           section=entry.section or s.section, sis_user_id=entry.sis_user_id or s.sis_user_id,
+                           sis_login_id=entry.sis_login_id or s.sis_login_id,
+                           late=s.late if entry.late is None else (entry.late or bool(s.late))))
+    return out

@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
                   f"{time.monotonic() - started:.0f} s; gradebook: {args.out / 'gradebook.csv'}",
                   soft_wrap=True, highlight=False)
     if args.json:
-        json.dump(gradebook_rows([GradebookEntry(r.student, r.sheet, r.facts) for r in results]),
+        json.dump(gradebook_rows([GradebookEntry(r.student, r.sheet, r.facts, r.submission.name) for r in results]),
                   sys.stdout, indent=2)
         sys.stdout.write("\n")
     return 0

@@ -5,6 +5,9 @@ Column order (stable; spreadsheets and LMS imports map columns by header):
     student, score, max_score, passed, verdict,
     <one column per rubric item id, in rubric order: that item's points>,
     quiz_score, quiz_max_score          (only when some student has a quiz result)
+    name                                (only when some student's name is known: LMS file names, a roster)
+    late, late_penalty                  (only when the LMS said whether some submission was late)
+    similar_to                          (only when look-alike submissions were looked for: ids, `;`-separated)
 
 An item id that equals one of the fixed column names gets the column `item:<id>`.
 When the batch mixes rubrics, item columns are the union in order of first
@@ -26,6 +29,7 @@ from grader.rubric.sheet import ScoreSheet
 
 FIXED = ["student", "score", "max_score", "passed", "verdict"]
 QUIZ = ["quiz_score", "quiz_max_score"]
+HAND_IN = ["name", "late", "late_penalty", "similar_to"]
 # A text cell starting with one of these is a formula to a spreadsheet (student ids come from file names).
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -35,16 +39,21 @@ class GradebookEntry:
     student: str
     sheet: ScoreSheet
     facts: Optional[Facts] = None
+    name: Optional[str] = None
+    similar_to: Optional[Sequence[str]] = None  # None: not looked for; empty: looked for, none found
 
 
 def _item_column(item_id: str) -> str:
-    return f"item:{item_id}" if item_id in FIXED or item_id in QUIZ else item_id
+    return f"item:{item_id}" if item_id in FIXED or item_id in QUIZ or item_id in HAND_IN else item_id
 
 
 def columns(entries: Sequence[GradebookEntry]) -> list[str]:
     items = dict.fromkeys(_item_column(i.id) for e in entries for i in e.sheet.items)
     has_quiz = any(e.facts is not None and e.facts.quiz.score is not None for e in entries)
-    return FIXED + list(items) + (QUIZ if has_quiz else [])
+    late = any(e.facts is not None and e.facts.submission.late is not None for e in entries)
+    present = {"name": any(e.name for e in entries), "late": late, "late_penalty": late,
+               "similar_to": any(e.similar_to is not None for e in entries)}
+    return FIXED + list(items) + (QUIZ if has_quiz else []) + [c for c in HAND_IN if present[c]]
 
 
 def gradebook_rows(entries: Iterable[GradebookEntry]) -> list[dict[str, Any]]:
@@ -58,7 +67,10 @@ def gradebook_rows(entries: Iterable[GradebookEntry]) -> list[dict[str, Any]]:
         values: dict[str, Any] = {"student": e.student, "score": e.sheet.score, "max_score": e.sheet.max_score,
                                   "passed": e.sheet.passed, "verdict": verdict,
                                   "quiz_score": quiz.score if quiz else None,
-                                  "quiz_max_score": quiz.max_score if quiz else None}
+                                  "quiz_max_score": quiz.max_score if quiz else None, "name": e.name,
+                                  "late": e.facts.submission.late if e.facts is not None else None,
+                                  "late_penalty": e.sheet.late_penalty,
+                                  "similar_to": None if e.similar_to is None else ";".join(e.similar_to)}
         values.update({_item_column(i.id): i.points for i in e.sheet.items})
         rows.append({name: values.get(name) for name in header})
     return rows

@@ -75,5 +75,9 @@ def summary_line(sheet: ScoreSheet, facts: Facts | None = None) -> str:
 def sheet_results(sheet: ScoreSheet, facts: Facts | None = None, *, execution_time: float = 0.0,
                   stdout_visibility: Visibility = "hidden") -> dict[str, Any]:
     """One test per rubric item, with the item's visibility; partial items are "failed" with their points."""
-    return results([item_test(i) for i in sheet.items], output=summary_line(sheet, facts),
+    tests = [item_test(i) for i in sheet.items]
+    if sheet.late_penalty:  # a test worth nothing that takes the points off, so the score stays the tests' sum
+        tests.append(GradescopeTest(name="Late submission", score=-sheet.late_penalty, max_score=0, passed=False,
+                                    output=f"handed in late: {num(sheet.late_penalty)} points off"))
+    return results(tests, output=summary_line(sheet, facts),
                    execution_time=execution_time, stdout_visibility=stdout_visibility)

@@ -37,20 +37,24 @@ def write_student_reports(out_dir: Path, student: str, facts: Facts, sheet: Scor
                           images: Optional[np.ndarray] = None, labels: Optional[Sequence[int]] = None,
                           predictions: Optional[Sequence[int]] = None, execution_time: float,
                           audience: Audience = "student",
-                          stdout_visibility: Visibility = "hidden") -> dict[str, Path]:
+                          stdout_visibility: Visibility = "hidden", name: Optional[str] = None,
+                          notes: Sequence[str] = ()) -> dict[str, Path]:
     """Write report.html, report.md, results.json (Gradescope) and facts.json into out_dir/<student>/.
 
     `images` / `labels` / `predictions` are the whole test set's (optional: without
     images the misclassified grid is left out, without predictions its titles name
-    only the true digit). Returns {"html", "markdown", "results", "facts"} -> path.
+    only the true digit). `name` heads the reports beside the id; `notes` (look-alike submissions) go under it.
+    Returns {"html", "markdown", "results", "facts"} -> path.
     """
     folder = student_dir(out_dir, student)
     folder.mkdir(parents=True, exist_ok=True)
+    shown = f"{name} ({student})" if name else student  # the header; the folder stays the id
     return {
         "html": _write(folder / "report.html", render_html(
-            facts, sheet, student=student, audience=audience, images=images, labels=labels, predictions=predictions)),
+            facts, sheet, student=shown, audience=audience, images=images, labels=labels, predictions=predictions,
+            notes=notes)),
         "markdown": _write(folder / "report.md", render_markdown(
-            facts, sheet, student=student, audience=audience, labels=labels, predictions=predictions)),
+            facts, sheet, student=shown, audience=audience, labels=labels, predictions=predictions, notes=notes)),
         "results": _write(folder / "results.json", json.dumps(
             sheet_results(sheet, facts, execution_time=execution_time, stdout_visibility=stdout_visibility),
             indent=2, ensure_ascii=False) + "\n"),

@@ -25,6 +25,7 @@
           - {ge: 99.4, points: 40}
           - {ge: 99.0, points: 25}
           - {ge: 98.0, points: 10}
+    late: {penalty: 10%}           # optional: a submission the LMS marked late loses 10% of the maximum
 
 An item passes with full points when its comparison holds. With `bands` instead
 of a comparison, the first band (top to bottom) whose comparison holds gives
@@ -391,6 +392,35 @@ class PassRule(_Strict):
         return " and ".join(parts) or "always (the rubric sets no pass rule)"
 
 
+class LatePolicy(_Strict):
+    """`late: {penalty: 10%}`: what a submission the LMS marked late (fact `submission.late`) loses.
+
+    `10%` takes 10% of the rubric's maximum off the score (Canvas's late policy works on points possible);
+    a plain number takes that many points. The score never goes below zero, and `passed` (the work meets
+    the assignment) is not changed by it.
+    """
+
+    penalty: Union[Number, str]
+
+    @field_validator("penalty")
+    @classmethod
+    def _penalty(cls, value: Union[float, str]) -> Union[float, str]:
+        if isinstance(value, str):
+            match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*%\s*", value)
+            if not match or float(match[1]) > 100:
+                raise invalid(f"{value!r} is not a percentage", fix="write it like 10% (of the maximum score), "
+                              "or a number of points")
+        elif value < 0:
+            raise invalid(f"{value:g} is negative", fix="a penalty is what is taken off: 10% or 5 (points)")
+        return value
+
+    def points(self, max_score: float) -> float:
+        """The points a late submission loses on a rubric worth `max_score`."""
+        if isinstance(self.penalty, str):
+            return round(max_score * float(self.penalty.strip().rstrip("%")) / 100, 6)
+        return float(self.penalty)
+
+
 class Rubric(_Strict):
     id: Annotated[str, Field(pattern=_ID)]
     title: str
@@ -400,6 +430,7 @@ class Rubric(_Strict):
     model: str = "model"
     pass_: PassRule = Field(PassRule(), alias="pass")
     items: Annotated[list[Item], Field(min_length=1)]
+    late: Optional[LatePolicy] = None
 
     _source: str = PrivateAttr(default="<rubric>")
 

@@ -160,11 +160,15 @@ def score(facts: Facts, rubric: Rubric, *, show_hidden: bool = True) -> ScoreShe
             status=status, required=item.required, visibility=item.visibility, evidence=evidence,
             feedback=_feedback(item, status, value, points, facts_json, reason)))
     total = round(sum(r.points for r in results), 6)
+    max_score = round(sum(r.max_points for r in results), 6)
+    penalty = 0.0
+    if rubric.late is not None and facts.submission.late:
+        penalty = min(total, rubric.late.points(max_score))
     rule = rubric.pass_
     not_judged = [r.id for r in results if r.required and r.status == "not_judged"]
     holds = ((not rule.all_required or all(r.status == "passed" for r in results if r.required))
              and (rule.min_score is None or total >= rule.min_score - 1e-9))
     return ScoreSheet(
-        rubric=rubric.id, title=rubric.title, score=total, max_score=round(sum(r.max_points for r in results), 6),
+        rubric=rubric.id, title=rubric.title, score=round(total - penalty, 6), max_score=max_score,
         passed=holds and not not_judged, pass_rule=rule.describe(rubric.items), not_judged=not_judged, items=results,
-        verdict_kind=facts.verdict.kind, verdict_message=facts.verdict.message)
+        verdict_kind=facts.verdict.kind, verdict_message=facts.verdict.message, late_penalty=penalty)

@@ -41,6 +41,7 @@ class ScoreSheet(BaseModel):
     items: list[ItemResult]
     verdict_kind: Optional[str] = None
     verdict_message: Optional[str] = None
+    late_penalty: float = 0.0  # points taken off `score` for a late submission (the rubric's `late:`), already applied
 
     def failed(self) -> list[ItemResult]:
         return [item for item in self.items if item.status != "passed"]
