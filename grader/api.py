@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional
@@ -27,12 +28,16 @@ from grader.cache import FactsCache
 from grader.data.staging import TestData, prepare_test_data
 from grader.executors import Executor, LocalExecutor, default_jobs
 from grader.facts import Facts
-from grader.intake import (DEFAULT_ID_PATTERN, Submission, discover, digest, read_roster, safe_extract,
-                           with_roster)
+from grader.errors import GraderError
+from grader.formatting import num
+from grader.intake import (DEFAULT_ID_PATTERN, Submission, canvas_assignments, discover, digest, read_roster,
+                           safe_extract, with_roster)
 from grader.pipeline import Progress, grade_facts
 from grader.quiz.bank import Bank, load_bank
 from grader.quiz.check import check_answers
+from grader.report.canvas import CanvasStudent, canvas_rows, write_canvas_csv
 from grader.report.gradebook import GradebookEntry, gradebook_rows, write_gradebook
+from grader.report.moodle import MoodleGrade, WorksheetError, feedback_entry, fill_worksheet, has_feedback_column
 from grader.report.write import write_student_reports
 from grader.rubric.load import load_rubric
 from grader.rubric.schema import Rubric
@@ -42,7 +47,7 @@ from grader.settings import Options, RunLimits
 
 __all__ = ["Options", "Result", "RunLimits", "TestData", "grade_class", "grade_facts", "grade_submission", "load_bank",
            "load_rubric",
-           "options_for", "prepare_test_data", "write_outputs"]
+           "canvas_target", "LmsExports", "write_lms_exports", "options_for", "prepare_test_data", "write_outputs"]
 
 
 @dataclass(frozen=True)
@@ -170,3 +175,117 @@ def write_outputs(results: Iterable[Result], out: Path, *, data: Optional[TestDa
     return write_gradebook(out / "gradebook.csv",
                            gradebook_rows([GradebookEntry(r.student, r.sheet, r.facts, r.submission.name)
                                            for r in results]))
+
+
+# --- what goes back to the LMS --------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LmsExports:
+    written: dict[str, Path]  # "canvas" | "moodle_worksheet" | "moodle_feedback" -> the file
+    notes: list[str]  # what was not written, or not matched, and what to do about it
+
+
+def canvas_target(rubric: Rubric, assignment_id: Optional[str] = None,
+                  roster: Optional[Path] = None) -> Optional[tuple[str, str]]:
+    """(assignment id, title) for canvas.csv: the id given, else the one assignment of a Canvas gradebook export
+    given as the roster (or the one titled like the rubric); None when neither names one."""
+    if assignment_id is not None and not str(assignment_id).isdigit():
+        raise GraderError(f"--canvas-assignment-id {assignment_id!r} is not a number", where="--canvas-assignment-id",
+                          fix="give the number after /assignments/ in the assignment's Canvas address")
+    assignments = canvas_assignments(Path(roster)) if roster is not None else {}
+    if assignment_id is not None:
+        return str(assignment_id), assignments.get(str(assignment_id), rubric.title)
+    if len(assignments) == 1:
+        return next(iter(assignments.items()))
+    titled = [(i, t) for i, t in assignments.items() if t.strip().casefold() == rubric.title.strip().casefold()]
+    if len(titled) == 1:
+        return titled[0]
+    if assignments:
+        listed = ", ".join(f"{t} ({i})" for i, t in assignments.items())
+        raise GraderError(f"the Canvas gradebook export has {len(assignments)} assignments ({listed}) and none is "
+                          f"titled like the rubric ({rubric.title!r})", where=str(roster),
+                          fix="say which with --canvas-assignment-id N")
+    return None
+
+
+def _feedback(r: Result) -> str:
+    sheet = r.sheet
+    parts = [f"{num(sheet.score)} / {num(sheet.max_score)} points, {'passed' if sheet.passed else 'not passed'}"]
+    missed = [i.id for i in sheet.failed() if i.visibility == "visible"]
+    if missed:
+        parts.append("not full marks: " + ", ".join(missed))
+    if sheet.late_penalty:
+        parts.append(f"late: {num(sheet.late_penalty)} points off")
+    return "; ".join(parts) + ". The attached report.html explains each item."
+
+
+def write_lms_exports(results: Iterable[Result], out: Path, rubric: Rubric, *,
+                      canvas_assignment_id: Optional[str] = None, roster: Optional[Path] = None, moodle_worksheet: Optional[Path] = None) -> LmsExports:
+    """Files that import back into the LMS, beside the gradebook in `out` (write_outputs wrote the reports):
+
+    canvas.csv (Canvas's Gradebook import) when an assignment is known (`canvas_target`); the Moodle grading
+    worksheet filled in (same file name, in `out`) when one is given; moodle-feedback.zip (each report.html, for
+    "Upload multiple feedback files in a zip") when the submissions carry Moodle's participant numbers and names.
+    """
+    results = sorted(results, key=lambda r: r.student)
+    out = Path(out)
+    written: dict[str, Path] = {}
+    notes: list[str] = []
+    target = canvas_target(rubric, canvas_assignment_id, roster)
+    if target is not None:
+        students = [CanvasStudent(r.student, r.sheet.score, r.submission.name, r.submission.sis_user_id,
+                                  r.submission.sis_login_id, r.submission.section) for r in results]
+        written["canvas"] = write_canvas_csv(out / "canvas.csv", canvas_rows(
+            students, title=target[1], assignment_id=target[0], points_possible=rubric.max_score))
+        odd = [r.student for r in results if not r.student.isdigit()]
+        if odd:
+            notes.append(f"canvas.csv: {', '.join(odd)} are not Canvas user ids (not numbers), so Canvas will not "
+                         "match them; grade the zip Canvas exported, or give --roster")
+    elif any(r.submission.lms == "canvas" for r in results):
+        notes.append("canvas.csv not written: Canvas file names carry no assignment id; give --canvas-assignment-id N "
+                     "(the number after /assignments/ in its address) or --roster with Canvas's gradebook export")
+    if moodle_worksheet is not None:
+        source = Path(moodle_worksheet)
+        text = _read_worksheet(source)
+        grades = [MoodleGrade(r.student, r.sheet.score, r.sheet.max_score, _feedback(r)) for r in results]
+        try:
+            filled, unmatched = fill_worksheet(text, grades)
+        except WorksheetError as err:
+            raise GraderError(f"not a Moodle grading worksheet: {err}", where=str(source),
+                              fix="download it from the assignment: View all submissions > Grading action > "
+                                  "Download grading worksheet") from None
+        target_path = out / source.name
+        with open(target_path, "w", encoding="utf-8", newline="") as fh:
+            fh.write(filled)
+        written["moodle_worksheet"] = target_path
+        if unmatched:
+            notes.append(f"{source.name}: no row for participant {', '.join(unmatched)} (graded, but not in the "
+                         "worksheet: download it again after they submitted)")
+        if not has_feedback_column(text):
+            notes.append(f"{source.name}: no Feedback comments column, so only grades were written; turn on "
+                         "Feedback comments (and the offline grading worksheet) in the assignment's settings")
+    moodle = [r for r in results if r.submission.lms == "moodle" or moodle_worksheet is not None]
+    if moodle:
+        named = [r for r in moodle if r.submission.name and (out / r.student / "report.html").is_file()]
+        if named:
+            path = out / "moodle-feedback.zip"
+            with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+                for r in named:
+                    zf.write(out / r.student / "report.html", feedback_entry(r.submission.name, r.student))
+            written["moodle_feedback"] = path
+        if len(named) < len(moodle):
+            notes.append("moodle-feedback.zip leaves out " + ", ".join(r.student for r in moodle if r not in named)
+                         + ": no name known (Moodle matches on name and participant); give --roster")
+    return LmsExports(written, notes)
+
+
+def _read_worksheet(path: Path) -> str:
+    try:
+        with open(path, encoding="utf-8", newline="") as fh:
+            return fh.read()
+    except OSError as exc:
+        raise GraderError(f"cannot read the Moodle grading worksheet ({exc.strerror})", where=str(path),
+                          fix="give the CSV Moodle's Download grading worksheet saved") from None
+    except UnicodeDecodeError:
+        raise GraderError("the Moodle grading worksheet is not UTF-8 (it was saved by a spreadsheet?)",
+                          where=str(path), fix="download it again from Moodle and give that file unchanged") from None

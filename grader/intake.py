@@ -99,13 +99,16 @@ def _compile(pattern: str) -> str:
     return pattern
 
 
+def _preference(path: Path) -> tuple:
+    """Which of a student's files is graded: a notebook before a script or a bare model, then the newest."""
+    return path.suffix.lower() == ".ipynb", path.stat().st_mtime, path.name
+
+
 def _in_folder(folder: Path) -> Path | None:
     """The one submission file in a student's folder (the newest notebook if there are several)."""
     files = [p for p in folder.rglob("*") if p.suffix.lower() in SUFFIXES and p.is_file()
              and ".ipynb_checkpoints" not in p.parts]
-    if not files:
-        return None
-    return max(files, key=lambda p: (p.suffix.lower() == ".ipynb", p.stat().st_mtime, p.name))
+    return max(files, key=_preference) if files else None
 
 
 def _beside(notebook: Path) -> Path | None:
@@ -117,34 +120,40 @@ def _beside(notebook: Path) -> Path | None:
 
 
 def discover(root: Path, pattern: str = DEFAULT_ID_PATTERN) -> list[Submission]:
-    """Submissions under `root`: files at the top level, or one folder per student."""
+    """Submissions under `root`: files at the top level, or one folder per student.
+
+    A student's files at the top level (Canvas puts every file of a submission there, each prefixed with the
+    same user id) are one submission: the newest notebook, with the newest .pt2 beside it as its model.
+    """
     pattern = _compile(pattern)
     if not root.exists():
         raise GraderError("no such file or folder", where=str(root), fix="give a folder of submissions or an LMS zip")
-    found: dict[str, Submission] = {}
+    groups: dict[str, list[tuple[Identity, Path]]] = {}
     for entry in sorted(root.iterdir()):
         if entry.name.startswith(".") or entry.name.startswith("__"):
             continue
-        if entry.is_dir():
-            path = _in_folder(entry)
-        elif entry.suffix.lower() in SUFFIXES:
-            path = entry
-        else:
-            continue
-        if path is None:
-            continue
-        who = identify(entry.name, pattern)
-        student = who.student
-        if student in found:  # two files for one student (a resubmission): keep the newer one
-            if found[student].path.stat().st_mtime >= path.stat().st_mtime:
-                continue
-        model = _beside(path) if entry.is_dir() else None
-        key = digest(path) if model is None else hashlib.sha256((digest(path) + digest(model)).encode()).hexdigest()
-        found[student] = Submission(student, path, key, model, name=who.name, late=who.late, lms=who.lms)
-    if not found:
+        path = _in_folder(entry) if entry.is_dir() else entry if entry.suffix.lower() in SUFFIXES else None
+        if path is not None:
+            who = identify(entry.name, pattern)
+            groups.setdefault(who.student, []).append((who, path))
+    if not groups:
         raise GraderError("no submissions found (.ipynb, .py or .pt2 files, or one folder per student)",
                           where=str(root), fix="point at the folder (or zip) the LMS exported")
-    return sorted(found.values(), key=lambda s: s.student)
+    found = []
+    for student, parts in sorted(groups.items()):
+        path = max((p for _, p in parts), key=_preference)  # two hand-ins for one student: the newer one
+        models = [p for _, p in parts if p.suffix.lower() == ".pt2" and p.parent == root]
+        if path.suffix.lower() == ".pt2":
+            model = None
+        elif path.parent == root:
+            model = max(models, key=_preference) if models else None
+        else:
+            model = _beside(path)
+        key = digest(path) if model is None else hashlib.sha256((digest(path) + digest(model)).encode()).hexdigest()
+        names = [who for who, _ in parts]
+        found.append(Submission(student, path, key, model, name=next((w.name for w in names if w.name), None),
+                                late=True if any(w.late for w in names) else names[0].late, lms=names[0].lms))
+    return found
 
 
 def safe_extract(archive: Path, dest: Path) -> Path:
@@ -268,3 +277,12 @@ def with_roster(submissions: list[Submission], roster: dict[str, RosterEntry]) -
                            sis_login_id=entry.sis_login_id or s.sis_login_id,
                            late=s.late if entry.late is None else (entry.late or bool(s.late))))
     return out
+
+
+def canvas_assignments(path: Path) -> dict[str, str]:
+    """The assignment columns of a Canvas gradebook export: {assignment id: title}; empty for other rosters."""
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        header = next(csv.reader(fh), [])
+    if not {"Student", "ID"} <= {h.strip() for h in header}:
+        return {}
+    return {m["id"]: m["title"] for h in header if (m := re.fullmatch(r"(?P<title>.+) \((?P<id>\d+)\)", h.strip()))}

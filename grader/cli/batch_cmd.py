@@ -12,7 +12,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from grader.api import Result, grade_class, load_bank, load_rubric, options_for, prepare_test_data, write_outputs
+from grader.api import (Result, canvas_target, grade_class, load_bank, load_rubric, options_for, prepare_test_data,
+                        write_lms_exports, write_outputs)
 from grader.cli.common import add_run_options, run_overrides, warn_if_unsandboxed
 from grader.errors import GraderError
 from grader.intake import DEFAULT_ID_PATTERN
@@ -27,10 +28,16 @@ sandbox, measure its model, score it, and write in --out:
   <student>/report.md           the same as text
   <student>/results.json        Gradescope autograder format
   <student>/facts.json          every measured fact
+  canvas.csv                    for Canvas's Gradebook import (Canvas file names with --canvas-assignment-id,
+                                or --roster with Canvas's gradebook export)
+  <worksheet>.csv               --moodle-worksheet filled in: Grade and Feedback comments, all else as it was
+  moodle-feedback.zip           each report.html, for Moodle's "Upload multiple feedback files in a zip"
 
 Submissions: .ipynb / .py / .pt2 files (one per student), or one folder per student
 (a notebook, and in evaluate mode the model.pt2 beside it). Student ids come from
-Canvas / Moodle file names (lastname_12345_...); --id-pattern changes that.
+Canvas / Moodle file names (lastname_12345_...); --id-pattern changes that. Names come from
+Moodle's file names or --roster (Canvas's gradebook export, Moodle's grading worksheet, or
+a CSV with id,name,...); Canvas's LATE_ marker becomes the fact submission.late.
 
 Re-running grades only what changed: facts are cached per file content and run
 settings; a changed rubric re-scores without running anything. --force runs all again.
@@ -40,6 +47,8 @@ Examples
   grade export.zip --rubric rubrics/mnist-s4.yaml --jobs 2 --out results/
   grade examples/submissions --rubric mnist-s3 --mode evaluate
   grade submissions/ --rubric mnist-s5 --quiz quizzes/cnn-basics.yaml --json > gradebook.json
+  grade submissions.zip --rubric mnist-s3 --roster canvas-export.csv          # writes canvas.csv too
+  grade moodle-export.zip --rubric mnist-s3 --moodle-worksheet Grades-S3.csv
 """
 
 
@@ -56,6 +65,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="regex with a group named id that takes the student id from a file or folder name")
     parser.add_argument("--quiz", metavar="BANK", help="also check the answers in each notebook's cell tagged `quiz`")
     parser.add_argument("--json", action="store_true", help="print the gradebook rows as JSON on stdout")
+    parser.add_argument("--roster", type=Path, metavar="CSV",
+                        help="names, e-mails, sections and SIS ids by student id: Canvas's gradebook export, "
+                             "Moodle's grading worksheet, or a CSV with id,name,...")
+    parser.add_argument("--canvas-assignment-id", metavar="N",
+                        help="the Canvas assignment for canvas.csv (the number after /assignments/ in its address)")
+    parser.add_argument("--moodle-worksheet", type=Path, metavar="CSV",
+                        help="Moodle's offline grading worksheet to fill in (written to --out under its own name)")
     add_run_options(parser, defaults_from_rubric=True)
     parser.set_defaults(handler=run)
 
@@ -80,6 +96,10 @@ def run(args: argparse.Namespace) -> int:
     if args.jobs is not None and args.jobs < 1:
         raise GraderError("--jobs must be at least 1", where="--jobs", fix="e.g. --jobs 2")
     quiz = load_bank(args.quiz) if args.quiz else None
+    for flag, path in (("--roster", args.roster), ("--moodle-worksheet", args.moodle_worksheet)):
+        if path is not None and not path.is_file():
+            raise GraderError("no such file", where=f"{flag} {path}", fix="give the CSV file the LMS exported")
+    canvas_target(rubric, args.canvas_assignment_id, args.roster)  # a bad id or an unclear roster stops us here
     data = prepare_test_data(options.data) if options.mode != "static" else None
     console = Console(stderr=True)
     started = time.monotonic()
@@ -99,16 +119,23 @@ def run(args: argparse.Namespace) -> int:
             progress.update(task, description="grading " + (", ".join(sorted(running)) or ""))
 
         graded = grade_class(args.submissions, rubric, options, out=args.out, jobs=args.jobs, force=args.force,
-                             quiz=quiz, id_pattern=args.id_pattern, data=data, on_event=on_event)
+                             quiz=quiz, id_pattern=args.id_pattern, data=data, on_event=on_event,
+                             roster=args.roster)
         progress.console.print(f"rubric {rubric.id} ({options.mode} mode)", highlight=False)
         results = list(graded)
     results.sort(key=lambda r: r.student)
     write_outputs(results, args.out, data=data)
+    exports = write_lms_exports(results, args.out, rubric, canvas_assignment_id=args.canvas_assignment_id,
+                                roster=args.roster, moodle_worksheet=args.moodle_worksheet)
     fresh = sum(not r.cached for r in results)
     console.print(summary_table(results))
     console.print(f"{len(results)} submissions: {fresh} graded, {len(results) - fresh} unchanged (cached) in "
                   f"{time.monotonic() - started:.0f} s; gradebook: {args.out / 'gradebook.csv'}",
                   soft_wrap=True, highlight=False)
+    for path in exports.written.values():
+        console.print(f"for the LMS: {path}", soft_wrap=True, highlight=False)
+    for note in exports.notes:
+        console.print(f"[yellow]note:[/] {note}", soft_wrap=True, highlight=False)
     if args.json:
         json.dump(gradebook_rows([GradebookEntry(r.student, r.sheet, r.facts, r.submission.name) for r in results]),
                   sys.stdout, indent=2)
