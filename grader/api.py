@@ -26,6 +26,8 @@ import numpy as np
 
 from grader.cache import FactsCache
 from grader.data.staging import TestData, prepare_test_data
+from grader.env.build import Environment, locate
+from grader.env.spec import DEFAULT_ENVIRONMENT
 from grader.executors import Executor, LocalExecutor, default_jobs
 from grader.facts import Facts
 from grader.errors import GraderError
@@ -71,8 +73,20 @@ Event = Callable[[str, Submission, Optional[Result]], None]  # ("queued" | "star
 def options_for(rubric: Rubric, **overrides) -> Options:
     """What the rubric asks for (mode, limits, model variable, GPU), with overrides (None keeps the rubric's)."""
     base = Options(mode=rubric.mode, variable=rubric.model, limits=rubric.limits.run_limits(),
-                   gpu=rubric.limits.gpu_option())
-    return base.with_(**overrides)
+                   gpu=rubric.limits.gpu_option(),
+                   variable_named="model" in rubric.model_fields_set or overrides.get("variable") is not None)
+    options = base.with_(**overrides)
+    if options.mode == "execute" and options.environment is None:  # only a run needs the grading environment
+        env = grading_environment(rubric)
+        options = options.with_(environment=env.path, compat=env.compat)
+    return options
+
+
+def grading_environment(rubric: Rubric) -> Environment:
+    """The rubric's grading environment, built (GraderError saying to run `grade env build` when it is not)."""
+    source = Path(rubric.source)
+    return locate(rubric.environment or DEFAULT_ENVIRONMENT, source.parent if source.is_file() else None,
+                  rubric=str(source) if source.is_file() else rubric.id)
 
 
 def _with_quiz(facts: Facts, quiz: Optional[Bank], student: str) -> Facts:
@@ -89,14 +103,17 @@ def _with_submission(facts: Facts, submission: Submission) -> Facts:
 
 def grade_submission(path: Path, rubric: Rubric, options: Optional[Options] = None, *, student: Optional[str] = None,
                      model_file: Optional[Path] = None, quiz: Optional[Bank] = None, data: Optional[TestData] = None,
-                     progress: Optional[Progress] = None, show_hidden: bool = True) -> Result:
-    """Grade one file (.ipynb, .py, .pt2). A bad notebook becomes a verdict; GraderError means the set-up is wrong."""
+                     progress: Optional[Progress] = None, show_hidden: bool = True,
+                     late: Optional[bool] = None) -> Result:
+    """Grade one file (.ipynb, .py, .pt2). A bad notebook becomes a verdict; GraderError means the set-up is wrong.
+    `late`: what the LMS says (the fact submission.late, for the rubric's late penalty)."""
     path = Path(path)
     options = options or options_for(rubric)
-    submission = Submission(student or path.stem, path, digest(path) if path.is_file() else "", model_file)
+    submission = Submission(student or path.stem, path, digest(path) if path.is_file() else "", model_file,
+                            late=late)
     started = time.monotonic()
     facts = grade_facts(path, options, progress or (lambda _: None), model_file=model_file, data=data)
-    facts = _with_quiz(facts, quiz, submission.student)
+    facts = _with_submission(_with_quiz(facts, quiz, submission.student), submission)
     return Result(submission, facts, score(facts, rubric, show_hidden=show_hidden),
                   round(time.monotonic() - started, 2))
 

@@ -24,12 +24,14 @@ from grader.errors import GraderError
 COMMANDS = [
     "grader.cli.arch_cmd",
     "grader.cli.data_cmd",
+    "grader.cli.env_cmd",
     "grader.cli.quiz_cmd",
     "grader.cli.rubric_cmd",
     "grader.cli.run_cmd",
     "grader.cli.batch_cmd",
     "grader.cli.check_cmd",
     "grader.cli.serve_cmd",
+    "grader.cli.gradescope_cmd",
 ]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3

@@ -53,6 +53,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, Strict, field_validator, model_validator
 from pydantic.fields import FieldInfo
 
+from grader.env.spec import EnvironmentSpec
 from grader.facts import Facts, known_facts
 from grader.formatting import cells, num, plural, pct
 from grader.rubric.sheet import Visibility
@@ -430,7 +431,9 @@ class Rubric(_Strict):
     model: str = "model"
     pass_: PassRule = Field(PassRule(), alias="pass")
     items: Annotated[list[Item], Field(min_length=1)]
+    environment: Optional[EnvironmentSpec] = None  # the grading environment (grader.env.spec); None: the default
     late: Optional[LatePolicy] = None
+    leaderboard: bool = False  # Gradescope: rank submissions by parameters and measured accuracy
 
     _source: str = PrivateAttr(default="<rubric>")
 
