@@ -114,6 +114,8 @@ class ModelFacts(_Section):
     table: Optional[list[dict[str, Any]]] = Field(None, description="the layer table (sizes, RF, params per layer)")
     stored: StoredFacts = StoredFacts()
     ops: OpsFacts = OpsFacts()
+    transition_layers: Optional[list[int]] = Field(None, description="the layer-table row (`model.table` index) of "
+                                                   "each 1x1 counted in `model.transitions`")
 
 
 class TrainFacts(_Section):
@@ -122,6 +124,17 @@ class TrainFacts(_Section):
     samples_seen: Optional[int] = None
     seconds: Optional[float] = None
     device: Optional[str] = None
+    model_variable: Optional[str] = Field(None, description="the notebook variable the graded model was taken from")
+    model_reason: Optional[str] = Field(None, description="why that one: the rubric names it, or the last optimizer "
+                                                          "step (torch) / fit (Keras) updated its parameters, ...")
+    trained_models: Optional[list[str]] = Field(None, description="every variable whose model an optimizer step or "
+                                                "fit updated, the most recent first; more than one: the notebook "
+                                                "trained several models")
+    compat_shims: Optional[list[str]] = Field(None, description="compat shims (the rubric's environment: compat:) the "
+                                                                "notebook's code went through, e.g. `torch-1.x: "
+                                                                "DataLoader iterator .next()`")
+    pip_missing: Optional[list[str]] = Field(None, description="packages a `pip install` cell asked for that the "
+                                                               "grading environment lacks (the sandbox installs nothing)")
 
 
 class EvalFacts(_Section):

@@ -10,10 +10,12 @@ Definitions that need a decision:
   map (`nn.AvgPool2d(7)` on a 7x7 map, `F.avg_pool2d(x, x.size()[2:])`). An
   average pool over part of the map is a plain pool, even when a following
   flatten makes it look like the head.
-- `transitions`: 1x1 convolutions that cut channels right next to a max-pool,
-  with only batch norm, activation, dropout or identity between them. The course
-  teaches both orders as a transition block: max-pool then 1x1 (pool, then
-  squeeze) and 1x1 then max-pool (squeeze, then pool).
+- `transitions`: 1x1 convolutions that cut channels next to a max-pool, with only
+  batch norm, activation, dropout, identity or other 1x1 convolutions between
+  them (max-pool, a 1x1 keeping 32 channels, then a 1x1 from 32 to 16 is a
+  transition at the second 1x1). The course teaches both orders as a transition
+  block: max-pool then 1x1 (pool, then squeeze) and 1x1 then max-pool (squeeze,
+  then pool). `transition_layers` gives the table row of each.
 - `rf.final`: the receptive field of the last spatial layer, the one that feeds
   the first global average, flatten or linear layer (the larger of the two axes).
 - `layers_after_last_maxpool`: convolutions and linear layers after the last
@@ -52,6 +54,7 @@ def structure_facts(table: Table, *, trainable: int | None = None, total: int | 
         activations=sorted({r.label for r in rows if r.kind == "act"}),
         gap=any(_is_global_average(table, r) for r in rows),
         transitions=sum(_is_transition(table, r) for r in rows),
+        transition_layers=[r.index for r in rows if _is_transition(table, r)],
         layers_after_last_maxpool=sum(r.kind in ("conv", "linear") and r.index > max(maxpools, default=0) for r in rows),
         rf=RfFacts(final=max(rf), covers_input=rf[0] >= table.input.h and rf[1] >= table.input.w,
                    layer=last_spatial.index if last_spatial else None),
@@ -107,12 +110,18 @@ def _is_transition(table: Table, row: Row) -> bool:
     if row.kind != "conv" or not _is_1x1(table, row) or row.out_shape.c >= row.in_shape.c:
         return False
     before = _source(table, row)
-    while before is not None and before.kind in _PASS_THROUGH:
+    while before is not None and _inside_transition(table, before):
         before = _source(table, before)
     after = _only_consumer(table, row)
-    while after is not None and after.kind in _PASS_THROUGH:
+    while after is not None and _inside_transition(table, after):
         after = _only_consumer(table, after)
     return any(r is not None and r.kind == "maxpool" for r in (before, after))
+
+
+def _inside_transition(table: Table, row: Row) -> bool:
+    """A layer that may sit between a max-pool and the 1x1 that cuts channels: BN, activation, dropout,
+    identity, or another 1x1 convolution."""
+    return row.kind in _PASS_THROUGH or (row.kind == "conv" and _is_1x1(table, row))
 
 
 def _only_consumer(table: Table, row: Row) -> Row | None:
