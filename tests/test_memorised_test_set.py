@@ -47,7 +47,7 @@ def graded(name: str, options: Options):
 ])
 def test_a_table_of_the_test_set_is_found_and_not_credited(name, kind, tensors, options):
     facts, sheet, items = graded(name, options)
-    assert facts.verdict.kind == "lookup" and facts.eval.accuracy is None
+    assert facts.verdict.kind == "lookup" and facts.eval.accuracy is None, facts.verdict.message
     message = facts.verdict.message
     assert "looks answers up" in message and "It scored 100.00% on the test images, which is not credited" in message
     assert all(t in message for t in tensors), message  # the instructor reads which tensors, and how big
@@ -62,7 +62,8 @@ def test_a_table_of_the_test_set_is_found_and_not_credited(name, kind, tensors, 
 @pytest.mark.usefixtures("bwrap")
 def test_a_model_that_refuses_export_is_not_measured_in_the_students_process(options):
     facts, sheet, items = graded("lookup_refuses_export", options)
-    assert facts.verdict.kind == "not_exportable" and facts.eval.accuracy is None and facts.eval.path is None
+    assert facts.verdict.kind == "not_exportable", facts.verdict.message
+    assert facts.eval.accuracy is None and facts.eval.path is None
     assert "neither torch.export nor TorchScript" in facts.verdict.message
     assert "torch.jit.trace: RuntimeError: no tracing, please" in facts.verdict.message  # the reasons, each path
     assert "torch.export.export(model, (torch.zeros(2, 1, 28, 28),))" in facts.verdict.message  # what to change
@@ -74,7 +75,8 @@ def test_a_model_that_refuses_export_is_not_measured_in_the_students_process(opt
 def test_a_transform_that_marks_the_label_is_not_replayed(options):
     facts, sheet, items = graded("label_marking_transform", options)
     # the grader made the inputs itself: the mark is not there, and the model answers 0 for every digit
-    assert facts.verdict.kind == "ok" and facts.eval.accuracy == pytest.approx(9.8)
+    assert facts.verdict.kind == "ok", facts.verdict.message
+    assert facts.eval.accuracy == pytest.approx(9.8)
     assert "the test transform of the test dataset is not a per-pixel affine map" in facts.verdict.message
     assert "Give the test set ToTensor and Normalize only" in facts.verdict.message
     assert items["accuracy"].points == 0 and sheet.passed is False
