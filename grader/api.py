@@ -46,6 +46,7 @@ from grader.rubric.schema import Rubric
 from grader.rubric.score import score
 from grader.rubric.sheet import ScoreSheet
 from grader.settings import Options, RunLimits
+from grader.similarity import LookAlike, code_of, look_alikes
 
 __all__ = ["Options", "Result", "RunLimits", "TestData", "grade_class", "grade_facts", "grade_submission", "load_bank",
            "load_rubric",
@@ -185,13 +186,27 @@ def write_outputs(results: Iterable[Result], out: Path, *, data: Optional[TestDa
     out.mkdir(parents=True, exist_ok=True)
     if data is None and any(r.facts.eval.accuracy is not None for r in results):
         data = prepare_test_data(None)
+    alike = look_alikes({r.student: code_of(r.submission.path) for r in results})
     for r in results:
         write_student_reports(out, r.student, r.facts, r.sheet, execution_time=r.seconds, name=r.submission.name,
+                              notes=_look_alike_note(alike.get(r.student, [])),
                               images=data.test.images if data else None, labels=data.labels if data else None,
                               predictions=_predictions(r.facts, data.labels) if data else None)
     return write_gradebook(out / "gradebook.csv",
-                           gradebook_rows([GradebookEntry(r.student, r.sheet, r.facts, r.submission.name)
+                           gradebook_rows([GradebookEntry(r.student, r.sheet, r.facts, r.submission.name,
+                                                          _similar_to(alike.get(r.student, [])))
                                            for r in results]))
+
+
+def _similar_to(pairs: list[LookAlike]) -> list[str]:
+    return [f"{p.other} ({p.similarity:.0%})" for p in pairs]
+
+
+def _look_alike_note(pairs: list[LookAlike]) -> list[str]:
+    if not pairs:
+        return []
+    return [f"The code cells look alike (with comments, layout and variable names set aside) with the submission of "
+            f"{', '.join(_similar_to(pairs))}: noted for the instructor to judge; the score is not changed by it."]
 
 
 # --- what goes back to the LMS --------------------------------------------------------------------------------
