@@ -15,6 +15,7 @@ Quiz answers join through `quiz=`: they are read from the notebook's cell tagged
 
 from __future__ import annotations
 
+import difflib
 import tempfile
 import time
 import zipfile
@@ -122,13 +123,16 @@ def grade_submission(path: Path, rubric: Rubric, options: Optional[Options] = No
 def grade_class(source: Path, rubric: Rubric, options: Optional[Options] = None, *, out: Path,
                 executor: Optional[Executor] = None, jobs: Optional[int] = None, force: bool = False,
                 quiz: Optional[Bank] = None, id_pattern: str = DEFAULT_ID_PATTERN, data: Optional[TestData] = None,
-                on_event: Event = lambda *_: None, roster: Optional[Path] = None) -> Iterator[Result]:
+                on_event: Event = lambda *_: None, roster: Optional[Path] = None,
+                only: Optional[str] = None) -> Iterator[Result]:
     """Grade every submission in a folder or LMS zip; yields each Result as it finishes.
 
     Facts are cached in `out/.cache` (see grader.cache): unchanged submissions are only re-scored.
     MNIST is located and its test set loaded once for the class (or given as `data`). `executor` decides where submissions
     run (default: a local pool of `jobs` slots, one per core or GPU). `roster` (a CSV: Canvas's gradebook
     export, Moodle's grading worksheet, or id,name,...) names the students the file names do not.
+    `only` (a student id) grades that student again and gives everyone else's result from the cache without
+    running anything; a student with nothing cached is left out (event "skipped").
     """
     options = options or options_for(rubric)
     with tempfile.TemporaryDirectory(prefix="mnist-grader-intake-") as tmp:
@@ -141,6 +145,21 @@ def grade_class(source: Path, rubric: Rubric, options: Optional[Options] = None,
         if data is None and options.mode != "static":
             data = prepare_test_data(options.data)
         cache = FactsCache(Path(out))
+        if only is not None:
+            ids = [s.student for s in submissions]
+            if only not in ids:
+                close = difflib.get_close_matches(only, ids, n=3)
+                raise GraderError(f"--only {only}: no submission of that student in this class",
+                                  where=str(source), fix=(f"did you mean {' or '.join(close)}? " if close else "")
+                                  + f"the ids here are {', '.join(ids[:10])}" + (", ..." if len(ids) > 10 else ""))
+            for submission in submissions:
+                hit = cache.get(cache.key(submission, options)) if submission.student != only else None
+                if hit is not None:
+                    facts = _with_submission(_with_quiz(hit[0], quiz, submission.student), submission)
+                    yield Result(submission, facts, score(facts, rubric), hit[1], cached=True)
+                elif submission.student != only:
+                    on_event("skipped", submission, None)
+            submissions, force = [s for s in submissions if s.student == only], True
         executor = executor or LocalExecutor(jobs or default_jobs(options.limits.memory_bytes, options.gpu),
                                              use_gpu=options.gpu)
 

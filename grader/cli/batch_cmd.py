@@ -40,7 +40,8 @@ Moodle's file names or --roster (Canvas's gradebook export, Moodle's grading wor
 a CSV with id,name,...); Canvas's LATE_ marker becomes the fact submission.late.
 
 Re-running grades only what changed: facts are cached per file content and run
-settings; a changed rubric re-scores without running anything. --force runs all again.
+settings; a changed rubric re-scores without running anything. --force runs all again;
+--only ID runs that student again and keeps everyone else's cached results.
 
 Examples
   grade submissions/ --rubric mnist-s3
@@ -61,6 +62,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--jobs", "-j", type=int, help="submissions at a time (default: cores, or one per GPU)")
     parser.add_argument("--mode", choices=["static", "evaluate", "execute"], help="override the rubric's mode")
     parser.add_argument("--force", action="store_true", help="grade everything again, ignoring cached results")
+    parser.add_argument("--only", metavar="ID",
+                        help="grade this student again; everyone else comes from the cache in --out, unrun")
     parser.add_argument("--id-pattern", default=DEFAULT_ID_PATTERN,
                         help="regex with a group named id that takes the student id from a file or folder name")
     parser.add_argument("--quiz", metavar="BANK", help="also check the answers in each notebook's cell tagged `quiz`")
@@ -107,8 +110,12 @@ def run(args: argparse.Namespace) -> int:
                   console=console, transient=False) as progress:
         task = progress.add_task("grading", total=None)
         running: set[str] = set()
+        skipped: list[str] = []
 
         def on_event(kind, submission, result):
+            if kind == "skipped":
+                skipped.append(submission.student)
+                return
             if kind == "queued":
                 progress.update(task, total=(progress.tasks[0].total or 0) + 1)
             elif kind == "start":
@@ -120,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
 
         graded = grade_class(args.submissions, rubric, options, out=args.out, jobs=args.jobs, force=args.force,
                              quiz=quiz, id_pattern=args.id_pattern, data=data, on_event=on_event,
-                             roster=args.roster)
+                             roster=args.roster, only=args.only)
         progress.console.print(f"rubric {rubric.id} ({options.mode} mode)", highlight=False)
         results = list(graded)
     results.sort(key=lambda r: r.student)
@@ -134,6 +141,9 @@ def run(args: argparse.Namespace) -> int:
                   soft_wrap=True, highlight=False)
     for path in exports.written.values():
         console.print(f"for the LMS: {path}", soft_wrap=True, highlight=False)
+    if skipped:
+        console.print(f"[yellow]note:[/] --only {args.only}: left out {', '.join(skipped)} (nothing cached for them "
+                      f"in {args.out}; grade the class once without --only)", soft_wrap=True, highlight=False)
     for note in exports.notes:
         console.print(f"[yellow]note:[/] {note}", soft_wrap=True, highlight=False)
     if args.json:
