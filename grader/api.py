@@ -19,7 +19,8 @@ import difflib
 import tempfile
 import time
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional
 
@@ -30,7 +31,8 @@ from grader.data.staging import TestData, prepare_test_data
 from grader.env.build import Environment, locate
 from grader.env.spec import DEFAULT_ENVIRONMENT
 from grader.executors import Executor, LocalExecutor, default_jobs
-from grader.facts import Facts
+from grader.facts import Facts, GradingFacts
+from grader.links import LinkError, fetch, parse_link
 from grader.errors import GraderError
 from grader.formatting import num
 from grader.intake import (DEFAULT_ID_PATTERN, Submission, canvas_assignments, discover, digest, read_roster,
@@ -48,6 +50,7 @@ from grader.rubric.score import score
 from grader.rubric.sheet import ScoreSheet
 from grader.settings import Options, RunLimits
 from grader.similarity import LookAlike, code_of, look_alikes
+from grader.verdict import Outcome, decide
 
 __all__ = ["Options", "Result", "RunLimits", "TestData", "grade_class", "grade_facts", "grade_submission", "load_bank",
            "load_rubric",
@@ -99,8 +102,31 @@ def _with_quiz(facts: Facts, quiz: Optional[Bank], student: str) -> Facts:
 
 
 def _with_submission(facts: Facts, submission: Submission) -> Facts:
-    """The hand-in's facts (what the LMS said: late), kept out of the cache: they are not the content's."""
-    return facts.model_copy(update={"submission": facts.submission.model_copy(update={"late": submission.late})})
+    """The hand-in's facts (what the LMS said: late; a link's commit), kept out of the cache: not the content's."""
+    return facts.model_copy(update={"submission": facts.submission.model_copy(update={
+        "late": submission.late, "link": submission.link, "commit": submission.commit,
+        "commit_date": submission.commit_date, "notebook_path": submission.notebook_path})})
+
+
+def check_deadline(deadline: Optional[str]) -> Optional[str]:
+    """The deadline as ISO 8601 (what git's --before reads); GraderError when it is not a date and time."""
+    if deadline is None:
+        return None
+    try:
+        return datetime.fromisoformat(deadline.strip().replace("Z", "+00:00")).isoformat()
+    except ValueError:
+        raise GraderError(f"--deadline {deadline!r} is not a date and time", where="--deadline",
+                          fix="write it like 2026-12-01T23:59 (local time) or 2026-12-01T23:59+01:00") from None
+
+
+def _fetched(submission: Submission, scratch: Path, deadline: Optional[str], pattern: Optional[str]) -> Submission:
+    """A link submission with its notebook fetched (path, digest, commit), or with the reason it could not be."""
+    try:
+        got = fetch(parse_link(submission.link or ""), scratch, deadline=deadline, pattern=pattern)
+    except LinkError as err:
+        return replace(submission, link_error=str(err))
+    return replace(submission, path=got.path, digest=digest(got.path), commit=got.commit,
+                   commit_date=got.commit_date, notebook_path=got.notebook_path)
 
 
 def grade_submission(path: Path, rubric: Rubric, options: Optional[Options] = None, *, student: Optional[str] = None,
@@ -124,7 +150,7 @@ def grade_class(source: Path, rubric: Rubric, options: Optional[Options] = None,
                 executor: Optional[Executor] = None, jobs: Optional[int] = None, force: bool = False,
                 quiz: Optional[Bank] = None, id_pattern: str = DEFAULT_ID_PATTERN, data: Optional[TestData] = None,
                 on_event: Event = lambda *_: None, roster: Optional[Path] = None,
-                only: Optional[str] = None) -> Iterator[Result]:
+                only: Optional[str] = None, deadline: Optional[str] = None) -> Iterator[Result]:
     """Grade every submission in a folder or LMS zip; yields each Result as it finishes.
 
     Facts are cached in `out/.cache` (see grader.cache): unchanged submissions are only re-scored.
@@ -132,8 +158,10 @@ def grade_class(source: Path, rubric: Rubric, options: Optional[Options] = None,
     run (default: a local pool of `jobs` slots, one per core or GPU). `roster` (a CSV: Canvas's gradebook
     export, Moodle's grading worksheet, or id,name,...) names the students the file names do not.
     `only` (a student id) grades that student again and gives everyone else's result from the cache without
-    running anything; a student with nothing cached is left out (event "skipped").
+    running anything; a student with nothing cached is left out (event "skipped"). Link submissions are fetched
+    with git (`grader.links`): at the linked commit, else the last commit before `deadline` (ISO 8601).
     """
+    deadline = check_deadline(deadline)
     options = options or options_for(rubric)
     with tempfile.TemporaryDirectory(prefix="mnist-grader-intake-") as tmp:
         root = Path(source)
@@ -145,6 +173,9 @@ def grade_class(source: Path, rubric: Rubric, options: Optional[Options] = None,
         if data is None and options.mode != "static":
             data = prepare_test_data(options.data)
         cache = FactsCache(Path(out))
+        # links are fetched every time (a branch moves), also under --only: the cache knows the notebooks, not links
+        submissions = [_fetched(s, Path(tmp) / "links" / s.student, deadline, rubric.notebook)
+                       if s.link is not None else s for s in submissions]
         if only is not None:
             ids = [s.student for s in submissions]
             if only not in ids:
@@ -164,6 +195,11 @@ def grade_class(source: Path, rubric: Rubric, options: Optional[Options] = None,
                                              use_gpu=options.gpu)
 
         def grade(submission: Submission, gpu_index: Optional[int]) -> Result:
+            if submission.link_error is not None:  # nothing to run: the link is the verdict
+                facts = Facts(grading=GradingFacts(mode=options.mode), verdict=decide(Outcome(
+                    unreadable=submission.link_error)))
+                facts = _with_submission(_with_quiz(facts, quiz, submission.student), submission)
+                return Result(submission, facts, score(facts, rubric), 0.0)
             key = cache.key(submission, options)
             hit = None if force else cache.get(key)
             if hit is not None:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
 from grader.errors import GraderError
+from grader.links.parse import LINK_SUFFIXES, link_in
 
 SUFFIXES = (".ipynb", ".py", ".pt2")
 DEFAULT_ID_PATTERN = r"^[^_]+_(?:LATE_)?(?P<id>\d+)_"
@@ -48,6 +49,11 @@ class Submission:
     section: str | None = None
     sis_user_id: str | None = None
     sis_login_id: str | None = None
+    link: str | None = None  # a link submission: the URL handed in (path is the file that held it until fetched)
+    link_error: str | None = None  # why the link could not be fetched (becomes the verdict)
+    commit: str | None = None  # a fetched link: the commit graded, its date, the notebook's path in the repository
+    commit_date: str | None = None
+    notebook_path: str | None = None
 
 
 @dataclass(frozen=True)
@@ -108,7 +114,10 @@ def _in_folder(folder: Path) -> Path | None:
     """The one submission file in a student's folder (the newest notebook if there are several)."""
     files = [p for p in folder.rglob("*") if p.suffix.lower() in SUFFIXES and p.is_file()
              and ".ipynb_checkpoints" not in p.parts]
-    return max(files, key=_preference) if files else None
+    if files:
+        return max(files, key=_preference)
+    links = [p for p in sorted(folder.rglob("*")) if p.suffix.lower() in LINK_SUFFIXES and p.is_file() and link_in(p)]
+    return links[0] if links else None  # a link submission (Moodle's onlinetext.html, a .url shortcut)
 
 
 def _beside(notebook: Path) -> Path | None:
@@ -132,16 +141,23 @@ def discover(root: Path, pattern: str = DEFAULT_ID_PATTERN) -> list[Submission]:
     for entry in sorted(root.iterdir()):
         if entry.name.startswith(".") or entry.name.startswith("__"):
             continue
-        path = _in_folder(entry) if entry.is_dir() else entry if entry.suffix.lower() in SUFFIXES else None
+        if entry.is_dir():
+            path = _in_folder(entry)
+        elif entry.suffix.lower() in SUFFIXES or (entry.suffix.lower() in LINK_SUFFIXES and link_in(entry)):
+            path = entry
+        else:
+            path = None
         if path is not None:
             who = identify(entry.name, pattern)
             groups.setdefault(who.student, []).append((who, path))
     if not groups:
-        raise GraderError("no submissions found (.ipynb, .py or .pt2 files, or one folder per student)",
+        raise GraderError("no submissions found (.ipynb, .py or .pt2 files, links to GitHub, or one folder per "
+                          "student)",
                           where=str(root), fix="point at the folder (or zip) the LMS exported")
     found = []
     for student, parts in sorted(groups.items()):
-        path = max((p for _, p in parts), key=_preference)  # two hand-ins for one student: the newer one
+        files = [p for _, p in parts if p.suffix.lower() in SUFFIXES] or [p for _, p in parts]
+        path = max(files, key=_preference)  # two hand-ins for one student: the newer one
         models = [p for _, p in parts if p.suffix.lower() == ".pt2" and p.parent == root]
         if path.suffix.lower() == ".pt2":
             model = None
@@ -152,7 +168,8 @@ def discover(root: Path, pattern: str = DEFAULT_ID_PATTERN) -> list[Submission]:
         key = digest(path) if model is None else hashlib.sha256((digest(path) + digest(model)).encode()).hexdigest()
         names = [who for who, _ in parts]
         found.append(Submission(student, path, key, model, name=next((w.name for w in names if w.name), None),
-                                late=True if any(w.late for w in names) else names[0].late, lms=names[0].lms))
+                                late=True if any(w.late for w in names) else names[0].late, lms=names[0].lms,
+                                link=link_in(path) if path.suffix.lower() in LINK_SUFFIXES else None))
     return found
 
 

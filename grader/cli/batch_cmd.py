@@ -34,7 +34,9 @@ sandbox, measure its model, score it, and write in --out:
   moodle-feedback.zip           each report.html, for Moodle's "Upload multiple feedback files in a zip"
 
 Submissions: .ipynb / .py / .pt2 files (one per student), or one folder per student
-(a notebook, and in evaluate mode the model.pt2 beside it). Student ids come from
+(a notebook, and in evaluate mode the model.pt2 beside it), or a link to GitHub (a .url,
+.txt or .html file, Moodle's online text) fetched with git at the linked commit or the
+last commit before --deadline. Student ids come from
 Canvas / Moodle file names (lastname_12345_...); --id-pattern changes that. Names come from
 Moodle's file names or --roster (Canvas's gradebook export, Moodle's grading worksheet, or
 a CSV with id,name,...); Canvas's LATE_ marker becomes the fact submission.late.
@@ -62,6 +64,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--jobs", "-j", type=int, help="submissions at a time (default: cores, or one per GPU)")
     parser.add_argument("--mode", choices=["static", "evaluate", "execute"], help="override the rubric's mode")
     parser.add_argument("--force", action="store_true", help="grade everything again, ignoring cached results")
+    parser.add_argument("--deadline", metavar="WHEN",
+                        help="link submissions naming a branch are graded at its last commit before this "
+                             "(ISO 8601: 2026-12-01T23:59, local time, or with +01:00)")
     parser.add_argument("--only", metavar="ID",
                         help="grade this student again; everyone else comes from the cache in --out, unrun")
     parser.add_argument("--id-pattern", default=DEFAULT_ID_PATTERN,
@@ -127,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
 
         graded = grade_class(args.submissions, rubric, options, out=args.out, jobs=args.jobs, force=args.force,
                              quiz=quiz, id_pattern=args.id_pattern, data=data, on_event=on_event,
-                             roster=args.roster, only=args.only)
+                             roster=args.roster, only=args.only, deadline=args.deadline)
         progress.console.print(f"rubric {rubric.id} ({options.mode} mode)", highlight=False)
         results = list(graded)
     results.sort(key=lambda r: r.student)

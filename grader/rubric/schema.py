@@ -434,6 +434,7 @@ class Rubric(_Strict):
     environment: Optional[EnvironmentSpec] = None  # the grading environment (grader.env.spec); None: the default
     late: Optional[LatePolicy] = None
     leaderboard: bool = False  # Gradescope: rank submissions by parameters and measured accuracy
+    notebook: Optional[str] = None  # link submissions: which notebook in the repository (a pattern, S4/*.ipynb)
 
     _source: str = PrivateAttr(default="<rubric>")
 
