@@ -53,6 +53,28 @@ def diagnose(question: DrawnQuestion, answer: Normalized) -> Diagnosis | None:
     return None
 
 
+def mistaken_keys(question: DrawnQuestion) -> list[tuple[Value, Diagnosis]]:
+    """Every wrong answer a known mistake gives for this variant, with what it says (the first mistake to give a
+    value wins, as in `diagnose`): what an LMS export attaches as answer-specific feedback."""
+    if not question.computed:
+        return []
+    found: list[tuple[Value, Diagnosis]] = []
+    for mistake in MISTAKES:
+        if not mistake.applies(question):
+            continue
+        try:
+            alternatives = list(mistake.alternatives(question))
+        except GraderError:
+            continue
+        for alt in alternatives:
+            tolerance = question.key.tolerance
+            if same_numbers(alt, question.key.value, tolerance) or any(same_numbers(alt, v, 0) for v, _ in found):
+                continue
+            found.append((tuple(alt), Diagnosis(mistake.kind, mistake.message.format(alt=_show(alt),
+                                                                                      **_names(question)))))
+    return found
+
+
 def _show(value: Value) -> str:
     return "x".join(str(int(v)) if float(v).is_integer() else f"{float(v):g}" for v in value)
 

@@ -112,8 +112,24 @@ def select(bank: Bank, student: str, count: int | None = None) -> list:
                           fix=f"use --count {len(bank.questions)} or less")
     root = seed(bank.quiz, student)
     order = sorted(bank.questions, key=lambda q: hashlib.sha256(f"{root}\x00pick\x00{q.id}".encode()).hexdigest())
-    picked = {q.id for q in order[:count]}
+    picked: set[str] = set()
+    for points, quota in points_quota(bank, count).items():  # the same points for every student
+        picked.update([q.id for q in order if bank.points_of(q) == points][:quota])
     return [q for q in bank.questions if q.id in picked]
+
+
+def points_quota(bank: Bank, count: int) -> dict[float, int]:
+    """How many questions of each points value every student gets, so that every variant has the same maximum:
+    each value's share of `count` in proportion to the bank, the remainders to the largest fractions (then the
+    larger points value). Depends on the bank only, never on the student."""
+    sizes: dict[float, int] = {}
+    for q in bank.questions:
+        sizes[bank.points_of(q)] = sizes.get(bank.points_of(q), 0) + 1
+    exact = {points: count * n / len(bank.questions) for points, n in sizes.items()}
+    quota = {points: int(share) for points, share in exact.items()}
+    for points in sorted(exact, key=lambda p: (-(exact[p] - quota[p]), -p))[:count - sum(quota.values())]:
+        quota[points] += 1
+    return quota
 
 
 def draw_question(bank: Bank, question: Any, student: str) -> DrawnQuestion:

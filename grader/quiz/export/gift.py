@@ -6,6 +6,7 @@ Emitted subset:
     ::title::text{=form =form####feedback}                 short answer (sizes: every accepted form)
     ::title::text{=right ~wrong ~wrong####feedback}        multiple choice
     ::title::text{TRUE####feedback} / {FALSE####...}       true / false
+Each file starts `$CATEGORY: $course$/<quiz>/<student>`: one category per student's variant.
 Special characters ~ = # { } : and the backslash are escaped with a backslash;
 a newline inside text is written as \\n (a blank line would end the question).
 """
@@ -49,8 +50,15 @@ def _answers(q: DrawnQuestion) -> str:
     return " ".join("=" + escape(form) for form in size_forms(key.value)) + tail
 
 
+def category(name: str) -> str:
+    """A category name: Moodle splits $CATEGORY paths on `/`."""
+    return name.replace("/", "-").strip() or "-"
+
+
 def render(quiz: DrawnQuiz, with_key: bool = True) -> str:
-    blocks = [f"// {quiz.title}\n// quiz {quiz.quiz}, student {quiz.student}\n\n$CATEGORY: $course$/{quiz.quiz}"]
+    # one category per student's variant: importing several students' files never mixes their questions
+    blocks = [f"// {quiz.title}\n// quiz {quiz.quiz}, student {quiz.student}\n\n"
+              f"$CATEGORY: $course$/{category(quiz.quiz)}/{category(quiz.student)}"]
     for q in quiz.questions:
         blocks.append(f"// {q.kind}, {q.points:g} point(s)\n::{escape(q.id)}::{escape(q.text)}{{{_answers(q)}}}")
     return "\n\n".join(blocks) + "\n"

@@ -3,7 +3,8 @@
     questestinterop/assessment/section/item, each item with itemmetadata
     (question_type, points_possible), a presentation (response_lid/render_choice
     for choices, response_str/render_fib for numbers and sizes) and resprocessing
-    that sets SCORE to 100 for the correct responses.
+    that sets SCORE to 100 for the correct responses, and 0 with feedback naming the
+    mistake for each wrong answer a known mistake gives (grader.quiz.diagnose).
 The zip is byte-identical for the same quiz (fixed timestamps, fixed order).
 """
 
@@ -15,6 +16,7 @@ import re
 import xml.etree.ElementTree as ET
 import zipfile
 
+from grader.quiz.diagnose import mistaken_keys
 from grader.quiz.draw import DrawnQuestion, DrawnQuiz
 from grader.quiz.export.gift import size_forms
 
@@ -72,9 +74,10 @@ def _choices(q: DrawnQuestion) -> list[tuple[str, str]]:
     return [(chr(97 + i), option) for i, option in enumerate(q.options)]
 
 
-def _accept(conditions: ET.Element, q: DrawnQuestion) -> None:
-    """The correct responses: the right choice, a number within the tolerance, or any accepted form of a size."""
-    value = q.key.value
+def _accept(conditions: ET.Element, q: DrawnQuestion, value=None) -> None:
+    """The correct responses: the right choice, a number within the tolerance, or any accepted form of a size
+    (`value`: another key, a mistaken one, matched the same way)."""
+    value = q.key.value if value is None else value
     if isinstance(value, bool):
         _sub(conditions, "varequal", "true" if value else "false", respident="response1")
     elif isinstance(value, str):
@@ -106,7 +109,18 @@ def _item(section: ET.Element, q: DrawnQuestion) -> None:
     feedback = "\n".join(list(q.key.working) + ([q.explanation] if q.explanation else []))
     if feedback:
         _sub(condition, "displayfeedback", feedbacktype="Response", linkrefid="general_fb")
+    # a wrong answer a known mistake gives: no points, and feedback that names the mistake
+    mistakes = mistaken_keys(q)
+    for i, (value, diagnosis) in enumerate(mistakes, 1):
+        wrong = _sub(processing, "respcondition", **{"continue": "No"})
+        _accept(_sub(wrong, "conditionvar"), q, value)
+        _sub(wrong, "setvar", "0", action="Set", varname="SCORE")
+        _sub(wrong, "displayfeedback", feedbacktype="Response", linkrefid=f"mistake_{i}")
+    if feedback:
         _material(_sub(_sub(item, "itemfeedback", ident="general_fb"), "flow_mat"), feedback)
+    for i, (value, diagnosis) in enumerate(mistakes, 1):
+        _material(_sub(_sub(item, "itemfeedback", ident=f"mistake_{i}", title=diagnosis.kind), "flow_mat"),
+                  diagnosis.message + ("\n" + feedback if feedback else ""))
 
 
 def assessment_xml(quiz: DrawnQuiz) -> bytes:
