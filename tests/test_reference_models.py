@@ -141,9 +141,10 @@ def test_notebook_passes_its_rubric_in_a_dry_run(name, real_mnist_dir, capsys):
     facts, items = out["facts"], {i["id"]: i for i in out["score"]["items"]}
     assert facts["verdict"]["kind"] == "ok", facts["verdict"]["message"]
     assert facts["model"]["params"]["trainable"] == PARAMS[name]
-    assert not [i for i in items.values() if i["status"] in ("failed", "partial")], items
-    assert items["accuracy"]["status"] == "not_measured"  # nothing trained: judged only by the full run
-    assert code == 0
+    assert not [i for i in items.values() if i["status"] in ("failed", "partial", "not_measured")], items
+    assert items["accuracy"]["status"] == "not_judged"  # nothing trained: judged only by the full run
+    assert out["score"]["passed"] is False and "accuracy" in out["score"]["not_judged"]  # so never "passed"
+    assert code == 0  # nothing a dry run judges failed
 
 
 def test_regenerating_keeps_the_outputs_of_unchanged_notebooks(tmp_path, capsys):
