@@ -54,7 +54,7 @@ from grader.verdict import Outcome, decide
 
 __all__ = ["Options", "Result", "RunLimits", "TestData", "grade_class", "grade_facts", "grade_submission", "load_bank",
            "load_rubric",
-           "canvas_target", "LmsExports", "write_lms_exports", "options_for", "prepare_test_data", "write_outputs"]
+           "canvas_target", "check_moodle_worksheet", "LmsExports", "write_lms_exports", "options_for", "prepare_test_data", "write_outputs"]
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,7 @@ class Result:
     sheet: ScoreSheet
     seconds: float  # time spent grading it (for a cached result: when it was graded)
     cached: bool = False
+    code: Optional[str] = None  # its code cells, read while the file was there (an LMS zip's are unpacked for a while)
 
     @property
     def student(self) -> str:
@@ -187,7 +188,8 @@ def grade_class(source: Path, rubric: Rubric, options: Optional[Options] = None,
                 hit = cache.get(cache.key(submission, options)) if submission.student != only else None
                 if hit is not None:
                     facts = _with_submission(_with_quiz(hit[0], quiz, submission.student), submission)
-                    yield Result(submission, facts, score(facts, rubric), hit[1], cached=True)
+                    yield Result(submission, facts, score(facts, rubric), hit[1], cached=True,
+                                 code=code_of(submission.path))
                 elif submission.student != only:
                     on_event("skipped", submission, None)
             submissions, force = [s for s in submissions if s.student == only], True
@@ -204,7 +206,8 @@ def grade_class(source: Path, rubric: Rubric, options: Optional[Options] = None,
             hit = None if force else cache.get(key)
             if hit is not None:
                 facts = _with_submission(_with_quiz(hit[0], quiz, submission.student), submission)
-                return Result(submission, facts, score(facts, rubric), hit[1], cached=True)
+                return Result(submission, facts, score(facts, rubric), hit[1], cached=True,
+                              code=code_of(submission.path))
             on_event("start", submission, None)
             started = time.monotonic()
             facts = grade_facts(submission.path, options.with_(gpu_index=gpu_index), model_file=submission.model,
@@ -212,7 +215,7 @@ def grade_class(source: Path, rubric: Rubric, options: Optional[Options] = None,
             seconds = round(time.monotonic() - started, 2)
             cache.put(key, facts, seconds)
             facts = _with_submission(_with_quiz(facts, quiz, submission.student), submission)
-            return Result(submission, facts, score(facts, rubric), seconds)
+            return Result(submission, facts, score(facts, rubric), seconds, code=code_of(submission.path))
 
         for submission in submissions:
             on_event("queued", submission, None)
@@ -241,7 +244,7 @@ def write_outputs(results: Iterable[Result], out: Path, *, data: Optional[TestDa
     out.mkdir(parents=True, exist_ok=True)
     if data is None and any(r.facts.eval.accuracy is not None for r in results):
         data = prepare_test_data(None)
-    alike = look_alikes({r.student: code_of(r.submission.path) for r in results})
+    alike = look_alikes({r.student: r.code if r.code is not None else code_of(r.submission.path) for r in results})
     for r in results:
         write_student_reports(out, r.student, r.facts, r.sheet, execution_time=r.seconds, name=r.submission.name,
                               notes=_look_alike_note(alike.get(r.student, [])),
@@ -333,14 +336,9 @@ def write_lms_exports(results: Iterable[Result], out: Path, rubric: Rubric, *,
                      "(the number after /assignments/ in its address) or --roster with Canvas's gradebook export")
     if moodle_worksheet is not None:
         source = Path(moodle_worksheet)
-        text = _read_worksheet(source)
+        text = check_moodle_worksheet(source)
         grades = [MoodleGrade(r.student, r.sheet.score, r.sheet.max_score, _feedback(r)) for r in results]
-        try:
-            filled, unmatched = fill_worksheet(text, grades)
-        except WorksheetError as err:
-            raise GraderError(f"not a Moodle grading worksheet: {err}", where=str(source),
-                              fix="download it from the assignment: View all submissions > Grading action > "
-                                  "Download grading worksheet") from None
+        filled, unmatched = fill_worksheet(text, grades)
         target_path = out / source.name
         with open(target_path, "w", encoding="utf-8", newline="") as fh:
             fh.write(filled)
@@ -364,6 +362,18 @@ def write_lms_exports(results: Iterable[Result], out: Path, rubric: Rubric, *,
             notes.append("moodle-feedback.zip leaves out " + ", ".join(r.student for r in moodle if r not in named)
                          + ": no name known (Moodle matches on name and participant); give --roster")
     return LmsExports(written, notes)
+
+
+def check_moodle_worksheet(path: Path) -> str:
+    """The worksheet's text, checked to be one (GraderError says what to download instead)."""
+    text = _read_worksheet(path)
+    try:
+        fill_worksheet(text, [])
+    except WorksheetError as err:
+        raise GraderError(f"not a Moodle grading worksheet: {err}", where=str(path),
+                          fix="download it from the assignment: View all submissions > Grading action > "
+                              "Download grading worksheet") from None
+    return text
 
 
 def _read_worksheet(path: Path) -> str:

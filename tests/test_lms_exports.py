@@ -66,6 +66,8 @@ def test_canvas_csv_round_trips_through_the_layout_canvas_exports(canvas_run):
         assert float(row[column]) == float(gradebook[uid]["score"])
     assert imported["48101"]["Student"] == "Good, Ada" and gradebook["48101"]["name"] == "Good, Ada"
     assert gradebook["48105"]["late"] == "TRUE" and gradebook["48101"]["late"] == "FALSE"
+    # the zip's files are gone once the class is graded; the look-alike check still saw them
+    assert gradebook["48101"]["similar_to"].startswith("48104 (100%)") and gradebook["48102"]["similar_to"] == ""
 
 
 def test_canvas_zip_names_the_reports(canvas_run):
@@ -171,4 +173,7 @@ def test_moodle_gradebook_json_has_names(moodle_run, capsys):
     with open(out / "gradebook.csv", newline="", encoding="utf-8") as fh:
         names = {r["student"]: r["name"] for r in csv.DictReader(fh)}
     assert names == {"1001": "Ada Good", "1002": "Ben Big", "1003": "Cy Dense", "1004": "Di Terse", "1005": "Ed Old"}
+    with open(out / "gradebook.csv", newline="", encoding="utf-8") as fh:
+        late = {r["student"]: r["late"] for r in csv.DictReader(fh)}
+    assert late["1005"] == "TRUE" and late["1001"] == ""  # the worksheet's status says who was late
     assert json.loads((out / "1001" / "facts.json").read_text())["submission"]["late"] is None

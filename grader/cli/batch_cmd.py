@@ -12,8 +12,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from grader.api import (Result, canvas_target, grade_class, load_bank, load_rubric, options_for, prepare_test_data,
-                        write_lms_exports, write_outputs)
+from grader.api import (Result, canvas_target, check_moodle_worksheet, grade_class, load_bank, load_rubric,
+                        options_for, prepare_test_data, write_lms_exports, write_outputs)
 from grader.cli.common import add_run_options, run_overrides, warn_if_unsandboxed
 from grader.errors import GraderError
 from grader.intake import DEFAULT_ID_PATTERN
@@ -79,7 +79,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--canvas-assignment-id", metavar="N",
                         help="the Canvas assignment for canvas.csv (the number after /assignments/ in its address)")
     parser.add_argument("--moodle-worksheet", type=Path, metavar="CSV",
-                        help="Moodle's offline grading worksheet to fill in (written to --out under its own name)")
+                        help="Moodle's offline grading worksheet to fill in (written to --out under its own name); "
+                             "without --roster it also names the participants and says who was late")
     add_run_options(parser, defaults_from_rubric=True)
     parser.set_defaults(handler=run)
 
@@ -108,6 +109,9 @@ def run(args: argparse.Namespace) -> int:
         if path is not None and not path.is_file():
             raise GraderError("no such file", where=f"{flag} {path}", fix="give the CSV file the LMS exported")
     canvas_target(rubric, args.canvas_assignment_id, args.roster)  # a bad id or an unclear roster stops us here
+    if args.moodle_worksheet is not None:
+        check_moodle_worksheet(args.moodle_worksheet)
+    roster = args.roster or args.moodle_worksheet  # the worksheet names the participants and says who was late
     data = prepare_test_data(options.data) if options.mode != "static" else None
     console = Console(stderr=True)
     started = time.monotonic()
@@ -132,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
 
         graded = grade_class(args.submissions, rubric, options, out=args.out, jobs=args.jobs, force=args.force,
                              quiz=quiz, id_pattern=args.id_pattern, data=data, on_event=on_event,
-                             roster=args.roster, only=args.only, deadline=args.deadline)
+                             roster=roster, only=args.only, deadline=args.deadline)
         progress.console.print(f"rubric {rubric.id} ({options.mode} mode)", highlight=False)
         results = list(graded)
     results.sort(key=lambda r: r.student)
