@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import tempfile
 from pathlib import Path
 from typing import Optional
 
@@ -44,6 +46,8 @@ class FactsCache:
 
     def put(self, key: str, facts: Facts, seconds: float) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = self.folder / f"{key}.tmp"
-        tmp.write_text(json.dumps({"facts": facts.to_json(), "seconds": seconds}))
-        tmp.replace(self.folder / f"{key}.json")
+        # a temporary name of its own: two students who handed in the same bytes share a key, graded at once
+        handle, name = tempfile.mkstemp(prefix=f"{key}.", suffix=".tmp", dir=self.folder)
+        with os.fdopen(handle, "w") as tmp:
+            tmp.write(json.dumps({"facts": facts.to_json(), "seconds": seconds}))
+        Path(name).replace(self.folder / f"{key}.json")

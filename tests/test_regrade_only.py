@@ -62,3 +62,17 @@ def test_only_an_unknown_student_says_which_ids_there_are(graded):
     with pytest.raises(GraderError, match="no submission of that student") as err:
         list(grade_class(folder, rubric, options_for(rubric), out=out, only="112"))
     assert "did you mean 111" in err.value.fix and "111, 222" in err.value.fix
+
+
+def test_byte_for_byte_copies_graded_at_once_share_the_cache_without_a_crash(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from grader.cache import FactsCache
+    from grader.facts import Facts
+
+    cache = FactsCache(tmp_path)
+    facts = Facts.model_validate({"notebook": {"code_cells": 3}})
+    with ThreadPoolExecutor(8) as pool:  # the same key from many slots: two students, one notebook
+        list(pool.map(lambda _: cache.put("samekey", facts, 1.0), range(64)))
+    assert cache.get("samekey")[0] == facts
+    assert [p.name for p in (tmp_path / ".cache").iterdir()] == ["samekey.json"]
