@@ -170,3 +170,47 @@ def test_a_traced_model_is_read_the_same_way(tmp_path):
     honest = torch.jit.trace(CourseNet().eval(), torch.zeros(4, 1, 28, 28))
     assert unexpected_ops_torchscript(honest) == [] and stored_state_torchscript(honest).flagged == []
     assert stored_state_torchscript(honest).bn_stats == 2 * (5 * 16 + 32) + 6
+
+
+def _stored_facts(**stored) -> "Facts":
+    from grader.facts import Facts
+
+    return Facts.model_validate({"model": {"params": {"trainable": stored["trainable"]}, "stored": stored,
+                                           "ops": {"unexpected": []}},
+                                 "verdict": {"kind": "ok", "message": "the notebook ran and its model was captured"}})
+
+
+def test_the_report_says_which_count_the_budget_uses_and_lists_carried_tensors():
+    from grader.report import render_html, render_markdown
+    from tests.test_report_markdown import _table
+
+    flagged = ["buffer `keys` 10000x32 (320,000 numbers)", "buffer `answers` 10000x10 (100,000 numbers)"]
+    facts = _stored_facts(trainable=330, frozen=0, buffers=420_000, bn_stats=0, constants=0, learned=420_330,
+                          carried=420_000, flagged=flagged)
+    sheet = score(facts, load_rubric("mnist-s3"))
+    assert {i.id: i for i in sheet.items}["params"].feedback.startswith(
+        "420,330 learned numbers is over the 20,000 budget (330 trainable parameters and 420,000 other stored")
+    md = render_markdown(facts, sheet, student="eve")
+    rows = {row[0]: row for row in _table(md, "| Fact |")}
+    assert rows["Trainable parameters"][1:] == ["330", ""]
+    assert rows["Learned numbers"][1:] == ["420,330", "trainable 330 + frozen 0 + buffers 420,000 + constants 0; "
+                                           "batch-norm running statistics 0, not counted; the budget (`params`) "
+                                           "counts this"]
+    line = next(li for li in md.splitlines() if li.startswith("**Stored state:**"))
+    assert "stores 420,000 numbers, over the 1,000 a CNN needs: buffer `keys` 10000x32 (320,000 numbers); " in line
+    assert "Check what these tensors hold" in line
+    assert "<b>Stored state:</b> Besides its trainable parameters" in render_html(facts, sheet, student="eve")
+
+
+def test_an_honest_model_has_no_stored_state_line():
+    from grader.report import render_markdown
+
+    facts = _stored_facts(trainable=6434, frozen=0, buffers=0, bn_stats=118, constants=0, learned=6434, carried=0,
+                          flagged=[])
+    sheet = score(facts, load_rubric("mnist-s3"))
+    items = {i.id: i for i in sheet.items}
+    assert items["params"].status == "passed" and items["params"].feedback == (
+        "6,434 learned numbers, within the 20,000 budget: 6,434 trainable parameters; batch-norm running statistics "
+        "are not counted.")
+    md = render_markdown(facts, sheet, student="ann")
+    assert "Stored state" not in md and "batch-norm running statistics 118, not counted" in md

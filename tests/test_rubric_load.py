@@ -51,7 +51,7 @@ def test_shipped_rubrics_are_the_three_assignments():
 def test_s3_items():
     rubric = load_rubric("mnist-s3")
     assert {i.id: i.fact for i in rubric.items}.items() >= {
-        "params": "model.params.trainable", "accuracy": "eval.accuracy", "comments": "notebook.comment_coverage",
+        "params": "model.stored.learned", "accuracy": "eval.accuracy", "comments": "notebook.comment_coverage",
         "runs": "verdict.kind", "no-errors": "verdict.failed_cells", "claims": "claims.accuracy_gap"}.items()
     assert rubric.item("params").lt == 20000
     assert [(b.ge, b.points) for b in rubric.item("comments").bands][0] == (1.0, 15)

@@ -24,7 +24,8 @@ def facts(**dotted) -> Facts:
 GOOD = dict(
     notebook__code_cells=12, notebook__comment_coverage=1.0, notebook__uncommented_cells=[],
     claims__accuracy=99.45, claims__accuracy_gap=0.02,
-    model__params__trainable=13808, model__layers__linear=0, model__layers__batchnorm=6, model__layers__dropout=6,
+    model__params__trainable=13808, model__stored__learned=13808, model__stored__trainable=13808,
+    model__stored__carried=0, model__layers__linear=0, model__layers__batchnorm=6, model__layers__dropout=6,
     model__gap=True, model__transitions=2,
     train__epochs=15.0, eval__accuracy=99.43, verdict__kind="ok", verdict__message="ran every cell",
     verdict__failed_cells=[], model__ops__unexpected=[],
@@ -45,20 +46,22 @@ def test_a_passing_submission_gets_every_point():
     assert sheet.score == sheet.max_score == 100
     assert all(item.status == "passed" for item in sheet.items) and sheet.failed() == []
     items = by_id(sheet)
-    assert items["params"].evidence == "model.params.trainable = 13,808; needs < 20,000"
+    assert items["params"].evidence == "model.stored.learned = 13,808; needs < 20,000"
     assert items["params"].value == 13808 and items["params"].required
     assert items["accuracy"].evidence == "eval.accuracy = 99.43%; needs >= 99.4%"
     assert items["comments"].evidence == "notebook.comment_coverage = 100%; needs >= 100%"
     assert items["gap"].evidence == "model.gap = true; needs = true"
     assert items["runs"].evidence == "verdict.kind = ok; needs = ok"
     assert items["claims"].evidence == "claims.accuracy_gap = 0.02 percentage points; needs <= 0.5 percentage points"
-    assert items["params"].feedback == "13,808 trainable parameters: within the 20,000 budget."
+    assert items["params"].feedback == ("13,808 learned numbers, within the 20,000 budget: 13,808 trainable "
+                                        "parameters; batch-norm running statistics are not counted.")
     assert items["claims"].feedback == "The notebook printed 99.45%; the grader measured 99.43%."
     assert sheet.verdict_kind == "ok" and sheet.verdict_message == "ran every cell"
 
 
 def test_a_failing_submission_fails_each_item_for_its_own_reason():
-    bad = dict(GOOD, model__params__trainable=23412, eval__accuracy=97.5, train__epochs=25.0,
+    bad = dict(GOOD, model__stored__learned=23412, model__stored__trainable=3412, model__stored__carried=20000,
+               eval__accuracy=97.5, train__epochs=25.0,
                model__layers__batchnorm=0, model__layers__dropout=0, model__transitions=0, model__gap=False,
                model__layers__linear=2, notebook__comment_coverage=0.4, notebook__uncommented_cells=[1, 4, 6],
                claims__accuracy=99.1, claims__accuracy_gap=1.6, verdict__kind="output_limit",
@@ -67,7 +70,7 @@ def test_a_failing_submission_fails_each_item_for_its_own_reason():
     assert sheet.score == 0 and not sheet.passed
     assert {item.status for item in sheet.items if item.id != "no-lookup"} == {"failed"}  # no-lookup: ops are fine
     items = by_id(sheet)
-    assert items["params"].evidence == "model.params.trainable = 23,412; needs < 20,000"
+    assert items["params"].evidence == "model.stored.learned = 23,412; needs < 20,000"
     assert items["accuracy"].evidence == ("eval.accuracy = 97.5%; no band matched "
                                           "(points: >= 99.4% for 30, >= 99.2% for 20, >= 99% for 15, >= 98% for 5)")
     assert items["epochs"].evidence == "train.epochs = 25; needs <= 20"
@@ -79,7 +82,9 @@ def test_a_failing_submission_fails_each_item_for_its_own_reason():
     assert items["comments"].evidence.startswith("notebook.comment_coverage = 40%; no band matched")
     assert items["runs"].evidence == "verdict.kind = output_limit; needs = ok"
     assert items["claims"].evidence == "claims.accuracy_gap = 1.6 percentage points; needs <= 0.5 percentage points"
-    assert items["params"].feedback.startswith("23,412 trainable parameters is over the 20,000 budget.")
+    assert items["params"].feedback.startswith("23,412 learned numbers is over the 20,000 budget (3,412 trainable "
+                                               "parameters and 20,000 other stored numbers: frozen parameters,")
+    assert items["params"].feedback.endswith("and keep no frozen copies or tables in the model.")
     assert items["comments"].feedback == ("40% of the code cells have a comment. Add one to code cells 1, 4 and 6 "
                                           "(code cells counted from 1).")
     assert items["runs"].feedback == "The notebook did not run through: the notebook printed more than 8 MB"

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal, Optional, Sequence
 
+from grader.arch.stored_state import ALLOWANCE
 from grader.facts import Facts
 from grader.formatting import cells, num
 from grader.rubric.sheet import ItemResult, ScoreSheet
@@ -136,6 +137,7 @@ class ReportView:
     evaluation: Optional[EvalView]
     not_measured: str  # why facts are missing, one sentence
     notes: tuple[str, ...] = ()  # about the hand-in, not the work: late penalty, look-alike submissions
+    stored_flag: Optional[str] = None  # stored state beyond the allowance, tensor by tensor, for the instructor
 
 
 def _pair(value: Any) -> str:
@@ -226,9 +228,12 @@ def _key_facts(facts: Facts, items: Sequence[ItemResult]) -> list[KeyFact]:
         if printed is not None)
     uncommented = notebook.uncommented_cells or []
     linear = model.layers.linear
+    printed_params = f"the notebook printed {num(claims.params)}" if claims.params is not None else ""
     return [
-        fact("Trainable parameters", "model.params.trainable", None,
-             claim=f"the notebook printed {num(claims.params)}" if claims.params is not None else ""),
+        fact("Trainable parameters", "model.params.trainable", None, claim="; ".join(p for p in (
+            printed_params, _budget(items, "model.params.trainable") if model.params.trainable is not None else "")
+            if p)),
+        fact("Learned numbers", "model.stored.learned", None, _stored_note(model.stored, items)),
         fact("Test accuracy", "eval.accuracy", f"{facts.eval.accuracy:.2f}%" if facts.eval.accuracy is not None else None,
              "measured by the grader on the 10,000 test images", printed_accuracy),
         fact("Epochs", "train.epochs", None, "counted while it trained",
@@ -244,6 +249,35 @@ def _key_facts(facts: Facts, items: Sequence[ItemResult]) -> list[KeyFact]:
              " · ".join(p for p in (f"on {train.device}" if train.device else "",
                                     f"evaluated via {facts.eval.path}" if facts.eval.path else "") if p)),
     ]
+
+
+def _budget(items: Sequence[ItemResult], fact: str) -> str:
+    """Which rubric items count this number: a report states the count a budget uses."""
+    ids = [i.id for i in items if i.fact == fact]
+    return f"the budget ({', '.join(f'`{i}`' for i in ids)}) counts this" if ids else ""
+
+
+def _stored_note(stored, items: Sequence[ItemResult]) -> str:
+    """'trainable 6,434 + frozen 0 + buffers 0 + constants 0; BN running statistics 118, not counted'."""
+    if stored.learned is None:
+        return ""
+    parts = " + ".join(f"{label} {num(getattr(stored, name) or 0)}" for label, name in (
+        ("trainable", "trainable"), ("frozen", "frozen"), ("buffers", "buffers"), ("constants", "constants")))
+    budget = _budget(items, "model.stored.learned")
+    return f"{parts}; batch-norm running statistics {num(stored.bn_stats or 0)}, not counted" + (
+        f"; {budget}" if budget else "")
+
+
+def _stored_flag(facts: Facts) -> Optional[str]:
+    """Stored state beyond trainable parameters and BN statistics over the allowance: what to look at, by name."""
+    stored = facts.model.stored
+    if not stored.flagged:
+        return None
+    shown = stored.flagged[:6]
+    more = f" and {len(stored.flagged) - 6} more" if len(stored.flagged) > 6 else ""
+    return (f"Besides its trainable parameters and batch-norm statistics the model stores {num(stored.carried)} "
+            f"numbers, over the {num(ALLOWANCE)} a CNN needs: {'; '.join(shown)}{more}. Check what these tensors "
+            "hold: a copy of training or test data in the model is not a learned network.")
 
 
 CLAIM_FLAG = 0.5  # percentage points between a printed and the measured accuracy that a report flags
@@ -322,7 +356,7 @@ def build_view(facts: Facts, sheet: ScoreSheet, *, student: str, audience: Audie
         passed=sheet.passed, verdict=_verdict(facts, sheet), items=[_item_view(i) for i in shown],
         hidden_count=len(sheet.items) - len(shown), key_facts=_key_facts(facts, shown),
         layers=_layers(facts), evaluation=_evaluation(facts, labels, predictions), not_measured=reason,
-        notes=tuple(_hand_in_notes(facts, sheet)) + tuple(notes),
+        notes=tuple(_hand_in_notes(facts, sheet)) + tuple(notes), stored_flag=_stored_flag(facts),
     )
 
 
