@@ -60,6 +60,7 @@ gradebook = write_outputs(results, Path({str(tmp_path)!r}))
 print(json.dumps({{
     "scores": {{r.student: r.sheet.score for r in results}},
     "verdicts": {{r.student: r.facts.verdict.kind for r in results}},
+    "passed": sorted(r.student for r in results if r.sheet.passed),
     "gradebook": str(gradebook),
     "cli": [m for m in sys.modules if m.startswith("grader.cli")],
 }}))
@@ -67,7 +68,9 @@ print(json.dumps({{
     out = json.loads(_python(script).strip().splitlines()[-1])
     assert out["cli"] == []  # (argparse itself may load: libraries such as torch import it)
     assert set(out["verdicts"].values()) == {"ok"}
-    assert out["scores"]["1001"] == 100 and out["scores"]["1002"] < 100 and out["scores"]["1004"] < 100
+    # evaluate mode: the `runs` item (5 points) is not judged, so the one student who meets the assignment has 95
+    assert out["scores"]["1001"] == 95 and out["scores"]["1002"] < 95 and out["scores"]["1004"] < 95
+    assert out["passed"] == ["1001"]
     assert Path(out["gradebook"]).read_text().splitlines()[0].startswith("student,score,max_score,passed,verdict")
     for student in out["scores"]:
         assert (tmp_path / student / "report.html").is_file() and (tmp_path / student / "facts.json").is_file()
