@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 
 from grader.errors import GraderError
 from grader.schema_errors import invalid
@@ -47,9 +47,8 @@ def show_size(size: int) -> str:
     return str(size)
 
 
-def _limit(default: Any, *, unit: Unit, rubric: str, flag: str, help: str, optional: bool = False) -> Any:
-    return Field(default, gt=0, description=help,
-                 json_schema_extra={"unit": unit, "rubric": rubric, "flag": flag, "optional": optional})
+def _limit(default: Any, *, unit: Unit, rubric: str, flag: str, help: str) -> Any:
+    return Field(default, gt=0, description=help, json_schema_extra={"unit": unit, "rubric": rubric, "flag": flag})
 
 
 class RunLimits(BaseModel):
@@ -61,7 +60,7 @@ class RunLimits(BaseModel):
         1800, unit="seconds", rubric="time", flag="--timeout",
         help="wall-clock limit for the whole notebook; the process tree is killed at the limit")
     cell_seconds: Optional[float] = _limit(
-        None, unit="seconds", rubric="cell_time", flag="--cell-timeout", optional=True,
+        None, unit="seconds", rubric="cell_time", flag="--cell-timeout",
         help="limit for any one cell (default: the whole wall-clock limit)")
     memory_bytes: int = _limit(
         6 << 30, unit="size", rubric="memory", flag="--memory",
@@ -114,7 +113,6 @@ class LimitField:
     unit: Unit
     help: str
     default: Any
-    optional: bool
 
     def parse(self, value: Any, where: str) -> Any:
         """A value as written (a number, or a size like 4G) -> the field's value; GraderError if it is wrong."""
@@ -150,7 +148,7 @@ def _fields() -> tuple[LimitField, ...]:
     for name, info in RunLimits.model_fields.items():
         extra = info.json_schema_extra or {}
         out.append(LimitField(name=name, rubric=extra["rubric"], flag=extra["flag"], unit=extra["unit"],
-                              help=info.description or "", default=info.default, optional=extra["optional"]))
+                              help=info.description or "", default=info.default))
     return tuple(out)
 
 
@@ -164,11 +162,8 @@ def limits_from(values: dict[str, Any], *, base: RunLimits | None = None, key: s
         name = getattr(limit, key)
         if values.get(name) is not None:
             update[limit.name] = limit.parse(values[name], name)
-    try:
-        limits = (base or RunLimits()).model_copy(update=update)
-        return RunLimits.model_validate(limits.model_dump()).check_cells()
-    except ValidationError as exc:  # unreachable with parse() above, kept as the record's own guard
-        raise GraderError(str(exc), where="limits") from None
+    # every value went through LimitField.parse (type, unit, > 0): the copy needs no second validation
+    return (base or RunLimits()).model_copy(update=update).check_cells()
 
 
 # --- the rubric's `limits:` mapping, generated from RunLimits ---------------------------------------------------
@@ -236,6 +231,9 @@ class Options:
     gpu: Optional[bool] = None  # None: when /dev/nvidia* exist
     gpu_index: Optional[int] = None  # which GPU (a pool assigns one per slot)
     keep: Optional[Path] = None  # copy the executed notebook and the exported model here
+    environment: Optional[Path] = None  # the grading environment's venv the kernel runs in (None: the grader's Python)
+    compat: tuple[str, ...] = ()  # compat profiles whose shims load before the student's first cell
+    variable_named: bool = False  # the rubric or --variable named `variable`; else the model training updated is graded
 
     def with_(self, **overrides: Any) -> "Options":
         """A copy with the given fields replaced; None means "keep this one"."""
