@@ -172,7 +172,7 @@ def grade_class(source: Path, rubric: Rubric, options: Optional[Options] = None,
         if roster is not None:
             submissions = with_roster(submissions, read_roster(roster))
         if data is None and options.mode != "static":
-            data = prepare_test_data(options.data)
+            data = prepare_test_data(options.data, unseen=options.unseen)
         cache = FactsCache(Path(out))
         # links are fetched every time (a branch moves), also under --only: the cache knows the notebooks, not links
         submissions = [_fetched(s, Path(tmp) / "links" / s.student, deadline, rubric.notebook)
@@ -310,7 +310,8 @@ def _feedback(r: Result) -> str:
 
 
 def write_lms_exports(results: Iterable[Result], out: Path, rubric: Rubric, *,
-                      canvas_assignment_id: Optional[str] = None, roster: Optional[Path] = None, moodle_worksheet: Optional[Path] = None) -> LmsExports:
+                      canvas_assignment_id: Optional[str] = None, roster: Optional[Path] = None,
+                      moodle_worksheet: Optional[Path] = None) -> LmsExports:
     """Files that import back into the LMS, beside the gradebook in `out` (write_outputs wrote the reports):
 
     canvas.csv (Canvas's Gradebook import) when an assignment is known (`canvas_target`); the Moodle grading

@@ -29,7 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     build = actions.add_parser("build", help="write autograder.zip for a rubric", description=HELP,
                                formatter_class=argparse.RawDescriptionHelpFormatter)
     build.add_argument("--rubric", required=True, help="rubric file or shipped name")
-    build.add_argument("-o", "--out", type=Path, default=Path("autograder.zip"), help="the zip (default: autograder.zip)")
+    build.add_argument("-o", "--out", type=Path, default=Path("autograder.zip"),
+                       help="the zip (default: autograder.zip)")
     build.add_argument("--visibility", default="visible", choices=VISIBILITIES,
                        help="when students see the results (default: visible)")
     build.set_defaults(handler=run)

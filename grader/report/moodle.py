@@ -8,8 +8,9 @@ The worksheet is what "Download grading worksheet" gives (Moodle writes it with 
 
 "Upload grading worksheet" matches rows on the Identifier ("Participant N": N is the number in the
 submission folders' names) and reads Grade and Feedback comments. `fill_worksheet` rewrites only those
-two cells of the rows it has a grade for (the rubric's score scaled to the row's Maximum Grade); every other byte of the file (the other cells, their quoting,
-the line ends, a byte-order mark, rows of students it did not grade) stays exactly as it was.
+two cells of the rows it has a grade for (the rubric's score scaled to the row's Maximum Grade);
+every other byte of the file (the other cells, their quoting, the line ends, a byte-order mark,
+rows of students it did not grade) stays exactly as it was.
 
 The feedback zip is what "Upload multiple feedback files in a zip" reads: flat entries named
 `<Full name>_<participant>_assignsubmission_file_<file>` (Moodle splits the name on `_` and takes the
