@@ -172,7 +172,7 @@ def grade_class(source: Path, rubric: Rubric, options: Optional[Options] = None,
         if roster is not None:
             submissions = with_roster(submissions, read_roster(roster))
         if data is None and options.mode != "static":
-            data = prepare_test_data(options.data, unseen=options.unseen)
+            data = prepare_test_data(options.data)
         cache = FactsCache(Path(out))
         # links are fetched every time (a branch moves), also under --only: the cache knows the notebooks, not links
         submissions = [_fetched(s, Path(tmp) / "links" / s.student, deadline, rubric.notebook)
