@@ -25,5 +25,9 @@ fi
 python3 -m grader data path >/dev/null 2>&1 || python3 -m grader data fetch
 python3 -m grader data verify
 
+# The grading environment student kernels run in (cached by content hash; a no-op when built).
+# The shipped rubrics share the default one; a rubric with its own `environment:` is built by name.
+python3 -m grader env build
+
 # The main job: grade the bundled class (evaluate mode: the models each notebook exported are measured).
 python3 -m grader examples/submissions --rubric mnist-s3 --mode evaluate

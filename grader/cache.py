@@ -34,6 +34,7 @@ class FactsCache:
     def key(submission: Submission, options: Options) -> str:
         settings = {"digest": submission.digest, "mode": options.mode, "variable": options.variable,
                     "limits": options.limits.model_dump(), "dry_run": options.dry_run, "version": __version__,
+                    "environment": str(options.environment), "compat": list(options.compat),
                     "schema": FACTS_SCHEMA}
         return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:32]
 

@@ -92,12 +92,16 @@ def _execute(report: StaticReport, facts: Facts, options: Options, progress: Pro
         execution = execute_notebook(report.notebook, jobdir=jobdir, staged=data.staged,
                                      mnist_roots=report.mnist_roots, variable=options.variable,
                                      limits=options.limits, dry_run=options.dry_run, sandbox=options.sandbox,
-                                     gpu=options.gpu, gpu_index=options.gpu_index)
+                                     gpu=options.gpu, gpu_index=options.gpu_index,
+                                     environment=options.environment, compat=options.compat,
+                                     variable_named=options.variable_named)
         outcome = Outcome(execution=execution, limits=options.limits, dry_run=options.dry_run)
         if not options.dry_run:  # a dry run trained nothing: its counters and printed accuracy would mislead
             facts = facts.model_copy(update={"train": execution.train, "claims": facts.claims.model_copy(
                 update={"run_accuracy": _printed_while_graded(execution.out_dir / "executed.ipynb")})})
         evaluation = None
+        else:  # which model was graded and why, the shims and pip installs: true in a dry run too
+            facts = facts.model_copy(update={"train": execution.observed})
         if decide(outcome).kind == "ok":
             progress("reading the model" if options.dry_run else "measuring the model")
             evaluation = _evaluate_execution(execution, data, jobdir, options)

@@ -153,7 +153,9 @@ def _execution(execution: Execution, limits: RunLimits, dry_run: bool = False) -
             module = missing_module(failed.error or "")
             if module:
                 return verdict("missing_module", f"code cell {failed.number} imports `{module}`, which the grading "
-                               "environment does not have; no model could be captured")
+                               "environment does not have; no model could be captured (if the assignment needs it, "
+                               f"the instructor adds the package under `environment: packages:` in the rubric and "
+                               "runs `grade env build RUBRIC`)")
             return verdict("crash", _describe(failed) + "; no model could be captured")
         return verdict("no_model", harness.model_found or "no model found")
     if harness.bad_model:
@@ -168,6 +170,9 @@ def _execution(execution: Execution, limits: RunLimits, dry_run: bool = False) -
         message += (f"; {cells([c.number for c in excused])} failed only because a dry run's data "
                     "loaders yield nothing (not counted against the notebook)")
     prep = harness.preprocess
+    if len(harness.trained_models) > 1:  # which one counts is a choice: the report says it
+        message += (f"; the notebook trained several models ({', '.join(f'`{t.variable}`' for t in harness.trained_models)}"
+                    f"): graded `{harness.model_variable}`, because {harness.model_found}")
     if prep is not None and prep.kind != "affine":  # the grader never measures on inputs student code made
         message += (f"; the test transform of the {prep.source} is {prep.reason or 'not a per-pixel affine map'}, "
                     "which the grader does not replay: it measured the model on its own inputs, ToTensor + "

@@ -98,7 +98,8 @@ def run_show(args: argparse.Namespace) -> int:
     if rubric.description:
         console.print(rubric.description.strip(), highlight=False)
     console.print(f"mode {rubric.mode}; limits: {rubric.limits.run_limits().describe()}, GPU {rubric.limits.gpu}; "
-                  f"model variable `{rubric.model}`", highlight=False)
+                  + (f"model variable `{rubric.model}`" if "model" in rubric.model_fields_set
+                     else "graded model: the one the last optimizer step or fit updated"), highlight=False)
     table = RichTable(title=f"{len(rubric.items)} items, {num(rubric.max_score)} points",
                       title_justify="left")
     for column in ("item", "title", "fact", "condition", "points", "required", "visibility", "static check"):

@@ -39,8 +39,21 @@ class Execution:
         counters = self.harness.counters if self.harness else None
         if counters is None:
             return TrainFacts()
-        return TrainFacts(epochs=counters.epochs, optimizer_steps=counters.optimizer_steps,
-                          samples_seen=counters.samples_seen, seconds=counters.seconds, device=counters.device)
+        return self.observed.model_copy(update=dict(
+            epochs=counters.epochs, optimizer_steps=counters.optimizer_steps, samples_seen=counters.samples_seen,
+            seconds=counters.seconds, device=counters.device))
+
+    @property
+    def observed(self) -> TrainFacts:
+        """What the run says about the notebook besides the training counters (kept in a dry run too):
+        the graded model's variable and why, the models trained, the compat shims used, pip installs it lacked."""
+        harness = self.harness
+        if harness is None:
+            return TrainFacts()
+        return TrainFacts(model_variable=harness.model_variable, model_reason=harness.model_found,
+                          trained_models=[t.variable for t in harness.trained_models],
+                          compat_shims=list(harness.compat_used),
+                          pip_missing=sorted({p.package for p in harness.pip_asked if p.version is None}))
 
 
 # what every sandboxed kernel prints and nobody needs to read: its TCP ports are inside the
@@ -54,7 +67,12 @@ def without_kernel_noise(text: str) -> str:
 
 def execute_notebook(notebook: nbformat.NotebookNode, *, jobdir: Path, staged: Path, mnist_roots: tuple[str, ...],
                      variable: str, limits: RunLimits, dry_run: bool = False, sandbox: bool = True,
-                     gpu: Optional[bool] = None, gpu_index: Optional[int] = None) -> Execution:
+                     gpu: Optional[bool] = None, gpu_index: Optional[int] = None,
+                     environment: Optional[Path] = None, compat: tuple[str, ...] = (),
+                     variable_named: bool = True) -> Execution:
+    """Run the notebook in the sandbox. `environment`: the grading environment's venv the kernel runs in
+    (grader.env; None: the grader's own interpreter); `compat`: the profiles whose shims load first;
+    `variable_named`: grade `variable` itself, else the module that training updated."""
     workdir = (jobdir / "work").resolve()
     out_dir = workdir / OUT
     out_dir.mkdir(parents=True)
@@ -63,12 +81,16 @@ def execute_notebook(notebook: nbformat.NotebookNode, *, jobdir: Path, staged: P
     images = workdir.parent / "data" / TEST_IMAGES  # ../data is bound read-only to the staged folder
     job = {
         "notebook": str(nb_path), "out_dir": str(out_dir), "workdir": str(workdir), "variable": variable,
+        "variable_named": variable_named,
         "cell_timeout": limits.cell_limit, "output_limit": limits.output_bytes,
         "dry_run": dry_run, "images_file": str(images),
+        "kernel_python": str(Path(environment) / "bin" / "python") if environment else None, "compat": list(compat),
     }
+    # the venv is shown read-only at its own path (its python links into the grader's base prefix, bound already)
+    env_binds = ((Path(environment), Path(environment)),) if environment else ()
     (out_dir / "job.json").write_text(json.dumps(job))
     spec = SandboxSpec.for_run(
-        limits, scratch=workdir, ro_binds=data_binds(staged, workdir, mnist_roots), max_output_bytes=1 << 20,
+        limits, scratch=workdir, ro_binds=data_binds(staged, workdir, mnist_roots) + env_binds, max_output_bytes=1 << 20,
         gpu=gpu, gpu_index=gpu_index,
         env={"MPLBACKEND": "Agg", "JUPYTER_RUNTIME_DIR": "/tmp/jupyter", "IPYTHONDIR": "/tmp/ipython",
              "JUPYTER_PLATFORM_DIRS": "1", "PYTHONDONTWRITEBYTECODE": "1", "PYDEVD_DISABLE_FILE_VALIDATION": "1"},

@@ -19,6 +19,8 @@ import time
 import traceback
 from typing import Any
 
+from grader.execute import trained
+
 _state: dict[str, Any] = {
     "optimizer_steps": 0, "samples_seen": 0, "datasets": {},
     "started": time.time(), "device": "cpu", "dry_run": False, "counting": True,
@@ -68,6 +70,7 @@ class _CountingIterator:
 
 def _optimizer_step(optimizer, args, kwargs):
     _state["optimizer_steps"] += 1
+    trained.stepped(optimizer, "optimizer step")
     if _state["optimizer_steps"] == 1:
         try:
             _state["device"] = optimizer.param_groups[0]["params"][0].device.type
@@ -82,13 +85,23 @@ def _dataset_train_flag(dataset) -> bool | None:
     return flag if isinstance(flag, bool) else None
 
 
-def install(dry_run: bool = False) -> None:
-    """Called by the first (hidden) cell."""
+def install(dry_run: bool = False, compat: list[str] | tuple[str, ...] = ()) -> None:
+    """Called by the first (hidden) cell. `compat`: the rubric's compat profiles (grader.execute.compat)."""
     import torch
     from torch.optim.optimizer import register_optimizer_step_post_hook
     from torch.utils.data import DataLoader
 
+    from grader.execute import compat as compat_shims, kernel_pip
+
     _state["dry_run"] = dry_run
+    compat_shims.load(list(compat))
+    try:
+        from IPython import get_ipython
+
+        if get_ipython() is not None:
+            kernel_pip.install(get_ipython())
+    except ImportError:
+        pass
     register_optimizer_step_post_hook(_optimizer_step)
     original_iter = DataLoader.__iter__
 
@@ -154,11 +167,22 @@ def _maps_to_ten(module) -> bool:
         module.train(was_training)
 
 
-def find_model(namespace: dict[str, Any], variable: str) -> tuple[str | None, Any, str]:
-    """(name, module, how) of the model to grade: the rubric's variable, else the one module mapping to 10 scores."""
+def find_model(namespace: dict[str, Any], variable: str, named: bool = True) -> tuple[str | None, Any, str]:
+    """(name, module, how) of the model to grade: the variable the rubric names (`named`), else the module the
+    last optimizer step or fit updated (grader.execute.trained), else `variable`, else the one module mapping
+    to 10 scores."""
     import torch
 
     value = namespace.get(variable)
+    if named and isinstance(value, torch.nn.Module):
+        return variable, value, f"the rubric names the variable `{variable}`"
+    updated = trained.trained_in(namespace, prefer=variable)
+    if updated:
+        last = updated[0]
+        how = f"the last {last['kind']} updated the parameters of `{last['variable']}`"
+        if isinstance(value, torch.nn.Module) and value is not last["module"]:
+            how += f" (`{variable}` holds another module, which that step did not update)"
+        return last["variable"], last["module"], how
     if isinstance(value, torch.nn.Module):
         return variable, value, f"the variable `{variable}`"
     candidates = [(n, m) for n, m in _modules_in(namespace) if _maps_to_ten(m)]
@@ -251,12 +275,18 @@ def _export(module, out_dir: str) -> dict[str, Any]:
     return {"path": "none", "file": None, "reasons": reasons}
 
 
-def finalize(namespace: dict[str, Any], variable: str, out_dir: str, images_file: str | None) -> None:
+def finalize(namespace: dict[str, Any], variable: str, out_dir: str, images_file: str | None,
+             named: bool = True) -> None:
     """Called by the last (hidden) cell. Never raises: what goes wrong is written down."""
-    result: dict[str, Any] = {"counters": counters()}
+    from grader.execute import compat, kernel_pip
+
+    result: dict[str, Any] = {"counters": counters(), "compat_used": compat.used(), "compat_skipped": compat.skipped(),
+                              "pip_asked": kernel_pip.asked()}
     _state["counting"] = False  # the harness's own forward passes are not training, and must not pin shapes in export
     try:
-        result.update(_finalize(namespace, variable, out_dir, images_file))
+        result["trained_models"] = [{k: v for k, v in t.items() if k != "module"}
+                                    for t in trained.trained_in(namespace, prefer=variable)]
+        result.update(_finalize(namespace, variable, out_dir, images_file, named))
     except Exception as exc:
         result["model_error"] = f"{exc.__class__.__name__}: {exc}"
         result["model_traceback"] = traceback.format_exc()[-3000:]
@@ -264,11 +294,12 @@ def finalize(namespace: dict[str, Any], variable: str, out_dir: str, images_file
         json.dump(result, fh, default=str)
 
 
-def _finalize(namespace: dict[str, Any], variable: str, out_dir: str, images_file: str | None) -> dict[str, Any]:
+def _finalize(namespace: dict[str, Any], variable: str, out_dir: str, images_file: str | None,
+              named: bool = True) -> dict[str, Any]:
     import numpy as np
     import torch
 
-    name, module, how = find_model(namespace, variable)
+    name, module, how = find_model(namespace, variable, named)
     found: dict[str, Any] = {"model_found": how, "model_variable": name}
     if module is None:
         return found

@@ -63,6 +63,18 @@ class Export(_Record):
     reasons: list[str] = []  # why the better paths failed
 
 
+class TrainedModel(_Record):
+    variable: str
+    kind: str  # "optimizer step" or "fit"
+    updates: int
+    share: float  # the part of the module's parameters those updates reached
+
+
+class PipAsk(_Record):
+    package: str
+    version: Optional[str] = None  # what the grading environment has; None: it lacks it
+
+
 class HarnessRecord(_Record):
     """What the kernel harness found after the student's cells."""
 
@@ -75,6 +87,10 @@ class HarnessRecord(_Record):
     export: Optional[Export] = None
     model_error: Optional[str] = None  # the harness itself failed
     model_traceback: Optional[str] = None
+    trained_models: list[TrainedModel] = []  # most recent first
+    compat_used: list[str] = []  # grader.execute.compat shims the notebook went through
+    compat_skipped: list[str] = []  # shims of the rubric's profiles that could not be installed, and why
+    pip_asked: list[PipAsk] = []  # packages `pip install` cells named
 
 
 def read_record(path: Path, kind: type[_Record]) -> tuple[Optional[_Record], Optional[str]]:

@@ -10,6 +10,7 @@ network namespace, and signals reach the kernel). The host reads `run.json` and
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 import time
@@ -38,6 +39,25 @@ class Job:
     dry_run: bool = False
     images_file: str | None = None  # the 10,000 test images, no labels
     harness_timeout: float = 120.0
+    variable_named: bool = True  # the rubric names `variable`; False: grade the module training updated
+    kernel_python: str | None = None  # the grading environment's interpreter (None: the runner's own)
+    compat: list[str] | None = None  # compat profiles whose shims load before the student's first cell
+
+
+KERNEL_NAME = "grading-env"
+
+
+def _kernel_spec(job: Job) -> str:
+    """The kernel to start: the grading environment's python through a kernelspec in the output folder."""
+    if not job.kernel_python:
+        return "python3"
+    folder = Path(job.out_dir) / "jupyter" / "kernels" / KERNEL_NAME
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "kernel.json").write_text(json.dumps({
+        "argv": [job.kernel_python, "-P", "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "grading environment", "language": "python"}))
+    os.environ["JUPYTER_PATH"] = str(Path(job.out_dir) / "jupyter")
+    return KERNEL_NAME
 
 
 class OutputLimitExceeded(Exception):
@@ -90,14 +110,15 @@ def run(job: Job) -> RunRecord:
     student_cells = list(nb.cells)
     setup = _hidden_cell(
         "import grader.execute.kernel_harness as __grader_harness\n"
-        f"__grader_harness.install(dry_run={job.dry_run!r})")
+        f"__grader_harness.install(dry_run={job.dry_run!r}, compat={list(job.compat or [])!r})")
     finish = _hidden_cell(
-        f"__grader_harness.finalize(globals(), {job.variable!r}, {job.out_dir!r}, {job.images_file!r})")
+        f"__grader_harness.finalize(globals(), {job.variable!r}, {job.out_dir!r}, {job.images_file!r}, "
+        f"{job.variable_named!r})")
     for cell in student_cells:
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
     nb.cells = [setup, *student_cells, finish]
-    client = LimitedClient(nb, timeout=job.cell_timeout, kernel_name="python3", allow_errors=True,
+    client = LimitedClient(nb, timeout=job.cell_timeout, kernel_name=_kernel_spec(job), allow_errors=True,
                            resources={"metadata": {"path": job.workdir}}, output_limit=job.output_limit,
                            startup_timeout=120,
                            # nothing is read from the kernel after the last cell we run (the harness writes its

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 import grader
 from grader import yamlio
+from grader.env.spec import EnvironmentSpec
 from grader.errors import GraderError
 from grader.rubric.schema import Band, Feedback, Item, PassRule, Rubric
 from grader.schema_errors import schema_error, yaml_keys
@@ -68,7 +69,7 @@ def _keys_at(loc: tuple) -> list[str]:
     """The keys allowed in the mapping at a path into the YAML."""
     names = [part for part in loc if isinstance(part, str)]
     model = {(): Rubric, ("limits",): RubricLimits, ("pass",): PassRule, ("items",): Item, ("items", "feedback"): Feedback,
-             ("items", "bands"): Band}.get(tuple(names), Rubric)
+             ("items", "bands"): Band, ("environment",): EnvironmentSpec}.get(tuple(names), Rubric)
     return yaml_keys(model)
 
 

@@ -5,7 +5,10 @@
     description: Optional text for the report header.
     mode: execute                  # static | evaluate | execute
     limits: {time: 3600, cell_time: 3600, memory: 6G, disk: 2G, gpu: wanted}   # every key: `limits:` in `grade rubric --help`
-    model: model                   # the notebook variable that holds the network
+    model: net                     # the variable to grade; without it, the model the last optimizer step / fit updated
+    environment:                   # the grading environment (`grade env --help`); without it, the default one
+      packages: [keras>=3]         # added to the default packages; or requirements: requirements.txt
+      compat: [torch-1.x]          # shims for APIs the course used then: torch-1.x, keras-1, keras-2
     items:
       - id: params
         title: Under 20,000 trainable parameters

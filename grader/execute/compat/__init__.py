@@ -1,0 +1,62 @@
+"""Compat profiles: small shims, loaded in the student's kernel before the first cell, for APIs the course used then.
+
+A rubric turns them on (`environment: compat: [torch-1.x, keras-2]`); a student should
+lose no point for code that was right when it was written. Each shim records itself
+when the student's code actually goes through it (`used()`), and the facts list those
+(`train.compat_shims`), so a report says which old APIs were read for the student.
+
+    torch-1.x  torch1.py   DataLoader iterators' `.next()` (removed in PyTorch 1.13);
+                           `tqdm.tqdm_notebook` / `tnrange` (deprecated, gone in tqdm 5) as the text bar
+    keras-1    keras.py    `Convolution2D(n, kh, kw)` read as kernel (kh, kw), not strides kw;
+                           `border_mode=` / `subsample=` / `init=`; `fit(nb_epoch=)` as `epochs=`
+    keras-2    keras.py    `keras.utils.np_utils.to_categorical`; `lr=` as `learning_rate=` in optimizers;
+                           history / logs `acc`, `val_acc` beside `accuracy`, `val_accuracy`
+
+Kernel side: imports only the standard library at module level, and never raises into
+the student's code (a shim that cannot be installed is skipped and said so in `skipped()`).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+_used: list[str] = []
+_skipped: list[str] = []
+
+
+def mark(shim: str) -> None:
+    """Called by a shim each time student code goes through it; recorded once."""
+    if shim not in _used:
+        _used.append(shim)
+
+
+def used() -> list[str]:
+    return list(_used)
+
+
+def skipped() -> list[str]:
+    return list(_skipped)
+
+
+def _installers() -> dict[str, list[tuple[str, Callable[[], None]]]]:
+    from grader.execute.compat import keras as keras_shims
+    from grader.execute.compat import torch1
+
+    return {
+        "torch-1.x": [("dataiter.next()", torch1.dataiter_next), ("tqdm_notebook", torch1.tqdm_notebook)],
+        "keras-1": [("Convolution2D(n, kh, kw)", keras_shims.convolution2d_signature),
+                    ("nb_epoch=", keras_shims.nb_epoch)],
+        "keras-2": [("np_utils", keras_shims.np_utils), ("lr=", keras_shims.lr),
+                    ("acc / val_acc", keras_shims.acc_in_history)],
+    }
+
+
+def load(profiles: list[str]) -> None:
+    """Install every shim of the given profiles (unknown names are skipped: the rubric schema checks them)."""
+    installers = _installers()
+    for profile in profiles:
+        for name, install in installers.get(profile, []):
+            try:
+                install()
+            except Exception as exc:  # e.g. keras-2 in an environment without keras: nothing to shim
+                _skipped.append(f"{profile}: {name}: {exc.__class__.__name__}: {exc}")
