@@ -60,13 +60,28 @@ def main() -> int:
     print(f"device: {platform.machine()} CPU, {os.cpu_count()} cores, no GPU used (dry runs train nothing)")
     print(f"median dry run of {notebook.name}: {args.base} {medians['base']:.2f} s, this checkout "
           f"{medians['this']:.2f} s (x{medians['this'] / medians['base']:.2f})")
-    same = facts["base"]["model"] == facts["this"]["model"]
-    print("structure facts (model.*): " + ("the same" if same else "DIFFERENT"))
-    if not same:
-        for key in sorted(set(facts["base"]["model"]) | set(facts["this"]["model"])):
-            if facts["base"]["model"].get(key) != facts["this"]["model"].get(key):
-                print(f"  {key}: {facts['base']['model'].get(key)!r} -> {facts['this']['model'].get(key)!r}")
+    base, this = facts["base"]["model"], _like(facts["this"]["model"], facts["base"]["model"])
+    same = base == this
+    added = sorted(_names(facts["this"]["model"]) - _names(base))
+    print("structure facts the base has (model.*): " + ("the same" if same else "DIFFERENT")
+          + (f"; facts added since: {', '.join(added)}" if added else ""))
+    for key in sorted(k for k in base if base[k] != this.get(k)):
+        print(f"  {key}: {base[key]!r} -> {this.get(key)!r}")
     return 0 if same else 1
+
+
+def _like(value, shape):
+    """`value` cut down to the keys `shape` has (facts added later are not a change)."""
+    if isinstance(value, dict) and isinstance(shape, dict):
+        return {k: _like(value.get(k), shape[k]) for k in shape}
+    return value
+
+
+def _names(tree, prefix="model."):
+    names = set()
+    for key, value in (tree or {}).items():
+        names |= _names(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}"}
+    return names
 
 
 if __name__ == "__main__":
