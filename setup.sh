@@ -28,6 +28,7 @@ python3 -m grader data verify
 # The grading environment student kernels run in (cached by content hash; a no-op when built).
 # The shipped rubrics share the default one; a rubric with its own `environment:` is built by name.
 python3 -m grader env build
+python3 -m grader env build tests/fixtures/handed_in/keras-eip.yaml   # default + keras: the Keras tests' rubric
 
 # The main job: grade the bundled class (evaluate mode: the models each notebook exported are measured).
 python3 -m grader examples/submissions --rubric mnist-s3 --mode evaluate

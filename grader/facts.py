@@ -143,7 +143,7 @@ class EvalFacts(_Section):
     confusion: Optional[list[list[int]]] = None
     misclassified: Optional[list[int]] = None
     misclassified_as: Optional[list[int]] = Field(None, description="the digit predicted for each misclassified image, same order")
-    path: Optional[Literal["export", "torchscript", "in-sandbox"]] = None
+    path: Optional[Literal["export", "torchscript", "in-sandbox", "keras"]] = None  # keras: a .keras file, safe_mode
 
 
 VerdictKind = Literal[

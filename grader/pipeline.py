@@ -22,6 +22,7 @@ from grader.data.staging import TestData, prepare_test_data
 from grader.errors import GraderError
 from grader.evaluate.job import Evaluation, evaluate_model
 from grader.execute.job import Execution, execute_notebook
+from grader.evaluate.keras_job import evaluate_keras_model
 from grader.facts import Facts, GradingFacts, QuizFacts, with_derived
 from grader.inspect.claims import find_claims
 from grader.inspect.notebook import cells_of
@@ -118,6 +119,11 @@ def _evaluate_execution(execution: Execution, data: TestData, jobdir: Path, opti
     if preprocess.kind != "affine":  # the grader makes the test inputs itself; a transform it cannot replay is not run
         preprocess = COURSE_PREPROCESS
     return evaluate_model(execution.out_dir / export.file, export.path, preprocess=preprocess, staged=data.staged,
+    if export.path == "keras":  # a .keras file: loaded with safe_mode=True by the grading environment's Python
+        return evaluate_keras_model(execution.out_dir / export.file, environment=options.environment,
+                                    layout=export.layout, scale=preprocess.scale, shift=preprocess.shift,
+                                    staged=data.staged, labels=labels, jobdir=jobdir, limits=options.limits,
+                                    sandbox=options.sandbox, gpu=options.gpu)
                           labels=labels, jobdir=jobdir, limits=options.limits, static_batch=export.batch,
                           sandbox=options.sandbox, gpu=options.gpu)
 
@@ -168,6 +174,6 @@ def _quiz_answers(report: StaticReport) -> Optional[dict]:
 
 def _keep(out_dir: Path, keep: Path) -> None:
     keep.mkdir(parents=True, exist_ok=True)
-    for name in ("executed.ipynb", "model.pt2", "model.ts"):
+    for name in ("executed.ipynb", "model.pt2", "model.ts", "model.keras"):
         if (out_dir / name).exists():
             shutil.copyfile(out_dir / name, keep / name)

@@ -176,12 +176,12 @@ def _install(argv: list[str], missing: list[str], report: Report, steps: int) ->
     for line in proc.stdout:
         lines.append(line)
         words = line.split()
-        # pip: "Collecting pandas", uv: " + pandas==2.2.3"
-        if len(words) >= 2 and words[0] in ("Collecting", "+"):
-            name = canonical_name(words[1])
+        # pip: "Collecting pandas" or "Processing /wheels/pandas-2.2.3-...whl" (a local wheel); uv: " + pandas==2.2.3"
+        if len(words) >= 2 and words[0] in ("Collecting", "Processing", "+"):
+            name = canonical_name(Path(words[1]).name.split("-")[0] if words[0] == "Processing" else words[1])
             if name in wanted and name not in seen:
                 seen.add(name)
-            report(f"installing {words[1]}", 1 + len(seen), steps)
+            report(f"installing {name}", 1 + len(seen), steps)
     if proc.wait() != 0:
         tail = "".join(lines[-15:]).strip()
         raise GraderError(f"installing {', '.join(missing)} failed:\n{tail}", where=" ".join(argv[:4]),

@@ -20,6 +20,10 @@ _HINTS: list[tuple[str, str]] = [
      "Pillow 7 removed PILLOW_VERSION; torchvision 0.5+ no longer needs it: upgrade the import, not Pillow."),
     (r"TypeError: __init__\(\) got an unexpected keyword argument 'size_average'",
      "`size_average` was replaced by `reduction='mean'` / `'sum'` in PyTorch 1.0."),
+    (r"AttributeError: module 'keras\.(src\.)?backend' has no attribute '(gradients|function|get_session|placeholder)'",
+     "`K.gradients`, `K.function` and sessions are TensorFlow 1 graph mode, which Keras 3 does not have: this cell "
+     "cannot run in the grader, and grading goes on without it. To look at gradients, use "
+     "`torch.autograd.grad` on the model's output (Keras 3 runs on the torch backend here)."),
     (r"RuntimeError: .*Attempting to deserialize object on a CUDA device",
      "The notebook loads weights saved on a GPU: pass `map_location=device` to `torch.load`."),
 ]

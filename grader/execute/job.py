@@ -7,6 +7,7 @@ process talking: it decides the verdict and the training counters, never the sco
 from __future__ import annotations
 
 import json
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Optional
 
 import nbformat
 
+from grader.data.keras_mnist import INSIDE as KERAS_INSIDE, keras_npz
 from grader.data.staging import TEST_IMAGES, data_binds
 from grader.execute.records import HarnessRecord, RunRecord, read_record
 from grader.facts import TrainFacts
@@ -65,6 +67,14 @@ def without_kernel_noise(text: str) -> str:
     return "".join(line for line in text.splitlines(keepends=True) if not any(n in line for n in _KERNEL_NOISE))
 
 
+_KERAS_IMPORT = re.compile(r"^\s*(from|import)\s+keras\b", re.M)
+
+
+def imports_keras(notebook: nbformat.NotebookNode) -> bool:
+    """Whether a code cell imports keras (Keras 3 runs on the torch backend here)."""
+    return any(c.cell_type == "code" and _KERAS_IMPORT.search(c.source) for c in notebook.cells)
+
+
 def execute_notebook(notebook: nbformat.NotebookNode, *, jobdir: Path, staged: Path, mnist_roots: tuple[str, ...],
                      variable: str, limits: RunLimits, dry_run: bool = False, sandbox: bool = True,
                      gpu: Optional[bool] = None, gpu_index: Optional[int] = None,
@@ -85,15 +95,18 @@ def execute_notebook(notebook: nbformat.NotebookNode, *, jobdir: Path, staged: P
         "cell_timeout": limits.cell_limit, "output_limit": limits.output_bytes,
         "dry_run": dry_run, "images_file": str(images),
         "kernel_python": str(Path(environment) / "bin" / "python") if environment else None, "compat": list(compat),
+        "keras": imports_keras(notebook),
     }
     # the venv is shown read-only at its own path (its python links into the grader's base prefix, bound already)
     env_binds = ((Path(environment), Path(environment)),) if environment else ()
+    if job["keras"]:  # HOME is the scratch: MNIST where keras.datasets.mnist.load_data() looks
+        env_binds += ((keras_npz(staged), workdir / KERAS_INSIDE),)
     (out_dir / "job.json").write_text(json.dumps(job))
     spec = SandboxSpec.for_run(
         limits, scratch=workdir, ro_binds=data_binds(staged, workdir, mnist_roots) + env_binds, max_output_bytes=1 << 20,
         gpu=gpu, gpu_index=gpu_index,
         env={"MPLBACKEND": "Agg", "JUPYTER_RUNTIME_DIR": "/tmp/jupyter", "IPYTHONDIR": "/tmp/ipython",
-             "JUPYTER_PLATFORM_DIRS": "1", "PYTHONDONTWRITEBYTECODE": "1", "PYDEVD_DISABLE_FILE_VALIDATION": "1"},
+             "KERAS_BACKEND": "torch", "JUPYTER_PLATFORM_DIRS": "1", "PYTHONDONTWRITEBYTECODE": "1", "PYDEVD_DISABLE_FILE_VALIDATION": "1"},
     )
     result = run_sandboxed([sys.executable, "-P", "-m", "grader.execute.runner", str(out_dir / "job.json")], spec,
                            sandbox=sandbox)

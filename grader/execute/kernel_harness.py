@@ -19,7 +19,7 @@ import time
 import traceback
 from typing import Any
 
-from grader.execute import trained
+from grader.execute import keras_harness, trained
 
 _state: dict[str, Any] = {
     "optimizer_steps": 0, "samples_seen": 0, "datasets": {},
@@ -85,8 +85,9 @@ def _dataset_train_flag(dataset) -> bool | None:
     return flag if isinstance(flag, bool) else None
 
 
-def install(dry_run: bool = False, compat: list[str] | tuple[str, ...] = ()) -> None:
-    """Called by the first (hidden) cell. `compat`: the rubric's compat profiles (grader.execute.compat)."""
+def install(dry_run: bool = False, compat: list[str] | tuple[str, ...] = (), keras: bool = False) -> None:
+    """Called by the first (hidden) cell. `compat`: the rubric's compat profiles (grader.execute.compat);
+    `keras`: the notebook imports keras (grader.execute.keras_harness)."""
     import torch
     from torch.optim.optimizer import register_optimizer_step_post_hook
     from torch.utils.data import DataLoader
@@ -94,6 +95,11 @@ def install(dry_run: bool = False, compat: list[str] | tuple[str, ...] = ()) -> 
     from grader.execute import compat as compat_shims, kernel_pip
 
     _state["dry_run"] = dry_run
+    if keras:
+        try:
+            keras_harness.install(_state)
+        except ImportError:  # the environment has no keras: the student's import says so
+            pass
     compat_shims.load(list(compat))
     try:
         from IPython import get_ipython
@@ -310,6 +316,9 @@ def _finalize(namespace: dict[str, Any], variable: str, out_dir: str, images_fil
     }
     raw = np.load(images_file) if images_file else np.zeros((16, 28, 28), np.uint8)
     prep = probe_preprocessing(namespace, raw)
+    if keras_harness.is_keras_model(module):
+        raw = np.load(images_file) if images_file else np.zeros((16, 28, 28), np.uint8)
+        return {**found, **keras_harness.finalize(namespace, module, out_dir, raw)}
     transform_ds = prep.pop("transform", None)
     found["preprocess"] = prep
     if prep["kind"] == "affine":

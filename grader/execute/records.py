@@ -57,10 +57,11 @@ class Params(_Record):
 
 
 class Export(_Record):
-    path: Literal["export", "torchscript", "none"]  # none: neither captured the model (verdict not_exportable)
+    path: Literal["export", "torchscript", "keras", "none"]  # none: nothing captured the model (not_exportable)
     file: Optional[str] = None  # in the output folder
     batch: Optional[int] = None  # the one batch size an export was pinned to
     reasons: list[str] = []  # why the better paths failed
+    layout: Optional[Literal["nhwc", "nchw", "nhw", "flat"]] = None  # keras: how the model takes a digit
 
 
 class TrainedModel(_Record):

@@ -42,6 +42,7 @@ class Job:
     variable_named: bool = True  # the rubric names `variable`; False: grade the module training updated
     kernel_python: str | None = None  # the grading environment's interpreter (None: the runner's own)
     compat: list[str] | None = None  # compat profiles whose shims load before the student's first cell
+    keras: bool = False  # the notebook imports keras: MNIST where Keras looks, fit counted (keras_harness)
 
 
 KERNEL_NAME = "grading-env"
@@ -110,7 +111,7 @@ def run(job: Job) -> RunRecord:
     student_cells = list(nb.cells)
     setup = _hidden_cell(
         "import grader.execute.kernel_harness as __grader_harness\n"
-        f"__grader_harness.install(dry_run={job.dry_run!r}, compat={list(job.compat or [])!r})")
+        f"__grader_harness.install(dry_run={job.dry_run!r}, compat={list(job.compat or [])!r}, keras={job.keras!r})")
     finish = _hidden_cell(
         f"__grader_harness.finalize(globals(), {job.variable!r}, {job.out_dir!r}, {job.images_file!r}, "
         f"{job.variable_named!r})")

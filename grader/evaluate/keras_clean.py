@@ -1,0 +1,62 @@
+"""Runs in a fresh sandbox with the grading environment's Python: load a `.keras` file, predict the test images.
+
+    python -m grader.evaluate.keras_clean JOB.json
+
+`keras.saving.load_model(..., safe_mode=True)`: only Keras's own layer classes are
+rebuilt from the file's config; a Lambda layer or a class the student wrote is refused
+(the evaluation then says why), so no student code is imported or run. The test labels
+are never here: this writes predictions, the host compares them with the labels. It
+also writes the layer list and the counts `model.summary()` prints, from the loaded model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+_SHAPES = {"nhwc": (28, 28, 1), "nchw": (1, 28, 28), "nhw": (28, 28), "flat": (784,)}
+
+
+def run(job: dict) -> dict:
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    import keras
+    import numpy as np
+
+    started = time.time()
+    model = keras.saving.load_model(job["model_file"], safe_mode=True, compile=False)
+    trainable = int(sum(int(np.prod(w.shape)) for w in model.trainable_weights))
+    record = {"device": "cpu", "n": 0,
+              "params": {"trainable": trainable, "total": int(model.count_params())},
+              "config": json.loads(json.dumps(model.get_config(), default=_plain)),
+              "class_name": type(model).__name__}
+    if job.get("predict", True):
+        images = np.load(job["images_file"])
+        inputs = (images.astype(np.float32) / 255.0) * job["scale"] + job["shift"]
+        inputs = inputs.reshape((len(inputs),) + _SHAPES[job["layout"]])
+        scores = np.asarray(model.predict(inputs, batch_size=1000, verbose=0))
+        np.save(Path(job["out_dir"]) / "predictions.npy", scores.argmax(axis=1).astype(np.int64))
+        record["n"] = int(len(images))
+    record["seconds"] = round(time.time() - started, 3)
+    return record
+
+
+def _plain(value):
+    """Config values JSON does not know (tuples are lists already; dtypes, shapes) as text."""
+    return str(value)
+
+
+def main(argv: list[str]) -> int:
+    job = json.loads(Path(argv[0]).read_text())
+    try:
+        record = run(job)
+    except Exception as exc:
+        record = {"error": f"{exc.__class__.__name__}: {str(exc)[:1500]}"}
+    (Path(job["out_dir"]) / "eval.json").write_text(json.dumps(record))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

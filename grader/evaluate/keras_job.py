@@ -1,0 +1,66 @@
+"""Host side of the clean evaluation of a Keras model: the `.keras` file in a fresh sandbox, run with the grading
+environment's Python (where keras is), predictions scored against labels the sandbox never saw, and the
+structure facts from the layer list through the arch engine, as for a torch model."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from grader.arch.keras_layers import keras_table
+from grader.arch.structure import structure_facts
+from grader.data.staging import TEST_IMAGES
+from grader.errors import GraderError
+from grader.evaluate.job import Evaluation
+from grader.evaluate.metrics import metrics
+from grader.facts import EvalFacts
+from grader.sandbox import SandboxSpec, run_sandboxed
+from grader.settings import RunLimits
+
+
+def evaluate_keras_model(model_file: Path, *, environment: Optional[Path], layout: str, scale: float, shift: float,
+                         staged: Path, labels: Optional[np.ndarray], jobdir: Path, limits: RunLimits,
+                         sandbox: bool = True, gpu: Optional[bool] = None) -> Evaluation:
+    """Measure a saved Keras model with the grading environment's Python (`environment`: its venv; None: the
+    grader's own). Without `labels` only its structure is read (a dry run)."""
+    scratch = (jobdir / "eval").resolve()
+    scratch.mkdir(parents=True)
+    local_model = scratch / model_file.name
+    shutil.copyfile(model_file, local_model)
+    images = scratch / TEST_IMAGES  # images only: the labels never enter the sandbox
+    job = {"model_file": str(local_model), "images_file": str(images), "out_dir": str(scratch), "layout": layout,
+           "scale": float(scale), "shift": float(shift), "predict": labels is not None}
+    (scratch / "job.json").write_text(json.dumps(job))
+    binds = ((staged / TEST_IMAGES, images),) + (((Path(environment), Path(environment)),) if environment else ())
+    spec = SandboxSpec.for_run(limits, scratch=scratch, wall_seconds=limits.eval_seconds, ro_binds=binds,
+                               max_output_bytes=1 << 20, gpu=gpu,
+                               env={"PYTHONDONTWRITEBYTECODE": "1", "KERAS_BACKEND": "torch"})
+    python = str(Path(environment) / "bin" / "python") if environment else sys.executable
+    result = run_sandboxed([python, "-P", "-m", "grader.evaluate.keras_clean", str(scratch / "job.json")], spec,
+                           sandbox=sandbox)
+    try:
+        record = json.loads((scratch / "eval.json").read_text())
+    except (OSError, ValueError):
+        tail = (result.stderr or result.stdout)[-1500:]
+        return Evaluation(EvalFacts(path="keras"), None, None, f"the evaluation process did not finish: {tail}")
+    if "error" in record:
+        return Evaluation(EvalFacts(path="keras"), None, None,
+                          f"the saved Keras model could not be loaded with safe_mode=True: {record['error']}")
+    model, arch_error = None, None
+    try:
+        model = structure_facts(keras_table(record["config"]), trainable=record["params"]["trainable"],
+                                total=record["params"]["total"])
+    except GraderError as err:
+        arch_error = err.render()
+    if labels is None:
+        return Evaluation(EvalFacts(), model, record.get("device"), None, arch_error)
+    predictions = np.load(scratch / "predictions.npy")
+    if predictions.shape != labels.shape:
+        return Evaluation(EvalFacts(path="keras"), None, record.get("device"),
+                          f"the model gave {len(predictions)} predictions for {len(labels)} test images")
+    return Evaluation(metrics(predictions, labels, "keras"), model, record.get("device"), None, arch_error)
