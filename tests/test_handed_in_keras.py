@@ -94,3 +94,14 @@ def test_a_keras_model_with_student_code_inside_is_not_loaded_by_the_clean_evalu
     facts, _ = _grade(path, tmp_path, real_mnist_dir)
     assert facts.eval.accuracy is None
     assert "safe_mode=True" in facts.verdict.message and "Lambda" in facts.verdict.message
+
+
+@pytest.mark.usefixtures("bwrap")
+def test_a_dry_run_of_a_keras_notebook_builds_the_model_on_one_batch_and_reads_its_structure(tmp_path, real_mnist_dir):
+    rubric = load_rubric(RUBRIC)
+    options = options_for(rubric, data=str(real_mnist_dir), dry_run=True)
+    facts = grade_submission(HERE / "keras_eip.ipynb", rubric, options).facts
+    assert facts.verdict.kind == "ok" and facts.verdict.failed_cells == [7]  # only the TF1 cell
+    assert facts.train.model_variable == "model" and facts.train.epochs is None  # nothing was trained
+    assert facts.model.params.trainable == 11_322 and facts.model.transitions == 1
+    assert facts.eval.accuracy is None

@@ -72,18 +72,22 @@ class _loaders_uncounted:
 def _uncounted(method, state: dict[str, Any]):
     @functools.wraps(method)
     def wrapped(self, *args, **kwargs):
+        if state.get("dry_run"):
+            args, kwargs = _one_batch(args, kwargs, fit=False)
         with _loaders_uncounted(state):
             return method(self, *args, **kwargs)
 
     return wrapped
 
 
-def _one_batch(args, kwargs):
+def _one_batch(args, kwargs, fit: bool = True):
+    """A dry run's fit / evaluate / predict on the first batch of what it was given."""
     size = kwargs.get("batch_size") or 32
     args = tuple(a[:size] if hasattr(a, "shape") else a for a in args[:2]) + tuple(args[2:])
-    kwargs = {**{k: (v[:size] if k in ("x", "y") and hasattr(v, "shape") else v) for k, v in kwargs.items()},
-              "epochs": 1}
-    kwargs.pop("nb_epoch", None)
+    kwargs = {k: (v[:size] if k in ("x", "y") and hasattr(v, "shape") else v) for k, v in kwargs.items()}
+    if fit:
+        kwargs["epochs"] = 1
+        kwargs.pop("nb_epoch", None)
     return args, kwargs
 
 

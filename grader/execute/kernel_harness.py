@@ -121,7 +121,7 @@ def install(dry_run: bool = False, compat: list[str] | tuple[str, ...] = (), ker
             "type": type(dataset).__name__, "size": size, "train": _dataset_train_flag(dataset), "passes": 0,
             "samples": 0})
         entry["passes"] += 1
-        if _state["dry_run"]:
+        if _state["dry_run"] and _state["counting"]:  # Keras's own loaders (fit on one batch, predict) stay full
             return iter(())  # the model gets built, no time goes into training
         return _CountingIterator(original_iter(loader), entry)
 
