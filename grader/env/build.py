@@ -4,7 +4,10 @@ A grading environment layers on the grader's interpreter: a venv whose
 `grader-base.pth` adds the grader's site-packages after its own. A requirement
 the grader's interpreter already satisfies (torch, numpy, ...) is used from
 there, so there is one copy of PyTorch; the rest is installed into the venv
-with uv when it is on PATH, else with pip (`pip --python`). A requirement the
+with uv when it is on PATH, else with pip (`pip --python`). pip sees the grader's
+packages through the .pth and reuses them for dependencies; uv looks only at the
+venv, so it also installs their dependencies there (same versions, a few MB more;
+measured: 2.8 s for default + keras here, against 10.9 s with pip). A requirement the
 rubric pins to another version than the grader has is installed into the venv,
 whose own site-packages come first.
 
