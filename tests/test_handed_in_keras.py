@@ -105,3 +105,18 @@ def test_a_dry_run_of_a_keras_notebook_builds_the_model_on_one_batch_and_reads_i
     assert facts.train.model_variable == "model" and facts.train.epochs is None  # nothing was trained
     assert facts.model.params.trainable == 11_322 and facts.model.transitions == 1
     assert facts.eval.accuracy is None
+
+
+@pytest.mark.usefixtures("bwrap")
+def test_a_keras_model_that_does_not_take_mnist_digits_says_which_input_shapes_it_could(tmp_path, real_mnist_dir):
+    nb = new_notebook(cells=[new_code_cell(
+        "# a CIFAR-shaped model handed in for the MNIST assignment\nimport keras, numpy as np\n"
+        "model = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Conv2D(10, (32, 32)), "
+        "keras.layers.Flatten(), keras.layers.Activation('softmax')])\n"
+        "model.compile(loss='categorical_crossentropy', optimizer='adam')\n"
+        "model.fit(np.zeros((32, 32, 32, 3), 'float32'), np.eye(10)[np.zeros(32, int)], epochs=1, verbose=0)")])
+    path = tmp_path / "cifar_shaped.ipynb"
+    nbformat.write(nb, str(path))
+    facts, _ = _grade(path, tmp_path, real_mnist_dir)
+    assert facts.verdict.kind == "bad_model"
+    assert "(None, 32, 32, 3)" in facts.verdict.message and "28x28x1, 1x28x28, 28x28 or 784" in facts.verdict.message
