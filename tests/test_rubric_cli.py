@@ -56,3 +56,10 @@ def test_facts_lists_every_fact_with_its_kind(capsys):
 def test_rubric_without_an_action_prints_help_and_exits_2(capsys):
     assert main(["rubric"]) == 2
     assert "grade rubric lint" in capsys.readouterr().out
+
+
+def test_show_says_which_grading_environment_the_notebooks_run_in(capsys):
+    assert main(["rubric", "show", "tests/fixtures/handed_in/keras-eip.yaml"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "grading environment: default packages + keras>=3; compat keras-1, keras-2" in out
+    assert "grade env build tests/fixtures/handed_in/keras-eip.yaml" in out

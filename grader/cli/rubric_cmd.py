@@ -100,6 +100,12 @@ def run_show(args: argparse.Namespace) -> int:
     console.print(f"mode {rubric.mode}; limits: {rubric.limits.run_limits().describe()}, GPU {rubric.limits.gpu}; "
                   + (f"model variable `{rubric.model}`" if "model" in rubric.model_fields_set
                      else "graded model: the one the last optimizer step or fit updated"), highlight=False)
+    env = rubric.environment
+    console.print("grading environment: default packages"
+                  + (f" + {', '.join(env.packages)}" if env and env.packages else "")
+                  + (f" + {env.requirements}" if env and env.requirements else "")
+                  + (f"; compat {', '.join(env.compat)}" if env and env.compat else "; no compat profile")
+                  + f" (`grade env build {args.file}`)", highlight=False)
     table = RichTable(title=f"{len(rubric.items)} items, {num(rubric.max_score)} points",
                       title_justify="left")
     for column in ("item", "title", "fact", "condition", "points", "required", "visibility", "static check"):
