@@ -79,7 +79,7 @@ Event = Callable[[str, Submission, Optional[Result]], None]  # ("queued" | "star
 def options_for(rubric: Rubric, **overrides) -> Options:
     """What the rubric asks for (mode, limits, model variable, GPU), with overrides (None keeps the rubric's)."""
     base = Options(mode=rubric.mode, variable=rubric.model, limits=rubric.limits.run_limits(),
-                   gpu=rubric.limits.gpu_option(),
+                   gpu=rubric.limits.gpu_option(), unseen=rubric.unseen,
                    variable_named="model" in rubric.model_fields_set or overrides.get("variable") is not None)
     options = base.with_(**overrides)
     if options.mode == "execute" and options.environment is None:  # only a run needs the grading environment
@@ -172,7 +172,7 @@ def grade_class(source: Path, rubric: Rubric, options: Optional[Options] = None,
         if roster is not None:
             submissions = with_roster(submissions, read_roster(roster))
         if data is None and options.mode != "static":
-            data = prepare_test_data(options.data)
+            data = prepare_test_data(options.data, unseen=options.unseen)
         cache = FactsCache(Path(out))
         # links are fetched every time (a branch moves), also under --only: the cache knows the notebooks, not links
         submissions = [_fetched(s, Path(tmp) / "links" / s.student, deadline, rubric.notebook)

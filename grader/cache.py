@@ -36,6 +36,8 @@ class FactsCache:
                     "limits": options.limits.model_dump(), "dry_run": options.dry_run, "version": __version__,
                     "environment": str(options.environment), "compat": list(options.compat),
                     "schema": FACTS_SCHEMA}
+        if options.unseen:  # facts with eval.unseen_accuracy are another run's; keys without it stay as they were
+            settings["unseen"] = True
         return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:32]
 
     def get(self, key: str) -> Optional[tuple[Facts, float]]:

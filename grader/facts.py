@@ -144,6 +144,11 @@ class EvalFacts(_Section):
     misclassified: Optional[list[int]] = None
     misclassified_as: Optional[list[int]] = Field(None, description="the digit predicted for each misclassified image, same order")
     path: Optional[Literal["export", "torchscript", "in-sandbox", "keras"]] = None  # keras: a .keras file, safe_mode
+    unseen_accuracy: Optional[float] = Field(None, description="percent, measured on QMNIST's 50,000 test digits "
+                                             "beyond MNIST's, which no notebook can have seen (only when asked "
+                                             "for: the rubric's unseen: true or --unseen)")
+    unseen_gap: Optional[float] = Field(None, description="eval.accuracy - eval.unseen_accuracy, percent points; "
+                                                          "over 1 point is flagged: it fits MNIST's test set, not digits")
 
 
 VerdictKind = Literal[
@@ -228,7 +233,7 @@ def known_facts() -> list[str]:
 
 
 def with_derived(facts: Facts) -> Facts:
-    """The facts computed from other facts, computed here once: the accuracy gaps of `claims`."""
+    """The facts computed from other facts, computed here once: the accuracy gaps of `claims`, `eval.unseen_gap`."""
     claims, measured = facts.claims, facts.eval.accuracy
 
     def gap(printed: Optional[float]) -> Optional[float]:
@@ -236,5 +241,8 @@ def with_derived(facts: Facts) -> Facts:
 
     saved, run = gap(claims.accuracy), gap(claims.run_accuracy)
     worst = max((g for g in (saved, run) if g is not None), default=None)
+    unseen = facts.eval.unseen_accuracy
+    unseen_gap = None if unseen is None or measured is None else round(measured - unseen, 4)
     return facts.model_copy(update={"claims": claims.model_copy(update={"accuracy_gap": worst,
-                                                                       "run_accuracy_gap": run})})
+                                                                       "run_accuracy_gap": run}),
+                                    "eval": facts.eval.model_copy(update={"unseen_gap": unseen_gap})})

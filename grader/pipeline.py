@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import Callable, Optional
 
 import nbformat
+import numpy as np
 
 from grader.data.preprocess import COURSE_PREPROCESS
 from grader.data.staging import TestData, prepare_test_data
 from grader.errors import GraderError
 from grader.evaluate.job import Evaluation, evaluate_model
-from grader.execute.job import Execution, execute_notebook
 from grader.evaluate.keras_job import evaluate_keras_model
+from grader.execute.job import Execution, execute_notebook
 from grader.facts import Facts, GradingFacts, QuizFacts, with_derived
 from grader.inspect.claims import find_claims
 from grader.inspect.notebook import cells_of
@@ -83,7 +84,7 @@ def _stages(path: Path, options: Options, progress: Progress, model_file: Option
             return facts.model_copy(update={"verdict": decide(Outcome(no_model_file=True,
                                                                       saved_failed_cells=saved.saved_failed_cells))})
         return _measure(model_file, facts, saved, options, progress, data)
-    return _execute(report, facts, options, progress, data or prepare_test_data(options.data))
+    return _execute(report, facts, options, progress, _test_data(data, options))
 
 
 def _execute(report: StaticReport, facts: Facts, options: Options, progress: Progress, data: TestData) -> Facts:
@@ -100,9 +101,9 @@ def _execute(report: StaticReport, facts: Facts, options: Options, progress: Pro
         if not options.dry_run:  # a dry run trained nothing: its counters and printed accuracy would mislead
             facts = facts.model_copy(update={"train": execution.train, "claims": facts.claims.model_copy(
                 update={"run_accuracy": _printed_while_graded(execution.out_dir / "executed.ipynb")})})
-        evaluation = None
         else:  # which model was graded and why, the shims and pip installs: true in a dry run too
             facts = facts.model_copy(update={"train": execution.observed})
+        evaluation = None
         if decide(outcome).kind == "ok":
             progress("reading the model" if options.dry_run else "measuring the model")
             evaluation = _evaluate_execution(execution, data, jobdir, options)
@@ -116,16 +117,28 @@ def _evaluate_execution(execution: Execution, data: TestData, jobdir: Path, opti
     export = harness.export
     labels = None if options.dry_run else data.labels
     preprocess = harness.preprocess or COURSE_PREPROCESS
-    if preprocess.kind != "affine":  # the grader makes the test inputs itself; a transform it cannot replay is not run
+    if preprocess.kind == "other":  # the grader makes the test inputs itself; a transform it cannot replay is not run
         preprocess = COURSE_PREPROCESS
-    return evaluate_model(execution.out_dir / export.file, export.path, preprocess=preprocess, staged=data.staged,
     if export.path == "keras":  # a .keras file: loaded with safe_mode=True by the grading environment's Python
         return evaluate_keras_model(execution.out_dir / export.file, environment=options.environment,
                                     layout=export.layout, scale=preprocess.scale, shift=preprocess.shift,
                                     staged=data.staged, labels=labels, jobdir=jobdir, limits=options.limits,
                                     sandbox=options.sandbox, gpu=options.gpu)
+    return evaluate_model(execution.out_dir / export.file, export.path, preprocess=preprocess, staged=data.staged,
                           labels=labels, jobdir=jobdir, limits=options.limits, static_batch=export.batch,
-                          sandbox=options.sandbox, gpu=options.gpu)
+                          sandbox=options.sandbox, gpu=options.gpu, unseen=_unseen(data))
+
+
+def _test_data(data: Optional[TestData], options: Options) -> TestData:
+    """The class's test data, or loaded here: also when the run asks for unseen digits the class's data lacks."""
+    if data is None or (options.unseen and data.unseen is None):
+        return prepare_test_data(options.data, unseen=options.unseen)
+    return data
+
+
+def _unseen(data: TestData) -> Optional[tuple[Path, np.ndarray]]:
+    """QMNIST's digits beyond MNIST, when the run asked for them (Options.unseen)."""
+    return (data.unseen_images, data.unseen.labels) if data.unseen is not None else None
 
 
 def _with_evaluation(facts: Facts, evaluation: Optional[Evaluation], outcome: Outcome,
@@ -146,12 +159,12 @@ def _with_evaluation(facts: Facts, evaluation: Optional[Evaluation], outcome: Ou
 def _measure(model_file: Path, facts: Facts, outcome: Outcome, options: Options, progress: Progress,
              data: Optional[TestData]) -> Facts:
     """An exported model (handed in alone, or beside the notebook in evaluate mode): no student code runs."""
-    data = data or prepare_test_data(options.data)
+    data = _test_data(data, options)
     with tempfile.TemporaryDirectory(prefix="mnist-grader-") as tmp:
         progress("measuring the model")
         evaluation = evaluate_model(model_file.resolve(), "export", preprocess=COURSE_PREPROCESS, staged=data.staged,
                                     labels=data.labels, jobdir=Path(tmp), limits=options.limits,
-                                    sandbox=options.sandbox, gpu=options.gpu)
+                                    sandbox=options.sandbox, gpu=options.gpu, unseen=_unseen(data))
     return _with_evaluation(facts, evaluation, outcome, None)
 
 

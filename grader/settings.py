@@ -234,6 +234,7 @@ class Options:
     environment: Optional[Path] = None  # the grading environment's venv the kernel runs in (None: the grader's Python)
     compat: tuple[str, ...] = ()  # compat profiles whose shims load before the student's first cell
     variable_named: bool = False  # the rubric or --variable named `variable`; else the model training updated is graded
+    unseen: bool = False  # also measure on QMNIST's 50,000 digits beyond MNIST (downloaded on first use)
 
     def with_(self, **overrides: Any) -> "Options":
         """A copy with the given fields replaced; None means "keep this one"."""

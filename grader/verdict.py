@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
+from grader.data.transforms import SHOWN, describe
 from grader.execute.hints import hint_for, missing_module
 from grader.execute.job import Execution
 from grader.execute.records import CellRecord
@@ -169,12 +170,15 @@ def _execution(execution: Execution, limits: RunLimits, dry_run: bool = False) -
     if excused:
         message += (f"; {cells([c.number for c in excused])} failed only because a dry run's data "
                     "loaders yield nothing (not counted against the notebook)")
-    prep = harness.preprocess
     if len(harness.trained_models) > 1:  # which one counts is a choice: the report says it
         message += (f"; the notebook trained several models ({', '.join(f'`{t.variable}`' for t in harness.trained_models)}"
                     f"): graded `{harness.model_variable}`, because {harness.model_found}")
-    if prep is not None and prep.kind != "affine":  # the grader never measures on inputs student code made
+    prep = harness.preprocess
+    if prep is not None and prep.kind == "other":  # the grader never measures on inputs student code made
         message += (f"; the test transform of the {prep.source} is {prep.reason or 'not a per-pixel affine map'}, "
                     "which the grader does not replay: it measured the model on its own inputs, ToTensor + "
-                    "Normalize((0.1307,), (0.3081,)). Give the test set ToTensor and Normalize only")
+                    f"Normalize((0.1307,), (0.3081,)). Give the test set only transforms from {SHOWN}")
+    elif prep is not None and prep.kind == "transforms":
+        message += (f"; the grader made the test inputs from the raw test images with the test transform of the "
+                    f"{prep.source}, rebuilt from its classes and arguments: {describe(prep.steps or [])}")
     return verdict("ok", message)

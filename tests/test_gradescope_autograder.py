@@ -103,6 +103,7 @@ def test_the_zip_has_what_gradescope_runs(tmp_path):
         assert (source / script).stat().st_mode & stat.S_IXUSR
     assert "bubblewrap" in (source / "setup.sh").read_text()
     assert "pip install /autograder/source/package" in (source / "setup.sh").read_text()
+    assert "grader env build /autograder/source/rubric.yaml" in (source / "setup.sh").read_text()
     assert (source / "package" / "pyproject.toml").is_file() and (source / "package" / "grader" / "api.py").is_file()
     assert json.loads((source / "config.json").read_text()) == {"visibility": "after_due_date"}
 

@@ -78,7 +78,8 @@ def test_a_transform_that_marks_the_label_is_not_replayed(options):
     assert facts.verdict.kind == "ok", facts.verdict.message
     assert facts.eval.accuracy == pytest.approx(9.8)
     assert "the test transform of the test dataset is not a per-pixel affine map" in facts.verdict.message
-    assert "Give the test set ToTensor and Normalize only" in facts.verdict.message
+    assert "and `Lambda` is outside the transforms the grader replays (ToTensor, Normalize," in facts.verdict.message
+    assert "Give the test set only transforms from ToTensor, Normalize, Resize," in facts.verdict.message
     assert items["accuracy"].points == 0 and sheet.passed is False
 
 

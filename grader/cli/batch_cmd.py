@@ -112,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
     if args.moodle_worksheet is not None:
         check_moodle_worksheet(args.moodle_worksheet)
     roster = args.roster or args.moodle_worksheet  # the worksheet names the participants and says who was late
-    data = prepare_test_data(options.data) if options.mode != "static" else None
+    data = prepare_test_data(options.data, unseen=options.unseen) if options.mode != "static" else None
     console = Console(stderr=True)
     started = time.monotonic()
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

@@ -31,6 +31,10 @@ def add_run_options(parser: argparse.ArgumentParser, *, defaults_from_rubric: bo
                        help="run without bubblewrap (trusted code only; a warning is printed every run)")
     group.add_argument("--gpu", action=argparse.BooleanOptionalAction, default=None,
                        help="pass the GPU through (default: when /dev/nvidia* exist)")
+    group.add_argument("--unseen", action=argparse.BooleanOptionalAction, default=None,
+                       help="also measure on QMNIST's 50,000 digits beyond MNIST's test set, which no notebook can "
+                            "have seen (about 10 MB, downloaded into the cache on first use; default: " +
+                            ("the rubric's unseen:" if defaults_from_rubric else "no") + ")")
 
 
 def limits_given(args: argparse.Namespace, base: RunLimits | None = None) -> RunLimits:
@@ -46,4 +50,5 @@ def warn_if_unsandboxed(args: argparse.Namespace) -> None:
 def run_overrides(args: argparse.Namespace, base: RunLimits) -> dict[str, Any]:
     """Options given on the command line, to lay over what the rubric asks for (None: keep the rubric's)."""
     return {"mode": getattr(args, "mode", None), "data": args.data, "variable": args.variable,
-            "limits": limits_given(args, base), "sandbox": False if args.no_sandbox else None, "gpu": args.gpu}
+            "limits": limits_given(args, base), "sandbox": False if args.no_sandbox else None, "gpu": args.gpu,
+            "unseen": args.unseen}

@@ -67,7 +67,8 @@ def summary_lines(facts: Facts) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     warn_if_unsandboxed(args)
     options = Options(mode="execute", data=args.data, variable=args.variable, limits=limits_given(args),
-                      dry_run=args.dry_run, sandbox=not args.no_sandbox, gpu=args.gpu, keep=args.keep)
+                      dry_run=args.dry_run, sandbox=not args.no_sandbox, gpu=args.gpu, keep=args.keep,
+                      unseen=bool(args.unseen))
     console = Console(stderr=True)
     with console.status("starting") as status:
         facts = grade_facts(args.submission, options, progress=lambda what: status.update(what))

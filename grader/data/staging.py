@@ -10,7 +10,8 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
-from dataclasses import dataclass
+import tempfile
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Optional
 
@@ -19,8 +20,10 @@ import numpy as np
 from grader.data.fetch import ensure_mnist
 from grader.data.idx import MnistSplit
 from grader.data.locate import cache_dir, load_mnist, stage_torchvision_layout
+from grader.data.qmnist import ensure_unseen, qmnist_dir
 
 TEST_IMAGES = "test_images.npy"  # the 10,000 test images, no labels: for probing and clean evaluation
+UNSEEN_IMAGES = "unseen_images.npy"  # QMNIST's 50,000 digits beyond MNIST, no labels: for the clean evaluation only
 
 
 def staged_root(source: Path) -> Path:
@@ -47,16 +50,28 @@ class TestData:
     folder: Path  # where the IDX files are
     staged: Path  # the torchvision layout and the label-free test images, for the sandboxes
     test: MnistSplit  # images and labels: labels stay on the host
+    unseen: Optional[MnistSplit] = None  # QMNIST's digits beyond MNIST (grader.data.qmnist), when asked for
+    unseen_images: Optional[Path] = None  # their images as .npy, outside `staged`: no notebook's sandbox sees them
 
     @property
     def labels(self) -> np.ndarray:
         return self.test.labels
 
 
-def prepare_test_data(data: Optional[str] = None) -> TestData:
-    """Find MNIST (--data, $GRADER_DATA, the cache; downloading on first need), stage it, load the test split."""
+def prepare_test_data(data: Optional[str] = None, unseen: bool = False) -> TestData:
+    """Find MNIST (--data, $GRADER_DATA, the cache; downloading on first need), stage it, load the test split.
+    `unseen`: also QMNIST's 50,000 digits beyond MNIST (downloaded into the cache on first use)."""
     folder = ensure_mnist(data)
-    return TestData(folder, staged_root(folder), load_mnist(folder, "test"))
+    test = TestData(folder, staged_root(folder), load_mnist(folder, "test"))
+    if not unseen:
+        return test
+    split = ensure_unseen()
+    images = qmnist_dir() / UNSEEN_IMAGES
+    if not images.exists():
+        with tempfile.NamedTemporaryFile(dir=images.parent, suffix=".npy", delete=False) as tmp:
+            np.save(tmp, split.images)
+        os.replace(tmp.name, images)  # parallel graders never read half a file
+    return replace(test, unseen=split, unseen_images=images)
 
 
 def data_binds(staged: Path, workdir: Path, roots: tuple[str, ...]) -> tuple[tuple[Path, Path], ...]:

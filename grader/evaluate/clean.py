@@ -24,9 +24,11 @@ class EvalJob:
     out_dir: str
     scale: float | None = None  # preprocessing x -> scale * x/255 + shift, the only inputs the grader makes
     shift: float | None = None
+    steps: list[dict] | None = None  # or torchvision steps the grader knows, built again here from plain data
     static_batch: int | None = None
     device: str = "auto"
     predict: bool = True  # False: read the structure only (a dry run has nothing trained to measure)
+    unseen_images_file: str | None = None  # uint8 (N, 28, 28): QMNIST's digits beyond MNIST, predicted the same way
 
 
 @dataclass
@@ -47,12 +49,21 @@ def _load(job: EvalJob):
     return torch.jit.load(job.model_file, map_location="cpu"), None
 
 
-def _inputs(job: EvalJob):
+def _inputs(job: EvalJob, batch: int, images_file: str):
+    """The test inputs, `batch` images at a time: made here from the raw digits, never by student code."""
     import numpy as np
     import torch
 
-    images = np.load(job.images_file)
-    return torch.from_numpy(images.astype(np.float32) / 255.0).unsqueeze(1) * job.scale + job.shift
+    images = np.load(images_file)
+    if job.steps is None:
+        inputs = torch.from_numpy(images.astype(np.float32) / 255.0).unsqueeze(1) * job.scale + job.shift
+        yield from (inputs[i:i + batch] for i in range(0, len(inputs), batch))
+        return
+    from grader.data.transforms import STEPS, build
+
+    transform = build(STEPS.validate_python(job.steps))
+    for i in range(0, len(images), batch):  # a Resize(224) of 10,000 digits at once would not fit
+        yield torch.stack([transform(image) for image in images[i:i + batch]]).float()
 
 
 def _architecture(program) -> tuple[dict | None, str | None]:
@@ -112,20 +123,27 @@ def evaluate(job: EvalJob) -> EvalRecord:
     if not job.predict:
         return EvalRecord(device, round(time.time() - started, 3), 0, model_facts, arch_error)
     model = model.to(device)
-    inputs = _inputs(job)
+    predictions = _predict(model, job, device, job.images_file)
+    np.save(Path(job.out_dir) / "predictions.npy", predictions)
+    if job.unseen_images_file:
+        np.save(Path(job.out_dir) / "unseen_predictions.npy", _predict(model, job, device, job.unseen_images_file))
+    return EvalRecord(device, round(time.time() - started, 3), int(len(predictions)), model_facts, arch_error)
+
+
+def _predict(model, job: EvalJob, device: str, images_file: str):
+    import numpy as np
+    import torch
+
     batch = job.static_batch or 1000
     preds = []
     with torch.no_grad():
-        for i in range(0, len(inputs), batch):
-            chunk = inputs[i:i + batch]
+        for chunk in _inputs(job, batch, images_file):
             short = batch - len(chunk) if job.static_batch else 0
             if short:  # an export pinned to one batch size: pad the last chunk
                 chunk = torch.cat([chunk, chunk.new_zeros((short, *chunk.shape[1:]))])
             out = model(chunk.to(device))
             preds.append(out.argmax(1).cpu()[: len(chunk) - short])
-    predictions = torch.cat(preds).numpy().astype(np.int64)
-    np.save(Path(job.out_dir) / "predictions.npy", predictions)
-    return EvalRecord(device, round(time.time() - started, 3), int(len(predictions)), model_facts, arch_error)
+    return torch.cat(preds).numpy().astype(np.int64)
 
 
 def main(argv: list[str]) -> int:

@@ -13,7 +13,7 @@ from typing import Optional
 import numpy as np
 
 from grader.data.preprocess import Preprocess
-from grader.data.staging import TEST_IMAGES
+from grader.data.staging import TEST_IMAGES, UNSEEN_IMAGES
 from grader.evaluate.metrics import metrics
 from grader.facts import EvalFacts, ModelFacts
 from grader.sandbox import SandboxSpec, run_sandboxed
@@ -32,20 +32,29 @@ class Evaluation:
 
 def evaluate_model(model_file: Path, path: str, *, preprocess: Preprocess, staged: Path,
                    labels: Optional[np.ndarray], jobdir: Path, limits: RunLimits, static_batch: Optional[int] = None,
-                   sandbox: bool = True, gpu: Optional[bool] = None) -> Evaluation:
+                   sandbox: bool = True, gpu: Optional[bool] = None,
+                   unseen: Optional[tuple[Path, np.ndarray]] = None) -> Evaluation:
     """Measure an exported model in a fresh sandbox. Without `labels` it only reads the structure (a dry run:
-    nothing was trained, so the 10,000 predictions would serve no one)."""
+    nothing was trained, so the 10,000 predictions would serve no one). `unseen`: QMNIST's digits beyond MNIST
+    (their images' .npy and their labels), measured the same way."""
     scratch = (jobdir / "eval").resolve()
     scratch.mkdir(parents=True)
     local_model = scratch / model_file.name
     shutil.copyfile(model_file, local_model)
     images = scratch / TEST_IMAGES  # images only: the labels never enter the sandbox
     job = {"model_file": str(local_model), "path": path, "images_file": str(images), "out_dir": str(scratch),
-           "static_batch": static_batch, "predict": labels is not None,
-           "scale": float(preprocess.scale), "shift": float(preprocess.shift)}
+           "static_batch": static_batch, "predict": labels is not None}
+    if preprocess.kind == "transforms":  # torchvision steps the clean process builds again (grader.data.transforms)
+        job["steps"] = [step.model_dump() for step in preprocess.steps]
+    else:
+        job.update(scale=float(preprocess.scale), shift=float(preprocess.shift))
+    binds = [(staged / TEST_IMAGES, images)]
+    if unseen is not None and labels is not None:
+        job["unseen_images_file"] = str(scratch / UNSEEN_IMAGES)
+        binds.append((unseen[0], scratch / UNSEEN_IMAGES))
     (scratch / "job.json").write_text(json.dumps(job))
     spec = SandboxSpec.for_run(limits, scratch=scratch, wall_seconds=limits.eval_seconds,
-                               ro_binds=((staged / TEST_IMAGES, images),), max_output_bytes=1 << 20, gpu=gpu,
+                               ro_binds=tuple(binds), max_output_bytes=1 << 20, gpu=gpu,
                                env={"PYTHONDONTWRITEBYTECODE": "1"})
     result = run_sandboxed([sys.executable, "-P", "-m", "grader.evaluate.clean", str(scratch / "job.json")], spec,
                            sandbox=sandbox)
@@ -65,6 +74,12 @@ def evaluate_model(model_file: Path, path: str, *, preprocess: Preprocess, stage
         return Evaluation(EvalFacts(path=path), None, record.get("device"),
                           f"the model gave {len(predictions)} predictions for {len(labels)} test images")
     measured = metrics(predictions, labels, path)
+    if unseen is not None:
+        on_unseen = np.load(scratch / "unseen_predictions.npy")
+        if on_unseen.shape != unseen[1].shape:
+            return Evaluation(EvalFacts(path=path), None, record.get("device"), f"the model gave {len(on_unseen)} "
+                              f"predictions for {len(unseen[1])} unseen digits")
+        measured = measured.model_copy(update={"unseen_accuracy": round(float((on_unseen == unseen[1]).mean() * 100), 4)})
     if lookup:  # what a lookup scores is what it memorised: shown to the instructor, never credited
         return Evaluation(EvalFacts(path=path), model, record.get("device"), None, record.get("arch_error"),
                           lookup_message(model, measured.accuracy))

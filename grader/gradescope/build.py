@@ -29,6 +29,8 @@ python3 -m pip install --upgrade pip
 python3 -m pip install /autograder/source/package
 # MNIST into the grader's cache now: run_autograder has no network on Gradescope.
 python3 -m grader data fetch
+# The grading environment the notebooks run in (the rubric's environment:), built while there is a network.
+python3 -m grader env build /autograder/source/rubric.yaml
 """
 
 RUN = """#!/usr/bin/env bash

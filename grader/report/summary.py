@@ -236,6 +236,7 @@ def _key_facts(facts: Facts, items: Sequence[ItemResult]) -> list[KeyFact]:
         fact("Learned numbers", "model.stored.learned", None, _stored_note(model.stored, items)),
         fact("Test accuracy", "eval.accuracy", f"{facts.eval.accuracy:.2f}%" if facts.eval.accuracy is not None else None,
              "measured by the grader on the 10,000 test images", printed_accuracy),
+        *_unseen(facts, items),
         fact("Epochs", "train.epochs", None, "counted while it trained",
              f"the notebook printed {num(claims.epochs)}" if claims.epochs is not None else ""),
         fact("Receptive field", "model.rf.final", f"{model.rf.final} px" if model.rf.final is not None else None,
@@ -278,6 +279,25 @@ def _stored_flag(facts: Facts) -> Optional[str]:
     return (f"Besides its trainable parameters and batch-norm statistics the model stores {num(stored.carried)} "
             f"numbers, over the {num(ALLOWANCE)} a CNN needs: {'; '.join(shown)}{more}. Check what these tensors "
             "hold: a copy of training or test data in the model is not a learned network.")
+
+
+UNSEEN_FLAG = 1.0  # percentage points the test accuracy may exceed the accuracy on unseen digits before a flag
+
+
+def _unseen(facts: Facts, items: Sequence[ItemResult]) -> list[KeyFact]:
+    """The accuracy on QMNIST's unseen digits, only when measured (it is opt-in), flagged over UNSEEN_FLAG."""
+    ev = facts.eval
+    if ev.unseen_accuracy is None:
+        return []
+    note = "measured on QMNIST's 50,000 digits beyond MNIST's test set, which no notebook can have seen"
+    state = _state("eval.unseen_accuracy", ev.unseen_accuracy, items)
+    if ev.unseen_gap is not None:
+        note += f"; {ev.unseen_gap:+.2f} points from the test accuracy to this"
+        if ev.unseen_gap > UNSEEN_FLAG:
+            note += (f": more than {UNSEEN_FLAG:g} point lower on unseen digits, so the test accuracy owes something "
+                     "to MNIST's test set itself (check how the model was trained and what it stores)")
+            state = "warn"
+    return [KeyFact("Accuracy on unseen digits", "eval.unseen_accuracy", f"{ev.unseen_accuracy:.2f}%", note, state)]
 
 
 CLAIM_FLAG = 0.5  # percentage points between a printed and the measured accuracy that a report flags

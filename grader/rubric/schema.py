@@ -29,6 +29,8 @@
           - {ge: 99.0, points: 25}
           - {ge: 98.0, points: 10}
     late: {penalty: 10%}           # optional: a submission the LMS marked late loses 10% of the maximum
+    unseen: true                   # optional: also measure on QMNIST's 50,000 digits beyond MNIST's test set
+                                   # (eval.unseen_accuracy, eval.unseen_gap); downloads about 10 MB once
 
 An item passes with full points when its comparison holds. With `bands` instead
 of a comparison, the first band (top to bottom) whose comparison holds gives
@@ -438,6 +440,7 @@ class Rubric(_Strict):
     late: Optional[LatePolicy] = None
     leaderboard: bool = False  # Gradescope: rank submissions by parameters and measured accuracy
     notebook: Optional[str] = None  # link submissions: which notebook in the repository (a pattern, S4/*.ipynb)
+    unseen: bool = False  # also measure on QMNIST's 50,000 digits beyond MNIST (eval.unseen_accuracy); downloads once
 
     _source: str = PrivateAttr(default="<rubric>")
 
