@@ -42,6 +42,8 @@ def graded(name: str, options: Options):
                                                      "frozen parameter `answers` 10000x10"]),
     ("lookup_table_in_lifted_constants", "constants", ["constant `lifted_tensor_1` 10000x32",
                                                        "constant `lifted_tensor_2` 10000"]),
+    # no argmax and no indexing: a softmax over the similarity to each stored image weighs the stored labels
+    ("soft_lookup_in_buffers", "buffers", ["buffer `keys` 10000x32", "buffer `answers` 10000x10"]),
     # refuses torch.export only: TorchScript traces the table along, and its graph is read the same way
     ("lookup_table_behind_torchscript", "buffers", ["buffer `keys` 10000x32", "buffer `answers` 10000x10"]),
 ])
@@ -215,3 +217,40 @@ def test_an_honest_model_has_no_stored_state_line():
         "are not counted.")
     md = render_markdown(facts, sheet, student="ann")
     assert "Stored state" not in md and "batch-norm running statistics 118, not counted" in md
+
+
+class _SoftLookup(nn.Module):
+    """softmax(similarity to every stored row) @ stored answers: a lookup made of operators a CNN also uses."""
+
+    def __init__(self, rows: int = 1200):
+        super().__init__()
+        self.register_buffer("keys", torch.randn(rows, 16))
+        self.register_buffer("answers", torch.randn(rows, 10))
+
+    def forward(self, x):
+        return F.softmax(x.flatten(1)[:, :16] @ self.keys.T, dim=1) @ self.answers
+
+
+class _AttentionPool(nn.Module):
+    """Honest: a learned query attends over the 784 positions of a feature map, then a 1024-wide linear layer."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 1024, 3, padding=1)
+        self.query = nn.Parameter(torch.randn(1024))
+        self.fc = nn.Linear(1024, 10)
+
+    def forward(self, x):
+        maps = self.conv(x).flatten(2)  # (N, 1024, 784)
+        weights = F.softmax(torch.einsum("c,ncp->np", self.query, maps), dim=1)
+        return F.log_softmax(self.fc(torch.einsum("np,ncp->nc", weights, maps)), dim=1)
+
+
+def test_a_soft_lookup_is_found_in_exported_and_traced_graphs_and_an_attention_map_is_not():
+    found = unexpected_ops(_export(_SoftLookup()))
+    assert found == ["a soft lookup at node `softmax`: a softmax over 1,200 similarities to the stored `keys` 1200x16"]
+    traced = torch.jit.trace(_SoftLookup().eval(), torch.zeros(4, 1, 28, 28))
+    assert [line.split(" at node")[0] for line in unexpected_ops_torchscript(traced)] == ["a soft lookup"]
+    assert "a softmax over 1,200 similarities to the stored `keys` 1200x16" in unexpected_ops_torchscript(traced)[0]
+    assert unexpected_ops(_export(_SoftLookup(rows=900))) == []  # a softmax over 900 entries: not a table search
+    assert unexpected_ops(_export(_AttentionPool())) == []  # 784 positions, then ten classes

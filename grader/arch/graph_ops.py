@@ -13,13 +13,16 @@ instead, and what is flagged here:
   nearest-neighbour search), or the indices of a max / min;
 - data-dependent indexing or gathering: indices computed from the input pick rows of a tensor;
 - equality tests (`eq`, `ne`, `isin`): an image compared with a stored one;
-- sorting and top-k (`sort`, `argsort`, `topk`, `kthvalue`, `searchsorted`, `unique`).
+- sorting and top-k (`sort`, `argsort`, `topk`, `kthvalue`, `searchsorted`, `unique`);
+- a soft lookup: a softmax over `SOFT_WIDTH` or more entries computed by a matmul against a large stored
+  tensor (similarities to every row of a stored table, which then weigh stored answers). A classifier's
+  softmax spans its ten classes; an attention map over an MNIST image spans at most 784 positions.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, Optional
 
 _ALWAYS = {
     "cdist": "a distance to a stored table (cdist)",
@@ -36,6 +39,8 @@ _INDEX = {"index": 1, "_unsafe_index": 1, "index_select": 2, "gather": 2, "take"
           "embedding": 1, "embedding_bag": 1, "_embedding_bag": 1}  # op -> position of its indices argument
 _MATMUL = ("matmul", "mm", "bmm", "linear", "addmm", "einsum", "tensordot")
 LARGE = 1_000  # numbers in a stored tensor that a matmul reads, above which a following argmax is a table search
+SOFT_WIDTH = 1_000  # entries a softmax spans, from which (after a matmul against a large stored tensor) it is a lookup
+_SOFTMAX = ("softmax", "_softmax", "log_softmax", "_log_softmax", "softmin")
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,7 @@ class Op:
     sources: tuple[str, ...]  # the values it reads
     index: tuple[str, ...] = ()  # for indexing ops: the values its indices come from
     indices_used: bool = False  # for max / min over a dim: whether anything reads the indices
+    span: Optional[int] = None  # for a softmax: how many entries it normalises over (None: not known)
 
 
 Stored = dict[str, tuple[str, list[int]]]  # value name -> (state name, shape) of parameters, buffers, constants
@@ -85,8 +91,9 @@ def _from_program(program: Any) -> tuple[list[Op], Stored, set[str]]:
         index = node.args[position:position + 1] if position is not None and len(node.args) > position else ()
         used = name in ("max", "min") and any(
             op_name(u) == "getitem" and len(u.args) > 1 and u.args[1] == 1 and u.users for u in node.users)
+        span = _span(getattr(node.args[0], "meta", {}).get("val"), node.args[1]) if name in _SOFTMAX else None
         ops.append(Op(node.name, "" if name == "getitem" else name, tuple(n.name for n in node.all_input_nodes),
-                      tuple(n.name for n in _flat_nodes(index)), used))
+                      tuple(n.name for n in _flat_nodes(index)), used, span))
     return ops, stored, set(sig.user_inputs)
 
 
@@ -116,10 +123,28 @@ def _from_torchscript(module: Any) -> tuple[list[Op], Stored, set[str]]:
         position = _INDEX.get(name)
         index = (ins[position].debugName(),) if position is not None and len(ins) > position else ()
         used = name in ("max", "min") and len(outs) > 1 and bool(outs[1].uses())
+        span = _span_torchscript(ins) if name in _SOFTMAX else None
         for out in outs:  # a node with several outputs: each is a value the others read
             ops.append(Op(out.debugName(), name if out is outs[0] else "", tuple(i.debugName() for i in ins),
-                          index, used))
+                          index, used, span))
     return ops, stored, {i.debugName() for i in inputs[1:]}
+
+
+def _span(value: Any, dim: Any) -> Optional[int]:
+    """The size of `value` (a traced tensor's fake value) along `dim`, when it is a plain number."""
+    try:
+        return int(value.shape[int(dim)])
+    except (AttributeError, IndexError, TypeError, ValueError, RuntimeError):
+        return None  # a symbolic size (the batch), or no recorded shape
+
+
+def _span_torchscript(ins: list[Any]) -> Optional[int]:
+    """The same for `aten::softmax(self, dim, dtype)` in a traced graph, whose types carry the traced sizes."""
+    try:
+        sizes, dim = ins[0].type().sizes(), ins[1].toIValue()
+        return int(sizes[int(dim)])
+    except (AttributeError, IndexError, TypeError, ValueError, RuntimeError):
+        return None
 
 
 def _numel(shape: Iterable[int]) -> int:
@@ -155,6 +180,9 @@ def scan(ops: list[Op], stored: Stored, user: set[str]) -> list[str]:
         elif op.op in _ARG:
             after = f", after a matmul against the stored {_shown(sorted(inherited), shapes)}" if inherited else ""
             found.append(f"an {op.op} inside the network at {where}{after}")
+        elif op.op in _SOFTMAX and inherited and (op.span or 0) >= SOFT_WIDTH:
+            found.append(f"a soft lookup at {where}: a {op.op} over {op.span:,} similarities to the stored "
+                         f"{_shown(sorted(inherited), shapes)}")
         elif op.op in ("max", "min") and op.indices_used:
             found.append(f"the indices of a {op.op} at {where}")
         elif op.op in _INDEX and any(i in from_input for i in op.index):
