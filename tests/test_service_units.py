@@ -322,6 +322,19 @@ def test_a_rubric_id_used_twice_in_the_rubrics_folder_stops_the_start(tmp_path):
     assert "'svc-static' is used twice" in err.value.what and err.value.where.endswith("b.yaml")
 
 
+def test_an_execute_rubric_whose_grading_environment_is_not_built_stops_the_start(tmp_path, monkeypatch):
+    from grader.service.assignments import Assignments
+
+    monkeypatch.setenv("GRADER_ENVS", str(tmp_path / "no-envs"))
+    rubrics = tmp_path / "rubrics"
+    rubrics.mkdir()
+    (rubrics / "s3.yaml").write_text((RUBRICS.parents[3] / "rubrics" / "mnist-s3.yaml").read_text())
+    with pytest.raises(GraderError) as err:
+        Assignments(rubrics)
+    assert "grading environment" in err.value.what and "not built yet" in err.value.what
+    assert f"grade env build {rubrics / 's3.yaml'}" in err.value.fix
+
+
 def test_a_platform_registered_twice_names_both_lines(tmp_path):
     entry = ("  - issuer: https://lms.example\n    client_id: c\n    auth_login_url: https://lms.example/auth\n"
              "    auth_token_url: https://lms.example/token\n    key_set_url: https://lms.example/jwks\n"

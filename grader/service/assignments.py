@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader.api import load_rubric
+from grader.api import grading_environment, load_rubric
 from grader.errors import GraderError
 from grader.service.errors import ServiceError
 
@@ -31,6 +31,8 @@ class Assignments:
         self.by_id: dict[str, Assignment] = {}
         for path in sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")]):
             rubric = load_rubric(path)  # a bad rubric stops the start with its file, line and item
+            if rubric.mode == "execute":  # so does a grading environment not built yet, saying how to build it
+                grading_environment(rubric)
             if rubric.id in self.by_id:
                 raise GraderError(f"rubric id {rubric.id!r} is used twice (also in {self.by_id[rubric.id].path})",
                                   where=str(path), fix="give each rubric its own id")
