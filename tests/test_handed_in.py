@@ -4,6 +4,7 @@ torchsummary printed in the same run), the structure facts, and which model was 
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import nbformat
 import pytest
 
 from grader.api import grade_submission, load_rubric, options_for
+from grader.cli.main import main
 
 HERE = Path(__file__).parent / "fixtures" / "handed_in"
 
@@ -75,7 +77,16 @@ def test_a_rubric_that_names_the_variable_grades_that_variable(tmp_path, real_mn
     rubric.model_fields_set.add("model")
     options = options_for(rubric, data=str(real_mnist_dir), dry_run=True)
     facts = grade_submission(HERE / "several_trained_models.ipynb", rubric, options).facts
-    assert facts.train.model_variable == "model2" and "the rubric names the variable `model2`" in facts.train.model_reason
+    assert facts.train.model_variable == "model2" and "`model2` is named as the model to grade" in facts.train.model_reason
+
+
+@pytest.mark.usefixtures("bwrap")
+def test_grade_run_variable_names_the_model_to_grade(tmp_path, real_mnist_dir, capsys):
+    code = main(["run", str(HERE / "several_trained_models.ipynb"), "--variable", "model2", "--dry-run", "--json",
+                 "--data", str(real_mnist_dir)])
+    train = json.loads(capsys.readouterr().out)["train"]
+    assert code == 0 and train["model_variable"] == "model2"
+    assert "(the rubric's model: or --variable)" in train["model_reason"]
 
 
 @pytest.mark.usefixtures("bwrap")

@@ -24,9 +24,10 @@ def add_run_options(parser: argparse.ArgumentParser, *, defaults_from_rubric: bo
         metavar = {"seconds": "S", "size": "SIZE", "count": "N"}[limit.unit]
         group.add_argument(limit.flag, dest=limit.name, metavar=metavar,
                            help=f"{limit.help} (default: {default})")
-    group.add_argument("--variable", default=None if defaults_from_rubric else "model",
-                       help="the variable holding the model (default: " +
-                            ("the rubric's" if defaults_from_rubric else "model") + ")")
+    group.add_argument("--variable", default=None,
+                       help="the variable holding the model to grade (default: " +
+                            ("the rubric's, else " if defaults_from_rubric else "") +
+                            "the model the last optimizer step or fit updated)")
     group.add_argument("--no-sandbox", action="store_true",
                        help="run without bubblewrap (trusted code only; a warning is printed every run)")
     group.add_argument("--gpu", action=argparse.BooleanOptionalAction, default=None,

@@ -66,7 +66,8 @@ def summary_lines(facts: Facts) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     warn_if_unsandboxed(args)
-    options = Options(mode="execute", data=args.data, variable=args.variable, limits=limits_given(args),
+    options = Options(mode="execute", data=args.data, variable=args.variable or "model",
+                      variable_named=args.variable is not None, limits=limits_given(args),
                       dry_run=args.dry_run, sandbox=not args.no_sandbox, gpu=args.gpu, keep=args.keep,
                       unseen=bool(args.unseen))
     console = Console(stderr=True)

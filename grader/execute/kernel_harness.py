@@ -181,7 +181,7 @@ def find_model(namespace: dict[str, Any], variable: str, named: bool = True) -> 
 
     value = namespace.get(variable)
     if named and isinstance(value, torch.nn.Module):
-        return variable, value, f"the rubric names the variable `{variable}`"
+        return variable, value, f"`{variable}` is named as the model to grade (the rubric's model: or --variable)"
     updated = trained.trained_in(namespace, prefer=variable)
     if updated:
         last = updated[0]
