@@ -157,12 +157,15 @@ def is_keras_model(value: Any) -> bool:
     return keras is not None and isinstance(value, keras.Model)
 
 
-def probe_inputs(namespace: dict[str, Any], raw_images) -> dict[str, Any]:
+def probe_inputs(namespace: dict[str, Any], raw_images, wanted: str | None = None) -> dict[str, Any]:
     """How the notebook turned the test digits into model inputs: an array of 10,000 (the test set) whose values
-    are an affine map of the raw pixels, in one of the layouts Keras notebooks use. Compared on real digits."""
+    are an affine map of the raw pixels, in one of the layouts Keras notebooks use. Compared on real digits.
+    Arrays in the model's own input layout (`wanted`) come first, then floating-point ones: a notebook keeps the
+    raw `x_test` beside the `X_test` it feeds the model."""
     import numpy as np
 
     n = len(raw_images)
+    candidates = []
     for name, value in namespace.items():
         shape = getattr(value, "shape", None)
         if name.startswith("_") or not isinstance(value, np.ndarray) or not shape or shape[0] != n:
@@ -170,6 +173,10 @@ def probe_inputs(namespace: dict[str, Any], raw_images) -> dict[str, Any]:
         layout = _LAYOUTS.get(tuple(shape[1:]))
         if layout is None or not np.issubdtype(value.dtype, np.number):
             continue
+        candidates.append((layout != wanted, not np.issubdtype(value.dtype, np.floating), len(candidates), name,
+                           value, layout))
+    for *_, name, value, layout in sorted(candidates, key=lambda c: c[:3]):
+        shape = value.shape
         x = raw_images[:64].reshape(64, -1).astype(np.float64) / 255.0
         y = value[:64].reshape(64, -1).astype(np.float64)
         scale, shift = np.polyfit(x.ravel(), y.ravel(), 1)
@@ -188,7 +195,7 @@ def finalize(namespace: dict[str, Any], model, out_dir: str, raw_images) -> dict
     found: dict[str, Any] = {}
     trainable = int(sum(int(np.prod(w.shape)) for w in model.trainable_weights))
     found["params"] = {"trainable": trainable, "total": int(model.count_params())}
-    prep = probe_inputs(namespace, raw_images)
+    prep = probe_inputs(namespace, raw_images, _layout_of(model))
     layout = prep.pop("layout") or _layout_of(model)
     found["preprocess"] = prep
     if layout is None:
