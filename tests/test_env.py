@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -168,3 +169,16 @@ def test_pip_install_of_a_package_the_environment_has_is_a_no_op_and_a_missing_o
     assert "torch is already in this assignment's grading environment" in have and "was skipped" in have
     assert "no-such-package-for-grader-tests is not in this assignment's grading environment" in lack
     assert "`environment: packages:`" in lack and "grade env build" in lack
+
+
+def test_two_builds_of_one_environment_at_once_build_it_once(tmp_path):
+    spec = EnvironmentSpec(packages=["keras>=3"])
+    code = ("import sys; from pathlib import Path; from grader.env.build import build; from grader.env.spec import "
+            "EnvironmentSpec; e = build(EnvironmentSpec(packages=['keras>=3']), root=Path(sys.argv[1])); "
+            "print(e.build_seconds)")
+    runs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+            for _ in range(2)]
+    outs = [run.communicate(timeout=600)[0].strip() for run in runs]
+    assert all(run.returncode == 0 for run in runs)
+    assert outs[0] == outs[1]  # the second waited and found the first's build (same recorded build time)
+    assert plan(spec, root=tmp_path).built and not list(tmp_path.glob("*.partial-*"))

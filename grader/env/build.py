@@ -19,6 +19,7 @@ was installed and how long the build took.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -126,10 +127,18 @@ def build(spec: EnvironmentSpec, rubric_dir: Optional[Path] = None, *, report: O
     env = plan(spec, rubric_dir, root=root)
     if env.built and not force:
         return env
+    env.path.parent.mkdir(parents=True, exist_ok=True)
+    with open(env.path.with_name(f"{env.key}.lock"), "w") as lock:  # two builds of one environment: one builds
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if force or not plan(spec, rubric_dir, root=root).built:
+            _build(env, report)
+    return plan(spec, rubric_dir, root=root)
+
+
+def _build(env: Environment, report: Report) -> None:
     started = time.monotonic()
     missing = [r for r in env.requirements if satisfied_by_grader(r) is None]
     steps = 2 + len(missing)
-    env.path.parent.mkdir(parents=True, exist_ok=True)
     partial = env.path.with_name(f"{env.key}.partial-{os.getpid()}")
     shutil.rmtree(partial, ignore_errors=True)
     try:
@@ -158,7 +167,6 @@ def build(spec: EnvironmentSpec, rubric_dir: Optional[Path] = None, *, report: O
         report("done", steps, steps)
     finally:
         shutil.rmtree(partial, ignore_errors=True)
-    return plan(spec, rubric_dir, root=root)
 
 
 def _run(argv: list[str], what: str) -> str:
