@@ -120,3 +120,33 @@ def test_an_honest_zoomed_transform_is_replayed_by_the_grader_and_scores_what_it
     plain = accuracy((torch.from_numpy(test.images.astype(np.float32) / 255 - 0.1307) / 0.3081))
     print(f"measured {facts.eval.accuracy}%, zoomed inputs on the host {zoomed}%, plain inputs {plain}%")
     assert facts.eval.accuracy == pytest.approx(zoomed, abs=0.011) and abs(zoomed - plain) > 1, (zoomed, plain)
+
+
+class _TestSet(torch.utils.data.Dataset):
+    """What the harness looks for in a notebook: a dataset with `data`, `transform` and train=False."""
+
+    def __init__(self, transform):
+        self.data, self.transform, self.train = _digits(), transform, False
+
+    def __len__(self):
+        return len(self.data)
+
+    def __getitem__(self, i):
+        return self.transform(Image.fromarray(self.data[i], mode="L")), 0
+
+
+def test_the_harness_probe_keeps_affine_maps_reads_known_steps_and_names_the_rest():
+    from grader.execute.kernel_harness import probe_preprocessing
+
+    affine = probe_preprocessing({"test_set": _TestSet(T.Compose([T.ToTensor(), NORMALIZE]))}, _digits(16))
+    assert affine["kind"] == "affine" and affine["scale"] == pytest.approx(1 / 0.3081, rel=1e-4)
+    known = probe_preprocessing({"test_set": _TestSet(T.Compose([T.Resize(32), T.ToTensor()]))}, _digits(16))
+    assert known["kind"] == "transforms" and known["source"] == "test dataset"
+    assert known["steps"] == [{"name": "Resize", "size": 32, "interpolation": "bilinear", "max_size": None,
+                               "antialias": True}, {"name": "ToTensor"}]
+    other = probe_preprocessing({"test_set": _TestSet(T.Compose([T.Resize(32), T.ToTensor(),
+                                                                 T.Lambda(lambda x: x)]))}, _digits(16))
+    assert other["kind"] == "other" and other["reason"] == (
+        "one that gives Tensor of shape (1, 32, 32), not a 1x28x28 tensor, and `Lambda` is outside the transforms "
+        "the grader replays (ToTensor, Normalize, Resize, CenterCrop, Pad, Grayscale, ConvertImageDtype, and "
+        "Compose of these)")

@@ -236,7 +236,7 @@ def probe_preprocessing(namespace: dict[str, Any], raw_images) -> dict[str, Any]
             for image in raw_images[:16]:
                 out = transform(Image.fromarray(image, mode="L"))
                 if not isinstance(out, torch.Tensor) or tuple(out.shape) != (1, 28, 28):
-                    why = (f"the transform gives {type(out).__name__} of shape "
+                    why = (f"one that gives {type(out).__name__} of shape "
                            f"{tuple(getattr(out, 'shape', ()))}, not a 1x28x28 tensor")
                     break
                 outs.append(out.detach().cpu().double().numpy().ravel())
