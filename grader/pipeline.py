@@ -126,7 +126,7 @@ def _evaluate_execution(execution: Execution, data: TestData, jobdir: Path, opti
                                     sandbox=options.sandbox, gpu=options.gpu)
     return evaluate_model(execution.out_dir / export.file, export.path, preprocess=preprocess, staged=data.staged,
                           labels=labels, jobdir=jobdir, limits=options.limits, static_batch=export.batch,
-                          sandbox=options.sandbox, gpu=options.gpu, unseen=_unseen(data))
+                          sandbox=options.sandbox, gpu=options.gpu, unseen=_unseen(data, options))
 
 
 def _test_data(data: Optional[TestData], options: Options) -> TestData:
@@ -136,9 +136,9 @@ def _test_data(data: Optional[TestData], options: Options) -> TestData:
     return data
 
 
-def _unseen(data: TestData) -> Optional[tuple[Path, np.ndarray]]:
+def _unseen(data: TestData, options: Options) -> Optional[tuple[Path, np.ndarray]]:
     """QMNIST's digits beyond MNIST, when the run asked for them (Options.unseen)."""
-    return (data.unseen_images, data.unseen.labels) if data.unseen is not None else None
+    return (data.unseen_images, data.unseen.labels) if options.unseen and data.unseen is not None else None
 
 
 def _with_evaluation(facts: Facts, evaluation: Optional[Evaluation], outcome: Outcome,
@@ -164,7 +164,7 @@ def _measure(model_file: Path, facts: Facts, outcome: Outcome, options: Options,
         progress("measuring the model")
         evaluation = evaluate_model(model_file.resolve(), "export", preprocess=COURSE_PREPROCESS, staged=data.staged,
                                     labels=data.labels, jobdir=Path(tmp), limits=options.limits,
-                                    sandbox=options.sandbox, gpu=options.gpu, unseen=_unseen(data))
+                                    sandbox=options.sandbox, gpu=options.gpu, unseen=_unseen(data, options))
     return _with_evaluation(facts, evaluation, outcome, None)
 
 

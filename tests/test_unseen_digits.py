@@ -158,3 +158,25 @@ def test_the_clean_process_measures_the_unseen_digits_like_the_test_set(served, 
     evaluation = evaluate_model(tmp_path / "model.pt2", "export", preprocess=COURSE_PREPROCESS, staged=staged,
                                 labels=test_labels, jobdir=tmp_path / "job2", limits=RunLimits())
     assert evaluation.eval.unseen_accuracy is None  # not asked for: not measured
+
+
+@pytest.mark.usefixtures("bwrap")
+def test_an_opted_in_run_stages_the_unseen_digits_apart_and_reports_them_with_the_gap(served, tmp_path,
+                                                                                        real_mnist_dir):
+    """Through the pipeline: `Options(unseen=True)` loads them once, outside the folder notebooks' sandboxes see."""
+    from grader.data.staging import prepare_test_data
+    from grader.pipeline import grade_facts
+    from grader.settings import Options
+
+    data = prepare_test_data(str(real_mnist_dir), unseen=True)
+    assert data.unseen.labels.tolist() == [0, 1, 2, 3] and np.array_equal(np.load(data.unseen_images),
+                                                                          data.unseen.images)
+    assert not data.unseen_images.is_relative_to(data.staged)  # bound into the clean evaluation only
+    program = torch.export.export(_FirstRowCount().eval(), (torch.zeros(2, 1, 28, 28),),
+                                  dynamic_shapes=({0: torch.export.Dim("batch", min=2, max=100000)},), strict=False)
+    torch.export.save(program, tmp_path / "first_row.pt2")
+    facts = grade_facts(tmp_path / "first_row.pt2", Options(data=str(real_mnist_dir), unseen=True), data=data)
+    assert facts.eval.unseen_accuracy == 100.0 and facts.eval.accuracy is not None, facts.verdict.message
+    assert facts.eval.unseen_gap == round(facts.eval.accuracy - 100.0, 4)
+    without = grade_facts(tmp_path / "first_row.pt2", Options(data=str(real_mnist_dir)), data=data)
+    assert without.eval.unseen_accuracy is None and without.eval.accuracy == facts.eval.accuracy
