@@ -21,7 +21,7 @@ from grader.facts import Facts
 from grader.intake import Submission
 from grader.settings import Options
 
-FACTS_SCHEMA = 2  # bumped when what a cached record holds changes
+FACTS_SCHEMA = 3  # bumped when what a cached record holds changes (3: model.stored, model.ops, eval.unseen_*)
 
 
 class FactsCache:
