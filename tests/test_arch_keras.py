@@ -60,3 +60,15 @@ def test_a_merge_is_refused_with_the_reason():
     with pytest.raises(GraderError) as err:
         keras_table({"name": "functional", "layers": [INPUT, merge]})
     assert "several inputs" in err.value.render() and "Sequential" in err.value.render()
+
+
+def test_keras_weights_count_as_torch_tensors_do_for_the_stored_state_budget():
+    from grader.evaluate.keras_job import stored_weights
+
+    stored = stored_weights([
+        {"name": "seq/conv2d/kernel", "shape": [3, 3, 1, 16], "trainable": True, "bn_stat": False},
+        {"name": "seq/bn/moving_mean", "shape": [16], "trainable": False, "bn_stat": True},
+        {"name": "seq/bn/moving_variance", "shape": [16], "trainable": False, "bn_stat": True},
+        {"name": "seq/table/answers", "shape": [60000, 10], "trainable": False, "bn_stat": False}])
+    assert (stored.trainable, stored.bn_stats, stored.frozen, stored.learned) == (144, 32, 600_000, 600_144)
+    assert stored.flagged == ["frozen parameter `seq/table/answers` 60000x10 (600,000 numbers)"]

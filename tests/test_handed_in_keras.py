@@ -52,6 +52,10 @@ def test_an_eip_keras_notebook_is_graded_end_to_end_like_a_torch_one(tmp_path, r
     summary = _outputs(nb, 4)
     assert facts.model.params.trainable == _summary(summary, "Trainable") == 11_322
     assert facts.model.params.total == _summary(summary, "Total") == 11_450
+    # the stored-state budget reads Keras weights as torch tensors: moving mean / variance are BN statistics
+    stored = facts.model.stored
+    assert (stored.trainable, stored.bn_stats, stored.frozen, stored.learned, stored.carried, stored.flagged) == \
+        (11_322, 128, 0, 11_322, 0, [])
     # Convolution2D(16, 3, 3) is a 3x3 kernel (not strides 3): 28 -> 26 -> 24 -> 12 -> ... -> 8, RF 14
     assert facts.model.rf.final == 14 and facts.model.gap is True and facts.model.layers.linear == 0
     assert facts.model.layers.conv == 7 and facts.model.layers.conv1x1 == 3 and facts.model.layers.maxpool == 1

@@ -31,6 +31,7 @@ def run(job: dict) -> dict:
     record = {"device": "cpu", "n": 0,
               "params": {"trainable": trainable, "total": int(model.count_params())},
               "config": json.loads(json.dumps(model.get_config(), default=_plain)),
+              "weights": _weights(model),
               "class_name": type(model).__name__}
     if job.get("predict", True):
         images = np.load(job["images_file"])
@@ -41,6 +42,20 @@ def run(job: dict) -> dict:
         record["n"] = int(len(images))
     record["seconds"] = round(time.time() - started, 3)
     return record
+
+
+def _weights(model) -> list[dict]:
+    """Every stored weight: its path, shape, whether it trains, and whether it is a batch-norm moving statistic."""
+    import keras
+
+    out = []
+    for layer in model.layers:
+        stats = ({id(layer.moving_mean), id(layer.moving_variance)}
+                 if isinstance(layer, keras.layers.BatchNormalization) else set())
+        for weight in layer.trainable_weights + layer.non_trainable_weights:
+            out.append({"name": getattr(weight, "path", weight.name), "shape": [int(d) for d in weight.shape],
+                        "trainable": bool(weight.trainable), "bn_stat": id(weight) in stats})
+    return out
 
 
 def _plain(value):

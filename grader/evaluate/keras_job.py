@@ -7,20 +7,41 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
 from grader.arch.keras_layers import keras_table
+from grader.arch.stored_state import count
 from grader.arch.structure import structure_facts
 from grader.data.staging import TEST_IMAGES
 from grader.errors import GraderError
 from grader.evaluate.job import Evaluation
 from grader.evaluate.metrics import metrics
-from grader.facts import EvalFacts
+from grader.facts import EvalFacts, StoredFacts
 from grader.sandbox import SandboxSpec, run_sandboxed
 from grader.settings import RunLimits
+
+
+@dataclass(frozen=True)
+class _Weight:
+    """A Keras weight as the stored-state count reads a tensor."""
+
+    shape: tuple[int, ...]
+    requires_grad: bool
+
+    def numel(self) -> int:
+        return int(np.prod(self.shape)) if self.shape else 1
+
+
+def stored_weights(weights: list[dict]) -> StoredFacts:
+    """`model.stored.*` of a Keras model as of a torch one: trainable weights, frozen ones (non-trainable, not
+    batch-norm statistics), and the moving mean / variance as batch-norm statistics."""
+    params = [(w["name"], _Weight(tuple(w["shape"]), w["trainable"])) for w in weights if not w["bn_stat"]]
+    stats = [(w["name"], _Weight(tuple(w["shape"]), False)) for w in weights if w["bn_stat"]]
+    return count(params=params, buffers=stats, constants=[], bn={name for name, _ in stats})
 
 
 def evaluate_keras_model(model_file: Path, *, environment: Optional[Path], layout: str, scale: float, shift: float,
@@ -55,6 +76,8 @@ def evaluate_keras_model(model_file: Path, *, environment: Optional[Path], layou
     try:
         model = structure_facts(keras_table(record["config"]), trainable=record["params"]["trainable"],
                                 total=record["params"]["total"])
+        stored = stored_weights(record["weights"])
+        model = model.model_copy(update={"stored": stored, "buffers": stored.buffers + stored.bn_stats})
     except GraderError as err:
         arch_error = err.render()
     if labels is None:
