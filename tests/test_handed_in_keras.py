@@ -56,6 +56,7 @@ def test_an_eip_keras_notebook_is_graded_end_to_end_like_a_torch_one(tmp_path, r
     stored = facts.model.stored
     assert (stored.trainable, stored.bn_stats, stored.frozen, stored.learned, stored.carried, stored.flagged) == \
         (11_322, 128, 0, 11_322, 0, [])
+    assert facts.model.ops.unexpected == []  # only layers the structure facts read: none looks anything up
     # Convolution2D(16, 3, 3) is a 3x3 kernel (not strides 3): 28 -> 26 -> 24 -> 12 -> ... -> 8, RF 14
     assert facts.model.rf.final == 14 and facts.model.gap is True and facts.model.layers.linear == 0
     assert facts.model.layers.conv == 7 and facts.model.layers.conv1x1 == 3 and facts.model.layers.maxpool == 1

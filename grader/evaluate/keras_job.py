@@ -20,7 +20,7 @@ from grader.data.staging import TEST_IMAGES
 from grader.errors import GraderError
 from grader.evaluate.job import Evaluation
 from grader.evaluate.metrics import metrics
-from grader.facts import EvalFacts, StoredFacts
+from grader.facts import EvalFacts, OpsFacts, StoredFacts
 from grader.sandbox import SandboxSpec, run_sandboxed
 from grader.settings import RunLimits
 
@@ -77,7 +77,10 @@ def evaluate_keras_model(model_file: Path, *, environment: Optional[Path], layou
         model = structure_facts(keras_table(record["config"]), trainable=record["params"]["trainable"],
                                 total=record["params"]["total"])
         stored = stored_weights(record["weights"])
-        model = model.model_copy(update={"stored": stored, "buffers": stored.buffers + stored.bn_stats})
+        # keras_table read every layer (it refuses any other), and safe_mode=True loaded no Lambda or student
+        # class: convolutions, pooling, batch norm, dropout, activations, flatten and dense look nothing up
+        model = model.model_copy(update={"stored": stored, "buffers": stored.buffers + stored.bn_stats,
+                                         "ops": OpsFacts(unexpected=[])})
     except GraderError as err:
         arch_error = err.render()
     if labels is None:
