@@ -109,3 +109,25 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             "A CI run must run every test: give the machine what each reason names (./setup.sh installs "
             "bubblewrap, chromium and MNIST), or mark a test that needs hardware CI machines may lack with one "
             "of: " + ", ".join(f"@pytest.mark.{m}" for m in MAY_SKIP_IN_CI) + ".")
+
+
+# Rubrics whose grading environment the tests run kernels in: the shipped ones share the default environment.
+TEST_ENVIRONMENTS = (Path(__file__).resolve().parents[1] / "rubrics" / "mnist-s3.yaml",
+                     Path(__file__).resolve().parent / "fixtures" / "handed_in" / "keras-eip.yaml")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def grading_environments() -> None:
+    """The grading environments the tests' kernels run in, built through the product as `grade env build` does
+    (./setup.sh builds them too; when they are built this does nothing). A build that fails fails the tests."""
+    from grader.env.build import build
+    from grader.env.spec import DEFAULT_ENVIRONMENT
+    from grader.rubric.load import load_rubric
+
+    for path in TEST_ENVIRONMENTS:
+        rubric = load_rubric(path)
+        try:
+            build(rubric.environment or DEFAULT_ENVIRONMENT, path.parent)
+        except GraderError as err:
+            pytest.fail(f"the grading environment of {path.name} could not be built:\n{err.render()}\n"
+                        f"  -> run `python3 -m grader env build {path}` and read its output", pytrace=False)
