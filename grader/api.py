@@ -52,9 +52,9 @@ from grader.settings import Options, RunLimits
 from grader.similarity import LookAlike, code_of, look_alikes
 from grader.verdict import Outcome, decide
 
-__all__ = ["Options", "Result", "RunLimits", "TestData", "grade_class", "grade_facts", "grade_submission", "load_bank",
-           "load_rubric",
-           "canvas_target", "check_moodle_worksheet", "LmsExports", "write_lms_exports", "options_for", "prepare_test_data", "write_outputs"]
+__all__ = ["canvas_target", "check_moodle_worksheet", "grade_class", "grade_facts", "grade_submission", "LmsExports",
+           "load_bank", "load_rubric", "Options", "options_for", "prepare_test_data", "Result", "RunLimits", "TestData",
+           "write_lms_exports", "write_outputs"]
 
 
 @dataclass(frozen=True)
