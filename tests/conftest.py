@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+import grader
 from grader.data import locate
 from grader.data.fetch import ensure_mnist
 from grader.errors import GraderError
@@ -44,8 +45,9 @@ def real_mnist_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def bwrap() -> str:
-    """The bubblewrap binary, checked to start a sandbox here; the test fails with the fix when it cannot."""
+def bwrap(grading_environments) -> str:
+    """The bubblewrap binary, checked to start a sandbox here; the test fails with the fix when it cannot.
+    (With it come the grading environments the sandboxed kernels run in.)"""
     path = bwrap_available()
     if path is None:
         pytest.fail("bubblewrap (bwrap) is not installed, and every sandbox test needs it\n"
@@ -111,15 +113,17 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             "of: " + ", ".join(f"@pytest.mark.{m}" for m in MAY_SKIP_IN_CI) + ".")
 
 
-# Rubrics whose grading environment the tests run kernels in: the shipped ones share the default environment.
-TEST_ENVIRONMENTS = (Path(__file__).resolve().parents[1] / "rubrics" / "mnist-s3.yaml",
-                     Path(__file__).resolve().parent / "fixtures" / "handed_in" / "keras-eip.yaml")
+# Rubrics whose grading environment the tests run kernels in (the shipped ones share the default environment),
+# found from the checkout the grader is imported from.
+CHECKOUT = Path(grader.__file__).resolve().parents[1]
+TEST_ENVIRONMENTS = (CHECKOUT / "rubrics" / "mnist-s3.yaml", CHECKOUT / "tests" / "fixtures" / "handed_in" / "keras-eip.yaml")
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="session")
 def grading_environments() -> None:
     """The grading environments the tests' kernels run in, built through the product as `grade env build` does
-    (./setup.sh builds them too; when they are built this does nothing). A build that fails fails the tests."""
+    (./setup.sh builds them too; when they are built this does nothing). A build that fails fails the tests.
+    Every sandbox test has them through the `bwrap` fixture."""
     from grader.env.build import build
     from grader.env.spec import DEFAULT_ENVIRONMENT
     from grader.rubric.load import load_rubric
