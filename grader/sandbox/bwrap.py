@@ -68,6 +68,9 @@ class SandboxSpec:
     gpu: bool | None = None
     gpu_index: int | None = None
     env: Mapping[str, str] = field(default_factory=dict)
+    # Whether the process may make user namespaces of its own: only for trusted code that sandboxes further
+    # (the warm evaluator's zygote puts every child into its own namespaces); student code never gets it.
+    nested_namespaces: bool = False
 
     def __post_init__(self) -> None:
         # Normalised once so that the inside path, the bind and the working
@@ -158,7 +161,9 @@ def build_argv(argv: Sequence[str], spec: SandboxSpec, *, bwrap: str = "bwrap", 
     out = [bwrap, "--unshare-all"]
     if spec.network:
         out.append("--share-net")
-    out += ["--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--disable-userns"]
+    out += ["--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID)]
+    if not spec.nested_namespaces:
+        out.append("--disable-userns")
     out += ["--die-with-parent", "--new-session", "--hostname", "sandbox"]
     for d in layout.dirs:
         out += ["--ro-bind", d, d]

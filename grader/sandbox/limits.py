@@ -102,6 +102,17 @@ class JobLimits:
         for which, value in self._rlimits:
             resource.setrlimit(which, (value, value))
 
+    def adopt(self, pid: int) -> None:
+        """Move a process that is already running (and what it starts from now on) into the job's cgroup.
+
+        Under rlimits there is nothing to move: the process must set its own (it inherited none of the job's)."""
+        for path in self._procs:
+            fd = os.open(path, os.O_WRONLY)
+            try:
+                os.write(fd, str(pid).encode())
+            finally:
+                os.close(fd)
+
     def kill_all(self) -> None:
         """Kill every process still in the job's cgroup (nothing to do under rlimits)."""
         for group in self._cgroups:
