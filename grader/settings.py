@@ -80,6 +80,13 @@ class RunLimits(BaseModel):
     eval_seconds: float = _limit(
         600, unit="seconds", rubric="eval_time", flag="--eval-timeout",
         help="wall-clock limit for measuring the exported model on the test images")
+    cpus: int = _limit(
+        1, unit="count", rubric="cpus", flag="--cpus",
+        help="cores each submission may use: its threads (OMP/MKL/torch), a CPU cgroup quota where the host "
+             "allows one, and its DataLoader workers")
+    jobs_per_gpu: int = _limit(
+        1, unit="count", rubric="jobs_per_gpu", flag="--jobs-per-gpu",
+        help="submissions sharing one GPU at once; a small MNIST net leaves a GPU mostly idle, so 4-8 pack well")
 
     def check_cells(self) -> "RunLimits":
         if self.cell_seconds is not None and self.cell_seconds > self.wall_seconds:

@@ -33,6 +33,11 @@ SANDBOX_UID = 65534
 GRADER_SRC_INSIDE = Path("/opt/mnist-grader")
 
 _SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+# Each sizes a thread pool by the host's cores unless told: OpenMP (torch's intra-op pool), MKL, OpenBLAS,
+# numexpr, Accelerate, and TensorFlow's two pools (Keras notebooks on a TensorFlow backend). GRADER_CPUS is
+# the budget itself, read by the kernel harness (torch's pools, DataLoader workers).
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS",
+                    "VECLIB_MAXIMUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "GRADER_CPUS")
 _GPU_SHARED_NODES = ("nvidiactl", "nvidia-uvm", "nvidia-uvm-tools", "nvidia-modeset", "nvidia-caps")
 
 
@@ -51,8 +56,8 @@ class SandboxSpec:
     whole RunLimits record onto a spec). `max_processes` counts tasks
     (threads too, as the pids cgroup does) and includes bwrap's own two
     processes. `disk_bytes` bounds everything under the scratch together. `env` is the whole environment
-    inside, on top of PATH, HOME (the scratch), LANG, TMPDIR and PYTHONPATH
-    (to which the grader source is appended).
+    inside, on top of PATH, HOME (the scratch), LANG, TMPDIR, the thread counts of `cpus`
+    (`THREAD_VARIABLES`) and PYTHONPATH (to which the grader source is appended).
     """
 
     scratch: Path
@@ -68,6 +73,9 @@ class SandboxSpec:
     gpu: bool | None = None
     gpu_index: int | None = None
     env: Mapping[str, str] = field(default_factory=dict)
+    # Cores the run may use: the thread pools' sizes inside (`inside_env`) and a CPU quota in the job's cgroup.
+    # None: no budget (the libraries size their pools by the host's cores); `for_run` sets the run's.
+    cpus: int | None = None
     # Whether the process may make user namespaces of its own: only for trusted code that sandboxes further
     # (the warm evaluator's zygote puts every child into its own namespaces); student code never gets it.
     nested_namespaces: bool = False
@@ -86,7 +94,7 @@ class SandboxSpec:
         """A spec with the limits of a grading run (`wall_seconds` overrides the run's, e.g. for the evaluation)."""
         return cls(scratch=scratch, wall_seconds=wall_seconds or limits.wall_seconds, memory_bytes=limits.memory_bytes,
                    max_processes=limits.max_processes, max_file_bytes=limits.max_file_bytes,
-                   disk_bytes=limits.disk_bytes, **rest)
+                   disk_bytes=limits.disk_bytes, cpus=limits.cpus, **rest)
 
 
 @dataclass(frozen=True)
@@ -141,6 +149,8 @@ def inside_env(spec: SandboxSpec, *, sandbox: bool, layout: HostLayout | None = 
     if uses_gpu(spec, layout) and spec.gpu_index is not None:
         env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"  # so the index means what nvidia-smi shows
         env["CUDA_VISIBLE_DEVICES"] = str(spec.gpu_index)
+    if spec.cpus is not None:
+        env.update(dict.fromkeys(THREAD_VARIABLES, str(spec.cpus)))
     env.update(spec.env)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (spec.env.get("PYTHONPATH"), grader_path) if p)
     return env

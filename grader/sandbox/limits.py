@@ -6,6 +6,11 @@ either well (RLIMIT_AS counts virtual memory, which CUDA reserves by the
 terabyte; RLIMIT_NPROC counts all processes of the user and does not bind
 root at all, not even inside bwrap's user namespace).
 
+A CPU quota (`cpus` cores: cgroup v2 `cpu.max`, v1 `cpu.cfs_quota_us`) is
+optional: where the cpu controller is missing or not writable the job runs
+without one (its thread pools are still sized by the sandbox's environment),
+and `JobLimits.used` says which it got.
+
 Job cgroups live under a `mnist-grader` parent at the top of each hierarchy,
 one per job, named after the grader's pid and a random suffix, and are
 removed (after killing what is left in them) when the job closes.
@@ -26,6 +31,7 @@ from typing import Iterator
 PARENT = "mnist-grader"
 _MOUNTS = Path("/proc/self/mounts")
 _SETTLE_SECONDS = 5.0  # how long killing and removing a job's cgroup may take
+_CPU_PERIOD_US = 100_000  # the scheduler's default period; the quota is cpus of them
 _RLIMIT_MEMORY_SIGNS = ("MemoryError", "Cannot allocate memory", "std::bad_alloc", "out of memory")
 
 
@@ -48,6 +54,39 @@ class Detected:
     reason: str  # why there is no hierarchy; empty when there is one
 
 
+@dataclass(frozen=True)
+class CpuController:
+    """Where job cgroups for the CPU quota go (on v2 the same folder as the memory and pids ones)."""
+
+    version: int
+    parent: Path
+
+
+@cache
+def detect_cpu() -> CpuController | None:
+    """The writable cpu controller, preferring v2's; None where there is none (the quota is optional)."""
+    try:
+        mounts = list(_cgroup_mounts())
+    except OSError:
+        return None
+    for fstype, mountpoint, options in mounts:
+        root = Path(mountpoint)
+        try:
+            if fstype == "cgroup2" and "cpu" in (root / "cgroup.controllers").read_text().split():
+                parent = root / PARENT
+                parent.mkdir(exist_ok=True)
+                for level in (root, parent):  # enabled on every level above a job's cgroup
+                    if "cpu" not in (level / "cgroup.subtree_control").read_text().split():
+                        (level / "cgroup.subtree_control").write_text("+cpu")
+                return CpuController(2, parent)
+            if fstype == "cgroup" and "cpu" in options:
+                (root / PARENT).mkdir(exist_ok=True)
+                return CpuController(1, root / PARENT)
+        except OSError:  # e.g. +cpu refused (a v2 root with real-time threads): try the next mount
+            continue
+    return None
+
+
 @cache
 def detect() -> Detected:
     """The writable cgroup hierarchy with memory and pids controllers, preferring v2."""
@@ -68,7 +107,10 @@ def detect() -> Detected:
 class JobLimits:
     """The limits of one running job; a context manager that cleans up its cgroup."""
 
-    def __init__(self, *, memory_bytes: int, max_processes: int, max_file_bytes: int, detected: Detected | None = None):
+    def __init__(self, *, memory_bytes: int, max_processes: int, max_file_bytes: int, cpus: int | None = None,
+                 detected: Detected | None = None, cpu: CpuController | None = None):
+        """`cpus`: a CPU quota of that many cores where a cpu controller is writable (None: no quota);
+        `detected` / `cpu`: the hierarchies to use (default: this host's)."""
         detected = detected or detect()
         self._rlimits = [(resource.RLIMIT_FSIZE, max_file_bytes), (resource.RLIMIT_CORE, 0)]
         self._cgroups: tuple[Path, ...] = ()
@@ -82,8 +124,34 @@ class JobLimits:
         else:
             self._cgroups = _create_job(self.hierarchy, memory_bytes, max_processes)
             self.used = f"cgroup-v{self.hierarchy.version}"
+        if cpus is not None:
+            self.used += self._cpu_quota(cpus, cpu or detect_cpu())
         # Formatted here: between fork and exec the child should only make system calls.
         self._procs = [str(g / "cgroup.procs") for g in self._cgroups]
+
+    def _cpu_quota(self, cpus: int, controller: CpuController | None) -> str:
+        """Put the job under a quota of `cpus` cores; what `used` says about it."""
+        if controller is None:
+            return " (no cpu quota: no writable cpu cgroup controller)"
+        name = self._cgroups[0].name if self._cgroups else f"job-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        group = next((g for g in self._cgroups if g.parent == controller.parent), controller.parent / name)
+        made = group not in self._cgroups
+        try:
+            if made:
+                group.mkdir()
+            if controller.version == 2:
+                (group / "cpu.max").write_text(f"{cpus * _CPU_PERIOD_US} {_CPU_PERIOD_US}")
+            else:
+                (group / "cpu.cfs_period_us").write_text(str(_CPU_PERIOD_US))
+                (group / "cpu.cfs_quota_us").write_text(str(cpus * _CPU_PERIOD_US))
+        except OSError as e:
+            if made and group.exists():
+                group.rmdir()
+            return f" (no cpu quota: {e})"
+        if made:
+            self._cgroups += (group,)
+        shown = "core" if cpus == 1 else "cores"
+        return f" (cpu quota {cpus} {shown})" if self.hierarchy else f"; cgroup-v{controller.version} cpu quota {cpus} {shown}"
 
     def __enter__(self) -> JobLimits:
         return self

@@ -37,7 +37,7 @@ class SandboxResult:
     stdout: str  # head and tail, with a marker where the middle was dropped
     stderr: str
     seconds: float
-    limits_used: str  # "cgroup-v1", "cgroup-v2", or "rlimit (...why, and what that cannot limit)"
+    limits_used: str  # "cgroup-v1", "cgroup-v2", or "rlimit (...why, and what that cannot limit)", then the cpu quota
 
 
 def run_sandboxed(argv: Sequence[str], spec: SandboxSpec, *, sandbox: bool = True) -> SandboxResult:
@@ -57,7 +57,8 @@ def run_sandboxed(argv: Sequence[str], spec: SandboxSpec, *, sandbox: bool = Tru
         warnings.warn(message, stacklevel=2)
         command = list(argv)
     spec.scratch.mkdir(parents=True, exist_ok=True)
-    with JobLimits(memory_bytes=spec.memory_bytes, max_processes=spec.max_processes, max_file_bytes=spec.max_file_bytes) as job:
+    with JobLimits(memory_bytes=spec.memory_bytes, max_processes=spec.max_processes, max_file_bytes=spec.max_file_bytes,
+                   cpus=spec.cpus) as job:
         start = time.monotonic()
         proc = subprocess.Popen(
             command,
