@@ -15,8 +15,10 @@ Quiz answers join through `quiz=`: they are read from the notebook's cell tagged
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import tempfile
+import threading
 import time
 import zipfile
 from dataclasses import dataclass, replace
@@ -28,8 +30,8 @@ import numpy as np
 
 from grader.cache import FactsCache
 from grader.data.staging import TestData, prepare_test_data
-from grader.env.build import Environment, locate
-from grader.env.spec import DEFAULT_ENVIRONMENT
+from grader.env.build import Environment, build, locate, plan
+from grader.env.spec import DEFAULT_ENVIRONMENT, EnvironmentSpec
 from grader.executors import Executor, LocalExecutor, default_jobs
 from grader.facts import Facts, GradingFacts
 from grader.links import LinkError, fetch, parse_link
@@ -52,9 +54,10 @@ from grader.settings import Options, RunLimits
 from grader.similarity import LookAlike, code_of, look_alikes
 from grader.verdict import Outcome, decide
 
-__all__ = ["canvas_target", "check_moodle_worksheet", "grade_class", "grade_facts", "grade_submission", "LmsExports",
-           "load_bank", "load_rubric", "Options", "options_for", "prepare_test_data", "Result", "RunLimits", "TestData",
-           "write_lms_exports", "write_outputs"]
+__all__ = ["canvas_target", "check_moodle_worksheet", "Executor", "executor_for", "EXECUTORS", "FactsTask",
+           "grade_class", "grade_facts", "grade_submission", "LmsExports", "load_bank", "load_rubric", "Options",
+           "options_for", "prepare_test_data", "Result", "RunLimits", "Shipped", "TestData", "write_lms_exports",
+           "write_outputs"]
 
 
 @dataclass(frozen=True)
@@ -133,18 +136,155 @@ def _fetched(submission: Submission, scratch: Path, deadline: Optional[str], pat
 def grade_submission(path: Path, rubric: Rubric, options: Optional[Options] = None, *, student: Optional[str] = None,
                      model_file: Optional[Path] = None, quiz: Optional[Bank] = None, data: Optional[TestData] = None,
                      progress: Optional[Progress] = None, show_hidden: bool = True,
-                     late: Optional[bool] = None) -> Result:
+                     late: Optional[bool] = None, executor: Optional[Executor] = None) -> Result:
     """Grade one file (.ipynb, .py, .pt2). A bad notebook becomes a verdict; GraderError means the set-up is wrong.
-    `late`: what the LMS says (the fact submission.late, for the rubric's late penalty)."""
+    `late`: what the LMS says (the fact submission.late, for the rubric's late penalty). `executor`: where it runs
+    (`executor_for`); by default here, in this thread, with `progress` told each stage."""
     path = Path(path)
     options = options or options_for(rubric)
     submission = Submission(student or path.stem, path, digest(path) if path.is_file() else "", model_file,
                             late=late)
-    started = time.monotonic()
-    facts = grade_facts(path, options, progress or (lambda _: None), model_file=model_file, data=data)
+    if executor is None:
+        started = time.monotonic()
+        facts = grade_facts(path, options, progress or (lambda _: None), model_file=model_file, data=data)
+        seconds = round(time.monotonic() - started, 2)
+    else:
+        if not path.is_file():  # what grade_facts would say, before anything is shipped
+            raise GraderError("no such file", where=str(path),
+                              fix="give the path of a .ipynb, .py or .pt2 submission")
+        task = FactsTask(options, data=data, environment=portable_environment(rubric, options))
+        [(_, (facts, seconds))] = list(executor.run(task, _items(executor, [submission])))
     facts = _with_submission(_with_quiz(facts, quiz, submission.student), submission)
-    return Result(submission, facts, score(facts, rubric, show_hidden=show_hidden),
-                  round(time.monotonic() - started, 2))
+    return Result(submission, facts, score(facts, rubric, show_hidden=show_hidden), seconds)
+
+
+def _items(executor: Executor, submissions: list[Submission]) -> "list[Submission] | list[Shipped]":
+    """What the executor is handed: the submissions, or their files as bytes when its tasks may run elsewhere."""
+    return [Shipped.pack(s) for s in submissions] if getattr(executor, "remote", False) else submissions
+
+
+# --- what an executor runs ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Shipped:
+    """A submission with its files as bytes, for an executor whose tasks may run on another machine."""
+
+    submission: Submission
+    files: tuple[tuple[str, bytes], ...]  # (role, bytes): "submission" and, when handed in, "model"
+
+    @staticmethod
+    def pack(submission: Submission) -> "Shipped":
+        files = [("submission", submission.path.read_bytes())]
+        if submission.model is not None:
+            files.append(("model", submission.model.read_bytes()))
+        return Shipped(submission, tuple(files))
+
+    def unpack(self, folder: Path) -> Submission:
+        """The submission with its files written under `folder`, under their own names (facts may read them)."""
+        paths = {"submission": self.submission.path, "model": self.submission.model}
+        placed = {}
+        for role, content in self.files:
+            target = folder / role / Path(paths[role]).name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content)
+            placed[role] = target
+        return replace(self.submission, path=placed["submission"], model=placed.get("model"))
+
+
+def _submission_of(item: "Submission | Shipped") -> Submission:
+    return item.submission if isinstance(item, Shipped) else item
+
+
+_NODE: dict[tuple, object] = {}  # per worker process: MNIST and grading environments, prepared once
+_NODE_LOCK = threading.Lock()
+
+
+def _once(key: tuple, make: Callable[[], object]) -> object:
+    with _NODE_LOCK:
+        if key not in _NODE:
+            _NODE[key] = make()
+        return _NODE[key]
+
+
+@dataclass(frozen=True)
+class FactsTask:
+    """What an executor runs for one submission: its facts and the seconds they took. The driver resolves cache
+    hits and link errors, caches, scores and reports; this is the part that may run on another machine.
+
+    Pickling leaves `data` behind (host paths and 10,000 images): where it was, the worker stages MNIST itself
+    once per process (`prepare_test_data(options.data, ...)`, the data layer caches it per node). `environment`,
+    when set, is the grading environment as requirements: the worker finds (or builds) its own copy.
+    """
+
+    options: Options
+    data: Optional[TestData] = None
+    environment: Optional[EnvironmentSpec] = None
+
+    def __getstate__(self) -> dict:
+        return {"options": self.options, "data": None, "environment": self.environment}
+
+    def __setstate__(self, state: dict) -> None:
+        for name, value in state.items():
+            object.__setattr__(self, name, value)
+
+    def __call__(self, item: "Submission | Shipped", gpu_index: Optional[int]) -> tuple[Facts, float]:
+        if isinstance(item, Shipped):
+            with tempfile.TemporaryDirectory(prefix="mnist-grader-shipped-") as tmp:
+                return self._facts(item.unpack(Path(tmp)), gpu_index)
+        return self._facts(item, gpu_index)
+
+    def _facts(self, submission: Submission, gpu_index: Optional[int]) -> tuple[Facts, float]:
+        options, data = self.options.with_(gpu_index=gpu_index), self.data
+        if data is None and options.mode != "static":
+            data = _once(("data", options.data, options.unseen),
+                         lambda: prepare_test_data(options.data, unseen=options.unseen))
+        if self.environment is not None:
+            spec = self.environment
+            env = _once(("env", spec.model_dump_json()), lambda: build(spec))
+            options = options.with_(environment=env.path)
+        started = time.monotonic()
+        facts = grade_facts(submission.path, options, model_file=submission.model, data=data)
+        return facts, round(time.monotonic() - started, 2)
+
+
+def portable_environment(rubric: Rubric, options: Options) -> Optional[EnvironmentSpec]:
+    """The grading environment `options` runs kernels in, as requirements any machine can build it from; None when
+    there is none (no run) or it is not the rubric's (an environment given by path goes as that path)."""
+    if options.mode != "execute" or options.environment is None:
+        return None
+    source = Path(rubric.source)
+    env = plan(rubric.environment or DEFAULT_ENVIRONMENT, source.parent if source.is_file() else None)
+    if env.path != options.environment:
+        return None
+    return EnvironmentSpec(packages=list(env.requirements), compat=list(env.compat))
+
+
+EXECUTORS = ("local", "ray")
+
+
+@contextlib.contextmanager
+def executor_for(name: str = "local", address: Optional[str] = None, jobs: Optional[int] = None,
+                 options: Optional[Options] = None) -> Iterator[Executor]:
+    """The executor a front end asked for by name, for a `with` block: `local` (a pool of `jobs` slots on this
+    machine) or `ray` (each submission a Ray task on the cluster at `address`, `auto` or `ray://host:port`; None
+    starts a local Ray with this machine's cores for the block). Ray tasks are sized by the rubric's limits: cpus,
+    memory and 1/jobs_per_gpu of a GPU when the class uses one; `jobs` caps the tasks in flight."""
+    options = options or Options()
+    if name == "local":
+        if address is not None:
+            raise GraderError("--address names a Ray cluster; the local executor has none", where="--address",
+                              fix="add --executor ray, or leave --address out")
+        yield LocalExecutor(jobs or default_jobs(options.limits.memory_bytes, options.gpu), use_gpu=options.gpu)
+        return
+    if name != "ray":
+        raise GraderError(f"no executor named {name!r}", where="--executor",
+                          fix="use one of: " + ", ".join(EXECUTORS))
+    from grader.executors.ray_executor import RayExecutor  # Ray is optional: imported only when asked for
+
+    with RayExecutor(address, cpus=getattr(options.limits, "cpus", 1),
+                     jobs_per_gpu=getattr(options.limits, "jobs_per_gpu", 1), gpu=options.gpu,
+                     memory_bytes=options.limits.memory_bytes, jobs=jobs) as executor:
+        yield executor
 
 
 def grade_class(source: Path, rubric: Rubric, options: Optional[Options] = None, *, out: Path,
@@ -195,33 +335,47 @@ def grade_class(source: Path, rubric: Rubric, options: Optional[Options] = None,
             submissions, force = [s for s in submissions if s.student == only], True
         executor = executor or LocalExecutor(jobs or default_jobs(options.limits.memory_bytes, options.gpu),
                                              use_gpu=options.gpu)
+        task = FactsTask(options, data=data, environment=portable_environment(rubric, options))
 
-        def grade(submission: Submission, gpu_index: Optional[int]) -> Result:
+        def result(submission: Submission, facts: Facts, seconds: float, cached: bool = False) -> Result:
+            facts = _with_submission(_with_quiz(facts, quiz, submission.student), submission)
+            code = None if submission.link_error is not None else code_of(submission.path)
+            return Result(submission, facts, score(facts, rubric), seconds, cached=cached, code=code)
+
+        to_run: dict[str, str] = {}  # student -> cache key, for what the executor grades
+        for submission in submissions:
+            on_event("queued", submission, None)
+        runnable = []
+        for submission in submissions:  # the driver answers what needs no run: a link error, a cache hit
             if submission.link_error is not None:  # nothing to run: the link is the verdict
                 facts = Facts(grading=GradingFacts(mode=options.mode), verdict=decide(Outcome(
                     unreadable=submission.link_error)))
-                facts = _with_submission(_with_quiz(facts, quiz, submission.student), submission)
-                return Result(submission, facts, score(facts, rubric), 0.0)
-            key = cache.key(submission, options)
-            hit = None if force else cache.get(key)
-            if hit is not None:
-                facts = _with_submission(_with_quiz(hit[0], quiz, submission.student), submission)
-                return Result(submission, facts, score(facts, rubric), hit[1], cached=True,
-                              code=code_of(submission.path))
-            on_event("start", submission, None)
-            started = time.monotonic()
-            facts = grade_facts(submission.path, options.with_(gpu_index=gpu_index), model_file=submission.model,
-                                data=data)
-            seconds = round(time.monotonic() - started, 2)
-            cache.put(key, facts, seconds)
-            facts = _with_submission(_with_quiz(facts, quiz, submission.student), submission)
-            return Result(submission, facts, score(facts, rubric), seconds, code=code_of(submission.path))
-
-        for submission in submissions:
-            on_event("queued", submission, None)
-        for submission, result in executor.run(grade, submissions):
-            on_event("done", submission, result)
-            yield result
+                done = result(submission, facts, 0.0)
+            else:
+                key = cache.key(submission, options)
+                hit = None if force else cache.get(key)
+                if hit is None:
+                    to_run[submission.student] = key
+                    runnable.append(submission)
+                    continue
+                done = result(submission, hit[0], hit[1], cached=True)
+            on_event("done", submission, done)
+            yield done
+        items = _items(executor, runnable)
+        run: Callable[..., tuple[Facts, float]] = task
+        if items is not runnable:  # a remote task's start is not seen here: it counts as started when handed over
+            for submission in runnable:
+                on_event("start", submission, None)
+        else:
+            def run(submission: Submission, gpu_index: Optional[int]) -> tuple[Facts, float]:
+                on_event("start", submission, None)
+                return task(submission, gpu_index)
+        for item, (facts, seconds) in executor.run(run, items):
+            submission = _submission_of(item)
+            cache.put(to_run[submission.student], facts, seconds)
+            done = result(submission, facts, seconds)
+            on_event("done", submission, done)
+            yield done
 
 
 def _predictions(facts: Facts, labels: np.ndarray) -> Optional[np.ndarray]:

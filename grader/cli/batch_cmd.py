@@ -12,8 +12,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from grader.api import (Result, canvas_target, check_moodle_worksheet, grade_class, load_bank, load_rubric,
-                        options_for, prepare_test_data, write_lms_exports, write_outputs)
+from grader.api import (EXECUTORS, Result, canvas_target, check_moodle_worksheet, executor_for, grade_class,
+                        load_bank, load_rubric, options_for, prepare_test_data, write_lms_exports, write_outputs)
 from grader.cli.common import add_run_options, run_overrides, warn_if_unsandboxed
 from grader.errors import GraderError
 from grader.intake import DEFAULT_ID_PATTERN
@@ -62,6 +62,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--rubric", default="mnist-s3", help="rubric file or shipped name (default: mnist-s3)")
     parser.add_argument("--out", type=Path, default=Path("grading-results"), help="output folder (default: grading-results/)")
     parser.add_argument("--jobs", "-j", type=int, help="submissions at a time (default: cores, or one per GPU)")
+    parser.add_argument("--executor", choices=EXECUTORS, default="local",
+                        help="where submissions run: local (this machine, default) or ray (Ray tasks on a cluster; "
+                             "needs pip install '.[ray]'; see docs/scale-out.md)")
+    parser.add_argument("--address", metavar="ADDR",
+                        help="the Ray cluster for --executor ray: auto (this node's cluster) or ray://HOST:10001 "
+                             "(default: start a local Ray with this machine's cores for the run)")
     parser.add_argument("--mode", choices=["static", "evaluate", "execute"], help="override the rubric's mode")
     parser.add_argument("--force", action="store_true", help="grade everything again, ignoring cached results")
     parser.add_argument("--deadline", metavar="WHEN",
@@ -115,8 +121,9 @@ def run(args: argparse.Namespace) -> int:
     data = prepare_test_data(options.data, unseen=options.unseen) if options.mode != "static" else None
     console = Console(stderr=True)
     started = time.monotonic()
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=False) as progress:
+    with (executor_for(args.executor, args.address, args.jobs, options) as executor,
+          Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   console=console, transient=False) as progress):
         task = progress.add_task("grading", total=None)
         running: set[str] = set()
         skipped: list[str] = []
@@ -134,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
                 progress.advance(task)
             progress.update(task, description="grading " + (", ".join(sorted(running)) or ""))
 
-        graded = grade_class(args.submissions, rubric, options, out=args.out, jobs=args.jobs, force=args.force,
+        graded = grade_class(args.submissions, rubric, options, out=args.out, executor=executor, force=args.force,
                              quiz=quiz, id_pattern=args.id_pattern, data=data, on_event=on_event,
                              roster=roster, only=args.only, deadline=args.deadline)
         progress.console.print(f"rubric {rubric.id} ({options.mode} mode)", highlight=False)

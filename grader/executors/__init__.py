@@ -2,7 +2,10 @@
 
 An executor takes a function of (item, slot) and items, and yields (item, result)
 as they finish. A slot says which GPU a task may use (None: no GPU). The grading
-API hands it `grade one submission`; the sandbox inside is the same everywhere.
+API hands it `grade one submission` (a picklable `FactsTask`); the sandbox inside is the same everywhere.
+
+`ray_executor.RayExecutor` runs each item as a Ray task on a cluster. Ray is an optional extra: that module is
+not imported here, only by `grader.api.executor_for("ray", ...)` when it is asked for.
 """
 
 from grader.executors.local import Executor, LocalExecutor, default_jobs, gpu_indices
