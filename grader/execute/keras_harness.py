@@ -33,7 +33,15 @@ def install(state: dict[str, Any]) -> None:
     """Called from the harness set-up when the notebook imports keras; `state` is the harness's counters."""
     import keras
 
+    from grader.execute import cpu_budget
+
     _stage_mnist(keras)
+    budget = cpu_budget.cpus()
+    if budget is not None and getattr(keras.backend, "backend", lambda: None)() == "tensorflow":
+        try:
+            cpu_budget.apply_tensorflow(budget)
+        except ImportError:
+            pass
     fit = keras.Model.fit
 
     @functools.wraps(fit)

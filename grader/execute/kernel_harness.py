@@ -1,8 +1,8 @@
 """Harness code that runs inside the student's kernel, before and after the student's cells.
 
 Before: counters the student does not write (optimizer steps; samples that data loaders
-hand out while gradients are on, per dataset), and in dry-run mode data loaders that yield
-no batches.
+hand out while gradients are on, per dataset), in dry-run mode data loaders that yield
+no batches, and the run's CPU budget (grader.execute.cpu_budget: torch's pools, DataLoader workers).
 After: find the model, check it maps 1x1x28x28 to 10 scores, export it (torch.export, else
 TorchScript; never predictions made here), and record the test-time preprocessing. Everything it learns goes to a JSON file in the output folder;
 the host treats that file as untrusted and measures accuracy itself.
@@ -19,7 +19,7 @@ import time
 import traceback
 from typing import Any
 
-from grader.execute import keras_harness, trained
+from grader.execute import cpu_budget, keras_harness, trained
 
 _state: dict[str, Any] = {
     "optimizer_steps": 0, "samples_seen": 0, "datasets": {},
@@ -95,6 +95,12 @@ def install(dry_run: bool = False, compat: list[str] | tuple[str, ...] = (), ker
     from grader.execute import compat as compat_shims, kernel_pip
 
     _state["dry_run"] = dry_run
+    budget = cpu_budget.cpus()
+    if budget is not None:  # before the student's first cell: torch's pools can be sized only once they are idle
+        try:
+            cpu_budget.apply_torch(budget)
+        except Exception as exc:  # the thread variables still hold; the run goes on without the rest
+            cpu_budget.note(f"the CPU budget could not be applied to torch: {exc.__class__.__name__}: {exc}")
     if keras:
         try:
             keras_harness.install(_state)
@@ -294,7 +300,7 @@ def finalize(namespace: dict[str, Any], variable: str, out_dir: str, images_file
     from grader.execute import compat, kernel_pip
 
     result: dict[str, Any] = {"counters": counters(), "compat_used": compat.used(), "compat_skipped": compat.skipped(),
-                              "pip_asked": kernel_pip.asked()}
+                              "pip_asked": kernel_pip.asked(), "cpu_budget": cpu_budget.record()}
     _state["counting"] = False  # the harness's own forward passes are not training, and must not pin shapes in export
     try:
         result["trained_models"] = [{k: v for k, v in t.items() if k != "module"}

@@ -76,6 +76,12 @@ class PipAsk(_Record):
     version: Optional[str] = None  # what the grading environment has; None: it lacks it
 
 
+class CpuBudget(_Record):
+    cpus: int  # the run's budget in cores (GRADER_CPUS)
+    threads: dict[str, int] = {}  # pool -> threads after the student's cells (torch, torch_interop, tensorflow)
+    notes: list[str] = []  # what the harness changed to keep to it (DataLoader workers)
+
+
 class HarnessRecord(_Record):
     """What the kernel harness found after the student's cells."""
 
@@ -92,6 +98,7 @@ class HarnessRecord(_Record):
     compat_used: list[str] = []  # grader.execute.compat shims the notebook went through
     compat_skipped: list[str] = []  # shims of the rubric's profiles that could not be installed, and why
     pip_asked: list[PipAsk] = []  # packages `pip install` cells named
+    cpu_budget: Optional[CpuBudget] = None  # None: the run had no CPU budget (grader.execute.cpu_budget)
 
 
 def read_record(path: Path, kind: type[_Record]) -> tuple[Optional[_Record], Optional[str]]:

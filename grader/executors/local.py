@@ -1,4 +1,4 @@
-"""The local executor: a thread pool over this machine's cores or GPUs, one GPU per slot when there are GPUs.
+"""The local executor: a thread pool over this machine's cores or GPUs, slots spread over the GPUs when there are GPUs.
 
 Threads are enough: each task spends its time waiting on a sandboxed process.
 """
@@ -27,22 +27,36 @@ def gpu_indices() -> list[int]:
     return [int(n[len("/dev/nvidia"):]) for n in gpu_device_nodes() if n[len("/dev/nvidia"):].isdigit()]
 
 
-def default_jobs(memory_bytes: int, use_gpu: Optional[bool]) -> int:
-    """One per GPU when GPUs are used, else one per core, and never more than the memory holds."""
-    gpus = gpu_indices()
-    if gpus and use_gpu is not False:
-        return len(gpus)
-    jobs = os.cpu_count() or 1
-    try:
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-        jobs = min(jobs, max(1, total // max(1, memory_bytes)))
-    except (ValueError, OSError):
-        pass
+def plan_jobs(*, cores: int, memory_total: Optional[int], memory_bytes: int, gpus: int, cpus: int = 1,
+              jobs_per_gpu: int = 1) -> int:
+    """How many submissions at once: cores // cpus (each job's CPU budget), with GPUs at most GPUs x jobs_per_gpu,
+    and never more than the memory holds; at least one. Pure: `default_jobs` reads the host."""
+    jobs = max(1, cores // max(1, cpus))
+    if gpus:
+        jobs = min(jobs, gpus * max(1, jobs_per_gpu))
+    if memory_total is not None:
+        jobs = min(jobs, memory_total // max(1, memory_bytes))
     return max(1, jobs)
 
 
+def default_jobs(memory_bytes: int, use_gpu: Optional[bool], *, cpus: int = 1, jobs_per_gpu: int = 1) -> int:
+    """`plan_jobs` on this machine: its cores, memory and (unless use_gpu is False) GPUs.
+
+    More jobs than cores // cpus would not be faster: each job's threads, CPU quota and DataLoader workers are
+    sized to `cpus` cores (grader.execute.cpu_budget), so more jobs would only share the same cores."""
+    try:
+        memory_total: Optional[int] = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        memory_total = None
+    gpus = len(gpu_indices()) if use_gpu is not False else 0
+    return plan_jobs(cores=os.cpu_count() or 1, memory_total=memory_total, memory_bytes=memory_bytes, gpus=gpus,
+                     cpus=cpus, jobs_per_gpu=jobs_per_gpu)
+
+
 class LocalExecutor:
-    """`jobs` tasks at a time on this machine; with GPUs, slot k uses GPU k mod (number of GPUs)."""
+    """`jobs` tasks at a time on this machine; with GPUs, slot k uses GPU k mod (number of GPUs), so the slots
+    spread over the GPUs and jobs / GPUs (rounded up) share each one: `default_jobs` with `jobs_per_gpu` sizes
+    that, an explicit --jobs is taken as given."""
 
     def __init__(self, jobs: int, *, use_gpu: Optional[bool] = None):
         if jobs < 1:
