@@ -141,3 +141,16 @@ def test_grade_cli_with_executor_ray_starts_its_own_ray(klass, tmp_path, bwrap):
     rows = json.loads(done.stdout)
     assert len(rows) == 9 and len({r["student"] for r in rows}) == 9
     assert (out / "gradebook.csv").is_file() and "9 graded" in done.stderr
+
+
+def test_grade_serve_with_executor_ray_grades_a_job_as_a_ray_task(tmp_path, bwrap):
+    """`grade serve --executor ray`: the server starts a local Ray, a job goes through it, a stop shuts Ray down."""
+    from tests.fixtures.service.harness import start_server, submission
+
+    with start_server(tmp_path / "serve", "--executor", "ray", env={"RAY_ADDRESS": ""}, timeout=120) as server:
+        response = server.submit(submission("s-ray"))
+        assert response.status_code == 202, response.text
+        state = server.wait(response.json()["id"])
+        assert state["status"] == "graded" and (state["score"], state["max_score"]) == (15, 15), state
+        assert server.stop() == 0
+    assert "Started a local Ray instance" in server.log.read_text()  # Ray's own line: the job had no other way

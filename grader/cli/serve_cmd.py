@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from grader.api import EXECUTORS
 from grader.service import ServiceSettings, serve
 from grader.service.settings import SECRET_ENV, load_secret, parse_rate
 from grader.settings import parse_size
@@ -61,6 +62,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--callback-backoff", type=float, default=d.callback_backoff, metavar="S",
                         help=f"first wait between attempts, doubling up to 30 s (default: {d.callback_backoff:g})")
     parser.add_argument("--data", metavar="DIR", help="MNIST folder (default: $GRADER_DATA, else the cache)")
+    parser.add_argument("--executor", choices=EXECUTORS, default=d.executor,
+                        help="where jobs run: local (this machine, default) or ray (each job a Ray task; needs "
+                             "pip install '.[ray]'; see docs/scale-out.md)")
+    parser.add_argument("--address", metavar="ADDR",
+                        help="the Ray cluster for --executor ray: auto or ray://HOST:10001 (default: start a local "
+                             "Ray with this machine's cores while the server runs)")
     parser.add_argument("--log-level", default=d.log_level, choices=["debug", "info", "warning", "error"])
     parser.set_defaults(handler=run)
 
@@ -71,5 +78,6 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers, out=args.out, public_url=args.public_url, lti=args.lti, key=args.key,
         open_uploads=args.open_uploads, max_body_bytes=parse_size(args.max_body, "--max-body"),
         rate=parse_rate(args.rate), lease_seconds=args.lease, callback_attempts=args.callback_retries,
-        callback_backoff=args.callback_backoff, data=args.data, log_level=args.log_level)
+        callback_backoff=args.callback_backoff, data=args.data, executor=args.executor, address=args.address,
+        log_level=args.log_level)
     return serve(settings)

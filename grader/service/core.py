@@ -43,7 +43,8 @@ class Service:
         self.launcher = Launcher(registrations, store, key, self.base_url, self.http)
         self.poster = ScorePoster(registrations, key, self.http)
         self.metrics = Metrics(store)
-        self.grader = Grader(assignments, settings.reports, settings.scratch, settings.data)
+        self.grader = Grader(assignments, settings.reports, settings.scratch, settings.data,
+                             executor=settings.executor, address=settings.address, slots=settings.workers)
         self.pool = WorkerPool(store, self.grader, workers=settings.workers,
                                lease_seconds=settings.lease_seconds, max_attempts=settings.max_attempts,
                                on_settled=self._settled)
@@ -57,6 +58,7 @@ class Service:
         if requeued:
             log.warning("%d job(s) were interrupted by the last stop; they run again from the start", requeued)
         self.grader.clear_scratch()
+        self.grader.open()
         self.pool.start()
         self.outbox.start()
 
@@ -64,6 +66,7 @@ class Service:
         released = self.pool.stop(self.settings.stop_grace)
         if released:
             log.warning("%d job(s) still grading were put back in the queue for the next start", released)
+        self.grader.close()
         self.outbox.stop()
         self.http.close()
 

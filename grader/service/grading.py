@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import shutil
@@ -10,7 +11,8 @@ import threading
 from pathlib import Path
 from typing import Optional
 
-from grader.api import TestData, grade_submission, options_for, prepare_test_data, write_outputs
+from grader.api import Executor, Options, TestData, executor_for, grade_submission, options_for, prepare_test_data, \
+    write_outputs
 from grader.service.assignments import Assignments
 from grader.service.store import Job, Outcome
 
@@ -27,12 +29,37 @@ def folder_name(student: str) -> str:
 
 class Grader:
     """Grades jobs. Reports go to reports/<job id>/attempt-<n>/<student>/: an attempt that lost its
-    lease never overwrites the files of the attempt that completed."""
+    lease never overwrites the files of the attempt that completed.
 
-    def __init__(self, assignments: Assignments, reports: Path, scratch: Path, data: Optional[str] = None):
+    Each job runs through the executor named `executor` (grader.api.executor_for): `local`, a pool of `slots` on
+    this machine, or `ray`, a Ray task on the cluster at `address`, sized by the assignment's rubric."""
+
+    def __init__(self, assignments: Assignments, reports: Path, scratch: Path, data: Optional[str] = None, *,
+                 executor: str = "local", address: Optional[str] = None, slots: int = 1):
         self.assignments, self.reports, self.scratch, self.data = assignments, Path(reports), Path(scratch), data
+        self.executor, self.address, self.slots = executor, address, slots
         self._test_data: Optional[TestData] = None
         self._loading = threading.Lock()
+        self._executors: dict[str, Executor] = {}  # per assignment: its rubric sizes the tasks
+        self._open = contextlib.ExitStack()
+
+    def open(self) -> None:
+        """At start: reach the executor once (Ray missing or a wrong --address stops the server here, not a job)."""
+        with self._loading:
+            self._open.enter_context(executor_for(self.executor, self.address, self.slots, Options()))
+
+    def close(self) -> None:
+        """At stop, after the workers: shut down what open() and the jobs started (a local Ray)."""
+        with self._loading:
+            self._executors.clear()
+            self._open.close()
+
+    def executor_of(self, assignment: str, options: Options) -> Executor:
+        with self._loading:
+            if assignment not in self._executors:
+                self._executors[assignment] = self._open.enter_context(
+                    executor_for(self.executor, self.address, self.slots, options))
+            return self._executors[assignment]
 
     def clear_scratch(self) -> None:
         """At start, before any worker runs: what a killed server was grading is no one's any more."""
@@ -59,7 +86,7 @@ class Grader:
                 model_file = Path(tmp) / "model.pt2"
                 model_file.write_bytes(model)
             result = grade_submission(path, assignment.rubric, options, student=student, model_file=model_file,
-                                      data=data)
+                                      data=data, executor=self.executor_of(assignment.id, options))
         attempt = Path(job.id) / f"attempt-{job.attempts}"
         with _REPORTS:
             write_outputs([result], self.reports / attempt, data=data)

@@ -49,6 +49,8 @@ class ServiceSettings:
     key: Optional[Path] = None  # our RSA key for LTI; default beside the store, created on first start
     open_uploads: bool = False  # GET / accepts uploads from anyone who types a student id
     data: Optional[str] = None  # MNIST folder for the grading runs (default: $GRADER_DATA or the cache)
+    executor: str = "local"  # where jobs run: "local" (a pool of `workers` slots) or "ray" (Ray tasks)
+    address: Optional[str] = None  # the Ray cluster for executor "ray" (None: a local Ray for the server's life)
     log_level: str = "info"
 
     def __post_init__(self) -> None:
