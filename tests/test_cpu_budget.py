@@ -197,6 +197,8 @@ def test_a_notebook_kernel_trains_on_one_thread_and_loads_its_data_in_process(tm
     assert budget.notes == ["DataLoader(num_workers=4) runs with 0 workers: this submission's CPU budget is 1 core "
                             "(--cpus / the rubric's limits: cpus), and the training loop uses one"]
     assert execution.harness.counters.optimizer_steps == 4 and execution.harness.counters.samples_seen == 64
+    if limits.detect_cpu() is not None:  # the kernel, its runner and bwrap ran under the job's one-core quota
+        assert execution.sandbox.limits_used.endswith("(cpu quota 1 core)"), execution.sandbox.limits_used
     executed = nbformat.read(str(execution.out_dir / "executed.ipynb"), as_version=4)
     printed = "".join(o.get("text", "") for c in executed.cells for o in c.get("outputs", []))
     assert "THREADS 1 WORKERS 0 IN_KERNEL True OMP 1" in printed, printed
