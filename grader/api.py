@@ -56,7 +56,8 @@ from grader.verdict import Outcome, decide
 
 __all__ = ["canvas_target", "check_moodle_worksheet", "Executor", "executor_for", "EXECUTORS", "FactsTask",
            "grade_class", "grade_facts", "grade_submission", "LmsExports", "load_bank", "load_rubric", "Options",
-           "options_for", "prepare_test_data", "Result", "RunLimits", "Shipped", "TestData", "write_lms_exports",
+           "options_for", "portable_environment", "prepare_test_data", "Result", "RunLimits", "Shipped", "TestData",
+           "write_lms_exports",
            "write_outputs"]
 
 
@@ -262,6 +263,10 @@ def portable_environment(rubric: Rubric, options: Options) -> Optional[Environme
 EXECUTORS = ("local", "ray")
 
 
+def _local_executor(jobs: Optional[int], options: Options) -> LocalExecutor:
+    return LocalExecutor(jobs or default_jobs(options.limits.memory_bytes, options.gpu), use_gpu=options.gpu)
+
+
 @contextlib.contextmanager
 def executor_for(name: str = "local", address: Optional[str] = None, jobs: Optional[int] = None,
                  options: Optional[Options] = None) -> Iterator[Executor]:
@@ -274,7 +279,7 @@ def executor_for(name: str = "local", address: Optional[str] = None, jobs: Optio
         if address is not None:
             raise GraderError("--address names a Ray cluster; the local executor has none", where="--address",
                               fix="add --executor ray, or leave --address out")
-        yield LocalExecutor(jobs or default_jobs(options.limits.memory_bytes, options.gpu), use_gpu=options.gpu)
+        yield _local_executor(jobs, options)
         return
     if name != "ray":
         raise GraderError(f"no executor named {name!r}", where="--executor",
@@ -333,8 +338,7 @@ def grade_class(source: Path, rubric: Rubric, options: Optional[Options] = None,
                 elif submission.student != only:
                     on_event("skipped", submission, None)
             submissions, force = [s for s in submissions if s.student == only], True
-        executor = executor or LocalExecutor(jobs or default_jobs(options.limits.memory_bytes, options.gpu),
-                                             use_gpu=options.gpu)
+        executor = executor or _local_executor(jobs, options)
         task = FactsTask(options, data=data, environment=portable_environment(rubric, options))
 
         def result(submission: Submission, facts: Facts, seconds: float, cached: bool = False) -> Result:

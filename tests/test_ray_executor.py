@@ -111,6 +111,23 @@ def test_a_killed_worker_is_retried_and_every_student_gets_one_result(local_ray,
     assert gradebook == local_gradebook
 
 
+def test_the_task_ships_no_test_data_and_names_the_environment_by_its_requirements(real_mnist_dir, bwrap):
+    """What a Ray worker receives: the options and the grading environment as requirements (the worker finds or
+    builds its own copy, the same one here), never the 10,000 test images."""
+    import pickle
+
+    from grader.api import FactsTask, portable_environment, prepare_test_data
+    from grader.env.build import plan
+
+    rubric = load_rubric("mnist-s3")
+    options = options_for(rubric, mode="execute", data=str(real_mnist_dir))
+    task = FactsTask(options, data=prepare_test_data(options.data), environment=portable_environment(rubric, options))
+    shipped = pickle.loads(pickle.dumps(task))
+    assert shipped.data is None and shipped.options == options and len(pickle.dumps(task)) < 10_000
+    assert plan(shipped.environment).path == options.environment
+    assert portable_environment(rubric, options_for(rubric, mode="evaluate")) is None  # no kernel runs
+
+
 def test_without_ray_the_error_says_how_to_install_it():
     script = """
 import sys
