@@ -40,21 +40,25 @@ class EvalRecord:
     arch_error: str | None = None
 
 
-def _load(job: EvalJob):
+def _load(job: EvalJob, model_bytes: bytes | None = None):
+    """The model from its file, or from `model_bytes` (the warm evaluator's child reads it from a descriptor)."""
+    import io
+
     import torch
 
+    source = io.BytesIO(model_bytes) if model_bytes is not None else job.model_file
     if job.path == "export":
-        program = torch.export.load(job.model_file)
+        program = torch.export.load(source)
         return program.module(), program
-    return torch.jit.load(job.model_file, map_location="cpu"), None
+    return torch.jit.load(source, map_location="cpu"), None
 
 
-def _inputs(job: EvalJob, batch: int, images_file: str):
-    """The test inputs, `batch` images at a time: made here from the raw digits, never by student code."""
+def _inputs(job: EvalJob, batch: int, images):
+    """The test inputs, `batch` images at a time: made here from the raw digits (uint8, N x 28 x 28), never by
+    student code."""
     import numpy as np
     import torch
 
-    images = np.load(images_file)
     if job.steps is None:
         inputs = torch.from_numpy(images.astype(np.float32) / 255.0).unsqueeze(1) * job.scale + job.shift
         yield from (inputs[i:i + batch] for i in range(0, len(inputs), batch))
@@ -112,32 +116,54 @@ def _torchscript_facts(module) -> tuple[dict | None, str | None]:
     return facts.model_dump(mode="json"), "TorchScript: no layer table"
 
 
-def evaluate(job: EvalJob) -> EvalRecord:
+@dataclass
+class Measured:
+    record: EvalRecord
+    predictions: object = None  # int64 array of the test images' predicted classes (None: structure only)
+    unseen_predictions: object = None
+
+
+def measure(job: EvalJob, *, images=None, unseen_images=None, model_bytes: bytes | None = None) -> Measured:
+    """Load the model and predict. `images` / `unseen_images`: the arrays already in memory (the warm evaluator
+    loads them once); otherwise read from the job's files."""
     import numpy as np
     import torch
 
     started = time.time()
     device = ("cuda" if torch.cuda.is_available() else "cpu") if job.device == "auto" else job.device
-    model, program = _load(job)
+    model, program = _load(job, model_bytes)
     model_facts, arch_error = _architecture(program) if program is not None else _torchscript_facts(model)
     if not job.predict:
-        return EvalRecord(device, round(time.time() - started, 3), 0, model_facts, arch_error)
+        return Measured(EvalRecord(device, round(time.time() - started, 3), 0, model_facts, arch_error))
     model = model.to(device)
-    predictions = _predict(model, job, device, job.images_file)
-    np.save(Path(job.out_dir) / "predictions.npy", predictions)
+    predictions = _predict(model, job, device, np.load(job.images_file) if images is None else images)
+    unseen = None
     if job.unseen_images_file:
-        np.save(Path(job.out_dir) / "unseen_predictions.npy", _predict(model, job, device, job.unseen_images_file))
-    return EvalRecord(device, round(time.time() - started, 3), int(len(predictions)), model_facts, arch_error)
+        unseen = _predict(model, job, device, np.load(job.unseen_images_file) if unseen_images is None else unseen_images)
+    return Measured(EvalRecord(device, round(time.time() - started, 3), int(len(predictions)), model_facts, arch_error),
+                    predictions, unseen)
 
 
-def _predict(model, job: EvalJob, device: str, images_file: str):
+def evaluate(job: EvalJob) -> EvalRecord:
+    """The cold path: everything from files, the predictions written beside the job."""
+    import numpy as np
+
+    measured = measure(job)
+    if measured.predictions is not None:
+        np.save(Path(job.out_dir) / "predictions.npy", measured.predictions)
+    if measured.unseen_predictions is not None:
+        np.save(Path(job.out_dir) / "unseen_predictions.npy", measured.unseen_predictions)
+    return measured.record
+
+
+def _predict(model, job: EvalJob, device: str, images):
     import numpy as np
     import torch
 
     batch = job.static_batch or 1000
     preds = []
     with torch.no_grad():
-        for chunk in _inputs(job, batch, images_file):
+        for chunk in _inputs(job, batch, images):
             short = batch - len(chunk) if job.static_batch else 0
             if short:  # an export pinned to one batch size: pad the last chunk
                 chunk = torch.cat([chunk, chunk.new_zeros((short, *chunk.shape[1:]))])

@@ -4,6 +4,7 @@ score the predictions against labels the sandbox never saw."""
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import sys
 from dataclasses import dataclass
@@ -14,10 +15,14 @@ import numpy as np
 
 from grader.data.preprocess import Preprocess
 from grader.data.staging import TEST_IMAGES, UNSEEN_IMAGES
+from grader.evaluate import warm
 from grader.evaluate.metrics import metrics
 from grader.facts import EvalFacts, ModelFacts
 from grader.sandbox import SandboxSpec, run_sandboxed
+from grader.sandbox.bwrap import gpu_device_nodes
 from grader.settings import RunLimits
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -39,8 +44,7 @@ def evaluate_model(model_file: Path, path: str, *, preprocess: Preprocess, stage
     (their images' .npy and their labels), measured the same way."""
     scratch = (jobdir / "eval").resolve()
     scratch.mkdir(parents=True)
-    local_model = scratch / model_file.name
-    shutil.copyfile(model_file, local_model)
+    local_model = scratch / model_file.name  # the fresh sandbox gets a copy; the warm evaluator a read-only descriptor
     images = scratch / TEST_IMAGES  # images only: the labels never enter the sandbox
     job = {"model_file": str(local_model), "path": path, "images_file": str(images), "out_dir": str(scratch),
            "static_batch": static_batch, "predict": labels is not None}
@@ -52,6 +56,75 @@ def evaluate_model(model_file: Path, path: str, *, preprocess: Preprocess, stage
     if unseen is not None and labels is not None:
         job["unseen_images_file"] = str(scratch / UNSEEN_IMAGES)
         binds.append((unseen[0], scratch / UNSEEN_IMAGES))
+    raw = (_warm(job, model_file, staged, unseen if labels is not None else None, limits)
+           if sandbox and warm.enabled() and not _uses_gpu(gpu) else None)
+    if raw is None:
+        shutil.copyfile(model_file, local_model)
+        raw = _cold(job, scratch, binds, limits, sandbox=sandbox, gpu=gpu)
+    record, predictions, unseen_predictions = raw.record, raw.predictions, raw.unseen_predictions
+    if record is None:
+        return Evaluation(EvalFacts(path=path), None, None, f"the evaluation process did not finish: {raw.tail}")
+    if "error" in record:
+        return Evaluation(EvalFacts(path=path), None, None, f"the exported model could not be evaluated: {record['error']}")
+    model = ModelFacts.model_validate(record["model"]) if record.get("model") else None
+    lookup = lookup_message(model)
+    if labels is None:
+        return Evaluation(EvalFacts(), model, record.get("device"), None, record.get("arch_error"), lookup)
+    if predictions is None:
+        return Evaluation(EvalFacts(path=path), None, record.get("device"), "the evaluation gave no predictions")
+    if predictions.shape != labels.shape:
+        return Evaluation(EvalFacts(path=path), None, record.get("device"),
+                          f"the model gave {len(predictions)} predictions for {len(labels)} test images")
+    measured = metrics(predictions, labels, path)
+    if unseen is not None:
+        on_unseen = unseen_predictions if unseen_predictions is not None else np.zeros(0)
+        if on_unseen.shape != unseen[1].shape:
+            return Evaluation(EvalFacts(path=path), None, record.get("device"), f"the model gave {len(on_unseen)} "
+                              f"predictions for {len(unseen[1])} unseen digits")
+        measured = measured.model_copy(update={"unseen_accuracy": round(float((on_unseen == unseen[1]).mean() * 100), 4)})
+    if lookup:  # what a lookup scores is what it memorised: shown to the instructor, never credited
+        return Evaluation(EvalFacts(path=path), model, record.get("device"), None, record.get("arch_error"),
+                          lookup_message(model, measured.accuracy))
+    return Evaluation(measured, model, record.get("device"), None, record.get("arch_error"))
+
+
+@dataclass(frozen=True)
+class _Raw:
+    """What an evaluation process left, however it ran: its record (None: it did not finish), its predictions."""
+
+    record: Optional[dict]
+    predictions: Optional[np.ndarray] = None
+    unseen_predictions: Optional[np.ndarray] = None
+    tail: str = ""
+
+
+def _uses_gpu(gpu: Optional[bool]) -> bool:
+    """Whether the evaluation would run on a GPU: the warm evaluator is for the CPU (its zygote never touches CUDA,
+    which a forked child could not use), so a GPU evaluation takes a fresh sandbox."""
+    return gpu is True or (gpu is None and bool(gpu_device_nodes()))
+
+
+def _warm(job: dict, model_file: Path, staged: Path, unseen: Optional[tuple[Path, np.ndarray]],
+          limits: RunLimits) -> Optional[_Raw]:
+    """Measured by a child of the class's zygote; None when the zygote cannot be had (then a fresh sandbox does it)."""
+    try:
+        evaluator = warm.shared(staged / TEST_IMAGES, unseen[0] if unseen is not None else None, limits)
+        result = evaluator.evaluate(job, model_file, limits=limits, cpus=getattr(limits, "cpus", 1))
+    except (RuntimeError, OSError) as exc:
+        log.warning("the warm evaluator is not available (%s): measuring in a fresh sandbox", exc)
+        return None
+    if result.header is None or "error" in result.header:
+        reason = ("it ran past the evaluation limit" if result.timed_out else
+                  "it ran out of memory" if result.memory_exceeded else result.problem or "")
+        if result.header is not None:
+            return _Raw(result.header)
+        return _Raw(None, tail=(f"{reason}. " if reason else "") + result.log[-1500:])
+    arrays = result.arrays + [None, None]
+    return _Raw(result.header["record"], arrays[0], arrays[1] if job.get("unseen_images_file") else None)
+
+
+def _cold(job: dict, scratch: Path, binds: list, limits: RunLimits, *, sandbox: bool, gpu: Optional[bool]) -> _Raw:
+    """Measured by a fresh process in a fresh sandbox, which imports torch itself."""
     (scratch / "job.json").write_text(json.dumps(job))
     spec = SandboxSpec.for_run(limits, scratch=scratch, wall_seconds=limits.eval_seconds,
                                ro_binds=tuple(binds), max_output_bytes=1 << 20, gpu=gpu,
@@ -61,29 +134,10 @@ def evaluate_model(model_file: Path, path: str, *, preprocess: Preprocess, stage
     try:
         record = json.loads((scratch / "eval.json").read_text())
     except (OSError, ValueError):
-        tail = (result.stderr or result.stdout)[-1500:]
-        return Evaluation(EvalFacts(path=path), None, None, f"the evaluation process did not finish: {tail}")
-    if "error" in record:
-        return Evaluation(EvalFacts(path=path), None, None, f"the exported model could not be evaluated: {record['error']}")
-    model = ModelFacts.model_validate(record["model"]) if record.get("model") else None
-    lookup = lookup_message(model)
-    if labels is None:
-        return Evaluation(EvalFacts(), model, record.get("device"), None, record.get("arch_error"), lookup)
-    predictions = np.load(scratch / "predictions.npy")
-    if predictions.shape != labels.shape:
-        return Evaluation(EvalFacts(path=path), None, record.get("device"),
-                          f"the model gave {len(predictions)} predictions for {len(labels)} test images")
-    measured = metrics(predictions, labels, path)
-    if unseen is not None:
-        on_unseen = np.load(scratch / "unseen_predictions.npy")
-        if on_unseen.shape != unseen[1].shape:
-            return Evaluation(EvalFacts(path=path), None, record.get("device"), f"the model gave {len(on_unseen)} "
-                              f"predictions for {len(unseen[1])} unseen digits")
-        measured = measured.model_copy(update={"unseen_accuracy": round(float((on_unseen == unseen[1]).mean() * 100), 4)})
-    if lookup:  # what a lookup scores is what it memorised: shown to the instructor, never credited
-        return Evaluation(EvalFacts(path=path), model, record.get("device"), None, record.get("arch_error"),
-                          lookup_message(model, measured.accuracy))
-    return Evaluation(measured, model, record.get("device"), None, record.get("arch_error"))
+        return _Raw(None, tail=(result.stderr or result.stdout)[-1500:])
+    files = [scratch / "predictions.npy", scratch / "unseen_predictions.npy"]
+    arrays = [np.load(f) if f.exists() else None for f in files]
+    return _Raw(record, arrays[0], arrays[1])
 
 
 def lookup_message(model: Optional[ModelFacts], scored: Optional[float] = None) -> Optional[str]:

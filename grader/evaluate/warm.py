@@ -1,0 +1,319 @@
+"""Host side of the warm evaluator: one zygote per class, one isolated child per submission.
+
+A fresh sandbox per submission pays for `import torch` and torch.export's first load (about 3 s on a 2-core CPU)
+before it predicts anything. The zygote (grader.evaluate.zygote) pays that once: it runs in bubblewrap like any
+clean evaluation, and forks one child per submission, which enters namespaces of its own before it reads the model
+(see grader.sandbox.nested). Here, per submission:
+
+1. open the exported model read-only and make the pipes the child writes to and its control socket;
+2. send the job to the zygote with those descriptors (SCM_RIGHTS): the child sees no file of anyone else's;
+3. when the child says "ready", read its PID from the socket's credentials (SO_PASSCRED gives it in this PID
+   namespace) and move it into a cgroup of its own (memory, processes, CPU quota), then let it go;
+4. read the result under the evaluation's clock; past it, kill everything in the job's cgroup (the child's
+   process dies with its trusted parent where there is no cgroup).
+
+The zygote is started by a thread of its own that lives as long as it does: bubblewrap's --die-with-parent follows
+the thread that started it, and a grading pool's threads come and go.
+"""
+
+from __future__ import annotations
+
+import atexit
+import io
+import json
+import os
+import selectors
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from grader.errors import GraderError
+from grader.sandbox import SandboxSpec
+from grader.sandbox.bwrap import HostLayout, build_argv, bwrap_available, inside_env
+from grader.sandbox.limits import JobLimits
+from grader.settings import RunLimits
+
+DATA_INSIDE = Path("/opt/grader-data")
+_START_SECONDS = 120.0  # importing torch and warming up, on a loaded machine
+_READY_SECONDS = 30.0  # from sending a job to the child's "ready"
+_MAX_RESULT_BYTES = 64 << 20
+_MAX_LOG_BYTES = 64 << 10
+_CRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
+
+
+@dataclass
+class WarmResult:
+    """What one child left: its header (EvalRecord's fields, or an error), its arrays, its output's tail."""
+
+    header: Optional[dict]
+    arrays: list[np.ndarray] = field(default_factory=list)
+    log: str = ""
+    exit: Optional[int] = None
+    timed_out: bool = False
+    memory_exceeded: bool = False
+    problem: Optional[str] = None  # why no header could be read
+
+
+class WarmEvaluator:
+    """A zygote with torch imported, the test images loaded and the evaluation code warm; `evaluate()` is
+    thread-safe, and each call's child is isolated from the zygote and from every other call's."""
+
+    def __init__(self, images: Path, unseen: Optional[Path] = None, *, limits: RunLimits = RunLimits()):
+        self.images, self.unseen, self.limits = Path(images).resolve(), unseen, limits
+        self._lock = threading.Lock()
+        self._proc: Optional[subprocess.Popen] = None
+        self._sock: Optional[socket.socket] = None
+        self._scratch: Optional[tempfile.TemporaryDirectory] = None
+        self._job: Optional[JobLimits] = None
+        self.starts = 0  # how many zygotes this evaluator has started (1 unless one died)
+        self.failed: Optional[str] = None  # why the zygote could not start: not tried again for this evaluator
+
+    # --- the zygote ---------------------------------------------------------------------------------------------
+
+    def _start(self) -> None:
+        bwrap = bwrap_available()
+        if bwrap is None:
+            raise GraderError("bubblewrap (bwrap) is not installed; it is what keeps student code away from this machine",
+                              fix="install it (apt-get install -y bubblewrap)")
+        self._scratch = tempfile.TemporaryDirectory(prefix="mnist-grader-zygote-")
+        scratch = Path(self._scratch.name)
+        binds = [(self.images, DATA_INSIDE / "test_images.npy")]
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        argv = [sys.executable, "-P", "-m", "grader.evaluate.zygote", str(theirs.fileno()),
+                str(DATA_INSIDE / "test_images.npy")]
+        if self.unseen is not None:
+            binds.append((Path(self.unseen).resolve(), DATA_INSIDE / "unseen_images.npy"))
+            argv.append(str(DATA_INSIDE / "unseen_images.npy"))
+        spec = SandboxSpec.for_run(self.limits, scratch=scratch, ro_binds=tuple(binds), gpu=False,
+                                   nested_namespaces=True,
+                                   env={"PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1"})
+        layout = HostLayout.detect()
+        command = build_argv(argv, spec, bwrap=bwrap, layout=layout)
+        self._job = JobLimits(memory_bytes=self.limits.memory_bytes, max_processes=self.limits.max_processes,
+                              max_file_bytes=self.limits.max_file_bytes)
+        log = open(scratch.parent / f"{scratch.name}.log", "wb")
+        started = threading.Event()
+        failure: list[BaseException] = []
+
+        def keep() -> None:
+            try:
+                self._proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                              cwd=scratch, env=inside_env(spec, sandbox=True, layout=layout),
+                                              preexec_fn=self._job.preexec, pass_fds=(theirs.fileno(),),
+                                              start_new_session=True)
+            except BaseException as exc:  # noqa: BLE001 - handed to the thread that waits for the start
+                failure.append(exc)
+                started.set()
+                return
+            started.set()
+            self._proc.wait()
+
+        threading.Thread(target=keep, name="warm-evaluator-zygote", daemon=True).start()
+        started.wait()
+        theirs.close()
+        log.close()
+        if failure:
+            raise failure[0]
+        ours.settimeout(_START_SECONDS)
+        try:
+            hello = ours.recv(16)
+        except OSError:
+            hello = b""
+        ours.settimeout(None)
+        if hello != b"warm":
+            tail = Path(log.name).read_text(errors="replace")[-2000:]
+            self._stop_zygote()
+            raise RuntimeError(f"the warm evaluator did not start: {tail}")
+        self._sock, self._log = ours, Path(log.name)
+        self.starts += 1
+
+    def _alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None and self._sock is not None
+
+    def _stop_zygote(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        if self._proc is not None:
+            try:
+                os.killpg(self._proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self._proc = None
+        if self._job is not None:
+            self._job.close()
+            self._job = None
+        if self._scratch is not None:
+            self._scratch.cleanup()
+            self._scratch = None
+
+    def close(self) -> None:
+        with self._lock:
+            self._stop_zygote()
+
+    def zygote_pid(self) -> Optional[int]:
+        return self._proc.pid if self._proc is not None else None
+
+    # --- one submission -----------------------------------------------------------------------------------------
+
+    def evaluate(self, job: dict, model_file: Path, *, limits: RunLimits, cpus: int = 1) -> WarmResult:
+        """Measure one exported model: `job` is EvalJob's fields (files are given as descriptors, not paths)."""
+        with self._lock:
+            if self.failed:
+                raise RuntimeError(self.failed)
+            if not self._alive():
+                self._stop_zygote()
+                try:
+                    self._start()
+                except (RuntimeError, OSError) as exc:
+                    self.failed = str(exc)
+                    raise
+            sock = self._sock
+        with JobLimits(memory_bytes=limits.memory_bytes, max_processes=limits.max_processes,
+                       max_file_bytes=limits.max_file_bytes) as cgroup:
+            message = dict(job, cpus=cpus, file_bytes=limits.max_file_bytes,
+                           rlimit_memory=None if cgroup.hierarchy is not None else limits.memory_bytes)
+            result_r, result_w = os.pipe()
+            log_r, log_w = os.pipe()
+            control, control_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            control.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+            model_fd = os.open(model_file, os.O_RDONLY)
+            try:
+                with self._lock:
+                    socket.send_fds(sock, [json.dumps(message).encode()],
+                                    [model_fd, result_w, log_w, control_child.fileno()])
+            finally:
+                for fd in (model_fd, result_w, log_w):
+                    os.close(fd)
+                control_child.close()
+            with control, os.fdopen(result_r, "rb", buffering=0) as result, os.fdopen(log_r, "rb", buffering=0) as log:
+                pid = _ready_pid(control)
+                if pid is None:
+                    return WarmResult(None, problem="the evaluation process did not start (the warm evaluator's "
+                                                    f"zygote {'died' if not self._alive() else 'did not answer'})")
+                cgroup.adopt(pid)
+                control.send(b"go")
+                return _collect(result, log, control, pid, cgroup, time.monotonic() + limits.eval_seconds)
+
+
+    def run_script(self, script: Path, argv: list[str], *, limits: RunLimits) -> WarmResult:
+        """Run a Python file where a model would be measured, with the same isolation and limits (for the tests that
+        show what a child can reach); its exit code is in `header["script_exit"]`."""
+        return self.evaluate({"script": list(argv)}, script, limits=limits)
+
+
+def _ready_pid(control: socket.socket) -> Optional[int]:
+    """The PID of the child that said "ready", in this PID namespace (from SCM_CREDENTIALS)."""
+    control.settimeout(_READY_SECONDS)
+    try:
+        message, ancillary, _, _ = control.recvmsg(16, socket.CMSG_SPACE(_CRED.size))
+    except OSError:
+        return None
+    finally:
+        control.settimeout(None)
+    if message != b"ready":
+        return None
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
+            return _CRED.unpack(data[:_CRED.size])[0]
+    return None
+
+
+def _collect(result, log, control: socket.socket, pid: int, cgroup: JobLimits, deadline: float) -> WarmResult:
+    """Read the child's result and output until both end and its parent reports; kill it all at the deadline."""
+    data, output, status = bytearray(), bytearray(), None
+    timed_out = False
+    with selectors.DefaultSelector() as sel:
+        sel.register(result, selectors.EVENT_READ, "result")
+        sel.register(log, selectors.EVENT_READ, "log")
+        sel.register(control, selectors.EVENT_READ, "control")
+        while sel.get_map():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                timed_out = True
+                _kill(pid, cgroup)
+                break
+            for key, _ in sel.select(min(left, 1.0)):
+                if key.data == "control":
+                    message = control.recv(4096)
+                    if message:
+                        status = json.loads(message).get("exit")
+                    sel.unregister(control)
+                    continue
+                chunk = os.read(key.fileobj.fileno(), 1 << 16)
+                if not chunk:
+                    sel.unregister(key.fileobj)
+                elif key.data == "result":
+                    if len(data) + len(chunk) > _MAX_RESULT_BYTES:
+                        _kill(pid, cgroup)
+                        return WarmResult(None, problem="the evaluation wrote more than the predictions can be")
+                    data += chunk
+                else:
+                    output = (output + chunk)[-_MAX_LOG_BYTES:]
+    text = output.decode("utf-8", "replace")
+    header, arrays, problem = _parse(bytes(data))
+    return WarmResult(header, arrays, text, status, timed_out, cgroup.memory_exceeded(text), problem)
+
+
+def _kill(pid: int, cgroup: JobLimits) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)  # its child (PID 1 of the namespace) follows by PR_SET_PDEATHSIG
+    except ProcessLookupError:
+        pass
+    cgroup.kill_all()
+
+
+def _parse(data: bytes) -> tuple[Optional[dict], list[np.ndarray], Optional[str]]:
+    if len(data) < 8:
+        return None, [], "the evaluation process ended without a result"
+    (size,) = struct.unpack("<Q", data[:8])
+    try:
+        header = json.loads(data[8:8 + size])
+        arrays, offset = [], 8 + size
+        for length in header.get("sizes", []):
+            arrays.append(np.load(io.BytesIO(data[offset:offset + length]), allow_pickle=False))
+            offset += length
+    except (ValueError, TypeError, OSError) as exc:
+        return None, [], f"the evaluation's result could not be read: {exc}"
+    return header, arrays, None
+
+
+# --- one evaluator per staged test set, shared by a class's threads and kept by a service's workers ---------------
+
+_SHARED: dict[tuple, WarmEvaluator] = {}
+_SHARED_LOCK = threading.Lock()
+_KEEP = 2  # evaluators alive at once (each holds torch and the test images in memory)
+
+
+def shared(images: Path, unseen: Optional[Path], limits: RunLimits) -> WarmEvaluator:
+    """The warm evaluator for this test set and these limits, started on first use."""
+    key = (str(Path(images).resolve()), str(unseen) if unseen else None, limits.memory_bytes,
+           limits.max_processes, limits.max_file_bytes, sys.executable)
+    with _SHARED_LOCK:
+        evaluator = _SHARED.pop(key, None) or WarmEvaluator(images, unseen, limits=limits)
+        _SHARED[key] = evaluator  # most recently used last
+        while len(_SHARED) > _KEEP:
+            _SHARED.pop(next(iter(_SHARED))).close()
+        return evaluator
+
+
+def enabled() -> bool:
+    """Off only by GRADER_WARM_EVAL=0 (then every submission gets a fresh sandbox, as before)."""
+    return os.environ.get("GRADER_WARM_EVAL", "1") != "0"
+
+
+@atexit.register
+def close_all() -> None:
+    with _SHARED_LOCK:
+        while _SHARED:
+            _SHARED.popitem()[1].close()

@@ -1,0 +1,186 @@
+"""The warm evaluator: one zygote with torch imported, one isolated child per submission.
+
+The same measurements as a fresh sandbox per submission; the adversarial fixtures run in a child exactly where a
+model would be measured, and none of them changes the zygote or another submission's result."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from grader.data.preprocess import COURSE_PREPROCESS
+from grader.data.staging import TEST_IMAGES, prepare_test_data
+from grader.evaluate import warm
+from grader.evaluate.job import evaluate_model
+from grader.evaluate.warm import WarmEvaluator
+from grader.sandbox import limits as cgroups
+from grader.settings import RunLimits
+
+pytestmark = pytest.mark.usefixtures("bwrap")
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "submissions"
+ADVERSARIAL = Path(__file__).parent / "fixtures" / "adversarial"
+MODELS = sorted(EXAMPLES.glob("*/model.pt2"))
+needs_cgroup = pytest.mark.skipif(cgroups.detect().hierarchy is None, reason="no writable cgroup: rlimits cannot do this")
+COURSE = {"model_file": "", "path": "export", "images_file": "", "out_dir": "", "scale": float(COURSE_PREPROCESS.scale),
+          "shift": float(COURSE_PREPROCESS.shift)}
+
+
+@pytest.fixture(scope="module")
+def data(real_mnist_dir):
+    return prepare_test_data(real_mnist_dir)
+
+
+@pytest.fixture(scope="module")
+def evaluator(data):
+    evaluator = WarmEvaluator(data.staged / TEST_IMAGES, limits=RunLimits())
+    yield evaluator
+    evaluator.close()
+
+
+def predictions(evaluator: WarmEvaluator, model: Path, **limits) -> np.ndarray:
+    result = evaluator.evaluate(COURSE, model, limits=RunLimits(**limits))
+    assert result.header is not None and "record" in result.header, (result.problem, result.log)
+    return result.arrays[0]
+
+
+def script(evaluator: WarmEvaluator, name: str, *argv: str, **limits) -> warm.WarmResult:
+    return evaluator.run_script(ADVERSARIAL / f"{name}.py", list(argv), limits=RunLimits(**{"eval_seconds": 20, **limits}))
+
+
+def test_warm_and_fresh_sandboxes_measure_every_example_alike(data, tmp_path, monkeypatch):
+    assert len(MODELS) == 5
+    measured = {}
+    for setting in ("1", "0"):  # warm, then a fresh sandbox each
+        monkeypatch.setenv("GRADER_WARM_EVAL", setting)
+        for i, model in enumerate(MODELS):
+            evaluation = evaluate_model(model, "export", preprocess=COURSE_PREPROCESS, staged=data.staged,
+                                        labels=data.labels, jobdir=tmp_path / f"{setting}-{i}", limits=RunLimits())
+            assert evaluation.error is None, evaluation.error
+            measured.setdefault(model.parent.name, []).append(
+                (evaluation.eval.accuracy, evaluation.eval.misclassified, evaluation.model.model_dump()))
+    for name, (hot, cold) in measured.items():
+        assert hot == cold, name
+    assert {name: runs[0][0] for name, runs in measured.items()}["Ed Old_1005_assignsubmission_file_"] < 20
+
+
+def test_one_zygote_serves_a_class_and_each_child_costs_little(evaluator):
+    evaluator.evaluate(COURSE, MODELS[0], limits=RunLimits())  # started (or already running)
+    zygote, starts = evaluator.zygote_pid(), evaluator.starts
+    for model in MODELS:
+        result = evaluator.evaluate(COURSE, model, limits=RunLimits())
+        assert result.exit == 0 and result.header["record"]["n"] == 10_000
+    assert (evaluator.zygote_pid(), evaluator.starts) == (zygote, starts)
+
+
+@pytest.mark.parametrize("name", ["infinite_loop", "sleep_past_limit"])
+def test_running_forever_is_killed_at_the_evaluation_clock(evaluator, name):
+    started = time.monotonic()
+    result = script(evaluator, name, eval_seconds=2)
+    assert result.timed_out and 2 <= time.monotonic() - started < 8
+    assert result.log.strip() in ("looping", "sleeping")
+    assert predictions(evaluator, MODELS[0]).shape == (10_000,)
+
+
+@needs_cgroup
+def test_fork_bomb_hits_the_childs_own_process_limit(evaluator):
+    result = script(evaluator, "fork_bomb", max_processes=64)
+    assert result.header == {"script_exit": 3, "sizes": []}, result.log
+    made = int(result.log.split("refused after ")[1].split(":")[0])
+    assert 0 < made < 64
+
+
+@needs_cgroup
+def test_memory_bomb_ends_with_memory_exceeded_in_its_own_cgroup(evaluator):
+    result = script(evaluator, "memory_bomb", "3000", memory_bytes=400 << 20)
+    assert result.memory_exceeded and result.header is None and "allocated everything" not in result.log
+    assert predictions(evaluator, MODELS[0]).shape == (10_000,)
+
+
+def test_filling_the_disk_stops_at_the_file_size_limit(evaluator):
+    result = script(evaluator, "fill_disk", "100", max_file_bytes=20 << 20)
+    assert result.header["script_exit"] == 4 and "File too large" in result.log, result.log
+
+
+def test_printing_gigabytes_keeps_a_bounded_tail(evaluator):
+    result = script(evaluator, "print_gigabytes", "100")
+    assert result.header["script_exit"] == 0 and len(result.log) <= warm._MAX_LOG_BYTES
+    assert result.log.rstrip().endswith("THE END")
+
+
+def test_no_network_and_no_grader_environment(evaluator, monkeypatch):
+    monkeypatch.setenv("MNIST_GRADER_TEST_SECRET", "secret-warm")  # set after the zygote started: never seen
+    result = script(evaluator, "open_socket", "9")
+    assert "refused 127.0.0.1:9" in result.log and "refused 1.1.1.1:80" in result.log, result.log
+    result = script(evaluator, "read_environment")
+    assert result.header["script_exit"] == 0 and "secret-warm" not in result.log
+
+
+def test_a_child_that_tampers_with_everything_changes_no_other_result(evaluator, tmp_path):
+    before = [predictions(evaluator, model) for model in MODELS[:2]]
+    zygote, starts = evaluator.zygote_pid(), evaluator.starts
+    outcomes: dict[str, dict] = {}
+
+    def tamper(tag: str) -> None:
+        result = script(evaluator, "tamper_with_siblings", tag)
+        outcomes[tag] = json.loads(result.log.strip().splitlines()[-1])
+
+    # Two tampering children at once with two models being measured beside them.
+    threads = [threading.Thread(target=tamper, args=(tag,)) for tag in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    during = [predictions(evaluator, model) for model in MODELS[:2]]
+    for thread in threads:
+        thread.join()
+    after = [predictions(evaluator, model) for model in MODELS[:2]]
+    for b, d, a in zip(before, during, after):
+        assert np.array_equal(b, d) and np.array_equal(b, a)
+    assert (evaluator.zygote_pid(), evaluator.starts) == (zygote, starts)  # the zygote was never hit
+
+    seen = outcomes["a"]
+    assert seen["write /tmp"] == "written"  # its own tmpfs, and nothing else
+    assert [k for k, v in seen.items() if k.startswith("write /") and v == "written"] == ["write /tmp", "write /dev/shm"]
+    assert seen["overwrite the test images"].startswith("error")
+    assert seen["parent pid"] == "0"  # its parent lies outside its PID namespace
+    assert seen["pids signalled"] == []  # no other process exists for it
+    assert seen["list /proc"] == []  # a fresh empty /proc: the zygote's entries are out of sight
+    assert seen["zygote oom_score_adj"].startswith("error")
+    assert seen["abstract socket"].startswith("error") and "connect" not in seen["abstract socket"].split(":")[0]
+    assert seen["loopback"].startswith("error")
+    assert seen["sysv shm"].startswith("shmid")  # its own IPC namespace lets it make one ...
+    look = script(evaluator, "look_for_planted")
+    found = json.loads(look.log.strip().splitlines()[-1])
+    assert found["/tmp"] == [] and found["/dev/shm"] == [] and found["/dev"] == [] and found["/"] == []
+    assert found["sysv shm"] == -1  # ... that no later child sees
+    host = evaluator.images.parent
+    assert not list(host.glob("planted-*")) and np.load(evaluator.images).shape == (10_000, 28, 28)
+
+
+def test_a_dead_zygote_is_started_again_for_the_next_submission(data):
+    evaluator = WarmEvaluator(data.staged / TEST_IMAGES, limits=RunLimits())
+    try:
+        first = predictions(evaluator, MODELS[0])
+        os.killpg(evaluator.zygote_pid(), signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while evaluator._alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert np.array_equal(predictions(evaluator, MODELS[0]), first)
+        assert evaluator.starts == 2
+    finally:
+        evaluator.close()
+    assert evaluator.zygote_pid() is None
+
+
+def test_a_model_file_is_read_through_a_descriptor_not_a_path(evaluator, tmp_path):
+    # The child is handed an open file: a model whose name is odd or whose folder is unreadable inside still loads.
+    odd = tmp_path / "wëird name (1).pt2"
+    shutil.copyfile(MODELS[0], odd)
+    assert np.array_equal(predictions(evaluator, odd), predictions(evaluator, MODELS[0]))
