@@ -57,8 +57,7 @@ from grader.verdict import Outcome, decide
 __all__ = ["canvas_target", "check_moodle_worksheet", "Executor", "executor_for", "EXECUTORS", "FactsTask",
            "grade_class", "grade_facts", "grade_submission", "LmsExports", "load_bank", "load_rubric", "Options",
            "options_for", "portable_environment", "prepare_test_data", "Result", "RunLimits", "Shipped", "TestData",
-           "write_lms_exports",
-           "write_outputs"]
+           "write_lms_exports", "write_outputs"]
 
 
 @dataclass(frozen=True)
@@ -367,7 +366,7 @@ def grade_class(source: Path, rubric: Rubric, options: Optional[Options] = None,
             yield done
         items = _items(executor, runnable)
         run: Callable[..., tuple[Facts, float]] = task
-        if items is not runnable:  # a remote task's start is not seen here: it counts as started when handed over
+        if getattr(executor, "remote", False):  # a remote task's start is not seen here: started once handed over
             for submission in runnable:
                 on_event("start", submission, None)
         else:
