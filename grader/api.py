@@ -263,7 +263,10 @@ EXECUTORS = ("local", "ray")
 
 
 def _local_executor(jobs: Optional[int], options: Options) -> LocalExecutor:
-    return LocalExecutor(jobs or default_jobs(options.limits.memory_bytes, options.gpu), use_gpu=options.gpu)
+    """A pool of `jobs` slots; by default as many as the cores hold at the rubric's `cpus` each (capped by memory),
+    or with GPUs, GPUs x `jobs_per_gpu`."""
+    return LocalExecutor(jobs or default_jobs(options.limits.memory_bytes, options.gpu, cpus=options.limits.cpus,
+                                              jobs_per_gpu=options.limits.jobs_per_gpu), use_gpu=options.gpu)
 
 
 @contextlib.contextmanager

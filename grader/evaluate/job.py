@@ -109,7 +109,7 @@ def _warm(job: dict, model_file: Path, staged: Path, unseen: Optional[tuple[Path
     """Measured by a child of the class's zygote; None when the zygote cannot be had (then a fresh sandbox does it)."""
     try:
         evaluator = warm.shared(staged / TEST_IMAGES, unseen[0] if unseen is not None else None, limits)
-        result = evaluator.evaluate(job, model_file, limits=limits, cpus=getattr(limits, "cpus", 1))
+        result = evaluator.evaluate(job, model_file, limits=limits)
     except (RuntimeError, OSError) as exc:
         log.warning("the warm evaluator is not available (%s): measuring in a fresh sandbox", exc)
         return None

@@ -166,8 +166,9 @@ class WarmEvaluator:
 
     # --- one submission -----------------------------------------------------------------------------------------
 
-    def evaluate(self, job: dict, model_file: Path, *, limits: RunLimits, cpus: int = 1) -> WarmResult:
+    def evaluate(self, job: dict, model_file: Path, *, limits: RunLimits, cpus: Optional[int] = None) -> WarmResult:
         """Measure one exported model: `job` is EvalJob's fields (files are given as descriptors, not paths)."""
+        cpus = cpus or limits.cpus
         with self._lock:
             if self.failed:
                 raise RuntimeError(self.failed)
@@ -180,7 +181,7 @@ class WarmEvaluator:
                     raise
             sock = self._sock
         with JobLimits(memory_bytes=limits.memory_bytes, max_processes=limits.max_processes,
-                       max_file_bytes=limits.max_file_bytes) as cgroup:
+                       max_file_bytes=limits.max_file_bytes, cpus=cpus) as cgroup:
             message = dict(job, cpus=cpus, file_bytes=limits.max_file_bytes,
                            rlimit_memory=None if cgroup.hierarchy is not None else limits.memory_bytes)
             result_r, result_w = os.pipe()
