@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import os
 import tempfile
 import threading
 import time
@@ -144,6 +145,7 @@ def grade_submission(path: Path, rubric: Rubric, options: Optional[Options] = No
     options = options or options_for(rubric)
     submission = Submission(student or path.stem, path, digest(path) if path.is_file() else "", model_file,
                             late=late)
+    options = options.with_(limits=options.limits.with_cpus_for(_slots(executor)))
     if executor is None:
         started = time.monotonic()
         facts = grade_facts(path, options, progress or (lambda _: None), model_file=model_file, data=data)
@@ -262,10 +264,18 @@ def portable_environment(rubric: Rubric, options: Options) -> Optional[Environme
 EXECUTORS = ("local", "ray")
 
 
+def _slots(executor: Optional[Executor]) -> int:
+    """How many submissions share this machine's cores at once: the pool's slots (1 without an executor; a Ray
+    task's CPUs are its own, so cores // cores = 1 each)."""
+    if executor is None:
+        return 1
+    return getattr(executor, "jobs", None) or os.cpu_count() or 1
+
+
 def _local_executor(jobs: Optional[int], options: Options) -> LocalExecutor:
     """A pool of `jobs` slots; by default as many as the cores hold at the rubric's `cpus` each (capped by memory),
     or with GPUs, GPUs x `jobs_per_gpu`."""
-    return LocalExecutor(jobs or default_jobs(options.limits.memory_bytes, options.gpu, cpus=options.limits.cpus,
+    return LocalExecutor(jobs or default_jobs(options.limits.memory_bytes, options.gpu, cpus=options.limits.cpus or 1,
                                               jobs_per_gpu=options.limits.jobs_per_gpu), use_gpu=options.gpu)
 
 
@@ -288,7 +298,7 @@ def executor_for(name: str = "local", address: Optional[str] = None, jobs: Optio
                           fix="use one of: " + ", ".join(EXECUTORS))
     from grader.executors.ray_executor import RayExecutor  # Ray is optional: imported only when asked for
 
-    with RayExecutor(address, cpus=getattr(options.limits, "cpus", 1),
+    with RayExecutor(address, cpus=options.limits.cpus or 1,
                      jobs_per_gpu=getattr(options.limits, "jobs_per_gpu", 1), gpu=options.gpu,
                      memory_bytes=options.limits.memory_bytes, jobs=jobs) as executor:
         yield executor
@@ -341,6 +351,7 @@ def grade_class(source: Path, rubric: Rubric, options: Optional[Options] = None,
                     on_event("skipped", submission, None)
             submissions, force = [s for s in submissions if s.student == only], True
         executor = executor or _local_executor(jobs, options)
+        options = options.with_(limits=options.limits.with_cpus_for(_slots(executor)))
         task = FactsTask(options, data=data, environment=portable_environment(rubric, options))
 
         def result(submission: Submission, facts: Facts, seconds: float, cached: bool = False) -> Result:

@@ -33,7 +33,7 @@ class FactsCache:
     @staticmethod
     def key(submission: Submission, options: Options) -> str:
         settings = {"digest": submission.digest, "mode": options.mode, "variable": options.variable,
-                    "limits": options.limits.model_dump(exclude={"jobs_per_gpu"}), "dry_run": options.dry_run, "version": __version__,
+                    "limits": options.limits.model_dump(exclude={"cpus", "jobs_per_gpu"}), "dry_run": options.dry_run, "version": __version__,
                     "environment": str(options.environment), "compat": list(options.compat),
                     "schema": FACTS_SCHEMA}
         if options.unseen:  # facts with eval.unseen_accuracy are another run's; keys without it stay as they were

@@ -12,6 +12,7 @@ its error type: every layer may read it.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -80,10 +81,11 @@ class RunLimits(BaseModel):
     eval_seconds: float = _limit(
         600, unit="seconds", rubric="eval_time", flag="--eval-timeout",
         help="wall-clock limit for measuring the exported model on the test images")
-    cpus: int = _limit(
-        1, unit="count", rubric="cpus", flag="--cpus",
+    cpus: Optional[int] = _limit(
+        None, unit="count", rubric="cpus", flag="--cpus",
         help="cores each submission may use: its threads (OMP/MKL/torch), a CPU cgroup quota where the host "
-             "allows one, and its DataLoader workers")
+             "allows one, and its DataLoader workers (default: this machine's cores shared by the submissions "
+             "graded at once; 1 per Ray task)")
     jobs_per_gpu: int = _limit(
         1, unit="count", rubric="jobs_per_gpu", flag="--jobs-per-gpu",
         help="submissions sharing one GPU at once; a small MNIST net leaves a GPU mostly idle, so 4-8 pack well")
@@ -94,6 +96,12 @@ class RunLimits(BaseModel):
                               f"({self.wall_seconds:g} s)", where="limits",
                               fix="a cell cannot run longer than the notebook: lower the cell limit or leave it out")
         return self
+
+    def with_cpus_for(self, slots: int) -> "RunLimits":
+        """`cpus` as given, or this machine's cores shared by `slots` submissions at once (at least 1)."""
+        if self.cpus is not None:
+            return self
+        return self.model_copy(update={"cpus": max(1, (os.cpu_count() or 1) // max(1, slots))})
 
     @property
     def cell_limit(self) -> float:

@@ -256,7 +256,31 @@ RUBRIC = "id: t\ntitle: T\nlimits: {%s}\nitems:\n  - {id: a, title: A, fact: mod
 def test_the_rubric_sets_cpus_and_jobs_per_gpu() -> None:
     limits_ = rubric_from_yaml(yamlio.loads(RUBRIC % "cpus: 2, jobs_per_gpu: 6", "r.yaml")).limits.run_limits()
     assert (limits_.cpus, limits_.jobs_per_gpu) == (2, 6)
-    assert RunLimits().cpus == 1 and RunLimits().jobs_per_gpu == 1
+    assert RunLimits().cpus is None and RunLimits().jobs_per_gpu == 1  # cpus: the cores shared by the jobs at once
+
+
+def test_an_unset_budget_shares_the_cores_among_the_jobs_at_once(monkeypatch) -> None:
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    assert RunLimits().with_cpus_for(1).cpus == 8  # --jobs 1 uses every core
+    assert RunLimits().with_cpus_for(2).cpus == 4 and RunLimits().with_cpus_for(16).cpus == 1
+    assert RunLimits(cpus=3).with_cpus_for(1).cpus == 3  # given: kept
+
+
+def test_grade_class_gives_each_job_its_share_of_the_cores(tmp_path, monkeypatch) -> None:
+    from grader import api
+
+    seen = []
+    monkeypatch.setattr(api, "grade_facts", lambda path, options, *a, **k: seen.append(options.limits.cpus) or
+                        api.Facts())
+    monkeypatch.setattr("os.cpu_count", lambda: 4)
+    for name in ("a_1_x.ipynb", "b_2_x.ipynb"):
+        (tmp_path / name).write_text("{}")
+    rubric = api.load_rubric("mnist-s3")
+    for jobs, share in ((1, 4), (2, 2), (4, 1)):
+        seen.clear()
+        list(api.grade_class(tmp_path, rubric, api.options_for(rubric, mode="static"), out=tmp_path / f"o{jobs}",
+                             jobs=jobs, force=True))
+        assert seen == [share, share], (jobs, seen)
 
 
 @pytest.mark.parametrize("written, key", [("cpus: two", "cpus"), ("cpus: 0", "cpus"), ("jobs_per_gpu: 1.5", "jobs_per_gpu")])

@@ -22,6 +22,7 @@ from grader.evaluate import warm
 from grader.evaluate.job import evaluate_model
 from grader.evaluate.warm import WarmEvaluator
 from grader.sandbox import limits as cgroups
+from grader.sandbox.bwrap import HostLayout
 from grader.settings import RunLimits
 
 pytestmark = pytest.mark.usefixtures("bwrap")
@@ -184,3 +185,23 @@ def test_a_model_file_is_read_through_a_descriptor_not_a_path(evaluator, tmp_pat
     odd = tmp_path / "wëird name (1).pt2"
     shutil.copyfile(MODELS[0], odd)
     assert np.array_equal(predictions(evaluator, odd), predictions(evaluator, MODELS[0]))
+
+
+def test_killing_its_parent_and_everything_leaves_the_zygote_and_the_grader_alive(evaluator):
+    zygote, starts = evaluator.zygote_pid(), evaluator.starts
+    result = script(evaluator, "kill_parent")
+    # Its parent lies outside its PID namespace (getppid() is 0, so "kill 0" is its own group), and -1 reaches no one.
+    assert "parent is 0" in result.log and "still alive" in result.log, result.log
+    assert (evaluator.zygote_pid(), evaluator.starts) == (zygote, starts)
+    assert predictions(evaluator, MODELS[0]).shape == (10_000,)
+
+
+def test_the_host_and_the_checkout_are_invisible(evaluator):
+    checkout = str(Path(__file__).resolve().parents[1])
+    result = script(evaluator, "list_host_folders", str(Path.home()), checkout, "/")
+    seen = json.loads(result.log.strip().splitlines()[-1])
+    assert str(seen[checkout]).startswith("error"), seen
+    # Only the system folders and the paths that lead to what the zygote binds: the interpreter, the grader, the data.
+    leading = {Path(p).parts[1] for p in HostLayout.detect().python_roots}
+    system = {"usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc", "proc", "dev", "tmp", "opt"}
+    assert set(seen["/"]) <= system | leading, seen["/"]

@@ -62,8 +62,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--rubric", default="mnist-s3", help="rubric file or shipped name (default: mnist-s3)")
     parser.add_argument("--out", type=Path, default=Path("grading-results"), help="output folder (default: grading-results/)")
     parser.add_argument("--jobs", "-j", type=int,
-                        help="submissions at a time (default: cores ÷ --cpus per job, capped by memory ÷ --memory; "
-                             "with GPUs, GPUs × --jobs-per-gpu)")
+                        help="submissions at a time (default: cores ÷ --cpus (1 when not given), capped by memory ÷ "
+                             "--memory; with GPUs, GPUs × --jobs-per-gpu). Each gets cores ÷ jobs of the CPU "
+                             "unless --cpus says, so --jobs 1 uses every core")
     parser.add_argument("--executor", choices=EXECUTORS, default="local",
                         help="where submissions run: local (this machine, default) or ray (Ray tasks on a cluster; "
                              "needs pip install '.[ray]'; see docs/scale-out.md)")

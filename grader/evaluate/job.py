@@ -113,6 +113,9 @@ def _warm(job: dict, model_file: Path, staged: Path, unseen: Optional[tuple[Path
     except (RuntimeError, OSError) as exc:
         log.warning("the warm evaluator is not available (%s): measuring in a fresh sandbox", exc)
         return None
+    if not result.started:  # the zygote, not the submission: measure it the cold way
+        log.warning("%s: measuring in a fresh sandbox", result.problem)
+        return None
     if result.header is None or "error" in result.header:
         reason = ("it ran past the evaluation limit" if result.timed_out else
                   "it ran out of memory" if result.memory_exceeded else result.problem or "")

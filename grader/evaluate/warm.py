@@ -62,6 +62,7 @@ class WarmResult:
     timed_out: bool = False
     memory_exceeded: bool = False
     problem: Optional[str] = None  # why no header could be read
+    started: bool = True  # False: no child ever started (the zygote died or did not answer): nothing was measured
 
 
 class WarmEvaluator:
@@ -168,7 +169,7 @@ class WarmEvaluator:
 
     def evaluate(self, job: dict, model_file: Path, *, limits: RunLimits, cpus: Optional[int] = None) -> WarmResult:
         """Measure one exported model: `job` is EvalJob's fields (files are given as descriptors, not paths)."""
-        cpus = cpus or limits.cpus
+        cpus = cpus or limits.cpus or os.cpu_count() or 1
         with self._lock:
             if self.failed:
                 raise RuntimeError(self.failed)
@@ -201,7 +202,8 @@ class WarmEvaluator:
                 pid = _ready_pid(control)
                 if pid is None:
                     return WarmResult(None, problem="the evaluation process did not start (the warm evaluator's "
-                                                    f"zygote {'died' if not self._alive() else 'did not answer'})")
+                                                    f"zygote {'died' if not self._alive() else 'did not answer'})",
+                                      started=False)
                 cgroup.adopt(pid)
                 control.send(b"go")
                 return _collect(result, log, control, pid, cgroup, time.monotonic() + limits.eval_seconds)
