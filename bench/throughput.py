@@ -9,7 +9,8 @@ times under new student ids, graded through the grading API
   with this machine's cores; its start-up is timed apart);
 - with a fresh sandbox per submission (`GRADER_WARM_EVAL=0`), the way every model was measured before;
 - against the bare compute: one process that imports torch once, loads each exported model and predicts the
-  10,000 test images with as many threads as one job gets (`--cpus`, 1 by default), and nothing else.
+  10,000 test images with as many threads as one job gets (at `--jobs 1`, every core; at `--jobs 2` on 2 cores,
+  one each), and nothing else.
 
 Execute mode (each notebook trains for one epoch on the 60,000 training images): `--train-copies` students, graded
 at `--jobs 1` and `--jobs 2`, against nbgrader `autograde` on the same notebook, serial
@@ -184,7 +185,8 @@ def bare_compute(models: list[Path], cpus: int) -> float:
 
 def row(label: str, seconds: float, count: int, base: Optional[float] = None, base_label: str = "") -> str:
     per_minute = 60 * count / seconds
-    ratio = f"{seconds / base:.2f}x the time of {base_label}" if base else ""
+    ratio = (f"{seconds / base:.2f}x the time of {base_label} ({base / seconds:.2f}x its throughput)"
+             if base else "")
     print(f"| {label} | {count} | {seconds:.1f} | {per_minute:.1f} | {ratio} |", flush=True)
     return label
 
@@ -207,14 +209,16 @@ def main() -> int:
         models = sorted(source.glob("*/model.pt2"))
         print("| run | submissions | seconds | per minute | ratio |\n|---|---|---|---|---|", flush=True)
         if not args.skip_evaluate:
-            bare = bare_compute(models, cpus=1)
-            row("evaluate: bare compute (1 process, torch imported once, 1 thread)", bare, n)
+            cores = os.cpu_count() or 1
+            bare = bare_compute(models, cpus=cores)
+            row(f"evaluate: bare compute (1 process, torch imported once, {cores} threads: --jobs 1's budget)",
+                bare, n)
             jobs1, _ = grade(source, root / "o-jobs1", "evaluate", jobs=1, expect=n)
-            row("evaluate: warm, --jobs 1", jobs1, n, bare, "bare compute")
+            row(f"evaluate: warm, --jobs 1 ({cores} threads)", jobs1, n, bare, "bare compute")
             jobs2, _ = grade(source, root / "o-jobs2", "evaluate", jobs=2, expect=n)
-            row("evaluate: warm, --jobs 2", jobs2, n, jobs1, "--jobs 1")
-            bare2 = bare_compute(models, cpus=2)
-            row("evaluate: bare compute, 2 threads", bare2, n, bare, "bare compute at 1 thread")
+            row(f"evaluate: warm, --jobs 2 ({max(1, cores // 2)} thread(s) each)", jobs2, n, jobs1, "--jobs 1")
+            bare1 = bare_compute(models, cpus=1)
+            row("evaluate: bare compute, 1 thread", bare1, n, bare, f"bare compute at {cores} threads")
             if not args.skip_ray:
                 import ray
 

@@ -145,7 +145,7 @@ def grade_submission(path: Path, rubric: Rubric, options: Optional[Options] = No
     options = options or options_for(rubric)
     submission = Submission(student or path.stem, path, digest(path) if path.is_file() else "", model_file,
                             late=late)
-    options = options.with_(limits=options.limits.with_cpus_for(_slots(executor)))
+    options = options.with_(limits=options.limits.with_cpus_for(_slots(executor)), warm=executor is not None)
     if executor is None:
         started = time.monotonic()
         facts = grade_facts(path, options, progress or (lambda _: None), model_file=model_file, data=data)
@@ -351,7 +351,7 @@ def grade_class(source: Path, rubric: Rubric, options: Optional[Options] = None,
                     on_event("skipped", submission, None)
             submissions, force = [s for s in submissions if s.student == only], True
         executor = executor or _local_executor(jobs, options)
-        options = options.with_(limits=options.limits.with_cpus_for(_slots(executor)))
+        options = options.with_(limits=options.limits.with_cpus_for(_slots(executor)), warm=True)
         task = FactsTask(options, data=data, environment=portable_environment(rubric, options))
 
         def result(submission: Submission, facts: Facts, seconds: float, cached: bool = False) -> Result:

@@ -126,7 +126,8 @@ def _evaluate_execution(execution: Execution, data: TestData, jobdir: Path, opti
                                     sandbox=options.sandbox, gpu=options.gpu)
     return evaluate_model(execution.out_dir / export.file, export.path, preprocess=preprocess, staged=data.staged,
                           labels=labels, jobdir=jobdir, limits=options.limits, static_batch=export.batch,
-                          sandbox=options.sandbox, gpu=options.gpu, unseen=_unseen(data, options))
+                          sandbox=options.sandbox, gpu=options.gpu, unseen=_unseen(data, options),
+                          warm=options.warm)
 
 
 def _test_data(data: Optional[TestData], options: Options) -> TestData:
@@ -164,7 +165,8 @@ def _measure(model_file: Path, facts: Facts, outcome: Outcome, options: Options,
         progress("measuring the model")
         evaluation = evaluate_model(model_file.resolve(), "export", preprocess=COURSE_PREPROCESS, staged=data.staged,
                                     labels=data.labels, jobdir=Path(tmp), limits=options.limits,
-                                    sandbox=options.sandbox, gpu=options.gpu, unseen=_unseen(data, options))
+                                    sandbox=options.sandbox, gpu=options.gpu, unseen=_unseen(data, options),
+                          warm=options.warm)
     return _with_evaluation(facts, evaluation, outcome, None)
 
 

@@ -250,6 +250,9 @@ class Options:
     compat: tuple[str, ...] = ()  # compat profiles whose shims load before the student's first cell
     variable_named: bool = False  # the rubric or --variable named `variable`; else the model training updated is graded
     unseen: bool = False  # also measure on QMNIST's 50,000 digits beyond MNIST (downloaded on first use)
+    # Measure in the warm evaluator (a zygote per test set, kept by this process): pays off from a class's second
+    # submission on, so a class or a service sets it; one `grade check` is quicker in a fresh sandbox.
+    warm: bool = False
 
     def with_(self, **overrides: Any) -> "Options":
         """A copy with the given fields replaced; None means "keep this one"."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -59,8 +60,11 @@ def test_falls_back_to_rlimits_and_says_why(tmp_path: Path, monkeypatch: pytest.
 @needs_cgroup
 def test_job_cgroup_carries_the_limits_and_is_removed() -> None:
     hierarchy = limits.detect().hierarchy
+    # Other jobs of this process may be open (a warm evaluator's zygote): this job's groups are the new ones.
+    before = {p / d for p in hierarchy.parents for d in os.listdir(p)}
     with limits.JobLimits(memory_bytes=300 << 20, max_processes=42, max_file_bytes=1 << 20) as job:
-        groups = [p / d for p in hierarchy.parents for d in os.listdir(p) if d.startswith(f"job-{os.getpid()}-")]
+        groups = [p / d for p in hierarchy.parents for d in os.listdir(p)
+                  if d.startswith(f"job-{os.getpid()}-") and p / d not in before]
         assert len(groups) == len(hierarchy.parents)
         memory_file = "memory.max" if hierarchy.version == 2 else "memory.limit_in_bytes"
         assert [int((g / memory_file).read_text()) for g in groups if (g / memory_file).exists()] == [300 << 20]
@@ -77,3 +81,22 @@ def test_the_command_starts_inside_its_job_cgroup(tmp_path: Path) -> None:
     code = "print(open('/proc/self/cgroup').read())"
     result = run_sandboxed([sys.executable, "-c", code], SandboxSpec(scratch=tmp_path), sandbox=False)
     assert f"/{limits.PARENT}/job-{os.getpid()}-" in result.stdout, result.stdout
+
+
+@needs_cgroup
+def test_job_cgroups_left_by_a_killed_grader_are_swept_and_live_ones_kept() -> None:
+    hierarchy = limits.detect().hierarchy
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(gone.stdout)  # a process that has exited: its cgroups are stale
+    stale = [p / f"job-{dead_pid}-deadbeef" for p in hierarchy.parents]
+    live = [p / f"job-{os.getppid()}-cafef00d" for p in hierarchy.parents]  # pytest's parent is alive
+    for group in stale + live:
+        group.mkdir(exist_ok=True)
+    try:
+        limits._sweep_stale.cache_clear()
+        assert limits._sweep_stale(hierarchy.parents) >= len(hierarchy.parents)
+        assert not any(g.exists() for g in stale) and all(g.exists() for g in live)
+    finally:
+        for group in stale + live:
+            if group.exists():
+                group.rmdir()

@@ -15,11 +15,10 @@ import numpy as np
 
 from grader.data.preprocess import Preprocess
 from grader.data.staging import TEST_IMAGES, UNSEEN_IMAGES
-from grader.evaluate import warm
+from grader.evaluate import warm as warm_evaluator
 from grader.evaluate.metrics import metrics
 from grader.facts import EvalFacts, ModelFacts
 from grader.sandbox import SandboxSpec, run_sandboxed
-from grader.sandbox.bwrap import gpu_device_nodes
 from grader.settings import RunLimits
 
 log = logging.getLogger(__name__)
@@ -38,8 +37,9 @@ class Evaluation:
 def evaluate_model(model_file: Path, path: str, *, preprocess: Preprocess, staged: Path,
                    labels: Optional[np.ndarray], jobdir: Path, limits: RunLimits, static_batch: Optional[int] = None,
                    sandbox: bool = True, gpu: Optional[bool] = None,
-                   unseen: Optional[tuple[Path, np.ndarray]] = None) -> Evaluation:
-    """Measure an exported model in a fresh sandbox. Without `labels` it only reads the structure (a dry run:
+                   unseen: Optional[tuple[Path, np.ndarray]] = None, warm: bool = True) -> Evaluation:
+    """Measure an exported model: in a child of the warm evaluator (`warm`, on the CPU, unless GRADER_WARM_EVAL=0),
+    else in a fresh sandbox. Without `labels` it only reads the structure (a dry run:
     nothing was trained, so the 10,000 predictions would serve no one). `unseen`: QMNIST's digits beyond MNIST
     (their images' .npy and their labels), measured the same way."""
     scratch = (jobdir / "eval").resolve()
@@ -57,7 +57,7 @@ def evaluate_model(model_file: Path, path: str, *, preprocess: Preprocess, stage
         job["unseen_images_file"] = str(scratch / UNSEEN_IMAGES)
         binds.append((unseen[0], scratch / UNSEEN_IMAGES))
     raw = (_warm(job, model_file, staged, unseen if labels is not None else None, limits)
-           if sandbox and warm.enabled() and not _uses_gpu(gpu) else None)
+           if warm and sandbox and warm_evaluator.enabled() and not _uses_gpu(gpu) else None)
     if raw is None:
         shutil.copyfile(model_file, local_model)
         raw = _cold(job, scratch, binds, limits, sandbox=sandbox, gpu=gpu)
@@ -99,16 +99,18 @@ class _Raw:
 
 
 def _uses_gpu(gpu: Optional[bool]) -> bool:
-    """Whether the evaluation would run on a GPU: the warm evaluator is for the CPU (its zygote never touches CUDA,
-    which a forked child could not use), so a GPU evaluation takes a fresh sandbox."""
-    return gpu is True or (gpu is None and bool(gpu_device_nodes()))
+    """Whether the evaluation must run on a GPU: only when the rubric requires one (`gpu: required`). The warm
+    evaluator is for the CPU (its zygote never touches CUDA, which a forked child could not use), and predicting
+    10,000 digits with a course-sized net on the CPU costs less than starting CUDA in a fresh sandbox; so a GPU
+    that is merely wanted trains the notebook, and the measuring stays warm on the CPU."""
+    return gpu is True
 
 
 def _warm(job: dict, model_file: Path, staged: Path, unseen: Optional[tuple[Path, np.ndarray]],
           limits: RunLimits) -> Optional[_Raw]:
     """Measured by a child of the class's zygote; None when the zygote cannot be had (then a fresh sandbox does it)."""
     try:
-        evaluator = warm.shared(staged / TEST_IMAGES, unseen[0] if unseen is not None else None, limits)
+        evaluator = warm_evaluator.shared(staged / TEST_IMAGES, unseen[0] if unseen is not None else None, limits)
         result = evaluator.evaluate(job, model_file, limits=limits)
     except (RuntimeError, OSError) as exc:
         log.warning("the warm evaluator is not available (%s): measuring in a fresh sandbox", exc)

@@ -133,6 +133,7 @@ class JobLimits:
         """Put the job under a quota of `cpus` cores; what `used` says about it."""
         if controller is None:
             return " (no cpu quota: no writable cpu cgroup controller)"
+        _sweep_stale((controller.parent,))
         name = self._cgroups[0].name if self._cgroups else f"job-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         group = next((g for g in self._cgroups if g.parent == controller.parent), controller.parent / name)
         made = group not in self._cgroups
@@ -216,7 +217,32 @@ class JobLimits:
         self._cgroups = ()
 
 
+@cache
+def _sweep_stale(parents: tuple[Path, ...]) -> int:
+    """Remove the empty job cgroups of grader processes that are gone (killed before they could clean up: a Ray
+    worker, a SIGKILLed run). Once per process; returns how many were removed."""
+    removed = 0
+    for parent in parents:
+        try:
+            names = os.listdir(parent)
+        except OSError:
+            continue
+        for name in names:
+            parts = name.split("-")
+            if len(parts) != 3 or parts[0] != "job" or not parts[1].isdigit() or int(parts[1]) == os.getpid():
+                continue
+            if Path(f"/proc/{parts[1]}").exists():
+                continue
+            try:
+                (parent / name).rmdir()  # refused while anything is still in it
+                removed += 1
+            except OSError:
+                pass
+    return removed
+
+
 def _create_job(hierarchy: Hierarchy, memory_bytes: int, max_processes: int) -> tuple[Path, ...]:
+    _sweep_stale(hierarchy.parents)
     name = f"job-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     groups = tuple(parent / name for parent in hierarchy.parents)
     try:
