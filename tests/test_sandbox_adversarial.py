@@ -179,3 +179,11 @@ def _host_processes_running(script: str) -> list[int]:
         except OSError:
             pass
     return found
+
+
+def test_the_kernels_settings_are_read_only(tmp_path: Path) -> None:
+    # The sandbox uid is the grader's (root, where it runs as root): without the read-only binds the kernel would let
+    # it open kernel.core_pattern for writing, and a crash would then run a program of its choosing as root.
+    result, _ = run_fixture(tmp_path, "write_kernel_settings")
+    outcome = json.loads(result.stdout)
+    assert "/proc/sys/kernel/core_pattern" in outcome and not [p for p, o in outcome.items() if o == "writable"], outcome

@@ -38,6 +38,7 @@ _SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 # the budget itself, read by the kernel harness (torch's pools, DataLoader workers).
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS",
                     "VECLIB_MAXIMUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "GRADER_CPUS")
+_PROC_READ_ONLY = ("sys", "sysrq-trigger", "irq", "bus")
 _GPU_SHARED_NODES = ("nvidiactl", "nvidia-uvm", "nvidia-uvm-tools", "nvidia-modeset", "nvidia-caps")
 
 
@@ -184,7 +185,15 @@ def build_argv(argv: Sequence[str], spec: SandboxSpec, *, bwrap: str = "bwrap", 
     # /etc/shadow and friends: hide whatever the host hides from other users.
     for path, is_dir in layout.private_etc:
         out += ["--tmpfs", path] if is_dir else ["--ro-bind", "/dev/null", path]
-    out += ["--proc", "/proc", "--dev", "/dev"]
+    out += ["--proc", "/proc"]
+    # The sandbox uid maps to the grader's, which is root where the grader runs as root, and the kernel lets root's
+    # uid write sysctls and IRQ settings by their owner bits. bwrap makes these read-only only where the folder
+    # itself is writable, which /proc/sys (0555) is not: bound read-only here, kernel.core_pattern (a path the
+    # kernel runs as root on a crash) and vm.drop_caches among them stay out of reach.
+    for entry in _PROC_READ_ONLY:
+        if os.path.exists(f"/proc/{entry}"):
+            out += ["--ro-bind", f"/proc/{entry}", f"/proc/{entry}"]
+    out += ["--dev", "/dev"]
     out += ["--size", str(spec.shm_bytes), "--tmpfs", "/dev/shm"]
     if uses_gpu(spec, layout):
         if not layout.gpu_nodes:
