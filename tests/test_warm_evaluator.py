@@ -205,3 +205,49 @@ def test_the_host_and_the_checkout_are_invisible(evaluator):
     leading = {Path(p).parts[1] for p in HostLayout.detect().python_roots}
     system = {"usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc", "proc", "dev", "tmp", "opt"}
     assert set(seen["/"]) <= system | leading, seen["/"]
+
+
+def test_a_child_cannot_undo_its_isolation(evaluator, tmp_path):
+    # It has no capabilities left and may make no user namespace: the covers stay, nothing becomes writable again,
+    # and no cgroup file system can be mounted to lift its limits.
+    probe = tmp_path / "undo.py"
+    probe.write_text(
+        "import ctypes, json, os\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "out = {}\n"
+        "def t(name, r): out[name] = 'done' if r == 0 else os.strerror(ctypes.get_errno())\n"
+        "t('umount /proc', libc.umount2(b'/proc', 2))\n"
+        "t('umount /tmp', libc.umount2(b'/tmp', 2))\n"
+        "t('umount /dev/shm', libc.umount2(b'/dev/shm', 2))\n"
+        "t('remount home writable', libc.mount(None, os.environ['HOME'].encode(), None, 32 | 4096, None))\n"
+        "t('new user namespace', libc.unshare(0x10000000))\n"
+        "t('new cgroup namespace', libc.unshare(0x02000000))\n"
+        "t('mount a cgroup', libc.mount(b'cgroup', b'/tmp', b'cgroup', 0, b'pids'))\n"
+        "print(json.dumps(out))\n")
+    result = evaluator.run_script(probe, [], limits=RunLimits(eval_seconds=20))
+    outcome = json.loads(result.log.strip().splitlines()[-1])
+    assert len(outcome) == 7 and "done" not in outcome.values(), outcome
+
+
+@pytest.mark.parametrize("written", [b"\x05\x00\x00\x00\x00\x00\x00\x00[1,2]", b"\x02\x00\x00\x00\x00\x00\x00\x00{}",
+                                     b"garbage", b"\xff" * 8])
+def test_a_forged_result_is_the_submissions_problem_not_the_graders(written):
+    header, arrays, problem = warm._parse(written)
+    assert arrays == [] and (problem is not None or header == {})
+
+
+def test_an_evaluator_evicted_while_measuring_finishes_first(data):
+    evaluator = WarmEvaluator(data.staged / TEST_IMAGES, limits=RunLimits())
+    try:
+        done = []
+        thread = threading.Thread(target=lambda: done.append(predictions(evaluator, MODELS[1])))
+        thread.start()
+        deadline = time.monotonic() + 60
+        while evaluator._users == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        evaluator.retire()  # as the shared registry does when a third test set arrives
+        thread.join()
+        assert done and done[0].shape == (10_000,)  # not cut short
+        assert evaluator.zygote_pid() is None  # and closed once idle
+    finally:
+        evaluator.close()

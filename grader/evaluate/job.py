@@ -66,7 +66,10 @@ def evaluate_model(model_file: Path, path: str, *, preprocess: Preprocess, stage
         return Evaluation(EvalFacts(path=path), None, None, f"the evaluation process did not finish: {raw.tail}")
     if "error" in record:
         return Evaluation(EvalFacts(path=path), None, None, f"the exported model could not be evaluated: {record['error']}")
-    model = ModelFacts.model_validate(record["model"]) if record.get("model") else None
+    try:  # written where the model ran: read like any untrusted bytes
+        model = ModelFacts.model_validate(record["model"]) if record.get("model") else None
+    except (ValueError, TypeError) as exc:
+        return Evaluation(EvalFacts(path=path), None, None, f"the evaluation's result could not be read: {exc}"[:1500])
     lookup = lookup_message(model)
     if labels is None:
         return Evaluation(EvalFacts(), model, record.get("device"), None, record.get("arch_error"), lookup)
@@ -122,8 +125,10 @@ def _warm(job: dict, model_file: Path, staged: Path, unseen: Optional[tuple[Path
         reason = ("it ran past the evaluation limit" if result.timed_out else
                   "it ran out of memory" if result.memory_exceeded else result.problem or "")
         if result.header is not None:
-            return _Raw(result.header)
+            return _Raw({"error": str(result.header["error"])[:2000]})
         return _Raw(None, tail=(f"{reason}. " if reason else "") + result.log[-1500:])
+    if not isinstance(result.header.get("record"), dict):
+        return _Raw(None, tail="the evaluation's result could not be read. " + result.log[-1500:])
     arrays = result.arrays + [None, None]
     return _Raw(result.header["record"], arrays[0], arrays[1] if job.get("unseen_images_file") else None)
 

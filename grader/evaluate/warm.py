@@ -62,7 +62,8 @@ class WarmResult:
     timed_out: bool = False
     memory_exceeded: bool = False
     problem: Optional[str] = None  # why no header could be read
-    started: bool = True  # False: no child ever started (the zygote died or did not answer): nothing was measured
+    started: bool = True  # False: nothing was measured (the zygote died or did not answer, or the isolation failed)
+    setup_failed: bool = False  # the child could not be isolated: the grader's set-up, measured the cold way
 
 
 class WarmEvaluator:
@@ -71,13 +72,17 @@ class WarmEvaluator:
 
     def __init__(self, images: Path, unseen: Optional[Path] = None, *, limits: RunLimits = RunLimits()):
         self.images, self.unseen, self.limits = Path(images).resolve(), unseen, limits
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the zygote's life: start, stop, users
+        self._send = threading.Lock()  # one message at a time on its socket
         self._proc: Optional[subprocess.Popen] = None
         self._sock: Optional[socket.socket] = None
         self._scratch: Optional[tempfile.TemporaryDirectory] = None
+        self._log: Optional[Path] = None
         self._job: Optional[JobLimits] = None
+        self._users = 0  # evaluations in flight
+        self._retired = False  # close when the last one ends (evicted from the shared registry)
         self.starts = 0  # how many zygotes this evaluator has started (1 unless one died)
-        self.failed: Optional[str] = None  # why the zygote could not start: not tried again for this evaluator
+        self.failed: Optional[str] = None  # why warm evaluation is not possible here: not tried again
 
     # --- the zygote ---------------------------------------------------------------------------------------------
 
@@ -87,7 +92,8 @@ class WarmEvaluator:
             raise GraderError("bubblewrap (bwrap) is not installed; it is what keeps student code away from this machine",
                               fix="install it (apt-get install -y bubblewrap)")
         self._scratch = tempfile.TemporaryDirectory(prefix="mnist-grader-zygote-")
-        scratch = Path(self._scratch.name)
+        scratch = Path(self._scratch.name) / "inside"  # what the zygote sees; the log and the rehearsal stay out
+        scratch.mkdir()
         binds = [(self.images, DATA_INSIDE / "test_images.npy")]
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         argv = [sys.executable, "-P", "-m", "grader.evaluate.zygote", str(theirs.fileno()),
@@ -102,16 +108,17 @@ class WarmEvaluator:
         command = build_argv(argv, spec, bwrap=bwrap, layout=layout)
         self._job = JobLimits(memory_bytes=self.limits.memory_bytes, max_processes=self.limits.max_processes,
                               max_file_bytes=self.limits.max_file_bytes)
-        log = open(scratch.parent / f"{scratch.name}.log", "wb")
+        self._log = Path(self._scratch.name) / "zygote.log"
         started = threading.Event()
         failure: list[BaseException] = []
 
         def keep() -> None:
             try:
-                self._proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                              cwd=scratch, env=inside_env(spec, sandbox=True, layout=layout),
-                                              preexec_fn=self._job.preexec, pass_fds=(theirs.fileno(),),
-                                              start_new_session=True)
+                with open(self._log, "wb") as log:
+                    self._proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                                  cwd=scratch, env=inside_env(spec, sandbox=True, layout=layout),
+                                                  preexec_fn=self._job.preexec, pass_fds=(theirs.fileno(),),
+                                                  start_new_session=True)
             except BaseException as exc:  # noqa: BLE001 - handed to the thread that waits for the start
                 failure.append(exc)
                 started.set()
@@ -122,8 +129,9 @@ class WarmEvaluator:
         threading.Thread(target=keep, name="warm-evaluator-zygote", daemon=True).start()
         started.wait()
         theirs.close()
-        log.close()
+        self._sock = ours
         if failure:
+            self._stop_zygote()
             raise failure[0]
         ours.settimeout(_START_SECONDS)
         try:
@@ -132,11 +140,22 @@ class WarmEvaluator:
             hello = b""
         ours.settimeout(None)
         if hello != b"warm":
-            tail = Path(log.name).read_text(errors="replace")[-2000:]
+            tail = self._log.read_text(errors="replace")[-2000:]
             self._stop_zygote()
             raise RuntimeError(f"the warm evaluator did not start: {tail}")
-        self._sock, self._log = ours, Path(log.name)
         self.starts += 1
+        self._rehearse()
+
+    def _rehearse(self) -> None:
+        """One child through the whole isolation before any submission: a host where it cannot work (user
+        namespaces refused, a mount that cannot be made read-only) is found here, and measured the cold way."""
+        script = Path(self._scratch.name) / "rehearsal.py"
+        script.write_text("print('isolated')\n")
+        result = self._run({"script": []}, script, self.limits, 1)
+        if not result.started or result.header != {"script_exit": 0, "sizes": []} or "isolated" not in result.log:
+            self._stop_zygote()
+            raise RuntimeError(f"the warm evaluator's children cannot be isolated here: "
+                               f"{result.problem or result.log[-500:] or result.header}")
 
     def _alive(self) -> bool:
         return self._proc is not None and self._proc.poll() is None and self._sock is not None
@@ -155,12 +174,19 @@ class WarmEvaluator:
             self._job.close()
             self._job = None
         if self._scratch is not None:
-            self._scratch.cleanup()
+            self._scratch.cleanup()  # the log and the rehearsal with it
             self._scratch = None
 
     def close(self) -> None:
         with self._lock:
             self._stop_zygote()
+
+    def retire(self) -> None:
+        """Close now if idle, else when the evaluations in flight end (they are not cut short)."""
+        with self._lock:
+            self._retired = True
+            if self._users == 0:
+                self._stop_zygote()
 
     def zygote_pid(self) -> Optional[int]:
         return self._proc.pid if self._proc is not None else None
@@ -180,10 +206,27 @@ class WarmEvaluator:
                 except (RuntimeError, OSError) as exc:
                     self.failed = str(exc)
                     raise
-            sock = self._sock
+            self._users += 1
+        try:
+            result = self._run(job, model_file, limits, cpus)
+        finally:
+            with self._lock:
+                self._users -= 1
+                if self._retired and self._users == 0:
+                    self._stop_zygote()
+        if result.setup_failed:  # the grader's isolation, not the submission: every later one would fail alike
+            with self._lock:
+                self.failed = result.problem
+        return result
+
+    def _run(self, job: dict, model_file: Path, limits: RunLimits, cpus: int) -> WarmResult:
+        sock = self._sock
+        if sock is None:
+            return WarmResult(None, problem="the warm evaluator was closed", started=False)
         with JobLimits(memory_bytes=limits.memory_bytes, max_processes=limits.max_processes,
                        max_file_bytes=limits.max_file_bytes, cpus=cpus) as cgroup:
             message = dict(job, cpus=cpus, file_bytes=limits.max_file_bytes,
+                           cpu_seconds=int(limits.eval_seconds * cpus) + 10,
                            rlimit_memory=None if cgroup.hierarchy is not None else limits.memory_bytes)
             result_r, result_w = os.pipe()
             log_r, log_w = os.pipe()
@@ -191,9 +234,14 @@ class WarmEvaluator:
             control.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
             model_fd = os.open(model_file, os.O_RDONLY)
             try:
-                with self._lock:
+                with self._send:
                     socket.send_fds(sock, [json.dumps(message).encode()],
                                     [model_fd, result_w, log_w, control_child.fileno()])
+            except OSError as exc:
+                for fd in (result_r, log_r):
+                    os.close(fd)
+                control.close()
+                return WarmResult(None, problem=f"the warm evaluator's zygote is gone ({exc})", started=False)
             finally:
                 for fd in (model_fd, result_w, log_w):
                     os.close(fd)
@@ -204,10 +252,16 @@ class WarmEvaluator:
                     return WarmResult(None, problem="the evaluation process did not start (the warm evaluator's "
                                                     f"zygote {'died' if not self._alive() else 'did not answer'})",
                                       started=False)
-                cgroup.adopt(pid)
-                control.send(b"go")
-                return _collect(result, log, control, pid, cgroup, time.monotonic() + limits.eval_seconds)
-
+                try:
+                    pidfd = os.pidfd_open(pid)  # signals reach this process, never one that later reuses its PID
+                except OSError:
+                    return WarmResult(None, problem="the evaluation process ended before it started", started=False)
+                try:
+                    cgroup.adopt(pid)
+                    control.send(b"go")
+                    return _collect(result, log, control, pidfd, cgroup, time.monotonic() + limits.eval_seconds)
+                finally:
+                    os.close(pidfd)
 
     def run_script(self, script: Path, argv: list[str], *, limits: RunLimits) -> WarmResult:
         """Run a Python file where a model would be measured, with the same isolation and limits (for the tests that
@@ -232,9 +286,9 @@ def _ready_pid(control: socket.socket) -> Optional[int]:
     return None
 
 
-def _collect(result, log, control: socket.socket, pid: int, cgroup: JobLimits, deadline: float) -> WarmResult:
+def _collect(result, log, control: socket.socket, pidfd: int, cgroup: JobLimits, deadline: float) -> WarmResult:
     """Read the child's result and output until both end and its parent reports; kill it all at the deadline."""
-    data, output, status = bytearray(), bytearray(), None
+    data, output, report = bytearray(), bytearray(), {}
     timed_out = False
     with selectors.DefaultSelector() as sel:
         sel.register(result, selectors.EVENT_READ, "result")
@@ -244,13 +298,15 @@ def _collect(result, log, control: socket.socket, pid: int, cgroup: JobLimits, d
             left = deadline - time.monotonic()
             if left <= 0:
                 timed_out = True
-                _kill(pid, cgroup)
+                _kill(pidfd, cgroup)
                 break
             for key, _ in sel.select(min(left, 1.0)):
-                if key.data == "control":
-                    message = control.recv(4096)
-                    if message:
-                        status = json.loads(message).get("exit")
+                if key.data == "control":  # written by the trusted parent only
+                    message = control.recv(8192)
+                    try:
+                        report = json.loads(message) if message else {}
+                    except ValueError:
+                        report = {}
                     sel.unregister(control)
                     continue
                 chunk = os.read(key.fileobj.fileno(), 1 << 16)
@@ -258,36 +314,46 @@ def _collect(result, log, control: socket.socket, pid: int, cgroup: JobLimits, d
                     sel.unregister(key.fileobj)
                 elif key.data == "result":
                     if len(data) + len(chunk) > _MAX_RESULT_BYTES:
-                        _kill(pid, cgroup)
+                        _kill(pidfd, cgroup)
                         return WarmResult(None, problem="the evaluation wrote more than the predictions can be")
                     data += chunk
                 else:
                     output = (output + chunk)[-_MAX_LOG_BYTES:]
     text = output.decode("utf-8", "replace")
+    setup = report.get("setup")
+    if not timed_out and setup != "ok":  # the isolation failed before the model was read: nothing was measured
+        return WarmResult(None, log=text, problem=f"the warm evaluator could not isolate the child: {setup}",
+                          started=False, setup_failed=True)
     header, arrays, problem = _parse(bytes(data))
-    return WarmResult(header, arrays, text, status, timed_out, cgroup.memory_exceeded(text), problem)
+    return WarmResult(header, arrays, text, report.get("exit"), timed_out, cgroup.memory_exceeded(text), problem)
 
 
-def _kill(pid: int, cgroup: JobLimits) -> None:
+def _kill(pidfd: int, cgroup: JobLimits) -> None:
     try:
-        os.kill(pid, signal.SIGKILL)  # its child (PID 1 of the namespace) follows by PR_SET_PDEATHSIG
+        signal.pidfd_send_signal(pidfd, signal.SIGKILL)  # its child (PID 1 of the namespace) follows by PDEATHSIG
     except ProcessLookupError:
         pass
     cgroup.kill_all()
 
 
 def _parse(data: bytes) -> tuple[Optional[dict], list[np.ndarray], Optional[str]]:
+    """The child's result: untrusted bytes, so anything malformed is a problem to report, never an exception."""
     if len(data) < 8:
         return None, [], "the evaluation process ended without a result"
     (size,) = struct.unpack("<Q", data[:8])
     try:
         header = json.loads(data[8:8 + size])
+        if not isinstance(header, dict) or not isinstance(header.get("sizes", []), list):
+            raise ValueError("not a result header")
         arrays, offset = [], 8 + size
         for length in header.get("sizes", []):
-            arrays.append(np.load(io.BytesIO(data[offset:offset + length]), allow_pickle=False))
-            offset += length
-    except (ValueError, TypeError, OSError) as exc:
-        return None, [], f"the evaluation's result could not be read: {exc}"
+            array = np.load(io.BytesIO(data[offset:offset + int(length)]), allow_pickle=False)
+            if array.dtype.kind not in "iu" or array.ndim != 1:
+                raise ValueError(f"predictions of type {array.dtype} and shape {array.shape}")
+            arrays.append(array)
+            offset += int(length)
+    except Exception as exc:  # noqa: BLE001 - whatever the bytes are, the submission gets a message, not a crash
+        return None, [], f"the evaluation's result could not be read: {exc.__class__.__name__}: {exc}"
     return header, arrays, None
 
 
@@ -306,7 +372,7 @@ def shared(images: Path, unseen: Optional[Path], limits: RunLimits) -> WarmEvalu
         evaluator = _SHARED.pop(key, None) or WarmEvaluator(images, unseen, limits=limits)
         _SHARED[key] = evaluator  # most recently used last
         while len(_SHARED) > _KEEP:
-            _SHARED.pop(next(iter(_SHARED))).close()
+            _SHARED.pop(next(iter(_SHARED))).retire()  # evaluations in flight finish first
         return evaluator
 
 

@@ -91,6 +91,8 @@ def serve(sock: socket.socket, images, unseen) -> None:
             if pid == 0:
                 try:
                     _trusted_child(sock, job, fds, images, unseen)
+                except BaseException:  # noqa: BLE001 - the grader's own failure: into the zygote's log
+                    traceback.print_exc()
                 finally:
                     os._exit(70)
         except Exception:  # the host's message, not a submission: say it and go on serving
@@ -101,7 +103,8 @@ def serve(sock: socket.socket, images, unseen) -> None:
 
 
 def _trusted_child(sock: socket.socket, job: dict, fds: list[int], images, unseen) -> None:
-    """Between the zygote and the submission: hands its PID to the host, makes the namespaces, waits for the end."""
+    """Between the zygote and the submission: hands its PID to the host, makes the namespaces, waits for the end,
+    and reports how the set-up went (told by its child before any untrusted code ran) and how the child ended."""
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     sock.close()
     model_fd, result_fd, log_fd, control_fd = fds
@@ -109,28 +112,42 @@ def _trusted_child(sock: socket.socket, job: dict, fds: list[int], images, unsee
     control.send(b"ready")  # the host reads this process's PID from the credentials and adopts it into a cgroup
     if control.recv(16) != b"go":
         os._exit(0)
-    nested.enter_namespaces()
+    try:
+        nested.enter_namespaces()
+    except OSError as exc:
+        control.send(json.dumps({"exit": None, "setup": f"making the namespaces: {exc}"}).encode())
+        os._exit(0)
+    told, tell = os.pipe()
     pid = os.fork()
     if pid == 0:
         control.close()
+        os.close(told)
         try:
-            _measure_child(job, model_fd, result_fd, log_fd, images, unseen)
+            _measure_child(job, model_fd, result_fd, log_fd, tell, images, unseen)
         finally:
             os._exit(71)
-    for fd in (model_fd, result_fd, log_fd):
+    for fd in (model_fd, result_fd, log_fd, tell):
         os.close(fd)
+    setup = b""
+    while len(setup) < 4096:  # "ok", or why the set-up failed; nothing if it died first
+        chunk = os.read(told, 4096)
+        if not chunk:
+            break
+        setup += chunk
+    os.close(told)
     _, status = os.waitpid(pid, 0)
-    control.send(json.dumps({"exit": os.waitstatus_to_exitcode(status)}).encode())
+    control.send(json.dumps({"exit": os.waitstatus_to_exitcode(status),
+                             "setup": setup.decode("utf-8", "replace") or "the child died in its set-up"}).encode())
     os._exit(0)
 
 
-def _measure_child(job: dict, model_fd: int, result_fd: int, log_fd: int, images, unseen) -> None:
-    """PID 1 of its own namespaces: the only process that touches the submission's model."""
+def _set_up(job: dict, model_fd: int, result_fd: int, log_fd: int, tell: int) -> None:
+    """Output to its own pipe, no descriptor but its own, its own mounts, no capabilities, its limits."""
     os.dup2(log_fd, 1)
     os.dup2(log_fd, 2)
     sys.stdout = io.TextIOWrapper(os.fdopen(1, "wb", buffering=0), write_through=True)
     sys.stderr = sys.stdout
-    keep = {0, 1, 2, model_fd, result_fd}
+    keep = {0, 1, 2, model_fd, result_fd, tell}
     for name in os.listdir("/proc/self/fd"):
         fd = int(name)
         if fd not in keep:
@@ -138,7 +155,7 @@ def _measure_child(job: dict, model_fd: int, result_fd: int, log_fd: int, images
                 os.close(fd)
             except OSError:
                 pass
-    nested.isolate_filesystem(job.get("tmp_bytes", 256 << 20))
+    nested.isolate(job.get("tmp_bytes", 256 << 20))
     os.chdir("/tmp")  # the only writable folder: its own
     os.setsid()
     nested.prctl(nested.PR_SET_PDEATHSIG, signal.SIGKILL)  # its trusted parent killed: it goes too
@@ -147,6 +164,20 @@ def _measure_child(job: dict, model_fd: int, result_fd: int, log_fd: int, images
         resource.setrlimit(resource.RLIMIT_FSIZE, (job["file_bytes"], job["file_bytes"]))
     if job.get("rlimit_memory"):  # no cgroup on this host: the memory limit is the address space
         resource.setrlimit(resource.RLIMIT_AS, (job["rlimit_memory"], job["rlimit_memory"]))
+    if job.get("cpu_seconds"):  # a clock its parent's death cannot stop: CPU time, counted by the kernel
+        resource.setrlimit(resource.RLIMIT_CPU, (job["cpu_seconds"], job["cpu_seconds"] + 5))
+
+
+def _measure_child(job: dict, model_fd: int, result_fd: int, log_fd: int, tell: int, images, unseen) -> None:
+    """PID 1 of its own namespaces: the only process that touches the submission's model. It tells its trusted
+    parent on `tell` whether its set-up worked, and closes that pipe, before it reads the model."""
+    try:
+        _set_up(job, model_fd, result_fd, log_fd, tell)
+    except Exception as exc:  # the grader's set-up, not the submission: the host measures it another way
+        os.write(tell, f"{exc.__class__.__name__}: {exc}".encode()[:4000])
+        os._exit(72)
+    os.write(tell, b"ok")
+    os.close(tell)
     import torch
 
     torch.set_num_threads(max(1, int(job.get("cpus", 1))))

@@ -190,7 +190,9 @@ def build_argv(argv: Sequence[str], spec: SandboxSpec, *, bwrap: str = "bwrap", 
     # uid write sysctls and IRQ settings by their owner bits. bwrap makes these read-only only where the folder
     # itself is writable, which /proc/sys (0555) is not: bound read-only here, kernel.core_pattern (a path the
     # kernel runs as root on a crash) and vm.drop_caches among them stay out of reach.
-    for entry in _PROC_READ_ONLY:
+    # (Not for a zygote: trusted, it lets each child write its own user.max_user_namespaces before that child covers
+    # /proc and drops every capability; see grader.sandbox.nested.)
+    for entry in _PROC_READ_ONLY if not spec.nested_namespaces else ():
         if os.path.exists(f"/proc/{entry}"):
             out += ["--ro-bind", f"/proc/{entry}", f"/proc/{entry}"]
     out += ["--dev", "/dev"]

@@ -7,9 +7,13 @@ per submission. Bubblewrap's namespaces are shared by everything the zygote fork
   user, mount, PID, network, IPC and UTS namespace. The process that runs the model is forked after it, so it is
   PID 1 of a namespace where neither the zygote nor any other submission has a PID: it cannot signal, trace or
   wait for them. A new network namespace has no interfaces and its own abstract sockets.
-- `isolate_filesystem()` (in that PID 1): every writable mount it inherited becomes read-only, and /tmp, /dev/shm
-  and /proc are fresh, empty tmpfs mounts of its own. Nothing it writes can be read by another child, and the
-  zygote's /proc entries (oom_score_adj, comm) are out of sight.
+- `isolate()` (in that PID 1): every writable mount it inherited becomes read-only, and /tmp, /dev/shm and /proc
+  are fresh, empty tmpfs mounts of its own. Nothing it writes can be read by another child, and the zygote's /proc
+  entries (oom_score_adj, comm) are out of sight. Then it gives up what made that possible: it may create no user
+  namespace (user.max_user_namespaces 0 in its own, as bwrap's --disable-userns does), it drops every capability
+  from all its sets and the bounding set, and sets no_new_privs. Without capabilities it cannot unmount the covers,
+  remount anything writable, mount a cgroup file system to lift its limits, or make a namespace in which it would
+  have them again.
 
 Linux only; the calls are made through libc with ctypes (the standard library has no unshare(2) or mount(2)).
 """
@@ -43,6 +47,11 @@ MS_STRICTATIME = 1 << 24
 
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
+PR_CAPBSET_DROP = 24
+PR_SET_NO_NEW_PRIVS = 38
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+_CAPABILITY_VERSION_3 = 0x20080522
 
 # The per-mount flags a bind remount must repeat: leaving out one the mount has would try to clear it, which a
 # user namespace may not do to a mount it inherited (EPERM).
@@ -122,17 +131,42 @@ def to_make_read_only(found: list[Mount]) -> list[Mount]:
     return [m for m in found if m.writable and not any(_under(m.point, fresh) for fresh in FRESH)]
 
 
-def isolate_filesystem(tmp_bytes: int) -> None:
-    """In the new mount namespace: nothing writable that anyone else can see, and /tmp, /dev/shm and /proc fresh."""
+def isolate(tmp_bytes: int) -> None:
+    """In the new mount namespace: nothing writable that anyone else can see; /tmp, /dev/shm and /proc fresh; then
+    no user namespaces, no capabilities, no new privileges. Call it before any untrusted code runs."""
     libc = _libc()
     with open("/proc/self/mountinfo") as f:
         found = mounts(f.read())
+    with open("/proc/sys/kernel/cap_last_cap") as f:
+        last_cap = int(f.read())
     _check(libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "making mounts private")
     for mount in to_make_read_only(found):
         _check(libc.mount(None, mount.point.encode(), None, MS_REMOUNT | MS_BIND | MS_RDONLY | mount.flags, None),
                f"remounting {mount.point} read-only")
+    with open("/proc/sys/user/max_user_namespaces", "w") as f:  # this namespace's own limit: none below it
+        f.write("0")
     size = f"size={tmp_bytes},mode=1777".encode()
     _check(libc.mount(b"tmpfs", b"/tmp", b"tmpfs", MS_NOSUID | MS_NODEV, size), "mounting /tmp")
     _check(libc.mount(b"tmpfs", b"/dev/shm", b"tmpfs", MS_NOSUID | MS_NODEV, size), "mounting /dev/shm")
     _check(libc.mount(b"tmpfs", b"/proc", b"tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, b"size=4k"),
            "covering /proc")
+    drop_capabilities(last_cap)
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+
+def drop_capabilities(last_cap: int) -> None:
+    """No capability left in any set, none to gain back (bounding set empty, no_new_privs)."""
+    libc = _libc()
+    _check(libc.prctl(PR_CAP_AMBIENT, ctypes.c_ulong(PR_CAP_AMBIENT_CLEAR_ALL), 0, 0, 0), "clearing ambient capabilities")
+    for cap in range(last_cap + 1):
+        _check(libc.prctl(PR_CAPBSET_DROP, ctypes.c_ulong(cap), 0, 0, 0), f"dropping capability {cap}")
+    header, data = _CapHeader(_CAPABILITY_VERSION_3, 0), (_CapData * 2)()
+    _check(libc.capset(ctypes.byref(header), data), "dropping capabilities")
+    prctl(PR_SET_NO_NEW_PRIVS, 1)
