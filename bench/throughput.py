@@ -149,6 +149,9 @@ def timed(what: Callable[[], int]) -> tuple[float, int]:
     return time.monotonic() - started, count
 
 
+CPUS: Optional[int] = None  # --cpus: every job's budget fixed (None: the cores shared by the jobs at once)
+
+
 def grade(source: Path, out: Path, mode: str, *, executor: str = "local", jobs: Optional[int] = None,
           address: Optional[str] = None, gpu: Optional[bool] = False, jobs_per_gpu: Optional[int] = None,
           expect: Optional[int] = None) -> tuple[float, int]:
@@ -157,6 +160,8 @@ def grade(source: Path, out: Path, mode: str, *, executor: str = "local", jobs: 
     options = options_for(rubric, **overrides)
     if jobs_per_gpu:
         options = options.with_(limits=options.limits.model_copy(update={"jobs_per_gpu": jobs_per_gpu}))
+    if CPUS:
+        options = options.with_(limits=options.limits.model_copy(update={"cpus": CPUS}))
     data = prepare_test_data(options.data)
     warm.close_all()  # every run pays its own zygote's start
 
@@ -200,8 +205,13 @@ def main() -> int:
     parser.add_argument("--skip-ray", action="store_true", help="no Ray runs")
     parser.add_argument("--skip-cold", action="store_true", help="no fresh-sandbox-per-submission run")
     parser.add_argument("--skip-evaluate", action="store_true", help="execute mode only")
+    parser.add_argument("--cpus", type=int, help="fix every job's CPU budget (default: the cores shared by the "
+                                                 "jobs at once, so --jobs 1 uses every core)")
     args = parser.parse_args()
-    print(f"Device: {device()}\n", flush=True)
+    global CPUS
+    CPUS = args.cpus
+    print(f"Device: {device()}", flush=True)
+    print(f"CPU budget per job: {f'{CPUS} (--cpus)' if CPUS else 'the cores shared by the jobs at once'}\n", flush=True)
     with tempfile.TemporaryDirectory(prefix="mnist-grader-throughput-") as tmp:
         root = Path(tmp)
         source = evaluate_class(root, args.copies)
@@ -210,15 +220,17 @@ def main() -> int:
         print("| run | submissions | seconds | per minute | ratio |\n|---|---|---|---|---|", flush=True)
         if not args.skip_evaluate:
             cores = os.cpu_count() or 1
-            bare = bare_compute(models, cpus=cores)
-            row(f"evaluate: bare compute (1 process, torch imported once, {cores} threads: --jobs 1's budget)",
+            one, two = (CPUS, CPUS) if CPUS else (cores, max(1, cores // 2))  # threads per job at --jobs 1, 2
+            bare = bare_compute(models, cpus=one)
+            row(f"evaluate: bare compute (1 process, torch imported once, {one} thread(s): --jobs 1's budget)",
                 bare, n)
             jobs1, _ = grade(source, root / "o-jobs1", "evaluate", jobs=1, expect=n)
-            row(f"evaluate: warm, --jobs 1 ({cores} threads)", jobs1, n, bare, "bare compute")
+            row(f"evaluate: warm, --jobs 1 ({one} thread(s))", jobs1, n, bare, "bare compute")
             jobs2, _ = grade(source, root / "o-jobs2", "evaluate", jobs=2, expect=n)
-            row(f"evaluate: warm, --jobs 2 ({max(1, cores // 2)} thread(s) each)", jobs2, n, jobs1, "--jobs 1")
-            bare1 = bare_compute(models, cpus=1)
-            row("evaluate: bare compute, 1 thread", bare1, n, bare, f"bare compute at {cores} threads")
+            row(f"evaluate: warm, --jobs 2 ({two} thread(s) each)", jobs2, n, jobs1, "--jobs 1")
+            if one != 1:
+                bare1 = bare_compute(models, cpus=1)
+                row("evaluate: bare compute, 1 thread", bare1, n, bare, f"bare compute at {one} threads")
             if not args.skip_ray:
                 import ray
 
