@@ -28,10 +28,12 @@ from nbformat.v4 import new_code_cell, new_notebook
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from grader.execute.job import Limits, execute_notebook  # noqa: E402
+from grader.execute.job import execute_notebook  # noqa: E402
+from grader.settings import RunLimits as Limits  # noqa: E402
 from grader.data.staging import staged_root  # noqa: E402
 from grader.data.fetch import ensure_mnist  # noqa: E402
 from grader.pipeline import Options, grade_facts  # noqa: E402
+from grader.verdict import Outcome, decide  # noqa: E402
 
 NET = ("# model\nimport torch, torch.nn as nn, torch.nn.functional as F\n"
        "model = nn.Sequential(nn.Conv2d(1, 16, 3), nn.ReLU(), nn.BatchNorm2d(16), nn.MaxPool2d(2),\n"
@@ -69,7 +71,8 @@ def time_grader(nb: nbformat.NotebookNode, staged: Path, data: Path) -> tuple[fl
         execution = execute_notebook(nb, jobdir=Path(tmp), staged=staged, mnist_roots=("../data",),
                                      variable="model", limits=Limits(wall_seconds=900))
         executed = time.perf_counter() - start
-        assert execution.verdict.kind == "ok", execution.verdict.message
+        verdict = decide(Outcome(execution=execution, limits=Limits(wall_seconds=900)))
+        assert verdict.kind == "ok", verdict.message
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench.ipynb"
         nbformat.write(nb, str(path))

@@ -29,6 +29,8 @@ from typing import Mapping, Optional
 
 from datasketch import MinHash
 
+from grader import pysyntax
+
 SHINGLE = 8
 THRESHOLD = 0.85
 TEMPLATE_CLASS = 10  # from this class size on, shingles most submissions share are the course's template
@@ -69,7 +71,7 @@ def _bound_names(code: str) -> set[str]:
     """Names the code binds itself: what a copier renames."""
     names: set[str] = set()
     try:
-        tree = ast.parse(code)
+        tree = pysyntax.parse(code)
     except SyntaxError:
         return names
     for node in ast.walk(tree):

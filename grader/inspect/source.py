@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass
 from typing import Iterable, Optional, Sequence
 
+from grader import pysyntax
+
 # Cell magics whose body is shell, or another language; every other body is Python
 # (`%%time`, `%%capture`, `%%writefile model.py`, ...).
 _SHELL_MAGICS = frozenset({"bash", "sh", "script", "system", "sx"})
@@ -159,7 +161,7 @@ def source_facts(cells: Sequence[CellLines]) -> SourceFacts:
 def parse_python(source: str) -> Optional[ast.Module]:
     """The syntax tree of a cell's Python part; None where it does not parse."""
     try:
-        return ast.parse(source)
+        return pysyntax.parse(source)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return None
 

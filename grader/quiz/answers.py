@@ -18,6 +18,7 @@ from typing import Any, Mapping
 
 import yaml
 
+from grader import pysyntax
 from grader.errors import GraderError
 
 FORMATS = ("yaml", "json", "csv", "ipynb")
@@ -206,7 +207,7 @@ def _cell_answers(text: str, where: str) -> Mapping[str, Any]:
     except yaml.YAMLError:
         pass
     try:
-        tree = ast.parse(text)
+        tree = pysyntax.parse(text)
     except SyntaxError:
         tree = None
     for node in ast.walk(tree) if tree else ():
