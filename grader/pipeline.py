@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-import traceback
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Optional
@@ -18,6 +17,7 @@ from typing import Callable, Optional
 import nbformat
 import numpy as np
 
+from grader import pysyntax
 from grader.data.preprocess import COURSE_PREPROCESS
 from grader.data.staging import TestData, prepare_test_data
 from grader.errors import GraderError
@@ -62,7 +62,7 @@ def grade_facts(path: Path, options: Options, progress: Progress = _quiet, *, mo
         raise
     except Exception as exc:  # a grader bug on one odd submission: that student gets a clear verdict
         return Facts(grading=graded, verdict=decide(Outcome(grader_error=f"{exc.__class__.__name__}: {exc}",
-                                                            grader_traceback=traceback.format_exc()[-2000:])))
+                                                            grader_traceback=pysyntax.format_exc()[-2000:])))
 
 
 def _stages(path: Path, options: Options, progress: Progress, model_file: Optional[Path],

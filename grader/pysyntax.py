@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import threading
+import traceback
 
 _LOCK = threading.Lock()
 
@@ -18,3 +19,10 @@ def parse(source: str) -> ast.Module:
     """`ast.parse(source)`, serialised across threads; raises what ast.parse raises (SyntaxError, ValueError, ...)."""
     with _LOCK:
         return ast.parse(source)
+
+
+def format_exc() -> str:
+    """`traceback.format_exc()` under the same lock: on 3.11 formatting a traceback parses its source lines (to
+    place the `^^^` marks), so a thread formatting one would race the threads that parse."""
+    with _LOCK:
+        return traceback.format_exc()

@@ -79,3 +79,12 @@ def test_the_grader_parses_python_only_through_pysyntax():
               for number, line in enumerate(path.read_text().splitlines(), 1)
               if re.search(r"\bast\.parse\(", line)]
     assert direct == [], f"ast.parse called directly (not thread-safe on CPython 3.11): {direct}"
+
+
+def test_a_traceback_is_formatted_under_the_same_lock():
+    try:
+        raise ValueError("odd submission")
+    except ValueError:
+        text = pysyntax.format_exc()
+    assert "ValueError: odd submission" in text and 'raise ValueError("odd submission")' in text
+    assert isinstance(pysyntax.parse("y = 2"), ast.Module)  # the lock was released

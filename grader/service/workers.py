@@ -12,10 +12,10 @@ import os
 import socket
 import threading
 import time
-import traceback
 import uuid
 from typing import Callable, Optional
 
+from grader import pysyntax
 from grader.errors import GraderError
 from grader.service.store import Job, Outcome, Store
 
@@ -82,7 +82,7 @@ class WorkerPool:
         except GraderError as err:  # the server's set-up (no MNIST, no bubblewrap): every job would fail alike
             settled = self.store.fail(job, self.owner, f"the grader could not run: {err.render()}")
         except Exception as exc:
-            log.error("grading %s failed:\n%s", job.id, traceback.format_exc())
+            log.error("grading %s failed:\n%s", job.id, pysyntax.format_exc())
             settled = self.store.fail(job, self.owner, f"internal error while grading: {exc.__class__.__name__}: "
                                                        f"{exc}; the server log has the details")
         else:
