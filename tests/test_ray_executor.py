@@ -52,13 +52,19 @@ def evaluate_options(real_mnist_dir):
 
 
 @pytest.fixture(scope="module")
-def local_gradebook(klass, evaluate_options, tmp_path_factory, bwrap) -> str:
+def local_results(klass, evaluate_options, tmp_path_factory, bwrap) -> tuple[list, str]:
+    """The class graded by the local pool: its results and its gradebook, what Ray must give."""
     rubric, options = evaluate_options
     out = tmp_path_factory.mktemp("local-out")
     with executor_for("local", jobs=2, options=options) as executor:
         results = list(grade_class(klass, rubric, options, out=out, executor=executor))
     assert len(results) == 9
-    return write_outputs(results, out).read_text()
+    return results, write_outputs(results, out).read_text()
+
+
+@pytest.fixture(scope="module")
+def local_gradebook(local_results) -> str:
+    return local_results[1]
 
 
 def _grade_with_ray(klass, rubric, options, out):
@@ -67,19 +73,21 @@ def _grade_with_ray(klass, rubric, options, out):
     return results, write_outputs(results, out).read_text()
 
 
-def _why_not_ok(results) -> str:
-    """The verdicts that are not `ok`, with their messages (what a failed comparison should show)."""
-    return "\n".join(f"{r.student}: {r.facts.verdict.kind}: {r.facts.verdict.message}\n{r.facts.verdict.output_tail or ''}"
+def _why_not_ok(ray_results, local_results) -> str:
+    """The verdicts that are not `ok` on either side, with their messages (what a failed comparison should show)."""
+    return "\n".join(f"{side} {r.student}: {r.facts.verdict.kind}: {r.facts.verdict.message}\n"
+                     f"{r.facts.verdict.output_tail or ''}"
+                     for side, results in (("ray", ray_results), ("local", local_results[0]))
                      for r in results if r.facts.verdict.kind != "ok")
 
 
 def test_a_class_graded_as_ray_tasks_gives_the_local_gradebook(local_ray, klass, evaluate_options, local_gradebook,
-                                                             tmp_path):
+                                                             local_results, tmp_path):
     rubric, options = evaluate_options
     results, gradebook = _grade_with_ray(klass, rubric, options, tmp_path)
     assert sorted(r.student for r in results) == sorted({r.student for r in results})
     assert len(results) == 9 and not any(r.cached for r in results)
-    assert gradebook == local_gradebook, _why_not_ok(results)
+    assert gradebook == local_gradebook, _why_not_ok(results, local_results)
     assert {r.facts.verdict.kind for r in results} == {"ok"}
     # the driver cached every result: a second run through Ray runs nothing
     again, gradebook_again = _grade_with_ray(klass, rubric, options, tmp_path)
@@ -93,7 +101,7 @@ def _grading_workers() -> list[int]:
 
 
 def test_a_killed_worker_is_retried_and_every_student_gets_one_result(local_ray, klass, evaluate_options,
-                                                                     local_gradebook, tmp_path):
+                                                                     local_gradebook, local_results, tmp_path):
     rubric, options = evaluate_options
     killed: list[int] = []
 
@@ -114,7 +122,7 @@ def test_a_killed_worker_is_retried_and_every_student_gets_one_result(local_ray,
     assert killed, f"no process titled {TASK_TITLE!r} appeared within 120 s: the test killed nothing"
     students = [r.student for r in results]
     assert len(students) == 9 and len(set(students)) == 9  # one result per submission, none twice
-    assert gradebook == local_gradebook, _why_not_ok(results)
+    assert gradebook == local_gradebook, _why_not_ok(results, local_results)
 
 
 def test_the_task_ships_no_test_data_and_names_the_environment_by_its_requirements(real_mnist_dir, bwrap):

@@ -8,7 +8,7 @@ The sandbox's environment already sizes the OpenMP / MKL / OpenBLAS / TensorFlow
 - DataLoader workers: with one core, num_workers runs with 0 (loading in the training loop's process: a worker
   would only add its pickling, 2.3 s more per epoch of a course net on full MNIST, measured); with c >= 2 cores,
   above c runs with c (a worker waits for the training step as often as it works: on 2 cores, 2 workers took
-  23-25 s an epoch where 1 took 26-28 s). Said once on stderr and in harness.json's `cpu_budget.notes`;
+  23.2-24.9 s an epoch where 1 took 25.6-27.5 s). Said once on stderr and in harness.json's `cpu_budget.notes`;
 - TensorFlow's pools through tf.config when Keras runs on that backend.
 
 Standard library only at module level; never raises into the student's code.
