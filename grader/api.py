@@ -51,6 +51,7 @@ from grader.rubric.load import load_rubric
 from grader.rubric.schema import Rubric
 from grader.rubric.score import score
 from grader.rubric.sheet import ScoreSheet
+from grader.sandbox.preflight import check_sandbox_starts
 from grader.settings import Options, RunLimits
 from grader.similarity import LookAlike, code_of, look_alikes
 from grader.verdict import Outcome, decide
@@ -311,7 +312,9 @@ def grade_class(source: Path, rubric: Rubric, options: Optional[Options] = None,
                 only: Optional[str] = None, deadline: Optional[str] = None) -> Iterator[Result]:
     """Grade every submission in a folder or LMS zip; yields each Result as it finishes.
 
-    Facts are cached in `out/.cache` (see grader.cache): unchanged submissions are only re-scored.
+    Facts are cached in `out/.cache` (see grader.cache): unchanged submissions are only re-scored; a submission
+    the grader failed on (verdict grader_failed) is not cached, so the next run grades it. Before anything runs,
+    one trivial sandbox is started here: GraderError when the machine cannot sandbox (local executors).
     MNIST is located and its test set loaded once for the class (or given as `data`). `executor` decides where submissions
     run (default: a local pool of `jobs` slots, one per core or GPU). `roster` (a CSV: Canvas's gradebook
     export, Moodle's grading worksheet, or id,name,...) names the students the file names do not.
@@ -378,6 +381,8 @@ def grade_class(source: Path, rubric: Rubric, options: Optional[Options] = None,
                 done = result(submission, hit[0], hit[1], cached=True)
             on_event("done", submission, done)
             yield done
+        if runnable and options.mode != "static" and options.sandbox and not getattr(executor, "remote", False):
+            check_sandbox_starts(options.limits)  # a machine that cannot sandbox stops here, not once per student
         items = _items(executor, runnable)
         run: Callable[..., tuple[Facts, float]] = task
         if getattr(executor, "remote", False):  # a remote task's start is not seen here: started once handed over
@@ -404,26 +409,47 @@ def _predictions(facts: Facts, labels: np.ndarray) -> Optional[np.ndarray]:
     return predictions
 
 
-def write_outputs(results: Iterable[Result], out: Path, *, data: Optional[TestData] = None) -> Path:
+Problem = Callable[[str, str], None]  # (student, what failed for that student in a class-level step)
+
+
+def _ignore(student: str, problem: str) -> None:
+    pass
+
+
+def write_outputs(results: Iterable[Result], out: Path, *, data: Optional[TestData] = None,
+                  on_problem: Problem = _ignore) -> Path:
     """Write each student's report.html, report.md, results.json and facts.json, and gradebook.csv; returns its path.
 
     The test images (for the misclassified digits) come from `data`, else from MNIST where the grader finds it
     when some result was measured; without them the reports leave the pictures of digits out.
+    One student never stops the class: a step that fails for one student (the look-alike comparison, its
+    reports) is told to `on_problem` and named in that student's `problems` cell; everyone else is written.
     """
     results = sorted(results, key=lambda r: r.student)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if data is None and any(r.facts.eval.accuracy is not None for r in results):
         data = prepare_test_data(None)
-    alike = look_alikes({r.student: r.code if r.code is not None else code_of(r.submission.path) for r in results})
+    problems: dict[str, list[str]] = {r.student: [] for r in results}
+
+    def problem(student: str, what: str) -> None:
+        problems[student].append(what)
+        on_problem(student, what)
+
+    alike = look_alikes({r.student: r.code if r.code is not None else code_of(r.submission.path) for r in results},
+                        on_problem=problem)
     for r in results:
-        write_student_reports(out, r.student, r.facts, r.sheet, execution_time=r.seconds, name=r.submission.name,
-                              notes=_look_alike_note(alike.get(r.student, [])),
-                              images=data.test.images if data else None, labels=data.labels if data else None,
-                              predictions=_predictions(r.facts, data.labels) if data else None)
+        try:
+            write_student_reports(out, r.student, r.facts, r.sheet, execution_time=r.seconds, name=r.submission.name,
+                                  notes=_look_alike_note(alike.get(r.student, [])),
+                                  images=data.test.images if data else None, labels=data.labels if data else None,
+                                  predictions=_predictions(r.facts, data.labels) if data else None)
+        except Exception as exc:
+            problem(r.student, f"reports not written ({exc.__class__.__name__}: {exc})"[:500])
     return write_gradebook(out / "gradebook.csv",
                            gradebook_rows([GradebookEntry(r.student, r.sheet, r.facts, r.submission.name,
-                                                          _similar_to(alike.get(r.student, [])))
+                                                          _similar_to(alike.get(r.student, [])),
+                                                          problems[r.student])
                                            for r in results]))
 
 
@@ -509,7 +535,8 @@ def write_lms_exports(results: Iterable[Result], out: Path, rubric: Rubric, *,
     if moodle_worksheet is not None:
         source = Path(moodle_worksheet)
         text = check_moodle_worksheet(source)
-        grades = [MoodleGrade(r.student, r.sheet.score, r.sheet.max_score, _feedback(r)) for r in results]
+        grades = [MoodleGrade(r.student, r.sheet.score, r.sheet.max_score, _feedback(r)) for r in results
+                  if r.sheet.score is not None]  # not graded: the row is left as Moodle wrote it
         filled, unmatched = fill_worksheet(text, grades)
         target_path = out / source.name
         with open(target_path, "w", encoding="utf-8", newline="") as fh:
@@ -523,16 +550,22 @@ def write_lms_exports(results: Iterable[Result], out: Path, rubric: Rubric, *,
                          "Feedback comments (and the offline grading worksheet) in the assignment's settings")
     moodle = [r for r in results if r.submission.lms == "moodle" or moodle_worksheet is not None]
     if moodle:
-        named = [r for r in moodle if r.submission.name and (out / r.student / "report.html").is_file()]
+        named = [r for r in moodle if r.submission.name and r.sheet.score is not None
+                 and (out / r.student / "report.html").is_file()]
         if named:
             path = out / "moodle-feedback.zip"
             with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
                 for r in named:
                     zf.write(out / r.student / "report.html", feedback_entry(r.submission.name, r.student))
             written["moodle_feedback"] = path
-        if len(named) < len(moodle):
-            notes.append("moodle-feedback.zip leaves out " + ", ".join(r.student for r in moodle if r not in named)
+        nameless = [r.student for r in moodle if not r.submission.name]
+        if nameless:
+            notes.append("moodle-feedback.zip leaves out " + ", ".join(nameless)
                          + ": no name known (Moodle matches on name and participant); give --roster")
+    not_graded = [r.student for r in results if r.sheet.score is None]
+    if not_graded and written:
+        notes.append(f"{', '.join(not_graded)}: not graded (the grader failed), so left blank in every file for "
+                     "the LMS; grade again once the grader works")
     return LmsExports(written, notes)
 
 

@@ -4,7 +4,8 @@ The facts of a submission are cached under the hash of its content and of the
 settings that decide what a run measures (mode, limits, model variable, grader
 version, facts schema). Scoring is pure and cheap, so a changed rubric re-scores
 every cached submission without running anything again; a changed file runs
-only that file.
+only that file. Facts of a submission the grader failed on (`grader_failed`: the
+machine, not the file) are never kept, so the next run grades it again.
 """
 
 from __future__ import annotations
@@ -48,6 +49,9 @@ class FactsCache:
             return None
 
     def put(self, key: str, facts: Facts, seconds: float) -> None:
+        """Keep the facts for `key`; not when the grader failed (they say nothing about the submission)."""
+        if not facts.verdict.graded:
+            return
         self.folder.mkdir(parents=True, exist_ok=True)
         # a temporary name of its own: two students who handed in the same bytes share a key, graded at once
         handle, name = tempfile.mkstemp(prefix=f"{key}.", suffix=".tmp", dir=self.folder)

@@ -151,9 +151,12 @@ class EvalFacts(_Section):
                                                           "over 1 point is flagged: it fits MNIST's test set, not digits")
 
 
+# grader_failed: the machine (a sandbox that never started, a cgroup, a grader error), not the submission: it
+# scores nothing, is never cached and leaves the student blank in the LMS. sandbox_error is what earlier versions
+# said for the same (facts stored by them still read); nothing decides it now.
 VerdictKind = Literal[
     "ok", "timeout", "memory", "crash", "no_model", "bad_model", "invalid_notebook",
-    "output_limit", "missing_module", "sandbox_error", "disk", "not_exportable", "lookup",
+    "output_limit", "missing_module", "sandbox_error", "disk", "not_exportable", "lookup", "grader_failed",
 ]
 
 
@@ -165,6 +168,11 @@ class VerdictFacts(_Section):
         None, description="code cells (counted from 1) that raised an error while the rest of the notebook went on "
                           "(from the run; in evaluate mode, from the saved outputs)")
     output_tail: Optional[str] = None
+
+    @property
+    def graded(self) -> bool:
+        """False when the grader failed (`grader_failed`): nothing about the submission was established."""
+        return self.kind != "grader_failed"
 
 
 class QuizFacts(_Section):

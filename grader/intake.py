@@ -86,6 +86,12 @@ def digest(path: Path) -> str:
     return sha.hexdigest()
 
 
+def _readable(name: str) -> str:
+    """A file name as text: bytes that are not UTF-8 (which Python reads as lone surrogates) become U+FFFD, so the
+    id and the name taken from it can be written into reports and CSV files; the file is still opened by its path."""
+    return "".join("\ufffd" if "\ud800" <= ch <= "\udfff" else ch for ch in name)
+
+
 def student_id(name: str, pattern: str) -> str:
     match = re.search(pattern, name)
     if match and match.groupdict().get("id"):
@@ -148,7 +154,7 @@ def discover(root: Path, pattern: str = DEFAULT_ID_PATTERN) -> list[Submission]:
         else:
             path = None
         if path is not None:
-            who = identify(entry.name, pattern)
+            who = identify(_readable(entry.name), pattern)
             groups.setdefault(who.student, []).append((who, path))
     if not groups:
         raise GraderError("no submissions found (.ipynb, .py or .pt2 files, links to GitHub, or one folder per "

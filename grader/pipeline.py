@@ -29,6 +29,7 @@ from grader.inspect.claims import find_claims
 from grader.inspect.notebook import cells_of
 from grader.inspect.static import StaticReport, inspect_submission
 from grader.quiz.answers import from_notebook
+from grader.sandbox.failure import exception_failure
 from grader.settings import Options
 from grader.verdict import Outcome, decide
 
@@ -48,7 +49,8 @@ def grade_facts(path: Path, options: Options, progress: Progress = _quiet, *, mo
     `model_file`: an exported model handed in with the notebook; in `evaluate` mode it is what gets measured.
     `data`: MNIST, staged and loaded once by the caller (a class shares it); found here when not given.
     Raises GraderError only for what stops every submission alike (no bubblewrap, no data, a missing file);
-    whatever goes wrong with this one submission, a grader bug included, becomes its verdict.
+    whatever goes wrong with this one submission becomes its verdict: the grader's own failures (a sandbox that
+    never started, a cgroup it could not make, a bug) `grader_failed`, which is not a grade.
     """
     path = Path(path)
     if not path.is_file():
@@ -60,8 +62,8 @@ def grade_facts(path: Path, options: Options, progress: Progress = _quiet, *, mo
         return with_derived(facts.model_copy(update={"grading": graded}))
     except GraderError:
         raise
-    except Exception as exc:  # a grader bug on one odd submission: that student gets a clear verdict
-        return Facts(grading=graded, verdict=decide(Outcome(grader_error=f"{exc.__class__.__name__}: {exc}",
+    except Exception as exc:  # the grader failed on one submission (a cgroup, a bug): not graded, not a zero
+        return Facts(grading=graded, verdict=decide(Outcome(grader_failure=exception_failure(exc),
                                                             grader_traceback=pysyntax.format_exc()[-2000:])))
 
 
@@ -152,7 +154,8 @@ def _with_evaluation(facts: Facts, evaluation: Optional[Evaluation], outcome: Ou
         elif execution is not None and execution.harness and execution.harness.params:
             params = execution.harness.params.model_dump()
             update["model"] = facts.model.model_copy(update={"params": facts.model.params.model_copy(update=params)})
-        outcome = replace(outcome, evaluation_error=evaluation.error, evaluated=True, lookup=evaluation.lookup)
+        outcome = replace(outcome, evaluation_error=evaluation.error, evaluated=True, lookup=evaluation.lookup,
+                          grader_failure=evaluation.host_failure)
     update["verdict"] = decide(outcome)
     return facts.model_copy(update=update)
 

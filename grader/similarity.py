@@ -25,7 +25,7 @@ import tokenize
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import Callable, Mapping, Optional
 
 from datasketch import MinHash
 
@@ -64,7 +64,12 @@ def code_of(path: Path) -> Optional[str]:
             # shell and magic lines are not Python: keep their words, not their syntax
             sources.append("\n".join("pass  # " + line if line.lstrip().startswith(("!", "%")) else line
                                      for line in source.splitlines()))
-    return "\n\n".join(sources)
+    code = "\n\n".join(sources)
+    try:  # JSON escapes can spell text that is not Unicode (a lone surrogate): nothing to compare
+        code.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    return code
 
 
 def _bound_names(code: str) -> set[str]:
@@ -109,9 +114,23 @@ def shingles(code: str) -> set[str]:
     return {" ".join(seq[i:i + SHINGLE]) for i in range(max(0, len(seq) - SHINGLE + 1))}
 
 
-def look_alikes(codes: Mapping[str, Optional[str]], threshold: float = THRESHOLD) -> dict[str, list[LookAlike]]:
-    """For each student id, the others whose code is at least `threshold` alike (most alike first)."""
-    sets = {student: shingles(code) for student, code in codes.items() if code}
+def _ignore(student: str, problem: str) -> None:
+    pass
+
+
+def look_alikes(codes: Mapping[str, Optional[str]], threshold: float = THRESHOLD,
+                on_problem: Callable[[str, str], None] = _ignore) -> dict[str, list[LookAlike]]:
+    """For each student id, the others whose code is at least `threshold` alike (most alike first).
+    A submission whose code cannot be read into tokens is left out of the comparison and told to `on_problem`
+    (student, what failed): one odd notebook never stops the class's comparison."""
+    sets = {}
+    for student, code in codes.items():
+        if not code:
+            continue
+        try:
+            sets[student] = shingles(code)
+        except Exception as exc:
+            on_problem(student, f"not compared for look-alikes ({exc.__class__.__name__}: {exc})")
     if len(sets) >= TEMPLATE_CLASS:
         common = Counter(s for shingle_set in sets.values() for s in shingle_set)
         template = {s for s, n in common.items() if n > len(sets) / 2}

@@ -1,7 +1,9 @@
 """How grading one submission ended, in one word and one sentence: the only place a verdict is decided.
 
 Pure: it reads what the stages reported (`Outcome`) and nothing else.
-Precedence: the notebook could not be read > the grader itself failed > a
+Precedence: the notebook could not be read > the grader itself failed (the
+machine: a sandbox that never started, a cgroup it could not make, a grader
+error; `grader_failed`, never the student's grade) > a
 limit the sandbox enforced (memory, disk, time, output) > the harness could
 not run > no model > a model that cannot be graded > a model nothing could
 export > the evaluation failed > a graph that looks answers up > ok. Cells
@@ -20,6 +22,7 @@ from grader.execute.job import Execution
 from grader.execute.records import CellRecord
 from grader.facts import VerdictFacts
 from grader.formatting import cells
+from grader.sandbox.failure import HostFailure, sandbox_failure
 from grader.settings import RunLimits, show_size
 
 
@@ -28,7 +31,7 @@ class Outcome:
     """What the stages of one submission reported; each field is None when that stage did not run."""
 
     unreadable: Optional[str] = None  # the file is not a notebook we can read: why
-    grader_error: Optional[str] = None  # the grader failed on this submission (a bug): what it raised
+    grader_failure: Optional[HostFailure] = None  # the grader (the machine, or a bug) failed on this submission
     grader_traceback: Optional[str] = None
     execution: Optional[Execution] = None  # execute mode: the sandboxed run
     limits: RunLimits = RunLimits()
@@ -43,9 +46,8 @@ class Outcome:
 def decide(outcome: Outcome) -> VerdictFacts:
     if outcome.unreadable is not None:
         return VerdictFacts(kind="invalid_notebook", message=outcome.unreadable)
-    if outcome.grader_error is not None:
-        return VerdictFacts(kind="sandbox_error", message=f"the grader failed on this submission: "
-                            f"{outcome.grader_error}", output_tail=outcome.grader_traceback)
+    if outcome.grader_failure is not None:
+        return not_graded(outcome.grader_failure, outcome.grader_traceback)
     if outcome.execution is not None:
         verdict = _execution(outcome.execution, outcome.limits, outcome.dry_run)
     elif outcome.no_model_file:
@@ -64,6 +66,11 @@ def decide(outcome: Outcome) -> VerdictFacts:
     if verdict.kind == "ok" and outcome.lookup is not None:
         return verdict.model_copy(update={"kind": "lookup", "message": outcome.lookup})
     return verdict
+
+
+def not_graded(failure: HostFailure, tail: Optional[str] = None) -> VerdictFacts:
+    """The machine's failure: the submission was not graded (scores nothing, never cached, blank in the LMS)."""
+    return VerdictFacts(kind="grader_failed", message=failure.message, output_tail=tail)
 
 
 def _first_failed(cells: list[CellRecord]) -> Optional[CellRecord]:
@@ -117,6 +124,9 @@ def _execution(execution: Execution, limits: RunLimits, dry_run: bool = False) -
     def verdict(kind: str, message: str, cell: Optional[int] = cell_index) -> VerdictFacts:
         return VerdictFacts(kind=kind, message=message, cell=cell, failed_cells=failed_cells, output_tail=tail)
 
+    failure = sandbox_failure(result, record_written=run is not None or harness is not None)
+    if failure is not None:
+        return not_graded(failure, tail)
     in_cell = f" (in code cell {cell_index})" if cell_index is not None else ""
     running = next((c.number for c in records if c.status == "not_run"), None)
     if result.memory_exceeded:
@@ -135,9 +145,6 @@ def _execution(execution: Execution, limits: RunLimits, dry_run: bool = False) -
     if result.output_truncated or (run is not None and run.output_limit_hit):
         return verdict("output_limit", "the notebook printed more output than the grader keeps, and was stopped")
     if run is None:
-        if "bwrap:" in execution.output_tail:  # bubblewrap itself refused: the grader's set-up, not the student's code
-            return verdict("sandbox_error", "the sandbox could not start: "
-                           + execution.output_tail.split("bwrap:", 1)[1][:300].strip())
         if execution.malformed:
             return verdict("crash", f"the notebook's runner left a record the grader cannot read ({execution.malformed})")
         return verdict("crash", "the notebook's runner was killed before it could report "

@@ -15,6 +15,7 @@ from rich.table import Table
 from grader.api import (EXECUTORS, Result, canvas_target, check_moodle_worksheet, executor_for, grade_class,
                         load_bank, load_rubric, options_for, prepare_test_data, write_lms_exports, write_outputs)
 from grader.cli.common import add_run_options, run_overrides, warn_if_unsandboxed
+from grader.cli.main import EXIT_INTERNAL
 from grader.errors import GraderError
 from grader.intake import DEFAULT_ID_PATTERN
 from grader.report.gradebook import GradebookEntry, gradebook_rows
@@ -100,8 +101,10 @@ def summary_table(results: list[Result]) -> Table:
                             ("not passed", "left"), ("time", "right")]:
         table.add_column(column, justify=justify)
     for r in results:
-        missed = ", ".join(i.id for i in r.sheet.failed()) or "-"
-        table.add_row(r.student, f"{r.sheet.score:g} / {r.sheet.max_score:g}",
+        graded = r.sheet.score is not None
+        missed = (", ".join(i.id for i in r.sheet.failed()) if graded else "") or "-"
+        score = f"{r.sheet.score:g} / {r.sheet.max_score:g}" if graded else "not graded"
+        table.add_row(r.student, score,
                       "[green]yes[/]" if r.sheet.passed else "[red]no[/]", r.facts.verdict.kind or "-", missed,
                       "cached" if r.cached else f"{r.seconds:.0f} s")
     return table
@@ -150,12 +153,16 @@ def run(args: argparse.Namespace) -> int:
         progress.console.print(f"rubric {rubric.id} ({options.mode} mode)", highlight=False)
         results = list(graded)
     results.sort(key=lambda r: r.student)
-    write_outputs(results, args.out, data=data)
+    problems: list[tuple[str, str]] = []
+    write_outputs(results, args.out, data=data, on_problem=lambda student, what: problems.append((student, what)))
     exports = write_lms_exports(results, args.out, rubric, canvas_assignment_id=args.canvas_assignment_id,
                                 roster=args.roster, moodle_worksheet=args.moodle_worksheet)
-    fresh = sum(not r.cached for r in results)
+    fresh = sum(not r.cached and r.sheet.score is not None for r in results)
+    not_graded = sum(r.sheet.score is None for r in results)
     console.print(summary_table(results))
-    console.print(f"{len(results)} submissions: {fresh} graded, {len(results) - fresh} unchanged (cached) in "
+    console.print(f"{len(results)} submissions: {fresh} graded, "
+                  + (f"{not_graded} not graded, " if not_graded else "")
+                  + f"{len(results) - fresh - not_graded} unchanged (cached) in "
                   f"{time.monotonic() - started:.0f} s; gradebook: {args.out / 'gradebook.csv'}",
                   soft_wrap=True, highlight=False)
     for path in exports.written.values():
@@ -165,8 +172,25 @@ def run(args: argparse.Namespace) -> int:
                       f"in {args.out}; grade the class once without --only)", soft_wrap=True, highlight=False)
     for note in exports.notes:
         console.print(f"[yellow]note:[/] {note}", soft_wrap=True, highlight=False)
+    for student, what in problems:
+        console.print(f"[red]problem:[/] {student}: {what}; the rest of the class was written", soft_wrap=True,
+                      highlight=False, markup=True)
+    failed = not_graded_line(results)
+    if failed:
+        console.print(f"[red]{failed}[/]", soft_wrap=True, highlight=False)
     if args.json:
         json.dump(gradebook_rows([GradebookEntry(r.student, r.sheet, r.facts, r.submission.name) for r in results]),
                   sys.stdout, indent=2)
         sys.stdout.write("\n")
-    return 0
+    return EXIT_INTERNAL if failed or problems else 0
+
+
+def not_graded_line(results: list[Result]) -> str:
+    """"2 of 5 not graded: the grader failed: <why> — <what to do>" (each reason once); "" when all were graded."""
+    failed = [r for r in results if r.sheet.score is None]
+    if not failed:
+        return ""
+    reasons = dict.fromkeys(r.facts.verdict.message or "no reason recorded" for r in failed)
+    shown = "; ".join(list(reasons)[:3]) + (f"; and {len(reasons) - 3} other reasons" if len(reasons) > 3 else "")
+    return (f"{len(failed)} of {len(results)} not graded ({', '.join(r.student for r in failed)}): the grader "
+            f"failed, not the students: {shown}. Nothing was cached for them: run the same command again")

@@ -12,7 +12,9 @@ from rich.table import Table
 
 from grader.api import grade_submission, load_rubric, options_for
 from grader.cli.common import add_run_options, run_overrides, warn_if_unsandboxed
+from grader.cli.main import EXIT_INTERNAL
 from grader.formatting import cells
+from grader.rubric.score import NOT_GRADED
 from grader.rubric.sheet import ScoreSheet
 
 HELP = """\
@@ -60,7 +62,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _exit_code(sheet: ScoreSheet) -> int:
-    """0: the sheet passes, or nothing this depth judged failed (a static check or dry run: not a pass); else 1."""
+    """0: the sheet passes, or nothing this depth judged failed (a static check or dry run: not a pass); 3: the
+    grader failed (no score); else 1."""
+    if sheet.score is None:
+        return EXIT_INTERNAL
     if sheet.passed:
         return 0
     if sheet.required_not_passed():
@@ -86,6 +91,9 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
         return _exit_code(sheet)
     out = Console()
+    if sheet.score is None:
+        out.print(f"[red]{args.notebook}: {NOT_GRADED}.[/] {facts.verdict.message}", soft_wrap=True, highlight=False)
+        return _exit_code(sheet)
     depth = "static check" if args.static else "dry run" if args.dry_run else "full run"
     out.print(f"[bold]{args.notebook}[/] against [bold]{rubric.id}[/] ({depth}): "
               f"{sheet.score:g} / {sheet.max_score:g} points")

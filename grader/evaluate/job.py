@@ -19,6 +19,7 @@ from grader.evaluate import warm as warm_evaluator
 from grader.evaluate.metrics import metrics
 from grader.facts import EvalFacts, ModelFacts
 from grader.sandbox import SandboxSpec, run_sandboxed
+from grader.sandbox.failure import HostFailure, sandbox_failure
 from grader.settings import RunLimits
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ class Evaluation:
     error: Optional[str]  # why accuracy could not be measured
     arch_error: Optional[str] = None
     lookup: Optional[str] = None  # why the accuracy is not credited: the graph looks answers up (model.ops.unexpected)
+    host_failure: Optional[HostFailure] = None  # the evaluation never started: the machine's fault, not the model's
 
 
 def evaluate_model(model_file: Path, path: str, *, preprocess: Preprocess, staged: Path,
@@ -63,7 +65,8 @@ def evaluate_model(model_file: Path, path: str, *, preprocess: Preprocess, stage
         raw = _cold(job, scratch, binds, limits, sandbox=sandbox, gpu=gpu)
     record, predictions, unseen_predictions = raw.record, raw.predictions, raw.unseen_predictions
     if record is None:
-        return Evaluation(EvalFacts(path=path), None, None, f"the evaluation process did not finish: {raw.tail}")
+        return Evaluation(EvalFacts(path=path), None, None, f"the evaluation process did not finish: {raw.tail}",
+                          host_failure=raw.host_failure)
     if "error" in record:
         return Evaluation(EvalFacts(path=path), None, None, f"the exported model could not be evaluated: {record['error']}")
     try:  # written where the model ran: read like any untrusted bytes
@@ -99,6 +102,7 @@ class _Raw:
     predictions: Optional[np.ndarray] = None
     unseen_predictions: Optional[np.ndarray] = None
     tail: str = ""
+    host_failure: Optional[HostFailure] = None
 
 
 def _uses_gpu(gpu: Optional[bool]) -> bool:
@@ -144,7 +148,8 @@ def _cold(job: dict, scratch: Path, binds: list, limits: RunLimits, *, sandbox: 
     try:
         record = json.loads((scratch / "eval.json").read_text())
     except (OSError, ValueError):
-        return _Raw(None, tail=(result.stderr or result.stdout)[-1500:])
+        return _Raw(None, tail=(result.stderr or result.stdout)[-1500:],
+                    host_failure=sandbox_failure(result, record_written=False))
     files = [scratch / "predictions.npy", scratch / "unseen_predictions.npy"]
     arrays = [np.load(f) if f.exists() else None for f in files]
     return _Raw(record, arrays[0], arrays[1])

@@ -22,6 +22,7 @@ from grader.evaluate.job import Evaluation
 from grader.evaluate.metrics import metrics
 from grader.facts import EvalFacts, OpsFacts, StoredFacts
 from grader.sandbox import SandboxSpec, run_sandboxed
+from grader.sandbox.failure import sandbox_failure
 from grader.settings import RunLimits
 
 
@@ -68,7 +69,8 @@ def evaluate_keras_model(model_file: Path, *, environment: Optional[Path], layou
         record = json.loads((scratch / "eval.json").read_text())
     except (OSError, ValueError):
         tail = (result.stderr or result.stdout)[-1500:]
-        return Evaluation(EvalFacts(path="keras"), None, None, f"the evaluation process did not finish: {tail}")
+        return Evaluation(EvalFacts(path="keras"), None, None, f"the evaluation process did not finish: {tail}",
+                          host_failure=sandbox_failure(result, record_written=False))
     if "error" in record:
         return Evaluation(EvalFacts(path="keras"), None, None,
                           f"the saved Keras model could not be loaded with safe_mode=True: {record['error']}")

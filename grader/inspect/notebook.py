@@ -110,7 +110,36 @@ def parse_notebook(text: str, *, where: str) -> NotebookNode:
             problem = _cells_problem(notebook)
     if problem:
         raise GraderError(f"JSON, but not a Jupyter notebook: {problem}", where=where, fix=_RESAVE)
+    broken = _not_unicode(notebook)
+    if broken:
+        raise GraderError(f"{broken} holds a character that is not valid Unicode (a lone surrogate such as "
+                          "\\ud800, escaped in the file's JSON), so the grader cannot read it as text", where=where,
+                          fix="delete that character (retype the line), save the notebook and hand it in again")
     return notebook
+
+
+def _encodable(value: Any) -> bool:
+    """Whether `value` (JSON data) is valid Unicode throughout: JSON's \\u escapes can spell a lone surrogate,
+    which no text file, parser or report can hold."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _not_unicode(notebook: NotebookNode) -> str | None:
+    """Where the notebook holds text that is not Unicode (the cell, and the line of its source), or None."""
+    code = 0
+    for index, cell in enumerate(notebook.cells, 1):
+        code += cell.cell_type == "code"
+        if _encodable(cell):
+            continue
+        name = f"code cell {code}" if cell.cell_type == "code" else f"cell {index} ({cell.cell_type})"
+        lines = _text(cell.get("source", "")).splitlines()
+        line = next((n for n, text in enumerate(lines, 1) if not _encodable(text)), None)
+        return f"{name}, " + (f"line {line} of its source," if line else "in its saved outputs or metadata,")
+    return None if _encodable(notebook.get("metadata", {})) else "the notebook's metadata"
 
 
 def _not_a_notebook(data: Any) -> str | None:

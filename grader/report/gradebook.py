@@ -8,13 +8,16 @@ Column order (stable; spreadsheets and LMS imports map columns by header):
     name                                (only when some student's name is known: LMS file names, a roster)
     late, late_penalty                  (only when the LMS said whether some submission was late)
     similar_to                          (only when look-alike submissions were looked for: ids, `;`-separated)
+    problems                            (only when a class-level step failed for some student: what failed)
 
 An item id that equals one of the fixed column names gets the column `item:<id>`.
 When the batch mixes rubrics, item columns are the union in order of first
 appearance, and a student's cell is empty for an item their rubric lacks.
 `gradebook_rows` gives the same rows as dicts of plain JSON values (what
 `--json` prints); the CSV writes numbers without trailing `.0`, `passed` as
-TRUE / FALSE (what spreadsheets read as booleans), UTF-8 without a BOM.
+TRUE / FALSE (what spreadsheets read as booleans), UTF-8 without a BOM. A student
+the grader failed on (verdict grader_failed) has an empty score and empty item
+cells: not graded, which no spreadsheet sums as a 0.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from grader.rubric.sheet import ScoreSheet
 
 FIXED = ["student", "score", "max_score", "passed", "verdict"]
 QUIZ = ["quiz_score", "quiz_max_score"]
-HAND_IN = ["name", "late", "late_penalty", "similar_to"]
+HAND_IN = ["name", "late", "late_penalty", "similar_to", "problems"]
 # A text cell starting with one of these is a formula to a spreadsheet (student ids come from file names).
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -41,6 +44,7 @@ class GradebookEntry:
     facts: Optional[Facts] = None
     name: Optional[str] = None
     similar_to: Optional[Sequence[str]] = None  # None: not looked for; empty: looked for, none found
+    problems: Sequence[str] = ()  # class-level steps that failed for this student (its report, the comparison)
 
 
 def _item_column(item_id: str) -> str:
@@ -52,7 +56,7 @@ def columns(entries: Sequence[GradebookEntry]) -> list[str]:
     has_quiz = any(e.facts is not None and e.facts.quiz.score is not None for e in entries)
     late = any(e.facts is not None and e.facts.submission.late is not None for e in entries)
     present = {"name": any(e.name for e in entries), "late": late, "late_penalty": late,
-               "similar_to": any(e.similar_to is not None for e in entries)}
+               "similar_to": any(e.similar_to is not None for e in entries), "problems": any(e.problems for e in entries)}
     return FIXED + list(items) + (QUIZ if has_quiz else []) + [c for c in HAND_IN if present[c]]
 
 
@@ -70,8 +74,10 @@ def gradebook_rows(entries: Iterable[GradebookEntry]) -> list[dict[str, Any]]:
                                   "quiz_max_score": quiz.max_score if quiz else None, "name": e.name,
                                   "late": e.facts.submission.late if e.facts is not None else None,
                                   "late_penalty": e.sheet.late_penalty,
-                                  "similar_to": None if e.similar_to is None else ";".join(e.similar_to)}
-        values.update({_item_column(i.id): i.points for i in e.sheet.items})
+                                  "similar_to": None if e.similar_to is None else ";".join(e.similar_to),
+                                  "problems": "; ".join(e.problems) or None}
+        graded = e.sheet.score is not None  # not graded (the grader failed): blank, never a column of zeros
+        values.update({_item_column(i.id): i.points if graded else None for i in e.sheet.items})
         rows.append({name: values.get(name) for name in header})
     return rows
 

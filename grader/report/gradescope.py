@@ -7,7 +7,8 @@ Gradescope reads `/autograder/results/results.json`:
                 "output": ..., "visibility": "visible" | "hidden" | "after_due_date" | "after_published"}]}
 
 `results(tests, ...)` builds that from any list of `GradescopeTest`s; the top-level score
-is always the sum of the tests' scores, so the two can never disagree.
+is always the sum of the tests' scores, so the two can never disagree. A submission the grader
+failed on (no score) gets no tests and no score, and an output that says it was not graded.
 `sheet_results(sheet, ...)` is the rubric's use of it; the quiz's
 `gradescope_results` is the other.
 """
@@ -19,6 +20,7 @@ from typing import Any, Literal, Sequence
 
 from grader.facts import Facts
 from grader.formatting import num
+from grader.rubric.score import NOT_GRADED
 from grader.rubric.sheet import ItemResult, ScoreSheet
 
 Visibility = Literal["visible", "hidden", "after_due_date", "after_published"]
@@ -36,15 +38,16 @@ class GradescopeTest:
 
 
 def results(tests: Sequence[GradescopeTest], *, output: str, execution_time: float = 0.0,
-            stdout_visibility: Visibility = "hidden") -> dict[str, Any]:
-    """The results file's content. stdout_visibility: whether students see the autograder's own stdout."""
+            stdout_visibility: Visibility = "hidden", graded: bool = True) -> dict[str, Any]:
+    """The results file's content. stdout_visibility: whether students see the autograder's own stdout;
+    `graded` False: no score at all (the grader failed), rather than the sum of no tests."""
     for test in tests:
         if test.visibility not in VISIBILITIES:
             raise ValueError(f"test {test.name!r}: visibility {test.visibility!r} is not one of {', '.join(VISIBILITIES)}")
     if stdout_visibility not in VISIBILITIES:
         raise ValueError(f"stdout_visibility {stdout_visibility!r} is not one of {', '.join(VISIBILITIES)}")
     return {
-        "score": sum(t.score for t in tests),
+        **({"score": sum(t.score for t in tests)} if graded else {}),
         "execution_time": round(execution_time, 3),
         "output": output,
         "stdout_visibility": stdout_visibility,
@@ -65,6 +68,8 @@ def item_test(item: ItemResult) -> GradescopeTest:
 def summary_line(sheet: ScoreSheet, facts: Facts | None = None) -> str:
     kind = (facts.verdict.kind if facts else None) or sheet.verdict_kind
     message = (facts.verdict.message if facts else None) or sheet.verdict_message
+    if sheet.score is None:
+        return f"{sheet.title}: {NOT_GRADED.capitalize()}. {message or ''}".strip()
     lines = [f"{sheet.title}: {num(sheet.score)} / {num(sheet.max_score)}"
              + (" (passed)" if sheet.passed else " (not passed: a required item failed)")]
     if kind and kind != "ok":
@@ -75,6 +80,9 @@ def summary_line(sheet: ScoreSheet, facts: Facts | None = None) -> str:
 def sheet_results(sheet: ScoreSheet, facts: Facts | None = None, *, execution_time: float = 0.0,
                   stdout_visibility: Visibility = "hidden") -> dict[str, Any]:
     """One test per rubric item, with the item's visibility; partial items are "failed" with their points."""
+    if sheet.score is None:  # nothing was judged: no tests that would read as zeros
+        return results([], output=summary_line(sheet, facts), execution_time=execution_time,
+                       stdout_visibility=stdout_visibility, graded=False)
     tests = [item_test(i) for i in sheet.items]
     if sheet.late_penalty:  # a test worth nothing that takes the points off, so the score stays the tests' sum
         tests.append(GradescopeTest(name="Late submission", score=-sheet.late_penalty, max_score=0, passed=False,

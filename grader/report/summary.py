@@ -19,6 +19,7 @@ Audience = Literal["student", "instructor"]
 State = Literal["good", "warn", "bad", "missing", "neutral"]
 
 MISCLASSIFIED_SHOWN = 36
+NO_SCORE = "—"  # where a score would be, when the grader failed and there is none
 
 # How a run ended, as the end of the sentence "The notebook ...".
 VERDICT_LABELS = {
@@ -32,6 +33,7 @@ VERDICT_LABELS = {
     "output_limit": "printed more output than the grader keeps",
     "missing_module": "imports a module the grader does not have",
     "sandbox_error": "could not be started by the grader (not the student's fault)",
+    "grader_failed": "was not graded: the grader failed — not your fault",
     "disk": "wrote more files than the disk limit allows",
     "not_exportable": "left a model that neither torch.export nor TorchScript can capture, so it was not measured",
     "lookup": "left a model that looks answers up in stored data instead of computing them",
@@ -371,8 +373,8 @@ def build_view(facts: Facts, sheet: ScoreSheet, *, student: str, audience: Audie
         student=student, audience=audience, rubric=sheet.rubric, title=sheet.title, graded=graded_as(facts),
         pass_rule=sheet.pass_rule + (f"; not judged at this depth: {', '.join(sheet.not_judged)}"
                                      if sheet.pass_rule and sheet.not_judged else ""),
-        score=num(sheet.score), max_score=num(sheet.max_score),
-        percent=max(0.0, min(100.0, 100 * sheet.score / sheet.max_score)) if sheet.max_score else 0.0,
+        score=num(sheet.score) if sheet.score is not None else NO_SCORE, max_score=num(sheet.max_score),
+        percent=max(0.0, min(100.0, 100 * sheet.score / sheet.max_score)) if sheet.max_score and sheet.score else 0.0,
         passed=sheet.passed, verdict=_verdict(facts, sheet), items=[_item_view(i) for i in shown],
         hidden_count=len(sheet.items) - len(shown), key_facts=_key_facts(facts, shown),
         layers=_layers(facts), evaluation=_evaluation(facts, labels, predictions), not_measured=reason,

@@ -9,6 +9,9 @@ decides the points. `passed` is the rubric's pass rule (`pass:`; by default ever
 required item passes), and it is false while a required item is not judged.
 With show_hidden=False (what a student sees before the due date) items that are
 not `visible` are left out of the sheet, its score and its `passed`.
+When the grader itself failed (verdict `grader_failed`) nothing about the
+submission is known: every item is `not_judged`, the sheet is not passed and
+has no score (None), which the gradebook and the LMS files leave blank.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ _VERDICT = {
     "output_limit": "the notebook printed more than the output limit",
     "missing_module": "the notebook imports a module the grader does not have",
     "sandbox_error": "the sandbox failed to run the notebook",
+    "grader_failed": "the grader failed",
     "disk": "the notebook wrote more files than the disk limit allows",
     "not_exportable": "neither torch.export nor TorchScript could capture the model, so it was not measured",
     "lookup": "the model looks answers up in stored data, so its accuracy is not credited",
@@ -74,8 +78,13 @@ def items_needing_execution(rubric: Rubric) -> list[str]:
     return [item.id for item in rubric.items if needs_run(item.fact)]
 
 
+NOT_GRADED = "not graded: the grader failed — not your fault"
+
+
 def not_judged_reason(facts: Facts, fact: str) -> Optional[str]:
     """Why this depth of grading cannot judge `fact` (None: it can). Facts without a grading mode are all judged."""
+    if not facts.verdict.graded:
+        return f"{NOT_GRADED} ({facts.verdict.message})"
     grading = facts.grading
     if grading.mode == "static" and needs_run(fact):
         return "not judged in a static check: it needs a run"
@@ -168,7 +177,8 @@ def score(facts: Facts, rubric: Rubric, *, show_hidden: bool = True) -> ScoreShe
     not_judged = [r.id for r in results if r.required and r.status == "not_judged"]
     holds = ((not rule.all_required or all(r.status == "passed" for r in results if r.required))
              and (rule.min_score is None or total >= rule.min_score - 1e-9))
+    graded = facts.verdict.graded
     return ScoreSheet(
-        rubric=rubric.id, title=rubric.title, score=round(total - penalty, 6), max_score=max_score,
-        passed=holds and not not_judged, pass_rule=rule.describe(rubric.items), not_judged=not_judged, items=results,
+        rubric=rubric.id, title=rubric.title, score=round(total - penalty, 6) if graded else None, max_score=max_score,
+        passed=graded and holds and not not_judged, pass_rule=rule.describe(rubric.items), not_judged=not_judged, items=results,
         verdict_kind=facts.verdict.kind, verdict_message=facts.verdict.message, late_penalty=penalty)

@@ -33,7 +33,7 @@ class ScoreSheet(BaseModel):
 
     rubric: str  # rubric id
     title: str
-    score: float
+    score: Optional[float]  # None: not graded (the grader failed, verdict grader_failed): left blank, never a 0
     max_score: float
     passed: bool  # the rubric's pass rule holds, and every required item was judged
     pass_rule: str = ""  # the rule in words: "every required item (params, accuracy) passes"

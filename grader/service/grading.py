@@ -13,6 +13,7 @@ from typing import Optional
 
 from grader.api import Executor, Options, TestData, executor_for, grade_submission, options_for, prepare_test_data, \
     write_outputs
+from grader.errors import GraderError
 from grader.service.assignments import Assignments
 from grader.service.store import Job, Outcome
 
@@ -91,5 +92,8 @@ class Grader:
         with _REPORTS:
             write_outputs([result], self.reports / attempt, data=data)
         sheet = result.sheet
+        if sheet.score is None:  # the machine failed, not the submission: no grade goes back; the job fails
+            raise GraderError(f"not graded, the grader failed: {result.facts.verdict.message}", where=f"job {job.id}",
+                              fix="fix the grading server; the job can then be graded again")
         return Outcome(score=sheet.score, max_score=sheet.max_score, passed=sheet.passed,
                        sheet=sheet.model_dump(mode="json"), report_dir=str(attempt / student))
