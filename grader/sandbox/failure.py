@@ -3,9 +3,10 @@ made, a grader that raised. Pure: it reads a `SandboxResult` (or an exception) a
 the person running the grader does about it.
 
 bubblewrap reports its own failures on stderr as `bwrap: ...` and exits with status 1 before it runs anything.
-Student code shares that stderr and could print the same words, so all three must hold: no record was written,
-the status is exactly 1 (the grader's runner exits 0, or 128+N when a signal kills it; nothing in the sandbox
-can make it exit 1), and stderr begins with `bwrap:`.
+Student code shares that stderr and could print the same words, so all of these must hold: no record was
+written, the status is exactly 1 (the grader's runner exits 0, or 128+N when a signal kills it; an exception
+that escapes it exits 1 but prints a traceback), nothing was printed on stdout, and every line on stderr is
+bubblewrap's.
 """
 
 from __future__ import annotations
@@ -37,10 +38,11 @@ class HostFailure:
 
 def sandbox_failure(result: SandboxResult, *, record_written: bool) -> Optional[HostFailure]:
     """The machine's failure when bubblewrap refused to start the command; None when the command ran."""
-    said = result.stderr.lstrip()
-    if record_written or result.returncode != 1 or not said.startswith("bwrap:"):
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    if (record_written or result.returncode != 1 or result.stdout.strip() or not lines
+            or not all(line.startswith("bwrap:") for line in lines)):
         return None
-    line = said.splitlines()[0][:_SHOWN]
+    line = lines[0][:_SHOWN]
     if any(word in line for word in _NAMESPACES):
         return HostFailure("bubblewrap could not create namespaces", line,
                            "fix the machine and run again: allow unprivileged user namespaces (sysctl "
@@ -48,7 +50,7 @@ def sandbox_failure(result: SandboxResult, *, record_written: bool) -> Optional[
                            "kernel.apparmor_restrict_unprivileged_userns=0 or an AppArmor profile for bwrap), or, "
                            "in a container, start it with user namespaces allowed")
     if any(word in line for word in _MISSING_PATH):
-        return HostFailure("the sandbox could not find a folder it needs", line,
+        return HostFailure("the sandbox could not find a program or folder it needs", line,
                            "fix the machine and run again: the grading environment or the staged data is missing "
                            "(`grade env build RUBRIC` builds the environment, `grade data verify` checks MNIST)")
     return HostFailure("bubblewrap could not start the sandbox", line,
