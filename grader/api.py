@@ -29,6 +29,7 @@ from typing import Callable, Iterable, Iterator, Optional
 
 import numpy as np
 
+from grader import pysyntax
 from grader.cache import FactsCache
 from grader.data.staging import TestData, prepare_test_data
 from grader.env.build import Environment, build, locate, plan
@@ -51,6 +52,7 @@ from grader.rubric.load import load_rubric
 from grader.rubric.schema import Rubric
 from grader.rubric.score import score
 from grader.rubric.sheet import ScoreSheet
+from grader.sandbox.failure import exception_failure
 from grader.sandbox.preflight import check_sandbox_starts
 from grader.settings import Options, RunLimits
 from grader.similarity import LookAlike, code_of, look_alikes
@@ -347,9 +349,7 @@ def grade_class(source: Path, rubric: Rubric, options: Optional[Options] = None,
             for submission in submissions:
                 hit = cache.get(cache.key(submission, options)) if submission.student != only else None
                 if hit is not None:
-                    facts = _with_submission(_with_quiz(hit[0], quiz, submission.student), submission)
-                    yield Result(submission, facts, score(facts, rubric), hit[1], cached=True,
-                                 code=code_of(submission.path))
+                    yield _result(submission, hit[0], hit[1], rubric, quiz, cached=True)
                 elif submission.student != only:
                     on_event("skipped", submission, None)
             submissions, force = [s for s in submissions if s.student == only], True
@@ -358,9 +358,7 @@ def grade_class(source: Path, rubric: Rubric, options: Optional[Options] = None,
         task = FactsTask(options, data=data, environment=portable_environment(rubric, options))
 
         def result(submission: Submission, facts: Facts, seconds: float, cached: bool = False) -> Result:
-            facts = _with_submission(_with_quiz(facts, quiz, submission.student), submission)
-            code = None if submission.link_error is not None else code_of(submission.path)
-            return Result(submission, facts, score(facts, rubric), seconds, cached=cached, code=code)
+            return _result(submission, facts, seconds, rubric, quiz, cached=cached)
 
         to_run: dict[str, str] = {}  # student -> cache key, for what the executor grades
         for submission in submissions:
@@ -398,6 +396,21 @@ def grade_class(source: Path, rubric: Rubric, options: Optional[Options] = None,
             done = result(submission, facts, seconds)
             on_event("done", submission, done)
             yield done
+
+
+def _result(submission: Submission, facts: Facts, seconds: float, rubric: Rubric, quiz: Optional[Bank], *,
+            cached: bool = False) -> Result:
+    """One student's Result: the hand-in's facts, the quiz checked, scored. A failure here (the quiz checker or
+    scoring on this student's odd facts) makes this student not graded, saying what failed; never the class."""
+    try:
+        facts = _with_submission(_with_quiz(facts, quiz, submission.student), submission)
+        sheet = score(facts, rubric)
+    except Exception as exc:
+        facts = facts.model_copy(update={"verdict": decide(Outcome(
+            grader_failure=exception_failure(exc), grader_traceback=pysyntax.format_exc()[-2000:]))})
+        sheet = score(facts, rubric)
+    code = None if submission.link_error is not None else code_of(submission.path)
+    return Result(submission, facts, sheet, seconds, cached=cached, code=code)
 
 
 def _predictions(facts: Facts, labels: np.ndarray) -> Optional[np.ndarray]:

@@ -130,3 +130,31 @@ def test_a_file_name_that_is_not_utf8_still_names_the_student(tmp_path, capsys):
     assert main([str(folder), "--rubric", str(rubric), "--out", str(out)]) == 0
     assert "Ad\ufffd Good (1001)" in (out / "1001" / "report.md").read_text()
     assert _gradebook(out)[0]["name"] == "Ad\ufffd Good"
+
+
+def test_a_quiz_answer_the_checker_cannot_read_marks_that_student_and_the_class_goes_on(klass, tmp_path, capsys):
+    import nbformat
+
+    folder, rubric = klass
+    main(["quiz", "make", "quizzes/cnn-basics.yaml", "--student", "111", "--format", "json", "--with-key"])
+    key = json.loads(capsys.readouterr().out)
+    nb = nbformat.read(str(folder / "smith_111_1_hw.ipynb"), as_version=4)
+    huge = int("1" + "0" * 400)  # an int no float holds: the quiz checker raised OverflowError on it
+    answers = {q["id"]: huge for q in key["questions"]}
+    cell = nbformat.v4.new_code_cell(f"# Quiz answers\nanswers = {answers!r}")
+    cell.metadata["tags"] = ["quiz"]
+    nb.cells.append(cell)
+    nbformat.write(nb, str(folder / "smith_111_1_hw.ipynb"))
+    out = tmp_path / "out"
+    assert main([str(folder), "--rubric", str(rubric), "--out", str(out), "--quiz", "quizzes/cnn-basics.yaml",
+                 "--json"]) == 3
+    captured = capsys.readouterr()
+    rows = {r["student"]: r for r in json.loads(captured.out)}
+    assert rows["111"]["verdict"] == "grader_failed" and rows["111"]["score"] is None
+    assert rows["222"]["quiz_score"] == 0 and rows["222"]["score"] is not None  # the others are graded
+    assert rows["333"]["verdict"] == "invalid_notebook"
+    said = " ".join(captured.err.split())
+    assert "1 of 3 not graded (111): the grader failed, not the students: the grader raised an error " \
+           "(OverflowError: int too large to convert to float)" in said
+    assert "a bug in the grader: report it" in said
+    assert (out / "111" / "report.md").is_file() and (out / "gradebook.csv").is_file()
