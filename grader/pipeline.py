@@ -29,7 +29,7 @@ from grader.inspect.claims import find_claims
 from grader.inspect.notebook import cells_of
 from grader.inspect.static import StaticReport, inspect_submission
 from grader.quiz.answers import from_notebook
-from grader.sandbox.failure import exception_failure
+from grader.sandbox.failure import environment_failure, exception_failure
 from grader.settings import Options
 from grader.verdict import Outcome, decide
 
@@ -90,6 +90,9 @@ def _stages(path: Path, options: Options, progress: Progress, model_file: Option
 
 
 def _execute(report: StaticReport, facts: Facts, options: Options, progress: Progress, data: TestData) -> Facts:
+    missing = environment_failure(options.environment)
+    if missing is not None:  # the kernel could not start: not the notebook's crash
+        return facts.model_copy(update={"verdict": decide(Outcome(grader_failure=missing))})
     with tempfile.TemporaryDirectory(prefix="mnist-grader-") as tmp:
         jobdir = Path(tmp)
         progress("running the notebook" + (" (dry run)" if options.dry_run else ""))

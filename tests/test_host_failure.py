@@ -214,3 +214,18 @@ def test_check_on_a_machine_without_namespaces_says_not_graded(tmp_path, monkeyp
     assert done.returncode == 3, done.stdout + done.stderr
     assert "not graded: the grader failed — not your fault." in said
     assert "bubblewrap could not create namespaces" in said
+
+
+def test_a_grading_environment_gone_mid_class_is_the_machines(tmp_path, real_mnist_dir):
+    from grader.pipeline import grade_facts
+    from grader.settings import Options
+
+    nb = new_notebook(cells=[new_code_cell("# nothing\nx = 1")])
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nb, str(path))
+    gone = tmp_path / "envs" / "deleted"
+    (gone / "bin").mkdir(parents=True)  # the venv's folder is there, its interpreter is not
+    facts = grade_facts(path, Options(mode="execute", environment=gone, data=real_mnist_dir))
+    assert facts.verdict.kind == "grader_failed" and not facts.verdict.graded
+    assert facts.verdict.message.startswith(f"the grading environment is missing (no interpreter at {gone}/bin/python)")
+    assert "grade env build RUBRIC" in facts.verdict.message

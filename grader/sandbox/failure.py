@@ -11,6 +11,7 @@ bubblewrap's.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -56,6 +57,18 @@ def sandbox_failure(result: SandboxResult, *, record_written: bool) -> Optional[
     return HostFailure("bubblewrap could not start the sandbox", line,
                        "fix the machine and run again (`bwrap --ro-bind / / true` as this user shows the same "
                        "error)")
+
+
+def environment_failure(environment: Optional[Path]) -> Optional[HostFailure]:
+    """The grading environment's interpreter is gone (a venv deleted or moved mid-class); None when it is there.
+    Checked on the host before a run: the kernel that cannot start would otherwise read as the notebook's crash."""
+    if environment is None:
+        return None
+    python = Path(environment) / "bin" / "python"
+    if os.access(python, os.X_OK):
+        return None
+    return HostFailure("the grading environment is missing", f"no interpreter at {python}",
+                       "fix the machine and run again: `grade env build RUBRIC` builds it again")
 
 
 def exception_failure(exc: BaseException) -> HostFailure:
