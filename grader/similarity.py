@@ -114,12 +114,8 @@ def shingles(code: str) -> set[str]:
     return {" ".join(seq[i:i + SHINGLE]) for i in range(max(0, len(seq) - SHINGLE + 1))}
 
 
-def _ignore(student: str, problem: str) -> None:
-    pass
-
-
 def look_alikes(codes: Mapping[str, Optional[str]], threshold: float = THRESHOLD,
-                on_problem: Callable[[str, str], None] = _ignore) -> dict[str, list[LookAlike]]:
+                on_problem: Callable[[str, str], None] = lambda *_: None) -> dict[str, list[LookAlike]]:
     """For each student id, the others whose code is at least `threshold` alike (most alike first).
     A submission whose code cannot be read into tokens is left out of the comparison and told to `on_problem`
     (student, what failed): one odd notebook never stops the class's comparison."""

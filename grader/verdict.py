@@ -47,7 +47,7 @@ def decide(outcome: Outcome) -> VerdictFacts:
     if outcome.unreadable is not None:
         return VerdictFacts(kind="invalid_notebook", message=outcome.unreadable)
     if outcome.grader_failure is not None:
-        return not_graded(outcome.grader_failure, outcome.grader_traceback)
+        return _grader_failed(outcome.grader_failure, outcome.grader_traceback)
     if outcome.execution is not None:
         verdict = _execution(outcome.execution, outcome.limits, outcome.dry_run)
     elif outcome.no_model_file:
@@ -68,7 +68,7 @@ def decide(outcome: Outcome) -> VerdictFacts:
     return verdict
 
 
-def not_graded(failure: HostFailure, tail: Optional[str] = None) -> VerdictFacts:
+def _grader_failed(failure: HostFailure, tail: Optional[str] = None) -> VerdictFacts:
     """The machine's failure: the submission was not graded (scores nothing, never cached, blank in the LMS)."""
     return VerdictFacts(kind="grader_failed", message=failure.message, output_tail=tail)
 
@@ -124,9 +124,10 @@ def _execution(execution: Execution, limits: RunLimits, dry_run: bool = False) -
     def verdict(kind: str, message: str, cell: Optional[int] = cell_index) -> VerdictFacts:
         return VerdictFacts(kind=kind, message=message, cell=cell, failed_cells=failed_cells, output_tail=tail)
 
-    failure = sandbox_failure(result, record_written=run is not None or harness is not None)
+    failure = sandbox_failure(result, record_written=run is not None or harness is not None
+                              or execution.malformed is not None)
     if failure is not None:
-        return not_graded(failure, tail)
+        return _grader_failed(failure, tail)
     in_cell = f" (in code cell {cell_index})" if cell_index is not None else ""
     running = next((c.number for c in records if c.status == "not_run"), None)
     if result.memory_exceeded:
