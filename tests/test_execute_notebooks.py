@@ -191,4 +191,4 @@ def test_many_small_files_stop_at_the_disk_quota(options):
     limits = options.limits.model_copy(update={"disk_bytes": 128 << 20})
     facts = grade("fill_disk_small_files", options, limits=limits)
     assert facts.verdict.kind == "disk", facts.verdict.message
-    assert "more than 128M of files" in facts.verdict.message
+    assert "filled its disk quota (128M or 10,000 files" in facts.verdict.message

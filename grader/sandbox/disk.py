@@ -82,13 +82,13 @@ Quota = Union[ScratchFS, DiskWatch]
 
 def described(quota: Quota) -> str:
     """What `limits_used` says about the disk quota a run got."""
-    if isinstance(quota, ScratchFS):
-        return (f"disk: a file system of its own, {show_size(quota.size)} and {quota.files:,} files (the kernel "
-                "refuses writes past either)")
-    return (f"disk: watched, not enforced ({quota.why or 'no file system of its own'}): the scratch folder is walked "
-            f"every {_MIN_INTERVAL:g} s or more and the job stopped past {show_size(quota.size)} or {quota.files:,} "
-            "files; the walk cannot see files deleted while still open, and a job may overshoot by what it writes "
-            "between two walks")
+    if isinstance(quota, DiskWatch):
+        return (f"disk: watched, not enforced ({quota.why or 'no file system of its own'}): the scratch folder is "
+                f"walked every {_MIN_INTERVAL:g} s or more and the job stopped past {show_size(quota.size)} or "
+                f"{quota.files:,} files; the walk cannot see files deleted while still open, and a job may overshoot "
+                "by what it writes between two walks")
+    return (f"disk: a file system of its own, {show_size(quota.size)} and {quota.files:,} files (the kernel refuses "
+            "writes past either)")
 
 
 @contextmanager

@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 _KEEPER = Path(__file__).with_name("scratch_keeper.py")
 _START_SECONDS = 30.0
 _CHUNK = 1 << 20
+_NO_ROOM = (errno.ENOSPC, errno.EDQUOT)
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUSER = 0x10000000
 
@@ -97,7 +98,10 @@ class ScratchFS:
             joined = ((("user", CLONE_NEWUSER),) if self.userns else ()) + (("mnt", CLONE_NEWNS),)
             for kind, flag in joined:
                 self._namespaces.append((os.open(f"/proc/{pid}/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC), flag))
-            _copy_tree(self.folder, self.path, stop_when_full=True)
+            left_out = _copy_tree(self.folder, self.path, stop_when_full=True)
+            if left_out:
+                raise ScratchFSError(errno.EINVAL, f"the scratch folder's own files could not be copied into it: "
+                                                   f"{left_out[0]}")
             _empty(self.folder)
         except BaseException:
             self._stop()
@@ -130,12 +134,12 @@ class ScratchFS:
     def close(self) -> None:
         """Copy what the job left back onto the disk, then let the tmpfs go."""
         try:
-            too_long = _copy_tree(self.path, self.folder, stop_when_full=False)
+            left_out = _copy_tree(self.path, self.folder, stop_when_full=False)
         finally:
             self._stop()
-        if too_long:
-            log.warning("%s: %d entries the job left were not copied back: their paths are longer than the "
-                        "system allows", self.folder, too_long)
+        if left_out:
+            log.warning("%s: %d entries the job left were not copied back, the first: %s", self.folder, len(left_out),
+                        left_out[0])
 
     def _stop(self) -> None:
         for fd, _ in self._namespaces:
@@ -160,15 +164,17 @@ def _empty(folder: Path) -> None:
             os.unlink(entry.path)
 
 
-def _copy_tree(src: Path, dst: Path, *, stop_when_full: bool) -> int:
+def _copy_tree(src: Path, dst: Path, *, stop_when_full: bool) -> list[str]:
     """Copy the tree under `src` into the folder `dst` (which exists): folders, regular files (their data, with
     holes kept), links as links, FIFOs; never following a link. Owners are kept when running as root; the owner
     may always read and enter what was copied. `stop_when_full`: stop quietly when `dst` runs out of room (the
-    job then starts over its quota). Returns how many entries were left out because their path is too long."""
+    job then starts over its quota). An entry `dst` cannot hold (a path longer than the system allows, a size past
+    what its file system takes) is left out: returns why, one line per entry; running out of room raises."""
     as_root = os.geteuid() == 0
     linked: dict[int, str] = {}  # inode in src -> its first copy, for hard links
     modes: list[tuple[str, int]] = []  # folders get their mode once they are filled
-    stack, too_long = [(str(src), str(dst))], 0
+    stack: list[tuple[str, str]] = [(str(src), str(dst))]
+    left_out: list[str] = []
     try:
         while stack:
             here, there = stack.pop()
@@ -178,28 +184,30 @@ def _copy_tree(src: Path, dst: Path, *, stop_when_full: bool) -> int:
                 with os.scandir(here) as entries:
                     listed = [(entry.name, entry.stat(follow_symlinks=False)) for entry in entries]
             except OSError as exc:
-                if exc.errno != errno.ENAMETOOLONG:
-                    raise
-                too_long += 1
+                _left_out(exc, here, left_out)
                 continue
             for name, info in listed:
                 source, target = os.path.join(here, name), os.path.join(there, name)
                 try:
                     _copy_entry(source, target, info, linked, as_root)
                 except OSError as exc:
-                    if exc.errno != errno.ENAMETOOLONG:
-                        raise
-                    too_long += 1
+                    _left_out(exc, source, left_out)
                     continue
                 if stat.S_ISDIR(info.st_mode):
                     stack.append((source, target))
                     modes.append((target, info.st_mode))
     except OSError as exc:
-        if not (stop_when_full and exc.errno == errno.ENOSPC):
+        if not (stop_when_full and exc.errno in _NO_ROOM):
             raise
     for target, mode in reversed(modes):
         os.chmod(target, stat.S_IMODE(mode) & 0o1777 | stat.S_IRWXU)
-    return too_long
+    return left_out
+
+
+def _left_out(exc: OSError, path: str, left_out: list[str]) -> None:
+    if exc.errno in _NO_ROOM:
+        raise exc
+    left_out.append(f"{path[:200]}: {exc.strerror}")
 
 
 def _copy_entry(source: str, target: str, info: os.stat_result, linked: dict[int, str], as_root: bool) -> None:
