@@ -133,6 +133,7 @@ class ScratchFS:
 
     def close(self) -> None:
         """Copy what the job left back onto the disk, then let the tmpfs go."""
+        log.debug("%s: at most %d bytes and %d files in use", self.folder, self.peak.bytes, self.peak.files)
         try:
             left_out = _copy_tree(self.path, self.folder, stop_when_full=False)
         finally:
