@@ -152,7 +152,8 @@ def test_without_namespaces_the_quota_is_watched_and_says_what_it_cannot_see(tmp
     assert "disk: watched, not enforced (no file system of its own: unshare(CLONE_NEWNS): Operation not permitted)" \
         in result.limits_used
     assert "cannot see files deleted while still open" in result.limits_used
-    assert disk.used(scratch) == disk.Usage(0, 3000)  # the walk counts empty files; they hold no blocks
+    usage = disk.used(scratch)  # the walk counts empty files (they hold no blocks), and stopped it past 1,000
+    assert usage.bytes == 0 and 1000 < usage.files <= 3000, usage
 
 
 @pytest.fixture
