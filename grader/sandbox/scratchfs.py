@@ -13,13 +13,14 @@ dies. Its lifetime, in `ScratchFS`:
    notebook, job.json, a model to measure) is copied in, with its owner and mode, and removed from the disk.
 2. The sandbox is started in the keeper's namespaces (`enter()`, between fork and exec: setns(2)), so bwrap
    binds the tmpfs as the scratch; read-only binds into the scratch (the staged data) are mounts on top of
-   it and do not count. The host watches the file system (`exceeded()`, one statvfs) through
-   /proc/<keeper>/root.
+   it and do not count. The host watches the file system (`exceeded()`, one statvfs) through a descriptor
+   of its root, opened by way of /proc/<keeper>/root.
 3. After the sandbox has ended, `close()` copies what it left back into the folder on disk, so the host reads
    run.json, the model and the executed notebook where it always did, and the keeper exits, which frees the
    tmpfs. The copy is the attacker's tree: bounded by the quota it was written under, data extents only
    (a sparse file stays sparse), a hard link stays one file, links are copied as links and never followed,
-   FIFOs as FIFOs, and sockets and device nodes are left out.
+   FIFOs as FIFOs, and sockets and device nodes are left out, as is (logged) what the disk cannot hold, such
+   as a path longer than the system allows.
 
 This module imports nothing but the standard library (a test loads it as an unprivileged user who cannot reach
 the grader's dependencies).
@@ -89,15 +90,18 @@ class ScratchFS:
                                          "1" if self.userns else "0"],
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         self._namespaces: list[tuple[int, int]] = []
+        self._root: int | None = None
         try:
             line = self._ready()
             if line != "ready":
                 raise ScratchFSError(errno.EPERM, line.removeprefix("error: ") or "the keeper process ended")
             pid = self._keeper.pid
-            self.path = Path(f"/proc/{pid}/root{self.folder}")
             joined = ((("user", CLONE_NEWUSER),) if self.userns else ()) + (("mnt", CLONE_NEWNS),)
             for kind, flag in joined:
                 self._namespaces.append((os.open(f"/proc/{pid}/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC), flag))
+            # Held open, the tmpfs stays reachable (and the copy back possible) even if the keeper is killed.
+            self._root = os.open(f"/proc/{pid}/root{self.folder}", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            self.path = Path(f"/proc/self/fd/{self._root}")
             left_out = _copy_tree(self.folder, self.path, stop_when_full=True)
             if left_out:
                 raise ScratchFSError(errno.EINVAL, f"the scratch folder's own files could not be copied into it: "
@@ -143,9 +147,9 @@ class ScratchFS:
                         left_out[0])
 
     def _stop(self) -> None:
-        for fd, _ in self._namespaces:
+        for fd in [fd for fd, _ in self._namespaces] + ([self._root] if self._root is not None else []):
             os.close(fd)
-        self._namespaces = []
+        self._namespaces, self._root = [], None
         if self._keeper.stdin is not None:
             self._keeper.stdin.close()
         try:
