@@ -35,7 +35,7 @@ needs_cgroup = pytest.mark.skipif(limits.detect().hierarchy is None, reason="no 
 
 def run_fixture(tmp_path: Path, name: str, *args: str, **spec: object) -> tuple[SandboxResult, Path]:
     scratch = tmp_path / "scratch"
-    scratch.mkdir(exist_ok=True)
+    scratch.mkdir(parents=True, exist_ok=True)
     shutil.copy(ADVERSARIAL / f"{name}.py", scratch)
     settings = {"wall_seconds": 60, **spec}
     return run_sandboxed([sys.executable, f"{name}.py", *args], SandboxSpec(scratch=scratch, **settings)), scratch
@@ -154,6 +154,11 @@ def test_without_namespaces_the_quota_is_watched_and_says_what_it_cannot_see(tmp
     assert "cannot see files deleted while still open" in result.limits_used
     usage = disk.used(scratch)  # the walk counts empty files (they hold no blocks), and stopped it past 1,000
     assert usage.bytes == 0 and 1000 < usage.files <= 3000, usage
+    # a job that ends before the next walk (0.5 s after the first) is measured as it ends: what it left counts
+    quick = "import os\nfor i in range(1500): os.close(os.open(str(i), os.O_CREAT | os.O_WRONLY))"
+    result = run_sandboxed([sys.executable, "-c", quick], SandboxSpec(scratch=tmp_path / "quick", wall_seconds=60,
+                                                                      disk_bytes=50 << 20, disk_files=1000))
+    assert result.disk_exceeded and result.returncode is None, result
 
 
 @pytest.fixture

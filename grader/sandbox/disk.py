@@ -66,9 +66,10 @@ class DiskWatch:
     def enter(self) -> None:
         """Nothing to join: the job writes to the folder on disk."""
 
-    def exceeded(self) -> bool:
+    def exceeded(self, *, final: bool = False) -> bool:
+        """`final`: the job has ended, so walk now whatever the clock says (what it left counts too)."""
         now = time.monotonic()
-        if now < self._next:
+        if now < self._next and not final:
             return False
         usage = used(self.root)
         spent = time.monotonic() - now

@@ -135,6 +135,8 @@ def _watch(proc: subprocess.Popen[bytes], job: JobLimits, deadline: float, stdou
     except subprocess.TimeoutExpired:
         _kill_tree(proc, job)
         proc.wait()
+    if not timed_out and not disk_exceeded:  # what it left counts too, however soon after the last look it ended
+        disk_exceeded = disk.exceeded(final=True)
     return timed_out, disk_exceeded
 
 

@@ -128,8 +128,9 @@ class ScratchFS:
                                                   f"{os.strerror(ctypes.get_errno())}")
         os.chdir(cwd)
 
-    def exceeded(self) -> bool:
-        """Whether the job has filled its quota: the kernel refuses, or would refuse, its next page or file."""
+    def exceeded(self, *, final: bool = False) -> bool:
+        """Whether the job has filled its quota: the kernel refuses, or would refuse, its next page or file.
+        (Measured at every call; `final`, the job has ended, changes nothing.)"""
         info = os.statvfs(self.path)
         usage = Usage((info.f_blocks - info.f_bfree) * info.f_frsize, info.f_files - info.f_ffree - 1)
         self.peak = Usage(max(self.peak.bytes, usage.bytes), max(self.peak.files, usage.files))
