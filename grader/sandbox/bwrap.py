@@ -56,8 +56,8 @@ class SandboxSpec:
     The limits default to grader.settings.RunLimits' (`for_run` maps a
     whole RunLimits record onto a spec). `max_processes` counts tasks
     (threads too, as the pids cgroup does) and includes bwrap's own two
-    processes. `disk_bytes` and `disk_files` bound everything under the scratch together. `env` is the whole environment
-    inside, on top of PATH, HOME (the scratch), LANG, TMPDIR, the thread counts of `cpus`
+    processes. `disk_bytes` and `disk_files` bound everything under the scratch together. `env` is the
+    whole environment inside, on top of PATH, HOME (the scratch), LANG, TMPDIR, the thread counts of `cpus`
     (`THREAD_VARIABLES`) and PYTHONPATH (to which the grader source is appended).
     """
 

@@ -32,7 +32,7 @@ class SandboxResult:
     returncode: int | None  # None when we killed it on the clock; 128+N when signal N killed the command inside bwrap
     timed_out: bool
     memory_exceeded: bool
-    disk_exceeded: bool  # the scratch folder filled its quota (spec.disk_bytes or spec.disk_files) and the job was stopped
+    disk_exceeded: bool  # the scratch filled its quota (spec.disk_bytes or spec.disk_files) and the job was stopped
     output_truncated: bool
     stdout: str  # head and tail, with a marker where the middle was dropped
     stderr: str
@@ -62,7 +62,8 @@ def run_sandboxed(argv: Sequence[str], spec: SandboxSpec, *, sandbox: bool = Tru
     # The quota's file system goes when the block ends, after the whole tree is dead: what the job left is back in
     # the scratch folder on disk before the caller reads it.
     with JobLimits(memory_bytes=spec.memory_bytes, max_processes=spec.max_processes, max_file_bytes=spec.max_file_bytes,
-                   cpus=spec.cpus) as job, disk_quota(spec.scratch, size=spec.disk_bytes, files=spec.disk_files) as disk:
+                   cpus=spec.cpus) as job, \
+            disk_quota(spec.scratch, size=spec.disk_bytes, files=spec.disk_files) as disk:
 
         def preexec() -> None:
             disk.enter()  # first: joining its namespaces may need privileges that the job's set-up gives up
