@@ -74,7 +74,11 @@ class RunLimits(BaseModel):
         help="largest single file the notebook may write")
     disk_bytes: int = _limit(
         2 << 30, unit="size", rubric="disk", flag="--disk",
-        help="all files the notebook writes to its scratch folder, together (checked while it runs)")
+        help="all files the notebook keeps in its scratch folder, together, deleted ones it holds open included "
+             "(its own file system, where the host allows one)")
+    disk_files: int = _limit(
+        10_000, unit="count", rubric="disk_files", flag="--disk-files",
+        help="files, folders and links the notebook may keep in its scratch folder at once, empty ones included")
     output_bytes: int = _limit(
         8 << 20, unit="size", rubric="output", flag="--max-output",
         help="what the notebook's cells may print in all; the run stops beyond it")

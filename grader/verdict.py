@@ -134,9 +134,9 @@ def _execution(execution: Execution, limits: RunLimits, dry_run: bool = False) -
         return verdict("memory", f"the notebook used more than {limits.memory_bytes / 2**30:.1f} GiB of memory "
                        f"and was stopped{in_cell}")
     if result.disk_exceeded:
-        return verdict("disk", f"the notebook wrote more than {show_size(limits.disk_bytes)} of files to its "
-                       "working folder and was stopped" + (f"; code cell {running} was running" if running is not None
-                                                           else ""), running)
+        return verdict("disk", f"the notebook filled its disk quota ({show_size(limits.disk_bytes)} or "
+                       f"{limits.disk_files:,} files, folders and links in its working folder) and was stopped"
+                       + (f"; code cell {running} was running" if running is not None else ""), running)
     if result.timed_out:
         return verdict("timeout", f"the notebook ran longer than {limits.wall_seconds:g} s and was stopped"
                        + (f"; code cell {running} was running" if running is not None else ""), running)

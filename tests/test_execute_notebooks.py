@@ -191,4 +191,13 @@ def test_many_small_files_stop_at_the_disk_quota(options):
     limits = options.limits.model_copy(update={"disk_bytes": 128 << 20})
     facts = grade("fill_disk_small_files", options, limits=limits)
     assert facts.verdict.kind == "disk", facts.verdict.message
-    assert "more than 128M of files" in facts.verdict.message
+    assert "filled its disk quota (128M or 10,000 files" in facts.verdict.message
+
+
+@pytest.mark.parametrize("name", ["write_to_a_deleted_file", "make_empty_files"])
+def test_files_a_walk_cannot_see_stop_at_the_disk_quota(options, name):
+    # a file deleted while held open, or thousands of empty files: the scratch's own file system counts both
+    limits = options.limits.model_copy(update={"disk_bytes": 50 << 20, "disk_files": 1000})
+    facts = grade(name, options, limits=limits)
+    assert facts.verdict.kind == "disk", facts.verdict.message
+    assert "filled its disk quota (50M or 1,000 files, folders and links in its working folder)" in facts.verdict.message

@@ -12,7 +12,7 @@ from grader.cli.common import add_run_options, limits_given
 from grader.errors import GraderError
 from grader.rubric.load import rubric_from_yaml
 from grader.sandbox import SandboxSpec
-from grader.sandbox.disk import DiskWatch, used_bytes
+from grader.sandbox.disk import DiskWatch, used
 from grader.settings import LIMITS, RubricLimits, RunLimits, limits_from, parse_size, show_size
 
 
@@ -69,10 +69,12 @@ def test_sizes_read_and_show_alike():
     assert show_size(6 << 30) == "6G" and show_size(3 << 29) == "1.5G" and parse_size(show_size(512 << 20)) == 512 << 20
 
 
-def test_the_disk_watch_measures_blocks_and_sees_a_folder_cross_its_quota(tmp_path):
+def test_the_disk_watch_measures_blocks_and_files_and_sees_a_folder_cross_its_quota(tmp_path):
     (tmp_path / "a").mkdir()
     for i in range(8):
         (tmp_path / "a" / f"f{i}").write_bytes(b"x" * (256 << 10))
-    assert used_bytes(tmp_path) >= 8 * (256 << 10)
-    assert DiskWatch(tmp_path, 4 << 20).exceeded() is False
-    assert DiskWatch(tmp_path, 1 << 20).exceeded() is True
+    usage = used(tmp_path)
+    assert usage.bytes >= 8 * (256 << 10) and usage.files == 9
+    assert DiskWatch(tmp_path, 4 << 20, 100).exceeded() is False
+    assert DiskWatch(tmp_path, 1 << 20, 100).exceeded() is True
+    assert DiskWatch(tmp_path, 4 << 20, 8).exceeded() is True

@@ -34,7 +34,7 @@ VERDICT_LABELS = {
     "missing_module": "imports a module the grader does not have",
     "sandbox_error": "could not be started by the grader (not the student's fault)",
     "grader_failed": "was not graded: the grader failed — not your fault",
-    "disk": "wrote more files than the disk limit allows",
+    "disk": "filled its disk quota (bytes or files)",
     "not_exportable": "left a model that neither torch.export nor TorchScript can capture, so it was not measured",
     "lookup": "left a model that looks answers up in stored data instead of computing them",
 }

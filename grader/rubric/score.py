@@ -41,7 +41,7 @@ _VERDICT = {
     "missing_module": "the notebook imports a module the grader does not have",
     "sandbox_error": "the sandbox failed to run the notebook",
     "grader_failed": "the grader failed",
-    "disk": "the notebook wrote more files than the disk limit allows",
+    "disk": "the notebook filled its disk quota (bytes or files)",
     "not_exportable": "neither torch.export nor TorchScript could capture the model, so it was not measured",
     "lookup": "the model looks answers up in stored data, so its accuracy is not credited",
 }

@@ -56,8 +56,8 @@ class SandboxSpec:
     The limits default to grader.settings.RunLimits' (`for_run` maps a
     whole RunLimits record onto a spec). `max_processes` counts tasks
     (threads too, as the pids cgroup does) and includes bwrap's own two
-    processes. `disk_bytes` bounds everything under the scratch together. `env` is the whole environment
-    inside, on top of PATH, HOME (the scratch), LANG, TMPDIR, the thread counts of `cpus`
+    processes. `disk_bytes` and `disk_files` bound everything under the scratch together. `env` is the
+    whole environment inside, on top of PATH, HOME (the scratch), LANG, TMPDIR, the thread counts of `cpus`
     (`THREAD_VARIABLES`) and PYTHONPATH (to which the grader source is appended).
     """
 
@@ -68,6 +68,7 @@ class SandboxSpec:
     max_processes: int = _DEFAULT.max_processes
     max_file_bytes: int = _DEFAULT.max_file_bytes
     disk_bytes: int = _DEFAULT.disk_bytes
+    disk_files: int = _DEFAULT.disk_files
     max_output_bytes: int = 16 << 20  # what the grader keeps of the command's stdout + stderr
     shm_bytes: int = 512 << 20
     network: bool = False
@@ -95,7 +96,7 @@ class SandboxSpec:
         """A spec with the limits of a grading run (`wall_seconds` overrides the run's, e.g. for the evaluation)."""
         return cls(scratch=scratch, wall_seconds=wall_seconds or limits.wall_seconds, memory_bytes=limits.memory_bytes,
                    max_processes=limits.max_processes, max_file_bytes=limits.max_file_bytes,
-                   disk_bytes=limits.disk_bytes, cpus=limits.cpus, **rest)
+                   disk_bytes=limits.disk_bytes, disk_files=limits.disk_files, cpus=limits.cpus, **rest)
 
 
 @dataclass(frozen=True)

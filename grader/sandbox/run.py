@@ -15,7 +15,7 @@ from typing import Sequence
 
 from grader.errors import GraderError
 from grader.sandbox.bwrap import HostLayout, SandboxSpec, build_argv, bwrap_available, inside_env
-from grader.sandbox.disk import DiskWatch
+from grader.sandbox.disk import Quota, described, disk_quota
 from grader.sandbox.limits import JobLimits
 
 log = logging.getLogger(__name__)
@@ -32,12 +32,14 @@ class SandboxResult:
     returncode: int | None  # None when we killed it on the clock; 128+N when signal N killed the command inside bwrap
     timed_out: bool
     memory_exceeded: bool
-    disk_exceeded: bool  # the scratch folder grew past spec.disk_bytes and the job was stopped
+    disk_exceeded: bool  # the scratch filled its quota (spec.disk_bytes or spec.disk_files) and the job was stopped
     output_truncated: bool
     stdout: str  # head and tail, with a marker where the middle was dropped
     stderr: str
     seconds: float
-    limits_used: str  # "cgroup-v1", "cgroup-v2", or "rlimit (...why, and what that cannot limit)", then the cpu quota
+    # "cgroup-v1", "cgroup-v2", or "rlimit (...why, and what that cannot limit)", then the cpu quota; then "; disk: ..."
+    # (a file system of its own, or watched, not enforced, and what the watch cannot see)
+    limits_used: str
 
 
 def run_sandboxed(argv: Sequence[str], spec: SandboxSpec, *, sandbox: bool = True) -> SandboxResult:
@@ -57,8 +59,16 @@ def run_sandboxed(argv: Sequence[str], spec: SandboxSpec, *, sandbox: bool = Tru
         warnings.warn(message, stacklevel=2)
         command = list(argv)
     spec.scratch.mkdir(parents=True, exist_ok=True)
+    # The quota's file system goes when the block ends, after the whole tree is dead: what the job left is back in
+    # the scratch folder on disk before the caller reads it.
     with JobLimits(memory_bytes=spec.memory_bytes, max_processes=spec.max_processes, max_file_bytes=spec.max_file_bytes,
-                   cpus=spec.cpus) as job:
+                   cpus=spec.cpus) as job, \
+            disk_quota(spec.scratch, size=spec.disk_bytes, files=spec.disk_files) as disk:
+
+        def preexec() -> None:
+            disk.enter()  # first: joining its namespaces may need privileges that the job's set-up gives up
+            job.preexec()
+
         start = time.monotonic()
         proc = subprocess.Popen(
             command,
@@ -67,11 +77,10 @@ def run_sandboxed(argv: Sequence[str], spec: SandboxSpec, *, sandbox: bool = Tru
             stderr=subprocess.PIPE,
             cwd=spec.scratch,
             env=inside_env(spec, sandbox=sandbox, layout=layout),
-            preexec_fn=job.preexec,
+            preexec_fn=preexec,
             start_new_session=True,  # its own process group, to kill in one call
         )
         stdout, stderr = _Capture(spec.max_output_bytes // 2), _Capture(spec.max_output_bytes // 2)
-        disk = DiskWatch(spec.scratch, spec.disk_bytes)
         timed_out, disk_exceeded = _watch(proc, job, start + spec.wall_seconds, stdout, stderr, disk)
         seconds = time.monotonic() - start
         err_text = stderr.text()
@@ -84,12 +93,12 @@ def run_sandboxed(argv: Sequence[str], spec: SandboxSpec, *, sandbox: bool = Tru
             stdout=stdout.text(),
             stderr=err_text,
             seconds=seconds,
-            limits_used=job.used,
+            limits_used=f"{job.used}; {described(disk)}",
         )
 
 
 def _watch(proc: subprocess.Popen[bytes], job: JobLimits, deadline: float, stdout: _Capture, stderr: _Capture,
-           disk: DiskWatch) -> tuple[bool, bool]:
+           disk: Quota) -> tuple[bool, bool]:
     """Drain both pipes until they close; kill everything at the deadline or over the disk quota.
 
     Returns (timed out, over the disk quota)."""
@@ -127,6 +136,8 @@ def _watch(proc: subprocess.Popen[bytes], job: JobLimits, deadline: float, stdou
     except subprocess.TimeoutExpired:
         _kill_tree(proc, job)
         proc.wait()
+    if not timed_out and not disk_exceeded:  # what it left counts too, however soon after the last look it ended
+        disk_exceeded = disk.exceeded(final=True)
     return timed_out, disk_exceeded
 
 
