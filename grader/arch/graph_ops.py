@@ -114,7 +114,10 @@ _KNOWN = {  # what an operator outside the allowlist is, for the line that repor
     **dict.fromkeys(("remainder", "fmod", "floor_divide", "floor", "ceil", "round", "trunc", "frac", "sign",
                      "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not", "bitwise_left_shift",
                      "bitwise_right_shift", "__and__", "__or__", "__xor__", "__lshift__", "__rshift__"),
-                    "rounding or integer arithmetic (a hash of the pixels)"),
+                    "rounding, bitwise or integer arithmetic (a hash of the pixels)"),
+    **dict.fromkeys(("zeros", "ones", "full", "empty", "arange", "linspace", "scalar_tensor", "zeros_like", "ones_like",
+                     "full_like", "empty_like", "new_zeros", "new_ones", "new_full", "new_empty", "rand", "randn",
+                     "randint", "eye"), "a tensor made inside the graph"),
     **dict.fromkeys(("cond", "while_loop", "map_impl", "scan"), "control flow on computed values"),
     **dict.fromkeys(("_local_scalar_dense", "item"), "a tensor read back as a Python number"),
 }
@@ -170,18 +173,24 @@ def unexpected_ops(program: Any) -> list[str]:
     flow = dataflow(program)
     found = []
     for node in program.graph.nodes:
-        if node.op == "call_function" and (why := _why(node, flow)):
-            found.append(f"{why} at node `{node.name}` (`{_target(node)}`), reading {_reads(node, flow)}")
+        if node.op != "call_function":
+            continue
+        value = node.meta.get("val")
+        dtype = str(value.dtype).replace("torch.", "") if node.name in flow.image and node.users and _integral(
+            value) else None  # read by something: a value nothing reads (a max-pool's indices) is no dataflow
+        where = f"at node `{node.name}` (`{_target(node)}`), reading {_reads(node, flow)}"
+        if why := _why(node, flow):
+            found.append(f"{why} {where}" + (f", giving {dtype} values" if dtype else ""))
+        elif dtype:
+            found.append(f"{dtype} values computed from the image {where}")
     return found
 
 
 def _why(node: Any, flow: Dataflow) -> Optional[str]:
-    """What is wrong with one node (None: a CNN's)."""
-    name, value = plain_name(node), node.meta.get("val")
-    integral = node.name in flow.image and bool(node.users) and _integral(value)
-    kind = f", giving {str(value.dtype).replace('torch.', '')} values" if integral else ""
+    """What a CNN would not do at one node (None: nothing), its values' dtype aside."""
+    name = plain_name(node)
     if name not in ALLOWED and not _shape_arithmetic(node):
-        return _KNOWN.get(name, "an operator outside those a CNN is made of") + kind
+        return _KNOWN.get(name, "an operator outside those a CNN is made of")
     if name in _WEIGHTED and _arg(node, _WEIGHTED[name]) in flow.image:
         return "a layer whose weights are computed from the image"
     if name in _PRODUCTS and all(_arg(node, i) in flow.image for i in _PRODUCTS[name]):
@@ -189,15 +198,15 @@ def _why(node: Any, flow: Dataflow) -> Optional[str]:
     if name in _SOFTMAXES and (span := _softmax_span(node)) != CLASSES:
         entries = f"{span:,}" if span is not None else "an unknown number of"
         return f"a {name.lstrip('_')} over {entries} entries (a classifier's spans its {CLASSES} classes)"
-    if integral:
-        return f"{str(value.dtype).replace('torch.', '')} values computed from the image"
     return None
 
 
 def _target(node: Any) -> str:
-    """`aten.ge.Scalar`; a Python function as `operator.mod`."""
+    """`aten.ge.Scalar`; a Python function as `operator.getitem`."""
     target = node.target
-    return str(target) if hasattr(target, "_overloadpacket") else f"{getattr(target, '__module__', None) or 'builtins'}.{op_name(node)}"
+    if hasattr(target, "_overloadpacket"):
+        return str(target)
+    return f"{(getattr(target, '__module__', None) or 'builtins').lstrip('_')}.{op_name(node)}"
 
 
 def _softmax_span(node: Any) -> Optional[int]:
