@@ -92,8 +92,8 @@ ALLOWED = frozenset(BATCH_NORM | set(_WEIGHTED) | set(_PRODUCTS) | _SOFTMAXES | 
     "hardswish", "hardsigmoid", "softplus", "prelu", "_prelu_kernel",
     "dropout", "feature_dropout", "alpha_dropout", "feature_alpha_dropout", "native_dropout",
     "view", "_unsafe_view", "reshape", "flatten", "unflatten", "squeeze", "unsqueeze", "permute", "transpose", "t",
-    "contiguous", "expand", "clone", "alias", "detach", "lift_fresh_copy", "_to_copy", "to", "slice", "select",
-    "cat", "mean", "getitem", "_assert_tensor_metadata"})
+    "numpy_T", "contiguous", "expand", "clone", "alias", "detach", "lift_fresh_copy", "_to_copy", "to", "slice",
+    "select", "cat", "mean", "getitem", "_assert_tensor_metadata"})
 _KNOWN = {  # what an operator outside the allowlist is, for the line that reports it
     **dict.fromkeys(("eq", "ne", "ge", "gt", "le", "lt", "isclose", "isin", "equal", "logical_and", "logical_or",
                      "logical_not", "logical_xor"), "a comparison"),
