@@ -168,3 +168,50 @@ def test_wide_and_integer_dtypes_count_their_bytes():
                               "buffer `small` 40 (40 numbers of uint8)",
                               "literal numbers written into the graph (3: 100 at `slice_1`, 10 at `slice_2`, 10 at "
                               "`slice_3`)"]
+
+
+class SettingsAsNumbers(nn.Module):
+    """Layer settings that scale values, chosen by the student: a leaky ReLU's slope, an eps, an average pool's
+    divisor. At PyTorch's defaults (and ReLU6's 6) they carry nothing of the student's."""
+
+    def __init__(self, slope=0.37, eps=0.5, divisor=3):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 10, 3)
+        self.bn = nn.BatchNorm2d(10, eps=eps)
+        self.slope, self.divisor = slope, divisor
+
+    def forward(self, x):
+        x = F.leaky_relu(self.bn(self.conv(x)), self.slope)
+        x = F.avg_pool2d(F.relu6(x), 26, divisor_override=self.divisor)
+        return F.log_softmax(F.hardtanh(x.flatten(1), 0.0, 6.0), dim=1)
+
+
+def test_layer_settings_that_scale_values_count_when_the_student_chose_them():
+    stored = stored_state(exported(SettingsAsNumbers()))
+    assert stored.literals == 3 and stored.learned == stored.trainable + 3
+    defaults = stored_state(exported(SettingsAsNumbers(slope=0.01, eps=1e-5, divisor=None)))
+    assert defaults.literals == 0 and defaults.learned == defaults.trainable
+
+
+class OneWeightForManyBatchNorms(nn.Module):
+    """Many batch norms share one weight, each with statistics of its own: one counted weight vouching for all."""
+
+    def __init__(self, layers=8, width=2000):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(width))
+        for i in range(layers):
+            self.register_buffer(f"mean{i}", torch.randn(width))
+            self.register_buffer(f"var{i}", torch.rand(width) + 0.5)
+        self.layers, self.width = layers, width
+
+    def forward(self, x):
+        wide = x.flatten(1)[:, :1].expand(-1, self.width)
+        out = [F.batch_norm(wide, getattr(self, f"mean{i}"), getattr(self, f"var{i}"), self.weight)
+               for i in range(self.layers)]
+        return torch.cat(out, 1)[:, :10]
+
+
+def test_statistics_vouched_for_by_a_shared_weight_count():
+    stored = stored_state(exported(OneWeightForManyBatchNorms()))
+    assert stored.bn_stats == 0 and stored.buffers == 8 * 2 * 2000 and stored.trainable == 2000
+    assert stored.learned == 2000 + 32_000 + 1  # and the 10 of [:, :10]

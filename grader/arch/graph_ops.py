@@ -17,11 +17,12 @@ that something reads): a CNN's data stays in floating point from the pixels to t
 
 Shape arithmetic on the batch size (`x.view(x.size(0), -1)`) is allowed: it reads sizes, not pixels.
 
-`literal_numbers` lists the numbers written into the graph as data rather than as a layer's settings
-(stored_state.py counts them as learned numbers): the scalar operands of arithmetic and hardtanh's
-bounds, select's index and slice's bounds, every number an operator outside the allowlist is given; not
-0, 1, -1 or slice's open end. Kernel sizes, strides, padding, dims, shapes, eps, momentum, dropout rates
-and activation slopes configure a layer and are not counted.
+`literal_numbers` lists the numbers written into the graph as data rather than as a layer's shape
+(stored_state.py counts them as learned numbers): the scalar operands of arithmetic (`x * 0.123`), select's
+index and slice's bounds, and the settings that scale or shift values when the student chose them (a
+leaky ReLU's slope other than 0.01, an eps other than 1e-5, hardtanh's bounds, avg_pool's divisor, addmm's
+alpha / beta), and every number an operator outside the allowlist is given; never 0, 1, -1 or slice's open
+end. Kernel sizes, strides, padding, dims, shapes, momentum and dropout rates are the architecture, not data.
 
 The TorchScript readers below (`unexpected_ops_torchscript` and the denylist `scan` it uses) are the older
 denylist scan, kept only for that path.
@@ -122,7 +123,11 @@ _KNOWN = {  # what an operator outside the allowlist is, for the line that repor
     **dict.fromkeys(("_local_scalar_dense", "item"), "a tensor read back as a Python number"),
 }
 _TRIVIAL = (0, 1, -1)  # literal numbers that carry no value of their own: x * 1, x + 0, x[:, 1:-1]
-_DATA_ARGS = {"hardtanh": slice(1, 3), "select": slice(2, 3), "slice": slice(2, 4)}  # bounds, index: data
+# Arguments of allowed operators (by their schema's names) that act on values as data, each with the values that
+# carry nothing of the student's: PyTorch's defaults. Any other argument of an allowed operator is a setting.
+_DATA = {"other": (), "alpha": (), "beta": (), "scale": (), "input_scale": (), "min_val": (), "max_val": (6,),
+         "negative_slope": (0.01,), "threshold": (20,), "eps": (1e-5,), "divisor_override": (), "index": (),
+         "start": (), "end": ()}
 _OPEN_END = 2 ** 62  # slice's "to the end" (sys.maxsize), not a number the student wrote
 
 
@@ -230,17 +235,21 @@ def literal_numbers(program: Any) -> list[Literal]:
     for node in program.graph.nodes:
         if node.op != "call_function" or _shape_arithmetic(node):
             continue
-        name = plain_name(node)
-        if name in _ARITHMETIC:
-            values = [*node.args[1:], *node.kwargs.values()]
-        elif name in _DATA_ARGS:
-            values = node.args[_DATA_ARGS[name]]
-        elif name not in ALLOWED:
-            values = [*node.args, *node.kwargs.values()]
-        else:
-            continue
-        found += [Literal(node.name, v) for v in _numbers(values) if v not in _TRIVIAL and abs(v) < _OPEN_END]
+        allowed = plain_name(node) in ALLOWED
+        for argument, value in _arguments(node):
+            free = _DATA.get(argument) if allowed else ()
+            if free is not None:
+                found += [Literal(node.name, v) for v in _numbers([value])
+                          if v not in _TRIVIAL + free and abs(v) < _OPEN_END]
     return found
+
+
+def _arguments(node: Any) -> list[tuple[str, Any]]:
+    """A node's arguments with their names in the operator's schema ("" for a Python function's)."""
+    schema = getattr(node.target, "_schema", None)
+    names = [a.name for a in schema.arguments] if schema is not None else []
+    return [(names[i] if i < len(names) else "", value) for i, value in enumerate(node.args)] + list(
+        node.kwargs.items())
 
 
 def _numbers(values: Iterable[Any]) -> list[Union[int, float]]:

@@ -14,8 +14,9 @@ keeps nothing there.
 
 A buffer is a batch-norm statistic, and not counted, only when every use of it in the graph is as the
 running mean or variance of a batch-norm op whose input comes from the image, it is one number per channel
-of that input, and that layer has its own weight of the same size among the parameters (counted): hidden
-statistics then never outnumber counted weights, and a buffer that `forward` also reads as weights counts.
+of that input, and that layer has its own weight of the same size among the parameters (counted, read by no
+other op): hidden statistics then never outnumber counted weights, and a buffer that `forward` also reads as
+weights counts.
 
 Counted numbers are float32-equivalents: a stored number counts max(1, its bytes / 4), so a float64 or
 int64 counts 2 and a wide dtype holds no more than it is counted for; integer and boolean tensors count
@@ -52,6 +53,8 @@ def _statistic_of(buffer: Any, user: Any, sig: Any, image: frozenset[str]) -> bo
         return False
     source, weight = user.args[0], user.args[1] if len(user.args) > 1 else None
     if getattr(source, "name", None) not in image or getattr(weight, "name", None) not in sig.inputs_to_parameters:
+        return False
+    if len(weight.users) != 1:  # the layer's own weight: one shared by many would vouch for each one's statistics
         return False
     shape = list(getattr(buffer.meta.get("val"), "shape", ()))
     source_shape = getattr(source.meta.get("val"), "shape", ())
