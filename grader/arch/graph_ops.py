@@ -85,16 +85,16 @@ _PRODUCTS = {"mm": (0, 1), "matmul": (0, 1), "addmm": (1, 2)}  # -> its factors:
 _SOFTMAXES = {"softmax", "_softmax", "log_softmax", "_log_softmax"}
 _SHAPE_OF = {"sym_size", "sym_numel", "sym_stride", "sym_storage_offset"}  # read a tensor's sizes, not its values
 _ARITHMETIC = {"add", "sub", "mul", "div", "rsub", "neg"}
-ALLOWED = frozenset(BATCH_NORM | set(_WEIGHTED) | set(_PRODUCTS) | _SOFTMAXES | _SHAPE_OF | _ARITHMETIC | {
+_VIEWS = {"view", "_unsafe_view", "reshape", "flatten", "unflatten", "squeeze", "unsqueeze", "permute", "transpose",
+          "t", "numpy_T", "expand", "alias", "detach", "slice", "select"}  # reshapes: they may share their storage
+ALLOWED = frozenset(BATCH_NORM | set(_WEIGHTED) | set(_PRODUCTS) | _SOFTMAXES | _SHAPE_OF | _ARITHMETIC | _VIEWS | {
     "group_norm", "native_group_norm", "layer_norm", "native_layer_norm",
     "max_pool1d", "max_pool2d", "max_pool2d_with_indices", "avg_pool1d", "avg_pool2d", "adaptive_avg_pool1d",
     "adaptive_avg_pool2d", "_adaptive_avg_pool2d", "adaptive_max_pool1d", "adaptive_max_pool2d",
     "relu", "relu6", "leaky_relu", "elu", "selu", "celu", "gelu", "silu", "mish", "sigmoid", "tanh", "hardtanh",
     "hardswish", "hardsigmoid", "softplus", "prelu", "_prelu_kernel",
     "dropout", "feature_dropout", "alpha_dropout", "feature_alpha_dropout", "native_dropout",
-    "view", "_unsafe_view", "reshape", "flatten", "unflatten", "squeeze", "unsqueeze", "permute", "transpose", "t",
-    "numpy_T", "contiguous", "expand", "clone", "alias", "detach", "lift_fresh_copy", "_to_copy", "to", "slice",
-    "select", "cat", "mean", "getitem", "_assert_tensor_metadata"})
+    "contiguous", "clone", "lift_fresh_copy", "_to_copy", "to", "cat", "mean", "getitem", "_assert_tensor_metadata"})
 _KNOWN = {  # what an operator outside the allowlist is, for the line that reports it
     **dict.fromkeys(("eq", "ne", "ge", "gt", "le", "lt", "isclose", "isin", "equal", "logical_and", "logical_or",
                      "logical_not", "logical_xor"), "a comparison"),
@@ -136,6 +136,7 @@ class Dataflow:
     """Which values of an exported graph come from the image, and what stored tensors the others are made of."""
 
     image: frozenset[str]  # value names computed from the image (sizes read with sym_size excepted)
+    batch: str  # the images' first size, as export recorded it: `s77` (a dynamic batch) or `1000`
     made_of: dict[str, frozenset[str]]  # a value computed without the image -> the state names it reads
     shapes: dict[str, list[int]]  # state name -> shape
 
@@ -162,8 +163,11 @@ def dataflow(program: Any) -> Dataflow:
             image.add(node.name)
         elif stored := frozenset().union(*(made_of.get(s, frozenset()) for s in sources)):
             made_of[node.name] = stored
-    shapes = {t: list(getattr(program.state_dict.get(t, program.constants.get(t)), "shape", ())) for t in names.values()}
-    return Dataflow(frozenset(image), made_of, shapes)
+    state = {**program.constants, **program.state_dict}
+    shapes = {t: list(getattr(state.get(t), "shape", ())) for t in names.values()}
+    inputs = [n for n in program.graph.nodes if n.op == "placeholder" and n.name in sig.user_inputs]
+    batch = str(next(iter(getattr(inputs[0].meta.get("val"), "shape", ())), "")) if inputs else ""
+    return Dataflow(frozenset(image), batch, made_of, shapes)
 
 
 def plain_name(node: Any) -> str:
@@ -173,22 +177,73 @@ def plain_name(node: Any) -> str:
 
 
 def unexpected_ops(program: Any) -> list[str]:
-    """One line per operator of an exported program outside `ALLOWED` or outside its conditions, and per integer or
-    boolean value computed from the image: what it is, its node and operator, and what it reads."""
+    """One line per operator of an exported program outside `ALLOWED` or outside its conditions, per integer or
+    boolean value computed from the image, per value that mixes the images of a batch, and per change to stored
+    state: what it is, its node and operator, and what it reads."""
     flow = dataflow(program)
     found = []
     for node in program.graph.nodes:
         if node.op != "call_function":
             continue
-        value = node.meta.get("val")
-        dtype = str(value.dtype).replace("torch.", "") if node.name in flow.image and node.users and _integral(
-            value) else None  # read by something: a value nothing reads (a max-pool's indices) is no dataflow
-        where = f"at node `{node.name}` (`{_target(node)}`), reading {_reads(node, flow)}"
-        if why := _why(node, flow):
-            found.append(f"{why} {where}" + (f", giving {dtype} values" if dtype else ""))
-        elif dtype:
-            found.append(f"{dtype} values computed from the image {where}")
+        value, read = node.meta.get("val"), node.name in flow.image and bool(node.users)  # unread: no dataflow
+        dtype = str(value.dtype).replace("torch.", "") if read and _integral(value) else None
+        used = node.name in flow.image and any(user.op != "output" for user in node.users)  # not only written back
+        what = _why(node, flow) or (f"{dtype} values computed from the image" if dtype else None) or (
+            f"values that mix the images of a batch (shape {_shape(value)}; each image's are "
+            f"[{flow.batch}, ...])" if used and not _per_image(value, flow.batch) else None)
+        if what:
+            found.append(f"{what} at node `{node.name}` (`{_target(node)}`), reading {_reads(node, flow)}"
+                         + (f", giving {dtype} values" if dtype and not what.startswith(dtype) else ""))
+    return found + _state_changes(program, flow)
+
+
+def _per_image(value: Any, batch: str) -> bool:
+    """A value computed for each image apart: the batch first, every other size fixed (not a tensor: not judged)."""
+    if not _is_tensor(value):
+        return True
+    shape = list(value.shape)
+    return bool(shape) and str(shape[0]) == batch and all(isinstance(size, int) for size in shape[1:])
+
+
+def _shape(value: Any) -> str:
+    return "[" + ", ".join(str(size) for size in value.shape) + "]"
+
+
+def _state_changes(program: Any, flow: Dataflow) -> list[str]:
+    """Stored state the graph changes, which the next batch would read: an in-place operator on a stored value, or
+    a buffer the program writes back. A batch norm's own statistics and a counter that nothing reads (its
+    `num_batches_tracked`, in a train-mode export) are no channel between batches."""
+    found = []
+    for node in program.graph.nodes:
+        name = op_name(node)
+        if (node.op == "call_function" and name.endswith("_") and not name.endswith("__") and name != "detach_"
+                and plain_name(node) in ALLOWED and node.args and (root := _stored_root(node.args[0], flow))
+                and not _counter(root)):
+            found.append(f"a change to stored state, which the next batch would read, at node `{node.name}` "
+                         f"(`{_target(node)}`), reading {_reads(node, flow)}")
+    written = {spec.arg.name: spec.target for spec in program.graph_signature.output_specs
+               if spec.kind.name in ("BUFFER_MUTATION", "PARAMETER_MUTATION")}
+    for node in program.graph.nodes:
+        if node.name in written and not (_counter(node.args[0]) if plain_name(node) == "add" else (
+                op_name(node) == "getitem" and op_name(node.args[0]) in BATCH_NORM)):
+            found.append(f"a change to the stored `{written[node.name]}`, which the next batch would read, at node "
+                         f"`{node.name}` (`{_target(node)}`), reading {_reads(node, flow)}")
     return found
+
+
+def _stored_root(value: Any, flow: Dataflow) -> Any:
+    """The stored placeholder a value is a view of (None: a value of its own, which an in-place write leaves
+    behind when the call ends, such as a copy that `torch.tensor(...)` makes)."""
+    while getattr(value, "op", None) == "call_function" and plain_name(value) in _VIEWS and value.args:
+        value = value.args[0]
+    return value if getattr(value, "op", None) == "placeholder" and value.name not in flow.image else None
+
+
+def _counter(value: Any) -> bool:
+    """A stored value that only additions read, whose sums nothing but the written-back state reads (a batch norm's
+    counter): what it holds reaches no output."""
+    return getattr(value, "op", None) == "placeholder" and all(
+        plain_name(user) == "add" and all(sum_.op == "output" for sum_ in user.users) for user in value.users)
 
 
 def _why(node: Any, flow: Dataflow) -> Optional[str]:
