@@ -162,6 +162,25 @@ class KernelFromTheImage(_Hostile):
         return F.conv2d(x, kernel).mean((2, 3)) + (pixels.unsqueeze(2) @ pixels.unsqueeze(1)).mean(2)
 
 
+class BatchFingerprint(_Hostile):
+    """The mean of the whole batch says which batch of the test set this is: images read as a group."""
+
+    def lookup(self, x):
+        return (x.flatten(1) - x.flatten(1).mean(0, keepdim=True))[:, :10]
+
+
+class CountsItsCalls(_Hostile):
+    """A buffer incremented on every call: the batch's number, to pick that batch's stored answers."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("calls", torch.zeros(1))
+
+    def lookup(self, x):
+        self.calls.add_(1)
+        return x.flatten(1)[:, :10] * self.calls
+
+
 def _found(module: nn.Module) -> list[str]:
     return unexpected_ops(exported(module))
 
@@ -274,3 +293,20 @@ def test_the_verdict_names_what_was_found_and_how_to_fix_it():
                               "entries (a classifier's spans its 10 classes) at node `softmax`")
     assert "It scored 100.00% on the test images, which is not credited" in message
     assert "compute the ten scores from the image with convolutions, pooling and linear layers" in message
+
+
+def test_values_that_mix_the_images_of_a_batch_are_reported():
+    assert _found(BatchFingerprint()) == [
+        "values that mix the images of a batch (shape [1, 784]; each image's are [s77, ...]) at node `mean_1` "
+        "(`aten.mean.dim`), reading the image"]
+
+
+def test_stored_state_changed_between_batches_is_reported():
+    assert _found(CountsItsCalls()) == [
+        "a change to stored state, which the next batch would read, at node `add_` (`aten.add_.Tensor`), reading "
+        "the stored `calls` 1"]
+    decomposed = unexpected_ops(exported(CountsItsCalls()).run_decompositions())  # a handed-in core ATen export
+    changes = [line for line in decomposed if "change" in line]
+    assert len(changes) == 1 and changes[0].startswith("a change to the stored `calls`, which the next batch would "
+                                                       "read, at node `add")  # the node's number is decomposition's
+    assert changes[0].endswith("(`aten.add.Tensor`), reading the stored `calls` 1")
