@@ -107,7 +107,8 @@ class OpsFacts(_Section):
                           "activations, dropout, reshapes, static slices, residual arithmetic, mean, a softmax over "
                           "the ten classes), an allowed one used otherwise (weights computed from the image, a "
                           "softmax over other than ten entries), an integer or boolean value computed from the "
-                          "image; [] when none")
+                          "image, values that mix the images of a batch, a change to stored state that the next "
+                          "batch would read; [] when none")
 
 
 class ModelFacts(_Section):

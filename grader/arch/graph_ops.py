@@ -15,6 +15,11 @@ softmax (`exp`, `sum`), a softmax over anything but ten entries, integer arithme
 boolean value computed from the image, whatever operator made it (`x.long()`, the indices of a max-pool
 that something reads): a CNN's data stays in floating point from the pixels to the scores.
 
+A CNN scores each image apart and keeps nothing from one call to the next: a value computed from the images
+whose first size is not the batch (`x.mean(0)`, `x.view(1, -1)`: the images of a batch read together, which
+tells a batch of the test set from another) is reported, and so is a change to stored state (an in-place
+write to a buffer or a view of it, a buffer the program writes back), which the next batch would read. A
+batch norm's own statistics and a counter that nothing reads are exempt: a train-mode export updates them.
 Shape arithmetic on the batch size (`x.view(x.size(0), -1)`) is allowed: it reads sizes, not pixels.
 
 `literal_numbers` lists the numbers written into the graph as data rather than as a layer's shape
