@@ -72,31 +72,43 @@ class RfFacts(_Section):
 
 
 class StoredFacts(_Section):
-    """Every number the exported model stores, by kind (read from the exported program, not the student's classes)."""
+    """Every number the exported model stores, by kind (read from the exported program, not the student's classes).
+    Counted numbers are float32-equivalents: a number wider than 4 bytes (float64, int64) counts its bytes / 4."""
 
     trainable: Optional[int] = Field(None, description="numbers in parameters that train (requires_grad)")
     frozen: Optional[int] = Field(None, description="numbers in parameters with requires_grad=False")
     buffers: Optional[int] = Field(None, description="numbers in buffers, batch-norm running statistics excepted")
     bn_stats: Optional[int] = Field(None, description="numbers in batch-norm running statistics (mean, variance, "
-                                                      "counter), told apart by how the graph uses them")
+                                                      "counter), not counted: buffers the graph uses only as the "
+                                                      "running statistics of a batch norm on the image, one per "
+                                                      "channel of a layer with its own weight of that size")
     constants: Optional[int] = Field(None, description="numbers in tensors that forward captured from outside the "
-                                                       "module, lifted into the exported program as constants")
+                                                       "module, lifted into the exported program as constants, and "
+                                                       "the literal numbers written into the graph (`literals`)")
+    literals: Optional[int] = Field(None, description="literal numbers written into the graph as data (x * 0.123, "
+                                                      "a select's index; not a layer's kernel size or eps), one "
+                                                      "each, counted within `constants`")
     learned: Optional[int] = Field(None, description="every stored number but the batch-norm running statistics: "
                                                      "trainable + frozen + buffers + constants")
     carried: Optional[int] = Field(None, description="numbers outside trainable parameters and batch-norm "
                                                      "statistics: frozen + buffers + constants")
     flagged: Optional[list[str]] = Field(None, description="when `carried` is over a small allowance (1,000), each "
-                                                           "such tensor with its name and size, largest first; "
-                                                           "[] when within it")
+                                                           "such tensor with its name and size (and dtype when not "
+                                                           "float32), and the literal numbers, largest first; [] "
+                                                           "when within it")
 
 
 class OpsFacts(_Section):
-    """Operators read from the exported graph."""
+    """Operators read from the exported graph, against the ones a course CNN is made of."""
 
     unexpected: Optional[list[str]] = Field(
-        None, description="lookup-shaped operators a CNN does not need (a distance to a stored table, argmin / "
-                          "argmax inside the network, data-dependent indexing, equality tests, sort / top-k), "
-                          "one line each with the node and the stored tensor it reads; [] when none")
+        None, description="what a CNN does not need, one line each with what it is, its node and operator and what "
+                          "it reads: an operator outside the allowlist (conv, linear, pooling, normalisation, "
+                          "activations, dropout, reshapes, static slices, residual arithmetic, mean, a softmax over "
+                          "the ten classes), an allowed one used otherwise (weights computed from the image, a "
+                          "softmax over other than ten entries), an integer or boolean value computed from the "
+                          "image, values that mix the images of a batch, a change to stored state that the next "
+                          "batch would read; [] when none")
 
 
 class ModelFacts(_Section):
