@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
+from numpy.lib import format as npy_format
 
 
 class Kind(enum.Enum):
@@ -117,9 +118,9 @@ class Folder:
     def text(self, name: str, kind: Kind) -> str:
         return self.read(name, kind).decode("utf-8", "replace")
 
-    def array(self, name: str) -> np.ndarray:
-        """A .npy file parsed from the bytes read here, never unpickled; a malformed one raises ValueError."""
-        return np.load(io.BytesIO(self.read(name, Kind.PREDICTIONS)), allow_pickle=False)
+    def labels(self, name: str) -> np.ndarray:
+        """A .npy file of labels, parsed from the bytes read here (`labels_from_npy`)."""
+        return labels_from_npy(self.read(name, Kind.PREDICTIONS))
 
     def tail(self, name: str, kind: Kind = Kind.LOG) -> str:
         """The last `kind.cap` bytes of a file (a process's output, however long it grew)."""
@@ -130,6 +131,11 @@ class Folder:
         finally:
             os.close(fd)
         return data.decode("utf-8", "replace")
+
+    def descriptor(self, name: str, kind: Kind) -> int:
+        """A read-only descriptor of the file, checked as `read` checks it (a regular file within the cap), to hand
+        to another process; the caller closes it."""
+        return self._open(name, kind)
 
     def copy(self, name: str, kind: Kind, target: Path) -> int:
         """Copy the file to `target`, a new file of ours (never an existing one, never through a link); returns the
@@ -205,3 +211,20 @@ def _read_at_most(fd: int, limit: int) -> bytes:
         parts.append(chunk)
         got += len(chunk)
     return b"".join(parts)
+
+
+def labels_from_npy(data: bytes) -> np.ndarray:
+    """One row of integer labels from the bytes of a .npy file: nothing is unpickled, and the header's shape must
+    match the bytes that follow (numpy would allocate whatever shape a header claims); ValueError otherwise."""
+    stream = io.BytesIO(data)
+    version = npy_format.read_magic(stream)
+    read_header = {(1, 0): npy_format.read_array_header_1_0, (2, 0): npy_format.read_array_header_2_0}.get(version)
+    if read_header is None:
+        raise ValueError(f".npy format version {version} is not read here")
+    shape, fortran, dtype = read_header(stream)
+    if dtype.hasobject or dtype.kind not in "iu" or len(shape) != 1:
+        raise ValueError(f"labels must be one row of integers, not {dtype} of shape {shape}")
+    body = data[stream.tell():]
+    if len(body) != shape[0] * dtype.itemsize:
+        raise ValueError(f"the header says {shape[0]} labels of {dtype} and {len(body)} bytes follow it")
+    return np.frombuffer(body, dtype)
