@@ -21,7 +21,7 @@ from grader import pysyntax
 from grader.data.preprocess import COURSE_PREPROCESS
 from grader.data.staging import TestData, prepare_test_data
 from grader.errors import GraderError
-from grader.evaluate.job import Evaluation, evaluate_model
+from grader.evaluate.job import Evaluation, evaluate_model, unreadable_model
 from grader.evaluate.keras_job import evaluate_keras_model
 from grader.execute.job import Execution, execute_notebook
 from grader.facts import EvalFacts, Facts, GradingFacts, QuizFacts, with_derived
@@ -125,7 +125,7 @@ def _evaluate_execution(execution: Execution, data: TestData, jobdir: Path, opti
     try:
         out = execution.output()
     except ReadbackError as err:  # the notebook replaced the output folder after the records were read
-        return Evaluation(EvalFacts(path=export.path), None, None, f"the model file could not be read: {err}")
+        return Evaluation(EvalFacts(path=export.path), None, None, unreadable_model(err))
     with out:  # export.file is one of the fixed names (records.ModelFile), read relative to the folder
         if export.path == "keras":  # a .keras file: loaded with safe_mode=True by the grading environment's Python
             return evaluate_keras_model(out, export.file, environment=options.environment,

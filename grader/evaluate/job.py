@@ -114,10 +114,13 @@ def copy_model(model: Folder, name: str, jobdir: Path) -> tuple[Path, Path, Opti
     try:
         model.copy(name, Kind.MODEL, local_model)
     except ReadbackError as err:
-        return scratch, local_model, (f"the model file could not be read: {err}. The grader reads a model only "
-                                      "as a regular file: leave the output folder it saves the model in alone, and "
-                                      "hand a model in as a plain file")
+        return scratch, local_model, unreadable_model(err)
     return scratch, local_model, None
+
+
+def unreadable_model(err: ReadbackError) -> str:
+    return (f"the model file could not be read: {err}. The grader reads a model only as a regular file: leave the "
+            "output folder it saves the model in alone, and hand a model in as a plain file")
 
 
 def read_back(scratch: Path, tail: str) -> Raw:

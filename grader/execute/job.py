@@ -18,7 +18,7 @@ import nbformat
 
 from grader.data.keras_mnist import INSIDE as KERAS_INSIDE, keras_npz
 from grader.data.staging import TEST_IMAGES, data_binds
-from grader.execute.records import HarnessRecord, RunRecord, read_record
+from grader.execute.records import HarnessRecord, RunRecord, not_taken, read_record
 from grader.facts import TrainFacts
 from grader.sandbox import SandboxResult, SandboxSpec, run_sandboxed
 from grader.sandbox.readback import Folder, ReadbackError
@@ -123,6 +123,6 @@ def execute_notebook(notebook: nbformat.NotebookNode, *, jobdir: Path, staged: P
             harness, bad_harness = read_record(out, "harness.json", HarnessRecord)
     except ReadbackError as err:  # the notebook replaced the output folder itself
         run = harness = bad_harness = None
-        bad_run = f"{err}; the output folder is the grader's: leave {OUT} to it"
+        bad_run = not_taken(str(err), OUT)
     tail = (without_kernel_noise if sandbox else str)(result.stdout + result.stderr)[-4000:]
     return Execution(result, run, harness, bad_run or bad_harness, tail, out_dir)

@@ -111,9 +111,14 @@ def read_record(folder: Folder, name: str, kind: type[_Record]) -> tuple[Optiona
     except Missing:
         return None, None
     except ReadbackError as err:
-        return None, f"{err}; the output folder is the grader's: leave {folder.where} to it"
+        return None, not_taken(str(err), folder.where)
     try:
         return kind.model_validate_json(text), None
     except ValidationError as exc:
-        return None, (f"{name} in {folder.where} is malformed: {exc.errors()[0]['msg']} at {exc.errors()[0]['loc']}; "
-                      f"the output folder is the grader's: leave {folder.where} to it")
+        return None, not_taken(f"{name} in {folder.where} is malformed: {exc.errors()[0]['msg']} at "
+                               f"{exc.errors()[0]['loc']}", folder.where)
+
+
+def not_taken(problem: str, where: str) -> str:
+    """Why a record from the output folder `where` was not taken, and what to do about it."""
+    return f"{problem}; the output folder is the grader's: leave {where} to it"
