@@ -38,9 +38,10 @@ CHECKOUT = GRADER.parent
 ANOTHER_STUDENTS_MODEL = Path("/tmp/mnist-grader-another-student/model.pt2")  # as in make_notebooks.py
 GOOD_MODEL = CHECKOUT / "examples" / "submissions" / "Ada Good_1001_assignsubmission_file_" / "model.pt2"
 
-# what a hostile notebook may add to the host grader beyond what an honest one costs it
-MAX_EXTRA_PEAK_BYTES = 64 << 20
-MAX_WRITTEN_BYTES = 4 << 20
+# what a hostile notebook may cost the host grader beyond what an honest one does (measured on a 2-core Xeon:
+# nothing; the honest one's peak is about 84 MiB and it writes about 3 MiB, mostly its copy of the model)
+MAX_EXTRA_PEAK_BYTES = 16 << 20
+MAX_EXTRA_WRITTEN_BYTES = 256 << 10
 
 
 # --- the reader --------------------------------------------------------------------------------------------------
@@ -409,7 +410,7 @@ def test_the_host_grader_stays_within_its_bounds(graded, name: str) -> None:
     honest = graded["honest_tiny_model"][0]
     (run,) = graded[name]
     assert run["peak"] - honest["peak"] < MAX_EXTRA_PEAK_BYTES, (run["peak"], honest["peak"])
-    assert run["written"] < MAX_WRITTEN_BYTES, run["written"]
+    assert run["written"] - honest["written"] < MAX_EXTRA_WRITTEN_BYTES, (run["written"], honest["written"])
     assert run["seconds"] < 240
 
 
