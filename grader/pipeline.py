@@ -12,7 +12,7 @@ import logging
 import tempfile
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, get_args
 
 import nbformat
 import numpy as np
@@ -24,6 +24,7 @@ from grader.errors import GraderError
 from grader.evaluate.job import Evaluation, evaluate_model, unreadable_model
 from grader.evaluate.keras_job import evaluate_keras_model
 from grader.execute.job import Execution, execute_notebook
+from grader.execute.records import ModelFile
 from grader.facts import EvalFacts, Facts, GradingFacts, QuizFacts, with_derived
 from grader.inspect.claims import find_claims
 from grader.inspect.notebook import cells_of
@@ -200,7 +201,7 @@ def _quiz_answers(report: StaticReport) -> Optional[dict]:
 def _keep(execution: Execution, keep: Path) -> None:
     """The executed notebook and the saved model, copied for the instructor through grader.sandbox.readback."""
     keep.mkdir(parents=True, exist_ok=True)
-    kinds = {"executed.ipynb": Kind.NOTEBOOK, "model.pt2": Kind.MODEL, "model.ts": Kind.MODEL, "model.keras": Kind.MODEL}
+    kinds = {"executed.ipynb": Kind.NOTEBOOK, **{name: Kind.MODEL for name in get_args(ModelFile)}}
     try:
         with execution.output() as out:
             for name, kind in kinds.items():
