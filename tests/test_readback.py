@@ -342,8 +342,9 @@ GRADE_ALL = textwrap.dedent('''
     def written():
         return int(dict(line.split(": ") for line in Path("/proc/self/io").read_text().splitlines())["wchar"])
 
-    options = Options(data=sys.argv[1], limits=RunLimits(wall_seconds=240, memory_bytes=2 << 30))
-    for name in sys.argv[3:]:
+    limits = RunLimits(wall_seconds=240, memory_bytes=2 << 30)
+    for i, name in enumerate(sys.argv[4:]):
+        options = Options(data=sys.argv[1], limits=limits, keep=Path(sys.argv[3]) / f"{i}-{name}")
         before, started = written(), time.monotonic()
         facts = grade_facts(Path(sys.argv[2]) / f"{name}.ipynb", options)
         print(json.dumps({"name": name, "facts": json.loads(facts.model_dump_json()), "written": written() - before,
@@ -353,12 +354,18 @@ GRADE_ALL = textwrap.dedent('''
 
 
 @pytest.fixture(scope="module")
-def graded(real_mnist_dir, bwrap, tmp_path_factory) -> dict[str, list[dict]]:
+def kept(tmp_path_factory) -> Path:
+    """Where each run keeps its executed notebook and model (--keep): 0-honest_tiny_model/, ..."""
+    return tmp_path_factory.mktemp("kept")
+
+
+@pytest.fixture(scope="module")
+def graded(real_mnist_dir, bwrap, tmp_path_factory, kept) -> dict[str, list[dict]]:
     """Every fixture graded one after another by one host grader process: honest first and last."""
     ANOTHER_STUDENTS_MODEL.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(GOOD_MODEL, ANOTHER_STUDENTS_MODEL)
     tmp = tmp_path_factory.mktemp("host-tmp")
-    proc = subprocess.run([sys.executable, "-c", GRADE_ALL, str(real_mnist_dir), str(FIXTURES), *ORDER],
+    proc = subprocess.run([sys.executable, "-c", GRADE_ALL, str(real_mnist_dir), str(FIXTURES), str(kept), *ORDER],
                           cwd=CHECKOUT, capture_output=True, text=True, timeout=1500,
                           env={**os.environ, "TMPDIR": str(tmp)})
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -403,6 +410,17 @@ def test_an_executed_notebook_that_links_to_dev_zero_is_not_read(graded) -> None
     (run,) = graded["executed_notebook_links_to_dev_zero"]
     assert run["facts"]["verdict"]["kind"] == "ok" and run["facts"]["claims"]["run_accuracy"] is None
     assert run["facts"]["eval"]["accuracy"] < 30  # the untrained model, measured
+
+
+def test_keep_copies_regular_files_only(graded, kept) -> None:
+    assert sorted(os.listdir(kept / "0-honest_tiny_model")) == ["executed.ipynb", "model.pt2"]
+    for name in ("model_links_to_dev_zero", "model_is_a_fifo"):
+        (folder,) = kept.glob(f"*-{name}")
+        assert sorted(os.listdir(folder)) == ["executed.ipynb"]  # the model that is no file is not kept, nor copied
+    (folder,) = kept.glob("*-executed_notebook_links_to_dev_zero")
+    assert sorted(os.listdir(folder)) == ["model.pt2"]
+    (folder,) = kept.glob("*-output_folder_is_a_link")
+    assert os.listdir(folder) == []
 
 
 @pytest.mark.parametrize("name", [*HOSTILE, *NOT_READ])
