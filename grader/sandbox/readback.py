@@ -27,16 +27,20 @@ from numpy.lib import format as npy_format
 class Kind(enum.Enum):
     """What a file is, and the most the host reads of it (far above what an honest run writes)."""
 
-    RECORD = 4 << 20  # run.json, harness.json: cell errors with tracebacks, counters, the model's description
-    LOG = 64 << 10  # a process's output: only its tail is read
-    NOTEBOOK = 64 << 20  # executed.ipynb: the student's cells with what they printed (--max-output) and plots
-    MODEL = 1 << 30  # model.pt2 / .ts / .keras: as large as one file the notebook may write (--file-size default)
-    RESULT = 16 << 20  # eval.json: the clean evaluation's record, the exported graph's description
-    PREDICTIONS = 4 << 20  # predictions.npy: one label per test digit (QMNIST's 50,000 beyond MNIST's, as int64)
+    RECORD = ("record", 4 << 20)  # run.json, harness.json: cell errors with tracebacks, counters, the model
+    LOG = ("log", 64 << 10)  # a process's output: only its tail is read
+    NOTEBOOK = ("notebook", 64 << 20)  # executed.ipynb: the cells with what they printed (--max-output) and plots
+    MODEL = ("model", 1 << 30)  # model.pt2 / .ts / .keras: as large as one file a notebook may write by default
+    RESULT = ("evaluation result", 16 << 20)  # eval.json: the clean evaluation's record of the exported graph
+    PREDICTIONS = ("predictions", 4 << 20)  # one label per digit (QMNIST's 50,000 beyond MNIST's, as int64)
+
+    @property
+    def label(self) -> str:
+        return self.value[0]
 
     @property
     def cap(self) -> int:
-        return self.value
+        return self.value[1]
 
 
 _WHAT = {stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket", stat.S_IFCHR: "a character device",
@@ -69,8 +73,8 @@ class NotRegular(ReadbackError):
 
 class TooBig(ReadbackError):
     def __init__(self, subject: str, kind: Kind):
-        super().__init__(subject, f"is larger than the {kind.cap / (1 << 20):g} MiB the grader reads of a "
-                                  f"{kind.name.lower()} file")
+        super().__init__(subject, f"is larger than the {kind.cap / (1 << 20):g} MiB the grader reads of "
+                                  f"{'an' if kind.label[0] in 'aeiou' else 'a'} {kind.label} file")
 
 
 class NotAName(ReadbackError):
