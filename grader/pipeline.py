@@ -8,11 +8,11 @@ and `grader.facts.with_derived` adds the facts computed from other facts.
 
 from __future__ import annotations
 
-import shutil
+import logging
 import tempfile
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, get_args
 
 import nbformat
 import numpy as np
@@ -21,19 +21,23 @@ from grader import pysyntax
 from grader.data.preprocess import COURSE_PREPROCESS
 from grader.data.staging import TestData, prepare_test_data
 from grader.errors import GraderError
-from grader.evaluate.job import Evaluation, evaluate_model
+from grader.evaluate.job import Evaluation, evaluate_model, unreadable_model
 from grader.evaluate.keras_job import evaluate_keras_model
 from grader.execute.job import Execution, execute_notebook
-from grader.facts import Facts, GradingFacts, QuizFacts, with_derived
+from grader.execute.records import ModelFile
+from grader.facts import EvalFacts, Facts, GradingFacts, QuizFacts, with_derived
 from grader.inspect.claims import find_claims
 from grader.inspect.notebook import cells_of
 from grader.inspect.static import StaticReport, inspect_submission
 from grader.quiz.answers import from_notebook
 from grader.sandbox.failure import environment_failure, exception_failure
+from grader.sandbox.readback import Folder, Kind, Missing, ReadbackError
 from grader.settings import Options
 from grader.verdict import Outcome, decide
 
 MODEL_SUFFIXES = (".pt2",)
+
+log = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
 
@@ -105,7 +109,7 @@ def _execute(report: StaticReport, facts: Facts, options: Options, progress: Pro
         outcome = Outcome(execution=execution, limits=options.limits, dry_run=options.dry_run)
         if not options.dry_run:  # a dry run trained nothing: its counters and printed accuracy would mislead
             facts = facts.model_copy(update={"train": execution.train, "claims": facts.claims.model_copy(
-                update={"run_accuracy": _printed_while_graded(execution.out_dir / "executed.ipynb")})})
+                update={"run_accuracy": _printed_while_graded(execution)})})
         else:  # which model was graded and why, the shims and pip installs: true in a dry run too
             facts = facts.model_copy(update={"train": execution.observed})
         evaluation = None
@@ -113,7 +117,7 @@ def _execute(report: StaticReport, facts: Facts, options: Options, progress: Pro
             progress("reading the model" if options.dry_run else "measuring the model")
             evaluation = _evaluate_execution(execution, data, jobdir, options)
         if options.keep:
-            _keep(execution.out_dir, options.keep)
+            _keep(execution, options.keep)
     return _with_evaluation(facts, evaluation, outcome, execution)
 
 
@@ -124,15 +128,20 @@ def _evaluate_execution(execution: Execution, data: TestData, jobdir: Path, opti
     preprocess = harness.preprocess or COURSE_PREPROCESS
     if preprocess.kind == "other":  # the grader makes the test inputs itself; a transform it cannot replay is not run
         preprocess = COURSE_PREPROCESS
-    if export.path == "keras":  # a .keras file: loaded with safe_mode=True by the grading environment's Python
-        return evaluate_keras_model(execution.out_dir / export.file, environment=options.environment,
-                                    layout=export.layout, scale=preprocess.scale, shift=preprocess.shift,
-                                    staged=data.staged, labels=labels, jobdir=jobdir, limits=options.limits,
-                                    sandbox=options.sandbox, gpu=options.gpu)
-    return evaluate_model(execution.out_dir / export.file, export.path, preprocess=preprocess, staged=data.staged,
-                          labels=labels, jobdir=jobdir, limits=options.limits, static_batch=export.batch,
-                          sandbox=options.sandbox, gpu=options.gpu, unseen=_unseen(data, options),
-                          warm=options.warm)
+    try:
+        out = execution.output()
+    except ReadbackError as err:  # the notebook replaced the output folder after the records were read
+        return Evaluation(EvalFacts(path=export.path), None, None, unreadable_model(err))
+    with out:  # export.file is one of the fixed names (records.ModelFile), read relative to the folder
+        if export.path == "keras":  # a .keras file: loaded with safe_mode=True by the grading environment's Python
+            return evaluate_keras_model(out, export.file, environment=options.environment,
+                                        layout=export.layout, scale=preprocess.scale, shift=preprocess.shift,
+                                        staged=data.staged, labels=labels, jobdir=jobdir, limits=options.limits,
+                                        sandbox=options.sandbox, gpu=options.gpu)
+        return evaluate_model(out, export.file, export.path, preprocess=preprocess, staged=data.staged,
+                              labels=labels, jobdir=jobdir, limits=options.limits, static_batch=export.batch,
+                              sandbox=options.sandbox, gpu=options.gpu, unseen=_unseen(data, options),
+                              warm=options.warm)
 
 
 def _test_data(data: Optional[TestData], options: Options) -> TestData:
@@ -167,20 +176,22 @@ def _measure(model_file: Path, facts: Facts, outcome: Outcome, options: Options,
              data: Optional[TestData]) -> Facts:
     """An exported model (handed in alone, or beside the notebook in evaluate mode): no student code runs."""
     data = _test_data(data, options)
-    with tempfile.TemporaryDirectory(prefix="mnist-grader-") as tmp:
+    model_file = model_file.resolve()  # a link the instructor's folder holds is followed here, to a file read as any
+    with tempfile.TemporaryDirectory(prefix="mnist-grader-") as tmp, Folder(model_file.parent) as folder:
         progress("measuring the model")
-        evaluation = evaluate_model(model_file.resolve(), "export", preprocess=COURSE_PREPROCESS, staged=data.staged,
-                                    labels=data.labels, jobdir=Path(tmp), limits=options.limits,
+        evaluation = evaluate_model(folder, model_file.name, "export", preprocess=COURSE_PREPROCESS,
+                                    staged=data.staged, labels=data.labels, jobdir=Path(tmp), limits=options.limits,
                                     sandbox=options.sandbox, gpu=options.gpu, unseen=_unseen(data, options),
-                          warm=options.warm)
+                                    warm=options.warm)
     return _with_evaluation(facts, evaluation, outcome, None)
 
 
-def _printed_while_graded(executed: Path) -> Optional[float]:
+def _printed_while_graded(execution: Execution) -> Optional[float]:
     """The best test accuracy the notebook printed while the grader ran it (a second source of claims)."""
     try:
-        notebook = nbformat.read(str(executed), as_version=4)
-    except (OSError, ValueError):
+        with execution.output() as out:
+            notebook = nbformat.reads(out.text("executed.ipynb", Kind.NOTEBOOK), as_version=4)
+    except (ReadbackError, ValueError, RecursionError):  # missing, tampered with, or not a notebook: no claim
         return None
     return find_claims((cell.index, cell.outputs) for cell in cells_of(notebook) if cell.kind == "code").facts().accuracy
 
@@ -193,8 +204,22 @@ def _quiz_answers(report: StaticReport) -> Optional[dict]:
         return None
 
 
-def _keep(out_dir: Path, keep: Path) -> None:
+def _keep(execution: Execution, keep: Path) -> None:
+    """The executed notebook and the saved model, copied for the instructor through grader.sandbox.readback."""
     keep.mkdir(parents=True, exist_ok=True)
-    for name in ("executed.ipynb", "model.pt2", "model.ts", "model.keras"):
-        if (out_dir / name).exists():
-            shutil.copyfile(out_dir / name, keep / name)
+    kinds = {"executed.ipynb": Kind.NOTEBOOK, **{name: Kind.MODEL for name in get_args(ModelFile)}}
+    try:
+        with execution.output() as out:
+            for name, kind in kinds.items():
+                part = keep / f".{name}.part"  # a file of this run replaces one kept before, never an absent one
+                part.unlink(missing_ok=True)
+                try:
+                    out.copy(name, kind, part)
+                except Missing:
+                    continue
+                except ReadbackError as err:
+                    log.warning("not kept: %s", err)
+                    continue
+                part.replace(keep / name)
+    except ReadbackError as err:
+        log.warning("nothing kept: %s", err)

@@ -23,6 +23,7 @@ from grader.evaluate.job import evaluate_model
 from grader.evaluate.warm import WarmEvaluator
 from grader.sandbox import limits as cgroups
 from grader.sandbox.bwrap import HostLayout
+from grader.sandbox.readback import Folder
 from grader.settings import RunLimits
 
 pytestmark = pytest.mark.usefixtures("bwrap")
@@ -63,8 +64,10 @@ def test_warm_and_fresh_sandboxes_measure_every_example_alike(data, tmp_path, mo
     for setting in ("1", "0"):  # warm, then a fresh sandbox each
         monkeypatch.setenv("GRADER_WARM_EVAL", setting)
         for i, model in enumerate(MODELS):
-            evaluation = evaluate_model(model, "export", preprocess=COURSE_PREPROCESS, staged=data.staged,
-                                        labels=data.labels, jobdir=tmp_path / f"{setting}-{i}", limits=RunLimits())
+            with Folder(model.parent) as folder:
+                evaluation = evaluate_model(folder, model.name, "export", preprocess=COURSE_PREPROCESS,
+                                            staged=data.staged, labels=data.labels, jobdir=tmp_path / f"{setting}-{i}",
+                                            limits=RunLimits())
             assert evaluation.error is None, evaluation.error
             measured.setdefault(model.parent.name, []).append(
                 (evaluation.eval.accuracy, evaluation.eval.misclassified, evaluation.model.model_dump()))

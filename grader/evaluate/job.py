@@ -1,13 +1,13 @@
 """Host side of the clean evaluation: copy the exported model into a fresh scratch, predict in a new sandbox,
-score the predictions against labels the sandbox never saw."""
+score the predictions against labels the sandbox never saw. The model is copied, and the evaluation's files read
+back, through grader.sandbox.readback only."""
 
 from __future__ import annotations
 
 import json
 import logging
-import shutil
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional
 
@@ -20,6 +20,7 @@ from grader.evaluate.metrics import metrics
 from grader.facts import EvalFacts, ModelFacts
 from grader.sandbox import SandboxSpec, run_sandboxed
 from grader.sandbox.failure import HostFailure, sandbox_failure
+from grader.sandbox.readback import Folder, Kind, Missing, ReadbackError
 from grader.settings import RunLimits
 
 log = logging.getLogger(__name__)
@@ -36,17 +37,18 @@ class Evaluation:
     host_failure: Optional[HostFailure] = None  # the evaluation never started: the machine's fault, not the model's
 
 
-def evaluate_model(model_file: Path, path: str, *, preprocess: Preprocess, staged: Path,
+def evaluate_model(model: Folder, name: str, path: str, *, preprocess: Preprocess, staged: Path,
                    labels: Optional[np.ndarray], jobdir: Path, limits: RunLimits, static_batch: Optional[int] = None,
                    sandbox: bool = True, gpu: Optional[bool] = None,
                    unseen: Optional[tuple[Path, np.ndarray]] = None, warm: bool = True) -> Evaluation:
-    """Measure an exported model: in a child of the warm evaluator (`warm`, on the CPU, unless GRADER_WARM_EVAL=0),
-    else in a fresh sandbox. Without `labels` it only reads the structure (a dry run:
-    nothing was trained, so the 10,000 predictions would serve no one). `unseen`: QMNIST's digits beyond MNIST
-    (their images' .npy and their labels), measured the same way."""
-    scratch = (jobdir / "eval").resolve()
-    scratch.mkdir(parents=True)
-    local_model = scratch / model_file.name  # the fresh sandbox gets a copy; the warm evaluator a read-only descriptor
+    """Measure the exported model `name` in the folder `model` (what the sandbox left, or the folder of a model
+    handed in): in a child of the warm evaluator (`warm`, on the CPU, unless GRADER_WARM_EVAL=0), else in a fresh
+    sandbox. Either way it measures a copy of ours, made through grader.sandbox.readback. Without `labels` it only
+    reads the structure (a dry run: nothing was trained, so the 10,000 predictions would serve no one). `unseen`:
+    QMNIST's digits beyond MNIST (their images' .npy and their labels), measured the same way."""
+    scratch, local_model, unread = copy_model(model, name, jobdir)
+    if unread is not None:
+        return Evaluation(EvalFacts(path=path), None, None, unread)
     images = scratch / TEST_IMAGES  # images only: the labels never enter the sandbox
     job = {"model_file": str(local_model), "path": path, "images_file": str(images), "out_dir": str(scratch),
            "static_batch": static_batch, "predict": labels is not None}
@@ -58,12 +60,13 @@ def evaluate_model(model_file: Path, path: str, *, preprocess: Preprocess, stage
     if unseen is not None and labels is not None:
         job["unseen_images_file"] = str(scratch / UNSEEN_IMAGES)
         binds.append((unseen[0], scratch / UNSEEN_IMAGES))
-    raw = (_warm(job, model_file, staged, unseen if labels is not None else None, limits)
+    raw = (_warm(job, local_model, staged, unseen if labels is not None else None, limits)
            if warm and sandbox and warm_evaluator.enabled() and not _uses_gpu(gpu) else None)
     if raw is None:
-        shutil.copyfile(model_file, local_model)
         raw = _cold(job, scratch, binds, limits, sandbox=sandbox, gpu=gpu)
     record, predictions, unseen_predictions = raw.record, raw.predictions, raw.unseen_predictions
+    if raw.problem is not None:
+        return Evaluation(EvalFacts(path=path), None, None, raw.problem)
     if record is None:
         return Evaluation(EvalFacts(path=path), None, None, f"the evaluation process did not finish: {raw.tail}",
                           host_failure=raw.host_failure)
@@ -95,7 +98,7 @@ def evaluate_model(model_file: Path, path: str, *, preprocess: Preprocess, stage
 
 
 @dataclass(frozen=True)
-class _Raw:
+class Raw:
     """What an evaluation process left, however it ran: its record (None: it did not finish), its predictions."""
 
     record: Optional[dict]
@@ -103,6 +106,49 @@ class _Raw:
     unseen_predictions: Optional[np.ndarray] = None
     tail: str = ""
     host_failure: Optional[HostFailure] = None
+    problem: Optional[str] = None  # what it left could not be read (grader.sandbox.readback): why
+
+
+def copy_model(model: Folder, name: str, jobdir: Path) -> tuple[Path, Path, Optional[str]]:
+    """(the evaluation's scratch, our copy of the model in it, None), or why the model file was not read
+    (a link, a FIFO, over the cap: grader.sandbox.readback) as the last item."""
+    scratch = (jobdir / "eval").resolve()
+    scratch.mkdir(parents=True)
+    local_model = scratch / name
+    try:
+        model.copy(name, Kind.MODEL, local_model)
+    except ReadbackError as err:
+        return scratch, local_model, unreadable_model(err)
+    return scratch, local_model, None
+
+
+def unreadable_model(err: ReadbackError) -> str:
+    return (f"the model file could not be read: {err}. The grader reads a model only as a regular file: leave the "
+            "output folder it saves the model in alone, and hand a model in as a plain file")
+
+
+def read_back(scratch: Path, tail: str) -> Raw:
+    """What a clean evaluation in a fresh sandbox left in its scratch (eval.json, the predictions), read through
+    grader.sandbox.readback: a process that loaded the model wrote them, so they are untrusted bytes."""
+    try:
+        with Folder(scratch, "the evaluation's folder") as folder:
+            try:
+                record = json.loads(folder.read("eval.json", Kind.RESULT))
+            except Missing:
+                return Raw(None, tail=tail)
+            if not isinstance(record, dict):
+                raise ValueError("eval.json is not a JSON object")
+            arrays = [_labels(folder, name) for name in ("predictions.npy", "unseen_predictions.npy")]
+    except (ReadbackError, ValueError, RecursionError) as exc:  # RecursionError: JSON nested past Python's stack
+        return Raw(None, problem=f"the evaluation's result could not be read: {exc}"[:2000])
+    return Raw(record, arrays[0], arrays[1])
+
+
+def _labels(folder: Folder, name: str) -> Optional[np.ndarray]:
+    try:
+        return folder.labels(name)
+    except Missing:
+        return None
 
 
 def _uses_gpu(gpu: Optional[bool]) -> bool:
@@ -114,7 +160,7 @@ def _uses_gpu(gpu: Optional[bool]) -> bool:
 
 
 def _warm(job: dict, model_file: Path, staged: Path, unseen: Optional[tuple[Path, np.ndarray]],
-          limits: RunLimits) -> Optional[_Raw]:
+          limits: RunLimits) -> Optional[Raw]:
     """Measured by a child of the class's zygote; None when the zygote cannot be had (then a fresh sandbox does it)."""
     try:
         evaluator = warm_evaluator.shared(staged / TEST_IMAGES, unseen[0] if unseen is not None else None, limits)
@@ -129,15 +175,15 @@ def _warm(job: dict, model_file: Path, staged: Path, unseen: Optional[tuple[Path
         reason = ("it ran past the evaluation limit" if result.timed_out else
                   "it ran out of memory" if result.memory_exceeded else result.problem or "")
         if result.header is not None:
-            return _Raw({"error": str(result.header["error"])[:2000]})
-        return _Raw(None, tail=(f"{reason}. " if reason else "") + result.log[-1500:])
+            return Raw({"error": str(result.header["error"])[:2000]})
+        return Raw(None, tail=(f"{reason}. " if reason else "") + result.log[-1500:])
     if not isinstance(result.header.get("record"), dict):
-        return _Raw(None, tail="the evaluation's result could not be read. " + result.log[-1500:])
+        return Raw(None, tail="the evaluation's result could not be read. " + result.log[-1500:])
     arrays = result.arrays + [None, None]
-    return _Raw(result.header["record"], arrays[0], arrays[1] if job.get("unseen_images_file") else None)
+    return Raw(result.header["record"], arrays[0], arrays[1] if job.get("unseen_images_file") else None)
 
 
-def _cold(job: dict, scratch: Path, binds: list, limits: RunLimits, *, sandbox: bool, gpu: Optional[bool]) -> _Raw:
+def _cold(job: dict, scratch: Path, binds: list, limits: RunLimits, *, sandbox: bool, gpu: Optional[bool]) -> Raw:
     """Measured by a fresh process in a fresh sandbox, which imports torch itself."""
     (scratch / "job.json").write_text(json.dumps(job))
     spec = SandboxSpec.for_run(limits, scratch=scratch, wall_seconds=limits.eval_seconds,
@@ -145,14 +191,10 @@ def _cold(job: dict, scratch: Path, binds: list, limits: RunLimits, *, sandbox: 
                                env={"PYTHONDONTWRITEBYTECODE": "1"})
     result = run_sandboxed([sys.executable, "-P", "-m", "grader.evaluate.clean", str(scratch / "job.json")], spec,
                            sandbox=sandbox)
-    try:
-        record = json.loads((scratch / "eval.json").read_text())
-    except (OSError, ValueError):
-        return _Raw(None, tail=(result.stderr or result.stdout)[-1500:],
-                    host_failure=sandbox_failure(result, record_written=False))
-    files = [scratch / "predictions.npy", scratch / "unseen_predictions.npy"]
-    arrays = [np.load(f) if f.exists() else None for f in files]
-    return _Raw(record, arrays[0], arrays[1])
+    raw = read_back(scratch, (result.stderr or result.stdout)[-1500:])
+    if raw.record is None and raw.problem is None:  # nothing written: the machine's fault when bubblewrap said so
+        return replace(raw, host_failure=sandbox_failure(result, record_written=False))
+    return raw
 
 
 def lookup_message(model: Optional[ModelFacts], scored: Optional[float] = None) -> Optional[str]:

@@ -5,7 +5,6 @@ structure facts from the layer list through the arch engine, as for a torch mode
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,11 +17,12 @@ from grader.arch.stored_state import count
 from grader.arch.structure import structure_facts
 from grader.data.staging import TEST_IMAGES
 from grader.errors import GraderError
-from grader.evaluate.job import Evaluation
+from grader.evaluate.job import Evaluation, copy_model, read_back
 from grader.evaluate.metrics import metrics
 from grader.facts import EvalFacts, OpsFacts, StoredFacts
 from grader.sandbox import SandboxSpec, run_sandboxed
 from grader.sandbox.failure import sandbox_failure
+from grader.sandbox.readback import Folder
 from grader.settings import RunLimits
 
 
@@ -45,15 +45,15 @@ def stored_weights(weights: list[dict]) -> StoredFacts:
     return count(params=params, buffers=stats, constants=[], bn={name for name, _ in stats})
 
 
-def evaluate_keras_model(model_file: Path, *, environment: Optional[Path], layout: str, scale: float, shift: float,
+def evaluate_keras_model(model: Folder, name: str, *, environment: Optional[Path], layout: str, scale: float, shift: float,
                          staged: Path, labels: Optional[np.ndarray], jobdir: Path, limits: RunLimits,
                          sandbox: bool = True, gpu: Optional[bool] = None) -> Evaluation:
-    """Measure a saved Keras model with the grading environment's Python (`environment`: its venv; None: the
-    grader's own). Without `labels` only its structure is read (a dry run)."""
-    scratch = (jobdir / "eval").resolve()
-    scratch.mkdir(parents=True)
-    local_model = scratch / model_file.name
-    shutil.copyfile(model_file, local_model)
+    """Measure the saved Keras model `name` in the folder `model` (what the sandbox left) with the grading
+    environment's Python (`environment`: its venv; None: the grader's own), from a copy of ours. Without `labels`
+    only its structure is read (a dry run)."""
+    scratch, local_model, unread = copy_model(model, name, jobdir)
+    if unread is not None:
+        return Evaluation(EvalFacts(path="keras"), None, None, unread)
     images = scratch / TEST_IMAGES  # images only: the labels never enter the sandbox
     job = {"model_file": str(local_model), "images_file": str(images), "out_dir": str(scratch), "layout": layout,
            "scale": float(scale), "shift": float(shift), "predict": labels is not None}
@@ -65,11 +65,12 @@ def evaluate_keras_model(model_file: Path, *, environment: Optional[Path], layou
     python = str(Path(environment) / "bin" / "python") if environment else sys.executable
     result = run_sandboxed([python, "-P", "-m", "grader.evaluate.keras_clean", str(scratch / "job.json")], spec,
                            sandbox=sandbox)
-    try:
-        record = json.loads((scratch / "eval.json").read_text())
-    except (OSError, ValueError):
-        tail = (result.stderr or result.stdout)[-1500:]
-        return Evaluation(EvalFacts(path="keras"), None, None, f"the evaluation process did not finish: {tail}",
+    raw = read_back(scratch, (result.stderr or result.stdout)[-1500:])
+    record = raw.record
+    if raw.problem is not None:
+        return Evaluation(EvalFacts(path="keras"), None, None, raw.problem)
+    if record is None:
+        return Evaluation(EvalFacts(path="keras"), None, None, f"the evaluation process did not finish: {raw.tail}",
                           host_failure=sandbox_failure(result, record_written=False))
     if "error" in record:
         return Evaluation(EvalFacts(path="keras"), None, None,
@@ -87,7 +88,7 @@ def evaluate_keras_model(model_file: Path, *, environment: Optional[Path], layou
         arch_error = err.render()
     if labels is None:
         return Evaluation(EvalFacts(), model, record.get("device"), None, arch_error)
-    predictions = np.load(scratch / "predictions.npy")
+    predictions = raw.predictions if raw.predictions is not None else np.zeros(0)
     if predictions.shape != labels.shape:
         return Evaluation(EvalFacts(path="keras"), None, record.get("device"),
                           f"the model gave {len(predictions)} predictions for {len(labels)} test images")

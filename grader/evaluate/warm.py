@@ -19,7 +19,6 @@ the thread that started it, and a grading pool's threads come and go.
 from __future__ import annotations
 
 import atexit
-import io
 import json
 import os
 import selectors
@@ -41,12 +40,13 @@ from grader.errors import GraderError
 from grader.sandbox import SandboxSpec
 from grader.sandbox.bwrap import HostLayout, build_argv, bwrap_available, inside_env
 from grader.sandbox.limits import JobLimits
+from grader.sandbox.readback import Folder, Kind, labels_from_npy
 from grader.settings import RunLimits
 
 DATA_INSIDE = Path("/opt/grader-data")
 _START_SECONDS = 120.0  # importing torch and warming up, on a loaded machine
 _READY_SECONDS = 30.0  # from sending a job to the child's "ready"
-_MAX_RESULT_BYTES = 64 << 20
+_MAX_RESULT_BYTES = Kind.RESULT.cap + 2 * Kind.PREDICTIONS.cap  # the header's record and two label arrays
 _MAX_LOG_BYTES = 64 << 10
 _CRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 
@@ -140,7 +140,8 @@ class WarmEvaluator:
             hello = b""
         ours.settimeout(None)
         if hello != b"warm":
-            tail = self._log.read_text(errors="replace")[-2000:]
+            with Folder(self._log.parent) as folder:
+                tail = folder.tail(self._log.name)[-2000:]
             self._stop_zygote()
             raise RuntimeError(f"the warm evaluator did not start: {tail}")
         self.starts += 1
@@ -232,7 +233,8 @@ class WarmEvaluator:
             log_r, log_w = os.pipe()
             control, control_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
             control.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
-            model_fd = os.open(model_file, os.O_RDONLY)
+            with Folder(model_file.parent) as folder:  # our copy (grader.evaluate.job), checked all the same
+                model_fd = folder.descriptor(model_file.name, Kind.MODEL)
             try:
                 with self._send:
                     socket.send_fds(sock, [json.dumps(message).encode()],
@@ -347,10 +349,7 @@ def _parse(data: bytes) -> tuple[Optional[dict], list[np.ndarray], Optional[str]
             raise ValueError("not a result header")
         arrays, offset = [], 8 + size
         for length in header.get("sizes", []):
-            array = np.load(io.BytesIO(data[offset:offset + int(length)]), allow_pickle=False)
-            if array.dtype.kind not in "iu" or array.ndim != 1:
-                raise ValueError(f"predictions of type {array.dtype} and shape {array.shape}")
-            arrays.append(array)
+            arrays.append(labels_from_npy(data[offset:offset + int(length)]))
             offset += int(length)
     except Exception as exc:  # noqa: BLE001 - whatever the bytes are, the submission gets a message, not a crash
         return None, [], f"the evaluation's result could not be read: {exc.__class__.__name__}: {exc}"

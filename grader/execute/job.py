@@ -2,6 +2,7 @@
 
 Everything read back from the sandbox (run.json, harness.json) is the student's
 process talking: it decides the verdict and the training counters, never the score.
+It is read through grader.sandbox.readback only: fixed names, regular files, capped.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ import nbformat
 
 from grader.data.keras_mnist import INSIDE as KERAS_INSIDE, keras_npz
 from grader.data.staging import TEST_IMAGES, data_binds
-from grader.execute.records import HarnessRecord, RunRecord, read_record
+from grader.execute.records import HarnessRecord, RunRecord, not_taken, read_record
 from grader.facts import TrainFacts
 from grader.sandbox import SandboxResult, SandboxSpec, run_sandboxed
+from grader.sandbox.readback import Folder, ReadbackError
 from grader.settings import RunLimits
 
 OUT = ".grader"  # inside the working directory: the harness writes the model and its reports here
@@ -34,7 +36,12 @@ class Execution:
     harness: Optional[HarnessRecord]
     malformed: Optional[str]  # a record that was there but did not validate
     output_tail: str
-    out_dir: Path  # host path of the harness's output (model file, executed notebook)
+    out_dir: Path  # host path of the harness's output (model file, executed notebook): read through `output()`
+
+    def output(self) -> Folder:
+        """The harness's output folder, opened for reading what the sandbox left (grader.sandbox.readback);
+        raises ReadbackError when the notebook replaced it."""
+        return Folder(self.out_dir, OUT)
 
     @property
     def train(self) -> TrainFacts:
@@ -110,7 +117,12 @@ def execute_notebook(notebook: nbformat.NotebookNode, *, jobdir: Path, staged: P
     )
     result = run_sandboxed([sys.executable, "-P", "-m", "grader.execute.runner", str(out_dir / "job.json")], spec,
                            sandbox=sandbox)
-    run, bad_run = read_record(out_dir / "run.json", RunRecord)
-    harness, bad_harness = read_record(out_dir / "harness.json", HarnessRecord)
+    try:
+        with Folder(out_dir, OUT) as out:
+            run, bad_run = read_record(out, "run.json", RunRecord)
+            harness, bad_harness = read_record(out, "harness.json", HarnessRecord)
+    except ReadbackError as err:  # the notebook replaced the output folder itself
+        run = harness = bad_harness = None
+        bad_run = not_taken(str(err), OUT)
     tail = (without_kernel_noise if sandbox else str)(result.stdout + result.stderr)[-4000:]
     return Execution(result, run, harness, bad_run or bad_harness, tail, out_dir)

@@ -8,14 +8,16 @@ never for the score. A record that does not validate is reported as such
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from grader.data.preprocess import Preprocess
+from grader.sandbox.readback import Folder, Kind, Missing, ReadbackError
 
 CellStatus = Literal["ok", "error", "timeout", "not_run"]
+# the names the harness saves a model under, in the output folder: a record can only choose among them
+ModelFile = Literal["model.pt2", "model.ts", "model.keras"]
 
 
 class _Record(BaseModel):
@@ -58,7 +60,7 @@ class Params(_Record):
 
 class Export(_Record):
     path: Literal["export", "torchscript", "keras", "none"]  # none: nothing captured the model (not_exportable)
-    file: Optional[str] = None  # in the output folder
+    file: Optional[ModelFile] = None  # one of the fixed names in the output folder, never a path
     batch: Optional[int] = None  # the one batch size an export was pinned to
     reasons: list[str] = []  # why the better paths failed
     layout: Optional[Literal["nhwc", "nchw", "nhw", "flat"]] = None  # keras: how the model takes a digit
@@ -101,13 +103,22 @@ class HarnessRecord(_Record):
     cpu_budget: Optional[CpuBudget] = None  # None: the run had no CPU budget (grader.execute.cpu_budget)
 
 
-def read_record(path: Path, kind: type[_Record]) -> tuple[Optional[_Record], Optional[str]]:
-    """(record, None); (None, None) when the file is missing; (None, why) when it is there but malformed."""
+def read_record(folder: Folder, name: str, kind: type[_Record]) -> tuple[Optional[_Record], Optional[str]]:
+    """(record, None); (None, None) when the file is missing; (None, why) when it is there but malformed, or not
+    a file the host reads (a FIFO, a link, over the records' cap: grader.sandbox.readback)."""
     try:
-        text = path.read_text()
-    except OSError:
+        text = folder.read(name, Kind.RECORD)
+    except Missing:
         return None, None
+    except ReadbackError as err:
+        return None, not_taken(str(err), folder.where)
     try:
         return kind.model_validate_json(text), None
     except ValidationError as exc:
-        return None, f"{path.name} is malformed: {exc.errors()[0]['msg']} at {exc.errors()[0]['loc']}"
+        return None, not_taken(f"{name} in {folder.where} is malformed: {exc.errors()[0]['msg']} at "
+                               f"{exc.errors()[0]['loc']}", folder.where)
+
+
+def not_taken(problem: str, where: str) -> str:
+    """Why a record from the output folder `where` was not taken, and what to do about it."""
+    return f"{problem}; the output folder is the grader's: leave {where} to it"
