@@ -88,4 +88,7 @@ def count(*, params: list[tuple[str, Any]], buffers: list[tuple[str, Any]], cons
         carried.sort(key=lambda c: -c[2].numel())
         flagged = [f"{kind} `{name}` {'x'.join(map(str, tensor.shape)) or 'scalar'} ({tensor.numel():,} "
                    f"{'number' if tensor.numel() == 1 else 'numbers'})" for kind, name, tensor in carried]
-    return StoredFacts(**sizes, learned=sizes["trainable"] + extra, carried=extra, flagged=flagged)
+    counters = [int(t.reshape(-1)[0]) for n, t in buffers if n in bn and n.endswith("num_batches_tracked")
+                and t.numel() == 1]
+    return StoredFacts(**sizes, learned=sizes["trainable"] + extra, carried=extra, flagged=flagged,
+                       bn_batches=max(counters, default=None))
