@@ -12,11 +12,13 @@ change as well, each in another place, and each a lower bound on the batches tra
   pass in training mode adds one per batch. The batches the loaders handed out with gradients off are
   taken away: an evaluation loop that forgets `model.eval()` moves the counters too.
 - `optimizer_state_steps`: the largest per-parameter `step` that torch's optimizers keep in their own
-  state (Adam, AdamW, RMSprop, Adagrad; SGD keeps none), read by the harness at the end of the run:
-  one per optimizer step, whatever the harness's own step counter says.
+  state (Adam, AdamW, RMSprop, Adagrad; SGD keeps none), or a fitted Keras model's optimizer its
+  `iterations`, read by the harness at the end of the run: one per optimizer step, whatever the
+  harness's own step counter says.
 
-Divided by the batches in one pass of the training loader (its `len()`, recorded when the loop starts,
-never derived from the samples counted), each says how many epochs the notebook trained at least.
+Divided by the batches in one pass of the training loader (its `len()`, recorded when the loop starts;
+for Keras, a fit's optimizer steps over its epochs; never derived from the samples counted), each says
+how many epochs the notebook trained at least.
 When the larger says more than the count, beyond `RELATIVE` and `ABSOLUTE` (a `drop_last` loader, a
 learning-rate search on another batch size), they disagree: the count was changed or missed training,
 and it backs no grade. Fewer is no disagreement: the harness counts every model the notebook trained,

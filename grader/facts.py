@@ -141,8 +141,9 @@ class TrainFacts(_Section):
                                                              f"(evaluation loops); {_EDITABLE}")
     optimizer_state_steps: Optional[int] = Field(
         None, description="the largest `step` torch's optimizers keep in their own state (Adam, AdamW, RMSprop, "
-                          "Adagrad; None for SGD, which keeps none), read by the harness at the end of the run: in the "
-                          "student's process too, but apart from the harness's counters")
+                          "Adagrad; None for SGD, which keeps none), or a fitted Keras model's optimizer its "
+                          "`iterations`, read by the harness at the end of the run: in the student's process too, "
+                          "but apart from the harness's counters")
     epochs_at_least: Optional[float] = Field(
         None, description="epochs the model's batch-norm counters (`model.stored.bn_batches`, read by the grader from "
                           "the exported model, less `no_grad_batches`) or the optimizers' own step counts show at "

@@ -30,7 +30,7 @@ from grader.execute import cpu_budget, keras_harness, trained
 
 def _new_state(dry_run: bool = False) -> dict[str, Any]:
     return {"optimizer_steps": 0, "samples_seen": 0, "no_grad_batches": 0, "datasets": {}, "started": time.time(),
-            "device": "cpu", "dry_run": dry_run, "counting": True}
+            "device": "cpu", "dry_run": dry_run, "counting": True, "fitted": weakref.WeakSet()}  # Keras models
 
 
 # Replaced by install(): closures over the run's counts, which no module-level name holds.
@@ -94,10 +94,11 @@ def _optimizer_stepped(state: dict[str, Any], optimizers: "weakref.WeakSet[Any]"
     return hook
 
 
-def _optimizer_state_steps(optimizers) -> int | None:
-    """The largest per-parameter `step` any optimizer keeps in its own state (Adam, AdamW, RMSprop, Adagrad...;
-    one per optimizer step). None: no optimizer keeps one (SGD), or none stepped."""
-    steps = []
+def _optimizer_state_steps(optimizers, fitted) -> int | None:
+    """The largest per-parameter `step` any torch optimizer keeps in its own state (Adam, AdamW, RMSprop,
+    Adagrad...; one per optimizer step), or a fitted Keras model's optimizer its `iterations`. None: no optimizer
+    keeps one (SGD), or none stepped."""
+    steps = [keras_harness.iterations(model) for model in list(fitted)]
     for optimizer in list(optimizers):
         for param_state in list(getattr(optimizer, "state", {}).values()):
             step = param_state.get("step") if isinstance(param_state, dict) else None
@@ -162,7 +163,7 @@ def install(dry_run: bool = False, compat: list[str] | tuple[str, ...] = (), ker
         entry["passes"] += 1
         try:  # the loader's own length, not samples / batches: those are what a cross-check must not derive from
             entry["batches_per_pass"] = len(loader)
-        except TypeError:
+        except Exception:  # an iterable dataset, a sampler without a length: never raised into the student's loop
             pass
         if state["dry_run"] and state["counting"]:  # Keras's own loaders (fit on one batch, predict) stay full
             return iter(())  # the model gets built, no time goes into training
@@ -203,7 +204,7 @@ def _counters(state: dict[str, Any], optimizers) -> dict[str, Any]:
         "train_size": size,
         "batches_per_epoch": train_set.get("batches_per_pass") if train_set else None,
         "no_grad_batches": state["no_grad_batches"],
-        "optimizer_state_steps": _optimizer_state_steps(optimizers),
+        "optimizer_state_steps": _optimizer_state_steps(optimizers, state["fitted"]),
         "seconds": round(time.time() - state["started"], 3),
         "device": state["device"],
         "datasets": list(state["datasets"].values()),
