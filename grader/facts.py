@@ -15,6 +15,8 @@ from typing import Any, Iterator, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from grader.epochs_check import check_epochs
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -92,6 +94,9 @@ class StoredFacts(_Section):
                                                      "trainable + frozen + buffers + constants")
     carried: Optional[int] = Field(None, description="numbers outside trainable parameters and batch-norm "
                                                      "statistics: frozen + buffers + constants")
+    bn_batches: Optional[int] = Field(None, description="the largest `num_batches_tracked` of the batch-norm layers: "
+                                                        "the batches they saw in training mode (the student's "
+                                                        "process set it; the grader reads it from the model file)")
     flagged: Optional[list[str]] = Field(None, description="when `carried` is over a small allowance (1,000), each "
                                                            "such tensor with its name and size (and dtype when not "
                                                            "float32), and the literal numbers, largest first; [] "
@@ -130,10 +135,38 @@ class ModelFacts(_Section):
                                                    "each 1x1 counted in `model.transitions`")
 
 
+_EDITABLE = "counted by the harness in the notebook's own process, where the student's code could change it"
+
+
 class TrainFacts(_Section):
-    epochs: Optional[float] = None
-    optimizer_steps: Optional[int] = None
-    samples_seen: Optional[int] = None
+    """What the run trained. The counts come from the student's process (see each description); the epoch
+    count is set against counters kept elsewhere (grader.epochs_check), and `epochs_checked` is what a rubric's
+    epoch budget reads."""
+
+    epochs: Optional[float] = Field(None, description="samples DataLoaders handed out while gradients were on, over "
+                                                      f"the training set's size; {_EDITABLE}")
+    optimizer_steps: Optional[int] = Field(None, description=f"optimizer steps; {_EDITABLE}")
+    samples_seen: Optional[int] = Field(None, description=f"training samples; {_EDITABLE}")
+    batches_per_epoch: Optional[int] = Field(None, description="batches in one pass of the training DataLoader "
+                                                               f"(its len()); {_EDITABLE}")
+    no_grad_batches: Optional[int] = Field(None, description="batches DataLoaders handed out with gradients off "
+                                                             f"(evaluation loops); {_EDITABLE}")
+    optimizer_state_steps: Optional[int] = Field(
+        None, description="the largest `step` torch's optimizers keep in their own state (Adam, AdamW, RMSprop, "
+                          "Adagrad; None for SGD, which keeps none), or a fitted Keras model's optimizer its "
+                          "`iterations`, read by the harness at the end of the run: in the student's process too, "
+                          "but apart from the harness's counters")
+    epochs_at_least: Optional[float] = Field(
+        None, description="epochs the model's batch-norm counters (`model.stored.bn_batches`, read by the grader from "
+                          "the exported model, less `no_grad_batches`) or the optimizers' own step counts show at "
+                          "least, per `batches_per_epoch`; None: neither is available")
+    counter_disagrees: Optional[bool] = Field(None, description="true: `epochs_at_least` exceeds `epochs` beyond the "
+                                                                "tolerance (10% + half an epoch): the count was "
+                                                                "changed or missed training")
+    epochs_check: Optional[str] = Field(None, description="the epoch count set against the cross-checks, naming "
+                                                          "both figures and where they come from")
+    epochs_checked: Optional[float] = Field(None, description="`epochs` when a cross-check backs it; None when they "
+                                                              "disagree or there is none (`epochs_check` says which)")
     seconds: Optional[float] = None
     device: Optional[str] = None
     model_variable: Optional[str] = Field(None, description="the notebook variable the graded model was taken from")
@@ -253,7 +286,8 @@ def known_facts() -> list[str]:
 
 
 def with_derived(facts: Facts) -> Facts:
-    """The facts computed from other facts, computed here once: the accuracy gaps of `claims`, `eval.unseen_gap`."""
+    """The facts computed from other facts, computed here once: the accuracy gaps of `claims`, `eval.unseen_gap`,
+    the epoch count's cross-check (`train.epochs_checked` and the facts beside it)."""
     claims, measured = facts.claims, facts.eval.accuracy
 
     def gap(printed: Optional[float]) -> Optional[float]:
@@ -265,4 +299,17 @@ def with_derived(facts: Facts) -> Facts:
     unseen_gap = None if unseen is None or measured is None else round(measured - unseen, 4)
     return facts.model_copy(update={"claims": claims.model_copy(update={"accuracy_gap": worst,
                                                                        "run_accuracy_gap": run}),
-                                    "eval": facts.eval.model_copy(update={"unseen_gap": unseen_gap})})
+                                    "eval": facts.eval.model_copy(update={"unseen_gap": unseen_gap}),
+                                    "train": _checked_epochs(facts)})
+
+
+def _checked_epochs(facts: Facts) -> TrainFacts:
+    """`train` with its epoch count set against the model's and the optimizers' own counters (when it ran)."""
+    train = facts.train
+    if train.optimizer_steps is None:  # no counters came back (not run, a dry run, a run that failed)
+        return train
+    check = check_epochs(counted=train.epochs, batches_per_epoch=train.batches_per_epoch,
+                         bn_batches=facts.model.stored.bn_batches, no_grad_batches=train.no_grad_batches,
+                         optimizer_state_steps=train.optimizer_state_steps)
+    return train.model_copy(update=dict(epochs_at_least=check.at_least, counter_disagrees=check.disagrees,
+                                        epochs_check=check.message, epochs_checked=check.checked))

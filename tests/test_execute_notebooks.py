@@ -50,6 +50,10 @@ def test_realstyle_notebook_runs_end_to_end_and_is_measured(options, tmp_path):
     assert facts.model.params.trainable == 6434  # counted by hand: convs 80+1168+136+1168+2320+1450, bn 2*(8+16+16+16)
     assert facts.model.layers.linear == 0 and facts.model.gap is True and facts.model.transitions == 1
     assert facts.train.optimizer_steps == 47 and facts.train.epochs == pytest.approx(1.0, abs=0.01)
+    # the model's batch-norm counters bear the count out: 47 training batches and torchsummary's one forward pass
+    # (in training mode); the test loop is in eval mode
+    assert facts.model.stored.bn_batches == 48 and facts.train.batches_per_epoch == 47
+    assert facts.train.counter_disagrees is False and facts.train.epochs_checked == facts.train.epochs
     printed = outputs_text(tmp_path)
     assert "Test set: Average loss" in printed and "Total params: 6,434" in printed  # torchsummary ran in the sandbox
 

@@ -69,6 +69,9 @@ def test_an_eip_keras_notebook_is_graded_end_to_end_like_a_torch_one(tmp_path, r
     loss, accuracy = ast.literal_eval(_outputs(nb, 6).strip())
     assert abs(facts.eval.accuracy - accuracy * 100) <= 0.1
     assert facts.train.epochs == 1.0 and facts.train.samples_seen == 2000 and facts.train.optimizer_steps == 63
+    # Keras's own optimizer step count (its `iterations`) bears the count out: 63 steps of 63 a pass
+    assert facts.train.optimizer_state_steps == 63 and facts.train.batches_per_epoch == 63
+    assert facts.train.counter_disagrees is False and facts.train.epochs_checked == 1.0
     assert facts.train.model_variable == "model" and "the last fit updated" in facts.train.model_reason
 
 

@@ -27,7 +27,7 @@ GOOD = dict(
     model__params__trainable=13808, model__stored__learned=13808, model__stored__trainable=13808,
     model__stored__carried=0, model__layers__linear=0, model__layers__batchnorm=6, model__layers__dropout=6,
     model__gap=True, model__transitions=2,
-    train__epochs=15.0, eval__accuracy=99.43, verdict__kind="ok", verdict__message="ran every cell",
+    train__epochs=15.0, train__epochs_checked=15.0, eval__accuracy=99.43, verdict__kind="ok", verdict__message="ran every cell",
     verdict__failed_cells=[], model__ops__unexpected=[],
 )
 
@@ -61,7 +61,7 @@ def test_a_passing_submission_gets_every_point():
 
 def test_a_failing_submission_fails_each_item_for_its_own_reason():
     bad = dict(GOOD, model__stored__learned=23412, model__stored__trainable=3412, model__stored__carried=20000,
-               eval__accuracy=97.5, train__epochs=25.0,
+               eval__accuracy=97.5, train__epochs=25.0, train__epochs_checked=25.0,
                model__layers__batchnorm=0, model__layers__dropout=0, model__transitions=0, model__gap=False,
                model__layers__linear=2, notebook__comment_coverage=0.4, notebook__uncommented_cells=[1, 4, 6],
                claims__accuracy=99.1, claims__accuracy_gap=1.6, verdict__kind="output_limit",
@@ -73,7 +73,7 @@ def test_a_failing_submission_fails_each_item_for_its_own_reason():
     assert items["params"].evidence == "model.stored.learned = 23,412; needs < 20,000"
     assert items["accuracy"].evidence == ("eval.accuracy = 97.5%; no band matched "
                                           "(points: >= 99.4% for 30, >= 99.2% for 20, >= 99% for 15, >= 98% for 5)")
-    assert items["epochs"].evidence == "train.epochs = 25; needs <= 20"
+    assert items["epochs"].evidence == "train.epochs_checked = 25; needs <= 20"
     assert items["batchnorm"].evidence == "model.layers.batchnorm = 0; needs >= 1"
     assert items["dropout"].evidence == "model.layers.dropout = 0; needs >= 1"
     assert items["transition"].evidence == "model.transitions = 0; needs >= 1"

@@ -117,8 +117,10 @@ def count(*, params: list[tuple[str, Any]], buffers: list[tuple[str, Any]], cons
                                        f"{', ...' if len(literals) > 3 else ''})"))
     extra = sizes["frozen"] + sizes["buffers"] + sizes["constants"]
     flagged = [line for _, line in sorted(carried, key=lambda c: -c[0])] if extra > ALLOWANCE else []
+    counters = [int(t.reshape(-1)[0]) for n, t in buffers if n in bn and n.endswith("num_batches_tracked")
+                and t.numel() == 1]
     return StoredFacts(**sizes, literals=len(literals), learned=sizes["trainable"] + extra, carried=extra,
-                       flagged=flagged)
+                       flagged=flagged, bn_batches=max(counters, default=None))
 
 
 def _counted(tensor: Any) -> int:

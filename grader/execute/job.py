@@ -50,7 +50,8 @@ class Execution:
             return TrainFacts()
         return self.observed.model_copy(update=dict(
             epochs=counters.epochs, optimizer_steps=counters.optimizer_steps, samples_seen=counters.samples_seen,
-            seconds=counters.seconds, device=counters.device))
+            batches_per_epoch=counters.batches_per_epoch, no_grad_batches=counters.no_grad_batches,
+            optimizer_state_steps=counters.optimizer_state_steps, seconds=counters.seconds, device=counters.device))
 
     @property
     def observed(self) -> TrainFacts:

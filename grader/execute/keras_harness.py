@@ -48,11 +48,11 @@ def install(state: dict[str, Any]) -> None:
     def counted_fit(self, *args, **kwargs):
         if state.get("dry_run"):  # builds the model on one batch; no time goes into training
             args, kwargs = _one_batch(args, kwargs)
-        before = _iterations(self)
+        before = iterations(self)
         with _loaders_uncounted(state):
             history = fit(self, *args, **kwargs)
         try:
-            _count(self, history, _iterations(self) - before, args, kwargs, state)
+            _count(self, history, iterations(self) - before, args, kwargs, state)
         except Exception:  # counting must never break the student's fit
             pass
         return history
@@ -118,7 +118,8 @@ def _stage_mnist(keras) -> None:
     keras.datasets.mnist.load_data = load_data
 
 
-def _iterations(model) -> int:
+def iterations(model) -> int:
+    """The model's optimizer's own step count (0: none)."""
     optimizer = getattr(model, "optimizer", None)
     try:
         return int(optimizer.iterations) if optimizer is not None else 0
@@ -139,6 +140,8 @@ def _count(model, history, steps: int, args, kwargs, state: dict[str, Any]) -> N
     entry = state["datasets"].setdefault(f"keras-fit-{id(x)}", {
         "type": "keras fit", "size": train_size, "train": True, "passes": 0, "samples": 0})
     entry["passes"] += epochs
+    entry["batches_per_pass"] = steps // epochs if steps > 0 else None  # from Keras's own step count, not samples
+    state["fitted"].add(model)  # its optimizer's own step count is read at the end (optimizer_state_steps)
     entry["samples"] += train_size * epochs
     state["samples_seen"] += train_size * epochs
     if state.get("device") == "cpu":

@@ -1,8 +1,13 @@
 """Harness code that runs inside the student's kernel, before and after the student's cells.
 
-Before: counters the student does not write (optimizer steps; samples that data loaders
-hand out while gradients are on, per dataset), in dry-run mode data loaders that yield
+Before: counters the student does not write (optimizer steps; samples and batches that data loaders
+hand out while gradients are on, per dataset; batches handed out with gradients off; the optimizers that
+stepped, whose own step counts are read at the end), in dry-run mode data loaders that yield
 no batches, and the run's CPU budget (grader.execute.cpu_budget: torch's pools, DataLoader workers).
+The counters live in closures made by `install`, not in a module global a cell could set
+(`kernel_harness._state["samples_seen"] = ...`). That keeps them out of easy reach, not out of reach:
+this is the student's process, so the host labels them as such and checks the epoch count against
+figures kept elsewhere (grader.epochs_check).
 After: find the model, check it maps 1x1x28x28 to 10 scores, export it (torch.export, else
 TorchScript; never predictions made here), and record the test-time preprocessing. Everything it learns goes to a JSON file in the output folder;
 the host treats that file as untrusted and measures accuracy itself.
@@ -17,14 +22,20 @@ import json
 import os
 import time
 import traceback
-from typing import Any
+import weakref
+from typing import Any, Callable
 
 from grader.execute import cpu_budget, keras_harness, trained
 
-_state: dict[str, Any] = {
-    "optimizer_steps": 0, "samples_seen": 0, "datasets": {},
-    "started": time.time(), "device": "cpu", "dry_run": False, "counting": True,
-}
+
+def _new_state(dry_run: bool = False) -> dict[str, Any]:
+    return {"optimizer_steps": 0, "samples_seen": 0, "no_grad_batches": 0, "datasets": {}, "started": time.time(),
+            "device": "cpu", "dry_run": dry_run, "counting": True, "fitted": weakref.WeakSet()}  # Keras models
+
+
+# Replaced by install(): closures over the run's counts, which no module-level name holds.
+_read_counters: Callable[[], dict[str, Any]] = lambda: _counters(_new_state(), ())  # noqa: E731
+_stop_counting: Callable[[], None] = lambda: None  # noqa: E731
 
 
 def _batch_size(batch) -> int:
@@ -39,26 +50,21 @@ def _batch_size(batch) -> int:
 
 
 class _CountingIterator:
-    """A DataLoader iterator that counts the samples it hands to a training loop (grad enabled).
+    """A DataLoader iterator that hands each batch to `count` (a closure over the counts) before the loop gets it.
 
     Counting at the loader, not with global module hooks: hooks on every module call
     cost 10-20% of a small CPU training run (torchvision's Normalize is a module too).
     """
 
-    def __init__(self, inner, entry):
-        self._inner, self._entry = inner, entry
+    def __init__(self, inner, count: Callable[[Any], None]):
+        self._inner, self._count = inner, count
 
     def __iter__(self):
         return self
 
     def __next__(self):
-        import torch
-
         batch = next(self._inner)
-        if _state["counting"] and torch.is_grad_enabled():
-            size = _batch_size(batch)
-            _state["samples_seen"] += size
-            self._entry["samples"] += size
+        self._count(batch)
         return batch
 
     def __len__(self):
@@ -68,14 +74,39 @@ class _CountingIterator:
         return getattr(self._inner, name)
 
 
-def _optimizer_step(optimizer, args, kwargs):
-    _state["optimizer_steps"] += 1
-    trained.stepped(optimizer, "optimizer step")
-    if _state["optimizer_steps"] == 1:
+def _optimizer_stepped(state: dict[str, Any], optimizers: "weakref.WeakSet[Any]"):
+    """The post-step hook: counts the step and keeps (weakly) the optimizer, whose own step count
+    `_optimizer_state_steps` reads at the end."""
+
+    def hook(optimizer, args, kwargs):
+        state["optimizer_steps"] += 1
+        trained.stepped(optimizer, "optimizer step")
         try:
-            _state["device"] = optimizer.param_groups[0]["params"][0].device.type
-        except (IndexError, KeyError, AttributeError):
+            optimizers.add(optimizer)
+        except TypeError:
             pass
+        if state["optimizer_steps"] == 1:
+            try:
+                state["device"] = optimizer.param_groups[0]["params"][0].device.type
+            except (IndexError, KeyError, AttributeError):
+                pass
+
+    return hook
+
+
+def _optimizer_state_steps(optimizers, fitted) -> int | None:
+    """The largest per-parameter `step` any torch optimizer keeps in its own state (Adam, AdamW, RMSprop,
+    Adagrad...; one per optimizer step), or a fitted Keras model's optimizer its `iterations`. None: no optimizer
+    keeps one (SGD), or none stepped."""
+    steps = [keras_harness.iterations(model) for model in list(fitted)]
+    for optimizer in list(optimizers):
+        for param_state in list(getattr(optimizer, "state", {}).values()):
+            step = param_state.get("step") if isinstance(param_state, dict) else None
+            try:
+                steps.append(int(step.item() if hasattr(step, "item") else step))
+            except (TypeError, ValueError, RuntimeError):
+                continue
+    return max(steps) if steps else None
 
 
 def _dataset_train_flag(dataset) -> bool | None:
@@ -94,7 +125,10 @@ def install(dry_run: bool = False, compat: list[str] | tuple[str, ...] = (), ker
 
     from grader.execute import compat as compat_shims, kernel_pip
 
-    _state["dry_run"] = dry_run
+    global _read_counters, _stop_counting
+
+    state = _new_state(dry_run)
+    optimizers: weakref.WeakSet[Any] = weakref.WeakSet()
     budget = cpu_budget.cpus()
     if budget is not None:  # before the student's first cell: torch's pools can be sized only once they are idle
         try:
@@ -103,7 +137,7 @@ def install(dry_run: bool = False, compat: list[str] | tuple[str, ...] = (), ker
             cpu_budget.note(f"the CPU budget could not be applied to torch: {exc.__class__.__name__}: {exc}")
     if keras:
         try:
-            keras_harness.install(_state)
+            keras_harness.install(state)
         except ImportError:  # the environment has no keras: the student's import says so
             pass
     compat_shims.load(list(compat))
@@ -114,7 +148,7 @@ def install(dry_run: bool = False, compat: list[str] | tuple[str, ...] = (), ker
             kernel_pip.install(get_ipython())
     except ImportError:
         pass
-    register_optimizer_step_post_hook(_optimizer_step)
+    register_optimizer_step_post_hook(_optimizer_stepped(state, optimizers))
     original_iter = DataLoader.__iter__
 
     def counting_iter(loader):
@@ -123,34 +157,63 @@ def install(dry_run: bool = False, compat: list[str] | tuple[str, ...] = (), ker
             size = len(dataset)
         except TypeError:
             size = None
-        entry = _state["datasets"].setdefault(str(id(dataset)), {
+        entry = state["datasets"].setdefault(str(id(dataset)), {
             "type": type(dataset).__name__, "size": size, "train": _dataset_train_flag(dataset), "passes": 0,
-            "samples": 0})
+            "samples": 0, "batches": 0, "batches_per_pass": None})
         entry["passes"] += 1
-        if _state["dry_run"] and _state["counting"]:  # Keras's own loaders (fit on one batch, predict) stay full
+        try:  # the loader's own length, not samples / batches: those are what a cross-check must not derive from
+            entry["batches_per_pass"] = len(loader)
+        except Exception:  # an iterable dataset, a sampler without a length: never raised into the student's loop
+            pass
+        if state["dry_run"] and state["counting"]:  # Keras's own loaders (fit on one batch, predict) stay full
             return iter(())  # the model gets built, no time goes into training
-        return _CountingIterator(original_iter(loader), entry)
+
+        def count(batch) -> None:
+            """Samples and batches handed to a training loop (grad enabled); batches handed out with gradients off
+            (an evaluation loop: in training mode, it too moves the batch-norm counters)."""
+            if not state["counting"]:
+                return
+            if torch.is_grad_enabled():
+                size = _batch_size(batch)
+                state["samples_seen"] += size
+                entry["samples"] += size
+                entry["batches"] += 1
+            else:
+                state["no_grad_batches"] += 1
+
+        return _CountingIterator(original_iter(loader), count)
 
     DataLoader.__iter__ = counting_iter
+    _read_counters = lambda: _counters(state, optimizers)  # noqa: E731
+    _stop_counting = lambda: state.update(counting=False)  # noqa: E731
 
 
-def _train_size() -> int | None:
-    """The size of the dataset training batches came from (the largest, if several)."""
-    sets = [d for d in _state["datasets"].values() if d["samples"] and d["size"] and d["train"] is not False]
-    return max(d["size"] for d in sets) if sets else None
+def _train_set(state: dict[str, Any]) -> dict[str, Any] | None:
+    """The dataset training batches came from (the largest, if several)."""
+    sets = [d for d in state["datasets"].values() if d["samples"] and d["size"] and d["train"] is not False]
+    return max(sets, key=lambda d: d["size"]) if sets else None
+
+
+def _counters(state: dict[str, Any], optimizers) -> dict[str, Any]:
+    train_set = _train_set(state)
+    size = train_set["size"] if train_set else None
+    return {
+        "optimizer_steps": state["optimizer_steps"],
+        "samples_seen": state["samples_seen"],
+        "epochs": round(state["samples_seen"] / size, 3) if size else None,
+        "train_size": size,
+        "batches_per_epoch": train_set.get("batches_per_pass") if train_set else None,
+        "no_grad_batches": state["no_grad_batches"],
+        "optimizer_state_steps": _optimizer_state_steps(optimizers, state["fitted"]),
+        "seconds": round(time.time() - state["started"], 3),
+        "device": state["device"],
+        "datasets": list(state["datasets"].values()),
+    }
 
 
 def counters() -> dict[str, Any]:
-    size = _train_size()
-    return {
-        "optimizer_steps": _state["optimizer_steps"],
-        "samples_seen": _state["samples_seen"],
-        "epochs": round(_state["samples_seen"] / size, 3) if size else None,
-        "train_size": size,
-        "seconds": round(time.time() - _state["started"], 3),
-        "device": _state["device"],
-        "datasets": list(_state["datasets"].values()),
-    }
+    """The run's counts so far (what install()'s closures hold)."""
+    return _read_counters()
 
 
 def _modules_in(namespace: dict[str, Any]):
@@ -301,7 +364,7 @@ def finalize(namespace: dict[str, Any], variable: str, out_dir: str, images_file
 
     result: dict[str, Any] = {"counters": counters(), "compat_used": compat.used(), "compat_skipped": compat.skipped(),
                               "pip_asked": kernel_pip.asked(), "cpu_budget": cpu_budget.record()}
-    _state["counting"] = False  # the harness's own forward passes are not training, and must not pin shapes in export
+    _stop_counting()  # the harness's own forward passes are not training, and must not pin shapes in export
     try:
         result["trained_models"] = [{k: v for k, v in t.items() if k != "module"}
                                     for t in trained.trained_in(namespace, prefer=variable)]

@@ -45,10 +45,16 @@ class RunRecord(_Record):
 
 
 class Counters(_Record):
+    """The harness's counts, kept in the student's process: its code can change every one of them
+    (grader.epochs_check sets them against the exported model's own counters)."""
+
     optimizer_steps: Optional[int] = None
-    samples_seen: Optional[int] = None
-    epochs: Optional[float] = None
+    samples_seen: Optional[int] = None  # handed out by DataLoaders while gradients were on
+    epochs: Optional[float] = None  # samples_seen / train_size
     train_size: Optional[int] = None
+    batches_per_epoch: Optional[int] = None  # len() of the training set's DataLoader
+    no_grad_batches: Optional[int] = None  # handed out by DataLoaders while gradients were off
+    optimizer_state_steps: Optional[int] = None  # the largest `step` in the optimizers' own state (None: SGD)
     seconds: Optional[float] = None
     device: Optional[str] = None
 

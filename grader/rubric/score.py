@@ -109,6 +109,8 @@ def not_measured_reason(facts: Facts, fact: str) -> str:
             first = message[0]
             reason += f" ({first[:_MESSAGE_SHOWN]}{'...' if len(first) > _MESSAGE_SHOWN else ''})"
         return reason
+    if fact == "train.epochs_checked" and facts.train.epochs_check:  # the harness's count and its cross-check
+        return facts.train.epochs_check
     if fact == "claims.accuracy_gap":
         return "the notebook's outputs show no test accuracy to compare with the measured one"
     if fact.startswith("claims."):
