@@ -92,6 +92,18 @@ def enter_namespaces() -> None:
             f.write(text)
 
 
+def private_mounts() -> None:
+    """A mount namespace of this process's own whose mounts propagate nowhere: what it mounts, the host never sees."""
+    _check(_libc().unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
+    _check(_libc().mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "making mounts private")
+
+
+def mount(source: str, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
+    """mount(2), with the error naming what was mounted where."""
+    _check(_libc().mount(source.encode(), target.encode(), fstype.encode() if fstype else None, flags,
+                         data.encode() if data else None), f"mounting {source} on {target}")
+
+
 @dataclass(frozen=True)
 class Mount:
     point: str

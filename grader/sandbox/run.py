@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from grader.errors import GraderError
-from grader.sandbox.bwrap import HostLayout, SandboxSpec, build_argv, bwrap_available, inside_env
+from grader.sandbox.bwrap import HostLayout, SandboxSpec, bwrap_available, inside_env, sandbox_command
 from grader.sandbox.disk import DiskWatch
+from grader.sandbox.identity import Launch
 from grader.sandbox.limits import JobLimits
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ class SandboxResult:
     stdout: str  # head and tail, with a marker where the middle was dropped
     stderr: str
     seconds: float
-    limits_used: str  # "cgroup-v1", "cgroup-v2", or "rlimit (...why, and what that cannot limit)", then the cpu quota
+    limits_used: str  # "cgroup-v1", "cgroup-v2", or "rlimit (...why, and what that cannot limit)", the cpu quota, the uid
 
 
 def run_sandboxed(argv: Sequence[str], spec: SandboxSpec, *, sandbox: bool = True) -> SandboxResult:
@@ -50,12 +51,12 @@ def run_sandboxed(argv: Sequence[str], spec: SandboxSpec, *, sandbox: bool = Tru
                 "bubblewrap (bwrap) is not installed; it is what keeps student code away from this machine",
                 fix="install it (apt-get install -y bubblewrap), or pass --no-sandbox if every submission is trusted",
             )
-        command = build_argv(argv, spec, bwrap=bwrap, layout=layout)
+        command, launch = sandbox_command(argv, spec, bwrap=bwrap, layout=layout)
     else:
         message = "running without the sandbox: the code can read, write and reach everything this user can"
         log.warning(message)
         warnings.warn(message, stacklevel=2)
-        command = list(argv)
+        command, launch = list(argv), Launch(None)
     spec.scratch.mkdir(parents=True, exist_ok=True)
     with JobLimits(memory_bytes=spec.memory_bytes, max_processes=spec.max_processes, max_file_bytes=spec.max_file_bytes,
                    cpus=spec.cpus) as job:
@@ -67,7 +68,7 @@ def run_sandboxed(argv: Sequence[str], spec: SandboxSpec, *, sandbox: bool = Tru
             stderr=subprocess.PIPE,
             cwd=spec.scratch,
             env=inside_env(spec, sandbox=sandbox, layout=layout),
-            preexec_fn=job.preexec,
+            preexec_fn=launch.after(job.preexec),
             start_new_session=True,  # its own process group, to kill in one call
         )
         stdout, stderr = _Capture(spec.max_output_bytes // 2), _Capture(spec.max_output_bytes // 2)
@@ -84,7 +85,7 @@ def run_sandboxed(argv: Sequence[str], spec: SandboxSpec, *, sandbox: bool = Tru
             stdout=stdout.text(),
             stderr=err_text,
             seconds=seconds,
-            limits_used=job.used,
+            limits_used=f"{job.used}; {launch.described}",
         )
 
 
