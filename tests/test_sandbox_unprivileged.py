@@ -157,12 +157,13 @@ mounts, own = sys.argv[1:3]
 if mounts != "-":
     limits._MOUNTS, limits._OWN = Path(mounts), Path(own)
 found = limits.detect.__wrapped__()
-job = limits.JobLimits(memory_bytes=1 << 30, max_processes=64, max_file_bytes=1 << 20, detected=found)
-with job:
-    used = job.used
-ran = run_sandboxed([sys.executable, "-c", "print('graded')"], SandboxSpec(scratch=Path(sys.argv[3]))) if mounts == "-" else None
-print(json.dumps({"parent": str(found.hierarchy.memory) if found.hierarchy else None, "reason": found.reason,
-                  "used": used, "ran": ran and [ran.returncode, ran.stdout, ran.stderr[-500:], ran.limits_used]}))
+report = {"parent": str(found.hierarchy.memory) if found.hierarchy else None, "reason": found.reason}
+if mounts == "-":  # this host's cgroups: a job, and a sandboxed command under it
+    with limits.JobLimits(memory_bytes=1 << 30, max_processes=64, max_file_bytes=1 << 20, detected=found) as job:
+        report["used"] = job.used
+    ran = run_sandboxed([sys.executable, "-c", "print('graded')"], SandboxSpec(scratch=Path(sys.argv[3])))
+    report["ran"] = [ran.returncode, ran.stdout, ran.stderr[-500:], ran.limits_used]
+print(json.dumps(report))
 """
 
 
