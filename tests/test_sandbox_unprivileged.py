@@ -23,6 +23,7 @@ import grader
 from grader.errors import GraderError
 from grader.evaluate.warm import WarmEvaluator
 from grader.sandbox import SandboxSpec, limits, run_sandboxed
+from grader.sandbox.bwrap import HostLayout, sandbox_command
 from grader.sandbox.identity import DEFAULT_UID, SandboxUser, sandbox_user
 from grader.settings import RunLimits
 from tests.unprivileged import unprivileged_user
@@ -95,6 +96,23 @@ def test_an_unusable_sandbox_uid_is_refused_with_the_fix(monkeypatch: pytest.Mon
     assert "GRADER_SANDBOX_UID='0' is not a usable id" in err.value.render() and "unset it" in err.value.render()
     monkeypatch.setenv("GRADER_SANDBOX_UID", "4242")
     assert (sandbox_user().uid, sandbox_user().gid) == (4242, 4242)
+
+
+def test_a_gpu_node_open_only_to_its_group_keeps_that_group(tmp_path: Path) -> None:
+    """Hosts where /dev/nvidia* are 0660 root:video: the sandbox uid keeps that one group, or the GPU is gone."""
+    node = tmp_path / "nvidia0"
+    node.write_text("")
+    node.chmod(0o660)
+    if ROOT:
+        os.chown(node, 0, 44)
+    open_to_all = tmp_path / "nvidiactl"
+    open_to_all.write_text("")
+    open_to_all.chmod(0o666)
+    layout = HostLayout(**{**HostLayout.detect().__dict__, "gpu_nodes": (str(open_to_all), str(node))})
+    _, launch = sandbox_command(["true"], SandboxSpec(scratch=tmp_path / "job", gpu=True), bwrap="bwrap", layout=layout)
+    assert launch.groups == ((44,) if ROOT else ())
+    _, launch = sandbox_command(["true"], SandboxSpec(scratch=tmp_path / "job", gpu=False), bwrap="bwrap", layout=layout)
+    assert launch.groups == ()
 
 
 def _tree(pid: int) -> list[int]:

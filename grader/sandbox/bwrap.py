@@ -18,7 +18,7 @@ from typing import Mapping, Sequence
 
 import grader
 from grader.errors import GraderError
-from grader.sandbox.identity import Launch, hand_over, sandbox_user
+from grader.sandbox.identity import Launch, device_groups, hand_over, sandbox_user
 from grader.settings import RunLimits
 
 _DEFAULT = RunLimits()
@@ -166,7 +166,8 @@ def uses_gpu(spec: SandboxSpec, layout: HostLayout) -> bool:
 def sandbox_command(argv: Sequence[str], spec: SandboxSpec, *, bwrap: str, layout: HostLayout) -> tuple[list[str], Launch]:
     """The bwrap command line for `argv` and how to start it: as which host uid, with which sources staged
     (`Launch.after(limits_preexec)` is the child's preexec). The scratch is made and handed to that uid."""
-    launch = Launch(sandbox_user())
+    user = sandbox_user()
+    launch = Launch(user, groups=device_groups(layout.gpu_nodes, user) if uses_gpu(spec, layout) else ())
     spec.scratch.mkdir(parents=True, exist_ok=True)
     command = build_argv(argv, spec, bwrap=bwrap, layout=layout, launch=launch)
     hand_over(spec.scratch, launch.user)

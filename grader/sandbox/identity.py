@@ -66,6 +66,19 @@ def _id_from(variable: str, default: str) -> int:
     return int(raw)
 
 
+def device_groups(nodes: tuple[str, ...], user: SandboxUser) -> tuple[int, ...]:
+    """The groups through which the sandbox uid may open `nodes` (GPU device nodes that are 0660 root:video on some
+    hosts): only for a root grader, which otherwise gives up every group. Only the nodes bound in are visible inside."""
+    if not user.dropped:
+        return ()
+    found = set()
+    for node in nodes:
+        info = os.stat(node)
+        if info.st_mode & 0o006 != 0o006 and info.st_mode & 0o060 == 0o060 and info.st_gid != 0:
+            found.add(info.st_gid)
+    return tuple(sorted(found))
+
+
 def can_reach(path: str, user: SandboxUser) -> bool:
     """Whether `user` (no supplementary groups) can look `path` up: search permission on every folder above it."""
     real = Path(os.path.realpath(path))
@@ -123,6 +136,7 @@ class Launch:
     `user` None: no sandbox (trusted code runs as the grader)."""
 
     user: SandboxUser | None
+    groups: tuple[int, ...] = ()  # supplementary groups kept: those that open the GPU device nodes bound in
     staged: list[tuple[str, str]] = field(default_factory=list)  # (host path, staged path)
 
     @property
@@ -162,7 +176,7 @@ class Launch:
                 else:
                     os.close(os.open(staged, os.O_CREAT | os.O_WRONLY, 0o644))
                 nested.mount(host, staged, None, nested.MS_BIND | nested.MS_REC)
-        os.setgroups([])
+        os.setgroups(list(self.groups))
         os.setgid(self.user.gid)
         os.setuid(self.user.uid)
 

@@ -71,6 +71,9 @@ def _libc() -> ctypes.CDLL:
     return ctypes.CDLL(None, use_errno=True)
 
 
+_libc()  # loaded at import, never first between fork and exec (dlopen there can deadlock a threaded parent)
+
+
 def _check(result: int, what: str) -> None:
     if result != 0:
         errno = ctypes.get_errno()
