@@ -135,7 +135,9 @@ class JobLimits:
         self.hierarchy = None
         self._rlimits.append((resource.RLIMIT_AS, memory_bytes))
         self.used = (f"rlimit ({why}): memory by RLIMIT_AS, which counts virtual memory and is not suitable for CUDA; "
-                     "no process limit (RLIMIT_NPROC counts all the user's processes, and none of root's)")
+                     "no process limit (RLIMIT_NPROC counts all the user's processes, and none of root's); for cgroup "
+                     "limits run the grader as root or in a cgroup delegated to this user "
+                     "(systemd-run --user --scope grade ...)")
 
     def _cpu_quota(self, cpus: int, controller: CpuController | None) -> str:
         """Put the job under a quota of `cpus` cores; what `used` says about it."""
