@@ -42,7 +42,7 @@ class SandboxUser:
 
     @property
     def described(self) -> str:
-        """What the facts and `limits_used` say about it."""
+        """What `limits_used` says about it."""
         if self.dropped:
             return f"sandbox as host uid {self.uid} gid {self.gid} (the grader runs as root)"
         return f"sandbox as the grader's own uid {self.uid}"
