@@ -38,7 +38,7 @@ import numpy as np
 
 from grader.errors import GraderError
 from grader.sandbox import SandboxSpec
-from grader.sandbox.bwrap import HostLayout, build_argv, bwrap_available, inside_env
+from grader.sandbox.bwrap import HostLayout, bwrap_available, inside_env, sandbox_command
 from grader.sandbox.limits import JobLimits
 from grader.sandbox.readback import Folder, Kind, labels_from_npy
 from grader.settings import RunLimits
@@ -105,7 +105,7 @@ class WarmEvaluator:
                                    nested_namespaces=True,
                                    env={"PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1"})
         layout = HostLayout.detect()
-        command = build_argv(argv, spec, bwrap=bwrap, layout=layout)
+        command, launch = sandbox_command(argv, spec, bwrap=bwrap, layout=layout)
         self._job = JobLimits(memory_bytes=self.limits.memory_bytes, max_processes=self.limits.max_processes,
                               max_file_bytes=self.limits.max_file_bytes)
         self._log = Path(self._scratch.name) / "zygote.log"
@@ -117,7 +117,7 @@ class WarmEvaluator:
                 with open(self._log, "wb") as log:
                     self._proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                                   cwd=scratch, env=inside_env(spec, sandbox=True, layout=layout),
-                                                  preexec_fn=self._job.preexec, pass_fds=(theirs.fileno(),),
+                                                  preexec_fn=launch.after(self._job.preexec), pass_fds=(theirs.fileno(),),
                                                   start_new_session=True)
             except BaseException as exc:  # noqa: BLE001 - handed to the thread that waits for the start
                 failure.append(exc)

@@ -18,14 +18,16 @@ from typing import Mapping, Sequence
 
 import grader
 from grader.errors import GraderError
+from grader.sandbox.identity import Launch, device_groups, hand_over, sandbox_user
 from grader.settings import RunLimits
 
 _DEFAULT = RunLimits()
 
 # uid/gid of the student process inside its own user namespace. Outside it is
-# still the grader's uid (bwrap maps the one inside uid to the caller's), so
-# files written to the scratch stay readable by the host; inside it has no
-# capabilities, so it cannot mount, mknod or reach the host's devices.
+# the uid bwrap was started as (bwrap maps the one inside uid to the caller's):
+# the grader's own, or an unprivileged one where the grader is root
+# (grader.sandbox.identity). Inside it has no capabilities, so it cannot mount,
+# mknod or reach the host's devices.
 SANDBOX_UID = 65534
 
 # Where the `grader` package source appears inside, so `python -m grader...`
@@ -162,14 +164,28 @@ def uses_gpu(spec: SandboxSpec, layout: HostLayout) -> bool:
     return bool(layout.gpu_nodes) if spec.gpu is None else spec.gpu
 
 
-def build_argv(argv: Sequence[str], spec: SandboxSpec, *, bwrap: str = "bwrap", layout: HostLayout | None = None) -> list[str]:
+def sandbox_command(argv: Sequence[str], spec: SandboxSpec, *, bwrap: str, layout: HostLayout) -> tuple[list[str], Launch]:
+    """The bwrap command line for `argv` and how to start it: as which host uid, with which sources staged
+    (`Launch.after(limits_preexec)` is the child's preexec). The scratch is made and handed to that uid."""
+    user = sandbox_user()
+    launch = Launch(user, groups=device_groups(layout.gpu_nodes, user) if uses_gpu(spec, layout) else ())
+    spec.scratch.mkdir(parents=True, exist_ok=True)
+    command = build_argv(argv, spec, bwrap=bwrap, layout=layout, launch=launch)
+    hand_over(spec.scratch, launch.user)
+    return command, launch
+
+
+def build_argv(argv: Sequence[str], spec: SandboxSpec, *, bwrap: str = "bwrap", layout: HostLayout | None = None,
+               launch: Launch | None = None) -> list[str]:
     """The bwrap command line that runs `argv` as described by `spec`.
 
     The environment is not in here: the caller starts bwrap with
     `inside_env(...)` as its whole environment (bwrap passes it through), which
-    keeps the values out of the host's /proc/*/cmdline.
+    keeps the values out of the host's /proc/*/cmdline. `launch`: where bwrap
+    finds each bound source when it runs as another uid (default: at its path).
     """
     layout = layout or HostLayout.detect()
+    src = launch.source if launch is not None else str
     out = [bwrap, "--unshare-all"]
     if spec.network:
         out.append("--share-net")
@@ -178,17 +194,19 @@ def build_argv(argv: Sequence[str], spec: SandboxSpec, *, bwrap: str = "bwrap", 
         out.append("--disable-userns")
     out += ["--die-with-parent", "--new-session", "--hostname", "sandbox"]
     for d in layout.dirs:
-        out += ["--ro-bind", d, d]
+        out += ["--ro-bind", src(d), d]
     for d, target in layout.links.items():
         out += ["--symlink", target, d]
-    out += ["--ro-bind", "/etc", "/etc"]
-    # Inside, the sandbox uid maps to the grader's (root) uid, which owns
-    # /etc/shadow and friends: hide whatever the host hides from other users.
+    out += ["--ro-bind", src("/etc"), "/etc"]
+    # Inside, the sandbox uid maps to the uid bwrap runs as (the grader's, or an
+    # unprivileged one where the grader is root): whatever the host hides from
+    # other users stays hidden even from a grader's own uid that owns it.
     for path, is_dir in layout.private_etc:
         out += ["--tmpfs", path] if is_dir else ["--ro-bind", "/dev/null", path]
     out += ["--proc", "/proc"]
-    # The sandbox uid maps to the grader's, which is root where the grader runs as root, and the kernel lets root's
-    # uid write sysctls and IRQ settings by their owner bits. bwrap makes these read-only only where the folder
+    # Second line of defence (a root grader starts bwrap as an unprivileged uid, grader.sandbox.identity): were the
+    # sandbox uid root's, the kernel would let it write sysctls and IRQ settings by their owner bits. bwrap makes
+    # these read-only only where the folder
     # itself is writable, which /proc/sys (0555) is not: bound read-only here, kernel.core_pattern (a path the
     # kernel runs as root on a crash) and vm.drop_caches among them stay out of reach.
     # (Not for a zygote: trusted, it lets each child write its own user.max_user_namespaces before that child covers
@@ -209,15 +227,15 @@ def build_argv(argv: Sequence[str], spec: SandboxSpec, *, bwrap: str = "bwrap", 
     # the scratch, staged data), which they would otherwise hide.
     out += ["--size", str(spec.memory_bytes), "--tmpfs", "/tmp"]
     for root in layout.python_roots:
-        out += ["--ro-bind", root, root]
-    out += ["--ro-bind", str(Path(layout.grader_src) / "grader"), str(GRADER_SRC_INSIDE / "grader")]
+        out += ["--ro-bind", src(root), root]
+    out += ["--ro-bind", src(str(Path(layout.grader_src) / "grader")), str(GRADER_SRC_INSIDE / "grader")]
     scratch = str(spec.inside_scratch)
-    out += ["--bind", scratch, scratch]
+    out += ["--bind", src(scratch), scratch]
     # After the scratch: a read-only bind inside it (./data) must lie on top of it, not under it.
     for host, inside in spec.ro_binds:
         if not Path(host).exists():
             raise GraderError(f"{host} does not exist, so it cannot be shown read-only at {inside} in the sandbox", fix="stage it first, or leave it out of ro_binds")
-        out += ["--ro-bind", str(Path(host).resolve()), str(inside)]
+        out += ["--ro-bind", src(str(Path(host).resolve())), str(inside)]
     # A program outside what is shown would fail inside with bwrap's bare "execvp ...: No such file or directory".
     shown = (*layout.dirs, *layout.links, "/etc", *layout.python_roots, str(GRADER_SRC_INSIDE), scratch,
              *(str(inside) for _, inside in spec.ro_binds))

@@ -11,13 +11,20 @@ optional: where the cpu controller is missing or not writable the job runs
 without one (its thread pools are still sized by the sandbox's environment),
 and `JobLimits.used` says which it got.
 
-Job cgroups live under a `mnist-grader` parent at the top of each hierarchy,
-one per job, named after the grader's pid and a random suffix, and are
-removed (after killing what is left in them) when the job closes.
+Job cgroups live under a `mnist-grader` parent at the top of each hierarchy
+where this user may write there (root), else under the deepest folder above
+the grader's own cgroup that is delegated to this user (a systemd user
+manager's subtree, `systemd-run --user --scope grade ...`), one per job,
+named after the grader's pid and a random suffix, and are removed (after
+killing what is left in them) when the job closes. Where neither can be had,
+or making the job's cgroup fails (a normal user on a machine where root made
+the top-level parent), the job runs under rlimits and `JobLimits.used` says why:
+the machine's set-up never fails a student.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import resource
 import signal
@@ -30,6 +37,7 @@ from typing import Iterator
 
 PARENT = "mnist-grader"
 _MOUNTS = Path("/proc/self/mounts")
+_OWN = Path("/proc/self/cgroup")  # this process's cgroup in each hierarchy
 _SETTLE_SECONDS = 5.0  # how long killing and removing a job's cgroup may take
 _CPU_PERIOD_US = 100_000  # the scheduler's default period; the quota is cpus of them
 _RLIMIT_MEMORY_SIGNS = ("MemoryError", "Cannot allocate memory", "std::bad_alloc", "out of memory")
@@ -73,16 +81,10 @@ def detect_cpu() -> CpuController | None:
         root = Path(mountpoint)
         try:
             if fstype == "cgroup2" and "cpu" in (root / "cgroup.controllers").read_text().split():
-                parent = root / PARENT
-                parent.mkdir(exist_ok=True)
-                for level in (root, parent):  # enabled on every level above a job's cgroup
-                    if "cpu" not in (level / "cgroup.subtree_control").read_text().split():
-                        (level / "cgroup.subtree_control").write_text("+cpu")
-                return CpuController(2, parent)
+                return CpuController(2, _job_parent(root, _own_cgroup(None), {"cpu"}))
             if fstype == "cgroup" and "cpu" in options:
-                (root / PARENT).mkdir(exist_ok=True)
-                return CpuController(1, root / PARENT)
-        except OSError:  # e.g. +cpu refused (a v2 root with real-time threads): try the next mount
+                return CpuController(1, _job_parent(root, _own_cgroup("cpu"), set()))
+        except OSError:  # e.g. +cpu refused (a v2 root with real-time threads), not writable: try the next mount
             continue
     return None
 
@@ -115,19 +117,27 @@ class JobLimits:
         self._rlimits = [(resource.RLIMIT_FSIZE, max_file_bytes), (resource.RLIMIT_CORE, 0)]
         self._cgroups: tuple[Path, ...] = ()
         self.hierarchy = detected.hierarchy
-        if self.hierarchy is None:
-            self._rlimits.append((resource.RLIMIT_AS, memory_bytes))
-            self.used = (
-                f"rlimit (no writable cgroup: {detected.reason}): memory by RLIMIT_AS, which counts "
-                "virtual memory and is not suitable for CUDA; no process limit (RLIMIT_NPROC counts all the user's processes, and none of root's)"
-            )
+        if self.hierarchy is not None:
+            try:
+                self._cgroups = _create_job(self.hierarchy, memory_bytes, max_processes)
+                self.used = f"cgroup-v{self.hierarchy.version}"
+            except OSError as e:  # e.g. a parent another user made: this job runs under rlimits instead
+                where = " and ".join(str(p) for p in self.hierarchy.parents)
+                self._rlimits_instead(f"the job's cgroup could not be made under {where}: {e}", memory_bytes)
         else:
-            self._cgroups = _create_job(self.hierarchy, memory_bytes, max_processes)
-            self.used = f"cgroup-v{self.hierarchy.version}"
+            self._rlimits_instead(f"no writable cgroup: {detected.reason}", memory_bytes)
         if cpus is not None:
             self.used += self._cpu_quota(cpus, cpu or detect_cpu())
         # Formatted here: between fork and exec the child should only make system calls.
         self._procs = [str(g / "cgroup.procs") for g in self._cgroups]
+
+    def _rlimits_instead(self, why: str, memory_bytes: int) -> None:
+        self.hierarchy = None
+        self._rlimits.append((resource.RLIMIT_AS, memory_bytes))
+        self.used = (f"rlimit ({why}): memory by RLIMIT_AS, which counts virtual memory and is not suitable for CUDA; "
+                     "no process limit (RLIMIT_NPROC counts all the user's processes, and none of root's); for cgroup "
+                     "limits run the grader as root or in a cgroup delegated to this user "
+                     "(systemd-run --user --scope grade ...)")
 
     def _cpu_quota(self, cpus: int, controller: CpuController | None) -> str:
         """Put the job under a quota of `cpus` cores; what `used` says about it."""
@@ -269,13 +279,7 @@ def _find_v2(mounts: list[tuple[str, str, set[str]]]) -> Hierarchy | None:
         root = Path(mountpoint)
         if fstype != "cgroup2" or not {"memory", "pids"} <= set((root / "cgroup.controllers").read_text().split()):
             continue
-        parent = root / PARENT
-        parent.mkdir(exist_ok=True)
-        # Controllers must be enabled on every level above a job's cgroup.
-        for level in (root, parent):
-            enabled = set((level / "cgroup.subtree_control").read_text().split())
-            if not {"memory", "pids"} <= enabled:
-                (level / "cgroup.subtree_control").write_text("+memory +pids")
+        parent = _job_parent(root, _own_cgroup(None), {"memory", "pids"})
         return Hierarchy(2, parent, parent)
     return None
 
@@ -286,12 +290,50 @@ def _find_v1(mounts: list[tuple[str, str, set[str]]]) -> Hierarchy | None:
     for fstype, mountpoint, options in mounts:
         for controller in ("memory", "pids"):
             if fstype == "cgroup" and controller in options:
-                found[controller] = Path(mountpoint) / PARENT
+                found[controller] = Path(mountpoint)
     if set(found) != {"memory", "pids"}:
         return None
-    for parent in found.values():
-        parent.mkdir(exist_ok=True)
-    return Hierarchy(1, found["memory"], found["pids"])
+    parents = {c: _job_parent(mount, _own_cgroup(c), set()) for c, mount in found.items()}
+    return Hierarchy(1, parents["memory"], parents["pids"])
+
+
+def _job_parent(root: Path, own: str | None, controllers: set[str]) -> Path:
+    """The folder job cgroups go under in the hierarchy mounted at `root`: `mnist-grader` at its top where this user
+    may write there, else in the deepest folder above `own` (this process's cgroup, relative to `root`) delegated to
+    this user: writable, with a writable cgroup.procs (moving a job there from here needs it). On v2 `controllers`
+    are enabled on the levels above a job's cgroup. PermissionError, saying where it looked, when there is none."""
+    above = [root / a.relative_to("/") for a in Path(own).parents if a != Path("/")] if own else []
+    problems = []
+    for level in (root, *above):
+        parent = level / PARENT
+        try:
+            if level != root and not (os.access(level, os.W_OK | os.X_OK) and os.access(level / "cgroup.procs", os.W_OK)):
+                continue
+            parent.mkdir(exist_ok=True)
+            if not os.access(parent, os.W_OK | os.X_OK):  # made by another user (root, on an earlier run)
+                raise PermissionError(errno.EACCES, "made by another user, not writable by this one")
+            for step in (level, parent) if controllers else ():
+                enabled = set((step / "cgroup.subtree_control").read_text().split())
+                if not controllers <= enabled:
+                    (step / "cgroup.subtree_control").write_text(" ".join(f"+{c}" for c in sorted(controllers)))
+            return parent
+        except OSError as e:
+            problems.append(f"{parent}: {e.strerror or e}")
+    raise PermissionError(errno.EACCES, "no cgroup folder this user may write: " + "; ".join(problems)
+                          + (" (no delegated folder above this process's cgroup)" if not above else ""))
+
+
+def _own_cgroup(controller: str | None) -> str | None:
+    """This process's cgroup path in the v2 hierarchy (None) or in the v1 hierarchy of `controller`."""
+    try:
+        lines = _OWN.read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        _, names, path = line.split(":", 2)
+        if (controller is None and names == "") or (controller is not None and controller in names.split(",")):
+            return path
+    return None
 
 
 def _cgroup_mounts() -> Iterator[tuple[str, str, set[str]]]:

@@ -46,6 +46,7 @@ MS_RELATIME = 1 << 21
 MS_STRICTATIME = 1 << 24
 
 PR_SET_PDEATHSIG = 1
+PR_GET_DUMPABLE = 3
 PR_SET_DUMPABLE = 4
 PR_CAPBSET_DROP = 24
 PR_SET_NO_NEW_PRIVS = 38
@@ -70,6 +71,9 @@ def _libc() -> ctypes.CDLL:
     return ctypes.CDLL(None, use_errno=True)
 
 
+_libc()  # loaded at import, never first between fork and exec (dlopen there can deadlock a threaded parent)
+
+
 def _check(result: int, what: str) -> None:
     if result != 0:
         errno = ctypes.get_errno()
@@ -87,9 +91,28 @@ def enter_namespaces() -> None:
     uid, gid = os.getuid(), os.getgid()
     _check(_libc().unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS),
            "unshare")
-    for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{gid} {gid} 1")):
-        with open(f"/proc/self/{name}", "w") as f:
-            f.write(text)
+    # A process that is not dumpable (the zygote makes itself so) has its /proc/self files owned by root of the
+    # host, which only a sandbox running as host root could write: dumpable for these three writes only.
+    dumpable = _libc().prctl(PR_GET_DUMPABLE, 0, 0, 0, 0)
+    prctl(PR_SET_DUMPABLE, 1)
+    try:
+        for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{gid} {gid} 1")):
+            with open(f"/proc/self/{name}", "w") as f:
+                f.write(text)
+    finally:
+        prctl(PR_SET_DUMPABLE, dumpable)
+
+
+def private_mounts() -> None:
+    """A mount namespace of this process's own whose mounts propagate nowhere: what it mounts, the host never sees."""
+    _check(_libc().unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
+    _check(_libc().mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "making mounts private")
+
+
+def mount(source: str, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
+    """mount(2), with the error naming what was mounted where."""
+    _check(_libc().mount(source.encode(), target.encode(), fstype.encode() if fstype else None, flags,
+                         data.encode() if data else None), f"mounting {source} on {target}")
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from grader.errors import GraderError
-from grader.sandbox.bwrap import HostLayout, SandboxSpec, build_argv, bwrap_available, inside_env
+from grader.sandbox.bwrap import HostLayout, SandboxSpec, bwrap_available, inside_env, sandbox_command
 from grader.sandbox.disk import Quota, described, disk_quota
+from grader.sandbox.identity import Launch
 from grader.sandbox.limits import JobLimits
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ class SandboxResult:
     stderr: str
     seconds: float
     # "cgroup-v1", "cgroup-v2", or "rlimit (...why, and what that cannot limit)", then the cpu quota; then "; disk: ..."
-    # (a file system of its own, or watched, not enforced, and what the watch cannot see)
+    # (a file system of its own, or watched, not enforced, and what the watch cannot see); then the sandbox's host uid
     limits_used: str
 
 
@@ -52,12 +53,12 @@ def run_sandboxed(argv: Sequence[str], spec: SandboxSpec, *, sandbox: bool = Tru
                 "bubblewrap (bwrap) is not installed; it is what keeps student code away from this machine",
                 fix="install it (apt-get install -y bubblewrap), or pass --no-sandbox if every submission is trusted",
             )
-        command = build_argv(argv, spec, bwrap=bwrap, layout=layout)
+        command, launch = sandbox_command(argv, spec, bwrap=bwrap, layout=layout)
     else:
         message = "running without the sandbox: the code can read, write and reach everything this user can"
         log.warning(message)
         warnings.warn(message, stacklevel=2)
-        command = list(argv)
+        command, launch = list(argv), Launch(None)
     spec.scratch.mkdir(parents=True, exist_ok=True)
     # The quota's file system goes when the block ends, after the whole tree is dead: what the job left is back in
     # the scratch folder on disk before the caller reads it.
@@ -67,7 +68,7 @@ def run_sandboxed(argv: Sequence[str], spec: SandboxSpec, *, sandbox: bool = Tru
 
         def preexec() -> None:
             disk.enter()  # first: joining its namespaces may need privileges that the job's set-up gives up
-            job.preexec()
+            launch.after(job.preexec)()
 
         start = time.monotonic()
         proc = subprocess.Popen(
@@ -93,7 +94,7 @@ def run_sandboxed(argv: Sequence[str], spec: SandboxSpec, *, sandbox: bool = Tru
             stdout=stdout.text(),
             stderr=err_text,
             seconds=seconds,
-            limits_used=f"{job.used}; {described(disk)}",
+            limits_used=f"{job.used}; {described(disk)}; {launch.described}",
         )
 
 
