@@ -189,6 +189,6 @@ def _quiz_answers(report: StaticReport) -> Optional[dict]:
 
 def _keep(out_dir: Path, keep: Path) -> None:
     keep.mkdir(parents=True, exist_ok=True)
-    for name in ("executed.ipynb", "model.pt2", "model.ts", "model.keras"):
+    for name in ("executed.ipynb", "model.pt2", "model.keras"):
         if (out_dir / name).exists():
             shutil.copyfile(out_dir / name, keep / name)

@@ -57,7 +57,7 @@ class Params(_Record):
 
 
 class Export(_Record):
-    path: Literal["export", "torchscript", "keras", "none"]  # none: nothing captured the model (not_exportable)
+    path: Literal["export", "keras", "none"]  # none: nothing captured the model (not_exportable)
     file: Optional[str] = None  # in the output folder
     batch: Optional[int] = None  # the one batch size an export was pinned to
     reasons: list[str] = []  # why the better paths failed

@@ -33,7 +33,7 @@ VERDICT_LABELS = {
     "missing_module": "imports a module the grader does not have",
     "sandbox_error": "could not be started by the grader (not the student's fault)",
     "disk": "wrote more files than the disk limit allows",
-    "not_exportable": "left a model that neither torch.export nor TorchScript can capture, so it was not measured",
+    "not_exportable": "left a model that torch.export cannot capture, so it was not measured",
     "lookup": "left a model that looks answers up in stored data instead of computing them",
 }
 STATUS_LABELS = {"passed": "passed", "partial": "partial", "failed": "failed", "not_measured": "not measured",

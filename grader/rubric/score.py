@@ -38,7 +38,7 @@ _VERDICT = {
     "missing_module": "the notebook imports a module the grader does not have",
     "sandbox_error": "the sandbox failed to run the notebook",
     "disk": "the notebook wrote more files than the disk limit allows",
-    "not_exportable": "neither torch.export nor TorchScript could capture the model, so it was not measured",
+    "not_exportable": "torch.export could not capture the model, so it was not measured",
     "lookup": "the model looks answers up in stored data, so its accuracy is not credited",
 }
 _MESSAGE_SHOWN = 200
