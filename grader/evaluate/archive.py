@@ -90,8 +90,8 @@ class RefusedModel(ValueError):
 
     def __init__(self, file: str, refusals: tuple[Refusal, ...], advice: str):
         shown = "; ".join(str(r) for r in refusals[:5]) + (f"; and {len(refusals) - 5} more" if len(refusals) > 5 else "")
-        super().__init__(f"{file} was not loaded, because loading it would run code or unpickle objects that are "
-                         f"not plain tensors: {shown}. {advice}")
+        super().__init__(f"{file} was not loaded: it holds more than layers and plain tensors, and loading it would "
+                         f"run, unpickle or import what it names: {shown}. {advice}")
 
 
 PT2_ADVICE = ("Save the model with torch.export.save(torch.export.export(model, (torch.zeros(2, 1, 28, 28),)), "
@@ -137,7 +137,9 @@ def check_keras(data: bytes) -> Checked:
         return Checked(tuple(refusals) + (Refusal("config.json", f"not JSON ({exc})"),))
     for path, obj in _objects(config, "config.json"):
         name, module, registered = obj.get("class_name"), obj.get("module"), obj.get("registered_name")
-        if name in _KERAS_CODE:
+        if name == "__lambda__":
+            refusals.append(Refusal(path, "the Python bytecode of a Lambda layer's function"))
+        elif name in _KERAS_CODE:
             refusals.append(Refusal(path, f"a {name} layer, which carries Python code"))
         elif module is None and name not in _KERAS_MARKERS:
             refusals.append(Refusal(path, f"`{name}` has no Keras module: a class or function of the notebook's own"))
@@ -290,31 +292,32 @@ def _plain_expression(text: Any) -> bool:
 
 
 def _strings(value: Any, path: str) -> Iterator[tuple[str, str, Any]]:
-    """(path, key, value) for every key of every object in a JSON document whose value is not an object or list."""
+    """(path, key, value) for every key of every object in a JSON document whose value is not an object or list,
+    in document order."""
     stack = [(value, path)]
     while stack:
         node, where = stack.pop()
         if isinstance(node, dict):
             for key, child in node.items():
-                if isinstance(child, (dict, list)):
-                    stack.append((child, f"{where}.{key}"))
-                else:
+                if not isinstance(child, (dict, list)):
                     yield f"{where}.{key}", key, child
+            stack.extend(reversed([(child, f"{where}.{key}") for key, child in node.items()
+                                   if isinstance(child, (dict, list))]))
         elif isinstance(node, list):
-            stack.extend((child, f"{where}[{i}]") for i, child in enumerate(node))
+            stack.extend(reversed([(child, f"{where}[{i}]") for i, child in enumerate(node)]))
 
 
 def _objects(value: Any, path: str) -> Iterator[tuple[str, dict]]:
-    """Every JSON object with a `class_name` (a serialized Keras object), with where it is."""
+    """Every JSON object with a `class_name` (a serialized Keras object), with where it is, in document order."""
     stack = [(value, path)]
     while stack:
         node, where = stack.pop()
         if isinstance(node, dict):
             if "class_name" in node:
                 yield where, node
-            stack.extend((child, f"{where}.{key}") for key, child in node.items())
+            stack.extend(reversed([(child, f"{where}.{key}") for key, child in node.items()]))
         elif isinstance(node, list):
-            stack.extend((child, f"{where}[{i}]") for i, child in enumerate(node))
+            stack.extend(reversed([(child, f"{where}[{i}]") for i, child in enumerate(node)]))
 
 
 def _rebuilt(members: dict[str, bytes], root: str) -> bytes:
