@@ -74,6 +74,7 @@ def test_an_honest_export_loads_and_predicts_exactly_as_torch_loads_it(base, tmp
     with torch.no_grad():
         expected = torch.export.load(io.BytesIO(base)).module()(inputs).argmax(1).numpy()
     assert (measured.predictions == expected).all() and measured.record.model["params"]["trainable"] == 13_808
+    assert "TORCH_FORCE_WEIGHTS_ONLY_LOAD" not in os.environ  # held only while the clean evaluation loads
 
 
 def test_the_bundled_example_models_are_not_refused():
@@ -240,4 +241,3 @@ def test_a_notebook_whose_kernel_plants_a_payload_in_the_saved_archive_is_bad_mo
     rubric = load_rubric("mnist-s3")
     result = grade_submission(path, rubric, options_for(rubric, data=str(real_mnist_dir)))
     _not_credited(result, "data/sample_inputs/model.pt/data.pkl", "__builtin__.eval")
-    assert os.environ.get("TORCH_FORCE_WEIGHTS_ONLY_LOAD") is None  # the host's own torch is left as it was

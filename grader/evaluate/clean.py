@@ -12,6 +12,7 @@ here: this process writes predictions, and the host compares them with the label
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -45,7 +46,6 @@ def _load(job: EvalJob, model_bytes: bytes | None = None):
     """The program and its module from the file, or from `model_bytes` (the warm evaluator's child reads it from
     a descriptor). Raises RefusedModel for a file that loading would have to run or unpickle."""
     import io
-    import os
 
     import torch
 
@@ -56,10 +56,22 @@ def _load(job: EvalJob, model_bytes: bytes | None = None):
     checked = check_program(model_bytes)
     if not checked.ok:
         raise RefusedModel(Path(job.model_file).name or "model.pt2", checked.refusals, PT2_ADVICE)
-    os.environ.pop("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", None)
-    os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = "1"  # torch.export retries with weights_only=False: not here
-    program = torch.export.load(io.BytesIO(checked.archive))
+    forced = {"TORCH_FORCE_WEIGHTS_ONLY_LOAD": "1", "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": None}
+    before = {name: os.environ.get(name) for name in forced}
+    _set_env(forced)  # torch.export retries a failed weights_only load with weights_only=False: not here
+    try:
+        program = torch.export.load(io.BytesIO(checked.archive))
+    finally:
+        _set_env(before)
     return program.module(check_guards=False), program  # guards are Python source the module would exec
+
+
+def _set_env(values: dict[str, str | None]) -> None:
+    for name, value in values.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 def _inputs(job: EvalJob, batch: int, images):
