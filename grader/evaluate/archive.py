@@ -137,6 +137,9 @@ def check_keras(data: bytes) -> Checked:
         return Checked(tuple(refusals) + (Refusal("config.json", f"not JSON ({exc})"),))
     for path, obj in _objects(config, "config.json"):
         name, module, registered = obj.get("class_name"), obj.get("module"), obj.get("registered_name")
+        inner = obj.get("config")
+        if isinstance(inner, dict) and isinstance(inner.get("name"), str):
+            path = f"{path} (`{inner['name'][:80]}`)"
         if name == "__lambda__":
             refusals.append(Refusal(path, "the Python bytecode of a Lambda layer's function"))
         elif name in _KERAS_CODE:
