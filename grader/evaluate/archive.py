@@ -112,9 +112,9 @@ def check_program(data: bytes) -> Checked:
     for config in ("data/weights/model_weights_config.json", "data/constants/model_constants_config.json"):
         refusals += _payload_refusals(config, members)
     if "data/sample_inputs/model.pt" in members:
-        inputs = _torch_save_refusals("data/sample_inputs/model.pt", members["data/sample_inputs/model.pt"])
-        refusals += inputs if isinstance(inputs, list) else []
-        members["data/sample_inputs/model.pt"] = inputs if isinstance(inputs, bytes) else b""
+        inputs, rebuilt = _torch_save("data/sample_inputs/model.pt", members["data/sample_inputs/model.pt"])
+        refusals += inputs
+        members["data/sample_inputs/model.pt"] = rebuilt or b""
     if "models/model.json" not in members:
         refusals.append(Refusal("models/model.json", "missing: this is not an archive torch.export.save wrote"))
     else:
@@ -213,18 +213,18 @@ def _payload_refusals(config: str, members: dict[str, bytes]) -> list[Refusal]:
     return out
 
 
-def _torch_save_refusals(member: str, data: bytes) -> list[Refusal] | bytes:
-    """A torch.save archive (the sample inputs): plain tensors only, read from the pickle's opcodes. Nothing
-    refused: the archive rebuilt from the members read here."""
+def _torch_save(member: str, data: bytes) -> tuple[list[Refusal], Optional[bytes]]:
+    """A torch.save archive (the sample inputs): plain tensors only, read from the pickle's opcodes. What is
+    refused, and (nothing refused) the archive rebuilt from the members read here."""
     inner, refusals = _members(data, member)
     if inner is None:
-        return [Refusal(member, r.found) for r in refusals]
+        return [Refusal(member, r.found) for r in refusals], None
     out = [Refusal(f"{member}/{name}", "not a member torch.save writes") for name in inner
            if not _TORCH_SAVE.fullmatch(name)]
     if "data.pkl" not in inner:
-        return out + [Refusal(member, "no data.pkl: not a torch.save archive")]
+        return out + [Refusal(member, "no data.pkl: not a torch.save archive")], None
     out += [Refusal(f"{member}/data.pkl", found) for found in pickle_globals_refused(inner["data.pkl"])]
-    return out or _rebuilt(inner, "archive")
+    return out, None if out else _rebuilt(inner, "archive")
 
 
 def pickle_globals_refused(data: bytes) -> list[str]:
