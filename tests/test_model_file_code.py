@@ -10,6 +10,7 @@ import io
 import json
 import os
 import pickle
+import sys
 import zipfile
 from pathlib import Path
 
@@ -33,7 +34,8 @@ NAMED = {"sample_inputs": ("data/sample_inputs/model.pt/data.pkl", "imports `__b
          "opaque_constant": ("data/constants/opaque_obj_0", "a pickled object"),
          "guards_code": ("models/model.json: guards_code", "Python source"),
          "symbolic_shape": ("expr_str", "is not arithmetic on shape symbols"),
-         "node_target": ("nodes[0].target", "calls `torch.os.system`")}
+         "node_target": ("nodes[0].target", "calls `torch.os.system`"),
+         "tree_spec": ("signature.in_spec", "names modules or types other than tuples, lists and dicts")}
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +53,16 @@ def test_each_payload_runs_in_torchs_own_loader(name, base, tmp_path):
     except Exception:  # noqa: BLE001 - what follows the payload may fail: the payload has run by then
         pass
     assert marker.read_text() == "ran"
+
+
+def test_a_tree_spec_makes_torchs_loader_import_a_module_and_not_the_clean_evaluation(base, tmp_path):
+    data = hostile("tree_spec", str(tmp_path / "ran"), base)
+    sys.modules.pop("this", None)
+    with pytest.raises(RefusedModel):
+        measure(EvalJob(**COURSE), images=IMAGES, model_bytes=data)
+    assert "this" not in sys.modules
+    torch.export.load(io.BytesIO(data))  # loads: `this.d["a"]` is a dict key like any other
+    assert "this" in sys.modules
 
 
 @pytest.mark.parametrize("name", sorted(ATTACKS))

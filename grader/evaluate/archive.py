@@ -56,6 +56,9 @@ _EXPR_NAMES = {"Symbol", "Integer", "Float", "Rational", "Add", "Mul", "Pow", "M
                "IsNonOverlappingAndDenseIndicator", "TruncToFloat", "TruncToInt", "RoundToInt", "RoundDecimal",
                "ToFloat"}
 _SYMBOL = re.compile(r"[a-z]+\d+")  # s77, u0: a shape's symbol (no Python builtin ends in a digit)
+# the containers a forward's inputs and outputs are flattened from (pytree specs); torch's loader imports the module
+# an `__enum__` entry names, and a defaultdict's factory's module
+_SPEC_TYPES = {None, "builtins.tuple", "builtins.list", "builtins.dict", "collections.OrderedDict"}
 
 _KERAS_MEMBERS = {"config.json", "metadata.json", "model.weights.h5"}
 _KERAS_MARKERS = {"__keras_tensor__", "__tuple__"}  # Keras's own encodings, rebuilt without an import
@@ -273,6 +276,9 @@ def _program_refusals(member: str, data: bytes) -> list[Refusal]:
         if key in ("target", "as_operator") and not (isinstance(value, str) and
                                                      (_ATEN.fullmatch(value) or value in _TARGETS)):
             out.append(Refusal(path, f"calls `{str(value)[:120]}`, which is not an operator of torch's (aten)"))
+        elif key in ("in_spec", "out_spec") and not _plain_spec(value):
+            out.append(Refusal(path, f"a spec of the inputs or outputs `{str(value)[:120]}` that names modules or "
+                                     "types other than tuples, lists and dicts (the loader imports them)"))
         elif key == "expr_str" and not _plain_expression(value):
             out.append(Refusal(path, f"a symbolic shape `{str(value)[:120]}` that is not arithmetic on shape "
                                      "symbols (the loader evaluates it as Python)"))
@@ -291,6 +297,32 @@ def _plain_expression(text: Any) -> bool:
         if (word[0].isalpha() or word[0] == "_") and word not in _EXPR_NAMES and not _SYMBOL.fullmatch(word):
             return False
         at = token.end()
+    return True
+
+
+def _plain_spec(text: Any) -> bool:
+    """A pytree spec (JSON, its contexts JSON again) of tuples, lists and dicts, with no `__enum__` to import."""
+    if not isinstance(text, str):
+        return False
+    try:
+        stack = [json.loads(text)]
+    except ValueError:
+        return False
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, dict):
+            if "__enum__" in node or ("type" in node and node["type"] not in _SPEC_TYPES):
+                return False
+            context = node.get("context")
+            try:
+                stack.append(json.loads(context) if isinstance(context, str) else context)
+            except ValueError:
+                return False
+            stack.extend(value for key, value in node.items() if key != "context")
+        elif not isinstance(node, (str, int, float, bool, type(None))):
+            return False
     return True
 
 
