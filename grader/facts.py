@@ -188,7 +188,7 @@ class EvalFacts(_Section):
     confusion: Optional[list[list[int]]] = None
     misclassified: Optional[list[int]] = None
     misclassified_as: Optional[list[int]] = Field(None, description="the digit predicted for each misclassified image, same order")
-    path: Optional[Literal["export", "torchscript", "in-sandbox", "keras"]] = None  # keras: a .keras file, safe_mode
+    path: Optional[Literal["export", "in-sandbox", "keras"]] = None  # keras: a .keras file, safe_mode
     unseen_accuracy: Optional[float] = Field(None, description="percent, measured on QMNIST's 50,000 test digits "
                                              "beyond MNIST's, which no notebook can have seen (only when asked "
                                              "for: the rubric's unseen: true or --unseen)")

@@ -105,7 +105,7 @@ def _dry_run_failures(cells: list[CellRecord]) -> list[CellRecord]:
 def _not_exportable(reasons: list[str]) -> str:
     """Why no accuracy: the model could only run in the student's own process, which never scores."""
     why = "; ".join(reasons) or "no reason recorded"
-    return ("neither torch.export nor TorchScript could capture the model, so the grader cannot measure it apart "
+    return ("torch.export could not capture the model, so the grader cannot measure it apart "
             f"from the notebook's code and gives no accuracy credit ({why}). Keep `forward` to torch operations "
             "on tensors (no numpy, `.item()`, Python `if` on tensor values, or checks for tracing); then "
             "`torch.export.export(model, (torch.zeros(2, 1, 28, 28),))` must succeed in the notebook")

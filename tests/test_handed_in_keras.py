@@ -90,7 +90,8 @@ def test_the_last_fitted_keras_model_is_graded_and_the_others_are_noted(tmp_path
 
 @pytest.mark.usefixtures("bwrap")
 def test_a_keras_model_with_student_code_inside_is_not_loaded_by_the_clean_evaluation(tmp_path, real_mnist_dir):
-    """A Lambda layer carries the student's Python: safe_mode=True refuses to rebuild it, so nothing is measured."""
+    """A Lambda layer carries the student's Python: its config is refused before Keras reads it, so nothing is
+    measured, and the verdict says which layer and what to do."""
     nb = new_notebook(cells=[new_code_cell(
         "# a model with a Lambda layer\nimport keras, numpy as np\n"
         "model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Lambda(lambda x: x * 2.0), "
@@ -101,7 +102,27 @@ def test_a_keras_model_with_student_code_inside_is_not_loaded_by_the_clean_evalu
     nbformat.write(nb, str(path))
     facts, _ = _grade(path, tmp_path, real_mnist_dir)
     assert facts.eval.accuracy is None
-    assert "safe_mode=True" in facts.verdict.message and "Lambda" in facts.verdict.message
+    assert facts.verdict.kind == "bad_model" and "model.keras was not loaded" in facts.verdict.message
+    assert "config.json.config.layers[1] (`lambda`): a Lambda layer, which carries Python code" in facts.verdict.message
+    assert "no Lambda layer, no layer or function of your own" in facts.verdict.message
+
+
+@pytest.mark.usefixtures("bwrap")
+def test_a_keras_model_with_a_custom_layer_class_is_not_loaded_by_the_clean_evaluation(tmp_path, real_mnist_dir):
+    """A layer class the notebook wrote (registered, so Keras could save it) is refused by its config."""
+    nb = new_notebook(cells=[new_code_cell(
+        "# a model with a layer class of its own\nimport keras, numpy as np\n"
+        "@keras.saving.register_keras_serializable(package='student')\n"
+        "class Twice(keras.layers.Layer):\n    def call(self, x):\n        return x * 2.0\n"
+        "model = keras.Sequential([keras.Input((28, 28, 1)), Twice(), "
+        "keras.layers.Conv2D(10, (28, 28)), keras.layers.Flatten(), keras.layers.Activation('softmax')])\n"
+        "model.compile(loss='categorical_crossentropy', optimizer='adam')\n"
+        "model.fit(np.zeros((32, 28, 28, 1), 'float32'), np.eye(10)[np.zeros(32, int)], epochs=1, verbose=0)")])
+    path = tmp_path / "custom_layer.ipynb"
+    nbformat.write(nb, str(path))
+    facts, _ = _grade(path, tmp_path, real_mnist_dir)
+    assert facts.eval.accuracy is None and facts.verdict.kind == "bad_model", facts.verdict.message
+    assert "config.json.config.layers[1] (`twice`): `Twice` has no Keras module" in facts.verdict.message
 
 
 @pytest.mark.usefixtures("bwrap")

@@ -158,7 +158,7 @@ NOT_A_SANDBOX = {"api.py": {"digest(got.path)"}}  # a link's notebook: `scratch`
 # names a host module gives a sandbox's folder, and the files a sandbox leaves there
 SCRATCH_NAMES = {"out_dir", "scratch", "workdir", "jobdir", "local_model", "model_file"}
 SANDBOX_FILES = {"run.json", "harness.json", "executed.ipynb", "eval.json", "predictions.npy",
-                 "unseen_predictions.npy", "model.pt2", "model.ts", "model.keras"}
+                 "unseen_predictions.npy", "model.pt2", "model.keras"}
 READS = {"read_text", "read_bytes", "open", "load", "read", "fromfile", "memmap", "copy", "copy2",
          "copyfile", "copyfileobj", "copytree", "sendfile", "listdir", "scandir", "iterdir", "glob", "rglob"}
 

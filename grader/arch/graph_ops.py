@@ -28,50 +28,12 @@ index and slice's bounds, and the settings that scale or shift values when the s
 leaky ReLU's slope other than 0.01, an eps other than 1e-5, hardtanh's bounds, avg_pool's divisor, addmm's
 alpha / beta), and every number an operator outside the allowlist is given; never 0, 1, -1 or slice's open
 end. Kernel sizes, strides, padding, dims, shapes, momentum and dropout rates are the architecture, not data.
-
-The TorchScript readers below (`unexpected_ops_torchscript` and the denylist `scan` it uses) are the older
-denylist scan, kept only for that path.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Iterable, Optional, Union
-
-# The TorchScript path's denylist (`scan`): what a lookup of stored answers looks like.
-_ALWAYS = {
-    "cdist": "a distance to a stored table (cdist)",
-    "_cdist_forward": "a distance to a stored table (cdist)",
-    "_euclidean_dist": "a distance to a stored table (euclidean distance)",
-    "sort": "sorting (sort)", "argsort": "sorting (argsort)", "msort": "sorting (msort)",
-    "topk": "top-k selection (topk)", "kthvalue": "k-th value selection (kthvalue)",
-    "searchsorted": "a search in a sorted table (searchsorted)", "bucketize": "a search in a sorted table (bucketize)",
-    "unique": "unique values (unique)", "_unique2": "unique values (unique)", "unique_consecutive": "unique values",
-    "eq": "an equality test (eq)", "ne": "an equality test (ne)", "isin": "a membership test (isin)",
-}
-_ARG = ("argmax", "argmin")
-_INDEX = {"index": 1, "_unsafe_index": 1, "index_select": 2, "gather": 2, "take": 1, "take_along_dim": 1,
-          "embedding": 1, "embedding_bag": 1, "_embedding_bag": 1}  # op -> position of its indices argument
-_MATMUL = ("matmul", "mm", "bmm", "linear", "addmm", "einsum", "tensordot")
-LARGE = 1_000  # numbers in a stored tensor that a matmul reads, above which a following argmax is a table search
-SOFT_WIDTH = 1_000  # entries a softmax spans, from which (after a matmul against a large stored tensor) it is a lookup
-_SOFTMAX = ("softmax", "_softmax", "log_softmax", "_log_softmax", "softmin")
-
-
-@dataclass(frozen=True)
-class Op:
-    """One node of a graph, as the scan needs it: value names only."""
-
-    name: str
-    op: str  # `cdist`, `matmul`, ...; "" for what computes nothing (a list of indices, a tuple item)
-    sources: tuple[str, ...]  # the values it reads
-    index: tuple[str, ...] = ()  # for indexing ops: the values its indices come from
-    indices_used: bool = False  # for max / min over a dim: whether anything reads the indices
-    span: Optional[int] = None  # for a softmax: how many entries it normalises over (None: not known)
-
-
-Stored = dict[str, tuple[str, list[int]]]  # value name -> (state name, shape) of parameters, buffers, constants
-
 
 def op_name(node: Any) -> str:
     """`aten.cdist.default` -> `cdist`; a Python function (`operator.getitem`) -> its name."""
@@ -345,44 +307,6 @@ def _shape_arithmetic(node: Any) -> bool:
     return scalar(node.meta.get("val")) and all(scalar(s.meta.get("val")) for s in node.all_input_nodes)
 
 
-def unexpected_ops_torchscript(module: Any) -> list[str]:
-    """The same for a TorchScript module (a traced graph: stored tensors are attributes and tensor constants)."""
-    return scan(*_from_torchscript(module))
-
-
-def _from_torchscript(module: Any) -> tuple[list[Op], Stored, set[str]]:
-    graph = module.inlined_graph
-    inputs = list(graph.inputs())
-    state = {**dict(module.named_parameters()), **dict(module.named_buffers())}
-    paths = {inputs[0].debugName(): ""}  # value -> attribute path from the module (self)
-    stored: Stored = {}
-    ops = []
-    for node in graph.nodes():
-        kind, ins, outs = node.kind(), list(node.inputs()), list(node.outputs())
-        if kind == "prim::GetAttr":
-            path = paths.get(ins[0].debugName())
-            if path is not None:
-                path = f"{path}.{node.s('name')}".lstrip(".")
-                paths[outs[0].debugName()] = path
-                if path in state:
-                    stored[outs[0].debugName()] = (path, list(state[path].shape))
-            continue
-        if kind == "prim::Constant":
-            value = node.output().toIValue() if node.output().type().kind() == "TensorType" else None
-            if value is not None:
-                stored[outs[0].debugName()] = (f"%{outs[0].debugName()}", list(value.shape))
-            continue
-        name = kind.split("::", 1)[1] if kind.startswith("aten::") else ""
-        position = _INDEX.get(name)
-        index = (ins[position].debugName(),) if position is not None and len(ins) > position else ()
-        used = name in ("max", "min") and len(outs) > 1 and bool(outs[1].uses())
-        span = _span_torchscript(ins) if name in _SOFTMAX else None
-        for out in outs:  # a node with several outputs: each is a value the others read
-            ops.append(Op(out.debugName(), name if out is outs[0] else "", tuple(i.debugName() for i in ins),
-                          index, used, span))
-    return ops, stored, {i.debugName() for i in inputs[1:]}
-
-
 def _span(value: Any, dim: Any) -> Optional[int]:
     """The size of `value` (a traced tensor's fake value) along `dim`, when it is a plain number."""
     try:
@@ -390,58 +314,6 @@ def _span(value: Any, dim: Any) -> Optional[int]:
     except (AttributeError, IndexError, TypeError, ValueError):
         return None  # no recorded shape
     return size if isinstance(size, int) else None  # a symbolic size (the batch) is no plain number
-
-
-def _span_torchscript(ins: list[Any]) -> Optional[int]:
-    """The same for `aten::softmax(self, dim, dtype)` in a traced graph, whose types carry the traced sizes."""
-    try:
-        sizes, dim = ins[0].type().sizes(), ins[1].toIValue()
-        return int(sizes[int(dim)])
-    except (AttributeError, IndexError, TypeError, ValueError, RuntimeError):
-        return None
-
-
-def _numel(shape: Iterable[int]) -> int:
-    n = 1
-    for d in shape:
-        n *= int(d)
-    return n
-
-
-def scan(ops: list[Op], stored: Stored, user: set[str]) -> list[str]:
-    """The lookup-shaped operators among `ops` (in graph order), given the stored tensors and the image inputs."""
-    from_input = set(user)  # values that depend on the images
-    tables: dict[str, set[str]] = {v: {t} for v, (t, _) in stored.items()}  # value -> stored tensors it is made of
-    shapes = {t: shape for t, shape in stored.values()}
-    reads: dict[str, set[str]] = {}  # value -> large stored tensors it (transitively) reads through matmul-like ops
-    found: list[str] = []
-    for op in ops:
-        if any(s in from_input for s in op.sources):
-            from_input.add(op.name)
-        elif any(s in tables for s in op.sources):  # keys.T, keys ** 2, keys[:, :10]: still the stored table
-            tables[op.name] = set().union(*(tables.get(s, set()) for s in op.sources))
-        inherited = set().union(*(reads.get(s, set()) for s in op.sources)) if op.sources else set()
-        if op.op in _MATMUL:
-            inherited |= {t for s in op.sources if s not in from_input for t in tables.get(s, ())
-                          if _numel(shapes.get(t, [])) >= LARGE}
-        if inherited:
-            reads[op.name] = inherited
-        where = f"node `{op.name}`"
-        reading = sorted(set().union(*(tables.get(s, set()) for s in op.sources if s not in from_input)))
-        read = f", reading the stored {_shown(reading, shapes)}" if reading else ""
-        if op.op in _ALWAYS:
-            found.append(f"{_ALWAYS[op.op]} at {where}{read}")
-        elif op.op in _ARG:
-            after = f", after a matmul against the stored {_shown(sorted(inherited), shapes)}" if inherited else ""
-            found.append(f"an {op.op} inside the network at {where}{after}")
-        elif op.op in _SOFTMAX and inherited and (op.span or 0) >= SOFT_WIDTH:
-            found.append(f"a soft lookup at {where}: a {op.op} over {op.span:,} similarities to the stored "
-                         f"{_shown(sorted(inherited), shapes)}")
-        elif op.op in ("max", "min") and op.indices_used:
-            found.append(f"the indices of a {op.op} at {where}")
-        elif op.op in _INDEX and any(i in from_input for i in op.index):
-            found.append(f"data-dependent indexing ({op.op}) at {where}{read}")
-    return found
 
 
 def _shown(names: list[str], shapes: dict[str, list[int]]) -> str:

@@ -1,7 +1,7 @@
 """Every number an exported model stores, by kind: what it learned, and what it merely carries.
 
-Pure: reads an `ExportedProgram`'s signature, state and graph (or a TorchScript module's parameters, buffers,
-tensor constants and graph). Batch-norm running statistics are told apart by how the graph uses them, not by
+Pure: reads an `ExportedProgram`'s signature, state and graph (`count` also serves the Keras reader).
+Batch-norm running statistics are told apart by how the graph uses them, not by
 their names, which the student chose.
 
 Kinds: trainable parameters; frozen parameters (requires_grad=False); buffers; batch-norm running
@@ -71,23 +71,6 @@ def stored_state(program: Any) -> StoredFacts:
     return count(params=[(n, state[n]) for n in sig.parameters], buffers=[(n, t) for n, t in buffers if t is not None],
                  constants=[(n, constants[n]) for n in sig.lifted_tensor_constants if hasattr(constants.get(n), "numel")],
                  bn=_bn_statistics(program), literals=literal_numbers(program))
-
-
-def stored_state_torchscript(module: Any) -> StoredFacts:
-    """The same for a TorchScript module: tensors baked into its graph count as constants."""
-    graph = module.inlined_graph
-    paths = {next(iter(graph.inputs())).debugName(): ""}
-    bn, constants = set(), []
-    for node in graph.nodes():
-        kind, ins = node.kind(), list(node.inputs())
-        if kind == "prim::GetAttr" and ins[0].debugName() in paths:
-            paths[node.output().debugName()] = f"{paths[ins[0].debugName()]}.{node.s('name')}".lstrip(".")
-        elif kind == "prim::Constant" and node.output().type().kind() == "TensorType":
-            constants.append((f"%{node.output().debugName()}", node.output().toIValue()))
-        elif kind.startswith("aten::") and kind[6:] in _BATCH_NORM:
-            bn |= {paths[v.debugName()] for v in ins[3:5] if v.debugName() in paths}
-    return count(params=list(module.named_parameters()), buffers=list(module.named_buffers()), constants=constants,
-                 bn=bn)
 
 
 def count(*, params: list[tuple[str, Any]], buffers: list[tuple[str, Any]], constants: list[tuple[str, Any]],

@@ -2,14 +2,17 @@
 
     python -m grader.evaluate.clean JOB.json
 
-Imports torch and the grader only: the model comes from a torch.export program (or
-TorchScript), so no student code is imported. The test labels are never here: this
-process writes predictions, and the host compares them with the labels.
+Imports torch and the grader only: the model comes from a torch.export program, so no student code is imported.
+Nothing in the file runs or is unpickled beyond plain tensors: grader.evaluate.archive reads the archive first and
+refuses what torch's loader would run (pickled objects, guard code, symbolic shapes that are not arithmetic,
+callables that are not torch's operators), and torch.load is held to weights_only. The test labels are never
+here: this process writes predictions, and the host compares them with the labels.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -19,7 +22,6 @@ from pathlib import Path
 @dataclass
 class EvalJob:
     model_file: str
-    path: str  # export | torchscript
     images_file: str  # uint8 (N, 28, 28)
     out_dir: str
     scale: float | None = None  # preprocessing x -> scale * x/255 + shift, the only inputs the grader makes
@@ -41,16 +43,35 @@ class EvalRecord:
 
 
 def _load(job: EvalJob, model_bytes: bytes | None = None):
-    """The model from its file, or from `model_bytes` (the warm evaluator's child reads it from a descriptor)."""
+    """The program and its module from the file, or from `model_bytes` (the warm evaluator's child reads it from
+    a descriptor). Raises RefusedModel for a file that loading would have to run or unpickle."""
     import io
 
     import torch
 
-    source = io.BytesIO(model_bytes) if model_bytes is not None else job.model_file
-    if job.path == "export":
-        program = torch.export.load(source)
-        return program.module(), program
-    return torch.jit.load(source, map_location="cpu"), None
+    from grader.evaluate.archive import PT2_ADVICE, RefusedModel, check_program
+
+    if model_bytes is None:
+        model_bytes = Path(job.model_file).read_bytes()
+    checked = check_program(model_bytes)
+    if not checked.ok:
+        raise RefusedModel(Path(job.model_file).name or "model.pt2", checked.refusals, PT2_ADVICE)
+    forced = {"TORCH_FORCE_WEIGHTS_ONLY_LOAD": "1", "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": None}
+    before = {name: os.environ.get(name) for name in forced}
+    _set_env(forced)  # torch.export retries a failed weights_only load with weights_only=False: not here
+    try:
+        program = torch.export.load(io.BytesIO(checked.archive))
+    finally:
+        _set_env(before)
+    return program.module(check_guards=False), program  # guards are Python source the module would exec
+
+
+def _set_env(values: dict[str, str | None]) -> None:
+    for name, value in values.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 def _inputs(job: EvalJob, batch: int, images):
@@ -100,22 +121,6 @@ def _architecture(program) -> tuple[dict | None, str | None]:
     return facts.model_copy(update=update).model_dump(mode="json"), "; ".join(errors) or None
 
 
-def _torchscript_facts(module) -> tuple[dict | None, str | None]:
-    """What a TorchScript module shows without a layer table: its stored state and its graph's operators."""
-    from grader.arch.graph_ops import unexpected_ops_torchscript
-    from grader.arch.stored_state import stored_state_torchscript
-    from grader.facts import ModelFacts, OpsFacts, ParamFacts
-
-    try:
-        stored = stored_state_torchscript(module)
-        facts = ModelFacts(stored=stored, buffers=stored.buffers + stored.bn_stats,
-                           params=ParamFacts(trainable=stored.trainable, total=stored.trainable + stored.frozen),
-                           ops=OpsFacts(unexpected=unexpected_ops_torchscript(module)))
-    except Exception as exc:  # the score does not depend on it: keep going, say why it is missing
-        return None, f"TorchScript: {exc.__class__.__name__}: {exc}"
-    return facts.model_dump(mode="json"), "TorchScript: no layer table"
-
-
 @dataclass
 class Measured:
     record: EvalRecord
@@ -132,7 +137,7 @@ def measure(job: EvalJob, *, images=None, unseen_images=None, model_bytes: bytes
     started = time.time()
     device = ("cuda" if torch.cuda.is_available() else "cpu") if job.device == "auto" else job.device
     model, program = _load(job, model_bytes)
-    model_facts, arch_error = _architecture(program) if program is not None else _torchscript_facts(model)
+    model_facts, arch_error = _architecture(program)
     if not job.predict:
         return Measured(EvalRecord(device, round(time.time() - started, 3), 0, model_facts, arch_error))
     model = model.to(device)

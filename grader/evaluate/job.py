@@ -50,7 +50,7 @@ def evaluate_model(model: Folder, name: str, path: str, *, preprocess: Preproces
     if unread is not None:
         return Evaluation(EvalFacts(path=path), None, None, unread)
     images = scratch / TEST_IMAGES  # images only: the labels never enter the sandbox
-    job = {"model_file": str(local_model), "path": path, "images_file": str(images), "out_dir": str(scratch),
+    job = {"model_file": str(local_model), "images_file": str(images), "out_dir": str(scratch),
            "static_batch": static_batch, "predict": labels is not None}
     if preprocess.kind == "transforms":  # torchvision steps the clean process builds again (grader.data.transforms)
         job["steps"] = [step.model_dump() for step in preprocess.steps]

@@ -2,9 +2,10 @@
 
     python -m grader.evaluate.keras_clean JOB.json
 
-`keras.saving.load_model(..., safe_mode=True)`: only Keras's own layer classes are
-rebuilt from the file's config; a Lambda layer or a class the student wrote is refused
-(the evaluation then says why), so no student code is imported or run. The test labels
+The file's config is read first (grader.evaluate.archive.check_keras): a Lambda layer, an
+object from a module outside Keras or a class the student registered is refused, saying
+which, before Keras reads anything; then `keras.saving.load_model(..., safe_mode=True)`
+rebuilds Keras's own layer classes, so no student code is imported or run. The test labels
 are never here: this writes predictions, the host compares them with the labels. It
 also writes the layer list and the counts `model.summary()` prints, from the loaded model.
 """
@@ -25,7 +26,12 @@ def run(job: dict) -> dict:
     import keras
     import numpy as np
 
+    from grader.evaluate.archive import KERAS_ADVICE, RefusedModel, check_keras
+
     started = time.time()
+    checked = check_keras(Path(job["model_file"]).read_bytes())
+    if not checked.ok:
+        raise RefusedModel(Path(job["model_file"]).name, checked.refusals, KERAS_ADVICE)
     model = keras.saving.load_model(job["model_file"], safe_mode=True, compile=False)
     trainable = int(sum(int(np.prod(w.shape)) for w in model.trainable_weights))
     record = {"device": "cpu", "n": 0,

@@ -74,7 +74,7 @@ def evaluate_keras_model(model: Folder, name: str, *, environment: Optional[Path
                           host_failure=sandbox_failure(result, record_written=False))
     if "error" in record:
         return Evaluation(EvalFacts(path="keras"), None, None,
-                          f"the saved Keras model could not be loaded with safe_mode=True: {record['error']}")
+                          f"the saved Keras model was not measured: {record['error']}")
     model, arch_error = None, None
     try:
         model = structure_facts(keras_table(record["config"]), trainable=record["params"]["trainable"],

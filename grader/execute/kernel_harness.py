@@ -8,8 +8,8 @@ The counters live in closures made by `install`, not in a module global a cell c
 (`kernel_harness._state["samples_seen"] = ...`). That keeps them out of easy reach, not out of reach:
 this is the student's process, so the host labels them as such and checks the epoch count against
 figures kept elsewhere (grader.epochs_check).
-After: find the model, check it maps 1x1x28x28 to 10 scores, export it (torch.export, else
-TorchScript; never predictions made here), and record the test-time preprocessing. Everything it learns goes to a JSON file in the output folder;
+After: find the model, check it maps 1x1x28x28 to 10 scores, export it (torch.export with a dynamic batch,
+else pinned to 1000 images; never predictions made here), and record the test-time preprocessing. Everything it learns goes to a JSON file in the output folder;
 the host treats that file as untrusted and measures accuracy itself.
 
 Only this module and torch are imported here: it must stay small and never raise into the
@@ -329,6 +329,8 @@ def probe_preprocessing(namespace: dict[str, Any], raw_images) -> dict[str, Any]
 
 
 def _export(module, out_dir: str) -> dict[str, Any]:
+    """torch.export, the only capture the grader measures: its graph is read whole by grader.arch (a TorchScript
+    fallback hid loops, branches and non-tensor attributes from it, so there is none)."""
     import torch
 
     example = torch.zeros(1000, 1, 28, 28)
@@ -347,12 +349,6 @@ def _export(module, out_dir: str) -> dict[str, Any]:
         return {"path": "export", "file": "model.pt2", "batch": 1000, "reasons": reasons}
     except Exception as exc:
         reasons.append(f"torch.export: {exc.__class__.__name__}: {str(exc)[:300]}")
-    try:
-        scripted = torch.jit.trace(module, example)
-        scripted.save(os.path.join(out_dir, "model.ts"))
-        return {"path": "torchscript", "file": "model.ts", "batch": None, "reasons": reasons}
-    except Exception as exc:
-        reasons.append(f"torch.jit.trace: {exc.__class__.__name__}: {str(exc)[:300]}")
     # nothing captured the model: no predictions are made here, where student code runs (the verdict says why)
     return {"path": "none", "file": None, "reasons": reasons}
 

@@ -17,7 +17,7 @@ from grader.sandbox.readback import Folder, Kind, Missing, ReadbackError
 
 CellStatus = Literal["ok", "error", "timeout", "not_run"]
 # the names the harness saves a model under, in the output folder: a record can only choose among them
-ModelFile = Literal["model.pt2", "model.ts", "model.keras"]
+ModelFile = Literal["model.pt2", "model.keras"]
 
 
 class _Record(BaseModel):
@@ -65,7 +65,7 @@ class Params(_Record):
 
 
 class Export(_Record):
-    path: Literal["export", "torchscript", "keras", "none"]  # none: nothing captured the model (not_exportable)
+    path: Literal["export", "keras", "none"]  # none: nothing captured the model (not_exportable)
     file: Optional[ModelFile] = None  # one of the fixed names in the output folder, never a path
     batch: Optional[int] = None  # the one batch size an export was pinned to
     reasons: list[str] = []  # why the better paths failed

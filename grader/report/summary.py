@@ -35,7 +35,7 @@ VERDICT_LABELS = {
     "sandbox_error": "could not be started by the grader (not the student's fault)",
     "grader_failed": "was not graded: the grader failed — not your fault",
     "disk": "filled its disk quota (bytes or files)",
-    "not_exportable": "left a model that neither torch.export nor TorchScript can capture, so it was not measured",
+    "not_exportable": "left a model that torch.export cannot capture, so it was not measured",
     "lookup": "left a model that looks answers up in stored data instead of computing them",
 }
 STATUS_LABELS = {"passed": "passed", "partial": "partial", "failed": "failed", "not_measured": "not measured",

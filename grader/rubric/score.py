@@ -42,7 +42,7 @@ _VERDICT = {
     "sandbox_error": "the sandbox failed to run the notebook",
     "grader_failed": "the grader failed",
     "disk": "the notebook filled its disk quota (bytes or files)",
-    "not_exportable": "neither torch.export nor TorchScript could capture the model, so it was not measured",
+    "not_exportable": "torch.export could not capture the model, so it was not measured",
     "lookup": "the model looks answers up in stored data, so its accuracy is not credited",
 }
 _MESSAGE_SHOWN = 200
