@@ -6,6 +6,7 @@ did."""
 
 from __future__ import annotations
 
+import atexit
 import csv
 import io
 import json
@@ -13,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import nbformat
@@ -43,8 +45,12 @@ pytestmark = pytest.mark.usefixtures("bwrap")
 def _fake_bwrap(folder: Path, *, first_starts: bool) -> Path:
     """A `bwrap` that fails as bubblewrap does on a kernel without unprivileged user namespaces. `first_starts`:
     the first sandbox (the grader's check before the class) starts with the real bwrap, every later one is
-    refused: the namespaces ran out mid-class (user.max_user_namespaces)."""
-    folder.mkdir(parents=True, exist_ok=True)
+    refused: the namespaces ran out mid-class (user.max_user_namespaces). A root grader starts bwrap as an
+    unprivileged uid (grader.sandbox.identity), so the script lives in a folder that uid can enter and write its
+    mark in (`folder`, under pytest's root-only tmp, names it only)."""
+    folder = Path(tempfile.mkdtemp(prefix=f"{folder.name}-", dir="/tmp"))
+    folder.chmod(0o1777)
+    atexit.register(shutil.rmtree, folder, True)
     real = shutil.which("bwrap")
     first = f'if mkdir "{folder}/started" 2>/dev/null; then exec {real} "$@"; fi\n' if first_starts else ""
     script = folder / "bwrap"
