@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -259,3 +260,22 @@ def test_the_stale_sweep_skips_what_it_may_not_remove(tmp_path: Path) -> None:
     assert limits._sweep_stale.__wrapped__((tmp_path, tmp_path / "missing")) == 0
     assert stale.exists()
 
+
+
+def test_a_private_tmpdir_does_not_lock_the_sandbox_uid_out(tmp_path: Path) -> None:
+    """TMPDIR from `mktemp -d` (0700, as pytest's own) must not hold the stage the sandbox uid binds from: the
+    stage goes to the first temporary folder every uid can enter, and a sandbox starts as usual."""
+    private = tmp_path / "private-tmp"
+    private.mkdir(mode=0o700)
+    script = ("import sys, pathlib\n"
+              "from grader.sandbox import SandboxSpec, run_sandboxed\n"
+              "from grader.sandbox.identity import stage_point\n"
+              f"result = run_sandboxed([sys.executable, '-c', 'print(41 + 1)'], SandboxSpec(scratch={str(tmp_path / 'job')!r}))\n"
+              "print(result.returncode, result.stdout.strip(), stage_point(), result.stderr[-300:])\n")
+    env = {**os.environ, "TMPDIR": str(private)}
+    done = subprocess.run([sys.executable, "-c", script], cwd=CHECKOUT, env=env, capture_output=True,
+                          text=True, timeout=120)
+    code, printed, point = done.stdout.split()[:3]
+    assert (code, printed) == ("0", "42"), done.stdout + done.stderr
+    if ROOT:  # a normal user's bwrap runs as itself: its private TMPDIR is its own to enter
+        assert not point.startswith(str(private)) and Path(point).parent == Path("/tmp"), point

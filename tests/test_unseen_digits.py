@@ -120,11 +120,23 @@ def test_the_gap_is_derived_and_a_gap_over_one_point_is_flagged_in_the_report():
 
 
 class _FirstRowCount(torch.nn.Module):
-    """Predicts the digit as (lit pixels of the first row) - 1: right on the generated digits, by construction."""
+    """Predicts the digit as (lit pixels of the first row) - 1: right on the generated digits, by construction.
+
+    One linear layer over the first row, made of operators a CNN uses (the clean evaluation credits no other):
+    with c lit pixels, argmax_k -(c - 1 - k)^2 = argmax_k 2k(c - 1) - k^2, which is linear in the row's sum s
+    of normalised pixels, c = (s - 28 * off) / (on - off)."""
+
+    def __init__(self):
+        super().__init__()
+        off, on = (0 - 0.1307) / 0.3081, (1 - 0.1307) / 0.3081  # the course's Normalize, as the grader applies it
+        k = torch.arange(10.0)
+        self.head = torch.nn.Linear(28, 10)
+        with torch.no_grad():
+            self.head.weight.copy_((2 * k / (on - off)).unsqueeze(1).expand(10, 28))
+            self.head.bias.copy_(-2 * k * 28 * off / (on - off) - 2 * k - k ** 2)
 
     def forward(self, x):
-        lit = (x[:, 0, 0, :] > 0).float().sum(1, keepdim=True)
-        return -(lit - 1 - torch.arange(10.0)) ** 2
+        return self.head(x[:, 0, 0, :])
 
 
 @pytest.mark.usefixtures("bwrap")

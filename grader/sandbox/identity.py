@@ -108,9 +108,33 @@ def hand_over(scratch: Path, user: SandboxUser) -> None:
             os.chown(name, user.uid, user.gid, follow_symlinks=False)
 
 
+# Where the stage point may go: the first of these that the sandbox uid can walk into. bwrap, run as that uid,
+# resolves each bind source through the point's parents, and a private TMPDIR (`mktemp -d`, 0700) would stop it.
+_STAGE_PARENTS = (None, "/tmp", "/var/tmp", "/dev/shm")
+
+
+def _reachable_by_others(folder: str) -> bool:
+    """Whether a uid that is neither the owner nor in the group (the sandbox uid) can walk into `folder`."""
+    path = Path(folder).resolve()
+    try:
+        return all(os.stat(p).st_mode & stat.S_IXOTH for p in (path, *path.parents))
+    except OSError:
+        return False
+
+
+def _stage_parent() -> str:
+    for folder in _STAGE_PARENTS:
+        folder = folder or tempfile.gettempdir()
+        if _reachable_by_others(folder):
+            return folder
+    raise GraderError("no temporary folder here can be entered by the sandbox's unprivileged uid "
+                      f"({', '.join(f or '$TMPDIR' for f in _STAGE_PARENTS)} are all closed to others)",
+                      fix="give /tmp its usual mode (chmod 1777 /tmp), or set TMPDIR to a folder every user may enter")
+
+
 @cache
 def _stage_point_of(pid: int) -> str:
-    point = tempfile.mkdtemp(prefix="mnist-grader-stage-")
+    point = tempfile.mkdtemp(prefix="mnist-grader-stage-", dir=_stage_parent())
     os.chmod(point, 0o755)  # stays empty on the host: the binds are made in each child's own mount namespace
     atexit.register(_remove_stage_point, pid, point)
     return point
