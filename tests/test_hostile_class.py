@@ -9,7 +9,7 @@ tests/fixtures/models/hostile_pt2.py, the lookup and hidden-weights modules of t
 tests/test_stored_numbers.py, the notebooks of tests/fixtures/readback, tests/fixtures/exec and
 tests/fixtures/counters, the lone surrogate of tests/test_class_never_stops.py).
 
-The host grader's own peak memory (ru_maxrss of the process that runs the CLI) and the bytes it wrote (wchar of
+The host grader's own peak memory (VmHWM of the process that runs the CLI) and the bytes it wrote (wchar of
 /proc/self/io) are measured for each class and compared with the honest class's; the peak of its sandboxed
 children (RUSAGE_CHILDREN) is reported beside them.
 """
@@ -36,7 +36,7 @@ import grader
 from tests.exported import exported
 from tests.fixtures.models.hostile_pt2 import hostile
 from tests.test_class_never_stops import _with_lone_surrogate
-from tests.test_lookup_shapes import OneHotByComparisons
+from tests.test_lookup_shapes import OneHotByComparisons, WhereChoosesRows
 from tests.test_stored_numbers import WeightsHiddenAsBnStatistics
 
 CHECKOUT = Path(grader.__file__).resolve().parents[1]
@@ -53,7 +53,7 @@ EXECUTE = ["--mode", "execute", "--timeout", "240", "--disk", "50M", "--disk-fil
 # What a hostile class may cost the host grader beyond the honest class (as tests/test_readback.py allows one
 # notebook): a copy of /dev/zero or a FIFO's endless wait would be far beyond either.
 MAX_EXTRA_PEAK_BYTES = 16 << 20
-MAX_EXTRA_WRITTEN_BYTES = 4 << 20
+MAX_EXTRA_WRITTEN_BYTES = 1 << 20  # beyond what was handed in: the host copies each model file once
 
 RUN_CLI = textwrap.dedent('''
     import json, resource, sys
@@ -62,9 +62,11 @@ RUN_CLI = textwrap.dedent('''
 
     code = main(sys.argv[2:])
     io = dict(line.split(": ") for line in Path("/proc/self/io").read_text().splitlines())
+    # VmHWM: this process's own peak since it started (ru_maxrss would carry the RSS of the pytest process it
+    # was forked from: exec keeps the old memory's high-water mark)
+    status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
     Path(sys.argv[1]).write_text(json.dumps({
-        "code": code, "written": int(io["wchar"]),
-        "peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "code": code, "written": int(io["wchar"]), "peak": int(status["VmHWM"].split()[0]) * 1024,
         "children_peak": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024}))
     sys.exit(code)
 ''')
@@ -79,6 +81,7 @@ class Graded:
     peak: int  # the host grader's own peak memory, bytes
     children_peak: int  # the largest of its children (sandboxes, kernels, evaluators), bytes
     written: int  # bytes the host grader wrote
+    handed_in: int  # bytes of the class's files
     seconds: float
     left: list[str]  # what the run left in its TMPDIR (removed after)
 
@@ -111,7 +114,8 @@ def grade_class(folder: Path, rubric: str, *flags: str, data: Path) -> Graded:
     with open(out / "gradebook.csv", newline="") as fh:
         rows = {r["student"]: r for r in csv.DictReader(fh)}
     return Graded(done.returncode, done.stderr, rows, out, figures["peak"], figures["children_peak"],
-                  figures["written"], seconds, left)
+                  figures["written"], sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()), seconds,
+                  left)
 
 
 # --- the classes -------------------------------------------------------------------------------------------------
@@ -179,8 +183,13 @@ ATTACKS = {
         "evaluate", lambda: handed_in(hostile("sample_inputs", PAYLOAD_MARKER)), "bad_model",
         ("was not loaded", "data/sample_inputs/model.pt/data.pkl", "imports `__builtin__.eval`"), "1009"),
     "model_looks_answers_up": Attack(
-        "evaluate", lambda: handed_in(saved(OneHotByComparisons())), "lookup",
+        "evaluate", lambda: handed_in(saved(WhereChoosesRows())), "lookup",
         ("the exported model looks answers up instead of computing them",), "1009"),
+    # `&` exports as aten.__and__, a name the archive check refuses before anything is loaded (it lets no
+    # target with a dunder reach torch's loader, which resolves targets attribute by attribute)
+    "model_builds_a_one_hot_from_comparisons": Attack(
+        "evaluate", lambda: handed_in(saved(OneHotByComparisons())), "bad_model",
+        ("model.pt2 was not loaded", "calls `torch.ops.aten.__and__.Tensor`"), "1009"),
     "weights_hidden_as_batch_norm_statistics": Attack(
         "evaluate", lambda: handed_in(saved(WeightsHiddenAsBnStatistics())), "ok",
         ("learned numbers is over the 20,000 budget", "111,330 other stored numbers"), "1009"),
@@ -209,7 +218,7 @@ ATTACKS = {
 
 # gradebook columns that hold the look-alike comparison: a hostile notebook that shares the honest ones' cells
 # is a look-alike where an honest copy is one too, so only these may differ
-CLASS_LEVEL = {"problems", "similar_to", "similarity"}
+CLASS_LEVEL = {"similar_to"}
 
 
 @pytest.fixture(scope="module")
@@ -270,7 +279,8 @@ def test_one_hostile_student_leaves_the_other_two_graded_and_the_gradebook_writt
 
     # the host grader: within its bounds whatever the third student did
     assert graded.peak - honest.peak < MAX_EXTRA_PEAK_BYTES, (graded.peak, honest.peak)
-    assert graded.written - honest.written < MAX_EXTRA_WRITTEN_BYTES, (graded.written, honest.written)
+    assert (graded.written - graded.handed_in) - (honest.written - honest.handed_in) < MAX_EXTRA_WRITTEN_BYTES, \
+        (graded.written, graded.handed_in, honest.written, honest.handed_in)
     if name == "model_file_runs_code_when_loaded":
         # where the clean evaluation ran (its TMPDIR) and wherever this test wrote: no file the payload made
         assert not [p for p in graded.left if PAYLOAD_MARKER in p] and not list(tmp_path.rglob(PAYLOAD_MARKER))
