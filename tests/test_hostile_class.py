@@ -42,7 +42,8 @@ from tests.test_stored_numbers import WeightsHiddenAsBnStatistics
 CHECKOUT = Path(grader.__file__).resolve().parents[1]
 FIXTURES = CHECKOUT / "tests" / "fixtures"
 EXAMPLES = CHECKOUT / "examples" / "submissions"
-ADA, ED, DI = (EXAMPLES / f"{name}_assignsubmission_file_" for name in ("Ada Good_1001", "Ed Old_1005", "Di Terse_1004"))
+ADA, ED, DI = (EXAMPLES / f"{name}_assignsubmission_file_"
+               for name in ("Ada Good_1001", "Ed Old_1005", "Di Terse_1004"))
 HOSTILE_FOLDER = "Hal Hostile_1009_assignsubmission_file_"  # the third student's folder in evaluate mode
 HONEST_TINY = FIXTURES / "readback" / "honest_tiny_model.ipynb"
 ANOTHER_STUDENTS_MODEL = Path("/tmp/mnist-grader-another-student/model.pt2")  # as in tests/fixtures/readback
@@ -120,7 +121,10 @@ def grade_class(folder: Path, rubric: str, *flags: str, data: Path) -> Graded:
 
 # --- the classes -------------------------------------------------------------------------------------------------
 
-def evaluate_class(folder: Path, third: Callable[[Path], None]) -> Path:
+Student = Callable[[Path], None]  # writes a student's submission at the path it is given
+
+
+def evaluate_class(folder: Path, third: Student) -> Path:
     """Ada and Ed as handed in (notebook and model.pt2), and a third student whose folder `third` fills."""
     for source in (ADA, ED):
         shutil.copytree(source, folder / source.name)
@@ -129,7 +133,7 @@ def evaluate_class(folder: Path, third: Callable[[Path], None]) -> Path:
     return folder
 
 
-def handed_in(model: bytes) -> Callable[[Path], None]:
+def handed_in(model: bytes) -> Student:
     """A student who hands in Di's notebook and `model` as model.pt2."""
     def fill(student: Path) -> None:
         shutil.copy(DI / "notebook.ipynb", student / "notebook.ipynb")
@@ -144,7 +148,7 @@ def saved(module: torch.nn.Module) -> bytes:
         return (Path(folder) / "model.pt2").read_bytes()
 
 
-def execute_class(folder: Path, third: Callable[[Path], None]) -> Path:
+def execute_class(folder: Path, third: Student) -> Path:
     """Two students who hand in the tiny honest notebook, and a third whose notebook `third` writes."""
     folder.mkdir(parents=True)
     for student in ("amy_2001", "bo_2002"):
@@ -153,7 +157,7 @@ def execute_class(folder: Path, third: Callable[[Path], None]) -> Path:
     return folder
 
 
-def notebook(path: Path) -> Callable[[Path], None]:
+def notebook(path: Path) -> Student:
     return lambda target: shutil.copy(path, target)
 
 
@@ -162,58 +166,70 @@ def lone_surrogate(target: Path) -> None:
 
 
 @dataclass(frozen=True)
+class Klass:
+    """How a class of three is made and graded: two honest students, and a third."""
+    rubric: str
+    flags: list[str]
+    make: Callable[[Path, Student], Path]  # the class's folder, with the third student in it
+    honest_third: Callable[[], Student]
+    honest: tuple[str, str]  # the honest two's ids
+    third: str  # the third student's id
+
+
+KLASSES = {
+    "evaluate": Klass("mnist-s3", ["--mode", "evaluate"], evaluate_class,
+                      lambda: handed_in((DI / "model.pt2").read_bytes()), ("1001", "1005"), "1009"),
+    "execute": Klass("mnist-s3", EXECUTE, execute_class, lambda: notebook(HONEST_TINY), ("2001", "2002"),
+                     "2009"),
+    "execute-s4": Klass("mnist-s4", EXECUTE, execute_class,
+                        lambda: notebook(FIXTURES / "counters" / "honest_three_epochs.ipynb"), ("2001", "2002"),
+                        "2009"),
+}
+
+
+@dataclass(frozen=True)
 class Attack:
-    mode: str  # "evaluate", "execute", or "execute-s4" (execute mode, rubric mnist-s4)
-    third: Callable[[], Callable[[Path], None]]  # the hostile student, built when the test runs
+    klass: str  # a key of KLASSES
+    third: Callable[[], Student]  # the hostile student, built when the test runs
     verdict: str  # the hostile student's verdict
     says: tuple[str, ...]  # in the hostile student's report
-    hostile_id: str
-
-
-MODES = {  # mode -> (rubric, flags, the class maker, the honest third student, the honest students' ids)
-    "evaluate": ("mnist-s3", ["--mode", "evaluate"], evaluate_class, lambda: handed_in((DI / "model.pt2").read_bytes()),
-                 ("1001", "1005")),
-    "execute": ("mnist-s3", EXECUTE, execute_class, lambda: notebook(HONEST_TINY), ("2001", "2002")),
-    "execute-s4": ("mnist-s4", EXECUTE, execute_class,
-                   lambda: notebook(FIXTURES / "counters" / "honest_three_epochs.ipynb"), ("2001", "2002")),
-}
 
 ATTACKS = {
     "model_file_runs_code_when_loaded": Attack(
         "evaluate", lambda: handed_in(hostile("sample_inputs", PAYLOAD_MARKER)), "bad_model",
-        ("was not loaded", "data/sample_inputs/model.pt/data.pkl", "imports `__builtin__.eval`"), "1009"),
+        ("was not loaded", "data/sample_inputs/model.pt/data.pkl", "imports `__builtin__.eval`")),
     "model_looks_answers_up": Attack(
         "evaluate", lambda: handed_in(saved(WhereChoosesRows())), "lookup",
-        ("the exported model looks answers up instead of computing them",), "1009"),
+        ("the exported model looks answers up instead of computing them",)),
     # `&` exports as aten.__and__, a name the archive check refuses before anything is loaded (it lets no
     # target with a dunder reach torch's loader, which resolves targets attribute by attribute)
     "model_builds_a_one_hot_from_comparisons": Attack(
         "evaluate", lambda: handed_in(saved(OneHotByComparisons())), "bad_model",
-        ("model.pt2 was not loaded", "calls `torch.ops.aten.__and__.Tensor`"), "1009"),
+        ("model.pt2 was not loaded", "calls `torch.ops.aten.__and__.Tensor`")),
     "weights_hidden_as_batch_norm_statistics": Attack(
         "evaluate", lambda: handed_in(saved(WeightsHiddenAsBnStatistics())), "ok",
-        ("learned numbers is over the 20,000 budget", "111,330 other stored numbers"), "1009"),
+        ("learned numbers is over the 20,000 budget", "111,330 other stored numbers")),
     "harness_record_is_a_fifo": Attack(
         "execute", lambda: notebook(FIXTURES / "readback" / "harness_record_is_a_fifo.ipynb"), "crash",
-        ("harness.json in .grader is a FIFO, not a regular file",), "2009"),
+        ("harness.json in .grader is a FIFO, not a regular file",)),
     "harness_record_links_to_dev_zero": Attack(
         "execute", lambda: notebook(FIXTURES / "readback" / "harness_record_links_to_dev_zero.ipynb"), "crash",
-        ("harness.json in .grader is a symbolic link",), "2009"),
+        ("harness.json in .grader is a symbolic link",)),
     "export_names_another_students_model": Attack(
         "execute", lambda: notebook(FIXTURES / "readback" / "export_names_another_students_model.ipynb"), "crash",
-        ("harness.json in .grader is malformed", "'export', 'file'"), "2009"),
+        ("harness.json in .grader is malformed", "'export', 'file'")),
     "write_to_a_deleted_file": Attack(
         "execute", lambda: notebook(FIXTURES / "exec" / "write_to_a_deleted_file.ipynb"), "disk",
-        ("filled its disk quota (50M or 1,000 files",), "2009"),
+        ("filled its disk quota (50M or 1,000 files",)),
     "make_empty_files": Attack(
         "execute", lambda: notebook(FIXTURES / "exec" / "make_empty_files.ipynb"), "disk",
-        ("filled its disk quota (50M or 1,000 files",), "2009"),
+        ("filled its disk quota (50M or 1,000 files",)),
     "lone_surrogate_in_a_cell": Attack(
         "execute", lambda: lone_surrogate, "invalid_notebook",
-        ("code cell 1, line 2 of its source, holds a character that is not valid Unicode",), "2009"),
+        ("code cell 1, line 2 of its source, holds a character that is not valid Unicode",)),
     "epoch_counter_set_lower_in_a_closure": Attack(
         "execute-s4", lambda: notebook(FIXTURES / "counters" / "counter_set_lower_in_closure.ipynb"), "ok",
-        ("counted 12 epochs, but the model's batch-norm counters show at least 40 epochs",), "2009"),
+        ("counted 12 epochs, but the model's batch-norm counters show at least 40 epochs",)),
 }
 
 # gradebook columns that hold the look-alike comparison: a hostile notebook that shares the honest ones' cells
@@ -223,32 +239,33 @@ CLASS_LEVEL = {"similar_to"}
 
 @pytest.fixture(scope="module")
 def honest_classes(bwrap) -> dict[str, Graded]:
-    """Each mode's class with the third student honest, graded once (by `honest_class`, when a test first needs
+    """Each kind of class with the third student honest, graded once (by `honest_class`, when a test first needs
     it): the honest students' grades and the host grader's figures every hostile class is compared with."""
     return {}
 
 
-def honest_class(mode: str, cache: dict[str, Graded], tmp_path_factory, data: Path) -> Graded:
-    if mode not in cache:
-        rubric, flags, make, third, _ = MODES[mode]
-        folder = make(tmp_path_factory.mktemp(f"honest-{mode}") / "class", third())
-        cache[mode] = grade_class(folder, rubric, *flags, data=data)
-        print(f"\nhonest {mode} class: exit {cache[mode].code}, {cache[mode].seconds:.0f} s, host peak "
-              f"{cache[mode].peak / 2**20:.1f} MiB, children peak {cache[mode].children_peak / 2**20:.1f} MiB, "
-              f"wrote {cache[mode].written / 2**10:.0f} KiB")
-    return cache[mode]
+def honest_class(name: str, cache: dict[str, Graded], tmp_path_factory, data: Path) -> Graded:
+    if name not in cache:
+        klass = KLASSES[name]
+        folder = klass.make(tmp_path_factory.mktemp(f"honest-{name}") / "class", klass.honest_third())
+        graded = cache[name] = grade_class(folder, klass.rubric, *klass.flags, data=data)
+        print(f"\nhonest {name} class: exit {graded.code}, {graded.seconds:.0f} s, host peak "
+              f"{graded.peak / 2**20:.1f} MiB, children peak {graded.children_peak / 2**20:.1f} MiB, "
+              f"wrote {graded.written / 2**10:.0f} KiB")
+    return cache[name]
 
 
 @pytest.mark.parametrize("name", ATTACKS)
 def test_one_hostile_student_leaves_the_other_two_graded_and_the_gradebook_written(
         name, tmp_path, tmp_path_factory, honest_classes, real_mnist_dir):
     attack = ATTACKS[name]
-    rubric, flags, make, _, honest_ids = MODES[attack.mode]
+    klass = KLASSES[attack.klass]
     if name == "export_names_another_students_model":  # the model its record names: Ada's, a 99% one
         ANOTHER_STUDENTS_MODEL.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(ADA / "model.pt2", ANOTHER_STUDENTS_MODEL)
-    honest = honest_class(attack.mode, honest_classes, tmp_path_factory, real_mnist_dir)
-    graded = grade_class(make(tmp_path / "class", attack.third()), rubric, *flags, data=real_mnist_dir)
+    honest = honest_class(attack.klass, honest_classes, tmp_path_factory, real_mnist_dir)
+    graded = grade_class(klass.make(tmp_path / "class", attack.third()), klass.rubric, *klass.flags,
+                         data=real_mnist_dir)
     print(f"\n{name}: exit {graded.code}, {graded.seconds:.0f} s, host peak {graded.peak / 2**20:.1f} MiB "
           f"(honest class {honest.peak / 2**20:.1f}), children peak {graded.children_peak / 2**20:.1f} MiB "
           f"(honest class {honest.children_peak / 2**20:.1f}), wrote {graded.written / 2**10:.0f} KiB "
@@ -257,11 +274,11 @@ def test_one_hostile_student_leaves_the_other_two_graded_and_the_gradebook_writt
     # the batch finished as an honest one does, and the gradebook lists all three
     assert honest.code == 0, honest.stderr[-3000:]
     assert graded.code == 0, graded.stderr[-3000:]
-    assert sorted(graded.rows) == sorted([*honest_ids, attack.hostile_id])
+    assert sorted(graded.rows) == sorted([*klass.honest, klass.third])
     assert "3 graded" in graded.stderr, graded.stderr[-3000:]
 
     # the honest two: what they get beside an honest third
-    for student in honest_ids:
+    for student in klass.honest:
         mine, theirs = graded.rows[student], honest.rows[student]
         assert {k: v for k, v in mine.items() if k not in CLASS_LEVEL} == \
                {k: v for k, v in theirs.items() if k not in CLASS_LEVEL}, student
@@ -269,11 +286,11 @@ def test_one_hostile_student_leaves_the_other_two_graded_and_the_gradebook_writt
         assert (graded.out / student / "report.html").is_file()
 
     # the hostile one: its verdict, not passed, no accuracy credit, what was found in its report
-    row, facts = graded.rows[attack.hostile_id], graded.facts(attack.hostile_id)
+    row, facts = graded.rows[klass.third], graded.facts(klass.third)
     assert row["verdict"] == facts["verdict"]["kind"] == attack.verdict, facts["verdict"]["message"]
     assert row["passed"] == "FALSE"
     assert float(row["accuracy"] or 0) == 0, row
-    report = graded.report(attack.hostile_id)
+    report = graded.report(klass.third)
     for says in attack.says:
         assert says in report, report[:3000]
 
