@@ -201,11 +201,10 @@ ATTACKS = {
     "model_looks_answers_up": Attack(
         "evaluate", lambda: handed_in(saved(WhereChoosesRows())), "lookup",
         ("the exported model looks answers up instead of computing them",)),
-    # `&` exports as aten.__and__, a name the archive check refuses before anything is loaded (it lets no
-    # target with a dunder reach torch's loader, which resolves targets attribute by attribute)
+    # `&` exports as aten.__and__: loaded (aten has it), then reported with the comparisons that build the one-hot
     "model_builds_a_one_hot_from_comparisons": Attack(
-        "evaluate", lambda: handed_in(saved(OneHotByComparisons())), "bad_model",
-        ("model.pt2 was not loaded", "calls `torch.ops.aten.__and__.Tensor`")),
+        "evaluate", lambda: handed_in(saved(OneHotByComparisons())), "lookup",
+        ("looks answers up instead of computing them", "a comparison at node `ge` (`aten.ge.Tensor`)")),
     "weights_hidden_as_batch_norm_statistics": Attack(
         "evaluate", lambda: handed_in(saved(WeightsHiddenAsBnStatistics())), "ok",
         ("learned numbers is over the 20,000 budget", "111,330 other stored numbers")),

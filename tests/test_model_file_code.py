@@ -139,6 +139,26 @@ def test_members_under_a_second_top_folder_are_refused(base):
     assert check_program(b"not a zip").refusals[0].found.startswith("not a zip archive")
 
 
+@pytest.mark.parametrize("target, refused", [
+    ("torch.ops.aten.__and__.Tensor", False),  # `&` on tensors: aten's own operator (graph_ops reports it later)
+    ("torch.ops.aten.__irshift__.Scalar", False),
+    ("torch.ops.aten.__class__.__init__", True),  # attribute walks out of aten's namespace
+    ("torch.ops.aten.add.__globals__", True),
+    ("torch.ops.aten.__getattr__.default", True),
+])
+def test_a_call_target_is_an_aten_operator_by_name_and_no_other_double_underscore(target, refused, base):
+    def change(members):
+        program = json.loads(members["models/model.json"])
+        node = next(n for n in program["graph_module"]["graph"]["nodes"] if n["target"].startswith("torch.ops.aten."))
+        node["target"] = target
+        members["models/model.json"] = json.dumps(program).encode()
+
+    members = members_of(base)
+    change(members)
+    found = [r.found for r in check_program(rezip(members)).refusals]
+    assert any(f"calls `{target}`" in f for f in found) == refused, found
+
+
 def test_a_pickle_is_read_opcode_by_opcode_and_nothing_in_it_runs(tmp_path):
     marker = tmp_path / "ran"
     protocol_4 = pickle.dumps(Path(marker).touch, protocol=4)  # STACK_GLOBAL, names pushed as strings
