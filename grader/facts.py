@@ -236,6 +236,10 @@ class GradingFacts(_Section):
                           "the notebook was not run; execute: the notebook ran in the sandbox, then its model was measured")
     dry_run: Optional[bool] = Field(None, description="execute mode with data loaders that yield nothing: the model "
                                                       "was built, not trained, and not measured on the test set")
+    isolation: Optional[str] = Field(None, description="execute mode: how the notebook's sandbox was held, as the "
+                                                      "grader set it up: cgroup (v1 / v2, and where) or rlimits and "
+                                                      "why, the CPU quota, the disk quota (a file system of its own "
+                                                      "or only watched), and the host uid its processes ran as")
 
 
 class SubmissionFacts(_Section):

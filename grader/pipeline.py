@@ -63,6 +63,7 @@ def grade_facts(path: Path, options: Options, progress: Progress = _quiet, *, mo
                           dry_run=options.dry_run and options.mode == "execute")
     try:
         facts = _stages(path, options, progress, model_file, data)
+        graded = graded.model_copy(update={"isolation": facts.grading.isolation})  # the run's, when there was one
         return with_derived(facts.model_copy(update={"grading": graded}))
     except GraderError:
         raise
@@ -107,6 +108,7 @@ def _execute(report: StaticReport, facts: Facts, options: Options, progress: Pro
                                      environment=options.environment, compat=options.compat,
                                      variable_named=options.variable_named)
         outcome = Outcome(execution=execution, limits=options.limits, dry_run=options.dry_run)
+        facts = facts.model_copy(update={"grading": GradingFacts(isolation=execution.sandbox.limits_used)})
         if not options.dry_run:  # a dry run trained nothing: its counters and printed accuracy would mislead
             facts = facts.model_copy(update={"train": execution.train, "claims": facts.claims.model_copy(
                 update={"run_accuracy": _printed_while_graded(execution)})})

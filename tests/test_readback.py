@@ -386,6 +386,10 @@ def test_an_honest_notebook_is_measured_before_and_after_the_hostile_ones(graded
         assert run["facts"]["verdict"]["kind"] == "ok", run["facts"]["verdict"]["message"]
         assert run["facts"]["eval"]["accuracy"] is not None and run["facts"]["eval"]["accuracy"] < 30  # untrained
     assert last["facts"]["eval"]["accuracy"] == first["facts"]["eval"]["accuracy"]
+    # the facts say how the sandbox was held: a root grader's sandbox runs as an unprivileged host uid
+    isolation = first["facts"]["grading"]["isolation"]
+    assert "disk: " in isolation and ("sandbox as host uid 65534" in isolation if os.geteuid() == 0 else
+                                      f"grader's own uid {os.geteuid()}" in isolation), isolation
 
 
 @pytest.mark.parametrize("name", HOSTILE)
