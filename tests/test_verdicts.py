@@ -153,7 +153,7 @@ def test_the_bundled_class_passes_exactly_the_students_who_meet_the_assignment(t
         csv_passed = {r["student"]: r["passed"] == "TRUE" for r in csv.DictReader(fh)}
     assert csv_passed == {s: r["passed"] for s, r in rows.items()}
     facts = json.loads((out / "1001" / "facts.json").read_text())
-    assert facts["grading"] == {"mode": "evaluate", "dry_run": False}
+    assert facts["grading"] == {"mode": "evaluate", "dry_run": False, "isolation": None}  # no notebook ran here
     report = (out / "1001" / "report.md").read_text()
     assert "ran from the first cell to the last" not in report and "not judged in evaluate mode" in report
 
