@@ -49,6 +49,9 @@ class ClaimsFacts(_Section):
     run_accuracy: Optional[float] = Field(None, description="best test accuracy the notebook printed while the "
                                                             "grader ran it, in percent")
     run_accuracy_gap: Optional[float] = Field(None, description="claims.run_accuracy - eval.accuracy, percent points")
+    params_gap: Optional[int] = Field(None, description="claims.params - model.params.total: the parameter count "
+                                                        "the notebook printed less the one measured in the model "
+                                                        "graded (0: they agree)")
 
 
 class ParamFacts(_Section):
@@ -242,6 +245,21 @@ class GradingFacts(_Section):
                                                       "or only watched), and the host uid its processes ran as")
 
 
+class HandedFile(_Section):
+    """One file of the hand-in staged beside the notebook."""
+
+    path: str = Field(description="the file's path relative to the hand-in's root (POSIX separators)")
+    bytes: int = Field(description="its size in bytes")
+    sha256: str = Field(description="the SHA-256 of its content")
+
+
+class LeftOutFile(_Section):
+    """A file of the hand-in that was not staged, and why."""
+
+    path: str = Field(description="the file's path relative to the hand-in's root")
+    reason: str = Field(description="why it was left out (a data file, a checkpoint, over the size or count limit)")
+
+
 class SubmissionFacts(_Section):
     """What the LMS said about the hand-in, not the work: filled at intake, never measured from the notebook."""
 
@@ -251,6 +269,10 @@ class SubmissionFacts(_Section):
     commit: Optional[str] = Field(None, description="the commit a linked repository was graded at")
     commit_date: Optional[str] = Field(None, description="that commit's committer date (ISO 8601)")
     notebook_path: Optional[str] = Field(None, description="the notebook's path inside a linked repository")
+    files: Optional[list[HandedFile]] = Field(None, description="the hand-in's files staged with the notebook "
+                                                                "(the notebook first), with their hashes; None: the "
+                                                                "notebook was graded alone")
+    left_out: Optional[list[LeftOutFile]] = Field(None, description="the hand-in's files not staged, and why")
 
 
 class Facts(_Section):

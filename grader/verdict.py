@@ -41,6 +41,8 @@ class Outcome:
     evaluated: bool = False  # the clean evaluation measured the model
     lookup: Optional[str] = None  # the exported graph looks answers up (model.ops.unexpected): what it found
     dry_run: bool = False  # the data loaders yielded nothing: failures that follow from that are not the student's
+    handed_in: tuple[str, ...] = ()  # the files staged with the notebook (paths relative to the hand-in's root)
+    notebook_dir: str = ""  # the notebook's folder relative to that root ("" at the root)
 
 
 def decide(outcome: Outcome) -> VerdictFacts:

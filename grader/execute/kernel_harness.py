@@ -116,9 +116,11 @@ def _dataset_train_flag(dataset) -> bool | None:
     return flag if isinstance(flag, bool) else None
 
 
-def install(dry_run: bool = False, compat: list[str] | tuple[str, ...] = (), keras: bool = False) -> None:
+def install(dry_run: bool = False, compat: list[str] | tuple[str, ...] = (), keras: bool = False,
+            root: str | None = None, notebook_dir: str | None = None) -> None:
     """Called by the first (hidden) cell. `compat`: the rubric's compat profiles (grader.execute.compat);
-    `keras`: the notebook imports keras (grader.execute.keras_harness)."""
+    `keras`: the notebook imports keras (grader.execute.keras_harness); `root`, `notebook_dir`: the hand-in's
+    root folder and the notebook's folder inside the sandbox (both on sys.path; the kernel runs in the latter)."""
     import torch
     from torch.optim.optimizer import register_optimizer_step_post_hook
     from torch.utils.data import DataLoader
@@ -140,7 +142,7 @@ def install(dry_run: bool = False, compat: list[str] | tuple[str, ...] = (), ker
             keras_harness.install(state)
         except ImportError:  # the environment has no keras: the student's import says so
             pass
-    compat_shims.load(list(compat))
+    compat_shims.load(list(compat), root=root, notebook_dir=notebook_dir)
     try:
         from IPython import get_ipython
 

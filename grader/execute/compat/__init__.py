@@ -22,6 +22,13 @@ from typing import Callable
 
 _used: list[str] = []
 _skipped: list[str] = []
+# where the hand-in was staged inside the sandbox (set by load): "root" (the hand-in's root folder) and
+# "notebook_dir" (the notebook's folder, the kernel's working directory); shims that map paths read it
+_context: dict[str, str] = {}
+
+
+def context() -> dict[str, str]:
+    return dict(_context)
 
 
 def mark(shim: str) -> None:
@@ -51,8 +58,10 @@ def _installers() -> dict[str, list[tuple[str, Callable[[], None]]]]:
     }
 
 
-def load(profiles: list[str]) -> None:
-    """Install every shim of the given profiles (unknown names are skipped: the rubric schema checks them)."""
+def load(profiles: list[str], *, root: str | None = None, notebook_dir: str | None = None) -> None:
+    """Install every shim of the given profiles (unknown names are skipped: the rubric schema checks them).
+    `root`, `notebook_dir`: where the hand-in lies inside the sandbox (see `context()`)."""
+    _context.update({k: v for k, v in (("root", root), ("notebook_dir", notebook_dir)) if v is not None})
     installers = _installers()
     for profile in profiles:
         for name, install in installers.get(profile, []):
