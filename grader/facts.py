@@ -248,16 +248,16 @@ class GradingFacts(_Section):
 class HandedFile(_Section):
     """One file of the hand-in staged beside the notebook."""
 
-    path: str = Field(description="the file's path relative to the hand-in's root (POSIX separators)")
-    bytes: int = Field(description="its size in bytes")
-    sha256: str = Field(description="the SHA-256 of its content")
+    path: str = Field("", description="the file's path relative to the hand-in's root (POSIX separators)")
+    bytes: int = Field(0, description="its size in bytes")
+    sha256: str = Field("", description="the SHA-256 of its content")
 
 
 class LeftOutFile(_Section):
     """A file of the hand-in that was not staged, and why."""
 
-    path: str = Field(description="the file's path relative to the hand-in's root")
-    reason: str = Field(description="why it was left out (a data file, a checkpoint, over the size or count limit)")
+    path: str = Field("", description="the file's path relative to the hand-in's root")
+    reason: str = Field("", description="why it was left out (a data file, a checkpoint, over the size or count limit)")
 
 
 class SubmissionFacts(_Section):
