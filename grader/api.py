@@ -39,8 +39,9 @@ from grader.facts import Facts, GradingFacts
 from grader.links import LinkError, fetch, parse_link
 from grader.errors import GraderError
 from grader.formatting import num
-from grader.intake import (DEFAULT_ID_PATTERN, Submission, canvas_assignments, discover, digest, read_roster,
-                           safe_extract, with_roster)
+from grader.handin import collect
+from grader.intake import (DEFAULT_ID_PATTERN, Submission, canvas_assignments, content_key, discover, hand_in_at,
+                           read_roster, safe_extract, with_roster)
 from grader.pipeline import Progress, grade_facts
 from grader.quiz.bank import Bank, load_bank
 from grader.quiz.check import check_answers
@@ -133,25 +134,30 @@ def _fetched(submission: Submission, scratch: Path, deadline: Optional[str], pat
         got = fetch(parse_link(submission.link or ""), scratch, deadline=deadline, pattern=pattern)
     except LinkError as err:
         return replace(submission, link_error=str(err))
-    return replace(submission, path=got.path, digest=digest(got.path), commit=got.commit,
-                   commit_date=got.commit_date, notebook_path=got.notebook_path)
+    return replace(submission, path=got.path, root=got.root, digest=collect(got.root, got.path).digest,
+                   commit=got.commit, commit_date=got.commit_date, notebook_path=got.notebook_path)
 
 
 def grade_submission(path: Path, rubric: Rubric, options: Optional[Options] = None, *, student: Optional[str] = None,
                      model_file: Optional[Path] = None, quiz: Optional[Bank] = None, data: Optional[TestData] = None,
                      progress: Optional[Progress] = None, show_hidden: bool = True,
-                     late: Optional[bool] = None, executor: Optional[Executor] = None) -> Result:
-    """Grade one file (.ipynb, .py, .pt2). A bad notebook becomes a verdict; GraderError means the set-up is wrong.
+                     late: Optional[bool] = None, executor: Optional[Executor] = None,
+                     root: Optional[Path] = None) -> Result:
+    """Grade one hand-in: a file (.ipynb, .py, .pt2), or a folder holding the notebook. A bad notebook becomes a
+    verdict; GraderError means the set-up is wrong. `root`: the hand-in's folder, whose files are staged with the
+    notebook (default: `hand_in_at`, the folder given, or the repository or folder the notebook lies in).
     `late`: what the LMS says (the fact submission.late, for the rubric's late penalty). `executor`: where it runs
     (`executor_for`); by default here, in this thread, with `progress` told each stage."""
     path = Path(path)
+    if root is None:
+        path, root = hand_in_at(path)
     options = options or options_for(rubric)
-    submission = Submission(student or path.stem, path, digest(path) if path.is_file() else "", model_file,
-                            late=late)
+    submission = Submission(student or path.stem, path, content_key(path, root, model_file) if path.is_file() else "",
+                            model_file, late=late, root=root)
     options = options.with_(limits=options.limits.with_cpus_for(_slots(executor)), warm=executor is not None)
     if executor is None:
         started = time.monotonic()
-        facts = grade_facts(path, options, progress or (lambda _: None), model_file=model_file, data=data)
+        facts = grade_facts(path, options, progress or (lambda _: None), model_file=model_file, data=data, root=root)
         seconds = round(time.monotonic() - started, 2)
     else:
         if not path.is_file():  # what grade_facts would say, before anything is shipped
@@ -176,24 +182,38 @@ class Shipped:
 
     submission: Submission
     files: tuple[tuple[str, bytes], ...]  # (role, bytes): "submission" and, when handed in, "model"
+    handin: tuple[tuple[str, bytes], ...] = ()  # the hand-in's staged files besides the notebook: (path, bytes)
 
     @staticmethod
     def pack(submission: Submission) -> "Shipped":
         files = [("submission", submission.path.read_bytes())]
         if submission.model is not None:
             files.append(("model", submission.model.read_bytes()))
-        return Shipped(submission, tuple(files))
+        handin: tuple[tuple[str, bytes], ...] = ()
+        if submission.root is not None:
+            staged = collect(submission.root, submission.path)
+            handin = tuple((f.path, (staged.root / f.path).read_bytes()) for f in staged.files
+                           if f.path != staged.notebook)
+            files[0] = ("submission/" + staged.notebook, files[0][1])
+        return Shipped(submission, tuple(files), handin)
 
     def unpack(self, folder: Path) -> Submission:
-        """The submission with its files written under `folder`, under their own names (facts may read them)."""
+        """The submission with its files written under `folder`, under their own names (facts may read them), its
+        hand-in's files around the notebook as they lay."""
         paths = {"submission": self.submission.path, "model": self.submission.model}
         placed = {}
         for role, content in self.files:
-            target = folder / role / Path(paths[role]).name
+            role, _, inside = role.partition("/")
+            target = folder / role / (inside or Path(paths[role]).name)
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(content)
             placed[role] = target
-        return replace(self.submission, path=placed["submission"], model=placed.get("model"))
+        for inside, content in self.handin:
+            target = folder / "submission" / inside
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content)
+        root = folder / "submission" if self.submission.root is not None else None
+        return replace(self.submission, path=placed["submission"], model=placed.get("model"), root=root)
 
 
 def _submission_of(item: "Submission | Shipped") -> Submission:
@@ -248,7 +268,7 @@ class FactsTask:
             env = _once(("env", spec.model_dump_json()), lambda: build(spec))
             options = options.with_(environment=env.path)
         started = time.monotonic()
-        facts = grade_facts(submission.path, options, model_file=submission.model, data=data)
+        facts = grade_facts(submission.path, options, model_file=submission.model, data=data, root=submission.root)
         return facts, round(time.monotonic() - started, 2)
 
 
@@ -329,8 +349,8 @@ def grade_class(source: Path, rubric: Rubric, options: Optional[Options] = None,
     with tempfile.TemporaryDirectory(prefix="mnist-grader-intake-") as tmp:
         root = Path(source)
         if root.suffix.lower() == ".zip":
-            root = safe_extract(root, Path(tmp))
-        submissions = discover(root, id_pattern)
+            root = safe_extract(root, Path(tmp) / "class")
+        submissions = discover(root, id_pattern, scratch=Path(tmp) / "handins")
         if roster is not None:
             submissions = with_roster(submissions, read_roster(roster))
         if data is None and options.mode != "static":
@@ -365,9 +385,9 @@ def grade_class(source: Path, rubric: Rubric, options: Optional[Options] = None,
             on_event("queued", submission, None)
         runnable = []
         for submission in submissions:  # the driver answers what needs no run: a link error, a cache hit
-            if submission.link_error is not None:  # nothing to run: the link is the verdict
+            if submission.error is not None:  # nothing to run: the link or the hand-in is the verdict
                 facts = Facts(grading=GradingFacts(mode=options.mode), verdict=decide(Outcome(
-                    unreadable=submission.link_error)))
+                    unreadable=submission.error)))
                 done = result(submission, facts, 0.0)
             else:
                 key = cache.key(submission, options)

@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
 from grader.errors import GraderError
+from grader.handin import MAX_TOTAL_BYTES, alone, collect
 from grader.links.parse import LINK_SUFFIXES, link_in
 
 SUFFIXES = (".ipynb", ".py", ".pt2")
@@ -54,6 +55,13 @@ class Submission:
     commit: str | None = None  # a fetched link: the commit graded, its date, the notebook's path in the repository
     commit_date: str | None = None
     notebook_path: str | None = None
+    root: Path | None = None  # the hand-in's folder: the files beside and below the notebook staged with it
+    unreadable: str | None = None  # why the hand-in cannot be graded (a zip that is not one): becomes the verdict
+
+    @property
+    def error(self) -> str | None:
+        """Why there is nothing to run: the link could not be fetched, or the hand-in cannot be read."""
+        return self.link_error or self.unreadable
 
 
 @dataclass(frozen=True)
@@ -118,8 +126,8 @@ def _preference(path: Path) -> tuple:
 
 def _in_folder(folder: Path) -> Path | None:
     """The one submission file in a student's folder (the newest notebook if there are several)."""
-    files = [p for p in folder.rglob("*") if p.suffix.lower() in SUFFIXES and p.is_file()
-             and ".ipynb_checkpoints" not in p.parts]
+    files = [p for p in folder.rglob("*") if p.suffix.lower() in SUFFIXES and p.is_file() and not p.is_symlink()
+             and not p.name.startswith("._") and not {".ipynb_checkpoints", "__MACOSX"} & set(p.parts)]
     if files:
         return max(files, key=_preference)
     links = [p for p in sorted(folder.rglob("*")) if p.suffix.lower() in LINK_SUFFIXES and p.is_file() and link_in(p)]
@@ -134,11 +142,84 @@ def _beside(notebook: Path) -> Path | None:
     return models[0] if models else None
 
 
-def discover(root: Path, pattern: str = DEFAULT_ID_PATTERN) -> list[Submission]:
+def _original_name(name: str) -> str:
+    """A file's name as the student gave it: Canvas's `login_userid_submissionid_` and Moodle's
+    `Full Name_N_assignsubmission_file_` prefixes taken off (so `from model import Net` finds model.py)."""
+    for prefix in (CANVAS_NAME, MOODLE_NAME):
+        match = prefix.match(name)
+        if match and match.end() < len(name):
+            return name[match.end():]
+    return name
+
+
+def _is_zip(path: Path) -> bool:
+    return path.suffix.lower() == ".zip" and path.is_file() and not path.is_symlink()
+
+
+def _materialise(entries: list[Path], dest: Path) -> None:
+    """One student's hand-in rebuilt in `dest`: loose files under their original names, folders as they are (links
+    kept as links, which staging leaves out), and every zip unpacked where it lay (a zip that wraps one folder
+    gives that folder's content). GraderError when a zip cannot be unpacked."""
+    dest.mkdir(parents=True)
+    for entry in entries:
+        if entry.is_symlink():
+            continue
+        if entry.is_dir():
+            shutil.copytree(entry, dest, symlinks=True, dirs_exist_ok=True)
+        elif entry.is_file():
+            shutil.copyfile(entry, dest / _original_name(entry.name))
+    for archive in sorted(p for p in dest.rglob("*.zip") if _is_zip(p)):
+        unpacked = archive.with_name(archive.name + ".unpacked")
+        inner = safe_extract(archive, unpacked, max_bytes=4 * MAX_TOTAL_BYTES)
+        shutil.copytree(inner, archive.parent, symlinks=True, dirs_exist_ok=True)
+        shutil.rmtree(unpacked)
+        archive.unlink()
+
+
+def _hand_in(entries: list[Path], root: Path, scratch: Path | None) -> tuple[Path | None, Path | None, str | None]:
+    """(the file graded, the hand-in's root or None for a file alone, why it cannot be read) for one student's
+    entries in the class folder: their folder(s), or their files at the top level (Canvas)."""
+    zips = [e for e in entries if _is_zip(e)] + [p for e in entries if e.is_dir() for p in e.rglob("*.zip")
+                                                  if _is_zip(p) and "__MACOSX" not in p.parts]
+    loose = [e for e in entries if e.is_file() and e.parent == root]
+    if scratch is not None and (zips or len(loose) > 1):
+        try:
+            _materialise(entries, scratch)
+        except GraderError as err:
+            return None, None, f"the hand-in could not be unpacked: {err.render()}"
+        return _in_folder(scratch), scratch, None
+    candidates = []
+    for entry in entries:
+        if entry.is_dir():
+            found = _in_folder(entry)
+            if found is not None:
+                candidates.append((found, entry))
+        elif entry.suffix.lower() in SUFFIXES or (entry.suffix.lower() in LINK_SUFFIXES and link_in(entry)):
+            candidates.append((entry, None))
+    if not candidates:
+        return None, None, None
+    files = [c for c in candidates if c[0].suffix.lower() in SUFFIXES] or candidates
+    path, folder = max(files, key=lambda c: _preference(c[0]))  # two hand-ins for one student: the newer one
+    return path, folder, None
+
+
+def content_key(path: Path, folder: Path | None, model: Path | None) -> str:
+    """What the results are keyed by: every staged file of the hand-in, and the exported model handed in with it."""
+    if path.suffix.lower() == ".ipynb" or path.suffix.lower() == ".py":
+        content = (collect(folder, path) if folder is not None else alone(path)).digest
+    else:
+        content = digest(path)
+    return content if model is None else hashlib.sha256((content + digest(model)).encode()).hexdigest()
+
+
+def discover(root: Path, pattern: str = DEFAULT_ID_PATTERN, scratch: Path | None = None) -> list[Submission]:
     """Submissions under `root`: files at the top level, or one folder per student.
 
-    A student's files at the top level (Canvas puts every file of a submission there, each prefixed with the
-    same user id) are one submission: the newest notebook, with the newest .pt2 beside it as its model.
+    A student's hand-in is their folder (every file in it is staged with the notebook: grader.handin), or their
+    files at the top level (Canvas puts every file of a submission there, each prefixed with the same user id).
+    With `scratch` (a folder of the caller's), a hand-in that holds zips or several top-level files is rebuilt
+    there: prefixes taken off, zips unpacked. The graded file is the newest notebook; the newest .pt2 beside it
+    is its model.
     """
     pattern = _compile(pattern)
     if not root.exists():
@@ -147,40 +228,60 @@ def discover(root: Path, pattern: str = DEFAULT_ID_PATTERN) -> list[Submission]:
     for entry in sorted(root.iterdir()):
         if entry.name.startswith(".") or entry.name.startswith("__"):
             continue
-        if entry.is_dir():
-            path = _in_folder(entry)
-        elif entry.suffix.lower() in SUFFIXES or (entry.suffix.lower() in LINK_SUFFIXES and link_in(entry)):
-            path = entry
-        else:
-            path = None
-        if path is not None:
+        suffix = entry.suffix.lower()
+        if entry.is_dir() or suffix in SUFFIXES or _is_zip(entry) or (suffix in LINK_SUFFIXES and link_in(entry)):
             who = identify(_readable(entry.name), pattern)
-            groups.setdefault(who.student, []).append((who, path))
-    if not groups:
-        raise GraderError("no submissions found (.ipynb, .py or .pt2 files, links to GitHub, or one folder per "
-                          "student)",
-                          where=str(root), fix="point at the folder (or zip) the LMS exported")
+            groups.setdefault(who.student, []).append((who, entry))
     found = []
-    for student, parts in sorted(groups.items()):
-        files = [p for _, p in parts if p.suffix.lower() in SUFFIXES] or [p for _, p in parts]
-        path = max(files, key=_preference)  # two hand-ins for one student: the newer one
-        models = [p for _, p in parts if p.suffix.lower() == ".pt2" and p.parent == root]
+    for number, (student, parts) in enumerate(sorted(groups.items())):
+        entries = [p for _, p in parts]
+        path, folder, unreadable = _hand_in(entries, root, scratch / f"{number:05d}" if scratch else None)
+        if path is None and unreadable is None:
+            continue
+        names = [who for who, _ in parts]
+        who = dict(name=next((w.name for w in names if w.name), None),
+                   late=True if any(w.late for w in names) else names[0].late, lms=names[0].lms)
+        if path is None:
+            found.append(Submission(student, entries[0], "", unreadable=unreadable, **who))
+            continue
+        models = [p for p in entries if p.suffix.lower() == ".pt2" and p.parent == root]
         if path.suffix.lower() == ".pt2":
             model = None
         elif path.parent == root:
             model = max(models, key=_preference) if models else None
         else:
             model = _beside(path)
-        key = digest(path) if model is None else hashlib.sha256((digest(path) + digest(model)).encode()).hexdigest()
-        names = [who for who, _ in parts]
-        found.append(Submission(student, path, key, model, name=next((w.name for w in names if w.name), None),
-                                late=True if any(w.late for w in names) else names[0].late, lms=names[0].lms,
-                                link=link_in(path) if path.suffix.lower() in LINK_SUFFIXES else None))
+        found.append(Submission(student, path, content_key(path, folder, model), model, root=folder,
+                                link=link_in(path) if path.suffix.lower() in LINK_SUFFIXES else None, **who))
+    if not found:
+        raise GraderError("no submissions found (.ipynb, .py or .pt2 files, zips of them, links to GitHub, or one "
+                          "folder per student)",
+                          where=str(root), fix="point at the folder (or zip) the LMS exported")
     return found
 
 
-def safe_extract(archive: Path, dest: Path) -> Path:
-    """Unpack an LMS zip, refusing entries that escape `dest`, links, and zip bombs."""
+def hand_in_at(path: Path) -> tuple[Path, Path | None]:
+    """(the file to grade, the hand-in's root) for a path given on the command line: a folder (its newest notebook,
+    with everything in the folder), or a notebook (with the repository it lies in: the nearest folder above holding
+    `.git`, at most four levels up; else the notebook's own folder). GraderError when a folder holds nothing to grade."""
+    path = Path(path)
+    if path.is_dir():
+        found = _in_folder(path)
+        if found is None:
+            raise GraderError("no notebook (.ipynb), script (.py) or exported model (.pt2) in this folder",
+                              where=str(path), fix="give the folder of your repository that holds the notebook, "
+                                                   "or the notebook's path")
+        return found, path
+    if path.suffix.lower() not in (".ipynb", ".py"):
+        return path, None
+    for folder in list(path.resolve().parents)[:5]:
+        if (folder / ".git").exists():
+            return path, folder
+    return path, path.resolve().parent
+
+
+def safe_extract(archive: Path, dest: Path, max_bytes: int = MAX_UNZIPPED_BYTES) -> Path:
+    """Unpack an LMS zip (or a student's), refusing entries that escape `dest`, links, and zip bombs."""
     try:
         zf = zipfile.ZipFile(archive)
     except zipfile.BadZipFile:
@@ -189,9 +290,9 @@ def safe_extract(archive: Path, dest: Path) -> Path:
         infos = zf.infolist()
         total = sum(i.file_size for i in infos)
         packed = max(1, sum(i.compress_size for i in infos))
-        if total > MAX_UNZIPPED_BYTES or total / packed > MAX_RATIO:
+        if total > max_bytes or total / packed > MAX_RATIO:
             raise GraderError(f"refusing to unpack: {total:,} bytes from {packed:,} (a zip bomb?)", where=str(archive),
-                              fix=f"submissions zips inflate to at most {MAX_UNZIPPED_BYTES >> 30} GiB and "
+                              fix=f"such zips inflate to at most {max_bytes >> 20:,} MiB and "
                                   f"{MAX_RATIO}x; unpack it yourself if it is genuine")
         for info in infos:
             name = PurePosixPath(info.filename.replace("\\", "/"))

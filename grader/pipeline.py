@@ -25,7 +25,8 @@ from grader.evaluate.job import Evaluation, evaluate_model, unreadable_model
 from grader.evaluate.keras_job import evaluate_keras_model
 from grader.execute.job import Execution, execute_notebook
 from grader.execute.records import ModelFile
-from grader.facts import EvalFacts, Facts, GradingFacts, QuizFacts, with_derived
+from grader.facts import EvalFacts, Facts, GradingFacts, HandedFile, LeftOutFile, QuizFacts, with_derived
+from grader.handin import HandIn, collect
 from grader.inspect.claims import find_claims
 from grader.inspect.notebook import cells_of
 from grader.inspect.static import StaticReport, inspect_submission
@@ -47,10 +48,12 @@ def _quiet(_: str) -> None:
 
 
 def grade_facts(path: Path, options: Options, progress: Progress = _quiet, *, model_file: Optional[Path] = None,
-                data: Optional[TestData] = None) -> Facts:
+                data: Optional[TestData] = None, root: Optional[Path] = None) -> Facts:
     """Every fact the stages can establish about one submission.
 
     `model_file`: an exported model handed in with the notebook; in `evaluate` mode it is what gets measured.
+    `root`: the hand-in's folder (grader.handin): its files are staged with the notebook and listed in the facts
+    (`submission.files`, `submission.left_out`); None: the notebook alone.
     `data`: MNIST, staged and loaded once by the caller (a class shares it); found here when not given.
     Raises GraderError only for what stops every submission alike (no bubblewrap, no data, a missing file);
     whatever goes wrong with this one submission becomes its verdict: the grader's own failures (a sandbox that
@@ -62,7 +65,7 @@ def grade_facts(path: Path, options: Options, progress: Progress = _quiet, *, mo
     graded = GradingFacts(mode="evaluate" if path.suffix.lower() in MODEL_SUFFIXES else options.mode,
                           dry_run=options.dry_run and options.mode == "execute")
     try:
-        facts = _stages(path, options, progress, model_file, data)
+        facts = _stages(path, options, progress, model_file, data, root)
         graded = graded.model_copy(update={"isolation": facts.grading.isolation})  # the run's, when there was one
         return with_derived(facts.model_copy(update={"grading": graded}))
     except GraderError:
@@ -72,17 +75,26 @@ def grade_facts(path: Path, options: Options, progress: Progress = _quiet, *, mo
                                                             grader_traceback=pysyntax.format_exc()[-2000:])))
 
 
+def _handed_in(handin: HandIn) -> dict:
+    """The facts of what was staged with the notebook (submission.files, submission.left_out)."""
+    return {"files": [HandedFile(path=f.path, bytes=f.size, sha256=f.sha256) for f in handin.files],
+            "left_out": [LeftOutFile(path=p, reason=why) for p, why in handin.left_out]}
+
+
 def _stages(path: Path, options: Options, progress: Progress, model_file: Optional[Path],
-            data: Optional[TestData]) -> Facts:
+            data: Optional[TestData], root: Optional[Path]) -> Facts:
     if path.suffix.lower() in MODEL_SUFFIXES:
         return _measure(path, Facts(), Outcome(limits=options.limits), options, progress, data)
     progress("inspecting")
+    handin = collect(root, path) if root is not None else None  # None: the notebook alone
     try:
         report = inspect_submission(path)
     except GraderError as err:  # a broken notebook is a verdict for that student, not an error of the run
         return Facts(verdict=decide(Outcome(unreadable=err.render())))
     facts = Facts(notebook=report.notebook_facts, claims=report.claims,
                   quiz=QuizFacts(answers=_quiz_answers(report)))
+    if handin is not None:
+        facts = facts.model_copy(update={"submission": facts.submission.model_copy(update=_handed_in(handin))})
     if options.mode == "static":
         return facts
     if options.mode == "evaluate":
@@ -91,10 +103,11 @@ def _stages(path: Path, options: Options, progress: Progress, model_file: Option
             return facts.model_copy(update={"verdict": decide(Outcome(no_model_file=True,
                                                                       saved_failed_cells=saved.saved_failed_cells))})
         return _measure(model_file, facts, saved, options, progress, data)
-    return _execute(report, facts, options, progress, _test_data(data, options))
+    return _execute(report, facts, options, progress, _test_data(data, options), handin)
 
 
-def _execute(report: StaticReport, facts: Facts, options: Options, progress: Progress, data: TestData) -> Facts:
+def _execute(report: StaticReport, facts: Facts, options: Options, progress: Progress, data: TestData,
+             handin: Optional[HandIn]) -> Facts:
     missing = environment_failure(options.environment)
     if missing is not None:  # the kernel could not start: not the notebook's crash
         return facts.model_copy(update={"verdict": decide(Outcome(grader_failure=missing))})
@@ -106,8 +119,10 @@ def _execute(report: StaticReport, facts: Facts, options: Options, progress: Pro
                                      limits=options.limits, dry_run=options.dry_run, sandbox=options.sandbox,
                                      gpu=options.gpu, gpu_index=options.gpu_index,
                                      environment=options.environment, compat=options.compat,
-                                     variable_named=options.variable_named)
-        outcome = Outcome(execution=execution, limits=options.limits, dry_run=options.dry_run)
+                                     variable_named=options.variable_named, handin=handin)
+        outcome = Outcome(execution=execution, limits=options.limits, dry_run=options.dry_run,
+                          handed_in=tuple(f.path for f in handin.files) if handin else (),
+                          notebook_dir=handin.notebook_dir if handin else "")
         facts = facts.model_copy(update={"grading": GradingFacts(isolation=execution.sandbox.limits_used)})
         if not options.dry_run:  # a dry run trained nothing: its counters and printed accuracy would mislead
             facts = facts.model_copy(update={"train": execution.train, "claims": facts.claims.model_copy(

@@ -35,8 +35,13 @@ have measured it (an unreadable notebook, one with no model, a crash).
 
 From a notebook cell:  from grader import check; check()          (save the notebook first)
 
+The notebook runs in its own folder, with that folder and the repository's root on
+sys.path, so `from model import Net` finds your model.py. Data files and checkpoints
+are not staged: the grader brings its own MNIST and trains your model itself.
+
 Examples
   grade check my.ipynb --static
+  grade check my-repo/ --dry-run
   grade check my.ipynb --dry-run --rubric mnist-s5
   grade check my.ipynb --json > facts-and-score.json
   grade check my.ipynb --keep out/     # out/executed.ipynb with the outputs of this run
@@ -49,7 +54,9 @@ _STATUS = {"passed": "[green]passed[/]", "partial": "[yellow]partial[/]", "faile
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("check", help="self-check one notebook against a rubric (students)",
                             description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("notebook", type=Path, metavar="NOTEBOOK")
+    parser.add_argument("notebook", type=Path, metavar="PATH",
+                        help="your notebook, or the folder of your repository that holds it: the files beside and "
+                             "below it (model.py, utils.py, ...) are staged with it, as in a link hand-in")
     parser.add_argument("--rubric", default="mnist-s3", help="rubric file or shipped name (default: mnist-s3)")
     depth = parser.add_mutually_exclusive_group()
     depth.add_argument("--static", action="store_true", help="run nothing (about a second)")
@@ -97,6 +104,11 @@ def run(args: argparse.Namespace) -> int:
     depth = "static check" if args.static else "dry run" if args.dry_run else "full run"
     out.print(f"[bold]{args.notebook}[/] against [bold]{rubric.id}[/] ({depth}): "
               f"{sheet.score:g} / {sheet.max_score:g} points")
+    staged = [f.path for f in facts.submission.files or []][1:]
+    if staged:
+        out.print(f"staged with the notebook: {', '.join(staged)}", markup=False, highlight=False)
+    for left in facts.submission.left_out or []:
+        out.print(f"not staged: {left.path} ({left.reason})", markup=False, highlight=False)
     if facts.verdict.kind:
         out.print(f"run: {facts.verdict.kind} — {facts.verdict.message}", markup=False, highlight=False)
     elif facts.notebook.saved_error_cells:

@@ -76,13 +76,17 @@ def prepare_test_data(data: Optional[str] = None, unseen: bool = False) -> TestD
     return replace(test, unseen=split, unseen_images=images)
 
 
-def data_binds(staged: Path, workdir: Path, roots: tuple[str, ...]) -> tuple[tuple[Path, Path], ...]:
-    """(host, inside) read-only binds: the staged root at ./data, ../data and every root the notebook names."""
-    wanted = {workdir / "data", workdir.parent / "data"}
+def data_binds(staged: Path, workdir: Path, roots: tuple[str, ...],
+               base: Path | None = None) -> tuple[tuple[Path, Path], ...]:
+    """(host, inside) read-only binds: the staged root at ./data, ../data and every root the notebook names, relative
+    to `base` (the notebook's folder: the kernel's working directory; default `workdir`, the scratch's root)."""
+    base = base or workdir
+    wanted = {workdir / "data", workdir.parent / "data", base / "data", base.parent / "data"}
     for root in roots:
         path = PurePosixPath(root)
-        inside = Path(os.path.normpath(path if path.is_absolute() else workdir / path))
-        if inside == workdir or workdir.is_relative_to(inside) or inside.parts[:2] in (("/", "proc"), ("/", "dev")):
+        inside = Path(os.path.normpath(path if path.is_absolute() else base / path))
+        if (inside in (workdir, base) or workdir.is_relative_to(inside) or base.is_relative_to(inside)
+                or inside.parts[:2] in (("/", "proc"), ("/", "dev"))):
             continue  # a root that would hide the working directory or a system folder stays unstaged
         wanted.add(inside)
     # torchvision also accepts root=<folder holding MNIST/raw> directly, which is what `staged` is.

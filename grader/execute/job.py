@@ -20,6 +20,7 @@ from grader.data.keras_mnist import INSIDE as KERAS_INSIDE, keras_npz
 from grader.data.staging import TEST_IMAGES, data_binds
 from grader.execute.records import HarnessRecord, RunRecord, not_taken, read_record
 from grader.facts import TrainFacts
+from grader.handin import HandIn, stage
 from grader.sandbox import SandboxResult, SandboxSpec, run_sandboxed
 from grader.sandbox.readback import Folder, ReadbackError
 from grader.settings import RunLimits
@@ -87,18 +88,26 @@ def execute_notebook(notebook: nbformat.NotebookNode, *, jobdir: Path, staged: P
                      variable: str, limits: RunLimits, dry_run: bool = False, sandbox: bool = True,
                      gpu: Optional[bool] = None, gpu_index: Optional[int] = None,
                      environment: Optional[Path] = None, compat: tuple[str, ...] = (),
-                     variable_named: bool = True) -> Execution:
+                     variable_named: bool = True, handin: Optional[HandIn] = None) -> Execution:
     """Run the notebook in the sandbox. `environment`: the grading environment's venv the kernel runs in
     (grader.env; None: the grader's own interpreter); `compat`: the profiles whose shims load first;
-    `variable_named`: grade `variable` itself, else the module that training updated."""
+    `variable_named`: grade `variable` itself, else the module that training updated. `handin`: the files staged
+    with the notebook (grader.handin), laid out as handed in: the notebook's folder is the kernel's working
+    directory, and it and the hand-in's root are on sys.path."""
     workdir = (jobdir / "work").resolve()
     out_dir = workdir / OUT
     out_dir.mkdir(parents=True)
-    nb_path = workdir / "submission.ipynb"
+    if handin is not None:
+        nb_dir = stage(handin, workdir)
+        name = Path(handin.notebook).name
+        nb_path = nb_dir / (name if name.endswith(".ipynb") else Path(name).stem + ".ipynb")
+    else:
+        nb_dir, nb_path = workdir, workdir / "submission.ipynb"
     nbformat.write(notebook, str(nb_path))
     images = workdir.parent / "data" / TEST_IMAGES  # ../data is bound read-only to the staged folder
     job = {
-        "notebook": str(nb_path), "out_dir": str(out_dir), "workdir": str(workdir), "variable": variable,
+        "notebook": str(nb_path), "out_dir": str(out_dir), "workdir": str(nb_dir), "root": str(workdir),
+        "variable": variable,
         "variable_named": variable_named,
         "cell_timeout": limits.cell_limit, "output_limit": limits.output_bytes,
         "dry_run": dry_run, "images_file": str(images),
@@ -111,7 +120,7 @@ def execute_notebook(notebook: nbformat.NotebookNode, *, jobdir: Path, staged: P
         env_binds += ((keras_npz(staged), workdir / KERAS_INSIDE),)
     (out_dir / "job.json").write_text(json.dumps(job))
     spec = SandboxSpec.for_run(
-        limits, scratch=workdir, ro_binds=data_binds(staged, workdir, mnist_roots) + env_binds, max_output_bytes=1 << 20,
+        limits, scratch=workdir, ro_binds=data_binds(staged, workdir, mnist_roots, base=nb_dir) + env_binds, max_output_bytes=1 << 20,
         gpu=gpu, gpu_index=gpu_index,
         env={"MPLBACKEND": "Agg", "JUPYTER_RUNTIME_DIR": "/tmp/jupyter", "IPYTHONDIR": "/tmp/ipython",
              "KERAS_BACKEND": "torch", "JUPYTER_PLATFORM_DIRS": "1", "PYTHONDONTWRITEBYTECODE": "1", "PYDEVD_DISABLE_FILE_VALIDATION": "1"},

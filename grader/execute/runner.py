@@ -32,7 +32,8 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 class Job:
     notebook: str  # prepared v4 notebook inside the sandbox
     out_dir: str
-    workdir: str
+    workdir: str  # the notebook's folder: the kernel's working directory
+    root: str | None = None  # the hand-in's root folder (the scratch); on sys.path with the notebook's folder
     variable: str = "model"
     cell_timeout: float = 600.0
     output_limit: int = 8 << 20
@@ -109,9 +110,13 @@ def _renumbered(cells: list, offset: int) -> list:
 def run(job: Job) -> RunRecord:
     nb = nbformat.read(job.notebook, as_version=4)
     student_cells = list(nb.cells)
-    setup = _hidden_cell(
+    folders = list(dict.fromkeys([job.workdir, job.root or job.workdir]))
+    setup = _hidden_cell(  # the hand-in's folders go on sys.path after the harness is imported: they cannot shadow it
         "import grader.execute.kernel_harness as __grader_harness\n"
-        f"__grader_harness.install(dry_run={job.dry_run!r}, compat={list(job.compat or [])!r}, keras={job.keras!r})")
+        f"__grader_harness.install(dry_run={job.dry_run!r}, compat={list(job.compat or [])!r}, keras={job.keras!r}, "
+        f"root={job.root or job.workdir!r}, notebook_dir={job.workdir!r})\n"
+        "import sys as __grader_sys\n"
+        f"__grader_sys.path[:0] = [p for p in {folders!r} if p not in __grader_sys.path]")
     finish = _hidden_cell(
         f"__grader_harness.finalize(globals(), {job.variable!r}, {job.out_dir!r}, {job.images_file!r}, "
         f"{job.variable_named!r})")

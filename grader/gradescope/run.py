@@ -78,7 +78,7 @@ def grade(root: Path) -> dict[str, Any]:
     models = sorted((root / "submission").rglob("*.pt2"))  # evaluate mode: the exported model handed in with it
     result = grade_submission(notebooks[0], rubric, options_for(rubric), student="submission",
                               model_file=models[0] if models else None,
-                              late=_late(root / "submission_metadata.json"))
+                              late=_late(root / "submission_metadata.json"), root=root / "submission")
     facts, sheet = result.facts, result.sheet
     doc = sheet_results(sheet, facts, execution_time=time.monotonic() - started, stdout_visibility="hidden")
     doc["visibility"] = visibility
