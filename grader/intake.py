@@ -167,7 +167,7 @@ def _materialise(entries: list[Path], dest: Path) -> None:
         if entry.is_dir():
             shutil.copytree(entry, dest, symlinks=True, dirs_exist_ok=True)
         elif entry.is_file():
-            shutil.copyfile(entry, dest / _original_name(entry.name))
+            shutil.copy2(entry, dest / _original_name(entry.name))  # its time kept: the newest notebook wins
     for archive in sorted(p for p in dest.rglob("*.zip") if _is_zip(p)):
         unpacked = archive.with_name(archive.name + ".unpacked")
         inner = safe_extract(archive, unpacked, max_bytes=4 * MAX_TOTAL_BYTES)
