@@ -60,7 +60,7 @@ from grader.similarity import LookAlike, code_of, look_alikes
 from grader.verdict import Outcome, decide
 
 __all__ = ["canvas_target", "check_moodle_worksheet", "Executor", "executor_for", "EXECUTORS", "FactsTask",
-           "grade_class", "grade_facts", "grade_submission", "LmsExports", "load_bank", "load_rubric", "Options",
+           "grade_class", "grade_facts", "grade_submission", "hand_in_at", "LmsExports", "load_bank", "load_rubric", "Options",
            "options_for", "portable_environment", "prepare_test_data", "Result", "RunLimits", "Shipped", "TestData",
            "write_lms_exports", "write_outputs"]
 
@@ -145,11 +145,12 @@ def grade_submission(path: Path, rubric: Rubric, options: Optional[Options] = No
                      root: Optional[Path] = None) -> Result:
     """Grade one hand-in: a file (.ipynb, .py, .pt2), or a folder holding the notebook. A bad notebook becomes a
     verdict; GraderError means the set-up is wrong. `root`: the hand-in's folder, whose files are staged with the
-    notebook (default: `hand_in_at`, the folder given, or the repository or folder the notebook lies in).
+    notebook (`hand_in_at` finds it for a path a student gives); a folder given as `path` is its own hand-in; a
+    file without `root` is graded alone.
     `late`: what the LMS says (the fact submission.late, for the rubric's late penalty). `executor`: where it runs
     (`executor_for`); by default here, in this thread, with `progress` told each stage."""
     path = Path(path)
-    if root is None:
+    if path.is_dir():
         path, root = hand_in_at(path)
     options = options or options_for(rubric)
     submission = Submission(student or path.stem, path, content_key(path, root, model_file) if path.is_file() else "",

@@ -10,7 +10,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from grader.api import grade_submission, load_rubric, options_for
+from grader.api import grade_submission, hand_in_at, load_rubric, options_for
 from grader.cli.common import add_run_options, run_overrides, warn_if_unsandboxed
 from grader.cli.main import EXIT_INTERNAL
 from grader.formatting import cells
@@ -89,7 +89,8 @@ def run(args: argparse.Namespace) -> int:
     options = options_for(rubric, **overrides, dry_run=args.dry_run or None, keep=args.keep)
     console = Console(stderr=True)
     with console.status("checking") as status:
-        result = grade_submission(args.notebook, rubric, options, progress=lambda what: status.update(what),
+        path, root = hand_in_at(args.notebook)  # the notebook with its repository (or folder)
+        result = grade_submission(path, rubric, options, root=root, progress=lambda what: status.update(what),
                                   show_hidden=False)
     facts, sheet = result.facts, result.sheet
     failed = sheet.required_not_passed()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from grader.api import grade_facts
+from grader.api import grade_facts, hand_in_at
 from grader.cli.common import add_run_options, limits_given, warn_if_unsandboxed
 from grader.facts import Facts
 from grader.formatting import cells
@@ -33,7 +33,8 @@ Examples
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("run", help="execute one notebook in the sandbox and print its facts",
                             description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("submission", type=Path, metavar="NOTEBOOK")
+    parser.add_argument("submission", type=Path, metavar="PATH",
+                        help="a notebook (run with the files of its repository or folder), a folder, or a .pt2")
     parser.add_argument("--json", action="store_true", help="print the facts record as JSON")
     parser.add_argument("--dry-run", action="store_true", help="build the model but skip training (data loaders yield no batches)")
     parser.add_argument("--keep", type=Path, metavar="DIR", help="keep the executed notebook and the exported model here")
@@ -72,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
                       unseen=bool(args.unseen))
     console = Console(stderr=True)
     with console.status("starting") as status:
-        facts = grade_facts(args.submission, options, progress=lambda what: status.update(what))
+        path, root = hand_in_at(args.submission)  # a notebook with its repository (or folder), or a folder
+        facts = grade_facts(path, options, progress=lambda what: status.update(what), root=root)
     if args.json:
         json.dump(facts.to_json(), sys.stdout, indent=2)
         sys.stdout.write("\n")
