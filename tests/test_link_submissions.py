@@ -81,8 +81,9 @@ def _modular(work: Path, commits: dict[str, str], submodule: str) -> None:
 
 def _crafted(bare: Path) -> None:
     """A repository no git client would make, written object by object: on main a notebook beside a tree named
-    `..` (holding escaped.py), blobs named `../../evil.py` and `/abs.py`, and a `.git/hooks/post-checkout`;
-    on `only-unsafe` the one notebook lies under `..`."""
+    `..` (holding escaped.py), blobs named `../../evil.py` and `/abs.py`, a `.git/hooks/post-checkout` and two
+    entries named dup.py; on `only-unsafe` the one notebook lies under `..`; on `long-name` its name is longer
+    than a file name may be."""
     git("init", "-q", "--bare", cwd=bare)
 
     def obj(kind: str, data: bytes) -> str:
@@ -98,8 +99,10 @@ def _crafted(bare: Path) -> None:
     hooks = tree(("40000", "hooks", tree(("100755", "post-checkout", code))))
     for branch, root in (
             ("main", tree(("100644", "../../evil.py", code), ("40000", "..", tree(("100644", "escaped.py", code))),
-                          ("100644", "/abs.py", code), ("40000", ".git", hooks), ("100644", "nb.ipynb", nb))),
-            ("only-unsafe", tree(("40000", "..", tree(("100644", "hw.ipynb", nb)))))):
+                          ("100644", "/abs.py", code), ("40000", ".git", hooks), ("100644", "dup.py", code),
+                          ("100644", "dup.py", nb), ("100644", "nb.ipynb", nb))),
+            ("only-unsafe", tree(("40000", "..", tree(("100644", "hw.ipynb", nb))))),
+            ("long-name", tree(("100644", "n" * 300 + ".ipynb", nb)))):
         commit = git("commit-tree", "-m", branch, root, cwd=bare)
         git("update-ref", f"refs/heads/{branch}", commit, cwd=bare)
     git("symbolic-ref", "HEAD", "refs/heads/main", cwd=bare)
@@ -241,9 +244,12 @@ def test_a_link_to_a_symbolic_link_says_to_link_the_notebook(github, tmp_path):
 def test_a_crafted_tree_never_writes_outside_its_folder(github, tmp_path):
     scratch = tmp_path / "deep" / "scratch"
     got = fetch(parse_link("https://github.com/student/crafted"), scratch)
-    assert [f.path for f in got.handin.files] == ["nb.ipynb"] and on_disk(got.root).keys() == {"nb.ipynb"}
-    assert dict(got.handin.left_out) == {"../../evil.py": UNSAFE_PATH_REASON, "../escaped.py": UNSAFE_PATH_REASON,
-                                         "/abs.py": UNSAFE_PATH_REASON}  # .git/: a hidden folder, never written
+    assert [f.path for f in got.handin.files] == ["nb.ipynb", "dup.py"]
+    assert on_disk(got.root) == {"nb.ipynb": notebook(3).encode(), "dup.py": b"print('outside the scratch folder')\n"}
+    assert dict(got.handin.left_out) == {
+        "../../evil.py": UNSAFE_PATH_REASON, "../escaped.py": UNSAFE_PATH_REASON, "/abs.py": UNSAFE_PATH_REASON,
+        "dup.py": "listed twice in one git tree (a crafted tree object): the first one is kept",
+    }  # .git/: a hidden folder, never written
     assert sorted(p.name for p in scratch.iterdir()) == ["repo", "tree"]
     assert [p.name for p in tmp_path.iterdir()] == ["deep"] and [p.name for p in scratch.parent.iterdir()] == ["scratch"]
     assert not any(p.name in ("evil.py", "escaped.py", "abs.py", "post-checkout") for p in tmp_path.rglob("*"))
@@ -252,6 +258,9 @@ def test_a_crafted_tree_never_writes_outside_its_folder(github, tmp_path):
                                         r"move it to a plain path in the repository"):
         fetch(parse_link("https://github.com/student/crafted/tree/only-unsafe"), tmp_path / "b")
     assert not (tmp_path / "b" / "tree").exists() and not (tmp_path / "hw.ipynb").exists()
+    with pytest.raises(LinkError, match=r"the notebook n{300}\.ipynb at commit \w+ could not be written: cannot be "
+                                        r"written \(File name too long\); rename it .* or upload the \.ipynb file"):
+        fetch(parse_link("https://github.com/student/crafted/tree/long-name"), tmp_path / "c")
 
 
 @pytest.mark.parametrize("url, message", [

@@ -28,7 +28,7 @@ import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 from grader.handin import HandIn, StagedFile, select
 from grader.links.parse import Link, LinkError
@@ -178,6 +178,18 @@ def _create(root: int, path: str) -> int:
         os.close(folder)
 
 
+def _blob(stream, size: int, path: str) -> Iterator[bytes]:
+    """The next object's `size` bytes from `git cat-file --batch`'s output, in blocks; the newline after it read."""
+    remaining = size
+    while remaining:
+        block = stream.read(min(remaining, 1 << 20))
+        if not block:
+            raise LinkError(f"git cat-file stopped in the middle of {path}")
+        remaining -= len(block)
+        yield block
+    stream.read(1)
+
+
 def _write(repo: Path, tree: Path, staged: tuple[tuple[str, int], ...],
            blobs: dict[str, str]) -> tuple[list[StagedFile], list[tuple[str, str]]]:
     """Read each staged file's blob with one `git cat-file --batch` and write it under `tree` (a new folder)."""
@@ -198,24 +210,18 @@ def _write(repo: Path, tree: Path, staged: tuple[tuple[str, int], ...],
                     continue
                 size = int(header[2])
                 try:
-                    out = _create(root, path)
+                    out = os.fdopen(_create(root, path), "wb")
                 except OSError as exc:
-                    out = None
                     left.append((path, f"cannot be written ({exc.strerror or exc})"))
+                    for _ in _blob(git.stdout, size, path):
+                        pass
+                    continue
                 sha = hashlib.sha256()
-                remaining = size
-                while remaining:
-                    block = git.stdout.read(min(remaining, 1 << 20))
-                    if not block:
-                        raise LinkError(f"git cat-file stopped in the middle of {path}")
-                    remaining -= len(block)
-                    if out is not None:
+                with out:
+                    for block in _blob(git.stdout, size, path):
                         sha.update(block)
-                        os.write(out, block)
-                git.stdout.read(1)  # the newline after each object
-                if out is not None:
-                    os.close(out)
-                    written.append(StagedFile(path, size, sha.hexdigest()))
+                        out.write(block)
+                written.append(StagedFile(path, size, sha.hexdigest()))
             git.stdin.close()
     finally:
         os.close(root)
@@ -247,6 +253,7 @@ def fetch(link: Link, scratch: Path, *, deadline: Optional[str] = None, pattern:
     written, unwritten = _write(repo, scratch / "tree", chosen.staged, blobs)
     if notebook in dict(unwritten):
         raise LinkError(f"{link.url}: the notebook {notebook} at commit {commit[:12]} could not be written: "
-                        f"{dict(unwritten)[notebook]}")
+                        f"{dict(unwritten)[notebook]}; rename it to a short plain name, or upload the .ipynb file "
+                        "instead")
     left_out = tuple(sorted([*left, *chosen.left_out, *unwritten]))
     return Fetched(HandIn(scratch / "tree", notebook, tuple(written), left_out), commit, date)
