@@ -41,6 +41,7 @@ _DATA_NAME = re.compile(r"(-ubyte(\.gz)?$)|(^mnist.*\.(npz|npy|csv|gz|zip|tar|pt
 _DATA_FOLDERS = frozenset({"mnist", "fashionmnist", "emnist", "kmnist", "qmnist"})
 DATA_REASON = "a data file: the grader stages its own MNIST, read-only, where the notebook looks for it"
 CHECKPOINT_REASON = "a checkpoint or saved model: the grader trains the model itself and measures that"
+LINK_REASON = "a symbolic link: links are never followed"
 UNSAFE_PATH_REASON = "not a plain relative path (absolute, or an empty, '.' or '..' part): it could lead outside the " \
                      "hand-in's folder"
 
@@ -146,7 +147,7 @@ def _walk(root: Path) -> tuple[list[tuple[str, int]], list[tuple[str, str]]]:
         for entry in entries:
             here = rel / entry.name
             if entry.is_symlink():
-                left.append((str(here), "a symbolic link: links are never followed"))
+                left.append((str(here), LINK_REASON))
             elif entry.is_dir(follow_symlinks=False):
                 if _skipped_folder(entry.name):
                     continue

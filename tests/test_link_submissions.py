@@ -18,7 +18,8 @@ import pytest
 
 from grader import handin
 from grader.cli.main import main
-from grader.handin import CHECKPOINT_REASON, DATA_REASON, MAX_FILE_BYTES, UNSAFE_PATH_REASON, collect
+from grader.handin import (CHECKPOINT_REASON, DATA_REASON, LINK_REASON, MAX_FILE_BYTES, UNSAFE_PATH_REASON,
+                           collect)
 from grader.links import LinkError, fetch, find_link, parse_link
 
 NOTEBOOKS = Path(__file__).parent / "fixtures" / "notebooks"
@@ -214,7 +215,7 @@ def test_a_modular_repository_is_handed_in_at_the_commit_before_the_deadline(git
         "hw/mnist.npz": DATA_REASON,
         "hw/model.pt": CHECKPOINT_REASON,
         "hw/big.bin": f"{BIG:,} bytes, over the 8 MiB a file of the hand-in may have",
-        "hw/latest.py": "a symbolic link: links are never followed",
+        "hw/latest.py": LINK_REASON,
         "hw/vendor": "a submodule (another repository, not its files): put its files in this repository",
     }  # .github/ is a tool folder: skipped, not listed
     assert got.handin.modules == ("hw", "model", "utils") and got.handin.notebook_dir == "hw"

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional
 
-from grader.handin import HandIn, StagedFile, select
+from grader.handin import LINK_REASON, HandIn, StagedFile, select
 from grader.links.parse import Link, LinkError
 
 GIT_TIMEOUT = 300  # seconds for a clone: a course repository with datasets in it can be large
@@ -58,7 +58,7 @@ class Fetched:
         return self.handin.notebook
 
 
-_NOT_WRITTEN = {"120000": "a symbolic link: links are never followed",
+_NOT_WRITTEN = {"120000": LINK_REASON,
                 "160000": "a submodule (another repository, not its files): put its files in this repository"}
 
 
