@@ -252,7 +252,8 @@ def test_a_crafted_tree_never_writes_outside_its_folder(github, tmp_path):
         "dup.py": "listed twice in one git tree (a crafted tree object): the first one is kept",
     }  # .git/: a hidden folder, never written
     assert sorted(p.name for p in scratch.iterdir()) == ["repo", "tree"]
-    assert [p.name for p in tmp_path.iterdir()] == ["deep"] and [p.name for p in scratch.parent.iterdir()] == ["scratch"]
+    assert [p.name for p in tmp_path.iterdir()] == ["deep"]
+    assert [p.name for p in scratch.parent.iterdir()] == ["scratch"]
     assert not any(p.name in ("evil.py", "escaped.py", "abs.py", "post-checkout") for p in tmp_path.rglob("*"))
     assert not Path("/abs.py").exists()
     with pytest.raises(LinkError, match=r"the notebook '\.\./hw.ipynb' at commit \w+ is not a plain relative path .*"
