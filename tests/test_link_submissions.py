@@ -82,8 +82,8 @@ def _modular(work: Path, commits: dict[str, str], submodule: str) -> None:
 
 def _crafted(bare: Path) -> None:
     """A repository no git client would make, written object by object: on main a notebook beside a tree named
-    `..` (holding escaped.py), blobs named `../../evil.py` and `/abs.py`, a `.git/hooks/post-checkout` and two
-    entries named dup.py; on `only-unsafe` the one notebook lies under `..`; on `long-name` its name is longer
+    `..` (holding escaped.py), blobs named `../../evil.py` and `/abs.py`, a `.git/hooks/post-checkout`, two
+    entries named dup.py and one whose name is not UTF-8; on `only-unsafe` the one notebook lies under `..`; on `long-name` its name is longer
     than a file name may be."""
     git("init", "-q", "--bare", cwd=bare)
 
@@ -91,9 +91,9 @@ def _crafted(bare: Path) -> None:
         return subprocess.run(["git", "hash-object", "-w", "--literally", "-t", kind, "--stdin"], cwd=bare,
                               input=data, check=True, capture_output=True).stdout.decode().strip()
 
-    def tree(*entries: tuple[str, str, str]) -> str:  # (mode, name, object); names may hold '/' here
-        return obj("tree", b"".join(f"{mode} {name}".encode() + b"\0" + bytes.fromhex(sha)
-                                    for mode, name, sha in entries))
+    def tree(*entries: tuple[str, str | bytes, str]) -> str:  # (mode, name, object); names may hold '/' here
+        return obj("tree", b"".join(mode.encode() + b" " + (name if isinstance(name, bytes) else name.encode())
+                                    + b"\0" + bytes.fromhex(sha) for mode, name, sha in entries))
 
     code = obj("blob", b"print('outside the scratch folder')\n")
     nb = obj("blob", notebook(3).encode())
@@ -101,7 +101,7 @@ def _crafted(bare: Path) -> None:
     for branch, root in (
             ("main", tree(("100644", "../../evil.py", code), ("40000", "..", tree(("100644", "escaped.py", code))),
                           ("100644", "/abs.py", code), ("40000", ".git", hooks), ("100644", "dup.py", code),
-                          ("100644", "dup.py", nb), ("100644", "nb.ipynb", nb))),
+                          ("100644", "dup.py", nb), ("100644", b"caf\xe9.py", code), ("100644", "nb.ipynb", nb))),
             ("only-unsafe", tree(("40000", "..", tree(("100644", "hw.ipynb", nb))))),
             ("long-name", tree(("100644", "n" * 300 + ".ipynb", nb)))):
         commit = git("commit-tree", "-m", branch, root, cwd=bare)
@@ -250,7 +250,9 @@ def test_a_crafted_tree_never_writes_outside_its_folder(github, tmp_path):
     assert dict(got.handin.left_out) == {
         "../../evil.py": UNSAFE_PATH_REASON, "../escaped.py": UNSAFE_PATH_REASON, "/abs.py": UNSAFE_PATH_REASON,
         "dup.py": "listed twice in one git tree (a crafted tree object): the first one is kept",
+        "caf\\xe9.py": "a name that is not UTF-8 text: rename it",
     }  # .git/: a hidden folder, never written
+    json.dumps(got.handin.left_out, ensure_ascii=False).encode("utf-8")  # every name is text the facts can hold
     assert sorted(p.name for p in scratch.iterdir()) == ["repo", "tree"]
     assert [p.name for p in tmp_path.iterdir()] == ["deep"]
     assert [p.name for p in scratch.parent.iterdir()] == ["scratch"]

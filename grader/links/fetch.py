@@ -125,7 +125,11 @@ def _listing(repo: Path, commit: str) -> tuple[dict[str, tuple[str, int]], list[
             continue
         meta, _, raw = record.partition(b"\t")
         mode, kind, blob, size = meta.decode("ascii").split()
-        path = os.fsdecode(raw)
+        try:
+            path = raw.decode("utf-8")
+        except UnicodeDecodeError:  # facts, reports and the gradebook are UTF-8 text
+            left.append((raw.decode("utf-8", "backslashreplace"), "a name that is not UTF-8 text: rename it"))
+            continue
         if path in files:
             left.append((path, "listed twice in one git tree (a crafted tree object): the first one is kept"))
         elif kind == "blob" and mode.startswith("100"):
