@@ -80,10 +80,11 @@ def _modular(work: Path, commits: dict[str, str], submodule: str) -> None:
         commits[f"modular-{label}"] = git("rev-parse", "HEAD", cwd=work)
 
 
-def _crafted(bare: Path) -> None:
+def _crafted(bare: Path, outside: Path) -> None:
     """A repository no git client would make, written object by object: on main a notebook beside a tree named
     `..` (holding escaped.py), blobs named `../../evil.py` and `/abs.py`, a `.git/hooks/post-checkout`, two
-    entries named dup.py and one whose name is not UTF-8; on `only-unsafe` the one notebook lies under `..`; on `long-name` its name is longer
+    entries named dup.py, one whose name is not UTF-8, and `sub` twice: a link to `outside`, and a folder
+    holding model.py; on `only-unsafe` the one notebook lies under `..`; on `long-name` its name is longer
     than a file name may be."""
     git("init", "-q", "--bare", cwd=bare)
 
@@ -101,7 +102,9 @@ def _crafted(bare: Path) -> None:
     for branch, root in (
             ("main", tree(("100644", "../../evil.py", code), ("40000", "..", tree(("100644", "escaped.py", code))),
                           ("100644", "/abs.py", code), ("40000", ".git", hooks), ("100644", "dup.py", code),
-                          ("100644", "dup.py", nb), ("100644", b"caf\xe9.py", code), ("100644", "nb.ipynb", nb))),
+                          ("100644", "dup.py", nb), ("100644", b"caf\xe9.py", code), ("100644", "nb.ipynb", nb),
+                          ("120000", "sub", obj("blob", str(outside).encode())),
+                          ("40000", "sub", tree(("100644", "model.py", code))))),
             ("only-unsafe", tree(("40000", "..", tree(("100644", "hw.ipynb", nb))))),
             ("long-name", tree(("100644", "n" * 300 + ".ipynb", nb)))):
         commit = git("commit-tree", "-m", branch, root, cwd=bare)
@@ -138,13 +141,15 @@ def server(tmp_path_factory):
     _modular(root / "modular", commits, submodule=commits["nov28"])
     git("clone", "-q", "--bare", str(root / "modular"), str(served / "modular"), cwd=root)
     (served / "crafted").mkdir()
-    _crafted(served / "crafted")
+    (root / "outside").mkdir()
+    _crafted(served / "crafted", outside=root / "outside")
     for name in ("modular", "crafted"):
         git("update-server-info", cwd=served / name)
     handler = functools.partial(_Quiet, directory=str(root / "served"))
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}/", commits
+    assert not any((root / "outside").iterdir())  # what a crafted tree's link points at was never written to
     httpd.shutdown()
 
 
@@ -245,12 +250,13 @@ def test_a_link_to_a_symbolic_link_says_to_link_the_notebook(github, tmp_path):
 def test_a_crafted_tree_never_writes_outside_its_folder(github, tmp_path):
     scratch = tmp_path / "deep" / "scratch"
     got = fetch(parse_link("https://github.com/student/crafted"), scratch)
-    assert [f.path for f in got.handin.files] == ["nb.ipynb", "dup.py"]
-    assert on_disk(got.root) == {"nb.ipynb": notebook(3).encode(), "dup.py": b"print('outside the scratch folder')\n"}
+    assert [f.path for f in got.handin.files] == ["nb.ipynb", "dup.py", "sub/model.py"]
+    code = b"print('outside the scratch folder')\n"
+    assert on_disk(got.root) == {"nb.ipynb": notebook(3).encode(), "dup.py": code, "sub/model.py": code}
     assert dict(got.handin.left_out) == {
         "../../evil.py": UNSAFE_PATH_REASON, "../escaped.py": UNSAFE_PATH_REASON, "/abs.py": UNSAFE_PATH_REASON,
         "dup.py": "listed twice in one git tree (a crafted tree object): the first one is kept",
-        "caf\\xe9.py": "a name that is not UTF-8 text: rename it",
+        "caf\\xe9.py": "a name that is not UTF-8 text: rename it", "sub": LINK_REASON,
     }  # .git/: a hidden folder, never written
     json.dumps(got.handin.left_out, ensure_ascii=False).encode("utf-8")  # every name is text the facts can hold
     assert sorted(p.name for p in scratch.iterdir()) == ["repo", "tree"]
