@@ -58,8 +58,8 @@ BIG = MAX_FILE_BYTES + 1
 
 def _modular(work: Path, commits: dict[str, str], submodule: str) -> None:
     """A course repository in the modular layout: hw/notebook.ipynb importing hw/model.py and hw/utils.py, beside
-    them MNIST as .npz, a checkpoint, a symbolic link, a submodule and a file over the size limit; model.py is
-    changed on 2 Dec, after the deadline."""
+    them MNIST as .npz, a checkpoint, a symbolic link, a submodule and a file over the size limit, and a .py file
+    nine levels down; model.py is changed on 2 Dec, after the deadline."""
     git("init", "-q", "-b", "main", cwd=work)
     hw = work / "hw"
     hw.mkdir()
@@ -70,6 +70,8 @@ def _modular(work: Path, commits: dict[str, str], submodule: str) -> None:
     (hw / "big.bin").write_bytes(b"\0" * BIG)
     os.symlink("/etc/passwd", hw / "latest.py")
     (work / "README.md").write_text("# My MNIST\n")
+    (work / "notes" / "a" / "b" / "c" / "d" / "e" / "f" / "g").mkdir(parents=True)
+    (work / "notes" / "a" / "b" / "c" / "d" / "e" / "f" / "g" / "deep.py").write_text("x = 1\n")
     (work / ".github" / "workflows").mkdir(parents=True)
     (work / ".github" / "workflows" / "ci.yml").write_text("on: push\n")
     for label, width, when in (("nov29", 8, "2026-11-29T10:00:00+00:00"), ("dec02", 16, "2026-12-02T10:00:00+00:00")):
@@ -222,6 +224,7 @@ def test_a_modular_repository_is_handed_in_at_the_commit_before_the_deadline(git
         "hw/big.bin": f"{BIG:,} bytes, over the 8 MiB a file of the hand-in may have",
         "hw/latest.py": LINK_REASON,
         "hw/vendor": "a submodule (another repository, not its files): put its files in this repository",
+        "notes/a/b/c/d/e/f/g": "a folder deeper than 8 levels",
     }  # .github/ is a tool folder: skipped, not listed
     assert got.handin.modules == ("hw", "model", "utils") and got.handin.notebook_dir == "hw"
     assert collect(got.root, got.path).files == got.handin.files  # the same rules as a folder handed in
