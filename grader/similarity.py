@@ -8,6 +8,7 @@ in a modular repository the network and the training loop are in model.py and ut
 whose notebooks differ but whose modules are copies are found, where the differing notebooks would
 dilute the whole's similarity below the threshold (tests/fixtures/look_alike_modules: 0.62 as a whole,
 1.0 for the modules).
+
 Each submission's code becomes a sequence of Python tokens with comments and layout dropped, strings
 and the names the notebook itself binds (variables, functions, classes, parameters) replaced by
 placeholders; library names (`nn.Conv2d`), attributes, keywords and numbers stay, since they are what
