@@ -4,11 +4,13 @@ Course repositories put the model and the training loop in `.py` files the noteb
 (`from model import Net`, `from utils import train, test`). The hand-in is the folder those files
 live in: a student's folder in a class, an unpacked zip, a repository tree at the graded commit,
 or the folder `grade check` was pointed at. `collect` lists what is staged, with hashes, and what is
-left out and why:
+left out and why; `select` is the same rules and limits applied to a listing of paths and sizes (a git
+tree's, a zip's) before anything is written, so a file that would be left out is never unpacked:
 
 - data files (MNIST in any form) never reach the sandbox: the grader stages its own MNIST read-only;
 - checkpoints and saved models are left out: the grader trains the model itself and measures that;
-- links are never followed, only regular files are staged, hidden and tool folders are skipped;
+- links are never followed, only regular files are staged, hidden and tool folders are skipped, and a path
+  that is absolute or has a `..` part (a crafted zip or git tree can have one) is left out;
 - a file over MAX_FILE_BYTES, or past MAX_FILES / MAX_TOTAL_BYTES, is left out (the notebook, then
   the `.py` files, then the rest by path: code is never dropped for a picture).
 
@@ -24,6 +26,7 @@ import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Iterable
 
 MAX_FILES = 200
 MAX_FILE_BYTES = 8 << 20
@@ -38,6 +41,9 @@ _DATA_NAME = re.compile(r"(-ubyte(\.gz)?$)|(^mnist.*\.(npz|npy|csv|gz|zip|tar|pt
 _DATA_FOLDERS = frozenset({"mnist", "fashionmnist", "emnist", "kmnist", "qmnist"})
 DATA_REASON = "a data file: the grader stages its own MNIST, read-only, where the notebook looks for it"
 CHECKPOINT_REASON = "a checkpoint or saved model: the grader trains the model itself and measures that"
+LINK_REASON = "a symbolic link: links are never followed"
+UNSAFE_PATH_REASON = "not a plain relative path (absolute, or an empty, '.' or '..' part): it could lead outside the " \
+                     "hand-in's folder"
 
 
 @dataclass(frozen=True)
@@ -117,6 +123,15 @@ def _why_not(rel: PurePosixPath) -> str | None:
     return None
 
 
+def _skipped_folder(name: str) -> bool:
+    """Hidden and tool folders: never looked into, never listed."""
+    return name in SKIPPED_FOLDERS or name.startswith(".")
+
+
+def _skipped_file(name: str) -> bool:
+    return name.startswith(".") and name != ".gitignore"
+
+
 def _walk(root: Path) -> tuple[list[tuple[str, int]], list[tuple[str, str]]]:
     """(regular files with sizes, left out with why) under root, links never followed."""
     found: list[tuple[str, int]] = []
@@ -132,16 +147,16 @@ def _walk(root: Path) -> tuple[list[tuple[str, int]], list[tuple[str, str]]]:
         for entry in entries:
             here = rel / entry.name
             if entry.is_symlink():
-                left.append((str(here), "a symbolic link: links are never followed"))
+                left.append((str(here), LINK_REASON))
             elif entry.is_dir(follow_symlinks=False):
-                if entry.name in SKIPPED_FOLDERS or entry.name.startswith("."):
+                if _skipped_folder(entry.name):
                     continue
                 if len(here.parts) >= MAX_DEPTH:
                     left.append((str(here), f"a folder deeper than {MAX_DEPTH} levels"))
                 else:
                     pending.append((Path(entry.path), here))
             elif entry.is_file(follow_symlinks=False):
-                if not entry.name.startswith(".") or entry.name in (".gitignore",):
+                if not _skipped_file(entry.name):
                     found.append((str(here), entry.stat(follow_symlinks=False).st_size))
             else:
                 left.append((str(here), "not a regular file"))
@@ -155,19 +170,40 @@ def _order(notebook: str):
     return key
 
 
-def collect(root: Path, notebook: Path) -> HandIn:
-    """The hand-in of `notebook` under `root` (the notebook alone when it is not under root)."""
-    notebook = Path(notebook)
-    try:
-        rel = notebook.resolve().relative_to(Path(root).resolve()).as_posix()
-        root = Path(root)
-    except ValueError:
-        root, rel = notebook.parent, notebook.name
-    found, left = _walk(root)
-    staged: list[StagedFile] = []
+@dataclass(frozen=True)
+class Selection:
+    """Which files of a listing are staged (in staging order, with sizes) and which are left out, and why."""
+
+    staged: tuple[tuple[str, int], ...]
+    left_out: tuple[tuple[str, str], ...]
+
+
+def select(listing: Iterable[tuple[str, int]], notebook: str) -> Selection:
+    """The hand-in's rules and limits applied to a listing of regular files (path relative to the root, size),
+    before anything is read or written: pure. The listing may come from anywhere (a folder's walk, a git tree, a
+    zip's members), so a path is taken apart here: one that is absolute or has an empty, `.` or `..` part is left
+    out (it could lead outside the hand-in's folder), files in hidden and tool folders are skipped, folders deeper
+    than MAX_DEPTH are left out. The notebook is staged whatever its size or name."""
+    staged: list[tuple[str, int]] = []
+    left: list[tuple[str, str]] = []
+    deep: set[str] = set()
     total = 0
-    for path, size in sorted(found, key=_order(rel)):
-        if path != rel:
+    plain = []
+    for path, size in listing:
+        parts = path.split("/")
+        if path.startswith("/") or any(part in ("", ".", "..") for part in parts):
+            left.append((path, UNSAFE_PATH_REASON))
+        elif path == notebook:
+            plain.append((path, size))
+        elif any(_skipped_folder(part) for part in parts[:-1]) or _skipped_file(parts[-1]):
+            continue
+        elif len(parts) > MAX_DEPTH:
+            deep.add("/".join(parts[:MAX_DEPTH]))
+        else:
+            plain.append((path, size))
+    left.extend((folder, f"a folder deeper than {MAX_DEPTH} levels") for folder in deep)
+    for path, size in sorted(plain, key=_order(notebook)):
+        if path != notebook:
             why = _why_not(PurePosixPath(path))
             if why is None and size > MAX_FILE_BYTES:
                 why = f"{size:,} bytes, over the {MAX_FILE_BYTES >> 20} MiB a file of the hand-in may have"
@@ -178,12 +214,28 @@ def collect(root: Path, notebook: Path) -> HandIn:
             if why is not None:
                 left.append((path, why))
                 continue
+        staged.append((path, size))
+        total += size
+    return Selection(tuple(staged), tuple(sorted(left)))
+
+
+def collect(root: Path, notebook: Path) -> HandIn:
+    """The hand-in of `notebook` under `root` (the notebook alone when it is not under root)."""
+    notebook = Path(notebook)
+    try:
+        rel = notebook.resolve().relative_to(Path(root).resolve()).as_posix()
+        root = Path(root)
+    except ValueError:
+        root, rel = notebook.parent, notebook.name
+    found, left = _walk(root)
+    chosen = select(found, rel)
+    left.extend(chosen.left_out)
+    staged: list[StagedFile] = []
+    for path, size in chosen.staged:
         try:
             staged.append(StagedFile(path, size, _sha256(root / path)))
         except OSError as exc:
             left.append((path, f"cannot be read ({exc.strerror or exc})"))
-            continue
-        total += size
     return HandIn(root, rel, tuple(staged), tuple(sorted(left)))
 
 

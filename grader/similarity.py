@@ -1,5 +1,13 @@
 """Look-alike submissions: code cells that are the same, or nearly, once whitespace, comments and the names
-the student chose are set aside (pure; reads notebooks, never runs them).
+the student chose are set aside (pure; reads notebooks and modules, never runs them).
+
+A hand-in's code is its notebook's code cells and its modules: the staged `.py` files in path order (up
+to `MODULES_BYTES`: a course's are a few kilobytes, and they are parsed in memory on the host). Two
+hand-ins are compared by all their code, and by their modules alone, and the higher similarity counts:
+in a modular repository the network and the training loop are in model.py and utils.py, so two students
+whose notebooks differ but whose modules are copies are found, where the differing notebooks would
+dilute the whole's similarity below the threshold (tests/fixtures/look_alike_modules: 0.62 as a whole,
+1.0 for the modules).
 
 Each submission's code becomes a sequence of Python tokens with comments and layout dropped, strings
 and the names the notebook itself binds (variables, functions, classes, parameters) replaced by
@@ -21,6 +29,7 @@ import ast
 import io
 import json
 import keyword
+import re
 import tokenize
 from collections import Counter
 from dataclasses import dataclass
@@ -30,28 +39,71 @@ from typing import Callable, Mapping, Optional
 from datasketch import MinHash
 
 from grader import pysyntax
+from grader.handin import HandIn, open_regular
 
 SHINGLE = 8
 THRESHOLD = 0.85
 TEMPLATE_CLASS = 10  # from this class size on, shingles most submissions share are the course's template
 PERMUTATIONS = 256
 _MIN_SHINGLES = 20  # fewer than this is too little code to call two submissions alike
+MODULES_BYTES = 1 << 20  # bytes of a hand-in's modules compared, at most
+_FUTURE = re.compile(r"^from[ \t]+__future__[ \t]+import\b.*$", re.M)
 
 
 @dataclass(frozen=True)
 class LookAlike:
     other: str  # the other submission's student id
     similarity: float  # estimated Jaccard similarity of their shingles, 0..1
+    modules: bool = False  # the similarity is their modules' (the .py files handed in), higher than all their code's
 
 
-def code_of(path: Path) -> Optional[str]:
-    """The code cells of a notebook (or a .py file), one after another; None when it cannot be read."""
+@dataclass(frozen=True)
+class Code:
+    """What a submission is compared by: its notebook's code cells one after another (or a .py file's text), and
+    its modules' text (the hand-in's other `.py` files by path; "" for a notebook handed in alone)."""
+
+    notebook: str
+    modules: str = ""
+
+
+def code_of(submission: Path | HandIn) -> Optional[Code]:
+    """A notebook's (or .py file's) code, or a hand-in's with its modules; None when the notebook cannot be read."""
+    if not isinstance(submission, HandIn):
+        notebook = _file_code(Path(submission))
+        return None if notebook is None else Code(notebook)
+    notebook = _file_code(submission.root / submission.notebook)
+    if notebook is None:
+        return None
+    modules, room = [], MODULES_BYTES
+    for f in sorted(submission.files, key=lambda f: f.path):
+        if f.path.endswith(".py") and f.path != submission.notebook and f.size <= room:
+            module = _module_code(submission.root / f.path)
+            if module:
+                modules.append(module)
+                room -= f.size
+    return Code(notebook, "\n\n".join(modules))
+
+
+def _module_code(path: Path) -> Optional[str]:
+    """A staged module's text, its `from __future__` lines set aside (they are only valid first in a file); None
+    when it is not UTF-8 or not Python (then its names could not be told apart from the notebook's)."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with open_regular(path) as fh:
+            text = fh.read().decode("utf-8")
+        code = _FUTURE.sub(r"pass  # \g<0>", text)
+        pysyntax.parse(code)
+    except (OSError, UnicodeDecodeError, SyntaxError, ValueError):
+        return None
+    return code
+
+
+def _file_code(path: Path) -> Optional[str]:
+    try:
+        text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         return None
-    if Path(path).suffix.lower() != ".ipynb":
-        return text if Path(path).suffix.lower() == ".py" else None
+    if path.suffix.lower() != ".ipynb":
+        return text if path.suffix.lower() == ".py" else None
     try:
         cells = json.loads(text).get("cells", [])
     except (ValueError, AttributeError):
@@ -114,19 +166,36 @@ def shingles(code: str) -> set[str]:
     return {" ".join(seq[i:i + SHINGLE]) for i in range(max(0, len(seq) - SHINGLE + 1))}
 
 
-def look_alikes(codes: Mapping[str, Optional[str]], threshold: float = THRESHOLD,
+def look_alikes(codes: Mapping[str, Optional[Code | str]], threshold: float = THRESHOLD,
                 on_problem: Callable[[str, str], None] = lambda *_: None) -> dict[str, list[LookAlike]]:
-    """For each student id, the others whose code is at least `threshold` alike (most alike first).
-    A submission whose code cannot be read into tokens is left out of the comparison and told to `on_problem`
-    (student, what failed): one odd notebook never stops the class's comparison."""
-    sets = {}
+    """For each student id, the others whose code, or whose modules, are at least `threshold` alike (most alike
+    first); a str is a notebook's code alone. A submission whose code cannot be read into tokens is left out of the
+    comparison and told to `on_problem` (student, what failed): one odd notebook never stops the class's comparison."""
+    whole, modules = {}, {}
     for student, code in codes.items():
-        if not code:
+        code = Code(code) if isinstance(code, str) else code
+        if not code or not code.notebook:
             continue
         try:
-            sets[student] = shingles(code)
+            whole[student] = shingles(f"{code.notebook}\n\n{code.modules}" if code.modules else code.notebook)
+            if code.modules:
+                modules[student] = shingles(code.modules)
         except Exception as exc:
             on_problem(student, f"not compared for look-alikes ({exc.__class__.__name__}: {exc})")
+    by_code, by_modules = _similarities(whole), _similarities(modules)
+    found: dict[str, list[LookAlike]] = {student: [] for student in codes}
+    for a, b in sorted(by_code.keys() | by_modules.keys()):
+        code, modules_only = by_code.get((a, b), 0.0), by_modules.get((a, b), 0.0)
+        similarity = max(code, modules_only)
+        if similarity >= threshold:
+            found[a].append(LookAlike(b, similarity, modules_only > code))
+            found[b].append(LookAlike(a, similarity, modules_only > code))
+    return {student: sorted(pairs, key=lambda p: (-p.similarity, p.other)) for student, pairs in found.items()}
+
+
+def _similarities(sets: dict[str, set[str]]) -> dict[tuple[str, str], float]:
+    """Each pair's (a < b) estimated Jaccard similarity, the class's template set aside; a set with too few shingles
+    is in no pair."""
     if len(sets) >= TEMPLATE_CLASS:
         common = Counter(s for shingle_set in sets.values() for s in shingle_set)
         template = {s for s, n in common.items() if n > len(sets) / 2}
@@ -138,12 +207,6 @@ def look_alikes(codes: Mapping[str, Optional[str]], threshold: float = THRESHOLD
         h = MinHash(num_perm=PERMUTATIONS, seed=13)
         h.update_batch([s.encode() for s in shingle_set])
         hashes[student] = h
-    found: dict[str, list[LookAlike]] = {student: [] for student in codes}
     ids = sorted(hashes)
-    for i, a in enumerate(ids):
-        for b in ids[i + 1:]:
-            similarity = 1.0 if sets[a] == sets[b] else round(hashes[a].jaccard(hashes[b]), 2)
-            if similarity >= threshold:
-                found[a].append(LookAlike(b, similarity))
-                found[b].append(LookAlike(a, similarity))
-    return {student: sorted(pairs, key=lambda p: (-p.similarity, p.other)) for student, pairs in found.items()}
+    return {(a, b): 1.0 if sets[a] == sets[b] else round(hashes[a].jaccard(hashes[b]), 2)
+            for i, a in enumerate(ids) for b in ids[i + 1:]}

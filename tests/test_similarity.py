@@ -10,10 +10,12 @@ import shutil
 from pathlib import Path
 
 from grader.cli.main import main
-from grader.similarity import THRESHOLD, _bound_names, code_of, look_alikes
+from grader.handin import collect
+from grader.similarity import THRESHOLD, Code, LookAlike, _bound_names, code_of, look_alikes
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "submissions"
 NOTEBOOKS = Path(__file__).parent / "fixtures" / "notebooks"
+MODULAR = Path(__file__).parent / "fixtures" / "look_alike_modules"
 
 
 def notebook(participant: str) -> Path:
@@ -39,13 +41,44 @@ def disguised(path: Path) -> dict:
 def test_a_disguised_copy_is_found_and_different_networks_are_not():
     codes = {p: code_of(notebook(p)) for p in ("1002", "1003")}
     copy = disguised(notebook("1002"))
-    codes["copy"] = "\n".join(c["source"] for c in copy["cells"] if c["cell_type"] == "code")
-    assert codes["copy"] != codes["1002"]
+    codes["copy"] = Code("\n".join(c["source"] for c in copy["cells"] if c["cell_type"] == "code"))
+    assert codes["copy"].notebook != codes["1002"].notebook and codes["1002"].modules == ""
     found = look_alikes(codes)
     assert [(p.other, p.similarity) for p in found["copy"]] == [("1002", 1.0)]
     assert [p.other for p in found["1002"]] == ["copy"]
     assert found["1003"] == []  # same course template, another network: below the threshold
     assert look_alikes({"1002": codes["1002"], "1003": codes["1003"]}, threshold=0.0)["1002"][0].similarity < THRESHOLD
+
+
+def test_hand_ins_whose_notebooks_differ_but_whose_modules_are_copies_are_found():
+    """ada and bo wrote their own notebooks; bo's model.py and utils.py are ada's with the names they bind renamed
+    and the comments rewritten. cy wrote all of hers."""
+    handins = {who: collect(MODULAR / who, MODULAR / who / "notebook.ipynb") for who in ("ada", "bo", "cy")}
+    assert [f.path for f in handins["bo"].files] == ["notebook.ipynb", "model.py", "utils.py"]
+    codes = {who: code_of(h) for who, h in handins.items()}
+    assert codes["ada"].modules.startswith('"""The network for session 6') and "def train(" in codes["ada"].modules
+    found = look_alikes(codes)
+    assert found == {"ada": [LookAlike("bo", 1.0, modules=True)], "bo": [LookAlike("ada", 1.0, modules=True)],
+                     "cy": []}
+    # their notebooks alone are not alike, nor, diluted by them, is all their code
+    notebooks = look_alikes({who: code_of(MODULAR / who / "notebook.ipynb") for who in handins}, threshold=0.0)
+    assert notebooks["ada"][0] == LookAlike("bo", notebooks["ada"][0].similarity) and \
+        notebooks["ada"][0].similarity < 0.2
+    whole = look_alikes({who: Code(c.notebook + "\n\n" + c.modules) for who, c in codes.items()}, threshold=0.0)
+    assert whole["ada"][0].other == "bo" and whole["ada"][0].similarity < THRESHOLD
+
+
+def test_a_module_that_is_not_python_is_not_compared_and_a_future_import_is(tmp_path):
+    for name in ("ada", "bo"):
+        shutil.copytree(MODULAR / name, tmp_path / name)
+    (tmp_path / "ada" / "broken.py").write_text("print 'python 2'\n")
+    (tmp_path / "ada" / "latin.py").write_bytes("x = 'caf\xe9'\n".encode("latin-1"))
+    bo_model = tmp_path / "bo" / "model.py"
+    bo_model.write_text("from __future__ import annotations\n" + bo_model.read_text())
+    codes = {who: code_of(collect(tmp_path / who, tmp_path / who / "notebook.ipynb")) for who in ("ada", "bo")}
+    assert "python 2" not in codes["ada"].modules and "caf" not in codes["ada"].modules
+    assert "pass  # from __future__ import annotations" in codes["bo"].modules  # only valid first in a file
+    assert look_alikes(codes)["bo"] == [LookAlike("ada", 1.0, modules=True)]
 
 
 def test_unreadable_and_tiny_submissions_are_never_alike(tmp_path):
