@@ -56,7 +56,7 @@ from grader.rubric.sheet import ScoreSheet
 from grader.sandbox.failure import exception_failure
 from grader.sandbox.preflight import check_sandbox_starts
 from grader.settings import Options, RunLimits
-from grader.similarity import LookAlike, code_of, look_alikes
+from grader.similarity import Code, LookAlike, code_of, look_alikes
 from grader.verdict import Outcome, decide
 
 __all__ = ["canvas_target", "check_moodle_worksheet", "Executor", "executor_for", "EXECUTORS", "FactsTask",
@@ -74,7 +74,7 @@ class Result:
     sheet: ScoreSheet
     seconds: float  # time spent grading it (for a cached result: when it was graded)
     cached: bool = False
-    code: Optional[str] = None  # its code cells, read while the file was there (an LMS zip's are unpacked for a while)
+    code: Optional[Code] = None  # its code cells and modules, read while the files were there (an LMS zip's are unpacked for a while)
 
     @property
     def student(self) -> str:
@@ -134,7 +134,7 @@ def _fetched(submission: Submission, scratch: Path, deadline: Optional[str], pat
         got = fetch(parse_link(submission.link or ""), scratch, deadline=deadline, pattern=pattern)
     except LinkError as err:
         return replace(submission, link_error=str(err))
-    return replace(submission, path=got.path, root=got.root, digest=collect(got.root, got.path).digest,
+    return replace(submission, path=got.path, root=got.root, handin=got.handin, digest=got.handin.digest,
                    commit=got.commit, commit_date=got.commit_date, notebook_path=got.notebook_path)
 
 
@@ -192,7 +192,7 @@ class Shipped:
             files.append(("model", submission.model.read_bytes()))
         handin: tuple[tuple[str, bytes], ...] = ()
         if submission.root is not None:
-            staged = collect(submission.root, submission.path)
+            staged = submission.handin or collect(submission.root, submission.path)
             handin = tuple((f.path, (staged.root / f.path).read_bytes()) for f in staged.files
                            if f.path != staged.notebook)
             files[0] = ("submission/" + staged.notebook, files[0][1])
@@ -214,7 +214,9 @@ class Shipped:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(content)
         root = folder / "submission" if self.submission.root is not None else None
-        return replace(self.submission, path=placed["submission"], model=placed.get("model"), root=root)
+        listed = replace(self.submission.handin, root=root) if self.submission.handin is not None else None
+        return replace(self.submission, path=placed["submission"], model=placed.get("model"), root=root,
+                       handin=listed)
 
 
 def _submission_of(item: "Submission | Shipped") -> Submission:
@@ -269,7 +271,8 @@ class FactsTask:
             env = _once(("env", spec.model_dump_json()), lambda: build(spec))
             options = options.with_(environment=env.path)
         started = time.monotonic()
-        facts = grade_facts(submission.path, options, model_file=submission.model, data=data, root=submission.root)
+        facts = grade_facts(submission.path, options, model_file=submission.model, data=data, root=submission.root,
+                            handin=submission.handin)
         return facts, round(time.monotonic() - started, 2)
 
 
@@ -430,7 +433,7 @@ def _result(submission: Submission, facts: Facts, seconds: float, rubric: Rubric
         facts = facts.model_copy(update={"verdict": decide(Outcome(
             grader_failure=exception_failure(exc), grader_traceback=pysyntax.format_exc()[-2000:]))})
         sheet = score(facts, rubric)
-    code = None if submission.link_error is not None else code_of(submission.path)
+    code = None if submission.error is not None else code_of(submission.hand_in())
     return Result(submission, facts, sheet, seconds, cached=cached, code=code)
 
 
@@ -466,7 +469,7 @@ def write_outputs(results: Iterable[Result], out: Path, *, data: Optional[TestDa
         problems[student].append(what)
         on_problem(student, what)
 
-    alike = look_alikes({r.student: r.code if r.code is not None else code_of(r.submission.path) for r in results},
+    alike = look_alikes({r.student: r.code if r.code is not None else code_of(r.submission.hand_in()) for r in results},
                         on_problem=problem)
     for r in results:
         try:
@@ -490,7 +493,8 @@ def _similar_to(pairs: list[LookAlike]) -> list[str]:
 def _look_alike_note(pairs: list[LookAlike]) -> list[str]:
     if not pairs:
         return []
-    return [f"The code cells look alike (with comments, layout and variable names set aside) with the submission of "
+    what = "The .py modules handed in" if any(p.modules for p in pairs) else "The code cells"
+    return [f"{what} look alike (with comments, layout and variable names set aside) with the submission of "
             f"{', '.join(_similar_to(pairs))}: noted for the instructor to judge; the score is not changed by it."]
 
 

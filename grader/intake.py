@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
 from grader.errors import GraderError
-from grader.handin import MAX_TOTAL_BYTES, alone, collect
+from grader.handin import MAX_TOTAL_BYTES, HandIn, alone, collect
 from grader.links.parse import LINK_SUFFIXES, link_in
 
 SUFFIXES = (".ipynb", ".py", ".pt2")
@@ -56,7 +56,14 @@ class Submission:
     commit_date: str | None = None
     notebook_path: str | None = None
     root: Path | None = None  # the hand-in's folder: the files beside and below the notebook staged with it
+    handin: HandIn | None = None  # the hand-in as already listed (a fetched link: with what git left out), or None
     unreadable: str | None = None  # why the hand-in cannot be graded (a zip that is not one): becomes the verdict
+
+    def hand_in(self) -> "HandIn | Path":
+        """What was handed in: the hand-in (listed now when only its root is known), or the file alone."""
+        if self.handin is not None:
+            return self.handin
+        return collect(self.root, self.path) if self.root is not None else self.path
 
     @property
     def error(self) -> str | None:

@@ -48,12 +48,14 @@ def _quiet(_: str) -> None:
 
 
 def grade_facts(path: Path, options: Options, progress: Progress = _quiet, *, model_file: Optional[Path] = None,
-                data: Optional[TestData] = None, root: Optional[Path] = None) -> Facts:
+                data: Optional[TestData] = None, root: Optional[Path] = None,
+                handin: Optional[HandIn] = None) -> Facts:
     """Every fact the stages can establish about one submission.
 
     `model_file`: an exported model handed in with the notebook; in `evaluate` mode it is what gets measured.
     `root`: the hand-in's folder (grader.handin): its files are staged with the notebook and listed in the facts
-    (`submission.files`, `submission.left_out`); None: the notebook alone.
+    (`submission.files`, `submission.left_out`); None: the notebook alone. `handin`: that folder as already listed
+    (a fetched link's tree, with what git left out), else listed here.
     `data`: MNIST, staged and loaded once by the caller (a class shares it); found here when not given.
     Raises GraderError only for what stops every submission alike (no bubblewrap, no data, a missing file);
     whatever goes wrong with this one submission becomes its verdict: the grader's own failures (a sandbox that
@@ -65,7 +67,9 @@ def grade_facts(path: Path, options: Options, progress: Progress = _quiet, *, mo
     graded = GradingFacts(mode="evaluate" if path.suffix.lower() in MODEL_SUFFIXES else options.mode,
                           dry_run=options.dry_run and options.mode == "execute")
     try:
-        facts = _stages(path, options, progress, model_file, data, root)
+        if handin is None and root is not None:
+            handin = collect(root, path)
+        facts = _stages(path, options, progress, model_file, data, handin)
         graded = graded.model_copy(update={"isolation": facts.grading.isolation})  # the run's, when there was one
         return with_derived(facts.model_copy(update={"grading": graded}))
     except GraderError:
@@ -82,11 +86,10 @@ def _handed_in(handin: HandIn) -> dict:
 
 
 def _stages(path: Path, options: Options, progress: Progress, model_file: Optional[Path],
-            data: Optional[TestData], root: Optional[Path]) -> Facts:
+            data: Optional[TestData], handin: Optional[HandIn]) -> Facts:
     if path.suffix.lower() in MODEL_SUFFIXES:
         return _measure(path, Facts(), Outcome(limits=options.limits), options, progress, data)
     progress("inspecting")
-    handin = collect(root, path) if root is not None else None  # None: the notebook alone
     try:
         report = inspect_submission(path)
     except GraderError as err:  # a broken notebook is a verdict for that student, not an error of the run
