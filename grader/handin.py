@@ -128,6 +128,14 @@ def _skipped_folder(name: str) -> bool:
     return name in SKIPPED_FOLDERS or name.startswith(".")
 
 
+NOT_UTF8_REASON = "a name that is not UTF-8 text: rename it"
+
+
+def shown(name: str) -> str:
+    """A file name as text for facts and reports: bytes that are not UTF-8 (lone surrogates here) as escapes."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def _skipped_file(name: str) -> bool:
     return name.startswith(".") and name != ".gitignore"
 
@@ -146,7 +154,9 @@ def _walk(root: Path) -> tuple[list[tuple[str, int]], list[tuple[str, str]]]:
             continue
         for entry in entries:
             here = rel / entry.name
-            if entry.is_symlink():
+            if shown(entry.name) != entry.name:  # facts, reports and the gradebook are UTF-8 text
+                left.append((shown(str(here)), NOT_UTF8_REASON))
+            elif entry.is_symlink():
                 left.append((str(here), LINK_REASON))
             elif entry.is_dir(follow_symlinks=False):
                 if _skipped_folder(entry.name):

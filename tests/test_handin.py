@@ -208,3 +208,11 @@ def test_mnist_is_bound_relative_to_the_notebooks_folder_never_over_the_hand_in(
     binds = {inside for _, inside in data_binds(staged, work, ("../data", "..", "./mnist"), base=work / "S5")}
     assert work / "data" in binds and work / "S5" / "data" in binds and work / "S5" / "mnist" in binds
     assert work not in binds and work / "S5" not in binds  # `..` from S5 is the hand-in's root: never hidden
+
+
+def test_a_file_name_that_is_not_utf8_is_left_out_in_words(tmp_path):
+    root = repo(tmp_path / "r")
+    (root / os.fsdecode(b"mod\xe9le.py")).write_text("x = 1\n")
+    got = collect(root, root / "S5" / "S5.ipynb")
+    assert ("mod\\xe9le.py", handin.NOT_UTF8_REASON) in got.left_out
+    assert all(f.path.isprintable() for f in got.files)

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional
 
-from grader.handin import LINK_REASON, HandIn, StagedFile, select
+from grader.handin import LINK_REASON, NOT_UTF8_REASON, HandIn, StagedFile, select
 from grader.links.parse import Link, LinkError
 
 GIT_TIMEOUT = 300  # seconds for a clone: a course repository with datasets in it can be large
@@ -128,7 +128,7 @@ def _listing(repo: Path, commit: str) -> tuple[dict[str, tuple[str, int]], list[
         try:
             path = raw.decode("utf-8")
         except UnicodeDecodeError:  # facts, reports and the gradebook are UTF-8 text
-            left.append((raw.decode("utf-8", "backslashreplace"), "a name that is not UTF-8 text: rename it"))
+            left.append((raw.decode("utf-8", "backslashreplace"), NOT_UTF8_REASON))
             continue
         if path in files:
             left.append((path, "listed twice in one git tree (a crafted tree object): the first one is kept"))
