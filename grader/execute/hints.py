@@ -24,6 +24,13 @@ _HINTS: list[tuple[str, str]] = [
      "`K.gradients`, `K.function` and sessions are TensorFlow 1 graph mode, which Keras 3 does not have: this cell "
      "cannot run in the grader, and grading goes on without it. To look at gradients, use "
      "`torch.autograd.grad` on the model's output (Keras 3 runs on the torch backend here)."),
+    (r"TypeError: \w*(LR|Scheduler|Plateau|Restarts)\.__init__\(\) got an unexpected keyword argument 'verbose'",
+     "Learning-rate schedulers lost `verbose=` in PyTorch 2.7 (deprecated since 2.2): remove `verbose=True` and "
+     "print `scheduler.get_last_lr()` after `scheduler.step()` to see the rate."),
+    (r"UnpicklingError: Weights only load failed",
+     "`torch.load` loads only tensors by default since PyTorch 2.6 (`weights_only=True`), so a whole pickled model "
+     "no longer loads: save `model.state_dict()` and load it with `model.load_state_dict(torch.load(path))`, or pass "
+     "`weights_only=False` for a file your own notebook wrote."),
     (r"RuntimeError: .*Attempting to deserialize object on a CUDA device",
      "The notebook loads weights saved on a GPU: pass `map_location=device` to `torch.load`."),
 ]

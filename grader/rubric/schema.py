@@ -8,7 +8,7 @@
     model: net                     # the variable to grade; without it, the model the last optimizer step / fit updated
     environment:                   # the grading environment (`grade env --help`); without it, the default one
       packages: [keras>=3]         # added to the default packages; or requirements: requirements.txt
-      compat: [torch-1.x]          # shims for APIs the course used then: torch-1.x, keras-1, keras-2
+      compat: [torch-1.x]          # shims for APIs the course used then: torch-1.x, keras-1, keras-2, torch-2.x
     items:
       - id: params
         title: Under 20,000 trainable parameters

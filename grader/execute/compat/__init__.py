@@ -7,6 +7,8 @@ when the student's code actually goes through it (`used()`), and the facts list 
 
     torch-1.x  torch1.py   DataLoader iterators' `.next()` (removed in PyTorch 1.13);
                            `tqdm.tqdm_notebook` / `tnrange` (deprecated, gone in tqdm 5) as the text bar
+    torch-2.x  torch2.py   schedulers' `verbose=` (removed in PyTorch 2.7), printing the rates as 2.0-2.6 did;
+                           `torch.load` of a pickled model (weights_only=True by default since PyTorch 2.6)
     keras-1    keras.py    `Convolution2D(n, kh, kw)` read as kernel (kh, kw), not strides kw;
                            `border_mode=` / `subsample=` / `init=`; `fit(nb_epoch=)` as `epochs=`
     keras-2    keras.py    `keras.utils.np_utils.to_categorical`; `lr=` as `learning_rate=` in optimizers;
@@ -47,10 +49,11 @@ def skipped() -> list[str]:
 
 def _installers() -> dict[str, list[tuple[str, Callable[[], None]]]]:
     from grader.execute.compat import keras as keras_shims
-    from grader.execute.compat import torch1
+    from grader.execute.compat import torch1, torch2
 
     return {
         "torch-1.x": [("dataiter.next()", torch1.dataiter_next), ("tqdm_notebook", torch1.tqdm_notebook)],
+        "torch-2.x": [("scheduler verbose=", torch2.scheduler_verbose), ("torch.load", torch2.load_whole_objects)],
         "keras-1": [("Convolution2D(n, kh, kw)", keras_shims.convolution2d_signature),
                     ("nb_epoch=", keras_shims.nb_epoch)],
         "keras-2": [("np_utils", keras_shims.np_utils), ("lr=", keras_shims.lr),
