@@ -86,7 +86,7 @@ def _error_of(cell) -> tuple[str, str] | None:
     for out in cell.get("outputs", []):
         if out.get("output_type") == "error":
             tb = _ANSI.sub("", "\n".join(out.get("traceback", [])))
-            return f"{out.get('ename')}: {out.get('evalue')}", tb[-4000:]
+            return _ANSI.sub("", f"{out.get('ename')}: {out.get('evalue')}"), tb[-4000:]
     return None
 
 
