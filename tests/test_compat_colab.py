@@ -183,8 +183,9 @@ def test_a_colab_notebook_runs_in_the_sandboxed_kernel_beside_its_modules(tmp_pa
     assert "colab" in options.compat
     work = tmp_path / "job" / "work"  # the runner's working directory: the modules are staged beside the notebook
     work.mkdir(parents=True)
+    notebook_dir = _handin(tmp_path) / "S5"
     for name in ("model.py", "utils.py"):
-        (work / name).write_text((_handin(tmp_path) / "S5" / name).read_text())
+        (work / name).write_text((notebook_dir / name).read_text())
     execution = execute_notebook(_colab_notebook(), jobdir=tmp_path / "job",
                                  staged=prepare_test_data(str(real_mnist_dir)).staged, mnist_roots=(),
                                  variable="model", limits=RunLimits(wall_seconds=300, memory_bytes=3 << 30),
