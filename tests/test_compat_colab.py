@@ -21,6 +21,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 import grader
 from grader.api import grade_submission, load_rubric, options_for
 from grader.data.staging import prepare_test_data
+from grader.execute.hints import hint_for
 from grader.execute.job import execute_notebook
 from grader.settings import RunLimits
 
@@ -165,6 +166,12 @@ def test_a_real_google_colab_is_imported_instead_of_the_shim(tmp_path):
     assert out["errors"] == [None] and out["ns"] == {"out_real": True} and out["used"] == []
 
 
+def test_under_a_rubric_without_the_profile_the_google_colab_hint_names_it_for_the_instructor():
+    hint = hint_for("ModuleNotFoundError: No module named 'google.colab'")
+    assert "guard it with `if 'google.colab' in sys.modules:`" in hint  # what the student does
+    assert "`colab` compat profile, `environment: compat: [colab]` in the rubric" in hint  # what the instructor does
+
+
 def _colab_notebook() -> nbformat.NotebookNode:
     return new_notebook(cells=[new_code_cell(source) for source in (
         "from google.colab import drive\ndrive.mount('/content/drive')",
@@ -173,6 +180,10 @@ def _colab_notebook() -> nbformat.NotebookNode:
         "from google.colab import files\nuploaded = files.upload()\nimport utils\nprint(sorted(uploaded))",
         "from drive.MyDrive.ColabNotebooks.model import Network\nprint(type(model).__name__, Network.__name__)",
         "import torch\noptimizer = torch.optim.SGD(model.parameters(), lr=0.01)",
+        # MNIST is staged where the notebook reads it, below Drive: that folder is left as it is, and /content (which
+        # the sandbox made as its parent) is still the notebook's folder
+        "import os\nos.chdir('/content/drive/MyDrive/mnist')\nprint('data', os.listdir('.'))\n"
+        "os.chdir('/content')\nprint('beside the notebook', sorted(n for n in os.listdir('.') if n.endswith('.py')))",
     )])
 
 
@@ -187,15 +198,18 @@ def test_a_colab_notebook_runs_in_the_sandboxed_kernel_beside_its_modules(tmp_pa
     for name in ("model.py", "utils.py"):
         (work / name).write_text((notebook_dir / name).read_text())
     execution = execute_notebook(_colab_notebook(), jobdir=tmp_path / "job",
-                                 staged=prepare_test_data(str(real_mnist_dir)).staged, mnist_roots=(),
+                                 staged=prepare_test_data(str(real_mnist_dir)).staged,
+                                 mnist_roots=("/content/drive/MyDrive/mnist",),
                                  variable="model", limits=RunLimits(wall_seconds=300, memory_bytes=3 << 30),
                                  dry_run=True, environment=options.environment, compat=options.compat)
-    assert [c.status for c in execution.run.cells] == ["ok"] * 6, execution.run.cells
+    assert [c.status for c in execution.run.cells] == ["ok"] * 7, execution.run.cells
     assert execution.observed.compat_shims == ["colab: drive.mount", "colab: %cd /content/...",
                                                "colab: files.upload", "colab: import drive.MyDrive..."]
     executed = nbformat.read(str(execution.out_dir / "executed.ipynb"), as_version=4)
     printed = "".join(o.get("text", "") for c in executed.cells for o in c.get("outputs", []))
     assert "params 170" in printed and "['model.py', 'utils.py']" in printed and "Net Net" in printed
+    assert "'MNIST'" in next(line for line in printed.splitlines() if line.startswith("data "))
+    assert "beside the notebook ['model.py', 'utils.py']" in printed
 
 
 @pytest.mark.usefixtures("bwrap")

@@ -47,7 +47,7 @@ def _split(rest: str) -> list[str]:
 
 def _colab_path(path: object) -> Optional[tuple[Path, list[str]]]:
     """(the hand-in folder a Colab path starts from, the path's parts below it); None for any other path, and for
-    one that exists as it is (a machine with a real /content)."""
+    one below Colab's own folders that exists as it is."""
     try:
         text = os.fspath(path)  # type: ignore[arg-type]
     except TypeError:  # a file descriptor
@@ -59,7 +59,9 @@ def _colab_path(path: object) -> Optional[tuple[Path, list[str]]]:
                   if normal == top or normal.startswith(top + "/")), None)
     if found is None and (normal == CONTENT or normal.startswith(CONTENT + "/")):
         found = _place("notebook_dir"), _split(normal[len(CONTENT):])
-    return None if found is None or os.path.exists(normal) else found
+    # a path that is there is left as it is (MNIST staged where the notebook reads it, a machine with a real
+    # /content), but for Colab's own folders: the sandbox makes /content, .../MyDrive as the parents of those
+    return None if found is None or (found[1] and os.path.exists(normal)) else found
 
 
 def _drive_tops() -> Iterator[str]:
