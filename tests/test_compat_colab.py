@@ -45,6 +45,7 @@ class Net(nn.Module):
 
 Network = Net
 '''
+UTILS = "def double(x):\n    return 2 * x\n"
 
 
 def _handin(tmp_path: Path) -> Path:
@@ -52,7 +53,7 @@ def _handin(tmp_path: Path) -> Path:
     root = tmp_path / "era-s5"
     (root / "S5").mkdir(parents=True)
     (root / "S5" / "model.py").write_text(MODEL)
-    (root / "S5" / "utils.py").write_text("def double(x):\n    return 2 * x\n")
+    (root / "S5" / "utils.py").write_text(UTILS)
     (root / "S5" / ".secret").write_text("not an upload")
     (root / "lib").mkdir()
     (root / "lib" / "helpers.py").write_text("ANSWER = 42\n")
@@ -117,7 +118,7 @@ def test_files_upload_returns_the_files_handed_in_beside_the_notebook_and_the_mo
         "import model\nout_params = sum(p.numel() for p in model.Net().parameters())",
     ]))
     assert out["errors"] == [None, None]
-    assert out["ns"] == {"out_uploaded": {"model.py": len(MODEL), "utils.py": len("def double(x):\n    return 2 * x\n")}, "out_params": 170}
+    assert out["ns"] == {"out_uploaded": {"model.py": len(MODEL), "utils.py": len(UTILS)}, "out_params": 170}
     assert out["used"] == ["colab: files.upload"]
 
 
