@@ -99,10 +99,11 @@ def test_drive_mount_then_cd_into_drive_lands_in_the_handin_and_the_notebook_imp
         "%cd '/content/drive/My Drive'",  # Drive's root is the hand-in's root
         f"%cd {tmp_path}",  # any other path is left as it is
         "import os\nos.chdir('/content')",  # Colab's working directory is the notebook's folder
+        "%cd drive/MyDrive/Course/lib",  # Drive from there
     ]))
-    assert out["errors"] == [None] * 7
+    assert out["errors"] == [None] * 8
     assert out["cwd"] == [str(root / "S5"), str(root / "S5"), str(root / "S5"), str(root / "lib"), str(root),
-                          str(tmp_path), str(root / "S5")]
+                          str(tmp_path), str(root / "S5"), str(root / "lib")]
     assert out["ns"] == {"out_params": 170}
     assert out["at_load"] == []  # loading a profile is not using it
     assert out["used"] == ["colab: drive.mount", "colab: %cd /content/..."] and out["skipped"] == []

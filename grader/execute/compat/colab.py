@@ -54,6 +54,8 @@ def _colab_path(path: object) -> Optional[tuple[Path, list[str]]]:
         return None
     if not isinstance(text, str):
         return None
+    if text.split("/")[0] in _mount_names() and not os.path.exists(text):
+        text = posixpath.join(CONTENT, text)  # `%cd drive/MyDrive/...` from Colab's working directory
     normal = posixpath.normpath(os.path.expanduser(text))
     found = next(((_place("root"), _split(normal[len(top):])) for top in _drive_tops()
                   if normal == top or normal.startswith(top + "/")), None)
