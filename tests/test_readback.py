@@ -150,7 +150,8 @@ def test_a_header_that_claims_more_labels_than_follow_allocates_nothing() -> Non
 # what they read is the grader's job file and the staged images, never the host's.
 INSIDE_THE_SANDBOX = {"execute/runner.py", "execute/kernel_harness.py", "execute/keras_harness.py",
                       "execute/kernel_pip.py", "execute/trained.py", "execute/cpu_budget.py", "execute/compat/keras.py",
-                      "execute/compat/torch1.py", "execute/compat/__init__.py", "evaluate/clean.py",
+                      "execute/compat/torch1.py", "execute/compat/__init__.py", "execute/compat/colab.py",
+                      "execute/compat/tf_keras.py", "execute/compat/modules.py", "evaluate/clean.py",
                       "evaluate/zygote.py", "evaluate/keras_clean.py"}
 READER = "sandbox/readback.py"
 # reads the scan cannot tell apart from a sandbox's, each with why it is not one

@@ -33,7 +33,7 @@ DEFAULT_PACKAGES: tuple[str, ...] = (
 )
 
 # The compat profiles grader.execute.compat knows; each is a list of small shims (see that package).
-COMPAT_PROFILES: tuple[str, ...] = ("torch-1.x", "keras-1", "keras-2", "torch-2.x")
+COMPAT_PROFILES: tuple[str, ...] = ("torch-1.x", "keras-1", "keras-2", "torch-2.x", "colab", "tf-keras")
 
 PACKAGES_KEY = "environment: packages:"  # the rubric key a message tells an instructor to edit
 

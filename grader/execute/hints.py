@@ -11,7 +11,9 @@ _HINTS: list[tuple[str, str]] = [
     (r"invalid index of a 0-dim tensor",
      "Losses are 0-dim tensors since PyTorch 0.4: write `loss.item()` instead of `loss.data[0]`."),
     (r"ModuleNotFoundError: No module named 'google\.colab'",
-     "`google.colab` exists only on Colab: guard it with `if 'google.colab' in sys.modules:` or remove the cell."),
+     "`google.colab` exists only on Colab: guard it with `if 'google.colab' in sys.modules:` or remove the cell "
+     "(an instructor can turn on the `colab` compat profile, `environment: compat: [colab]` in the rubric: "
+     "Drive is then the hand-in folder, and the other Colab helpers do nothing)."),
     (r"AttributeError: module 'torch\.cuda' has no attribute|Torch not compiled with CUDA enabled|"
      r"Found no NVIDIA driver|CUDA driver initialization failed|no CUDA GPUs are available",
      "The grader may run without a GPU: pick the device with "

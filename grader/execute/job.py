@@ -76,11 +76,14 @@ def without_kernel_noise(text: str) -> str:
     return "".join(line for line in text.splitlines(keepends=True) if not any(n in line for n in _KERNEL_NOISE))
 
 
-_KERAS_IMPORT = re.compile(r"^\s*(from|import)\s+keras\b", re.M)
+# `import keras`, and keras through tensorflow: `from tensorflow import keras`, `tensorflow.keras`, `tf.keras`
+_KERAS_IMPORT = re.compile(r"^\s*(from|import)\s+keras\b|\b(tensorflow|tf)\.keras\b|"
+                           r"^\s*from\s+tensorflow\s+import\s[^\n#]*\bkeras\b", re.M)
 
 
 def imports_keras(notebook: nbformat.NotebookNode) -> bool:
-    """Whether a code cell imports keras (Keras 3 runs on the torch backend here)."""
+    """Whether a code cell uses keras (Keras 3 runs on the torch backend here; the tf-keras compat profile reads
+    Keras through tensorflow as Keras 3)."""
     return any(c.cell_type == "code" and _KERAS_IMPORT.search(c.source) for c in notebook.cells)
 
 

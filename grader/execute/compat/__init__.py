@@ -13,6 +13,13 @@ when the student's code actually goes through it (`used()`), and the facts list 
                            `border_mode=` / `subsample=` / `init=`; `fit(nb_epoch=)` as `epochs=`
     keras-2    keras.py    `keras.utils.np_utils.to_categorical`; `lr=` as `learning_rate=` in optimizers;
                            history / logs `acc`, `val_acc` beside `accuracy`, `val_accuracy`
+    colab      colab.py    `google.colab` where it is missing: `drive.mount` makes `/content/drive/MyDrive` the
+                           hand-in's root, `files.upload()` returns the files beside the notebook, the other
+                           helpers do nothing; `%cd` / `os.chdir` into `/content/...` lands in the hand-in folder
+                           it names, else the notebook's; `from drive.MyDrive.<...>.model import Net` and
+                           `sys.path` entries below /content find the hand-in's modules
+    tf-keras   tf_keras.py `tensorflow.keras`, `from tensorflow import keras`, `tf.keras` as Keras 3 where
+                           tensorflow is missing; any other `tf.*` says TensorFlow is not there and what to write
 
 Kernel side: imports only the standard library at module level, and never raises into
 the student's code (a shim that cannot be installed is skipped and said so in `skipped()`).
@@ -48,8 +55,8 @@ def skipped() -> list[str]:
 
 
 def _installers() -> dict[str, list[tuple[str, Callable[[], None]]]]:
+    from grader.execute.compat import colab, tf_keras, torch1, torch2
     from grader.execute.compat import keras as keras_shims
-    from grader.execute.compat import torch1, torch2
 
     return {
         "torch-1.x": [("dataiter.next()", torch1.dataiter_next), ("tqdm_notebook", torch1.tqdm_notebook)],
@@ -58,6 +65,9 @@ def _installers() -> dict[str, list[tuple[str, Callable[[], None]]]]:
                     ("nb_epoch=", keras_shims.nb_epoch)],
         "keras-2": [("np_utils", keras_shims.np_utils), ("lr=", keras_shims.lr),
                     ("acc / val_acc", keras_shims.acc_in_history)],
+        "colab": [("google.colab", colab.google_colab), ("%cd /content", colab.chdir),
+                  ("drive.MyDrive imports", colab.drive_imports)],
+        "tf-keras": [("tensorflow.keras", tf_keras.tensorflow_keras)],
     }
 
 
