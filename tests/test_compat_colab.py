@@ -216,12 +216,12 @@ def test_a_colab_notebook_runs_in_the_sandboxed_kernel_beside_its_modules(tmp_pa
 
 @pytest.mark.usefixtures("bwrap")
 def test_a_colab_notebook_handed_in_as_a_folder_is_graded_with_its_modules(tmp_path, real_mnist_dir):
-    """Needs the hand-in staging (issue 21's lead part): the notebook's folder and the repo's files in the sandbox."""
+    """The hand-in staged: the notebook's folder and the repo's files in the sandbox, Drive mapped onto its root."""
     root = _handin(tmp_path)
     nbformat.write(_colab_notebook(), str(root / "S5" / "S5.ipynb"))
     rubric = load_rubric("mnist-s3")
     facts = grade_submission(root / "S5" / "S5.ipynb", rubric,
-                             options_for(rubric, data=str(real_mnist_dir), dry_run=True)).facts
+                             options_for(rubric, data=str(real_mnist_dir), dry_run=True), root=root).facts
     assert facts.verdict.kind == "ok", facts.verdict.message
     assert facts.model.params.trainable == 170
     assert facts.train.compat_shims == ["colab: drive.mount", "colab: %cd /content/...", "colab: files.upload",
