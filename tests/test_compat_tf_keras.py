@@ -162,6 +162,15 @@ def test_a_notebook_that_reaches_keras_through_tensorflow_is_a_keras_notebook(so
 
 
 @pytest.mark.usefixtures("bwrap")
+def test_a_model_py_that_imports_keras_makes_a_keras_notebook(tmp_path):
+    (tmp_path / "model.py").write_text("from tensorflow.keras import layers\n")
+    (tmp_path / "utils.py").write_text("import numpy as np\n")
+    notebook = new_notebook(cells=[new_code_cell("from model import build\nmodel = build()")])
+    assert imports_keras(notebook) is False
+    assert imports_keras(notebook, (tmp_path / "utils.py",)) is False
+    assert imports_keras(notebook, (tmp_path / "utils.py", tmp_path / "model.py")) is True
+
+
 def test_a_tf_keras_notebook_is_graded_as_a_keras_one(tmp_path, real_mnist_dir):
     rubric_file = tmp_path / "tf-keras.yaml"  # the Keras test rubric's environment, with tf-keras
     rubric_file.write_text(re.sub(r"compat: \[.*\]", "compat: [tf-keras]", KERAS_RUBRIC.read_text()))

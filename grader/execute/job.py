@@ -81,10 +81,13 @@ _KERAS_IMPORT = re.compile(r"^\s*(from|import)\s+keras\b|\b(tensorflow|tf)\.kera
                            r"^\s*from\s+tensorflow\s+import\s[^\n#]*\bkeras\b", re.M)
 
 
-def imports_keras(notebook: nbformat.NotebookNode) -> bool:
-    """Whether a code cell uses keras (Keras 3 runs on the torch backend here; the tf-keras compat profile reads
-    Keras through tensorflow as Keras 3)."""
-    return any(c.cell_type == "code" and _KERAS_IMPORT.search(c.source) for c in notebook.cells)
+def imports_keras(notebook: nbformat.NotebookNode, modules: tuple[Path, ...] = ()) -> bool:
+    """Whether a code cell, or a module handed in with the notebook (`modules`: the staged `.py` files, the grader's
+    own copies), uses keras (Keras 3 runs on the torch backend here; the tf-keras compat profile reads Keras
+    through tensorflow as Keras 3)."""
+    if any(c.cell_type == "code" and _KERAS_IMPORT.search(c.source) for c in notebook.cells):
+        return True
+    return any(_KERAS_IMPORT.search(path.read_text(errors="replace")) for path in modules)
 
 
 def execute_notebook(notebook: nbformat.NotebookNode, *, jobdir: Path, staged: Path, mnist_roots: tuple[str, ...],
@@ -115,7 +118,8 @@ def execute_notebook(notebook: nbformat.NotebookNode, *, jobdir: Path, staged: P
         "cell_timeout": limits.cell_limit, "output_limit": limits.output_bytes,
         "dry_run": dry_run, "images_file": str(images),
         "kernel_python": str(Path(environment) / "bin" / "python") if environment else None, "compat": list(compat),
-        "keras": imports_keras(notebook),
+        "keras": imports_keras(notebook, tuple(workdir / f.path for f in handin.files if f.path.endswith(".py"))
+                               if handin is not None else ()),
     }
     # the venv is shown read-only at its own path (its python links into the grader's base prefix, bound already)
     env_binds = ((Path(environment), Path(environment)),) if environment else ()
