@@ -4,14 +4,19 @@ server on 127.0.0.1 (dumb HTTP), with git's url.<base>.insteadOf pointing https:
 from __future__ import annotations
 
 import csv
+import functools
 import json
+import os
+import shutil
+import subprocess
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from grader.cli.main import main
 from grader.links import LinkError, fetch, find_link, parse_link
-from tests.gitserver import git, github_at, publish, serving
 
 NOTEBOOKS = Path(__file__).parent / "fixtures" / "notebooks"
 RUBRIC = """\
@@ -33,6 +38,17 @@ def notebook(cells: int) -> str:
          "source": f"# cell {i}\nx{i} = {i}"} for i in range(cells)]})
 
 
+def git(*args: str, cwd: Path, when: str = "2026-11-01T12:00:00+00:00") -> str:
+    env = dict(os.environ, GIT_AUTHOR_DATE=when, GIT_COMMITTER_DATE=when, GIT_AUTHOR_NAME="s",
+               GIT_AUTHOR_EMAIL="s@example.org", GIT_COMMITTER_NAME="s", GIT_COMMITTER_EMAIL="s@example.org")
+    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout.strip()
+
+
+class _Quiet(SimpleHTTPRequestHandler):
+    def log_message(self, *args):  # the server's access log is noise in a failure's output
+        pass
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """student/s3 on a dumb-HTTP git server on 127.0.0.1: three commits (1, 2 and 4 cells in S3/hw.ipynb)
@@ -52,16 +68,25 @@ def server(tmp_path_factory):
         git("add", "-A", cwd=work, when=when)
         git("commit", "-q", "-m", label, cwd=work, when=when)
         commits[label] = git("rev-parse", "HEAD", cwd=work)
-    publish(work, root / "served", "student/s3")
-    with serving(root / "served") as base:
-        yield base, commits
+    served = root / "served" / "student"
+    served.mkdir(parents=True)
+    git("clone", "-q", "--bare", str(work), str(served / "s3.git"), cwd=root)
+    git("update-server-info", cwd=served / "s3.git")
+    shutil.copytree(served / "s3.git", served / "s3")  # github.com/student/s3 and .../s3.git both resolve
+    handler = functools.partial(_Quiet, directory=str(root / "served"))
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/", commits
+    httpd.shutdown()
 
 
 @pytest.fixture()
 def github(server, monkeypatch):
     """git's own configuration, from the environment: https://github.com/ means the loopback server."""
     base, commits = server
-    github_at(base, monkeypatch)
+    monkeypatch.setenv("GIT_CONFIG_COUNT", "1")
+    monkeypatch.setenv("GIT_CONFIG_KEY_0", f"url.{base}.insteadOf")
+    monkeypatch.setenv("GIT_CONFIG_VALUE_0", "https://github.com/")
     return commits
 
 
