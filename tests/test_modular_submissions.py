@@ -25,6 +25,7 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from grader.api import Result, grade_class, load_rubric, options_for, prepare_test_data, write_outputs
+from grader.errors import GraderError
 from tests.gitserver import git, github_at, publish, serving
 
 FIXTURES = Path(__file__).parent / "fixtures" / "modular"
@@ -99,9 +100,14 @@ def link_class(root: Path, served: Path) -> Path:
 @dataclass(frozen=True)
 class Graded:
     results: dict[str, dict[str, Result]]  # {way: {case: Result}}
+    refused: dict[str, str]  # {way: the GraderError its class run raised}: that way's tests fail with it
     out: Path  # out/<way>/ holds each way's reports
 
     def facts(self, way: str, case: str):
+        if way in self.refused:
+            pytest.fail(f"the class handed in as {way}s was refused: {self.refused[way]}", pytrace=False)
+        if case not in self.results[way]:
+            pytest.fail(f"the class handed in as {way}s has no result for {moodle_folder(case)}", pytrace=False)
         return self.results[way][case].facts
 
     def report(self, way: str, case: str) -> str:
@@ -121,14 +127,19 @@ def graded(tmp_path_factory, bwrap, real_mnist_dir) -> Graded:
                "link": link_class(root / "link", served)}
     by_id = {number: case for case, (_, number) in STUDENTS.items()}
     results: dict[str, dict[str, Result]] = {}
+    refused: dict[str, str] = {}
     with serving(served) as base, pytest.MonkeyPatch.context() as mp:
         github_at(base, mp)
-        for way, source in classes.items():
+        for way, source in classes.items():  # one way refused never hides what the others give
             out = root / "out" / way
-            got = list(grade_class(source, rubric, options, out=out, data=data))
+            try:
+                got = list(grade_class(source, rubric, options, out=out, data=data))
+            except GraderError as err:
+                refused[way] = err.render()
+                continue
             write_outputs(got, out, data=data)
             results[way] = {by_id[r.student]: r for r in got}
-    return Graded(results, root / "out")
+    return Graded(results, refused, root / "out")
 
 
 @pytest.mark.parametrize("way", WAYS)
