@@ -162,7 +162,7 @@ UTILS_PY = ('"""Training and test loops."""\n'
 
 def modular_repo(title: str, epochs: int) -> dict[str, object]:
     """A repository's files: the notebook (importing Net from model.py, train and test from utils.py) and both."""
-    cells = [MODULAR_IMPORTS, DATA_PLAIN, SUMMARY, RUN.format(epochs=epochs)]
+    cells = [MODULAR_IMPORTS, DATA, SUMMARY, RUN.format(epochs=epochs)]
     nb = new_notebook(cells=[new_markdown_cell(f"# {title}"), *[new_code_cell(c) for c in cells]])
     for index, cell in enumerate(nb.cells):  # fixed ids: the same repository on every run
         cell.id = f"cell-{index}"
