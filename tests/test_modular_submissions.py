@@ -65,9 +65,13 @@ def repository_files(case: str) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted((FIXTURES / case).iterdir()) if p.is_file()}
 
 
+def copy_repository(case: str, dest: Path) -> None:
+    shutil.copytree(FIXTURES / case, dest, ignore=shutil.ignore_patterns("__pycache__"))  # measured_here's imports
+
+
 def folder_class(root: Path) -> Path:
     for case in CASES:
-        shutil.copytree(FIXTURES / case, root / moodle_folder(case))
+        copy_repository(case, root / moodle_folder(case))
     return root
 
 
@@ -85,7 +89,7 @@ def link_class(root: Path, served: Path) -> Path:
     """Each case a repository github.com/<case>/era-s5 (one commit), each student's online text its link."""
     for case in CASES:
         work = root / "work" / case
-        shutil.copytree(FIXTURES / case, work)
+        copy_repository(case, work)
         git("init", "-q", "-b", "main", cwd=work)
         git("add", "-A", cwd=work)
         git("commit", "-q", "-m", "session 5", cwd=work)
@@ -243,7 +247,7 @@ def test_in_a_dry_run_the_model_graded_is_the_one_an_optimizer_holds(tmp_path, b
     optimizer holds at the end (the last built, `ln_model`), not `no_model`."""
     rubric = load_rubric("mnist-s5")
     source = tmp_path / "class"
-    shutil.copytree(FIXTURES / "several", source / moodle_folder("several"))
+    copy_repository("several", source / moodle_folder("several"))
     (result,) = grade_class(source, rubric, options_for(rubric, data=str(real_mnist_dir), dry_run=True),
                             out=tmp_path / "out")
     facts = result.facts
