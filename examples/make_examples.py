@@ -5,7 +5,9 @@
 
 `--execute` runs every notebook through `grade run --keep` and stores, per student,
 `examples/submissions/<student>/notebook.ipynb` (with the outputs of that real run) and the
-`model.pt2` the harness exported from it. Grading `examples/submissions` in `evaluate` mode
+`model.pt2` the harness exported from it. Fay hands in a repository (examples/repos/fay_modular/:
+S3.ipynb importing model.py and utils.py); her folder gets the repository's files, its notebook with
+the outputs of the run, and the model. Grading `examples/submissions` in `evaluate` mode
 then measures those models without running any student code, in about a minute.
 """
 
@@ -22,6 +24,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 HERE = Path(__file__).parent
 SOURCE = HERE / "source"
+REPOS = HERE / "repos"  # students who hand in a repository: the notebook imports its own .py files
 SUBMISSIONS = HERE / "submissions"
 RUNS = HERE / "runs"  # what `grade run --keep` left (not committed)
 
@@ -126,6 +129,51 @@ class Net(nn.Module):
         x = self.features(x)
         return F.log_softmax(self.fc(x.view(x.size(0), -1)), dim=-1)'''
 
+# Fay's repository: the network and the loops in their own files, as the course asks from session 5 on
+MODULAR_IMPORTS = ("# Imports: PyTorch and torchvision; the network and the loops are this repo's model.py, utils.py\n"
+                   "import torch\nimport torch.optim as optim\nfrom torchvision import datasets, transforms\n"
+                   "from torchsummary import summary\n\nfrom model import Net\nfrom utils import train, test")
+MODEL_PY = '''"""My network: 3x3 blocks (batch norm, a little dropout), max-pool + 1x1 transition, GAP: 6,544 parameters."""
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+
+        def block(cin, cout):  # conv 3x3 -> batch norm -> ReLU -> dropout
+            return nn.Sequential(nn.Conv2d(cin, cout, 3, bias=False), nn.BatchNorm2d(cout), nn.ReLU(), nn.Dropout(0.05))
+
+        self.convblock1 = block(1, 8)                  # 28 -> 26, RF 3
+        self.convblock2 = block(8, 16)                 # 26 -> 24, RF 5
+        self.pool = nn.MaxPool2d(2)                    # 24 -> 12, RF 6
+        self.trans = nn.Conv2d(16, 8, 1, bias=False)   # transition: 16 -> 8 channels
+        self.convblock3 = block(8, 12)                 # 12 -> 10, RF 10
+        self.convblock4 = block(12, 16)                # 10 -> 8, RF 14
+        self.convblock5 = block(16, 16)                # 8 -> 6, RF 18
+        self.gap = nn.AdaptiveAvgPool2d(1)
+        self.out = nn.Conv2d(16, 10, 1, bias=False)    # ten classes, no Linear layer
+
+    def forward(self, x):
+        x = self.trans(self.pool(self.convblock2(self.convblock1(x))))
+        x = self.convblock5(self.convblock4(self.convblock3(x)))
+        return F.log_softmax(self.out(self.gap(x)).view(-1, 10), dim=-1)
+'''
+UTILS_PY = ('"""Training and test loops."""\n'
+            "import torch\nimport torch.nn.functional as F\n\n\n" + LOOPS + "\n")
+
+
+def modular_repo(title: str, epochs: int) -> dict[str, object]:
+    """A repository's files: the notebook (importing Net from model.py, train and test from utils.py) and both."""
+    cells = [MODULAR_IMPORTS, DATA, SUMMARY, RUN.format(epochs=epochs)]
+    nb = new_notebook(cells=[new_markdown_cell(f"# {title}"), *[new_code_cell(c) for c in cells]])
+    for index, cell in enumerate(nb.cells):  # fixed ids: the same repository on every run
+        cell.id = f"cell-{index}"
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    return {"S3.ipynb": nb, "model.py": MODEL_PY, "utils.py": UTILS_PY}
+
+
 OLD_LOOPS = LOOPS.replace("        loss.backward()\n", "        loss.backward()\n        print(loss.data[0])  # PyTorch 0.3 style\n")
 
 
@@ -154,6 +202,11 @@ CLASS = {
 }
 
 
+# student folder -> (repository folder under examples/repos, its files). Fay trains 2 epochs, like Ben and Cy.
+REPO_CLASS = {
+    "Fay Modular_1006_assignsubmission_file_": ("fay_modular",
+                                                modular_repo("Session 3: my repo, model.py + utils.py", 2)),
+}
 TERSE = ("Di Terse_1004_assignsubmission_file_", "Ada Good_1001_assignsubmission_file_")
 
 
@@ -169,6 +222,29 @@ def make_terse(submissions: Path) -> None:
     shutil.copyfile(good / "model.pt2", terse / "model.pt2")
 
 
+def stem(student: str) -> str:
+    return student.split("_")[0].replace(" ", "_").lower()
+
+
+def write_sources() -> dict[str, Path]:
+    """Write every student's notebook (and repository); returns student -> the notebook `--execute` runs."""
+    SOURCE.mkdir(exist_ok=True)
+    runs = {}
+    for student, nb in CLASS.items():
+        runs[student] = SOURCE / f"{stem(student)}.ipynb"
+        nbformat.write(nb, str(runs[student]))
+    for student, (folder, files) in REPO_CLASS.items():
+        repo = REPOS / folder
+        repo.mkdir(parents=True, exist_ok=True)
+        for name, content in files.items():
+            if name.endswith(".ipynb"):
+                nbformat.write(content, str(repo / name))
+                runs[student] = repo / name
+            else:
+                (repo / name).write_text(content)
+    return runs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--execute", nargs="*", metavar="STUDENT", help="run these (default: all) and store the results")
@@ -178,16 +254,14 @@ def main() -> None:
     if args.collect:
         collect()
         return
-    SOURCE.mkdir(exist_ok=True)
-    for student, nb in CLASS.items():
-        nbformat.write(nb, str(SOURCE / f"{student.split('_')[0].replace(' ', '_').lower()}.ipynb"))
+    runs = write_sources()
     if args.execute is None:
         return
-    for student in CLASS:
+    for student, src in runs.items():
         if args.execute and student.split("_")[0] not in args.execute:
             continue
-        src = SOURCE / f"{student.split('_')[0].replace(' ', '_').lower()}.ipynb"
-        command = [sys.executable, "-m", "grader", "run", str(src), "--keep", str(RUNS / src.stem), "--timeout", "7200"]
+        command = [sys.executable, "-m", "grader", "run", str(src), "--keep", str(RUNS / stem(student)),
+                   "--timeout", "7200"]
         subprocess.run(command + (["--data", args.data] if args.data else []), check=True)
     collect()
 
@@ -202,18 +276,27 @@ def _small_copy(src: Path, dest: Path) -> None:
 
 
 def collect() -> None:
-    """Copy each finished run into the class folder; Di's folder is derived from Ada's."""
-    for student in CLASS:
-        keep = RUNS / f"{student.split('_')[0].replace(' ', '_').lower()}"
+    """Copy each finished run into the class folder (a repository's files with it); Di's is derived from Ada's."""
+    for student in [*CLASS, *REPO_CLASS]:
+        keep = RUNS / stem(student)
         if not (keep / "executed.ipynb").exists():
             continue
         dest = SUBMISSIONS / student
         dest.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(keep / "executed.ipynb", dest / "notebook.ipynb")
+        notebook_name = "notebook.ipynb"
+        if student in REPO_CLASS:
+            repo = REPOS / REPO_CLASS[student][0]
+            for path in sorted(repo.iterdir()):
+                if path.suffix != ".ipynb":
+                    shutil.copyfile(path, dest / path.name)
+                else:
+                    notebook_name = path.name
+        shutil.copyfile(keep / "executed.ipynb", dest / notebook_name)
         if (keep / "model.pt2").exists():
             _small_copy(keep / "model.pt2", dest / "model.pt2")
     if (SUBMISSIONS / TERSE[1] / "model.pt2").exists():
         make_terse(SUBMISSIONS)
+
 
 if __name__ == "__main__":
     main()

@@ -2,8 +2,9 @@
 
     python examples/make_lms_exports.py
 
-- `submissions-canvas.zip`: the same notebooks and models as Canvas's "Download Submissions" zip names
-  them, flat, `lastnamefirstname_[LATE_]<canvas user id>_<attachment id>_<file>` (Ed Old handed in late);
+- `submissions-canvas.zip`: the same files (notebooks, models, Fay's model.py and utils.py) as Canvas's
+  "Download Submissions" zip names them, flat, `lastnamefirstname_[LATE_]<canvas user id>_<attachment id>_<file>`
+  (Ed Old handed in late);
 - `canvas-gradebook-export.csv`: the course's gradebook as Canvas's Export gives it (the roster that
   names the students and the assignment, "S3: under 20k parameters (4242)");
 - `moodle-grading-worksheet.csv`: the assignment's offline grading worksheet as Moodle's "Download
@@ -22,7 +23,7 @@ from pathlib import Path
 
 HERE = Path(__file__).parent
 SUBMISSIONS = HERE / "submissions"
-CANVAS_IDS = {"1001": 48101, "1002": 48102, "1003": 48103, "1004": 48104, "1005": 48105}
+CANVAS_IDS = {"1001": 48101, "1002": 48102, "1003": 48103, "1004": 48104, "1005": 48105, "1006": 48106}
 LATE = {"1005"}
 ASSIGNMENT = ("S3: under 20k parameters", 4242)
 STAMP = (2026, 11, 30, 10, 0, 0)  # fixed entry times: the zip is the same bytes on every run
@@ -73,7 +74,7 @@ def moodle_worksheet() -> None:
         status = "Submitted for grading" if participant not in LATE else "Submitted for grading 1 day 3 hours late"
         lines.append(f'"Participant {participant}","{name}",{first.lower()}.{last.lower()}@example.edu,'
                      f'"{status}",,100.00,Yes,"Monday, 30 November 2026, 10:00 AM",-,')
-    lines.append('"Participant 1006","No Show",no.show@example.edu,"No submission",,100.00,Yes,-,-,')
+    lines.append('"Participant 1007","No Show",no.show@example.edu,"No submission",,100.00,Yes,-,-,')
     (HERE / "moodle-grading-worksheet.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 

@@ -78,7 +78,7 @@ def test_a_normal_user_grades_the_bundled_class_with_roots_scores(real_mnist_dir
     ours = gradebook(tmp_path / "first")
     print(f"\nfirst grading (uid {os.geteuid()}) {first_seconds:.1f} s; as uid {user.uid}: env build {build_seconds:.1f} s, "
           f"grading {grade_seconds:.1f} s")
-    assert len(ours) == 5 and set(ours) == set(theirs)
+    assert len(ours) == 6 and set(ours) == set(theirs)
     for student, row in ours.items():
         assert theirs[student] == row, f"student {student}: uid {os.geteuid()} gave {row}, uid {user.uid} gave {theirs[student]}"
     assert sum(row["passed"] == "TRUE" for row in theirs.values()) == 1

@@ -59,7 +59,7 @@ def test_canvas_csv_round_trips_through_the_layout_canvas_exports(canvas_run):
     assert points == {column: export_points[column]}
     with open(out / "gradebook.csv", newline="", encoding="utf-8") as fh:
         gradebook = {r["student"]: r for r in csv.DictReader(fh)}
-    assert sorted(imported) == ["48101", "48102", "48103", "48104", "48105"]  # the test student is not touched
+    assert sorted(imported) == ["48101", "48102", "48103", "48104", "48105", "48106"]  # the test student is not touched
     for uid, row in imported.items():
         for identity in ("Student", "SIS User ID", "SIS Login ID", "Section"):
             assert row[identity] == exported[uid][identity]
@@ -141,7 +141,7 @@ def test_moodle_feedback_zip_in_the_layout_moodle_reads(moodle_run):
     with zipfile.ZipFile(out / "moodle-feedback.zip") as zf:
         names = sorted(zf.namelist())
         assert names[0] == "Ada Good_1001_assignsubmission_file_report.html"
-        assert len(names) == 5 and b"Ada Good (1001)" in zf.read(names[0])
+        assert len(names) == 6 and b"Ada Good (1001)" in zf.read(names[0])
 
 
 def test_fill_worksheet_keeps_bom_crlf_quotes_and_multiline_cells():
@@ -172,7 +172,8 @@ def test_moodle_gradebook_json_has_names(moodle_run, capsys):
     _, out = moodle_run
     with open(out / "gradebook.csv", newline="", encoding="utf-8") as fh:
         names = {r["student"]: r["name"] for r in csv.DictReader(fh)}
-    assert names == {"1001": "Ada Good", "1002": "Ben Big", "1003": "Cy Dense", "1004": "Di Terse", "1005": "Ed Old"}
+    assert names == {"1001": "Ada Good", "1002": "Ben Big", "1003": "Cy Dense", "1004": "Di Terse", "1005": "Ed Old",
+                     "1006": "Fay Modular"}
     with open(out / "gradebook.csv", newline="", encoding="utf-8") as fh:
         late = {r["student"]: r["late"] for r in csv.DictReader(fh)}
     assert late["1005"] == "TRUE" and late["1001"] == ""  # the worksheet's status says who was late

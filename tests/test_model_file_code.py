@@ -91,7 +91,7 @@ def test_an_honest_export_loads_and_predicts_exactly_as_torch_loads_it(base, tmp
 
 def test_the_bundled_example_models_are_not_refused():
     examples = sorted((Path(__file__).resolve().parents[1] / "examples" / "submissions").glob("*/model.pt2"))
-    assert len(examples) == 5 and all(check_program(path.read_bytes()).ok for path in examples)
+    assert len(examples) == 6 and all(check_program(path.read_bytes()).ok for path in examples)
 
 
 def test_the_cold_path_writes_the_refusal_as_the_evaluations_error(base, tmp_path):

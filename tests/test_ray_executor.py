@@ -36,7 +36,7 @@ def local_ray():
 
 @pytest.fixture(scope="module")
 def klass(tmp_path_factory) -> Path:
-    """The five example students and four copies under other ids (nine submissions, each with its model)."""
+    """The six example students and four copies under other ids (ten submissions, each with its model)."""
     folder = tmp_path_factory.mktemp("ray-class") / "submissions"
     shutil.copytree(EXAMPLES, folder)
     for original in sorted(EXAMPLES.iterdir())[:4]:
@@ -58,7 +58,7 @@ def local_results(klass, evaluate_options, tmp_path_factory, bwrap) -> tuple[lis
     out = tmp_path_factory.mktemp("local-out")
     with executor_for("local", jobs=2, options=options) as executor:
         results = list(grade_class(klass, rubric, options, out=out, executor=executor))
-    assert len(results) == 9
+    assert len(results) == 10
     return results, write_outputs(results, out).read_text()
 
 
@@ -86,7 +86,7 @@ def test_a_class_graded_as_ray_tasks_gives_the_local_gradebook(local_ray, klass,
     rubric, options = evaluate_options
     results, gradebook = _grade_with_ray(klass, rubric, options, tmp_path)
     assert sorted(r.student for r in results) == sorted({r.student for r in results})
-    assert len(results) == 9 and not any(r.cached for r in results)
+    assert len(results) == 10 and not any(r.cached for r in results)
     assert gradebook == local_gradebook, _why_not_ok(results, local_results)
     assert {r.facts.verdict.kind for r in results} == {"ok"}
     # the driver cached every result: a second run through Ray runs nothing
@@ -121,7 +121,7 @@ def test_a_killed_worker_is_retried_and_every_student_gets_one_result(local_ray,
     killer.join(5)
     assert killed, f"no process titled {TASK_TITLE!r} appeared within 120 s: the test killed nothing"
     students = [r.student for r in results]
-    assert len(students) == 9 and len(set(students)) == 9  # one result per submission, none twice
+    assert len(students) == 10 and len(set(students)) == 10  # one result per submission, none twice
     assert gradebook == local_gradebook, _why_not_ok(results, local_results)
 
 
@@ -170,8 +170,8 @@ def test_grade_cli_with_executor_ray_starts_its_own_ray(klass, tmp_path, bwrap):
                           cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode in (0, 1), done.stderr[-3000:]
     rows = json.loads(done.stdout)
-    assert len(rows) == 9 and len({r["student"] for r in rows}) == 9
-    assert (out / "gradebook.csv").is_file() and "9 graded" in done.stderr
+    assert len(rows) == 10 and len({r["student"] for r in rows}) == 10
+    assert (out / "gradebook.csv").is_file() and "10 graded" in done.stderr
 
 
 def test_grade_serve_with_executor_ray_grades_a_job_as_a_ray_task(tmp_path, bwrap):

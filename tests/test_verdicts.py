@@ -156,6 +156,9 @@ def test_the_bundled_class_passes_exactly_the_students_who_meet_the_assignment(t
     assert facts["grading"] == {"mode": "evaluate", "dry_run": False, "isolation": None}  # no notebook ran here
     report = (out / "1001" / "report.md").read_text()
     assert "ran from the first cell to the last" not in report and "not judged in evaluate mode" in report
+    fay = json.loads((out / "1006" / "facts.json").read_text())  # a repository: S3.ipynb imports model.py, utils.py
+    assert fay["verdict"]["kind"] == "ok" and fay["model"]["params"]["total"] == 6_544 == fay["claims"]["params"]
+    assert [f["path"] for f in fay["submission"]["files"]] == ["S3.ipynb", "model.py", "utils.py"]
 
 
 def test_check_batch_and_json_agree_on_passed_for_every_bundled_example(tmp_path, capsys):

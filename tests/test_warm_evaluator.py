@@ -59,7 +59,7 @@ def script(evaluator: WarmEvaluator, name: str, *argv: str, **limits) -> warm.Wa
 
 
 def test_warm_and_fresh_sandboxes_measure_every_example_alike(data, tmp_path, monkeypatch):
-    assert len(MODELS) == 5
+    assert len(MODELS) == 6
     measured = {}
     for setting in ("1", "0"):  # warm, then a fresh sandbox each
         monkeypatch.setenv("GRADER_WARM_EVAL", setting)
