@@ -4,14 +4,10 @@ server on 127.0.0.1 (dumb HTTP), with git's url.<base>.insteadOf pointing https:
 from __future__ import annotations
 
 import csv
-import functools
 import hashlib
 import json
 import os
-import shutil
 import subprocess
-import threading
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -21,6 +17,7 @@ from grader.cli.main import main
 from grader.handin import (CHECKPOINT_REASON, DATA_REASON, LINK_REASON, MAX_FILE_BYTES, UNSAFE_PATH_REASON,
                            collect)
 from grader.links import LinkError, fetch, find_link, parse_link
+from tests.gitserver import git, github_at, publish, serving
 
 NOTEBOOKS = Path(__file__).parent / "fixtures" / "notebooks"
 RUBRIC = """\
@@ -40,17 +37,6 @@ def notebook(cells: int) -> str:
     return json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [
         {"cell_type": "code", "id": f"c{i}", "metadata": {}, "execution_count": None, "outputs": [],
          "source": f"# cell {i}\nx{i} = {i}"} for i in range(cells)]})
-
-
-def git(*args: str, cwd: Path, when: str = "2026-11-01T12:00:00+00:00") -> str:
-    env = dict(os.environ, GIT_AUTHOR_DATE=when, GIT_COMMITTER_DATE=when, GIT_AUTHOR_NAME="s",
-               GIT_AUTHOR_EMAIL="s@example.org", GIT_COMMITTER_NAME="s", GIT_COMMITTER_EMAIL="s@example.org")
-    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout.strip()
-
-
-class _Quiet(SimpleHTTPRequestHandler):
-    def log_message(self, *args):  # the server's access log is noise in a failure's output
-        pass
 
 
 BIG = MAX_FILE_BYTES + 1
@@ -135,10 +121,7 @@ def server(tmp_path_factory):
         git("commit", "-q", "-m", label, cwd=work, when=when)
         commits[label] = git("rev-parse", "HEAD", cwd=work)
     served = root / "served" / "student"
-    served.mkdir(parents=True)
-    git("clone", "-q", "--bare", str(work), str(served / "s3.git"), cwd=root)
-    git("update-server-info", cwd=served / "s3.git")
-    shutil.copytree(served / "s3.git", served / "s3")  # github.com/student/s3 and .../s3.git both resolve
+    publish(work, root / "served", "student/s3")  # github.com/student/s3 and .../s3.git both resolve
     (root / "modular").mkdir()
     _modular(root / "modular", commits, submodule=commits["nov28"])
     git("clone", "-q", "--bare", str(root / "modular"), str(served / "modular"), cwd=root)
@@ -147,21 +130,16 @@ def server(tmp_path_factory):
     _crafted(served / "crafted", outside=root / "outside")
     for name in ("modular", "crafted"):
         git("update-server-info", cwd=served / name)
-    handler = functools.partial(_Quiet, directory=str(root / "served"))
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/", commits
+    with serving(root / "served") as base:
+        yield base, commits
     assert not any((root / "outside").iterdir())  # what a crafted tree's link points at was never written to
-    httpd.shutdown()
 
 
 @pytest.fixture()
 def github(server, monkeypatch):
     """git's own configuration, from the environment: https://github.com/ means the loopback server."""
     base, commits = server
-    monkeypatch.setenv("GIT_CONFIG_COUNT", "1")
-    monkeypatch.setenv("GIT_CONFIG_KEY_0", f"url.{base}.insteadOf")
-    monkeypatch.setenv("GIT_CONFIG_VALUE_0", "https://github.com/")
+    github_at(base, monkeypatch)
     return commits
 
 
