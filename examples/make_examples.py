@@ -260,7 +260,8 @@ def main() -> None:
     for student, src in runs.items():
         if args.execute and student.split("_")[0] not in args.execute:
             continue
-        command = [sys.executable, "-m", "grader", "run", str(src), "--keep", str(RUNS / stem(student)),
+        hand_in = src.parent if student in REPO_CLASS else src  # a repository is run as the folder it is
+        command = [sys.executable, "-m", "grader", "run", str(hand_in), "--keep", str(RUNS / stem(student)),
                    "--timeout", "7200"]
         subprocess.run(command + (["--data", args.data] if args.data else []), check=True)
     collect()

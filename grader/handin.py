@@ -174,9 +174,15 @@ def _walk(root: Path) -> tuple[list[tuple[str, int]], list[tuple[str, str]]]:
 
 
 def _order(notebook: str):
+    """Staging order, which decides what the limits keep: the notebook; code before other files; within each,
+    what the notebook can import first (beside it, or at the root: the two folders on its sys.path), then the
+    notebook's own folder and below, then the rest of the tree, shallow before deep."""
+    home = PurePosixPath(notebook).parent
+
     def key(item: tuple[str, int]) -> tuple:
-        path, _ = item
-        return (path != notebook, not path.endswith(".py"), len(PurePosixPath(path).parts), path)
+        path = PurePosixPath(item[0])
+        near = 0 if path.parent in (home, PurePosixPath(".")) else 1 if path.is_relative_to(home) else 2
+        return (item[0] != notebook, path.suffix != ".py", near, len(path.parts), item[0])
     return key
 
 

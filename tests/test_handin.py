@@ -216,3 +216,17 @@ def test_a_file_name_that_is_not_utf8_is_left_out_in_words(tmp_path):
     got = collect(root, root / "S5" / "S5.ipynb")
     assert ("mod\\xe9le.py", handin.NOT_UTF8_REASON) in got.left_out
     assert all(f.path.isprintable() for f in got.files)
+
+
+def test_a_big_repository_keeps_what_the_notebook_imports(tmp_path, monkeypatch):
+    """`grade check` on a notebook deep in a large repository: the limits keep the modules beside the notebook."""
+    root = tmp_path / "course"
+    for i in range(5):
+        (root / "lib").mkdir(parents=True, exist_ok=True)
+        (root / "lib" / f"m{i}.py").write_text("x = 1\n")
+        (root / f"top{i}.txt").write_text("notes\n")
+    repo(root / "sessions" / "s5", notebook="S5.ipynb")
+    monkeypatch.setattr(handin, "MAX_FILES", 4)
+    got = collect(root, root / "sessions" / "s5" / "S5.ipynb")
+    assert [f.path for f in got.files] == ["sessions/s5/S5.ipynb", "sessions/s5/model.py", "sessions/s5/utils.py",
+                                           "lib/m0.py"]
