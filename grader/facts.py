@@ -136,6 +136,9 @@ class ModelFacts(_Section):
     ops: OpsFacts = OpsFacts()
     transition_layers: Optional[list[int]] = Field(None, description="the layer-table row (`model.table` index) of "
                                                    "each 1x1 counted in `model.transitions`")
+    avgpool_on_1x1: Optional[list[int]] = Field(None, description="the layer-table row (`model.table` index) of "
+                                                "each average pool (global or not) whose input map is already "
+                                                "1x1: it averages nothing, so it is not counted in `model.gap`")
 
 
 _EDITABLE = "counted by the harness in the notebook's own process, where the student's code could change it"
