@@ -36,8 +36,3 @@ def hint_for(error: str) -> str | None:
             return hint
     return None
 
-
-def missing_module(error: str) -> str | None:
-    """The module a ModuleNotFoundError names, e.g. 'torchsummary'."""
-    match = re.search(r"ModuleNotFoundError: No module named '([\w.]+)'", error)
-    return match[1] if match else None
