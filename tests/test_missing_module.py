@@ -99,7 +99,8 @@ def test_an_import_through_a_drive_path_is_colab():
 
 def test_a_model_captured_despite_a_failed_import_is_not_missing_module():
     verdict = decide(Outcome(execution=_execution(NOT_FOUND.format("google.colab"), None, model="model")))
-    assert verdict.kind == "ok" and verdict.failed_cells == [1] and "`google.colab` exists only on Colab" in verdict.message
+    assert verdict.kind == "ok" and verdict.failed_cells == [1]
+    assert "`google.colab` exists only on Colab" in verdict.message
 
 
 def test_importable_names_are_the_modules_beside_the_notebook_and_at_the_root():

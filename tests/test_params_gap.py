@@ -27,7 +27,7 @@ def printed(output: str, source: str | None = None) -> ClaimsFacts:
 # --- what a notebook printed ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("output, source, count, kind", [
-    ("Total params: 7,210\nTrainable params: 7,210\nNon-trainable params: 0\n", None, 7210, "trainable"),  # torchsummary
+    ("Total params: 7,210\nTrainable params: 7,210\nNon-trainable params: 0\n", None, 7210, "trainable"),
     ("Total params: 7,210\nNon-trainable params: 64\n", None, 7210, "total"),
     ("Parameters: 7210\n", None, 7210, "total"),
     ("Model params = 7,210\n", None, 7210, "total"),
@@ -61,7 +61,8 @@ def test_what_is_not_a_parameter_count(output, source):
 # --- the gap --------------------------------------------------------------------------------------------------
 
 def derived(claims: ClaimsFacts, trainable: int | None, total: int | None) -> ClaimsFacts:
-    return with_derived(Facts(claims=claims, model=ModelFacts(params=ParamFacts(trainable=trainable, total=total)))).claims
+    model = ModelFacts(params=ParamFacts(trainable=trainable, total=total))
+    return with_derived(Facts(claims=claims, model=model)).claims
 
 
 def test_the_gap_compares_counts_of_the_same_kind():

@@ -71,7 +71,8 @@ _PARAMS = re.compile(
     # Parameters: 13808 / Model params = 13808, at the start of its line (not `Non-trainable params: 0`)
     r"|^[ \t]*(?:(?:model|network|net)(?:'s)?[ \t]+)?(?P<plain>param(?:eter)?s)[ \t]*[:=][ \t]*(?P<plain_n>\d[\d,]*)"
     r"(?![\d.])"
-    r"|(?<![\d.,])(?P<before_n>\d[\d,]*)[ \t]+(?P<before>trainable[ \t]+)?param(?:eter)?s(?![\w-]))",  # 13,808 parameters
+    # The model has 13,808 trainable parameters
+    r"|(?<![\d.,])(?P<before_n>\d[\d,]*)[ \t]+(?P<before>trainable[ \t]+)?param(?:eter)?s(?![\w-]))",
     re.M,
 )
 # Code that prints a bare count: print(sum(p.numel() ...)), a last line sum(...numel...), print(model.count_params()).
@@ -142,7 +143,8 @@ def _bare_count(source: str, text: str) -> Optional[tuple[int, bool, int]]:
     None unless the code shows exactly one count and the output has exactly one line that is only a number."""
     shown = [m[0] for m in _COUNT_SHOWN.finditer(source)]
     for assigned in _COUNT_ASSIGNED.finditer(source):
-        printed = re.compile(rf"^[ \t]*(?:print[ \t]*\([ \t]*{assigned['name']}[ \t]*\)|{assigned['name']})[ \t]*$", re.M)
+        name = assigned["name"]
+        printed = re.compile(rf"^[ \t]*(?:print[ \t]*\([ \t]*{name}[ \t]*\)|{name})[ \t]*$", re.M)
         shown.extend(assigned[0] for _ in printed.finditer(source))
     numbers = list(_BARE_NUMBER.finditer(text))
     if len(shown) != 1 or len(numbers) != 1:

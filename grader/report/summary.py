@@ -31,7 +31,7 @@ VERDICT_LABELS = {
     "bad_model": "left a model the grader could not evaluate",
     "invalid_notebook": "is not a notebook the grader can read",
     "output_limit": "printed more output than the grader keeps",
-    "missing_module": "imports a module the grader does not have",
+    "missing_module": "imports a module that is neither in the grading environment nor handed in with it",
     "sandbox_error": "could not be started by the grader (not the student's fault)",
     "grader_failed": "was not graded: the grader failed — not your fault",
     "disk": "filled its disk quota (bytes or files)",

@@ -38,7 +38,7 @@ _VERDICT = {
     "bad_model": "the model could not be measured",
     "invalid_notebook": "the notebook could not be read",
     "output_limit": "the notebook printed more than the output limit",
-    "missing_module": "the notebook imports a module the grader does not have",
+    "missing_module": "the notebook imports a module that is neither in the grading environment nor handed in with it",
     "sandbox_error": "the sandbox failed to run the notebook",
     "grader_failed": "the grader failed",
     "disk": "the notebook filled its disk quota (bytes or files)",
