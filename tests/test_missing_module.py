@@ -71,7 +71,7 @@ def test_colab_code_first_does_not_hide_the_local_modules_after_it():
     assert message.startswith(
         "code cell 3 imports `model` and code cell 4 imports `utils`, which are neither in the grading environment "
         "nor files handed in with the notebook: hand in the repo link, or the folder with model.py and utils.py")
-    assert "code cell 1 imports `google.colab`, which exists only on Colab" in message
+    assert "code cell 1 imports `google.colab`; `google.colab` exists only on Colab: guard it with" in message
     assert message.count("`model`") == 1  # the first cell that tried, once
 
 
@@ -94,7 +94,11 @@ def test_a_module_handed_in_off_the_path_is_told_where_it_lies():
 
 def test_an_import_through_a_drive_path_is_colab():
     verdict = _verdict(NOT_FOUND.format("drive.MyDrive.ColabNotebooks.model"))
-    assert "a path in Google Drive, which exists only on Colab: import `model` by its own name" in verdict.message
+    assert verdict.message.startswith(
+        "code cell 1 imports `drive.MyDrive.ColabNotebooks.model`, a path in Google Drive, which exists only on "
+        "Colab: import `model` by its own name and hand in model.py with the notebook")
+    handed = _verdict(NOT_FOUND.format("drive.MyDrive.ColabNotebooks.model"), handed_in=("s5.ipynb", "model.py"))
+    assert "import `model` by its own name (`model.py` is handed in)" in handed.message
 
 
 def test_a_model_captured_despite_a_failed_import_is_not_missing_module():
@@ -126,4 +130,4 @@ def test_a_notebook_that_imports_its_own_module_alone_is_told_to_hand_in_the_fol
     assert verdict.message.startswith(
         "code cell 2 imports `model`, which is neither in the grading environment nor a file handed in with the "
         "notebook: hand in the repo link, or the folder with model.py"), verdict.message
-    assert "code cell 1 imports `google.colab`, which exists only on Colab" in verdict.message
+    assert "code cell 1 imports `google.colab`; `google.colab` exists only on Colab" in verdict.message

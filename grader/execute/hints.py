@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+COLAB_ONLY = "`google.colab` exists only on Colab: guard it with `if 'google.colab' in sys.modules:` or remove the cell"
+
 # (pattern on "ErrorName: message", what to tell the student)
 _HINTS: list[tuple[str, str]] = [
     (r"AttributeError: '\w*[Ii]ter\w*' object has no attribute 'next'",
@@ -11,7 +13,7 @@ _HINTS: list[tuple[str, str]] = [
     (r"invalid index of a 0-dim tensor",
      "Losses are 0-dim tensors since PyTorch 0.4: write `loss.item()` instead of `loss.data[0]`."),
     (r"ModuleNotFoundError: No module named 'google\.colab'",
-     "`google.colab` exists only on Colab: guard it with `if 'google.colab' in sys.modules:` or remove the cell."),
+     COLAB_ONLY + "."),
     (r"AttributeError: module 'torch\.cuda' has no attribute|Torch not compiled with CUDA enabled|"
      r"Found no NVIDIA driver|CUDA driver initialization failed|no CUDA GPUs are available",
      "The grader may run without a GPU: pick the device with "

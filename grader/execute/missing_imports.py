@@ -25,6 +25,7 @@ from pathlib import PurePosixPath
 from typing import Iterable, Literal, Sequence
 
 from grader.env.spec import PACKAGES_KEY, canonical_name
+from grader.execute.hints import COLAB_ONLY
 from grader.execute.records import CellRecord
 from grader.handin import importable
 
@@ -50,11 +51,8 @@ class FailedImport:
     cell: int  # the code cell, counted from 1
     module: str  # as the error names it: 'model', 'models.resnet', 'google.colab'
     kind: Kind
-    files: tuple[str, ...] = ()  # handed in or off the path: the staged files of that name
-
-    @property
-    def top(self) -> str:
-        return self.module.split(".")[0]
+    top: str  # the name a plain import of the student's file would use: 'model' for 'drive.MyDrive.nb.model'
+    files: tuple[str, ...] = ()  # the staged files of that name
 
     @property
     def said(self) -> str:
@@ -79,8 +77,10 @@ def failed_imports(cells: Iterable[CellRecord], *, handed_in: Sequence[str] = ()
         if module is None or module in found:
             continue
         top = module.split(".")[0]
+        if top in _DRIVE_ROOTS:  # through Google Drive: the module is the last name
+            top = module.split(".")[-1]
         files = tuple(p for p in handed_in if _names(p, top))
-        if module.startswith("google.colab") or top in _DRIVE_ROOTS:
+        if module.startswith("google.colab") or module.split(".")[0] in _DRIVE_ROOTS:
             kind: Kind = "colab"
         elif files:
             kind = "handed_in" if top in importable_names else "off_path"
@@ -88,7 +88,7 @@ def failed_imports(cells: Iterable[CellRecord], *, handed_in: Sequence[str] = ()
             kind = "package"
         else:
             kind = "local"
-        found[module] = FailedImport(cell.number, module, kind, files)
+        found[module] = FailedImport(cell.number, module, kind, top, files)
     return list(found.values())
 
 
@@ -120,13 +120,13 @@ def explain(failed: Sequence[FailedImport], *, notebook_dir: str = "") -> str:
             f"needs {'them' if many else 'it'}, the instructor adds {'the packages' if many else 'the package'} "
             f"under `{PACKAGES_KEY}` in the rubric and runs `grade env build RUBRIC`)")
     for f in failed:
-        if f.kind == "colab" and f.top == "google":
-            sentences.append(f"{f.said}, which exists only on Colab: guard it with "
-                             "`if 'google.colab' in sys.modules:` or remove the cell")
+        if f.kind == "colab" and f.module.startswith("google.colab"):
+            sentences.append(f"{f.said}; {COLAB_ONLY}")
         elif f.kind == "colab":
-            name = f.module.split(".")[-1]
-            sentences.append(f"{f.said}, a path in Google Drive, which exists only on Colab: import `{name}` by its "
-                             f"own name and hand in {name}.py with the notebook")
+            handed = f" ({_and([f'`{p}`' for p in f.files])} is handed in)" if f.files else \
+                f" and hand in {f.top}.py with the notebook"
+            sentences.append(f"{f.said}, a path in Google Drive, which exists only on Colab: import `{f.top}` by its "
+                             f"own name{handed}")
     return "; ".join(sentences)
 
 
