@@ -110,6 +110,24 @@ def test_the_report_flags_it_beside_the_measured_count():
     assert note.state == "neutral" and note.note == "the notebook printed 7,042"  # no rubric item reads this count
 
 
+def test_a_rubric_may_read_it_and_says_why_it_is_missing():
+    from grader import yamlio
+    from grader.facts import GradingFacts
+    from grader.rubric.load import rubric_from_yaml
+
+    rubric = rubric_from_yaml(yamlio.loads(
+        "id: t\ntitle: T\nitems:\n  - id: printed-params\n    title: T\n    fact: claims.params_gap\n"
+        "    eq: 0\n    points: 1\n", "r.yaml"))
+    assert score(measured_facts(7210, 7042), rubric).items[0].status == "failed"
+    assert score(measured_facts(7042, 7042), rubric).items[0].status == "passed"
+    unprinted = with_derived(Facts(model=ModelFacts(params=ParamFacts(trainable=7042, total=7042)),
+                                   verdict=VerdictFacts(kind="ok", message="ran")))
+    assert score(unprinted, rubric).items[0].evidence == (
+        "not measured: the notebook's outputs show no parameter count to compare with the measured one")
+    static = Facts(grading=GradingFacts(mode="static"), claims=ClaimsFacts(params=7210, params_kind="total"))
+    assert score(static, rubric).items[0].status == "not_judged"
+
+
 def test_grade_run_prints_it():
     line = next(x for x in summary_lines(measured_facts(7210, 7042)) if x.startswith("parameters"))
     assert line == "parameters   7,042 trainable (the notebook printed 7,210: 168 more than the model graded has)"

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal, Optional, Sequence
 
 from grader.arch.stored_state import ALLOWANCE
-from grader.facts import Facts
+from grader.facts import ClaimsFacts, Facts
 from grader.formatting import cells, num
 from grader.rubric.sheet import ItemResult, ScoreSheet
 
@@ -230,9 +230,9 @@ def _key_facts(facts: Facts, items: Sequence[ItemResult]) -> list[KeyFact]:
         if printed is not None)
     uncommented = notebook.uncommented_cells or []
     linear = model.layers.linear
-    params = fact("Trainable parameters", "model.params.trainable", None, claim="; ".join(p for p in (
-        _printed_params(claims), _budget(items, "model.params.trainable") if model.params.trainable is not None else "")
-        if p))
+    budget = _budget(items, "model.params.trainable") if model.params.trainable is not None else ""
+    params = fact("Trainable parameters", "model.params.trainable", None,
+                  claim="; ".join(p for p in (_printed_params(claims), budget) if p))
     if claims.params_gap and params.state in ("good", "neutral"):  # flagged whatever the rubric reads
         params = replace(params, state="warn")
     return [
@@ -304,7 +304,7 @@ def _unseen(facts: Facts, items: Sequence[ItemResult]) -> list[KeyFact]:
     return [KeyFact("Accuracy on unseen digits", "eval.unseen_accuracy", f"{ev.unseen_accuracy:.2f}%", note, state)]
 
 
-def _printed_params(claims) -> str:
+def _printed_params(claims: ClaimsFacts) -> str:
     """'the notebook printed 7,210 trainable; the model graded has 7,042, 168 fewer (the code handed in differs from
     what was run?)': any difference is flagged, a count is exact."""
     if claims.params is None:
