@@ -13,6 +13,7 @@ from grader.cli.run_cmd import summary_lines
 from grader.facts import ClaimsFacts, Facts, ModelFacts, ParamFacts, VerdictFacts, with_derived
 from grader.inspect.claims import find_claims
 from grader.pipeline import grade_facts
+from grader.report.markdown import render_markdown
 from grader.report.summary import build_view
 from grader.rubric.load import load_rubric
 from grader.rubric.schema import needs_run
@@ -99,7 +100,10 @@ def test_the_rubric_feedback_says_it_and_the_score_does_not_change():
 
 def test_the_report_flags_it_beside_the_measured_count():
     facts = measured_facts(7210, 7042)
-    view = build_view(facts, score(facts, load_rubric("mnist-s4")), student="ada")
+    sheet = score(facts, load_rubric("mnist-s4"))
+    view = build_view(facts, sheet, student="ada")
+    assert "the model graded has 7,042, 168 fewer (the code handed in differs from what was run?)" in render_markdown(
+        facts, sheet, student="ada")
     params = next(k for k in view.key_facts if k.fact == "model.params.trainable")
     assert params.state == "warn" and params.note.startswith(
         "the notebook printed 7,210 trainable; the model graded has 7,042, 168 fewer (the code handed in differs "
