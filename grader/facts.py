@@ -41,6 +41,9 @@ class ClaimsFacts(_Section):
     `accuracy`, ...) and, in execute mode, while the grader ran it (`run_*`)."""
 
     params: Optional[int] = None
+    params_kind: Optional[Literal["trainable", "total"]] = Field(
+        None, description="what `params` counts: trainable parameters (`Trainable params:`, a sum that keeps "
+                          "`requires_grad`) or all of them (`Total params:`)")
     accuracy: Optional[float] = Field(None, description="best test accuracy in the saved outputs, in percent")
     last_accuracy: Optional[float] = None
     epochs: Optional[int] = None
@@ -49,9 +52,9 @@ class ClaimsFacts(_Section):
     run_accuracy: Optional[float] = Field(None, description="best test accuracy the notebook printed while the "
                                                             "grader ran it, in percent")
     run_accuracy_gap: Optional[float] = Field(None, description="claims.run_accuracy - eval.accuracy, percent points")
-    params_gap: Optional[int] = Field(None, description="claims.params - model.params.total: the parameter count "
-                                                        "the notebook printed less the one measured in the model "
-                                                        "graded (0: they agree)")
+    params_gap: Optional[int] = Field(None, description="claims.params less the count of the same kind measured in "
+                                                        "the model graded (model.params.trainable or "
+                                                        "model.params.total, by claims.params_kind); 0: they agree")
 
 
 class ParamFacts(_Section):
@@ -136,6 +139,9 @@ class ModelFacts(_Section):
     ops: OpsFacts = OpsFacts()
     transition_layers: Optional[list[int]] = Field(None, description="the layer-table row (`model.table` index) of "
                                                    "each 1x1 counted in `model.transitions`")
+    avgpool_on_1x1: Optional[list[int]] = Field(None, description="the layer-table row (`model.table` index) of "
+                                                "each average pool (global or not) whose input map is already "
+                                                "1x1: it averages nothing, so it is not counted in `model.gap`")
 
 
 _EDITABLE = "counted by the harness in the notebook's own process, where the student's code could change it"
@@ -312,8 +318,8 @@ def known_facts() -> list[str]:
 
 
 def with_derived(facts: Facts) -> Facts:
-    """The facts computed from other facts, computed here once: the accuracy gaps of `claims`, `eval.unseen_gap`,
-    the epoch count's cross-check (`train.epochs_checked` and the facts beside it)."""
+    """The facts computed from other facts, computed here once: the accuracy and parameter gaps of `claims`,
+    `eval.unseen_gap`, the epoch count's cross-check (`train.epochs_checked` and the facts beside it)."""
     claims, measured = facts.claims, facts.eval.accuracy
 
     def gap(printed: Optional[float]) -> Optional[float]:
@@ -323,8 +329,11 @@ def with_derived(facts: Facts) -> Facts:
     worst = max((g for g in (saved, run) if g is not None), default=None)
     unseen = facts.eval.unseen_accuracy
     unseen_gap = None if unseen is None or measured is None else round(measured - unseen, 4)
+    counted = facts.model.params.trainable if claims.params_kind == "trainable" else facts.model.params.total
+    params_gap = None if claims.params is None or counted is None else claims.params - counted
     return facts.model_copy(update={"claims": claims.model_copy(update={"accuracy_gap": worst,
-                                                                       "run_accuracy_gap": run}),
+                                                                       "run_accuracy_gap": run,
+                                                                       "params_gap": params_gap}),
                                     "eval": facts.eval.model_copy(update={"unseen_gap": unseen_gap}),
                                     "train": _checked_epochs(facts)})
 

@@ -81,20 +81,25 @@ class HandIn:
 
     @property
     def modules(self) -> tuple[str, ...]:
-        """The top-level names the notebook can import from the hand-in: `.py` files and package folders beside it
-        or at the root (the two folders on its sys.path)."""
-        names = set()
-        for base in {PurePosixPath(self.notebook_dir).parts if self.notebook_dir else (), ()}:
-            for f in self.files:
-                parts = PurePosixPath(f.path).parts
-                if parts[:len(base)] != base:
-                    continue
-                rest = parts[len(base):]
-                if len(rest) == 1 and rest[0].endswith(".py"):
-                    names.add(rest[0][:-3])
-                elif len(rest) > 1 and rest[0].isidentifier():
-                    names.add(rest[0])
-        return tuple(sorted(names))
+        """The top-level names the notebook can import from the hand-in (`importable`)."""
+        return importable((f.path for f in self.files), self.notebook_dir)
+
+
+def importable(paths: Iterable[str], notebook_dir: str) -> tuple[str, ...]:
+    """The top-level names a notebook in `notebook_dir` can import from the files at `paths` (both relative to the
+    hand-in's root): `.py` files and package folders beside it or at the root (the two folders on its sys.path)."""
+    paths = [PurePosixPath(p).parts for p in paths]
+    names = set()
+    for base in {PurePosixPath(notebook_dir).parts if notebook_dir else (), ()}:
+        for parts in paths:
+            if parts[:len(base)] != base:
+                continue
+            rest = parts[len(base):]
+            if len(rest) == 1 and rest[0].endswith(".py"):
+                names.add(rest[0][:-3])
+            elif len(rest) > 1 and rest[0].isidentifier():
+                names.add(rest[0])
+    return tuple(sorted(names))
 
 
 def _sha256(path: Path) -> str:

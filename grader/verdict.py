@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from typing import Optional
 
 from grader.data.transforms import SHOWN, describe
-from grader.execute.hints import hint_for, missing_module
+from grader.execute.hints import hint_for
+from grader.execute.missing_imports import explain, failed_imports, missing_module
 from grader.execute.job import Execution
 from grader.execute.records import CellRecord
 from grader.facts import VerdictFacts
@@ -51,7 +52,7 @@ def decide(outcome: Outcome) -> VerdictFacts:
     if outcome.grader_failure is not None:
         return _grader_failed(outcome.grader_failure, outcome.grader_traceback)
     if outcome.execution is not None:
-        verdict = _execution(outcome.execution, outcome.limits, outcome.dry_run)
+        verdict = _execution(outcome.execution, outcome)
     elif outcome.no_model_file:
         failed = outcome.saved_failed_cells
         return VerdictFacts(kind="no_model", failed_cells=failed, cell=failed[0] if failed else None,
@@ -113,7 +114,8 @@ def _not_exportable(reasons: list[str]) -> str:
             "`torch.export.export(model, (torch.zeros(2, 1, 28, 28),))` must succeed in the notebook")
 
 
-def _execution(execution: Execution, limits: RunLimits, dry_run: bool = False) -> VerdictFacts:
+def _execution(execution: Execution, outcome: Outcome) -> VerdictFacts:
+    limits, dry_run = outcome.limits, outcome.dry_run
     run, harness, result = execution.run, execution.harness, execution.sandbox
     records = run.cells if run else []
     excused = _dry_run_failures(records) if dry_run else []
@@ -161,12 +163,11 @@ def _execution(execution: Execution, limits: RunLimits, dry_run: bool = False) -
         return verdict("crash", f"the grader could not read the model after the last cell: {why}")
     if not harness.model_variable:
         if failed:
-            module = missing_module(failed.error or "")
-            if module:
-                return verdict("missing_module", f"code cell {failed.number} imports `{module}`, which the grading "
-                               "environment does not have; no model could be captured (if the assignment needs it, "
-                               f"the instructor adds the package under `environment: packages:` in the rubric and "
-                               "runs `grade env build RUBRIC`)")
+            if missing_module(failed.error or ""):  # every failed import is named: a Colab one first hides none
+                imports = failed_imports(records, handed_in=outcome.handed_in, notebook_dir=outcome.notebook_dir,
+                                         pip_asked=[p.package for p in harness.pip_asked])
+                return verdict("missing_module", explain(imports, notebook_dir=outcome.notebook_dir)
+                               + "; no model could be captured")
             return verdict("crash", _describe(failed) + "; no model could be captured")
         return verdict("no_model", harness.model_found or "no model found")
     if harness.bad_model:

@@ -32,12 +32,14 @@ def test_realstyle_pytorch_notebook():
     # Test accuracy from the "Accuracy: 9946/10000 (99%)" lines, not the train bars (up to 99.62).
     assert report.claims.model_dump() == {
         "params": 10402,
+        "params_kind": "trainable",  # torchsummary's `Trainable params: 10,402`
         "accuracy": 99.46,
         "last_accuracy": 99.41,
         "epochs": 15,  # EPOCH: 0 ... EPOCH: 14
         "accuracy_gap": None,
         "run_accuracy": None,  # what a graded run prints: no run here
         "run_accuracy_gap": None,
+        "params_gap": None,  # against a measured model: none here
     }
 
 

@@ -9,7 +9,9 @@ Definitions that need a decision:
 - `gap`: a `gap` row, or an average pool whose single window covers the whole
   map (`nn.AvgPool2d(7)` on a 7x7 map, `F.avg_pool2d(x, x.size()[2:])`). An
   average pool over part of the map is a plain pool, even when a following
-  flatten makes it look like the head.
+  flatten makes it look like the head. An average of a 1x1 map (an
+  `nn.AdaptiveAvgPool2d(1)` after the convolutions reached 1x1) averages
+  nothing: it is not GAP, and `avgpool_on_1x1` gives its table row.
 - `transitions`: 1x1 convolutions that cut channels next to a max-pool, with only
   batch norm, activation, dropout, identity or other 1x1 convolutions between
   them (max-pool, a 1x1 keeping 32 channels, then a 1x1 from 32 to 16 is a
@@ -31,6 +33,7 @@ from grader.facts import LayerCounts, ModelFacts, ParamFacts, RfFacts
 
 # layers that change neither the map nor the channels: they may sit inside a transition block
 _PASS_THROUGH = ("bn", "act", "dropout", "identity")
+_AVERAGES = ("gap", "avgpool")
 
 
 def structure_facts(table: Table, *, trainable: int | None = None, total: int | None = None,
@@ -55,6 +58,7 @@ def structure_facts(table: Table, *, trainable: int | None = None, total: int | 
         gap=any(_is_global_average(table, r) for r in rows),
         transitions=sum(_is_transition(table, r) for r in rows),
         transition_layers=[r.index for r in rows if _is_transition(table, r)],
+        avgpool_on_1x1=[r.index for r in rows if r.kind in _AVERAGES and _on_1x1(r)],
         layers_after_last_maxpool=sum(r.kind in ("conv", "linear") and r.index > max(maxpools, default=0) for r in rows),
         rf=RfFacts(final=max(rf), covers_input=rf[0] >= table.input.h and rf[1] >= table.input.w,
                    layer=last_spatial.index if last_spatial else None),
@@ -89,10 +93,16 @@ def _is_1x1(table: Table, row: Row) -> bool:
     return k == (1, 1)
 
 
+def _on_1x1(row: Row) -> bool:
+    return not row.in_shape.flat and (row.in_shape.h, row.in_shape.w) == (1, 1)
+
+
 def _is_global_average(table: Table, row: Row) -> bool:
+    if row.kind not in _AVERAGES or _on_1x1(row):
+        return False
     if row.kind == "gap":
         return True
-    if row.kind != "avgpool" or (row.out_shape.h, row.out_shape.w) != (1, 1):
+    if (row.out_shape.h, row.out_shape.w) != (1, 1):
         return False
     (kh, kw), (ph, pw) = _window(table, row)
     return kh - ph >= row.in_shape.h and kw - pw >= row.in_shape.w  # the one window reaches the far edge
@@ -102,7 +112,10 @@ def _last_spatial(table: Table) -> Row | None:
     """The row feeding the first global average / flatten / linear (the last row when there is none)."""
     for row in table.rows:
         if row.kind in ("flatten", "linear") or _is_global_average(table, row):
-            return _source(table, row)
+            source = _source(table, row)
+            while source is not None and source.kind in _AVERAGES and _on_1x1(source):  # it averages nothing
+                source = _source(table, source)
+            return source
     return table.rows[-1] if table.rows else None
 
 

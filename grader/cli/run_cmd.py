@@ -50,8 +50,10 @@ def summary_lines(facts: Facts) -> list[str]:
     if facts.eval.accuracy is not None or facts.claims.accuracy is not None:
         lines.append(f"accuracy     {show(facts.eval.accuracy, '{:.2f}%')} measured"
                      f" (the notebook printed {show(facts.claims.accuracy, '{:.2f}%')})")
+    gap = facts.claims.params_gap
     lines.append(f"parameters   {show(facts.model.params.trainable, '{:,}')} trainable"
-                 f" (the notebook printed {show(facts.claims.params, '{:,}')})")
+                 f" (the notebook printed {show(facts.claims.params, '{:,}')}"
+                 + (f": {abs(gap):,} {'more' if gap > 0 else 'fewer'} than the model graded has)" if gap else ")"))
     lines.append(f"layers       conv {show(facts.model.layers.conv)}, 1x1 {show(facts.model.layers.conv1x1)}, "
                  f"linear {show(facts.model.layers.linear)}, batch norm {show(facts.model.layers.batchnorm)}, "
                  f"dropout {show(facts.model.layers.dropout)}, GAP {show(facts.model.gap)}, "

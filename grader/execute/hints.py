@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+COLAB_ONLY = "`google.colab` exists only on Colab: guard it with `if 'google.colab' in sys.modules:` or remove the cell"
+
 # (pattern on "ErrorName: message", what to tell the student)
 _HINTS: list[tuple[str, str]] = [
     (r"AttributeError: '\w*[Ii]ter\w*' object has no attribute 'next'",
@@ -11,9 +13,8 @@ _HINTS: list[tuple[str, str]] = [
     (r"invalid index of a 0-dim tensor",
      "Losses are 0-dim tensors since PyTorch 0.4: write `loss.item()` instead of `loss.data[0]`."),
     (r"ModuleNotFoundError: No module named 'google\.colab'",
-     "`google.colab` exists only on Colab: guard it with `if 'google.colab' in sys.modules:` or remove the cell "
-     "(an instructor can turn on the `colab` compat profile, `environment: compat: [colab]` in the rubric: "
-     "Drive is then the hand-in folder, and the other Colab helpers do nothing)."),
+     COLAB_ONLY + " (an instructor can turn on the `colab` compat profile, `environment: compat: [colab]` in the "
+     "rubric: Drive is then the hand-in folder, and the other Colab helpers do nothing)."),
     (r"AttributeError: module 'torch\.cuda' has no attribute|Torch not compiled with CUDA enabled|"
      r"Found no NVIDIA driver|CUDA driver initialization failed|no CUDA GPUs are available",
      "The grader may run without a GPU: pick the device with "
@@ -45,8 +46,3 @@ def hint_for(error: str) -> str | None:
             return hint
     return None
 
-
-def missing_module(error: str) -> str | None:
-    """The module a ModuleNotFoundError names, e.g. 'torchsummary'."""
-    match = re.search(r"ModuleNotFoundError: No module named '([\w.]+)'", error)
-    return match[1] if match else None

@@ -7,9 +7,16 @@ comes from them. Rules:
   line with `\\r` (Keras also with `\\b`): only the text after the last `\\r`
   of a line counts, so a bar's intermediate values are not claims.
 - **Parameters**: `Total params: 13,808` / `Trainable params: 13,808`
-  (torchsummary, torchinfo, Keras) and `Number of (trainable) parameters: N`.
+  (torchsummary, torchinfo, Keras), `Number of (trainable) parameters: N`,
+  `Parameters: N` / `Params = N`, and the count before the word:
+  `The model has 13,808 trainable parameters`. A cell whose code prints a
+  count with no words around it (`print(sum(p.numel() for p in
+  model.parameters()))`, a last line `sum(p.numel() ...)`, a variable that
+  holds such a sum printed alone, `print(model.count_params())`) claims the
+  number it printed on a line of its own, when it prints one such count and
+  one such line; the count is trainable when the sum keeps `requires_grad`.
   The claim is the last trainable count printed (the notebook's final model),
-  else the last total count.
+  else the last total count; `params_kind` says which it is.
 - **Test accuracy**, in percent (fractions up to 1 are scaled by 100):
   `Accuracy: 9941/10000 (99%)` is taken as 9941/10000 = 99.41, since the
   printed percentage is rounded; `Accuracy: 99.46`, `Accuracy=99.12`,
@@ -59,9 +66,20 @@ _TUTORIAL = re.compile(r"accuracy of the network on the \d+ test images[ \t]*:[ 
 _FLOAT = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:e[-+]?\d+)?"
 _SCORE_PAIR = re.compile(rf"^[ \t]*\[[ \t]*(?P<loss>{_FLOAT})[ \t]*,[ \t]*(?P<val>{_FLOAT})[ \t]*\][ \t]*$", re.M)
 _PARAMS = re.compile(
-    r"(?<![\w-])(?P<kind>(?:total[ \t]+)?number[ \t]+of(?:[ \t]+trainable)?|total|trainable)[ \t]+param(?:eter)?s"
+    r"(?<![\w-])(?:(?P<kind>(?:total[ \t]+)?number[ \t]+of(?:[ \t]+trainable)?|total|trainable)[ \t]+param(?:eter)?s"
     r"[ \t]*[:=]?[ \t]*(?P<n>\d[\d,]*)"
+    # Parameters: 13808 / Model params = 13808, at the start of its line (not `Non-trainable params: 0`)
+    r"|^[ \t]*(?:(?:model|network|net)(?:'s)?[ \t]+)?(?P<plain>param(?:eter)?s)[ \t]*[:=][ \t]*(?P<plain_n>\d[\d,]*)"
+    r"(?![\d.])"
+    # The model has 13,808 trainable parameters
+    r"|(?<![\d.,])(?P<before_n>\d[\d,]*)[ \t]+(?P<before>trainable[ \t]+)?param(?:eter)?s(?![\w-]))",
+    re.M,
 )
+# Code that prints a bare count: print(sum(p.numel() ...)), a last line sum(...numel...), print(model.count_params()).
+_COUNT_CODE = r"(?:sum[ \t]*\(.*\.numel[ \t]*\(|[\w.]+\.count_params[ \t]*\()"
+_COUNT_ASSIGNED = re.compile(rf"^[ \t]*(?P<name>[A-Za-z_]\w*)[ \t]*=[ \t]*{_COUNT_CODE}.*$", re.M)
+_COUNT_SHOWN = re.compile(rf"^[ \t]*(?:print[ \t]*\([ \t]*)?{_COUNT_CODE}.*$", re.M)
+_BARE_NUMBER = re.compile(r"^[ \t]*(\d[\d,_]*)[ \t]*$", re.M)
 _EPOCH = re.compile(r"epoch(?<![a-z]epoch)(?![a-z_])[ \t]*[:=#]?[ \t]*(\d+)")
 
 
@@ -82,6 +100,7 @@ class Claims:
     def facts(self) -> ClaimsFacts:
         values = [claim.value for claim in self.accuracies]
         counts = self.trainable_params or self.params
+        kind = None if not counts else "trainable" if self.trainable_params else "total"
         if self.epoch_numbers:
             counted_from = min(min(self.epoch_numbers), 1)
             epochs: Optional[int] = max(self.epoch_numbers) + 1 - counted_from
@@ -89,27 +108,48 @@ class Claims:
             epochs = len(values) or None
         return ClaimsFacts(
             params=int(counts[-1].value) if counts else None,
+            params_kind=kind,
             accuracy=max(values) if values else None,
             last_accuracy=values[-1] if values else None,
             epochs=epochs,
         )
 
 
-def find_claims(cells: Iterable[tuple[int, Iterable[str]]]) -> Claims:
-    """`cells`: (cell index, output texts) of each code cell, in notebook order."""
+def find_claims(cells: Iterable[tuple[int, Iterable[str]] | tuple[int, Iterable[str], str]]) -> Claims:
+    """`cells`: (cell index, output texts) of each code cell, in notebook order, with the cell's source as a third
+    item where it is known (it lets a bare printed count be read)."""
     accuracies: list[Claim] = []
     params: list[Claim] = []
     trainable: list[Claim] = []
     epochs: list[int] = []
-    for index, outputs in cells:
+    for index, outputs, *source in cells:
         text = screen_text("\n".join(outputs))
         lowered = _lowercase(text)
         accuracies.extend(Claim(value, index, _line_at(text, at)) for at, value in _accuracies_in(lowered))
         for match in _params_in(lowered):
-            claim = Claim(int(match["n"].replace(",", "")), index, _line_at(text, match.start()))
-            (trainable if "trainable" in match["kind"] else params).append(claim)
+            number = match["n"] or match["plain_n"] or match["before_n"]
+            claim = Claim(int(number.replace(",", "")), index, _line_at(text, match.start()))
+            (trainable if "trainable" in (match["kind"] or match["before"] or "") else params).append(claim)
+        if source:
+            bare = _bare_count(source[0], text)
+            if bare is not None:
+                (trainable if bare[1] else params).append(Claim(bare[0], index, _line_at(text, bare[2])))
         epochs.extend(map(int, _EPOCH.findall(lowered)))
     return Claims(tuple(accuracies), tuple(params), tuple(trainable), tuple(epochs))
+
+
+def _bare_count(source: str, text: str) -> Optional[tuple[int, bool, int]]:
+    """(count, trainable only, position in `text`) of a count the cell's code prints alone (module docstring);
+    None unless the code shows exactly one count and the output has exactly one line that is only a number."""
+    shown = [m[0] for m in _COUNT_SHOWN.finditer(source)]
+    for assigned in _COUNT_ASSIGNED.finditer(source):
+        name = assigned["name"]
+        printed = re.compile(rf"^[ \t]*(?:print[ \t]*\([ \t]*{name}[ \t]*\)|{name})[ \t]*$", re.M)
+        shown.extend(assigned[0] for _ in printed.finditer(source))
+    numbers = list(_BARE_NUMBER.finditer(text))
+    if len(shown) != 1 or len(numbers) != 1:
+        return None
+    return int(re.sub("[,_]", "", numbers[0][1])), "requires_grad" in shown[0], numbers[0].start(1)
 
 
 def screen_text(text: str) -> str:

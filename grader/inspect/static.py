@@ -41,7 +41,7 @@ def inspect_submission(path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES) 
             for number, cell in enumerate((c for c in submission.cells if c.kind == "code"), 1)]
     comments = comment_report(code)
     source = source_facts([lines for _, _, lines in code])
-    claims = find_claims((cell.index, cell.outputs) for cell in submission.cells if cell.kind == "code")
+    claims = find_claims((cell.index, cell.outputs, cell.source) for cell in submission.cells if cell.kind == "code")
     return StaticReport(
         path=submission.path,
         format=submission.format,

@@ -7,11 +7,11 @@ templates only lay it out (and escape it: much of it is student-controlled).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, Optional, Sequence
 
 from grader.arch.stored_state import ALLOWANCE
-from grader.facts import Facts
+from grader.facts import ClaimsFacts, Facts
 from grader.formatting import cells, num
 from grader.rubric.sheet import ItemResult, ScoreSheet
 
@@ -31,7 +31,7 @@ VERDICT_LABELS = {
     "bad_model": "left a model the grader could not evaluate",
     "invalid_notebook": "is not a notebook the grader can read",
     "output_limit": "printed more output than the grader keeps",
-    "missing_module": "imports a module the grader does not have",
+    "missing_module": "imports a module that is neither in the grading environment nor handed in with it",
     "sandbox_error": "could not be started by the grader (not the student's fault)",
     "grader_failed": "was not graded: the grader failed — not your fault",
     "disk": "filled its disk quota (bytes or files)",
@@ -230,11 +230,13 @@ def _key_facts(facts: Facts, items: Sequence[ItemResult]) -> list[KeyFact]:
         if printed is not None)
     uncommented = notebook.uncommented_cells or []
     linear = model.layers.linear
-    printed_params = f"the notebook printed {num(claims.params)}" if claims.params is not None else ""
+    budget = _budget(items, "model.params.trainable") if model.params.trainable is not None else ""
+    params = fact("Trainable parameters", "model.params.trainable", None,
+                  claim="; ".join(p for p in (_printed_params(claims), budget) if p))
+    if claims.params_gap and params.state in ("good", "neutral"):  # flagged whatever the rubric reads
+        params = replace(params, state="warn")
     return [
-        fact("Trainable parameters", "model.params.trainable", None, claim="; ".join(p for p in (
-            printed_params, _budget(items, "model.params.trainable") if model.params.trainable is not None else "")
-            if p)),
+        params,
         fact("Learned numbers", "model.stored.learned", None, _stored_note(model.stored, items)),
         fact("Test accuracy", "eval.accuracy", f"{facts.eval.accuracy:.2f}%" if facts.eval.accuracy is not None else None,
              "measured by the grader on the 10,000 test images", printed_accuracy),
@@ -300,6 +302,20 @@ def _unseen(facts: Facts, items: Sequence[ItemResult]) -> list[KeyFact]:
                      "to MNIST's test set itself (check how the model was trained and what it stores)")
             state = "warn"
     return [KeyFact("Accuracy on unseen digits", "eval.unseen_accuracy", f"{ev.unseen_accuracy:.2f}%", note, state)]
+
+
+def _printed_params(claims: ClaimsFacts) -> str:
+    """'the notebook printed 7,210 trainable; the model graded has 7,042, 168 fewer (the code handed in differs from
+    what was run?)': any difference is flagged, a count is exact."""
+    if claims.params is None:
+        return ""
+    text = f"the notebook printed {num(claims.params)}"
+    gap = claims.params_gap
+    if not gap:
+        return text
+    kind = " trainable" if claims.params_kind == "trainable" else ""
+    return (f"{text}{kind}; the model graded has {num(claims.params - gap)}, {num(abs(gap))} "
+            f"{'fewer' if gap > 0 else 'more'} (the code handed in differs from what was run?)")
 
 
 CLAIM_FLAG = 0.5  # percentage points between a printed and the measured accuracy that a report flags

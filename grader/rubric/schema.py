@@ -69,8 +69,9 @@ OPERATORS = ("lt", "le", "ge", "gt", "eq", "in", "between")
 ORDERING = ("lt", "le", "ge", "gt", "between")
 SYMBOL = {"lt": "<", "le": "<=", "ge": ">=", "gt": ">", "eq": "="}
 # Facts that only a run can establish: `grade check --static` lists their items as "needs a run".
-# claims.accuracy_gap compares the printed accuracy with the measured one; verdict.* is the run's outcome.
-NEEDS_RUN = ("model.", "train.", "eval.", "verdict.", "claims.accuracy_gap")
+# claims.accuracy_gap and claims.params_gap compare what was printed with what was measured; verdict.* is the
+# run's outcome.
+NEEDS_RUN = ("model.", "train.", "eval.", "verdict.", "claims.accuracy_gap", "claims.params_gap")
 TOLERANCE = 1e-9
 
 _ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"

@@ -38,7 +38,7 @@ _VERDICT = {
     "bad_model": "the model could not be measured",
     "invalid_notebook": "the notebook could not be read",
     "output_limit": "the notebook printed more than the output limit",
-    "missing_module": "the notebook imports a module the grader does not have",
+    "missing_module": "the notebook imports a module that is neither in the grading environment nor handed in with it",
     "sandbox_error": "the sandbox failed to run the notebook",
     "grader_failed": "the grader failed",
     "disk": "the notebook filled its disk quota (bytes or files)",
@@ -100,6 +100,9 @@ def not_measured_reason(facts: Facts, fact: str) -> str:
     if fact == "claims.accuracy_gap" and facts.claims.accuracy is not None and verdict.kind in (None, "ok"):
         return (f"the notebook printed {num(facts.claims.accuracy)}%, but the grader has no measurement of its "
                 "own to compare it with")
+    if fact == "claims.params_gap" and facts.claims.params is not None and verdict.kind in (None, "ok"):
+        return (f"the notebook printed {num(facts.claims.params)} parameters, but the grader has no count of its own "
+                "to compare it with")
     if verdict.kind not in (None, "ok"):
         reason = _VERDICT.get(verdict.kind, f"the verdict is {verdict.kind}")
         if verdict.cell is not None:
@@ -113,6 +116,8 @@ def not_measured_reason(facts: Facts, fact: str) -> str:
         return facts.train.epochs_check
     if fact == "claims.accuracy_gap":
         return "the notebook's outputs show no test accuracy to compare with the measured one"
+    if fact == "claims.params_gap":
+        return "the notebook's outputs show no parameter count to compare with the measured one"
     if fact.startswith("claims."):
         return "the notebook's outputs do not show it"
     if verdict.kind is None and needs_run(fact):
