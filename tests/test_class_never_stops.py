@@ -17,19 +17,9 @@ from grader.errors import GraderError
 from grader.inspect.notebook import parse_notebook
 from grader.intake import discover
 from grader.similarity import look_alikes
+from tests.static_rubrics import COMMENTS_ONLY
 
 NOTEBOOKS = Path(__file__).parent / "fixtures" / "notebooks"
-STATIC_RUBRIC = """\
-id: comments-only
-title: Comments only
-mode: static
-items:
-  - id: comments
-    title: Every code cell is commented
-    fact: notebook.comment_coverage
-    ge: 1.0
-    points: 10
-"""
 LONE = "\ud800"  # a lone surrogate: JSON can spell it (json.dumps writes it as \\ud800), no UTF-8 text holds it
 
 
@@ -51,7 +41,7 @@ def klass(tmp_path):
     shutil.copy(NOTEBOOKS / "colab_badges.ipynb", folder / "doe_222_1_hw.ipynb")
     _with_lone_surrogate(NOTEBOOKS / "colab_badges.ipynb", folder / "lee_333_1_hw.ipynb")
     rubric = tmp_path / "static.yaml"
-    rubric.write_text(STATIC_RUBRIC)
+    rubric.write_text(COMMENTS_ONLY)
     return folder, rubric
 
 
@@ -125,7 +115,7 @@ def test_a_file_name_that_is_not_utf8_still_names_the_student(tmp_path, capsys):
     [submission] = discover(folder)
     assert (submission.student, submission.name) == ("1001", "Ad\ufffd Good")
     rubric = tmp_path / "static.yaml"
-    rubric.write_text(STATIC_RUBRIC)
+    rubric.write_text(COMMENTS_ONLY)
     out = tmp_path / "out"
     assert main([str(folder), "--rubric", str(rubric), "--out", str(out)]) == 0
     assert "Ad\ufffd Good (1001)" in (out / "1001" / "report.md").read_text()

@@ -18,21 +18,11 @@ from grader.data.staging import data_binds
 from grader.errors import GraderError
 from grader.handin import CHECKPOINT_REASON, DATA_REASON, collect
 from grader.intake import discover, hand_in_at
+from tests.static_rubrics import COMMENTS_ONLY
 
 NOTEBOOK = nbformat.writes(nbformat.v4.new_notebook(cells=[
     nbformat.v4.new_code_cell("# the model comes from the repo\nfrom model import Net\nmodel = Net()")]))
 
-STATIC_RUBRIC = """\
-id: handin-static
-title: Hand-in, static
-mode: static
-items:
-  - id: comments
-    title: Every code cell is commented
-    fact: notebook.comment_coverage
-    ge: 1.0
-    points: 10
-"""
 
 
 def repo(folder: Path, notebook: str = "S5/S5.ipynb") -> Path:
@@ -143,7 +133,7 @@ def test_a_student_zip_that_escapes_is_that_students_verdict(tmp_path, entry):
     with zipfile.ZipFile(bad / "repo.zip", "w") as zf:
         zf.writestr("S5.ipynb", NOTEBOOK)
         zf.writestr(entry, "print('out')")
-    (tmp_path / "rubric.yaml").write_text(STATIC_RUBRIC)
+    (tmp_path / "rubric.yaml").write_text(COMMENTS_ONLY)
     rubric = load_rubric(tmp_path / "rubric.yaml")
     results = {r.student: r for r in grade_class(klass, rubric, options_for(rubric), out=tmp_path / "out")}
     assert results["1001"].facts.verdict.kind is None  # the class goes on
@@ -168,7 +158,7 @@ def test_the_class_folder_and_static_facts_list_the_staged_files(tmp_path):
     klass = tmp_path / "class"
     folder = repo(klass / "Ann Lee_1001_assignsubmission_file_")
     (folder / "best.pt").write_bytes(b"w")
-    (tmp_path / "rubric.yaml").write_text(STATIC_RUBRIC)
+    (tmp_path / "rubric.yaml").write_text(COMMENTS_ONLY)
     rubric = load_rubric(tmp_path / "rubric.yaml")
     [result] = list(grade_class(klass, rubric, options_for(rubric), out=tmp_path / "out"))
     files = result.facts.submission.files

@@ -27,6 +27,7 @@ import pytest
 from grader.api import Result, grade_class, load_rubric, options_for, prepare_test_data, write_outputs
 from grader.errors import GraderError
 from tests.gitserver import git, github_at, publish, serving
+from tests.static_rubrics import CELLS
 
 FIXTURES = Path(__file__).parent / "fixtures" / "modular"
 CASES = ("plain", "helper", "colab", "verbose", "several", "printed_mismatch")
@@ -34,17 +35,6 @@ STUDENTS = {case: (f"{case.replace('_', ' ').title().replace(' ', '')} Student",
             for i, case in enumerate(CASES)}
 WAYS = ("folder", "zip", "link")
 PRINTED = 7_210  # what every notebook printed (printed_mismatch: the count of its model.py before BN was removed)
-STATIC_RUBRIC = """\
-id: cells
-title: Cells
-mode: static
-items:
-  - id: cells
-    title: At least three code cells
-    fact: notebook.code_cells
-    ge: 3
-    points: 5
-"""
 
 
 def moodle_folder(case: str, plugin: str = "file") -> str:
@@ -226,7 +216,7 @@ def test_the_three_ways_give_the_same_facts(graded, case):
 def test_a_change_to_model_py_is_a_new_submission_for_the_cache(tmp_path):
     """Static mode (nothing runs): the cache key is the hand-in's, whatever the mode."""
     rubric_file = tmp_path / "cells.yaml"
-    rubric_file.write_text(STATIC_RUBRIC)
+    rubric_file.write_text(CELLS)
     rubric = load_rubric(rubric_file)
     source = folder_class(tmp_path / "class")
     out = tmp_path / "out"

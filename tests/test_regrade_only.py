@@ -11,19 +11,9 @@ import pytest
 from grader.api import grade_class, load_rubric, options_for
 from grader.cli.main import main
 from grader.errors import GraderError
+from tests.static_rubrics import CELLS
 
 NOTEBOOKS = Path(__file__).parent / "fixtures" / "notebooks"
-RUBRIC = """\
-id: cells
-title: Cells
-mode: static
-items:
-  - id: cells
-    title: At least three code cells
-    fact: notebook.code_cells
-    ge: 3
-    points: 5
-"""
 
 
 @pytest.fixture()
@@ -33,7 +23,7 @@ def graded(tmp_path):
     shutil.copy(NOTEBOOKS / "realstyle_s3_torchsummary.ipynb", folder / "smith_111_1_hw.ipynb")
     shutil.copy(NOTEBOOKS / "colab_badges.ipynb", folder / "doe_222_1_hw.ipynb")
     rubric_path = tmp_path / "r.yaml"
-    rubric_path.write_text(RUBRIC)
+    rubric_path.write_text(CELLS)
     out = tmp_path / "out"
     assert main([str(folder), "--rubric", str(rubric_path), "--out", str(out)]) in (0, 1)
     return folder, rubric_path, out
