@@ -109,7 +109,7 @@ def test_a_model_a_helper_trained_and_dropped_is_still_graded_and_named_by_the_h
     nb = _notebook(tmp_path / "helper_dropped.ipynb", SETUP, TRAIN_MODEL, "train_model()\nprint('trained')")
     facts, printed = _grade(nb, real_mnist_dir, tmp_path)
     assert facts.verdict.kind == "ok", facts.verdict.message
-    label = "the Net trained inside `train_model()`"
+    label = "the Net trained inside `train_model(norm='gn', width=12)`"
     assert facts.train.model_variable == label and facts.train.trained_models == [label]
     assert facts.train.model_reason == f"the last optimizer step updated the parameters of {label}"
     assert facts.model.params.trainable == _printed_count(printed, "gn")
@@ -155,7 +155,7 @@ def test_a_model_global_holding_an_untrained_module_loses_to_the_one_a_helper_tr
                    "model = Net('bn', 8)\nprint('params bn', count(model))", "train_model()\nprint('trained')")
     facts, printed = _grade(nb, real_mnist_dir, tmp_path)
     assert facts.verdict.kind == "ok", facts.verdict.message
-    label = "the Net trained inside `train_model()`"
+    label = "the Net trained inside `train_model(norm='gn', width=12)`"
     assert facts.train.model_variable == label
     assert facts.train.model_reason == (f"the last optimizer step updated the parameters of {label} (`model` holds "
                                         "another module, which that step did not update)")
