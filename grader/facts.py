@@ -173,8 +173,9 @@ class TrainFacts(_Section):
     seconds: Optional[float] = None
     device: Optional[str] = None
     model_variable: Optional[str] = Field(None, description="the notebook variable (or list / dict item, "
-                                          "`models['ln']`) the graded model was taken from; a module no variable holds "
-                                          "is named by where it was trained: \"the Net trained inside `train_model()`\"")
+                                          "`models['ln']`) the graded model was taken from; a module no variable "
+                                          "holds is named by where it was trained: \"the Net trained inside "
+                                          "`train_model()`\"")
     model_reason: Optional[str] = Field(None, description="why that one: the rubric names it, or the last optimizer "
                                                           "step (torch) / fit (Keras) updated its parameters, or "
                                                           "(nothing stepped: a dry run) the last optimizer built "

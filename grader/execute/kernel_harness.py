@@ -263,7 +263,8 @@ def find_model(namespace: dict[str, Any], variable: str, named: bool = True) -> 
                f"nothing was trained (no optimizer step: a dry run, or the training cells failed); the last "
                f"optimizer built holds the parameters of {trained.shown(last['variable'])}")
         if isinstance(value, torch.nn.Module) and value is not last["module"]:
-            how += f" (`{variable}` holds another module, which that {'step' if updated else 'optimizer'} did not update)"
+            how += (f" (`{variable}` holds another module, which that step did not update)" if updated else
+                    f" (`{variable}` holds another module, which that optimizer does not hold)")
         return last["variable"], last["module"], how
     if isinstance(value, torch.nn.Module):
         return variable, value, f"the variable `{variable}`"
