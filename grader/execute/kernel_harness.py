@@ -256,15 +256,17 @@ def find_model(namespace: dict[str, Any], variable: str, named: bool = True) -> 
     if named and isinstance(value, torch.nn.Module):
         return variable, value, f"`{variable}` is named as the model to grade (the rubric's model: or --variable)"
     updated = trained.trained_in(namespace, prefer=variable)
-    built = None if updated else trained.last_built(namespace, prefer=variable)
-    if updated or built:
-        last = updated[0] if updated else built
-        how = (f"the last {last['kind']} updated the parameters of {trained.shown(last['variable'])}" if updated else
-               f"nothing was trained (no optimizer step: a dry run, or the training cells failed); the last "
-               f"optimizer built holds the parameters of {trained.shown(last['variable'])}")
+    last = updated[0] if updated else trained.last_built(namespace, prefer=variable)
+    if last:
+        held = trained.shown(last["variable"])
+        if updated:
+            how, other = f"the last {last['kind']} updated the parameters of {held}", "which that step did not update"
+        else:
+            how = (f"nothing was trained (no optimizer step: a dry run, or the training cells failed); the last "
+                   f"optimizer built holds the parameters of {held}")
+            other = "which that optimizer does not hold"
         if isinstance(value, torch.nn.Module) and value is not last["module"]:
-            how += (f" (`{variable}` holds another module, which that step did not update)" if updated else
-                    f" (`{variable}` holds another module, which that optimizer does not hold)")
+            how += f" (`{variable}` holds another module, {other})"
         return last["variable"], last["module"], how
     if isinstance(value, torch.nn.Module):
         return variable, value, f"the variable `{variable}`"
