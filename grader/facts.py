@@ -178,12 +178,17 @@ class TrainFacts(_Section):
                                                               "disagree or there is none (`epochs_check` says which)")
     seconds: Optional[float] = None
     device: Optional[str] = None
-    model_variable: Optional[str] = Field(None, description="the notebook variable the graded model was taken from")
+    model_variable: Optional[str] = Field(None, description="the notebook variable (or list / dict item, "
+                                          "`models['ln']`) the graded model was taken from; a module no variable "
+                                          "holds is named by where it was trained: \"the Net trained inside "
+                                          "`train_model()`\"")
     model_reason: Optional[str] = Field(None, description="why that one: the rubric names it, or the last optimizer "
-                                                          "step (torch) / fit (Keras) updated its parameters, ...")
-    trained_models: Optional[list[str]] = Field(None, description="every variable whose model an optimizer step or "
-                                                "fit updated, the most recent first; more than one: the notebook "
-                                                "trained several models")
+                                                          "step (torch) / fit (Keras) updated its parameters, or "
+                                                          "(nothing stepped: a dry run) the last optimizer built "
+                                                          "holds them, ...")
+    trained_models: Optional[list[str]] = Field(None, description="every model an optimizer step or fit updated, "
+                                                "named as `model_variable` is, the most recent first; more than "
+                                                "one: the notebook trained several models")
     compat_shims: Optional[list[str]] = Field(None, description="compat shims (the rubric's environment: compat:) the "
                                                                 "notebook's code went through, e.g. `torch-1.x: "
                                                                 "DataLoader iterator .next()`")

@@ -21,6 +21,7 @@ from grader.execute.hints import hint_for
 from grader.execute.missing_imports import explain, failed_imports, missing_module
 from grader.execute.job import Execution
 from grader.execute.records import CellRecord
+from grader.execute.trained import shown
 from grader.facts import VerdictFacts
 from grader.formatting import cells
 from grader.sandbox.failure import HostFailure, sandbox_failure
@@ -182,8 +183,9 @@ def _execution(execution: Execution, outcome: Outcome) -> VerdictFacts:
         message += (f"; {cells([c.number for c in excused])} failed only because a dry run's data "
                     "loaders yield nothing (not counted against the notebook)")
     if len(harness.trained_models) > 1:  # which one counts is a choice: the report says it
-        message += (f"; the notebook trained several models ({', '.join(f'`{t.variable}`' for t in harness.trained_models)}"
-                    f"): graded `{harness.model_variable}`, because {harness.model_found}")
+        trained = ", ".join(shown(t.variable) for t in harness.trained_models)
+        message += (f"; the notebook trained several models ({trained}): graded {shown(harness.model_variable)}, "
+                    f"because {harness.model_found}")
     prep = harness.preprocess
     if prep is not None and prep.kind == "other":  # the grader never measures on inputs student code made
         message += (f"; the test transform of the {prep.source} is {prep.reason or 'not a per-pixel affine map'}, "

@@ -150,6 +150,7 @@ def install(dry_run: bool = False, compat: list[str] | tuple[str, ...] = (), ker
             kernel_pip.install(get_ipython())
     except ImportError:
         pass
+    trained.watch()
     register_optimizer_step_post_hook(_optimizer_stepped(state, optimizers))
     original_iter = DataLoader.__iter__
 
@@ -246,19 +247,26 @@ def _maps_to_ten(module) -> bool:
 
 def find_model(namespace: dict[str, Any], variable: str, named: bool = True) -> tuple[str | None, Any, str]:
     """(name, module, how) of the model to grade: the variable the rubric names (`named`), else the module the
-    last optimizer step or fit updated (grader.execute.trained), else `variable`, else the one module mapping
-    to 10 scores."""
+    last optimizer step or fit updated (grader.execute.trained), else, nothing having stepped (a dry run), the one
+    the last optimizer built holds, else `variable`, else the one module mapping to 10 scores. `name` is the
+    notebook variable holding the module or, for none, a label saying where it was trained."""
     import torch
 
     value = namespace.get(variable)
     if named and isinstance(value, torch.nn.Module):
         return variable, value, f"`{variable}` is named as the model to grade (the rubric's model: or --variable)"
     updated = trained.trained_in(namespace, prefer=variable)
-    if updated:
-        last = updated[0]
-        how = f"the last {last['kind']} updated the parameters of `{last['variable']}`"
+    last = updated[0] if updated else trained.last_built(namespace, prefer=variable)
+    if last:
+        held = trained.shown(last["variable"])
+        if updated:
+            how, other = f"the last {last['kind']} updated the parameters of {held}", "which that step did not update"
+        else:
+            how = (f"nothing was trained (no optimizer step: a dry run, or the training cells failed); the last "
+                   f"optimizer built holds the parameters of {held}")
+            other = "which that optimizer does not hold"
         if isinstance(value, torch.nn.Module) and value is not last["module"]:
-            how += f" (`{variable}` holds another module, which that step did not update)"
+            how += f" (`{variable}` holds another module, {other})"
         return last["variable"], last["module"], how
     if isinstance(value, torch.nn.Module):
         return variable, value, f"the variable `{variable}`"

@@ -73,7 +73,7 @@ class Export(_Record):
 
 
 class TrainedModel(_Record):
-    variable: str
+    variable: str  # the notebook variable or item (`models['ln']`); for none, where it was trained (execute.trained)
     kind: str  # "optimizer step" or "fit"
     updates: int
     share: float  # the part of the module's parameters those updates reached
