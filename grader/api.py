@@ -354,7 +354,7 @@ def grade_class(source: Path, rubric: Rubric, options: Optional[Options] = None,
         root = Path(source)
         if root.suffix.lower() == ".zip":
             root = safe_extract(root, Path(tmp) / "class")
-        submissions = discover(root, id_pattern, scratch=Path(tmp) / "handins")
+        submissions = discover(root, id_pattern, workspace=Path(tmp) / "handins")
         if roster is not None:
             submissions = with_roster(submissions, read_roster(roster))
         if data is None and options.mode != "static":

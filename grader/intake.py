@@ -183,18 +183,18 @@ def _materialise(entries: list[Path], dest: Path) -> None:
         archive.unlink()
 
 
-def _hand_in(entries: list[Path], root: Path, scratch: Path | None) -> tuple[Path | None, Path | None, str | None]:
+def _hand_in(entries: list[Path], root: Path, workspace: Path | None) -> tuple[Path | None, Path | None, str | None]:
     """(the file graded, the hand-in's root or None for a file alone, why it cannot be read) for one student's
     entries in the class folder: their folder(s), or their files at the top level (Canvas)."""
     zips = [e for e in entries if _is_zip(e)] + [p for e in entries if e.is_dir() for p in e.rglob("*.zip")
                                                   if _is_zip(p) and "__MACOSX" not in p.parts]
     loose = [e for e in entries if e.is_file() and e.parent == root]
-    if scratch is not None and (zips or len(loose) > 1):
+    if workspace is not None and (zips or len(loose) > 1):
         try:
-            _materialise(entries, scratch)
+            _materialise(entries, workspace)
         except GraderError as err:
             return None, None, f"the hand-in could not be unpacked: {err.render()}"
-        return _in_folder(scratch), scratch, None
+        return _in_folder(workspace), workspace, None
     candidates = []
     for entry in entries:
         if entry.is_dir():
@@ -219,12 +219,12 @@ def content_key(path: Path, folder: Path | None, model: Path | None) -> str:
     return content if model is None else hashlib.sha256((content + digest(model)).encode()).hexdigest()
 
 
-def discover(root: Path, pattern: str = DEFAULT_ID_PATTERN, scratch: Path | None = None) -> list[Submission]:
+def discover(root: Path, pattern: str = DEFAULT_ID_PATTERN, workspace: Path | None = None) -> list[Submission]:
     """Submissions under `root`: files at the top level, or one folder per student.
 
     A student's hand-in is their folder (every file in it is staged with the notebook: grader.handin), or their
     files at the top level (Canvas puts every file of a submission there, each prefixed with the same user id).
-    With `scratch` (a folder of the caller's), a hand-in that holds zips or several top-level files is rebuilt
+    With `workspace` (a folder of the caller's), a hand-in that holds zips or several top-level files is rebuilt
     there: prefixes taken off, zips unpacked. The graded file is the newest notebook; the newest .pt2 beside it
     is its model.
     """
@@ -242,7 +242,7 @@ def discover(root: Path, pattern: str = DEFAULT_ID_PATTERN, scratch: Path | None
     found = []
     for number, (student, parts) in enumerate(sorted(groups.items())):
         entries = [p for _, p in parts]
-        path, folder, unreadable = _hand_in(entries, root, scratch / f"{number:05d}" if scratch else None)
+        path, folder, unreadable = _hand_in(entries, root, workspace / f"{number:05d}" if workspace else None)
         if path is None and unreadable is None:
             continue
         names = [who for who, _ in parts]

@@ -98,7 +98,7 @@ def test_stage_keeps_the_layout(tmp_path):
 def test_a_student_folder_is_the_hand_in(tmp_path):
     klass = tmp_path / "class"
     repo(klass / "Ann Lee_1001_assignsubmission_file_")
-    [sub] = discover(klass, scratch=tmp_path / "scratch")
+    [sub] = discover(klass, workspace=tmp_path / "workspace")
     assert sub.root == klass / "Ann Lee_1001_assignsubmission_file_" and sub.path.name == "S5.ipynb"
     assert sub.digest == collect(sub.root, sub.path).digest
 
@@ -115,7 +115,7 @@ def test_a_zip_in_a_student_folder_is_unpacked_and_canvas_prefixes_come_off(tmp_
         zf.writestr("__MACOSX/era-s5/S5/._S5.ipynb", "not a notebook")
     (klass / "leebo_1002_777_S5.ipynb").write_text(NOTEBOOK)  # Canvas: every file at the top, prefixed
     (klass / "leebo_1002_777_model.py").write_text("class Net:\n    pass\n")
-    subs = discover(klass, scratch=tmp_path / "scratch")
+    subs = discover(klass, workspace=tmp_path / "workspace")
     ann, bo = subs
     assert ann.path.relative_to(ann.root).as_posix() == "S5/S5.ipynb"
     assert (ann.root / "model.py").read_text() == (src / "model.py").read_text()
@@ -150,7 +150,7 @@ def test_a_student_zip_bomb_is_refused_at_the_hand_in_limit(tmp_path):
     with zipfile.ZipFile(bad / "repo.zip", "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("S5.ipynb", NOTEBOOK)
         zf.writestr("zeros.txt", bytes(200 << 20))
-    [sub] = discover(klass, scratch=tmp_path / "scratch")
+    [sub] = discover(klass, workspace=tmp_path / "workspace")
     assert sub.unreadable is not None and "zip bomb" in sub.unreadable and "MiB" in sub.unreadable
 
 
@@ -186,7 +186,7 @@ def test_grade_check_path_is_a_folder_or_a_notebook_in_a_repo(tmp_path):
 def test_a_remote_executor_gets_the_whole_hand_in(tmp_path):
     klass = tmp_path / "class"
     repo(klass / "Ann Lee_1001_assignsubmission_file_")
-    [sub] = discover(klass, scratch=tmp_path / "scratch")
+    [sub] = discover(klass, workspace=tmp_path / "workspace")
     shipped = Shipped.pack(sub)
     back = shipped.unpack(tmp_path / "worker")
     assert back.root is not None and back.path.relative_to(back.root).as_posix() == "S5/S5.ipynb"

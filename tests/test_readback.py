@@ -155,7 +155,9 @@ INSIDE_THE_SANDBOX = {"execute/runner.py", "execute/kernel_harness.py", "execute
                       "evaluate/zygote.py", "evaluate/keras_clean.py"}
 READER = "sandbox/readback.py"
 # reads the scan cannot tell apart from a sandbox's, each with why it is not one
-NOT_A_SANDBOX = {"api.py": {"digest(got.path)"}}  # a link's notebook: `scratch` is where git's bytes were written
+NOT_A_SANDBOX = {"execute/job.py": {"stage(handin, workdir)"},  # the hand-in written into the scratch before the run
+                 # git's blobs written into the link's scratch folder: no sandbox has run there
+                 "links/fetch.py": {"_write(repo, scratch / 'tree', chosen.staged, blobs)"}}
 # names a host module gives a sandbox's folder, and the files a sandbox leaves there
 SCRATCH_NAMES = {"out_dir", "scratch", "workdir", "jobdir", "local_model", "model_file"}
 SANDBOX_FILES = {"run.json", "harness.json", "executed.ipynb", "eval.json", "predictions.npy",

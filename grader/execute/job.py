@@ -118,7 +118,7 @@ def execute_notebook(notebook: nbformat.NotebookNode, *, jobdir: Path, staged: P
         "cell_timeout": limits.cell_limit, "output_limit": limits.output_bytes,
         "dry_run": dry_run, "images_file": str(images),
         "kernel_python": str(Path(environment) / "bin" / "python") if environment else None, "compat": list(compat),
-        "keras": imports_keras(notebook, tuple(workdir / f.path for f in handin.files if f.path.endswith(".py"))
+        "keras": imports_keras(notebook, tuple(handin.root / f.path for f in handin.files if f.path.endswith(".py"))
                                if handin is not None else ()),
     }
     # the venv is shown read-only at its own path (its python links into the grader's base prefix, bound already)
