@@ -207,7 +207,7 @@ def test_the_callback_is_signed_like_requests_and_carries_the_score_sheet(server
         job = server.submit(submission(student(), callback_url=f"{receiver.url}/hook")).json()["id"]
         call = receiver.wait(1)[0]
     assert call["path"] == "/hook" and call["headers"]["X-Grader-Delivery"] == f"{job}.graded"
-    verify(server.secret, call["headers"], call["body"])  # raises if the signature is wrong
+    verify(server.secret, call["headers"], "POST", "/hook", call["body"])  # raises if the signature is wrong
     sent = json.loads(call["body"])
     assert sent["id"] == job and sent["status"] == "graded" and sent["score"] == 15 and sent["sheet"]["items"]
     assert server.wait(job)["callback"]["state"] in ("sending", "sent")

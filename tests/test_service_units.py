@@ -3,6 +3,8 @@ platform files, score bodies, the secret and the `grade serve` command's refusal
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import sqlite3
 from datetime import datetime
@@ -22,16 +24,19 @@ from tests.fixtures.service.harness import RUBRICS, submission
 
 SECRET = b"k" * 32
 NOW = 1_800_000_000.0
+PATH = "/v1/submissions"
 
 
 # signatures
 
 
-def test_a_fresh_signature_over_timestamp_dot_body_verifies():
+def test_a_fresh_signature_over_timestamp_method_path_and_body_verifies():
     body = b'{"a": 1}'
-    headers = signed_headers(SECRET, body, now=NOW)
-    assert headers["X-Grader-Signature"] == signature(SECRET, str(int(NOW)), body)
-    assert verify(SECRET, headers, body, now=NOW + 299) == headers["X-Grader-Signature"]
+    headers = signed_headers(SECRET, "POST", PATH, body, now=NOW)
+    assert headers["X-Grader-Signature"] == signature(SECRET, str(int(NOW)), "POST", PATH, body)
+    message = f"{int(NOW)}.POST.{PATH}.".encode() + body  # the format docs/service.md gives for openssl
+    assert headers["X-Grader-Signature"] == "sha256=" + hmac.new(SECRET, message, hashlib.sha256).hexdigest()
+    assert verify(SECRET, headers, "POST", PATH, body, now=NOW + 299) == headers["X-Grader-Signature"]
 
 
 @pytest.mark.parametrize("case, change, says", [
@@ -39,22 +44,24 @@ def test_a_fresh_signature_over_timestamp_dot_body_verifies():
     ("no timestamp", lambda h, b: ({"X-Grader-Signature": h["X-Grader-Signature"]}, b), "no X-Grader-Timestamp"),
     ("timestamp not a number", lambda h, b: ({**h, "X-Grader-Timestamp": "yesterday"}, b), "not a Unix time"),
     ("body changed", lambda h, b: (h, b + b" "), "does not match"),
-    ("other secret", lambda h, b: (signed_headers(b"x" * 32, b, now=NOW), b), "does not match"),
-    ("non-ASCII forgery", lambda h, b: ({**h, "X-Grader-Signature": "sha256=é"}, b), "does not match"),
+    ("other secret", lambda h, b: (signed_headers(b"x" * 32, "POST", PATH, b, now=NOW), b), "does not match"),
+    ("non-ASCII forgery", lambda h, b: ({**h, "X-Grader-Signature": "sha256=é"}, b), "is not sha256="),
+    ("upper-case hex", lambda h, b: ({**h, "X-Grader-Signature": h["X-Grader-Signature"].upper()}, b),
+     "is not sha256="),
 ])
 def test_a_bad_signature_is_refused_with_what_failed(case, change, says):
     body = b'{"a": 1}'
-    headers, sent = change(signed_headers(SECRET, body, now=NOW), body)
+    headers, sent = change(signed_headers(SECRET, "POST", PATH, body, now=NOW), body)
     with pytest.raises(ServiceError) as err:
-        verify(SECRET, headers, sent, now=NOW)
+        verify(SECRET, headers, "POST", PATH, sent, now=NOW)
     assert err.value.status == 401 and says in err.value.what and err.value.fix
 
 
 @pytest.mark.parametrize("offset, says", [(301, "301 s old"), (-400, "400 s in the future")])
 def test_a_request_signed_more_than_five_minutes_away_is_refused(offset, says):
-    headers = signed_headers(SECRET, b"", now=NOW)
+    headers = signed_headers(SECRET, "GET", "/v1/submissions/abc", b"", now=NOW)
     with pytest.raises(ServiceError) as err:
-        verify(SECRET, headers, b"", now=NOW + offset)
+        verify(SECRET, headers, "GET", "/v1/submissions/abc", b"", now=NOW + offset)
     assert says in err.value.what and "clock" in err.value.fix
 
 

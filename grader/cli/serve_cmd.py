@@ -52,8 +52,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                              "authenticating proxy); without it uploads come through the signed API or an LTI launch")
     parser.add_argument("--max-body", default="16M", metavar="SIZE",
                         help="largest request body, e.g. 16M (default: 16M); larger gets 413")
+    parser.add_argument("--max-uploads", type=int, default=d.max_body_reads, metavar="N",
+                        help=f"request bodies received at once (default: {d.max_body_reads}); more gets 503 with "
+                             f"Retry-After, so memory for bodies stays under N x --max-body")
+    parser.add_argument("--frame-ancestors", nargs="+", default=list(d.frame_ancestors), metavar="ORIGIN",
+                        help="origins whose pages may show ours in an iframe, e.g. https://school.instructure.com "
+                             "(default: the --lti platforms' issuer and login origins, else none but ourselves)")
     parser.add_argument("--rate", default=f"{d.rate.count}/{d.rate.seconds:g}", metavar="N/SECONDS",
-                        help=f"submissions accepted per student per period, e.g. 10/10m (default: {d.rate}); "
+                        help=f"submissions accepted per student per period and per source (API, upload page, LTI), "
+                             f"e.g. 10/10m (default: {d.rate}); "
                              f"more gets 429")
     parser.add_argument("--lease", type=float, default=d.lease_seconds, metavar="S",
                         help=f"a worker's lease on a job, renewed while it grades (default: {d.lease_seconds:g})")
@@ -77,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
         secret=load_secret(args.secret_file), rubrics=args.rubrics, store=args.store, host=args.host, port=args.port,
         workers=args.workers, out=args.out, public_url=args.public_url, lti=args.lti, key=args.key,
         open_uploads=args.open_uploads, max_body_bytes=parse_size(args.max_body, "--max-body"),
-        rate=parse_rate(args.rate), lease_seconds=args.lease, callback_attempts=args.callback_retries,
+        max_body_reads=args.max_uploads, frame_ancestors=tuple(args.frame_ancestors), rate=parse_rate(args.rate),
+        lease_seconds=args.lease, callback_attempts=args.callback_retries,
         callback_backoff=args.callback_backoff, data=args.data, executor=args.executor, address=args.address,
         log_level=args.log_level)
     return serve(settings)

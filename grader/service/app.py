@@ -3,6 +3,8 @@ stopped with the server."""
 
 from __future__ import annotations
 
+import logging
+import uuid
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -13,17 +15,22 @@ from starlette.exceptions import HTTPException
 
 from grader import __version__
 from grader.service import routes_api, routes_lti, routes_pages
+from grader.service.bodies import BodyReads
 from grader.service.core import Service
 from grader.service.errors import ServiceError
 from grader.service.pages import error_page
+from grader.service.security_headers import SecurityHeaders, frame_ancestors
+from grader.service.signing import HOW
+
+log = logging.getLogger(__name__)
 
 DESCRIPTION = """\
 Grades MNIST CNN notebooks for LMSs and course pages.
 
-Submissions to `/v1` are signed: `X-Grader-Signature: sha256=<hex HMAC-SHA256(secret, X-Grader-Timestamp + "." +
-raw body)>` with the shared secret and `X-Grader-Timestamp` (Unix seconds, at most 5 minutes old).
-Errors are `{"error": {"status", "code", "what", "where", "fix"}}`.
-"""
+Requests to `/v1/submissions` are signed: `{how}` with the shared secret and `X-Grader-Timestamp` (Unix seconds,
+at most 5 minutes old); `path` is the URL path without the query string.
+Errors are `{{"error": {{"status", "code", "what", "where", "fix"}}}}`.
+""".format(how=HOW)
 
 
 def _wants_json(request: Request) -> bool:
@@ -42,6 +49,9 @@ def create_app(service: Service) -> FastAPI:
     app = FastAPI(title="mnist-grader", version=__version__, description=DESCRIPTION, lifespan=lifespan,
                   docs_url="/docs", redoc_url=None)
     app.state.service = service
+    app.state.body_reads = BodyReads(service.settings.max_body_reads)
+    app.add_middleware(SecurityHeaders,
+                       ancestors=frame_ancestors(service.settings.frame_ancestors, service.registrations))
     for module in (routes_api, routes_pages, routes_lti):
         app.include_router(module.router)
 
@@ -64,5 +74,14 @@ def create_app(service: Service) -> FastAPI:
         where = ".".join(str(p) for p in first["loc"])
         return await service_error(request, ServiceError(422, "invalid_request", f"{where}: {first['msg']}",
                                                          where=where, fix="see /docs for this route's parameters"))
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception):
+        """A bug of ours: the caller gets the error JSON (or page) with an id that finds the traceback in the log."""
+        log_id = uuid.uuid4().hex[:12]
+        log.error("internal error %s on %s %s", log_id, request.method, request.url.path, exc_info=exc)
+        return await service_error(request, ServiceError(
+            500, "internal_error", f"the server failed on this request (log id {log_id})", where=request.url.path,
+            fix=f"this is a bug in the grader, not in your request: report it with the log id {log_id}"))
 
     return app

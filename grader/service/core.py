@@ -8,6 +8,7 @@ import logging
 import time
 from datetime import datetime, timezone
 from typing import Optional
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -107,7 +108,7 @@ class Service:
         except RateLimited as limited:
             wait = int(limited.retry_after + 0.999)
             raise ServiceError(429, "rate_limited", f"student {upload.student!r} has sent {limited.count} submissions "
-                               f"in the last {rate.seconds:g} s, the most this server accepts",
+                               f"through {source} in the last {rate.seconds:g} s, the most this server accepts",
                                where="student_id", fix=f"try again in {wait} s (the Retry-After header)",
                                headers={"Retry-After": str(wait)}) from None
         except DeliveryConflict as conflict:
@@ -153,7 +154,8 @@ class Service:
     def _send_callback(self, job: Job) -> None:
         body = json.dumps(self.describe(job)).encode()
         headers = {"Content-Type": "application/json", "X-Grader-Event": f"submission.{job.status}",
-                   **signed_headers(self.settings.secret, body, delivery=f"{job.id}.{job.status}")}
+                   **signed_headers(self.settings.secret, "POST", urlsplit(job.callback_url).path or "/", body,
+                                    delivery=f"{job.id}.{job.status}")}
         response = self.http.post(job.callback_url, content=body, headers=headers)
         if 400 <= response.status_code < 500 and response.status_code not in (408, 425, 429):
             raise Permanent(f"the callback URL answered HTTP {response.status_code}: {response.text[:300]}")

@@ -93,6 +93,9 @@ def check_notebook(data: bytes, where: str = "notebook") -> None:
                              SAVE_AS) from None
     try:
         json.loads(text)
+    except RecursionError:
+        raise _unprocessable("invalid_notebook", "the notebook nests arrays or objects too deeply to be a notebook",
+                             where, SAVE_AS) from None
     except json.JSONDecodeError as exc:
         raise _unprocessable("invalid_notebook", f"the notebook is not valid JSON: {exc.msg} at line {exc.lineno}, "
                              f"column {exc.colno}", where, SAVE_AS) from None
@@ -123,6 +126,9 @@ def check_model(data: Optional[bytes], where: str = "model") -> Optional[bytes]:
 def from_json(body: bytes) -> Upload:
     try:
         raw = json.loads(body)
+    except RecursionError:
+        raise _unprocessable("invalid_json", "the body nests arrays or objects too deeply to be a submission",
+                             "body", "send a flat JSON object: {student_id, assignment, notebook, ...}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise _unprocessable("invalid_json", f"the body is not valid JSON ({exc})", "body",
                              "send Content-Type: application/json with a JSON object, or a multipart upload") from None

@@ -15,7 +15,7 @@ from grader import __version__
 from grader.service.bodies import parse_form, read_body
 from grader.service.errors import ServiceError
 from grader.service.intake import SubmissionIn, from_form, from_json
-from grader.service.signing import DELIVERY, HOW, SIGNATURE, TIMESTAMP, verify
+from grader.service.signing import DELIVERY, HOW, SIGNATURE, TIMESTAMP, check_headers
 
 router = APIRouter()
 
@@ -78,22 +78,24 @@ def _status_url(request: Request, job_id: str) -> str:
                422: _error("invalid notebook or fields"), 429: _error("per-student rate limit")})
 async def submit(request: Request):
     service = request.app.state.service
-    body = await read_body(request, service.settings.max_body_bytes)
-    signature = verify(service.settings.secret, request.headers, body)
+    # Everything the headers can refuse is refused before a byte of the body is read.
+    signed = check_headers(service.settings.secret, request.headers, request.method, request.url.path)
     delivery = request.headers.get(DELIVERY, "").strip()
     if not delivery:
         raise ServiceError(400, "missing_delivery", f"no {DELIVERY} header", where=DELIVERY,
                            fix="send a unique id per submission (a UUID) and the same id again when you retry it: "
                                "a retry then returns the first job instead of grading twice")
     kind = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
-    if kind == "multipart/form-data":
-        upload = await from_form(await parse_form(request, body, service.settings.max_body_bytes))
-    elif kind in ("application/json", ""):
-        upload = from_json(body)
-    else:
+    if kind not in ("multipart/form-data", "application/json", ""):
         raise ServiceError(415, "unsupported_media_type", f"Content-Type {kind!r} is not accepted",
                            where="Content-Type",
                            fix="send application/json (notebook as base64) or multipart/form-data (notebook as a file)")
+    body = await read_body(request, service.settings.max_body_bytes, signed=signed)
+    signature = request.headers[SIGNATURE].strip()
+    if kind == "multipart/form-data":
+        upload = await from_form(await parse_form(request, body, service.settings.max_body_bytes))
+    else:
+        upload = from_json(body)
     job, created = await run_in_threadpool(service.accept, upload, source="api", delivery=delivery[:200],
                                            signature=signature, body_sha256=hashlib.sha256(body).hexdigest())
     status_url = _status_url(request, job.id)
@@ -108,7 +110,8 @@ async def submit(request: Request):
             responses={401: _error("unsigned, badly signed or stale"), 404: _error("no such job")})
 async def status(request: Request, job_id: str):
     service = request.app.state.service
-    verify(service.settings.secret, request.headers, await request.body())
+    signed = check_headers(service.settings.secret, request.headers, request.method, request.url.path)
+    signed.verify()  # over an empty body: a GET's body, if any, is never read
     job = await run_in_threadpool(service.store.get, job_id)
     if job is None:
         raise ServiceError(404, "unknown_job", f"no submission {job_id!r}", where="id",

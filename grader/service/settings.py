@@ -38,6 +38,8 @@ class ServiceSettings:
     out: Optional[Path] = None  # reports; default: beside the store, <store stem>-reports/
     public_url: Optional[str] = None  # how browsers and LMSs reach us; default http://host:port
     max_body_bytes: int = 16 << 20  # a notebook with outputs plus an exported model
+    max_body_reads: int = 4  # bodies received at once; memory for bodies stays under this x max_body_bytes
+    frame_ancestors: tuple[str, ...] = ()  # origins that may frame our pages (CSP); default: the LTI platforms'
     rate: RateLimit = RateLimit()
     lease_seconds: float = 30.0  # a worker renews its lease every third of this while it grades
     max_attempts: int = 3  # a job interrupted this many times (it may crash the server) fails instead
@@ -56,7 +58,8 @@ class ServiceSettings:
     def __post_init__(self) -> None:
         for option, value, least in (("--workers", self.workers, 1), ("--lease", self.lease_seconds, 1),
                                      ("--callback-retries", self.callback_attempts, 1),
-                                     ("--max-body", self.max_body_bytes, 1024)):
+                                     ("--max-body", self.max_body_bytes, 1024),
+                                     ("--max-uploads", self.max_body_reads, 1)):
             if value < least:
                 raise GraderError(f"{option} {value:g} is too small", where=option, fix=f"give at least {least}")
 

@@ -1,13 +1,28 @@
-"""Request signatures: `X-Grader-Signature: sha256=<hex HMAC-SHA256(secret, timestamp + "." + raw body)>`.
+"""Request signatures, one scheme for every request we take and every callback we send.
 
-Requests to /v1/submissions are checked here before anything else is done with
-them; callbacks we send are signed the same way, so one receiver library serves both.
+The signed message is, byte for byte:
+
+    <timestamp> "." <METHOD> "." <path> "." <raw body>
+
+- timestamp: the X-Grader-Timestamp header, Unix seconds as decimal digits;
+- METHOD: the HTTP method in upper case (POST, GET);
+- path: the URL path as sent, without the query string (/v1/submissions, /v1/submissions/<id>);
+- raw body: the exact bytes of the body, nothing stripped (empty for a GET).
+
+`X-Grader-Signature: sha256=<lower-case hex HMAC-SHA256(secret, message)>`. A signed GET thus names its
+submission: a captured one cannot be replayed for another id, nor as a POST. With openssl:
+
+    printf '%s.%s.%s.' "$ts" POST /v1/submissions | cat - body.json | openssl dgst -sha256 -hmac "$SECRET" -hex
+
+The headers are checked before the body is read (`check_headers`): an unsigned, malformed or stale request
+is refused without reading a byte of its body; the body is then hashed as it arrives (`Pending.update`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import time
 from typing import Mapping, Optional
 
@@ -17,17 +32,24 @@ from grader.service.settings import SIGNATURE_WINDOW_SECONDS
 SIGNATURE = "X-Grader-Signature"
 TIMESTAMP = "X-Grader-Timestamp"
 DELIVERY = "X-Grader-Delivery"
-HOW = f'{SIGNATURE}: sha256=<hex HMAC-SHA256(secret, {TIMESTAMP} + "." + raw body)>'
+HOW = (f'{SIGNATURE}: sha256=<hex HMAC-SHA256(secret, {TIMESTAMP} + "." + METHOD + "." + path + "." + '
+       f'raw body)>')
+_FORMAT = re.compile(r"sha256=[0-9a-f]{64}")
 
 
-def signature(secret: bytes, timestamp: str, body: bytes) -> str:
-    return "sha256=" + hmac.new(secret, timestamp.encode("ascii") + b"." + body, hashlib.sha256).hexdigest()
+def message_prefix(timestamp: str, method: str, path: str) -> bytes:
+    """What comes before the raw body in the signed message (the module docstring defines the format)."""
+    return f"{timestamp}.{method.upper()}.{path}.".encode("utf-8")
 
 
-def signed_headers(secret: bytes, body: bytes, *, delivery: Optional[str] = None,
+def signature(secret: bytes, timestamp: str, method: str, path: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret, message_prefix(timestamp, method, path) + body, hashlib.sha256).hexdigest()
+
+
+def signed_headers(secret: bytes, method: str, path: str, body: bytes, *, delivery: Optional[str] = None,
                    now: Optional[float] = None) -> dict[str, str]:
     timestamp = str(int(time.time() if now is None else now))
-    headers = {TIMESTAMP: timestamp, SIGNATURE: signature(secret, timestamp, body)}
+    headers = {TIMESTAMP: timestamp, SIGNATURE: signature(secret, timestamp, method, path, body)}
     if delivery is not None:
         headers[DELIVERY] = delivery
     return headers
@@ -37,29 +59,53 @@ def _refused(what: str, fix: str, where: str = SIGNATURE) -> ServiceError:
     return ServiceError(401, "unauthenticated", what, where=where, fix=fix)
 
 
-def verify(secret: bytes, headers: Mapping[str, str], body: bytes, *, now: Optional[float] = None,
-           window: float = SIGNATURE_WINDOW_SECONDS) -> str:
-    """The request's signature if it is valid and fresh; else a 401 ServiceError that says which check failed."""
+class Pending:
+    """A request whose headers passed: the body is fed in as it arrives, then `verify` compares."""
+
+    def __init__(self, secret: bytes, given: str, prefix: bytes):
+        self._given, self._mac = given, hmac.new(secret, prefix, hashlib.sha256)
+
+    def update(self, chunk: bytes) -> None:
+        self._mac.update(chunk)
+
+    def verify(self) -> str:
+        """The signature if it matches the message; else a 401 ServiceError."""
+        expected = "sha256=" + self._mac.hexdigest()
+        if not hmac.compare_digest(expected.encode(), self._given.encode()):  # constant time
+            raise _refused("the signature does not match the request (method, path, timestamp and body)",
+                           f"sign the exact bytes you send, for this method and path, with the shared secret: {HOW}")
+        return expected
+
+
+def check_headers(secret: bytes, headers: Mapping[str, str], method: str, path: str, *,
+                  now: Optional[float] = None, window: float = SIGNATURE_WINDOW_SECONDS) -> Pending:
+    """Everything that can be checked before the body: both headers there, the signature's format, the
+    timestamp's window. Refused with a 401 ServiceError that says which check failed."""
     given, stamp = headers.get(SIGNATURE), headers.get(TIMESTAMP)
     if not given:
         raise _refused(f"the request is not signed: no {SIGNATURE} header", f"sign every request: {HOW}")
+    given = given.strip()
+    if not _FORMAT.fullmatch(given):
+        raise _refused(f"{SIGNATURE} {given[:40]!r} is not sha256= and 64 lower-case hex digits",
+                       f"send the HMAC as hex after 'sha256=': {HOW}")
     if not stamp:
         raise _refused(f"no {TIMESTAMP} header", f"send the Unix time (seconds) you signed with: {HOW}",
                        where=TIMESTAMP)
-    try:
-        signed_at = int(stamp)
-    except ValueError:
+    if not stamp.isascii() or not stamp.isdigit() or len(stamp) > 12:
         raise _refused(f"{TIMESTAMP} {stamp[:40]!r} is not a Unix time in seconds",
-                       "send an integer such as 1767225600", where=TIMESTAMP) from None
-    age = (time.time() if now is None else now) - signed_at
+                       "send an integer such as 1767225600", where=TIMESTAMP)
+    age = (time.time() if now is None else now) - int(stamp)
     if abs(age) > window:
         when = f"{age:.0f} s old" if age > 0 else f"{-age:.0f} s in the future"
         raise _refused(f"the request was signed {when}; at most {window:.0f} s are accepted",
                        "sign each request (and each retry) when you send it, and check the sender's clock (NTP)",
                        where=TIMESTAMP)
-    expected = signature(secret, stamp, body)
-    # compare_digest on bytes: constant time, and no exception for a non-ASCII forgery.
-    if not hmac.compare_digest(expected.encode(), given.strip().encode("utf-8", "replace")):
-        raise _refused("the signature does not match the request body",
-                       f"sign the exact bytes you send, with the shared secret: {HOW}")
-    return expected
+    return Pending(secret, given, message_prefix(stamp, method, path))
+
+
+def verify(secret: bytes, headers: Mapping[str, str], method: str, path: str, body: bytes, *,
+           now: Optional[float] = None, window: float = SIGNATURE_WINDOW_SECONDS) -> str:
+    """The signature of a request whose body is already at hand (a callback receiver), if valid and fresh."""
+    pending = check_headers(secret, headers, method, path, now=now, window=window)
+    pending.update(body)
+    return pending.verify()

@@ -299,8 +299,9 @@ class SQLiteStore:
                     return seen, False
             if rate is not None:
                 count, seconds = rate
-                recent = db.execute("SELECT COUNT(*), MIN(submitted) FROM jobs WHERE student = ? AND submitted > ?",
-                                    (new.student, now - seconds)).fetchone()
+                # one bucket per source: the upload page, the LMS webhook and LTI launches do not use up each other's
+                recent = db.execute("SELECT COUNT(*), MIN(submitted) FROM jobs WHERE student = ? AND source = ? "
+                                    "AND submitted > ?", (new.student, new.source, now - seconds)).fetchone()
                 if recent[0] >= count:
                     raise RateLimited(count, max(1.0, recent[1] + seconds - now))
             job_id = uuid.uuid4().hex

@@ -1,0 +1,50 @@
+"""Headers on every answer: who may frame our pages (an LMS shows them in an iframe), no MIME sniffing, and no
+Referer (a submission's address is all it takes to read its report)."""
+
+from __future__ import annotations
+
+from typing import Iterable
+from urllib.parse import urlsplit
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from grader.service.lti.config import Registrations
+
+
+def origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def frame_ancestors(configured: Iterable[str], registrations: Registrations) -> list[str]:
+    """The origins given with --frame-ancestors; else every origin the registered platforms use (issuer and
+    login pages), or only ourselves when no platform is registered."""
+    given = [origin(url) if "://" in url else url for url in configured]
+    if given:
+        return given
+    seen = {origin(url): None for p in registrations.platforms for url in (p.issuer, p.auth_login_url)}
+    return list(seen) or ["'self'"]
+
+
+class SecurityHeaders:
+    """ASGI middleware: sets the headers on every response, errors and 500s included."""
+
+    def __init__(self, app: ASGIApp, ancestors: list[str]):
+        self.app = app
+        self.headers = [
+            (b"content-security-policy",
+             f"frame-ancestors {' '.join(ancestors)}; base-uri 'none'; object-src 'none'".encode()),
+            (b"x-content-type-options", b"nosniff"),
+            (b"referrer-policy", b"no-referrer"),
+        ]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                names = {name for name, _ in self.headers}
+                message["headers"] = [h for h in message.get("headers", []) if h[0].lower() not in names] + self.headers
+            await send(message)
+        await self.app(scope, receive, with_headers)
