@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException
 from grader.service.errors import ServiceError
 from grader.service.signing import Pending
 
-FILE_FIELDS = frozenset({"notebook", "model"})  # every other field of an upload is text
+TEXT_FIELDS = ("student_id", "assignment", "callback_url", "lti", "launch")  # the upload fields that are not files
 RETRY_AFTER_SECONDS = 5
 
 
@@ -76,8 +76,8 @@ async def parse_form(request: Request, body: bytes, limit: int):
                            fix="send multipart/form-data as an HTTP client library builds it (with its boundary)") \
             from None
     for name, value in form.multi_items():
-        if isinstance(value, UploadFile) and name not in FILE_FIELDS:
+        if isinstance(value, UploadFile) and name in TEXT_FIELDS:
             raise ServiceError(422, "field_not_text", f"the field `{name}` was sent as a file; it is a text field",
-                               where=name, fix=f"send `{name}` as a plain form field; only "
-                                               f"{' and '.join(sorted(FILE_FIELDS))} are files")
+                               where=name, fix=f"send `{name}` as a plain form field; only notebook and model "
+                                               "are files")
     return form
