@@ -7,14 +7,11 @@ refused before it is read, a forged one is read a few at a time, a captured sign
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import http.client
 import json
-import threading
 import time
 import uuid
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
@@ -23,6 +20,7 @@ import pytest
 from grader.service.lti.config import Registrations
 from grader.service.security_headers import frame_ancestors
 from grader.service.signing import SIGNATURE, TIMESTAMP, signed_headers
+from tests.fixtures.service.flood import measure
 from tests.fixtures.service.harness import notebook_bytes, start_server, submission
 
 MAX_UPLOADS = 2
@@ -209,59 +207,6 @@ def test_the_upload_page_and_the_lms_do_not_share_a_rate_bucket(server):
 
 
 # memory
-
-
-def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
-
-
-async def _flood(url: str, headers: dict, count: int, size: int) -> list[int]:
-    """`count` POSTs at once, each announcing and trying to send `size` bytes; the statuses answered."""
-    address = urlsplit(url)
-    head = "".join(f"{k}: {v}\r\n" for k, v in {**headers, "Content-Length": str(size)}.items())
-    chunk = b"[" * MB
-
-    async def one() -> int:
-        reader, writer = await asyncio.open_connection(address.hostname, address.port)
-        writer.write(f"POST /v1/submissions HTTP/1.1\r\nHost: {address.netloc}\r\n{head}\r\n".encode())
-        answer = asyncio.ensure_future(reader.readline())
-        try:
-            for _ in range(size // MB):
-                if answer.done():
-                    break
-                writer.write(chunk)
-                await writer.drain()
-        except (ConnectionError, OSError):
-            pass  # the server answered and closed: the rest of the body is never sent
-        try:
-            line = await asyncio.wait_for(answer, 60)
-        finally:
-            writer.close()
-        return int(line.split()[1]) if line else 0
-    return await asyncio.gather(*(one() for _ in range(count)))
-
-
-def measure(server, headers: dict, count: int = 100, size: int = 16 * MB) -> tuple[float, float, float, list[int]]:
-    """The server's RSS (MB) before, at the peak (sampled every 10 ms) and 2 s after `count` bodies of `size`."""
-    pid, samples, done = server.proc.pid, [], threading.Event()
-    before = _rss_mb(pid)
-
-    def sample():
-        while not done.is_set():
-            samples.append(_rss_mb(pid))
-            time.sleep(0.01)
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    try:
-        statuses = asyncio.run(_flood(server.url, headers, count, size))
-    finally:
-        done.set()
-        sampler.join()
-    time.sleep(2)
-    return before, max(samples + [before]), _rss_mb(pid), statuses
 
 
 def test_100_concurrent_16_mb_bodies_leave_the_servers_memory_bounded(tmp_path):
