@@ -163,6 +163,7 @@ def test_a_server_bug_answers_with_the_error_json_and_a_log_id(server):
     error = _error(response, 500, "internal_error")
     log_id = error["what"].split("log id ")[1].rstrip(")")
     assert log_id in error["fix"] and "bug in the grader" in error["fix"]
+    assert response.headers["x-content-type-options"] == "nosniff"  # a 500 too
     logged = server.log.read_text(errors="replace")
     assert f"internal error {log_id}" in logged and "Traceback" in logged.split(log_id, 1)[1]  # found by the id
 

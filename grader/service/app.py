@@ -19,7 +19,7 @@ from grader.service.bodies import BodyReads
 from grader.service.core import Service
 from grader.service.errors import ServiceError
 from grader.service.pages import error_page
-from grader.service.security_headers import SecurityHeaders, frame_ancestors
+from grader.service.security_headers import SecurityHeaders, frame_ancestors, security_headers
 from grader.service.signing import HOW
 
 log = logging.getLogger(__name__)
@@ -50,8 +50,8 @@ def create_app(service: Service) -> FastAPI:
                   docs_url="/docs", redoc_url=None)
     app.state.service = service
     app.state.body_reads = BodyReads(service.settings.max_body_reads)
-    app.add_middleware(SecurityHeaders,
-                       ancestors=frame_ancestors(service.settings.frame_ancestors, service.registrations))
+    headers = security_headers(frame_ancestors(service.settings.frame_ancestors, service.registrations))
+    app.add_middleware(SecurityHeaders, headers=headers)
     for module in (routes_api, routes_pages, routes_lti):
         app.include_router(module.router)
 
@@ -82,6 +82,7 @@ def create_app(service: Service) -> FastAPI:
         log.error("internal error %s on %s %s", log_id, request.method, request.url.path, exc_info=exc)
         return await service_error(request, ServiceError(
             500, "internal_error", f"the server failed on this request (log id {log_id})", where=request.url.path,
-            fix=f"this is a bug in the grader, not in your request: report it with the log id {log_id}"))
+            fix=f"this is a bug in the grader, not in your request: report it with the log id {log_id}",
+            headers=headers))
 
     return app

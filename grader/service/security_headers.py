@@ -26,17 +26,19 @@ def frame_ancestors(configured: Iterable[str], registrations: Registrations) -> 
     return list(seen) or ["'self'"]
 
 
-class SecurityHeaders:
-    """ASGI middleware: sets the headers on every response, errors and 500s included."""
+def security_headers(ancestors: list[str]) -> dict[str, str]:
+    return {"Content-Security-Policy": f"frame-ancestors {' '.join(ancestors)}; base-uri 'none'; object-src 'none'",
+            "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
 
-    def __init__(self, app: ASGIApp, ancestors: list[str]):
+
+class SecurityHeaders:
+    """ASGI middleware: sets the headers on every response but a 500 (starlette answers those outside all
+    middleware; the 500 handler sets them itself)."""
+
+    def __init__(self, app: ASGIApp, headers: dict[str, str]):
         self.app = app
-        self.headers = [
-            (b"content-security-policy",
-             f"frame-ancestors {' '.join(ancestors)}; base-uri 'none'; object-src 'none'".encode()),
-            (b"x-content-type-options", b"nosniff"),
-            (b"referrer-policy", b"no-referrer"),
-        ]
+        self.headers = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
+        self.names = {name for name, _ in self.headers}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -44,7 +46,7 @@ class SecurityHeaders:
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                names = {name for name, _ in self.headers}
-                message["headers"] = [h for h in message.get("headers", []) if h[0].lower() not in names] + self.headers
+                kept = [h for h in message.get("headers", []) if h[0].lower() not in self.names]
+                message["headers"] = kept + self.headers
             await send(message)
         await self.app(scope, receive, with_headers)
