@@ -75,7 +75,8 @@ def _status_url(request: Request, job_id: str) -> str:
     responses={400: _error(f"no {DELIVERY} header"), 401: _error("unsigned, badly signed or stale"),
                404: _error("unknown assignment"), 409: _error("delivery id reused for another body"),
                413: _error("body over the size limit"), 415: _error("neither JSON nor multipart"),
-               422: _error("invalid notebook or fields"), 429: _error("per-student rate limit")})
+               422: _error("invalid notebook or fields"), 429: _error("per-student and per-source rate limit"),
+               503: _error("more uploads at once than --max-uploads; with Retry-After")})
 async def submit(request: Request):
     service = request.app.state.service
     # Everything the headers can refuse is refused before a byte of the body is read.
