@@ -93,11 +93,11 @@ def check_notebook(data: bytes, where: str = "notebook") -> None:
         raise _unprocessable("invalid_notebook", f"the notebook is not UTF-8 text (byte {exc.start})", where,
                              SAVE_AS) from None
     try:
-        data = json.loads(text)
+        parsed = json.loads(text)
     except json.JSONDecodeError as exc:
         raise _unprocessable("invalid_notebook", f"the notebook is not valid JSON: {exc.msg} at line {exc.lineno}, "
                              f"column {exc.colno}", where, SAVE_AS) from None
-    problem = not_a_notebook(data)
+    problem = not_a_notebook(parsed)
     if problem:
         raise _unprocessable("invalid_notebook", f"the notebook is JSON, but not a Jupyter notebook: {problem}", where,
                              SAVE_AS)

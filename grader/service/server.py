@@ -41,10 +41,9 @@ def _bind(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as exc:  # the host's state or the options, not a bug: say which and what to change
         sock.close()
-        what, fix = _BIND_FAILURES.get(exc.errno, (f"cannot listen there ({exc.strerror or exc})",
-                                                   "check --host and --port"))
-        raise GraderError(what.format(host=host, port=port), where=f"--host {host} --port {port}",
-                          fix=fix.format(host=host, port=port)) from None
+        what, fix = _BIND_FAILURES.get(exc.errno, ("cannot listen there ({reason})", "check --host and --port"))
+        about = {"host": host, "port": port, "reason": exc.strerror or exc}
+        raise GraderError(what.format(**about), where=f"--host {host} --port {port}", fix=fix.format(**about)) from None
     sock.listen(128)
     sock.set_inheritable(True)
     return sock
