@@ -38,6 +38,20 @@ class TestErrors:
         path.write_text("[1, 2, 3]")
         assert "the top level is a JSON list, not an object with 'cells'" in error_of(path)
 
+    @pytest.mark.parametrize("data, problem", [
+        ({"nbformat": 1}, "it says nbformat 1 but has no 'cells' list (top-level keys: nbformat)"),
+        ({"nbformat": 3, "nbformat_minor": 0}, "it says nbformat 3 but has no 'worksheets' list"),
+        ({"nbformat": 4, "nbformat_minor": 5, "metadata": {}}, "it says nbformat 4 but has no 'cells' list"),
+    ])
+    def test_json_with_an_nbformat_field_but_no_cells_is_not_a_notebook(self, tmp_path, data, problem):
+        """Not nbformat's "could not be converted from version 1 to version 2": the file is no notebook."""
+        path = tmp_path / "settings.json"
+        path.write_text(json.dumps(data) + "\n")
+        text = error_of(path)
+        assert text.startswith(f"{path}: JSON, but not a Jupyter notebook: {problem}")
+        assert "-> hand in the .ipynb file that Jupyter or Colab saves" in text
+        assert "converted" not in text and "version 2" not in text
+
     def test_unknown_nbformat_version(self, tmp_path):
         path = tmp_path / "future.ipynb"
         path.write_text(json.dumps({"nbformat": 9, "nbformat_minor": 0, "cells": [], "metadata": {}}))

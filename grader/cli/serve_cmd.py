@@ -16,7 +16,9 @@ LTI 1.3 tool (launch and grade passback), and an upload page; jobs wait in a dur
 SQLite queue and survive restarts. OpenAPI docs at /docs.
 
 The webhook secret comes from ${SECRET_ENV} or --secret-file, never from the
-command line (it would show in `ps`).
+command line (it would show in `ps`). An `execute` rubric's grading environment
+must be built first (`grade env build RUBRIC`, once): the server does not start
+without it, and does not install packages itself.
 
 Examples
   {SECRET_ENV}=$(cat secret) grade serve --rubrics rubrics/ --store grader.db --workers 2

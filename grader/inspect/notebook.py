@@ -97,7 +97,7 @@ def parse_notebook(text: str, *, where: str) -> NotebookNode:
             where=where,
             fix=f"the file may be truncated or not a notebook at all; {_RESAVE}",
         ) from None
-    problem = _not_a_notebook(data)
+    problem = not_a_notebook(data)
     if problem is None:
         try:
             with warnings.catch_warnings():
@@ -142,15 +142,26 @@ def _not_unicode(notebook: NotebookNode) -> str | None:
     return None if _encodable(notebook.get("metadata", {})) else "the notebook's metadata"
 
 
-def _not_a_notebook(data: Any) -> str | None:
+# Where each nbformat version keeps its cells: v2 and v3 in worksheets, v1 and v4 in a list of cells.
+_CELLS_KEY = {1: "cells", 2: "worksheets", 3: "worksheets", 4: "cells"}
+
+
+def not_a_notebook(data: Any) -> str | None:
+    """Why parsed JSON is not a Jupyter notebook at all, in words for whoever handed it in; None when it may be.
+
+    Checked before nbformat reads it: nbformat's own errors on such JSON ("could not be converted from
+    version 1 to version 2") speak of its upgrade steps, not of the file."""
     if not isinstance(data, dict):
         return f"the top level is a JSON {type(data).__name__}, not an object with 'cells'"
     version = data.get("nbformat")
+    keys = ", ".join(sorted(map(str, data))[:6]) or "none"
     if version is None:
-        keys = ", ".join(sorted(map(str, data))[:6]) or "none"
         return f"there is no 'nbformat' field (top-level keys: {keys})"
     if type(version) is not int or version not in nbformat.versions:
         return f"nbformat version {version!r} is not one nbformat knows ({', '.join(map(str, nbformat.versions))})"
+    cells = _CELLS_KEY.get(version, "cells")
+    if not isinstance(data.get(cells), list):
+        return f"it says nbformat {version} but has no '{cells}' list (top-level keys: {keys})"
     return None
 
 

@@ -16,6 +16,7 @@ import nbformat
 from nbformat.warnings import MissingIDFieldWarning
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from grader.inspect.notebook import not_a_notebook
 from grader.service.errors import ServiceError
 
 SAVE_AS = "upload the .ipynb file as Jupyter or Colab saves it (File > Download > .ipynb)"
@@ -92,13 +93,17 @@ def check_notebook(data: bytes, where: str = "notebook") -> None:
         raise _unprocessable("invalid_notebook", f"the notebook is not UTF-8 text (byte {exc.start})", where,
                              SAVE_AS) from None
     try:
-        json.loads(text)
+        parsed = json.loads(text)
     except RecursionError:
         raise _unprocessable("invalid_notebook", "the notebook nests arrays or objects too deeply to be a notebook",
                              where, SAVE_AS) from None
     except json.JSONDecodeError as exc:
         raise _unprocessable("invalid_notebook", f"the notebook is not valid JSON: {exc.msg} at line {exc.lineno}, "
                              f"column {exc.colno}", where, SAVE_AS) from None
+    problem = not_a_notebook(parsed)
+    if problem:
+        raise _unprocessable("invalid_notebook", f"the notebook is JSON, but not a Jupyter notebook: {problem}", where,
+                             SAVE_AS)
     try:
         with warnings.catch_warnings():  # cells without ids (older Jupyter, Colab) are fine: nbformat adds them
             warnings.simplefilter("ignore", MissingIDFieldWarning)

@@ -3,6 +3,7 @@ the port opens), bind the port, then serve on uvicorn until SIGTERM or SIGINT.""
 
 from __future__ import annotations
 
+import errno
 import logging
 import signal
 import socket
@@ -10,6 +11,7 @@ import sys
 
 import uvicorn
 
+from grader.errors import GraderError
 from grader.service.app import create_app
 from grader.service.assignments import Assignments
 from grader.service.core import Service
@@ -19,11 +21,29 @@ from grader.service.settings import ServiceSettings
 from grader.service.store import SQLiteStore
 
 
+_BIND_FAILURES = {
+    errno.EADDRINUSE: ("port {port} is already in use on {host}: another program (or another grade serve) "
+                       "listens there",
+                       "stop that program (`ss -ltnp 'sport = :{port}'` names it), or choose another --port "
+                       "(--port 0 takes any free port and the start line says which)"),
+    errno.EACCES: ("not allowed to listen on port {port} (ports below 1024 need root)",
+                   "use a port above 1023, e.g. --port 8000, behind a reverse proxy that listens on 443"),
+    errno.EADDRNOTAVAIL: ("{host} is not an address of this machine",
+                          "use --host 127.0.0.1 (this machine only) or --host 0.0.0.0 (every interface)"),
+}
+
+
 def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    try:
+        sock.bind((host, port))
+    except OSError as exc:  # the host's state or the options, not a bug: say which and what to change
+        sock.close()
+        what, fix = _BIND_FAILURES.get(exc.errno, ("cannot listen there ({reason})", "check --host and --port"))
+        about = {"host": host, "port": port, "reason": exc.strerror or exc}
+        raise GraderError(what.format(**about), where=f"--host {host} --port {port}", fix=fix.format(**about)) from None
     sock.listen(128)
     sock.set_inheritable(True)
     return sock
