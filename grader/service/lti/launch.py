@@ -165,7 +165,8 @@ class Launcher:
             raise _refused("the launch's state is unknown or expired", "open the assignment from the course again; "
                            f"between login and launch at most {STATE_SECONDS // 60} minutes may pass", where="state")
         if not hmac.compare_digest(_digest(cookies.get(STATE_COOKIE + state, "")), expected.get("browser", "")):
-            raise _refused("this browser did not start this launch: the cookie our login set is missing or is another launch's",
+            raise _refused("this browser did not start this launch: the cookie our login set is missing or is "
+                           "another launch's",
                            "open the assignment from your course page again, in this browser. If this keeps "
                            "happening, the browser blocks cookies for tools shown inside the course page: allow "
                            "them for this site, or ask your instructor to make the link open in a new window",
