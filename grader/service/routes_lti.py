@@ -42,9 +42,10 @@ async def launch(request: Request):
     if not launched.assignment:
         raise ServiceError(400, "lti_no_assignment", "this course link does not say which assignment it hands in to",
                            where="the LMS link's custom parameters",
-                           fix="tell your instructor. Instructor: set the custom parameter assignment=<id> on this link "
-                               "(Moodle: the activity's or the tool's Custom parameters; Canvas: the developer key's "
-                               "Custom Fields, as /lti/canvas.json?assignment=<id> writes them). This server grades: "
+                           fix="tell your instructor. Instructor: set the custom parameter assignment=<id> on this "
+                               "link (Moodle: the activity's or the tool's Custom parameters; Canvas: the developer "
+                               "key's Custom Fields, as /lti/canvas.json?assignment=<id> writes them). This server "
+                               "grades: "
                                + ", ".join(sorted(a.id for a in service.assignments)))
     response = await upload_page(request, launched)
     response.headers.append("Set-Cookie", _state_cookie(STATE_COOKIE + state, "", 0))  # the state is used up
