@@ -73,21 +73,6 @@ class Service:
 
     # accepting
 
-    def _passback(self, lti: Optional[dict]) -> Optional[dict]:
-        """An API caller's {lineitem, user_id} completed with the platform it belongs to."""
-        if lti is None:
-            return None
-        if lti.get("issuer"):
-            platform = self.registrations.find(lti["issuer"], lti.get("client_id"))
-        else:
-            platform = self.registrations.platforms[0] if len(self.registrations.platforms) == 1 else None
-        if platform is None:
-            known = ", ".join(p.issuer for p in self.registrations.platforms) or "none (start the server with --lti)"
-            raise ServiceError(422, "unknown_platform", "the grade passback names no platform registered here",
-                               where="lti.issuer", fix=f"set lti.issuer (and lti.client_id) to a registered platform: "
-                                                       f"{known}")
-        return {**lti, "issuer": platform.issuer, "client_id": platform.client_id}
-
     def accept(self, upload: Upload, *, source: str, delivery: Optional[str] = None, signature: Optional[str] = None,
                body_sha256: Optional[str] = None) -> tuple[Job, bool]:
         """Check a submission and queue it (the job is on disk when this returns), or return the job this
@@ -100,7 +85,7 @@ class Service:
                                fix="export it in the notebook with torch.export.save(torch.export.export(model, (x,)), "
                                    "'model.pt2') and send that file as `model` beside the notebook")
         new = NewJob(student=upload.student, assignment=assignment.id, source=source, notebook=upload.notebook,
-                     model=upload.model, callback_url=upload.callback_url, lti=self._passback(upload.lti),
+                     model=upload.model, callback_url=upload.callback_url, lti=upload.lti,
                      delivery=delivery, signature=signature, body_sha256=body_sha256)
         rate = self.settings.rate
         try:

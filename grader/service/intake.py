@@ -22,15 +22,6 @@ from grader.service.errors import ServiceError
 SAVE_AS = "upload the .ipynb file as Jupyter or Colab saves it (File > Download > .ipynb)"
 
 
-class LtiIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    lineitem: str = Field(description="the AGS line item URL the score goes to")
-    user_id: str = Field(description="the LMS's user id (the LTI `sub`)")
-    issuer: Optional[str] = Field(None, description="the platform's issuer; needed when several are registered")
-    client_id: Optional[str] = Field(None, description="this tool's client id there; needed when an issuer has several")
-
-
 class SubmissionIn(BaseModel):
     """The JSON form of POST /v1/submissions."""
 
@@ -42,7 +33,6 @@ class SubmissionIn(BaseModel):
     model: Optional[str] = Field(None, description="the exported model (model.pt2), base64: for evaluate-mode "
                                                    "assignments")
     callback_url: Optional[str] = Field(None, description="where the signed result is POSTed when grading ends")
-    lti: Optional[LtiIn] = Field(None, description="send the score to this LTI line item when grading ends")
 
 
 @dataclass(frozen=True)
@@ -52,7 +42,7 @@ class Upload:
     notebook: bytes
     model: Optional[bytes] = None
     callback_url: Optional[str] = None
-    lti: Optional[dict] = None
+    lti: Optional[dict] = None  # grade passback: set from an LTI launch only, never from a request body
 
 
 def _unprocessable(code: str, what: str, where: str, fix: str) -> ServiceError:
@@ -128,6 +118,13 @@ def check_model(data: Optional[bytes], where: str = "model") -> Optional[bytes]:
     return data
 
 
+def _no_passback() -> ServiceError:
+    """Our AGS token goes where the line item is, so line items come from verified launches, never from a body."""
+    return _unprocessable("invalid_submission", "lti: a request cannot ask for LTI grade passback", "lti",
+                          "leave `lti` out: scores go back to the LMS only for notebooks handed in through an LTI "
+                          "launch; use callback_url to receive the result")
+
+
 def from_json(body: bytes) -> Upload:
     try:
         raw = json.loads(body)
@@ -137,6 +134,8 @@ def from_json(body: bytes) -> Upload:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise _unprocessable("invalid_json", f"the body is not valid JSON ({exc})", "body",
                              "send Content-Type: application/json with a JSON object, or a multipart upload") from None
+    if isinstance(raw, dict) and "lti" in raw:
+        raise _no_passback()
     try:
         payload = SubmissionIn.model_validate(raw)
     except ValidationError as exc:
@@ -144,13 +143,12 @@ def from_json(body: bytes) -> Upload:
         where = ".".join(str(p) for p in first["loc"]) or "body"
         what = {"missing": "missing", "extra_forbidden": "not a field of a submission"}.get(first["type"], first["msg"])
         raise _unprocessable("invalid_submission", f"{where}: {what}", where,
-                             "send {student_id, assignment, notebook (base64), model?, callback_url?, "
-                             "lti?: {lineitem, user_id}}; the schema is at /docs") from None
+                             "send {student_id, assignment, notebook (base64), model?, callback_url?}; "
+                             "the schema is at /docs") from None
     return Upload(student=check_student(payload.student_id), assignment=payload.assignment,
                   notebook=_decode(payload.notebook, "notebook"),
                   model=check_model(_decode(payload.model, "model") if payload.model else None),
-                  callback_url=check_callback(payload.callback_url),
-                  lti=payload.lti.model_dump(exclude_none=True) if payload.lti else None)
+                  callback_url=check_callback(payload.callback_url))
 
 
 async def _file_bytes(value: Any) -> Optional[bytes]:
@@ -167,17 +165,12 @@ async def from_form(form, *, student: Optional[str] = None) -> Upload:
     if not notebook:
         raise _unprocessable("missing_notebook", "no notebook in the upload", "notebook",
                              "attach the .ipynb file as the form field `notebook`")
-    lti = None
-    if form.get("lti"):
-        try:
-            lti = LtiIn.model_validate_json(form["lti"]).model_dump(exclude_none=True)
-        except ValidationError as exc:
-            raise _unprocessable("invalid_submission", f"lti: {exc.errors()[0]['msg']}", "lti",
-                                 'send it as JSON: {"lineitem": "...", "user_id": "..."}') from None
+    if "lti" in form:
+        raise _no_passback()
     for name in ("student_id", "assignment") if student is None else ("assignment",):
         if not form.get(name):
             raise _unprocessable("invalid_submission", f"{name}: missing", name, f"add the form field `{name}`")
     return Upload(student=check_student(student if student is not None else form["student_id"]),
                   assignment=form["assignment"], notebook=notebook,
                   model=check_model(await _file_bytes(form.get("model"))),
-                  callback_url=check_callback(form.get("callback_url")), lti=lti)
+                  callback_url=check_callback(form.get("callback_url")))

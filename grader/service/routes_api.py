@@ -48,7 +48,7 @@ def _inline(schema: dict) -> dict:
 MULTIPART = {"type": "object", "required": ["student_id", "assignment", "notebook"], "properties": {
     "student_id": {"type": "string"}, "assignment": {"type": "string"},
     "notebook": {"type": "string", "format": "binary"}, "model": {"type": "string", "format": "binary"},
-    "callback_url": {"type": "string"}, "lti": {"type": "string", "description": "JSON: {lineitem, user_id}"}}}
+    "callback_url": {"type": "string"}}}
 
 SIGNED = {"parameters": [
     {"name": SIGNATURE, "in": "header", "required": True, "schema": {"type": "string"}, "description": HOW},
@@ -64,7 +64,7 @@ def _status_url(request: Request, job_id: str) -> str:
     "/v1/submissions", status_code=202, response_model=Accepted, tags=["submissions"],
     summary="Submit a notebook to grade",
     description="A JSON body (`notebook` and `model` as base64) or a multipart upload with the same field names "
-                "(`notebook` and `model` as files, `lti` as a JSON string). The job is stored before the 202. "
+                "(`notebook` and `model` as files). The job is stored before the 202. "
                 f"Idempotent by `{DELIVERY}`: the same delivery sent again answers with the same job.",
     openapi_extra={
         **SIGNED,

@@ -1,7 +1,9 @@
 """Grade passback through LTI Assignment and Grade Services.
 
 A token by OAuth2 client credentials, authenticated with a JWT client assertion
-signed by our key; then a Score POSTed to `{lineitem}/scores`.
+signed by our key; then a Score POSTed to `{lineitem}/scores`. The token endpoint
+is the registration's; the line item must be on the platform's own hosts (checked
+at launch, and here again before any token is asked for or sent).
 """
 
 from __future__ import annotations
@@ -83,6 +85,10 @@ class ScorePoster:
 
     def post(self, lti: dict, body: dict) -> None:
         platform = self.platform(lti)
+        if not platform.serves(lti["lineitem"]):
+            raise Permanent(f"line item {lti['lineitem'][:200]!r} is not on {platform.label}'s own hosts "
+                            f"({', '.join(platform.origins)}): no token was asked for and no score sent; if its grade "
+                            f"book answers there, add that origin to ags_origins in the platform file")
         response = self.http.post(scores_url(lti["lineitem"]), json=body, headers={
             "Authorization": f"Bearer {self.token(platform)}", "Content-Type": SCORE_TYPE})
         if response.status_code == 401:

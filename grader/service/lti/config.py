@@ -8,6 +8,11 @@
         auth_token_url: https://sso.test.canvaslms.com/login/oauth2/token
         key_set_url: https://sso.test.canvaslms.com/api/lti/security/jwks
         deployment_ids: ["123:8865aa05b4b79b64a91a86042e43af5ea8ae79eb"]
+        ags_origins: ["https://school.test.instructure.com"]
+
+Our AGS token and the scores go only to the platform's own hosts: the origins of
+the URLs above, and `ags_origins` where its grade book answers elsewhere (Canvas
+in the cloud: the school's own instructure.com host).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 from urllib.parse import urlsplit
 
+import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from grader import yamlio
@@ -32,6 +38,18 @@ def _url(value: str) -> str:
     return value
 
 
+def origin(url: str) -> Optional[str]:
+    """`scheme://host:port` of an http(s) URL, the default port filled in; None for anything else.
+    Parsed by httpx, which sends the requests: no parser differential between the check and the send."""
+    try:
+        parts = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError):
+        return None
+    if parts.scheme not in ("https", "http") or not parts.host:
+        return None
+    return f"{parts.scheme}://{parts.host}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
+
+
 class Platform(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -43,11 +61,21 @@ class Platform(BaseModel):
     key_set_url: str
     deployment_ids: Annotated[list[str], Field(min_length=1)]
     token_audience: Optional[str] = None  # the `aud` of our client assertion; default: auth_token_url
+    ags_origins: list[str] = []  # where its AGS line items are, beyond the hosts of the URLs above
 
     @field_validator("issuer", "auth_login_url", "auth_token_url", "key_set_url")
     @classmethod
     def _urls(cls, value: str) -> str:
         return _url(value)
+
+    @field_validator("ags_origins")
+    @classmethod
+    def _origins(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if urlsplit(_url(value)).path.strip("/"):
+                raise invalid(f"{value!r} is a URL with a path; an origin is scheme and host only",
+                              fix="write it as https://school.instructure.com")
+        return values
 
     @field_validator("client_id", mode="before")
     @classmethod
@@ -66,6 +94,16 @@ class Platform(BaseModel):
     @property
     def audience(self) -> str:
         return self.token_audience or self.auth_token_url
+
+    @property
+    def origins(self) -> list[str]:
+        """The platform's own hosts, where AGS may be reached: its registered URLs and ags_origins."""
+        urls = [self.issuer, self.auth_login_url, self.auth_token_url, self.key_set_url, *self.ags_origins]
+        return list(dict.fromkeys(map(origin, urls)))
+
+    def serves(self, url: str) -> bool:
+        """Whether `url` (an AGS line item) is on one of the platform's own hosts."""
+        return origin(url) in self.origins
 
 
 class Registrations(BaseModel):

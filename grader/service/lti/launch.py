@@ -1,15 +1,20 @@
 """The LTI 1.3 launch: OIDC third-party login initiation, the authentication request, the id_token POST.
 
-    LMS --(iss, login_hint, ...)--> /lti/login --302--> platform auth_login_url (state, nonce)
-    platform --(form POST id_token, state)--> /lti/launch --> the upload page, the student identified
+    LMS --(iss, login_hint, ...)--> /lti/login --302 + state cookie--> platform auth_login_url (state, nonce)
+    platform --(form POST id_token, state; the browser sends the cookie)--> /lti/launch --> the upload page
 
-The state and its nonce are kept in the store (not in a cookie: LMSs show tools in
-iframes, where browsers drop third-party cookies); a nonce is used once. The
-upload page carries the launch on as a short-lived JWT signed with our own key.
+The state and its nonce are kept in the store; a nonce is used once. The launch is
+bound to the browser that started the login: login sets a cookie named after the
+state (SameSite=None; Secure; HttpOnly; Partitioned, as a tool inside an LMS iframe
+needs) whose hash the state keeps, and the launch is refused without it. An
+attacker's own id_token and state, POSTed from a victim's browser, lack it.
+The upload page carries the launch on as a short-lived JWT signed with our own key.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
 import threading
 import time
@@ -29,6 +34,7 @@ CLAIM = "https://purl.imsglobal.org/spec/lti/claim/"
 AGS_CLAIM = "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"
 SCORE_SCOPE = "https://purl.imsglobal.org/spec/lti-ags/scope/score"
 STATE_SECONDS = 600  # from login initiation to the id_token POST
+STATE_COOKIE = "lti-state-"  # + the state: one cookie per login, so two tabs launching at once do not collide
 SESSION_SECONDS = 4 * 3600  # how long the upload page of one launch accepts a notebook
 LEEWAY_SECONDS = 60  # clock difference tolerated between the LMS and us
 REGISTER = "add it to the platform file given with --lti (docs/service.md shows the fields)"
@@ -45,13 +51,26 @@ class Launch:
     lineitem: Optional[str] = None  # where the score goes (AGS), when the platform allows us to post scores
 
     def passback(self) -> Optional[dict]:
+        """Where the score goes: the launch's line item, on the platform's own hosts (checked at launch)."""
         if not self.lineitem:
             return None
         return {"issuer": self.issuer, "client_id": self.client_id, "lineitem": self.lineitem, "user_id": self.user_id}
 
 
-def _refused(what: str, fix: str, where: str = "id_token") -> ServiceError:
-    return ServiceError(401, "lti_launch_refused", what, where=where, fix=fix)
+@dataclass(frozen=True)
+class Login:
+    """The answer to a login initiation: the redirect to the platform, and the cookie that binds the browser."""
+    redirect: str
+    cookie: str  # its name
+    secret: str  # its value
+
+
+def _refused(what: str, fix: str, where: str = "id_token", status: int = 401) -> ServiceError:
+    return ServiceError(status, "lti_launch_refused", what, where=where, fix=fix)
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 class PlatformKeys:
@@ -110,8 +129,9 @@ class Launcher:
                                fix=REGISTER)
         return platform
 
-    def login(self, params: Mapping[str, str]) -> str:
-        """OIDC login initiation: the URL of the platform's authentication request to redirect the browser to."""
+    def login(self, params: Mapping[str, str]) -> Login:
+        """OIDC login initiation: the platform's authentication request to redirect the browser to, and the
+        cookie the browser must send back with the launch."""
         missing = [name for name in ("iss", "login_hint", "target_link_uri") if not params.get(name)]
         if missing:
             raise ServiceError(400, "lti_login", f"the login initiation lacks {', '.join(missing)}",
@@ -123,19 +143,20 @@ class Launcher:
                                f"({self.base_url})", where="target_link_uri",
                                fix=f"set the tool's target link URI in the LMS to {self.launch_url}, and start the "
                                    f"server with --public-url as the LMS reaches it")
-        state, nonce = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
-        self.store.put_state(state, {"issuer": platform.issuer, "client_id": platform.client_id, "nonce": nonce},
-                             STATE_SECONDS)
+        state, nonce, secret = secrets.token_urlsafe(24), secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+        self.store.put_state(state, {"issuer": platform.issuer, "client_id": platform.client_id, "nonce": nonce,
+                                     "browser": _digest(secret)}, STATE_SECONDS)
         query = {"scope": "openid", "response_type": "id_token", "response_mode": "form_post", "prompt": "none",
                  "client_id": platform.client_id, "redirect_uri": self.launch_url, "login_hint": params["login_hint"],
                  "state": state, "nonce": nonce}
         if params.get("lti_message_hint"):
             query["lti_message_hint"] = params["lti_message_hint"]
         separator = "&" if urlsplit(platform.auth_login_url).query else "?"
-        return platform.auth_login_url + separator + urlencode(query)
+        return Login(platform.auth_login_url + separator + urlencode(query), STATE_COOKIE + state, secret)
 
-    def launch(self, id_token: Optional[str], state: Optional[str]) -> Launch:
-        """The id_token POST, validated: signature (platform JWKS), iss, aud, exp, nonce, deployment, message type."""
+    def launch(self, id_token: Optional[str], state: Optional[str], cookies: Mapping[str, str]) -> Launch:
+        """The id_token POST, validated: the browser's state cookie, signature (platform JWKS), iss, aud, exp,
+        nonce, deployment, message type, and the AGS line item on the platform's own hosts."""
         if not id_token or not state:
             raise _refused("the launch has no id_token or no state", "start the launch from the LMS",
                            where="/lti/launch")
@@ -143,6 +164,13 @@ class Launcher:
         if expected is None:
             raise _refused("the launch's state is unknown or expired", "open the assignment from the course again; "
                            f"between login and launch at most {STATE_SECONDS // 60} minutes may pass", where="state")
+        if not hmac.compare_digest(_digest(cookies.get(STATE_COOKIE + state, "")), expected.get("browser", "")):
+            raise _refused("this browser did not start this launch: the cookie our login set is missing or is "
+                           "another launch's",
+                           "open the assignment from your course page again, in this browser. If this keeps "
+                           "happening, the browser blocks cookies for tools shown inside the course page: allow "
+                           "them for this site, or ask your instructor to make the link open in a new window",
+                           where="state cookie")
         platform = self._platform(expected["issuer"], expected["client_id"], "state")
         try:
             header = jwt.get_unverified_header(id_token)
@@ -154,13 +182,41 @@ class Launcher:
         if not self.store.use_nonce(claims["nonce"], claims["exp"] - time.time() + 2 * LEEWAY_SECONDS):
             raise _refused("the id_token's nonce was used before: this launch is a replay",
                            "open the assignment from the course again: each launch is used once", where="nonce")
-        ags = claims.get(AGS_CLAIM) or {}
-        custom = claims.get(CLAIM + "custom") or {}
         return Launch(issuer=platform.issuer, client_id=platform.client_id,
                       deployment_id=claims[CLAIM + "deployment_id"], user_id=str(claims["sub"]),
                       name=str(claims.get("name") or claims.get("given_name") or ""),
-                      assignment=custom.get("assignment") if isinstance(custom, dict) else None,
-                      lineitem=ags.get("lineitem") if SCORE_SCOPE in (ags.get("scope") or []) else None)
+                      assignment=self._assignment(claims), lineitem=self._lineitem(claims, platform))
+
+    @staticmethod
+    def _assignment(claims: dict) -> Optional[str]:
+        """The link's custom parameter `assignment`: the link, not the student, says what is graded."""
+        custom = claims.get(CLAIM + "custom")
+        if custom is not None and not isinstance(custom, dict):
+            raise _refused(f"the id_token's custom claim is a {type(custom).__name__}, not an object",
+                           "the LMS must send custom parameters as a JSON object", where="custom", status=400)
+        assignment = (custom or {}).get("assignment")
+        return assignment if isinstance(assignment, str) and assignment.strip() else None
+
+    @staticmethod
+    def _lineitem(claims: dict, platform: Platform) -> Optional[str]:
+        """The AGS line item the score goes to, when the platform grants the score scope. It must be on the
+        platform's own hosts: our AGS token goes wherever the line item is."""
+        ags = claims.get(AGS_CLAIM)
+        if ags is None:
+            return None
+        scope, lineitem = (ags.get("scope") or [], ags.get("lineitem") or "") if isinstance(ags, dict) else (0, 0)
+        if not isinstance(scope, list) or not isinstance(lineitem, str):
+            raise _refused("the id_token's Assignment and Grade Services claim is not an object with a scope list "
+                           "and a line item URL", "the LMS must send the AGS endpoint claim as LTI 1.3 defines it",
+                           where=AGS_CLAIM, status=400)
+        if not lineitem or SCORE_SCOPE not in scope:
+            return None
+        if not platform.serves(lineitem):
+            raise _refused(f"the line item {lineitem[:200]!r} is not on {platform.label}'s own hosts "
+                           f"({', '.join(platform.origins)}); the score and our access token go nowhere else",
+                           f"if {platform.label}'s grade book answers at that host, add its origin to ags_origins "
+                           f"for {platform.label} in the platform file", where="lineitem", status=400)
+        return lineitem
 
     @staticmethod
     def _decode(id_token: str, key, platform: Platform) -> dict:
