@@ -47,10 +47,12 @@ def student_results(sheet: ScoreSheet, facts: Facts | None = None, *, execution_
                          tests=tests)
 
 
-def student_comment(sheet: ScoreSheet, *, see: str) -> str:
-    """The one-line comment an LMS shows beside the grade: the score, the visible items short of full marks, the
-    late penalty, and `see` (where the full report is)."""
-    parts = [f"{num(sheet.score)} / {num(sheet.max_score)} points, {'passed' if sheet.passed else 'not passed'}"]
+def student_comment(sheet: ScoreSheet, *, see: str, on: str | None = None) -> str:
+    """The one-line comment an LMS shows beside the grade (Moodle's Feedback comments, the LTI score's comment):
+    the score (`on` the assignment), the visible items short of full marks, the late penalty, and `see` (where
+    the full report is)."""
+    parts = [f"{num(sheet.score)} / {num(sheet.max_score)} points{f' on {on}' if on else ''}, "
+             f"{'passed' if sheet.passed else 'not passed'}"]
     missed = [i.id for i in sheet.failed() if shown_to_student(i)]
     if missed:
         parts.append("not full marks: " + ", ".join(missed))
