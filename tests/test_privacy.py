@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from grader.api import grade_class, load_rubric, options_for, write_lms_exports, write_outputs
+from grader.report.instructor import Pair, Side, render_similarity, side_by_side
 from grader.report.moodle import feedback_entry
 from tests.fixtures.service.harness import EXAMPLES, start_server, submission
 
@@ -157,3 +158,15 @@ def test_the_service_pages_and_results_json_are_the_students_copy(graded, tmp_pa
             served = pages["/results.json"].json()
             assert served["score"] == state["score"]  # the hidden item's points are in it, under no title
             assert served["tests"][-1]["name"] == "1 check not listed here"
+
+
+def test_the_look_alike_page_escapes_the_students_code_and_names():
+    hostile = 'x = "</td></tr><script>alert(1)</script>"\nimport torch.nn as nn\n'
+    page = render_similarity([Pair(Side("1", "<b>Eve</b>", hostile), Side("2", None, "# mine\n" + hostile), 0.9,
+                                   False)], compared=2)
+    assert "<script>" not in page and "<b>Eve</b>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "&lt;b&gt;Eve&lt;/b&gt; (1)" in page and "90%" in page
+    rows = side_by_side(hostile, "# mine\n" + hostile)
+    assert [(r.left, r.right, r.same) for r in rows] == [(None, "# mine", False),
+                                                         (hostile.splitlines()[0], hostile.splitlines()[0], True),
+                                                         ("import torch.nn as nn", "import torch.nn as nn", True)]

@@ -2,8 +2,10 @@
 
 Everything renders from the facts and the score sheet; nothing re-measures.
 `write_student_reports` writes a student's folder, `gradebook_rows` /
-`write_gradebook` the batch's CSV, `gradescope.results` is the one Gradescope
-writer (rubric items and quiz questions alike).
+`write_gradebook` the batch's CSV, `write_class_pages` the instructor's
+similarity.html and instructor.html, `gradescope.results` is the one Gradescope
+writer (rubric items and quiz questions alike). `audience` decides what a
+student's outputs may show: no hidden item, no other student.
 """
 
 from grader.report.gradebook import GradebookEntry, gradebook_rows, write_gradebook
