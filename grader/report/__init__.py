@@ -13,9 +13,9 @@ from grader.report.gradescope import GradescopeTest, results, sheet_results
 from grader.report.html import render_html
 from grader.report.markdown import render_markdown
 from grader.report.summary import ReportView, build_view
-from grader.report.write import write_student_reports
+from grader.report.write import write_class_pages, write_student_reports
 
 __all__ = [
     "GradebookEntry", "GradescopeTest", "ReportView", "build_view", "gradebook_rows", "render_html",
-    "render_markdown", "results", "sheet_results", "write_gradebook", "write_student_reports",
+    "render_markdown", "results", "sheet_results", "write_class_pages", "write_gradebook", "write_student_reports",
 ]
