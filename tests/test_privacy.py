@@ -44,6 +44,7 @@ items:
     fact: notebook.code_cells
     gt: 4
     points: 3
+    required: true
     visibility: hidden
     feedback:
       pass: "Zebra feedback: {{{{ value }}}} cells."
@@ -117,6 +118,7 @@ def test_no_student_output_names_another_student_or_shows_a_hidden_item(graded):
             checked += 1
         assert "look alike" not in copies["report.html"] and r.submission.name in copies["report.html"]
         assert "1 check not listed here" in copies["report.md"]  # the total counts it; it is not shown
+        assert "every required item (1 not listed) passes" in copies["report.md"]
     assert checked == 4 * len(results) + 6  # 1001-1006 are in Moodle's worksheet
 
 

@@ -33,6 +33,17 @@ def hidden_items(sheet: ScoreSheet) -> list[ItemResult]:
     return [i for i in sheet.items if not shown_to_student(i)]
 
 
+def student_pass_rule(sheet: ScoreSheet) -> str:
+    """The pass rule without the ids of hidden required items (`Rubric.pass_.describe` lists the required ids
+    in parentheses, in rubric order, as the sheet's items are)."""
+    required = [i.id for i in sheet.items if i.required]
+    shown = [i.id for i in student_items(sheet) if i.required]
+    if shown == required:
+        return sheet.pass_rule
+    unlisted = f"{len(required) - len(shown)} not listed"
+    return sheet.pass_rule.replace(f"({', '.join(required)})", f"({', '.join(shown + [unlisted])})")
+
+
 def student_results(sheet: ScoreSheet, facts: Facts | None = None, *, execution_time: float = 0.0,
                     stdout_visibility: Visibility = "hidden") -> dict[str, Any]:
     """The Gradescope-format results a student is served (the service's results.json): the visible items, and

@@ -13,7 +13,7 @@ from typing import Any, Literal, Optional, Sequence
 from grader.arch.stored_state import ALLOWANCE
 from grader.facts import ClaimsFacts, Facts
 from grader.formatting import cells, num
-from grader.report.audience import Audience, student_items
+from grader.report.audience import Audience, student_items, student_pass_rule
 from grader.rubric.sheet import ItemResult, ScoreSheet
 
 State = Literal["good", "warn", "bad", "missing", "neutral"]
@@ -388,8 +388,8 @@ def build_view(facts: Facts, sheet: ScoreSheet, *, student: str, audience: Audie
     reason = not_measured_reason(facts)
     return ReportView(
         student=student, audience=audience, rubric=sheet.rubric, title=sheet.title, graded=graded_as(facts),
-        pass_rule=sheet.pass_rule + (f"; not judged at this depth: {', '.join(not_judged)}"
-                                     if sheet.pass_rule and not_judged else ""),
+        pass_rule=(sheet.pass_rule if audience == "instructor" else student_pass_rule(sheet))
+        + (f"; not judged at this depth: {', '.join(not_judged)}" if sheet.pass_rule and not_judged else ""),
         score=num(sheet.score) if sheet.score is not None else NO_SCORE, max_score=num(sheet.max_score),
         percent=max(0.0, min(100.0, 100 * sheet.score / sheet.max_score)) if sheet.max_score and sheet.score else 0.0,
         passed=sheet.passed, verdict=_verdict(facts, sheet), items=[_item_view(i) for i in shown],
