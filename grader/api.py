@@ -484,7 +484,8 @@ def write_outputs(results: Iterable[Result], out: Path, *, data: Optional[TestDa
     named = {r.student: r.submission.name for r in results}
     lines = [StudentLine(r.student, r.submission.name, r.sheet, _similar_to(alike.get(r.student, [])),
                          problems[r.student]) for r in results]
-    write_class_pages(out, _pairs(alike, codes, named), lines, title=", ".join(sorted({r.sheet.title for r in results})))
+    write_class_pages(out, _pairs(alike, codes, named), lines,
+                      title=", ".join(sorted({r.sheet.title for r in results})))
     return write_gradebook(out / "gradebook.csv",
                            gradebook_rows([GradebookEntry(line.student, line.sheet, r.facts, line.name, line.similar_to,
                                                           line.problems)
@@ -568,9 +569,9 @@ def write_lms_exports(results: Iterable[Result], out: Path, rubric: Rubric, *,
     if moodle_worksheet is not None:
         source = Path(moodle_worksheet)
         text = check_moodle_worksheet(source)
-        grades = [MoodleGrade(r.student, r.sheet.score, r.sheet.max_score,
-                              student_comment(r.sheet, see="The attached report.html explains each item.")) for r in results
-                  if r.sheet.score is not None]  # not graded: the row is left as Moodle wrote it
+        see = "The attached report.html explains each item."
+        grades = [MoodleGrade(r.student, r.sheet.score, r.sheet.max_score, student_comment(r.sheet, see=see))
+                  for r in results if r.sheet.score is not None]  # not graded: the row is left as Moodle wrote it
         filled, unmatched = fill_worksheet(text, grades)
         target_path = out / source.name
         with open(target_path, "w", encoding="utf-8", newline="") as fh:

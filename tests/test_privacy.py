@@ -103,7 +103,7 @@ def test_no_student_output_names_another_student_or_shows_a_hidden_item(graded):
     checked = 0
     for r in results:
         s = r.student
-        copies = {"report.html": (out / s / "report.html").read_text(), "report.md": (out / s / "report.md").read_text()}
+        copies = {name: (out / s / name).read_text() for name in ("report.html", "report.md")}
         gradescope = json.loads((out / s / "results.json").read_text())
         # Gradescope shows a student the tests not marked hidden, and the top-level output
         copies["results.json (as Gradescope shows it)"] = json.dumps(
