@@ -38,17 +38,18 @@ from grader.executors import Executor, LocalExecutor, default_jobs
 from grader.facts import Facts, GradingFacts
 from grader.links import LinkError, fetch, parse_link
 from grader.errors import GraderError
-from grader.formatting import num
 from grader.handin import collect
 from grader.intake import (DEFAULT_ID_PATTERN, Submission, canvas_assignments, content_key, discover, hand_in_at,
                            read_roster, safe_extract, with_roster)
 from grader.pipeline import Progress, grade_facts
 from grader.quiz.bank import Bank, load_bank
 from grader.quiz.check import check_answers
+from grader.report.audience import student_comment
 from grader.report.canvas import CanvasStudent, canvas_rows, write_canvas_csv
 from grader.report.gradebook import GradebookEntry, gradebook_rows, write_gradebook
 from grader.report.moodle import MoodleGrade, WorksheetError, feedback_entry, fill_worksheet, has_feedback_column
-from grader.report.write import write_student_reports
+from grader.report.instructor import Pair, Side, StudentLine
+from grader.report.write import write_class_pages, write_student_reports
 from grader.rubric.load import load_rubric
 from grader.rubric.schema import Rubric
 from grader.rubric.score import score
@@ -451,7 +452,9 @@ Problem = Callable[[str, str], None]  # (student, what failed for that student i
 
 def write_outputs(results: Iterable[Result], out: Path, *, data: Optional[TestData] = None,
                   on_problem: Problem = lambda *_: None) -> Path:
-    """Write each student's report.html, report.md, results.json and facts.json, and gradebook.csv; returns its path.
+    """Write each student's report.html, report.md, results.json and facts.json (the student's copies), and the
+    instructor's gradebook.csv, similarity.html (look-alike pairs, code side by side) and instructor.html (hidden
+    items, look-alikes); returns gradebook.csv's path. Look-alikes go to the instructor's files only.
 
     The test images (for the misclassified digits) come from `data`, else from MNIST where the grader finds it
     when some result was measured; without them the reports leave the pictures of digits out.
@@ -469,33 +472,41 @@ def write_outputs(results: Iterable[Result], out: Path, *, data: Optional[TestDa
         problems[student].append(what)
         on_problem(student, what)
 
-    alike = look_alikes({r.student: r.code if r.code is not None else code_of(r.submission.hand_in()) for r in results},
-                        on_problem=problem)
-    for r in results:
+    codes = {r.student: r.code if r.code is not None else code_of(r.submission.hand_in()) for r in results}
+    alike = look_alikes(codes, on_problem=problem)
+    for r in results:  # the student's copies: nothing about look-alikes, no hidden item (grader.report.audience)
         try:
             write_student_reports(out, r.student, r.facts, r.sheet, execution_time=r.seconds, name=r.submission.name,
-                                  notes=_look_alike_note(alike.get(r.student, [])),
                                   images=data.test.images if data else None, labels=data.labels if data else None,
                                   predictions=_predictions(r.facts, data.labels) if data else None)
         except Exception as exc:
             problem(r.student, f"reports not written ({exc.__class__.__name__}: {exc})"[:500])
+    named = {r.student: r.submission.name for r in results}
+    lines = [StudentLine(r.student, r.submission.name, r.sheet, _similar_to(alike.get(r.student, [])),
+                         problems[r.student]) for r in results]
+    write_class_pages(out, _pairs(alike, codes, named), lines,
+                      title=", ".join(sorted({r.sheet.title for r in results})))
     return write_gradebook(out / "gradebook.csv",
-                           gradebook_rows([GradebookEntry(r.student, r.sheet, r.facts, r.submission.name,
-                                                          _similar_to(alike.get(r.student, [])),
-                                                          problems[r.student])
-                                           for r in results]))
+                           gradebook_rows([GradebookEntry(line.student, line.sheet, r.facts, line.name, line.similar_to,
+                                                          line.problems)
+                                           for r, line in zip(results, lines)]))
 
 
 def _similar_to(pairs: list[LookAlike]) -> list[str]:
     return [f"{p.other} ({p.similarity:.0%})" for p in pairs]
 
 
-def _look_alike_note(pairs: list[LookAlike]) -> list[str]:
-    if not pairs:
-        return []
-    what = "The .py modules handed in" if any(p.modules for p in pairs) else "The code cells"
-    return [f"{what} look alike (with comments, layout and variable names set aside) with the submission of "
-            f"{', '.join(_similar_to(pairs))}: noted for the instructor to judge; the score is not changed by it."]
+def _pairs(alike: dict[str, list[LookAlike]], codes: dict[str, Optional[Code]],
+           names: dict[str, Optional[str]]) -> list[Pair]:
+    """Each look-alike pair once, with the code it was found in: the modules alone when they were the match."""
+    def side(student: str, modules: bool) -> Side:
+        code = codes[student]
+        text = "" if code is None else code.modules if modules else \
+            "\n\n".join(part for part in (code.notebook, code.modules) if part)
+        return Side(student, names.get(student), text)
+
+    return [Pair(side(a, p.modules), side(p.other, p.modules), p.similarity, p.modules)
+            for a, found in alike.items() for p in found if a < p.other]
 
 
 # --- what goes back to the LMS --------------------------------------------------------------------------------
@@ -529,17 +540,6 @@ def canvas_target(rubric: Rubric, assignment_id: Optional[str] = None,
     return None
 
 
-def _feedback(r: Result) -> str:
-    sheet = r.sheet
-    parts = [f"{num(sheet.score)} / {num(sheet.max_score)} points, {'passed' if sheet.passed else 'not passed'}"]
-    missed = [i.id for i in sheet.failed() if i.visibility == "visible"]
-    if missed:
-        parts.append("not full marks: " + ", ".join(missed))
-    if sheet.late_penalty:
-        parts.append(f"late: {num(sheet.late_penalty)} points off")
-    return "; ".join(parts) + ". The attached report.html explains each item."
-
-
 def write_lms_exports(results: Iterable[Result], out: Path, rubric: Rubric, *,
                       canvas_assignment_id: Optional[str] = None, roster: Optional[Path] = None,
                       moodle_worksheet: Optional[Path] = None) -> LmsExports:
@@ -569,8 +569,9 @@ def write_lms_exports(results: Iterable[Result], out: Path, rubric: Rubric, *,
     if moodle_worksheet is not None:
         source = Path(moodle_worksheet)
         text = check_moodle_worksheet(source)
-        grades = [MoodleGrade(r.student, r.sheet.score, r.sheet.max_score, _feedback(r)) for r in results
-                  if r.sheet.score is not None]  # not graded: the row is left as Moodle wrote it
+        see = "The attached report.html explains each item."
+        grades = [MoodleGrade(r.student, r.sheet.score, r.sheet.max_score, student_comment(r.sheet, see=see))
+                  for r in results if r.sheet.score is not None]  # not graded: the row is left as Moodle wrote it
         filled, unmatched = fill_worksheet(text, grades)
         target_path = out / source.name
         with open(target_path, "w", encoding="utf-8", newline="") as fh:

@@ -1,5 +1,6 @@
 """Look-alike submissions: flagged when code cells match once comments, layout and renamed variables are set
-aside; shown in the gradebook's similar_to column and the report; never a change of score."""
+aside; shown to the instructor in the gradebook's similar_to column and similarity.html, never to students; never a
+change of score."""
 
 from __future__ import annotations
 
@@ -88,7 +89,7 @@ def test_unreadable_and_tiny_submissions_are_never_alike(tmp_path):
     assert look_alikes({"a": None, "b": "x = 1\n", "c": "x = 1\n"}) == {"a": [], "b": [], "c": []}
 
 
-def test_the_class_gets_a_similar_to_column_and_a_report_note_and_the_same_scores(tmp_path):
+def test_the_class_gets_a_similar_to_column_and_a_look_alike_page_and_the_same_scores(tmp_path):
     folder = tmp_path / "class"
     folder.mkdir()
     shutil.copy(notebook("1002"), folder / "bigben_1002_1_nb.ipynb")
@@ -100,8 +101,13 @@ def test_the_class_gets_a_similar_to_column_and_a_report_note_and_the_same_score
         rows = {r["student"]: r for r in csv.DictReader(fh)}
     assert rows["1099"]["similar_to"] == "1002 (100%)" and rows["1002"]["similar_to"] == "1099 (100%)"
     assert rows["1003"]["similar_to"] == ""
-    assert "look alike" in (out / "1099" / "report.md").read_text()
-    assert "look alike" not in (out / "1003" / "report.md").read_text()
+    page = (out / "similarity.html").read_text()  # the instructor's: the pair, its score, the code side by side
+    assert page.count('class="pair"') == 1 and "1002" in page and "1099" in page and "100%" in page
+    assert "renamed_0" in page and 'class="same"' in page
+    for student in ("1099", "1002", "1003"):  # the students' reports say nothing of it
+        report = (out / student / "report.md").read_text()
+        others = {"1002", "1099", "1003"} - {student}
+        assert "look alike" not in report and not others & set(re.findall(r"\d{4}", report))
     alone = tmp_path / "alone"
     alone.mkdir()
     shutil.copy(folder / "copycat_1099_1_nb.ipynb", alone / "copycat_1099_1_nb.ipynb")

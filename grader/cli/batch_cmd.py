@@ -24,8 +24,11 @@ HELP = """\
 Grade every submission in a folder (or an LMS zip) against a rubric: run each in the
 sandbox, measure its model, score it, and write in --out:
 
-  gradebook.csv                 student, score, max, passed, verdict, one column per rubric item
-  <student>/report.html         self-contained report: scores, layer table, plots
+  gradebook.csv                 student, score, max, passed, verdict, one column per rubric item, similar_to
+  similarity.html               look-alike pairs, their scores and their code side by side (instructor only)
+  instructor.html               each student's score, hidden items and look-alikes (instructor only)
+  <student>/report.html         self-contained report: scores, layer table, plots (the student's copy:
+                                no hidden item, no other student)
   <student>/report.md           the same as text
   <student>/results.json        Gradescope autograder format
   <student>/facts.json          every measured fact

@@ -78,12 +78,14 @@ def summary_line(sheet: ScoreSheet, facts: Facts | None = None) -> str:
 
 
 def sheet_results(sheet: ScoreSheet, facts: Facts | None = None, *, execution_time: float = 0.0,
-                  stdout_visibility: Visibility = "hidden") -> dict[str, Any]:
-    """One test per rubric item, with the item's visibility; partial items are "failed" with their points."""
+                  stdout_visibility: Visibility = "hidden",
+                  tests: Sequence[GradescopeTest] | None = None) -> dict[str, Any]:
+    """One test per rubric item, with the item's visibility; partial items are "failed" with their points.
+    `tests`: other tests for the items (a student's copy: `grader.report.audience.student_results`)."""
     if sheet.score is None:  # nothing was judged: no tests that would read as zeros
         return results([], output=summary_line(sheet, facts), execution_time=execution_time,
                        stdout_visibility=stdout_visibility, graded=False)
-    tests = [item_test(i) for i in sheet.items]
+    tests = [item_test(i) for i in sheet.items] if tests is None else list(tests)
     if sheet.late_penalty:  # a test worth nothing that takes the points off, so the score stays the tests' sum
         tests.append(GradescopeTest(name="Late submission", score=-sheet.late_penalty, max_score=0, passed=False,
                                     output=f"handed in late: {num(sheet.late_penalty)} points off"))

@@ -72,13 +72,12 @@ def _eval_plots(facts: Facts, images, labels, predictions, notes: list[str]) -> 
 
 def render_html(facts: Facts, sheet: ScoreSheet, *, student: str, audience: Audience = "student",
                 images: Optional[np.ndarray] = None, labels: Optional[Sequence[int]] = None,
-                predictions: Optional[Sequence[int]] = None, notes: Sequence[str] = ()) -> str:
+                predictions: Optional[Sequence[int]] = None) -> str:
     """The report page. `images` / `labels` / `predictions`: the whole test set's, for the misclassified grid.
 
     audience="student" leaves hidden rubric items out; "instructor" keeps and marks them.
     """
-    view = build_view(facts, sheet, student=student, audience=audience, labels=labels, predictions=predictions,
-                      notes=notes)
+    view = build_view(facts, sheet, student=student, audience=audience, labels=labels, predictions=predictions)
     eval_notes: list[str] = []
     layer_notes: list[str] = []
     figures = _eval_plots(facts, images, labels, predictions, eval_notes) if view.evaluation else []

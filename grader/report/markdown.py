@@ -48,9 +48,7 @@ _ENV.filters.update(text=text, cell=cell, code=code, fence=fence)
 
 
 def render_markdown(facts: Facts, sheet: ScoreSheet, *, student: str, audience: Audience = "student",
-                    labels: Optional[Sequence[int]] = None, predictions: Optional[Sequence[int]] = None,
-                    notes: Sequence[str] = ()) -> str:
+                    labels: Optional[Sequence[int]] = None, predictions: Optional[Sequence[int]] = None) -> str:
     """The report as Markdown. `labels` / `predictions` (the whole test set's) name the misclassified digits."""
-    view = build_view(facts, sheet, student=student, audience=audience, labels=labels, predictions=predictions,
-                      notes=notes)
+    view = build_view(facts, sheet, student=student, audience=audience, labels=labels, predictions=predictions)
     return _ENV.get_template("report.md.j2").render(v=view)

@@ -13,9 +13,9 @@ from typing import Any, Literal, Optional, Sequence
 from grader.arch.stored_state import ALLOWANCE
 from grader.facts import ClaimsFacts, Facts
 from grader.formatting import cells, num
+from grader.report.audience import Audience, student_items, student_pass_rule
 from grader.rubric.sheet import ItemResult, ScoreSheet
 
-Audience = Literal["student", "instructor"]
 State = Literal["good", "warn", "bad", "missing", "neutral"]
 
 MISCLASSIFIED_SHOWN = 36
@@ -138,7 +138,7 @@ class ReportView:
     layers: Optional[LayerView]
     evaluation: Optional[EvalView]
     not_measured: str  # why facts are missing, one sentence
-    notes: tuple[str, ...] = ()  # about the hand-in, not the work: late penalty, look-alike submissions
+    notes: tuple[str, ...] = ()  # about the hand-in, not the work: late penalty, the linked commit
     stored_flag: Optional[str] = None  # stored state beyond the allowance, tensor by tensor, for the instructor
 
 
@@ -197,7 +197,7 @@ def _verdict(facts: Facts, sheet: ScoreSheet) -> VerdictView:
 
 
 def _items(sheet: ScoreSheet, audience: Audience) -> list[ItemResult]:
-    return [i for i in sheet.items if audience == "instructor" or i.visibility != "hidden"]
+    return list(sheet.items) if audience == "instructor" else student_items(sheet)
 
 
 def _item_view(item: ItemResult) -> ItemView:
@@ -379,22 +379,23 @@ def _evaluation(facts: Facts, labels, predictions) -> Optional[EvalView]:
 
 def build_view(facts: Facts, sheet: ScoreSheet, *, student: str, audience: Audience = "student",
                labels: Optional[Sequence[int]] = None, predictions: Optional[Sequence[int]] = None,
-               notes: Sequence[str] = ()) -> ReportView:
+) -> ReportView:
     """The report's content for one student. `labels` / `predictions`: the full test set's, for misclassified digits."""
     if audience not in ("student", "instructor"):
         raise ValueError(f"audience must be 'student' or 'instructor', not {audience!r}")
     shown = _items(sheet, audience)
+    not_judged = [i for i in sheet.not_judged if i in {item.id for item in shown}]
     reason = not_measured_reason(facts)
     return ReportView(
         student=student, audience=audience, rubric=sheet.rubric, title=sheet.title, graded=graded_as(facts),
-        pass_rule=sheet.pass_rule + (f"; not judged at this depth: {', '.join(sheet.not_judged)}"
-                                     if sheet.pass_rule and sheet.not_judged else ""),
+        pass_rule=(sheet.pass_rule if audience == "instructor" else student_pass_rule(sheet))
+        + (f"; not judged at this depth: {', '.join(not_judged)}" if sheet.pass_rule and not_judged else ""),
         score=num(sheet.score) if sheet.score is not None else NO_SCORE, max_score=num(sheet.max_score),
         percent=max(0.0, min(100.0, 100 * sheet.score / sheet.max_score)) if sheet.max_score and sheet.score else 0.0,
         passed=sheet.passed, verdict=_verdict(facts, sheet), items=[_item_view(i) for i in shown],
         hidden_count=len(sheet.items) - len(shown), key_facts=_key_facts(facts, shown),
         layers=_layers(facts), evaluation=_evaluation(facts, labels, predictions), not_measured=reason,
-        notes=tuple(_hand_in_notes(facts, sheet)) + tuple(notes), stored_flag=_stored_flag(facts),
+        notes=tuple(_hand_in_notes(facts, sheet)), stored_flag=_stored_flag(facts),
     )
 
 

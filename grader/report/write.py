@@ -1,4 +1,5 @@
-"""Writing one student's reports to disk: the only module of grader.report with side effects."""
+"""Writing one student's reports, and the instructor's class pages, to disk: the only module of grader.report with
+side effects."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from grader.facts import Facts
 from grader.report.gradescope import Visibility, sheet_results
 from grader.report.html import render_html
 from grader.report.markdown import render_markdown
-from grader.report.summary import Audience
+from grader.report.audience import Audience
+from grader.report.instructor import Pair, StudentLine, render_instructor, render_similarity
 from grader.rubric.sheet import ScoreSheet
 
 
@@ -37,13 +39,14 @@ def write_student_reports(out_dir: Path, student: str, facts: Facts, sheet: Scor
                           images: Optional[np.ndarray] = None, labels: Optional[Sequence[int]] = None,
                           predictions: Optional[Sequence[int]] = None, execution_time: float,
                           audience: Audience = "student",
-                          stdout_visibility: Visibility = "hidden", name: Optional[str] = None,
-                          notes: Sequence[str] = ()) -> dict[str, Path]:
+                          stdout_visibility: Visibility = "hidden", name: Optional[str] = None) -> dict[str, Path]:
     """Write report.html, report.md, results.json (Gradescope) and facts.json into out_dir/<student>/.
 
     `images` / `labels` / `predictions` are the whole test set's (optional: without
     images the misclassified grid is left out, without predictions its titles name
-    only the true digit). `name` heads the reports beside the id; `notes` (look-alike submissions) go under it.
+    only the true digit). `name` heads the reports beside the id. The reports are the student's copy
+(`audience`="student": no hidden item, nothing about other students); results.json keeps every item with its
+Gradescope visibility, which Gradescope enforces.
     Returns {"html", "markdown", "results", "facts"} -> path.
     """
     folder = student_dir(out_dir, student)
@@ -51,12 +54,19 @@ def write_student_reports(out_dir: Path, student: str, facts: Facts, sheet: Scor
     shown = f"{name} ({student})" if name else student  # the header; the folder stays the id
     return {
         "html": _write(folder / "report.html", render_html(
-            facts, sheet, student=shown, audience=audience, images=images, labels=labels, predictions=predictions,
-            notes=notes)),
+            facts, sheet, student=shown, audience=audience, images=images, labels=labels, predictions=predictions)),
         "markdown": _write(folder / "report.md", render_markdown(
-            facts, sheet, student=shown, audience=audience, labels=labels, predictions=predictions, notes=notes)),
+            facts, sheet, student=shown, audience=audience, labels=labels, predictions=predictions)),
         "results": _write(folder / "results.json", json.dumps(
             sheet_results(sheet, facts, execution_time=execution_time, stdout_visibility=stdout_visibility),
             indent=2, ensure_ascii=False) + "\n"),
         "facts": _write(folder / "facts.json", json.dumps(facts.to_json(), indent=2, ensure_ascii=False) + "\n"),
     }
+
+
+def write_class_pages(out_dir: Path, pairs: Sequence[Pair], students: Sequence[StudentLine], *,
+                      title: str) -> dict[str, Path]:
+    """The instructor's pages beside gradebook.csv: similarity.html and instructor.html."""
+    out_dir = Path(out_dir)
+    return {"similarity": _write(out_dir / "similarity.html", render_similarity(pairs, compared=len(students))),
+            "instructor": _write(out_dir / "instructor.html", render_instructor(students, title=title))}

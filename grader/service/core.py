@@ -12,6 +12,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from grader.report.audience import student_comment
+from grader.rubric.sheet import ScoreSheet
 from grader.service.assignments import Assignments
 from grader.service.errors import ServiceError
 from grader.service.grading import Grader
@@ -147,6 +149,6 @@ class Service:
         response.raise_for_status()
 
     def _send_score(self, job: Job) -> None:
-        comment = (f"{job.score:g} / {job.max_score:g} points on {job.assignment}"
-                   f"{' (passed)' if job.passed else ''}. Report: {self.url(f'/submissions/{job.id}')}")
+        comment = student_comment(ScoreSheet.model_validate(job.sheet), on=job.assignment,  # only graded jobs
+                                  see=f"Report: {self.url(f'/submissions/{job.id}')}")
         self.poster.send(job.lti, job.score, job.max_score, comment, job.finished or time.time())

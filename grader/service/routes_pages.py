@@ -9,9 +9,11 @@ from __future__ import annotations
 from dataclasses import replace
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, RedirectResponse
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
+from grader.report.audience import student_results
+from grader.rubric.sheet import ScoreSheet
 from grader.service.bodies import parse_form, read_body
 from grader.service.errors import ServiceError
 from grader.service.intake import from_form
@@ -92,4 +94,7 @@ async def submission_file(request: Request, job_id: str, name: str):
     if job.status != "graded" or not job.report_dir:
         raise ServiceError(404, "not_graded", f"submission {job_id} is {job.status}, so it has no {name} yet",
                            where="the address", fix=f"wait for the grade: /submissions/{job_id} refreshes by itself")
+    if name == "results.json":  # the student's copy: the Gradescope file keeps hidden items for Gradescope to hide
+        return JSONResponse(student_results(ScoreSheet.model_validate(job.sheet),
+                                            execution_time=(job.finished or 0) - (job.started or 0)))
     return FileResponse(service.settings.reports / job.report_dir / name, media_type=FILES[name])
