@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import re
 import time
 import uuid
 from urllib.parse import urlsplit
@@ -151,18 +152,20 @@ def test_a_text_field_sent_as_a_file_is_422_through_the_api_and_the_upload_page(
     assert "was sent as a file" in page.text and "plain form field" in page.text
 
 
-def test_a_server_bug_answers_with_the_error_json_and_a_log_id(server):
+def test_a_server_bug_answers_with_the_error_page_and_a_log_id(server):
+    """Outside /v1 a fault answers with the error page (the same fields as the error JSON), its log id in it."""
     who = student()
     job = server.submit(submission(who)).json()["id"]
     assert server.wait(job)["status"] == "graded"
-    written = [path for path in (server.workdir / "grader-reports").rglob("results.json") if who in str(path)]
+    written = [path for path in (server.workdir / "grader-reports").rglob("report.md") if who in str(path)]
     assert written
     for path in written:
         path.unlink()  # the report vanished from disk: the route meets a state it did not expect
-    response = server.http.get(f"/submissions/{job}/results.json")
-    error = _error(response, 500, "internal_error")
-    log_id = error["what"].split("log id ")[1].rstrip(")")
-    assert log_id in error["fix"] and "bug in the grader" in error["fix"]
+    response = server.http.get(f"/submissions/{job}/report.md")
+    assert response.status_code == 500 and response.headers["content-type"].startswith("text/html")
+    assert 'data-code="internal_error"' in response.text
+    log_id = re.search(r"log id ([0-9a-f]+)\)", response.text)[1]
+    assert f"report it with the log id {log_id}" in response.text and "bug in the grader" in response.text
     assert response.headers["x-content-type-options"] == "nosniff"  # a 500 too
     logged = server.log.read_text(errors="replace")
     assert f"internal error {log_id}" in logged and "Traceback" in logged.split(log_id, 1)[1]  # found by the id
