@@ -58,8 +58,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help=f"request bodies received at once (default: {d.max_body_reads}); more gets 503 with "
                              f"Retry-After, so memory for bodies stays under N x --max-body")
     parser.add_argument("--frame-ancestors", nargs="+", default=list(d.frame_ancestors), metavar="ORIGIN",
-                        help="origins whose pages may show ours in an iframe, e.g. https://school.instructure.com "
-                             "(default: the --lti platforms' issuer and login origins, else none but ourselves)")
+                        help="origins whose pages may show ours in an iframe, e.g. https://school.instructure.com, "
+                             "besides ourselves (default: the --lti platforms' issuer and login origins)")
     parser.add_argument("--rate", default=f"{d.rate.count}/{d.rate.seconds:g}", metavar="N/SECONDS",
                         help=f"submissions accepted per student per period and per source (API, upload page, LTI), "
                              f"e.g. 10/10m (default: {d.rate}); "

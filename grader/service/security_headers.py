@@ -17,13 +17,12 @@ def origin(url: str) -> str:
 
 
 def frame_ancestors(configured: Iterable[str], registrations: Registrations) -> list[str]:
-    """The origins given with --frame-ancestors; else every origin the registered platforms use (issuer and
-    login pages), or only ourselves when no platform is registered."""
+    """Ourselves (the submission page frames its report), and the origins given with --frame-ancestors, else every
+    origin the registered platforms use (issuer and login pages)."""
     given = [origin(url) if "://" in url else url for url in configured]
-    if given:
-        return given
-    seen = {origin(url): None for p in registrations.platforms for url in (p.issuer, p.auth_login_url)}
-    return list(seen) or ["'self'"]
+    if not given:
+        given = list({origin(url): None for p in registrations.platforms for url in (p.issuer, p.auth_login_url)})
+    return ["'self'", *(g for g in given if g != "'self'")]
 
 
 def security_headers(ancestors: list[str]) -> dict[str, str]:
