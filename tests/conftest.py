@@ -109,7 +109,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             terminalreporter.write_line(f"SKIPPED {line}", red=True)
         terminalreporter.write_line(
             "A CI run must run every test: give the machine what each reason names (./setup.sh installs "
-            "bubblewrap, chromium and MNIST), or mark a test that needs hardware CI machines may lack with one "
+            "bubblewrap and MNIST, ./test.sh Chromium and the test dependencies), or mark a test that needs hardware CI machines may lack with one "
             "of: " + ", ".join(f"@pytest.mark.{m}" for m in MAY_SKIP_IN_CI) + ".")
 
 
@@ -122,7 +122,7 @@ TEST_ENVIRONMENTS = (CHECKOUT / "rubrics" / "mnist-s3.yaml", CHECKOUT / "tests" 
 @pytest.fixture(scope="session")
 def grading_environments() -> None:
     """The grading environments the tests' kernels run in, built through the product as `grade env build` does
-    (./setup.sh builds them too; when they are built this does nothing). A build that fails fails the tests.
+    (./setup.sh builds the default one; when they are built this does nothing). A build that fails fails the tests.
     Every sandbox test has them through the `bwrap` fixture."""
     from grader.env.build import build
     from grader.env.spec import DEFAULT_ENVIRONMENT

@@ -21,7 +21,7 @@ PLOTS = """(() => {
 @pytest.fixture(scope="module")
 def chromium():
     if not CHROMIUM.exists():
-        pytest.fail(f"no {CHROMIUM}, and the browser test needs it\n  -> run ./setup.sh, or "
+        pytest.fail(f"no {CHROMIUM}, and the browser test needs it\n  -> run ./test.sh (it installs Chromium), or "
                     f"`sudo apt-get install -y chromium`", pytrace=False)
     return CHROMIUM
 

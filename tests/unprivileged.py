@@ -6,6 +6,7 @@ folders above the interpreter that the user cannot enter (/root is 0700 where th
 
 from __future__ import annotations
 
+import fcntl
 import os
 import pwd
 import shutil
@@ -72,6 +73,10 @@ def traversal_for(uid: int, paths: Sequence[Path]) -> Iterator[None]:
     """Let `uid` look up `paths`: an ACL entry granting search (x) to that uid alone on each folder above them it
     cannot enter; afterwards the ACL is removed and the folder's mode restored."""
     granted: list[tuple[Path, int]] = []
+    # Two test runs on one machine (a CI run beside a developer's) would each find the other's entry: the lock makes
+    # the second wait until the first has removed it.
+    lock = open(Path(os.environ.get("TMPDIR", "/tmp")) / "mnist-grader-traversal-acl.lock", "a")
+    fcntl.flock(lock, fcntl.LOCK_EX)
     try:
         for path in paths:
             for folder in reversed(Path(os.path.realpath(path)).parents):
@@ -90,6 +95,7 @@ def traversal_for(uid: int, paths: Sequence[Path]) -> Iterator[None]:
         for folder, mode in reversed(granted):
             os.removexattr(folder, _ACL)
             os.chmod(folder, mode)  # the ACL's mask became the group bits
+        lock.close()  # releases the lock
 
 
 def _search_acl(mode: int, uid: int) -> bytes:
