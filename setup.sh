@@ -7,8 +7,7 @@ cd "$(dirname "$0")"
 
 started=$SECONDS
 step() { printf '\n==> [%dm%02ds] %s\n' $(( (SECONDS - started) / 60 )) $(( (SECONDS - started) % 60 )) "$*"; }
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
-apt_install() { as_root apt-get update -qq && as_root apt-get install -y --no-install-recommends "$@"; }
+source scripts/python-env.sh
 
 # bubblewrap is the sandbox student code runs in.
 if ! command -v bwrap >/dev/null 2>&1; then
@@ -16,24 +15,9 @@ if ! command -v bwrap >/dev/null 2>&1; then
     apt_install bubblewrap
 fi
 
-# Python: the virtual environment that is active, else ./.venv (made here). A system Python that forbids pip
-# installs (PEP 668, Debian 12+ and Ubuntu 23.04+) is never installed into.
-if python3 -c 'import sys; sys.exit(0 if sys.prefix != sys.base_prefix else 1)'; then
-    PY=python3
-    step "using the active virtual environment $(python3 -c 'import sys; print(sys.prefix)')"
-else
-    if [ ! -x .venv/bin/python ]; then
-        step "making the virtual environment .venv"
-        if ! python3 -m venv .venv 2>/dev/null; then
-            rm -rf .venv
-            version=$(python3 -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
-            step "installing python${version}-venv (this Python has no venv module)"
-            apt_install "python${version}-venv"
-            python3 -m venv .venv
-        fi
-    fi
-    PY=.venv/bin/python
-fi
+# Python: the virtual environment that is active, else ./.venv (made here).
+use_python make
+step "installing into $("$PY" -c 'import sys; print(sys.prefix)')"
 
 step "installing the package and its dependencies (PyTorch is about 5 GB the first time)"
 "$PY" -m pip install --upgrade pip --progress-bar on

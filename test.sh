@@ -5,16 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
-
-# The Python ./setup.sh installed into: the active virtual environment, else ./.venv, else python3.
-if python3 -c 'import sys; sys.exit(0 if sys.prefix != sys.base_prefix else 1)'; then
-    PY=python3
-elif [ -x .venv/bin/python ]; then
-    PY=.venv/bin/python
-else
-    PY=python3
-fi
+source scripts/python-env.sh
+use_python find   # the Python ./setup.sh installed into
 
 if ! "$PY" -c 'import pytest, importlinter, jsonschema, ray' >/dev/null 2>&1; then
     echo "==> installing the test dependencies (the dev extra)"
@@ -22,8 +14,7 @@ if ! "$PY" -c 'import pytest, importlinter, jsonschema, ray' >/dev/null 2>&1; th
 fi
 if ! command -v chromium >/dev/null 2>&1; then
     echo "==> installing Chromium (the browser tests render the reports in it)"
-    as_root apt-get update -qq
-    as_root apt-get install -y --no-install-recommends chromium
+    apt_install chromium
 fi
 
 exec "$PY" -m pytest -q "$@"
