@@ -30,7 +30,7 @@ def _choose(folder: Path, how: str, path_first: Path) -> tuple[str, str]:
     return ($PY, the prefix of the Python it chose)."""
     script = (f"set -euo pipefail; source scripts/python-env.sh; use_python {how}; echo \"PY=$PY\"; "
               "\"$PY\" -c 'import sys; print(\"PREFIX=\" + sys.prefix)'")
-    env = {"PATH": f"{path_first}:/usr/bin:/bin", "HOME": str(folder), "LANG": "C.UTF-8"}
+    env = {"PATH": f"{path_first}:/usr/bin:/bin",  # no pyenv or other python3 before the system's "HOME": str(folder), "LANG": "C.UTF-8"}
     done = subprocess.run(["bash", "-c", script], cwd=folder, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     found = dict(line.split("=", 1) for line in done.stdout.splitlines() if line.startswith(("PY=", "PREFIX=")))
@@ -41,9 +41,6 @@ def _choose(folder: Path, how: str, path_first: Path) -> tuple[str, str]:
 def checkout_copy(tmp_path: Path) -> Path:
     (tmp_path / "scripts").mkdir()
     shutil.copy(CHECKOUT / "scripts" / "python-env.sh", tmp_path / "scripts")
-    system_bin = tmp_path / "system-bin"
-    system_bin.mkdir()
-    (system_bin / "python3").symlink_to(_system_python())
     return tmp_path
 
 
@@ -51,7 +48,7 @@ def test_a_system_python_gets_a_venv_and_is_never_installed_into(checkout_copy: 
     system = _system_python()
     managed = list(Path("/usr/lib").glob("python3*/EXTERNALLY-MANAGED"))
     assert managed, "Debian's python3 marks itself externally managed (PEP 668): the situation this test shows"
-    py, prefix = _choose(checkout_copy, "make", checkout_copy / "system-bin")
+    py, prefix = _choose(checkout_copy, "make", SYSTEM_PYTHON.parent)
     assert py == ".venv/bin/python" and Path(prefix) == checkout_copy / ".venv"
     assert (checkout_copy / ".venv" / "pyvenv.cfg").exists()
     # pip works in the venv, where the system's refuses (exit 1, externally-managed-environment)
@@ -62,7 +59,7 @@ def test_a_system_python_gets_a_venv_and_is_never_installed_into(checkout_copy: 
                             capture_output=True, text=True)
     assert inside.returncode == 0 and str(checkout_copy / ".venv") in inside.stdout
     # test.sh finds the venv setup.sh made, without making anything
-    assert _choose(checkout_copy, "find", checkout_copy / "system-bin") == (py, prefix)
+    assert _choose(checkout_copy, "find", SYSTEM_PYTHON.parent) == (py, prefix)
 
 
 def test_an_active_virtual_environment_is_used_as_it_is(checkout_copy: Path, tmp_path: Path) -> None:
@@ -74,7 +71,7 @@ def test_an_active_virtual_environment_is_used_as_it_is(checkout_copy: Path, tmp
 
 
 def test_without_a_venv_and_nothing_made_test_sh_uses_python3(checkout_copy: Path) -> None:
-    py, prefix = _choose(checkout_copy, "find", checkout_copy / "system-bin")
+    py, prefix = _choose(checkout_copy, "find", SYSTEM_PYTHON.parent)
     assert py == "python3" and prefix == "/usr"
     assert not (checkout_copy / ".venv").exists()
 
