@@ -30,7 +30,8 @@ def _choose(folder: Path, how: str, path_first: Path) -> tuple[str, str]:
     return ($PY, the prefix of the Python it chose)."""
     script = (f"set -euo pipefail; source scripts/python-env.sh; use_python {how}; echo \"PY=$PY\"; "
               "\"$PY\" -c 'import sys; print(\"PREFIX=\" + sys.prefix)'")
-    env = {"PATH": f"{path_first}:/usr/bin:/bin",  # no pyenv or other python3 before the system's "HOME": str(folder), "LANG": "C.UTF-8"}
+    # no pyenv or other python3 before the system's
+    env = {"PATH": f"{path_first}:/usr/bin:/bin", "HOME": str(folder), "LANG": "C.UTF-8"}
     done = subprocess.run(["bash", "-c", script], cwd=folder, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     found = dict(line.split("=", 1) for line in done.stdout.splitlines() if line.startswith(("PY=", "PREFIX=")))
