@@ -10,11 +10,14 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-LINT = shutil.which("lint-imports") or "lint-imports"
+# import-linter's command, run through this interpreter: found with or without the venv activated (./test.sh
+# runs .venv/bin/python without putting .venv/bin on PATH).
+LINT = [sys.executable, "-c", "import sys; from importlinter.cli import lint_imports_command; "
+        "sys.exit(lint_imports_command())"]
 
 
 def _lint(cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([LINT, "--no-cache"], cwd=cwd, capture_output=True, text=True, timeout=300)
+    return subprocess.run([*LINT, "--no-cache"], cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
 def test_import_contracts_hold():
