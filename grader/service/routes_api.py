@@ -113,7 +113,7 @@ async def status(request: Request, job_id: str):
     service = request.app.state.service
     signed = check_headers(service.settings.secret, request.headers, request.method, request.url.path)
     signed.verify()  # over an empty body: a GET's body, if any, is never read
-    job = await run_in_threadpool(service.store.get, job_id)
+    job = await run_in_threadpool(service.submission, job_id)
     if job is None:
         raise ServiceError(404, "unknown_job", f"no submission {job_id!r}", where="id",
                            fix="use the id (or the status_url) the 202 answer gave")
