@@ -133,7 +133,7 @@ class Service:
 
     def _settled(self, job: Job) -> None:
         settled = self.store.get(job.id)
-        if settled and settled.status == "graded":
+        if settled and settled.status == "graded" and not settled.selfcheck:
             self.metrics.submit_to_graded.observe(settled.finished - settled.submitted)
         self.outbox.wake()
 
