@@ -230,3 +230,40 @@ def test_a_dry_run_self_check_runs_the_notebook_in_the_sandbox(tmp_path, real_mn
         assert server.jobs() == {"queued": 0, "running": 0, "graded": 0, "failed": 0}
         print(f"dry-run self-check through grade serve: {seconds:.1f} s")
         assert seconds < 300
+
+
+def test_a_bad_key_file_stops_the_start_with_its_line(tmp_path):
+    from grader.service.assignments import Assignments
+
+    path = tmp_path / "keys.yaml"
+    path.write_text(f"svc-static: {KEY}\nsvc-nope: {KEY}\n")
+    with pytest.raises(GraderError, match="no assignment 'svc-nope'") as caught:
+        Assignments(RUBRICS, path)
+    assert caught.value.where == f"{path}:2" and "svc-static" in caught.value.fix
+    path.write_text("svc-static: short\n")
+    with pytest.raises(GraderError, match="at least 16 bytes") as caught:
+        Assignments(RUBRICS, path)
+    assert "short" not in caught.value.render() and "token_urlsafe" in caught.value.fix  # the key is never shown
+    path.write_text(f"svc-static: {KEY}\n")
+    assignment = Assignments(RUBRICS, path).get("svc-static")
+    assert assignment.accepts(KEY) and not assignment.accepts(KEY + "x") and KEY not in repr(assignment)
+
+
+def test_a_store_made_before_self_checks_gains_their_columns_and_keeps_its_jobs(tmp_path):
+    from grader.service.store import SCHEMA, NewJob, SQLiteStore
+
+    old = SCHEMA.replace(",\n    depth        TEXT,                               -- a self-check's depth; NULL for a "
+                         "submission\n    link         TEXT                                -- a self-check's GitHub "
+                         "link\n", "\n")
+    assert "depth" not in old
+    with sqlite3.connect(tmp_path / "grader.db") as db:
+        db.executescript(old)
+        db.execute("INSERT INTO jobs (id, student, assignment, source, status, submitted) "
+                   "VALUES ('old', '1001', 'svc-static', 'api', 'queued', 1)")
+    store = SQLiteStore(tmp_path / "grader.db")
+    try:
+        assert store.get("old").selfcheck is False and store.counts()["queued"] == 1
+        job, _ = store.submit(NewJob("key:x", "svc-static", "selfcheck", b"{}", depth="static"))
+        assert store.get(job.id).depth == "static" and store.counts(selfchecks=True)["queued"] == 1
+    finally:
+        store.close()
