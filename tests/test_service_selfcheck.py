@@ -160,7 +160,11 @@ def test_hostile_uploads_get_the_usual_errors(server):
            "unsupported_media_type")
     _error(_post(server, assignment="nope", notebook=notebook_bytes()), 404, "unknown_assignment")
     _error(server.http.get(f"{PATH}/0123"), 404, "unknown_job")
+    sent_as_file = server.http.post(PATH, data={"assignment": "svc-static"}, headers={KEY_HEADER: KEY},
+                                    files={"notebook": ("nb.ipynb", notebook_bytes()), "link": ("l.txt", b"x")})
+    assert _error(sent_as_file, 422, "field_not_text")["where"] == "link"
     assert server.jobs() == before
+    assert server.http.get("/v1/health").json()["selfchecks"]["queued"] == 0
 
 
 def test_an_lti_upload_session_authorises_a_self_check_without_a_key(server):

@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from grader.selfcheck_remote import DEPTHS, KEY_HEADER, PATH
 from grader.service.bodies import parse_form, read_body
 from grader.service.errors import ServiceError
-from grader.service.routes_api import _error
+from grader.service.routes_api import error_doc
 from grader.service.selfcheck import authorise, describe, read_selfcheck
 
 router = APIRouter(tags=["self-check"])
@@ -38,10 +38,10 @@ def _state(request: Request, job) -> dict:
     openapi_extra={"parameters": [{"name": KEY_HEADER, "in": "header", "required": False,
                                    "schema": {"type": "string"}, "description": "the assignment's self-check key"}],
                    "requestBody": {"required": True, "content": {kind: {"schema": FORM} for kind in FORMS}}},
-    responses={401: _error("no key and no LTI session"), 403: _error("a wrong key, or none set"),
-               404: _error("unknown assignment"), 413: _error("body over the size limit"),
-               415: _error("not a form"), 422: _error("invalid notebook, link or depth"),
-               429: _error("per key and address, or per LTI user"), 503: _error("too many uploads at once")})
+    responses={401: error_doc("no key and no LTI session"), 403: error_doc("a wrong key, or none set"),
+               404: error_doc("unknown assignment"), 413: error_doc("body over the size limit"),
+               415: error_doc("not a form"), 422: error_doc("invalid notebook, link or depth"),
+               429: error_doc("per key and address, or per LTI user"), 503: error_doc("too many uploads at once")})
 async def selfcheck(request: Request):
     service = request.app.state.service
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -60,7 +60,7 @@ async def selfcheck(request: Request):
 
 
 @router.get(PATH + "/{check_id}", summary="A self-check's state; once checked, the student's results",
-            responses={404: _error("no such self-check")})
+            responses={404: error_doc("no such self-check")})
 async def selfcheck_state(request: Request, check_id: str):
     service = request.app.state.service
     job = await run_in_threadpool(service.store.get, check_id)
