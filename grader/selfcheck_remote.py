@@ -96,6 +96,10 @@ def submit(path_or_link: "str | Path", server: str, *, key: Optional[str] = None
     deadline = time.monotonic() + timeout
     with httpx.Client(timeout=min(60.0, timeout), follow_redirects=False) as client:
         state = _request(client, "POST", server + PATH, server, data=data, files=files, headers=headers)
+        if not isinstance(state, dict) or not {"id", "status"} <= set(state):
+            raise GraderError("the server's answer is not a self-check's (no id and status)", where=server,
+                              fix="check the server URL: it is the course's grade serve address, which has "
+                                  f"{PATH}")
         wait = FIRST_POLL
         while state.get("status") not in DONE:
             if time.monotonic() + wait > deadline:

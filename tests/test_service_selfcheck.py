@@ -174,10 +174,12 @@ def test_an_lti_upload_session_authorises_a_self_check_without_a_key(server):
 
     key = ToolKey.load_or_create(server.workdir / "grader-lti-key.pem")
     launch = Launch(issuer="https://lms.example", client_id="c", deployment_id="d", user_id="u-7",
-                    assignment="svc-evaluate")  # an assignment with no key: the course login is enough
+                    assignment="svc-evaluate",  # an assignment with no key: the course login is enough
+                    lineitem="https://lms.example/lineitems/1")  # where a graded hand-in's score would go
     session = Launcher(no_registrations(), None, key, server.url, None).session(launch)
     results = submit(ADA / "notebook.ipynb", server.url, launch=session, depth="static")
     assert results["assignment"] == "svc-evaluate" and results["status"] == "checked"
+    assert _recorded(server, results["id"]) == {"deliveries": 0, "files": 0, "reports": False}  # no passback
     forged = _post(server, key=None, notebook=notebook_bytes(), launch=session[:-4] + "AAAA")
     _error(forged, 401, "lti_launch_refused")
 
@@ -213,6 +215,9 @@ def test_the_client_says_when_the_server_cannot_be_reached(tmp_path):
     assert caught.value.where == "http://127.0.0.1:9" and "server URL" in caught.value.fix
     with pytest.raises(GraderError, match="cannot read the notebook"):
         submit(tmp_path / "unsaved.ipynb", "http://127.0.0.1:9", key=KEY, depth="static", assignment="svc-static")
+    with pytest.raises(GraderError, match="no self-check key") as caught:
+        submit(ADA / "notebook.ipynb", "http://127.0.0.1:9", assignment="svc-static")
+    assert "key=" in caught.value.fix
 
 
 @pytest.mark.usefixtures("bwrap")
