@@ -46,13 +46,36 @@ def repo_server(tmp_path_factory):
         yield base
 
 
+HIDDEN = """\
+id: svc-hidden
+title: "Self-check tests: one item the instructor keeps to themselves"
+mode: static
+items:
+  - id: cells
+    title: At least two code cells
+    fact: notebook.code_cells
+    ge: 2
+    points: 5
+  - id: secret-probe
+    title: The instructor's own probe
+    fact: notebook.code_cells
+    ge: 1
+    points: 3
+    required: true
+    visibility: hidden
+"""
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, repo_server):
     work = tmp_path_factory.mktemp("selfcheck")
+    rubrics = shutil.copytree(RUBRICS, work / "rubrics")
+    (rubrics / "svc-hidden.yaml").write_text(HIDDEN)
     github = {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": f"url.{repo_server}.insteadOf",
               "GIT_CONFIG_VALUE_0": "https://github.com/"}
-    with start_server(work, "--selfcheck-keys", str(_keys(work, **{"svc-static": KEY})), "--max-body", "256K",
-                      "--log-level", "info", env=github) as running:  # info: the access log, where a key must not be
+    keys = _keys(work, **{"svc-static": KEY, "svc-hidden": KEY.replace("static", "hidden")})
+    with start_server(work, "--selfcheck-keys", str(keys), "--max-body", "256K", "--log-level", "info",
+                      rubrics=rubrics, env=github) as running:  # info: the access log, where a key must not be
         yield running
 
 
@@ -99,6 +122,16 @@ def test_a_static_self_check_round_trip_returns_the_students_results_and_records
     # polled again, the same answer
     again = server.http.get(f"{PATH}/{results['id']}").json()
     assert again["tests"] == results["tests"] and again["status"] == "checked"
+
+
+def test_a_hidden_item_stays_hidden_in_a_self_check(server):
+    results = submit(ADA / "notebook.ipynb", server.url, key=KEY.replace("static", "hidden"), depth="static",
+                     assignment="svc-hidden")
+    assert [item["id"] for item in results["items"]] == ["cells"]
+    assert "secret-probe" not in str(results) and "own probe" not in str(results)
+    assert [test["name"] for test in results["tests"]][1] == "1 check not listed here"
+    assert results["score"] == 8  # the hidden points are in the sum, as results.json serves them
+    assert results["pass_rule"] == "every required item (1 not listed) passes"
 
 
 def test_a_failing_notebook_is_checked_and_says_which_item_failed_and_why(server):

@@ -102,7 +102,8 @@ class Grader:
 
     def _selfcheck(self, job: Job, assignment: Assignment, notebook: bytes) -> Outcome:
         """A static check or a dry run of the uploaded notebook, or of the linked repository's (fetched here, with
-        git): the student's sheet (no hidden item) and nothing written besides the scratch folder."""
+        git): the whole sheet, which only ever leaves as the student's copy (`selfcheck.describe`: hidden items as
+        one untitled line, as results.json serves them); nothing written besides the scratch folder."""
         options = options_for(assignment.rubric, data=self.data, **DEPTHS[job.depth])
         with tempfile.TemporaryDirectory(prefix=f"{job.id}-", dir=self.scratch) as tmp:
             root = None
@@ -116,7 +117,7 @@ class Grader:
                 path = Path(tmp) / "notebook.ipynb"
                 path.write_bytes(notebook)
             result = grade_submission(path, assignment.rubric, options, student="selfcheck", root=root,
-                                      show_hidden=False, executor=self.executor_of(assignment.id, options))
+                                      executor=self.executor_of(assignment.id, options))
         return _outcome(job, result.sheet, "")
 
 
