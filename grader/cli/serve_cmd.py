@@ -64,6 +64,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help=f"submissions accepted per student per period and per source (API, upload page, LTI), "
                              f"e.g. 10/10m (default: {d.rate}); "
                              f"more gets 429")
+    parser.add_argument("--selfcheck-keys", type=Path, metavar="FILE",
+                        help="YAML file of `ASSIGNMENT_ID: KEY` lines: each assignment's self-check key, which lets "
+                             "students check a notebook at POST /v1/selfcheck (static or dry run, no grade) from "
+                             "check(server=..., key=...); without it, self-checks come only from LTI launches")
+    parser.add_argument("--selfcheck-rate", default=f"{d.selfcheck_rate.count}/{d.selfcheck_rate.seconds:g}",
+                        metavar="N/SECONDS", help=f"self-checks per key and address (or per LTI user) per period "
+                                                  f"(default: {d.selfcheck_rate}); more gets 429")
     parser.add_argument("--lease", type=float, default=d.lease_seconds, metavar="S",
                         help=f"a worker's lease on a job, renewed while it grades (default: {d.lease_seconds:g})")
     parser.add_argument("--callback-retries", type=int, default=d.callback_attempts, metavar="N",
@@ -87,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers, out=args.out, public_url=args.public_url, lti=args.lti, key=args.key,
         open_uploads=args.open_uploads, max_body_bytes=parse_size(args.max_body, "--max-body"),
         max_body_reads=args.max_uploads, frame_ancestors=tuple(args.frame_ancestors), rate=parse_rate(args.rate),
+        selfcheck_keys=args.selfcheck_keys, selfcheck_rate=parse_rate(args.selfcheck_rate, "--selfcheck-rate"),
         lease_seconds=args.lease, callback_attempts=args.callback_retries,
         callback_backoff=args.callback_backoff, data=args.data, executor=args.executor, address=args.address,
         log_level=args.log_level)

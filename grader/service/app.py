@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from grader import __version__
-from grader.service import routes_api, routes_lti, routes_pages
+from grader.service import routes_api, routes_lti, routes_pages, routes_selfcheck
 from grader.service.bodies import BodyReads
 from grader.service.core import Service
 from grader.service.errors import ServiceError
@@ -52,7 +52,7 @@ def create_app(service: Service) -> FastAPI:
     app.state.body_reads = BodyReads(service.settings.max_body_reads)
     headers = security_headers(frame_ancestors(service.settings.frame_ancestors, service.registrations))
     app.add_middleware(SecurityHeaders, headers=headers)
-    for module in (routes_api, routes_pages, routes_lti):
+    for module in (routes_api, routes_selfcheck, routes_pages, routes_lti):
         app.include_router(module.router)
 
     @app.exception_handler(ServiceError)

@@ -1,13 +1,21 @@
-"""The assignments a server grades: every rubric in --rubrics, by its id, loaded once at start."""
+"""The assignments a server grades: every rubric in --rubrics, by its id, loaded once at start; and their
+self-check keys (--selfcheck-keys), kept out of the rubrics because students get the rubric files."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import hmac
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Optional
 
+from grader import yamlio
 from grader.api import grading_environment, load_rubric
 from grader.errors import GraderError
 from grader.service.errors import ServiceError
+from grader.service.settings import MIN_SECRET_BYTES
+
+MAKE_KEY = "python3 -c 'import secrets; print(secrets.token_urlsafe(16))'"
 
 
 @dataclass(frozen=True)
@@ -17,14 +25,43 @@ class Assignment:
     mode: str  # static | evaluate | execute: evaluate needs the exported model beside the notebook
     rubric: object
     path: Path
+    selfcheck_key: Optional[str] = field(default=None, repr=False)  # None: self-checks only through LTI
 
     @property
     def needs_model(self) -> bool:
         return self.mode == "evaluate"
 
+    def accepts(self, key: str) -> bool:
+        """Whether `key` is this assignment's self-check key; compared in constant time (over digests, so that
+        not even the key's length shows)."""
+        if self.selfcheck_key is None:
+            return False
+        return hmac.compare_digest(hashlib.sha256(key.encode()).digest(),
+                                   hashlib.sha256(self.selfcheck_key.encode()).digest())
+
+
+def _selfcheck_keys(path: Path, known: set[str]) -> dict[str, str]:
+    """{assignment id: key} from the YAML file; GraderError with the file and line for anything else."""
+    doc = yamlio.load(path)
+    fix = f"write one line per assignment, `ASSIGNMENT_ID: KEY`; make a key with: {MAKE_KEY}"
+    if not isinstance(doc.data, dict):
+        raise GraderError("a self-check key file is a mapping of assignment ids to keys", where=doc.where(()),
+                          fix=fix)
+    keys: dict[str, str] = {}
+    for assignment, key in doc.data.items():
+        where = doc.where((assignment,))
+        if str(assignment) not in known:
+            raise GraderError(f"no assignment {assignment!r} among the rubrics", where=where,
+                              fix="use one of: " + ", ".join(sorted(known)))
+        if not isinstance(key, str) or len(key.encode()) < MIN_SECRET_BYTES:  # the key itself is never shown
+            raise GraderError(f"the self-check key of {assignment} is not text of at least {MIN_SECRET_BYTES} bytes",
+                              where=where, fix=f"make a key with: {MAKE_KEY}")
+        keys[str(assignment)] = key
+    return keys
+
 
 class Assignments:
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, selfcheck_keys: Optional[Path] = None):
         folder = Path(folder)
         if not folder.is_dir():
             raise GraderError("no such folder", where=str(folder), fix="give --rubrics a folder of rubric .yaml files")
@@ -40,6 +77,9 @@ class Assignments:
         if not self.by_id:
             raise GraderError("no rubric (.yaml) in the folder", where=str(folder),
                               fix="put one rubric per assignment there, e.g. a copy of rubrics/mnist-s3.yaml")
+        if selfcheck_keys is not None:
+            for assignment, key in _selfcheck_keys(selfcheck_keys, set(self.by_id)).items():
+                self.by_id[assignment] = replace(self.by_id[assignment], selfcheck_key=key)
 
     def __iter__(self):
         return iter(self.by_id.values())

@@ -13,7 +13,8 @@ from starlette.exceptions import HTTPException
 from grader.service.errors import ServiceError
 from grader.service.signing import Pending
 
-TEXT_FIELDS = ("student_id", "assignment", "callback_url", "lti", "launch")  # the upload fields that are not files
+# the upload and self-check fields that are not files
+TEXT_FIELDS = ("student_id", "assignment", "callback_url", "lti", "launch", "depth", "link")
 RETRY_AFTER_SECONDS = 5
 
 

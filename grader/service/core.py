@@ -24,6 +24,7 @@ from grader.service.lti.keys import ToolKey
 from grader.service.lti.launch import Launcher
 from grader.service.metrics import Metrics
 from grader.service.outbox import Outbox, Permanent
+from grader.service.selfcheck import SelfCheck
 from grader.service.settings import ServiceSettings
 from grader.service.signing import DELIVERY, signed_headers
 from grader.service.store import DeliveryConflict, Job, NewJob, RateLimited, Store
@@ -34,6 +35,12 @@ log = logging.getLogger("grader.service")
 
 def _iso(at: Optional[float]) -> Optional[str]:
     return datetime.fromtimestamp(at, timezone.utc).isoformat(timespec="seconds") if at else None
+
+
+def _rate_limited(limited: RateLimited, what: str, where: str) -> ServiceError:
+    wait = int(limited.retry_after + 0.999)
+    return ServiceError(429, "rate_limited", what, where=where, fix=f"try again in {wait} s (the Retry-After header)",
+                        headers={"Retry-After": str(wait)})
 
 
 class Service:
@@ -93,11 +100,9 @@ class Service:
         try:
             job, created = self.store.submit(new, rate=(rate.count, rate.seconds))
         except RateLimited as limited:
-            wait = int(limited.retry_after + 0.999)
-            raise ServiceError(429, "rate_limited", f"student {upload.student!r} has sent {limited.count} submissions "
-                               f"through {source} in the last {rate.seconds:g} s, the most this server accepts",
-                               where="student_id", fix=f"try again in {wait} s (the Retry-After header)",
-                               headers={"Retry-After": str(wait)}) from None
+            raise _rate_limited(limited, f"student {upload.student!r} has sent {limited.count} submissions through "
+                                f"{source} in the last {rate.seconds:g} s, the most this server accepts",
+                                "student_id") from None
         except DeliveryConflict as conflict:
             raise ServiceError(409, "delivery_conflict", f"{DELIVERY} {delivery!r} was used before for a different "
                                f"submission (job {conflict.job.id})", where=DELIVERY,
@@ -107,9 +112,28 @@ class Service:
             self.pool.wake()
         return job, created
 
+    def accept_selfcheck(self, check: SelfCheck) -> Job:
+        """Queue a self-check (on disk when this returns), counted against its bucket's rate."""
+        new = NewJob(student=check.bucket, assignment=check.assignment, source="selfcheck",
+                     notebook=check.notebook or b"", depth=check.depth, link=check.link)
+        rate = self.settings.selfcheck_rate
+        try:
+            job, _ = self.store.submit(new, rate=(rate.count, rate.seconds))
+        except RateLimited as limited:
+            raise _rate_limited(limited, f"{limited.count} self-checks in the last {rate.seconds:g} s from this "
+                                "address with this key (or from this course login), the most this server runs",
+                                "self-check") from None
+        self.pool.wake()
+        return job
+
+    def submission(self, job_id: str) -> Optional[Job]:
+        """A submission by id; a self-check is none (its id answers only at /v1/selfcheck)."""
+        job = self.store.get(job_id)
+        return None if job is None or job.selfcheck else job
+
     def _settled(self, job: Job) -> None:
         settled = self.store.get(job.id)
-        if settled and settled.status == "graded":
+        if settled and settled.status == "graded" and not settled.selfcheck:
             self.metrics.submit_to_graded.observe(settled.finished - settled.submitted)
         self.outbox.wake()
 

@@ -1,4 +1,5 @@
-"""The one place the service grades: a job's files through grader.api, reports written per attempt."""
+"""The one place the service grades: a job's files through grader.api, reports written per attempt; and
+self-checks, which stop at the score sheet (no report, no gradebook: checked, not graded)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,12 @@ from typing import Optional
 from grader.api import Executor, Options, TestData, executor_for, grade_submission, options_for, prepare_test_data, \
     write_outputs
 from grader.errors import GraderError
-from grader.service.assignments import Assignments
-from grader.service.store import Job, Outcome
+from grader.links import LinkError, fetch, parse_link
+from grader.rubric.sheet import ScoreSheet
+from grader.service.assignments import Assignment, Assignments
+from grader.service.store import Job, Outcome, Unusable
+
+DEPTHS = {"static": {"mode": "static"}, "dry-run": {"dry_run": True}}  # a self-check's options, by its depth
 
 # Matplotlib's pyplot state is process-wide: two threads drawing report plots at once can mix figures.
 _REPORTS = threading.Lock()
@@ -76,6 +81,8 @@ class Grader:
 
     def __call__(self, job: Job, notebook: bytes, model: Optional[bytes]) -> Outcome:
         assignment = self.assignments.get(job.assignment)
+        if job.selfcheck:
+            return self._selfcheck(job, assignment, notebook)
         options = options_for(assignment.rubric, data=self.data)
         data = None if options.mode == "static" else self.test_data()
         student = folder_name(job.student)
@@ -91,9 +98,32 @@ class Grader:
         attempt = Path(job.id) / f"attempt-{job.attempts}"
         with _REPORTS:
             write_outputs([result], self.reports / attempt, data=data)
-        sheet = result.sheet
-        if sheet.score is None:  # the machine failed, not the submission: no grade goes back; the job fails
-            raise GraderError(f"not graded, the grader failed: {result.facts.verdict.message}", where=f"job {job.id}",
-                              fix="fix the grading server; the job can then be graded again")
-        return Outcome(score=sheet.score, max_score=sheet.max_score, passed=sheet.passed,
-                       sheet=sheet.model_dump(mode="json"), report_dir=str(attempt / student))
+        return _outcome(job, result.sheet, str(attempt / student))
+
+    def _selfcheck(self, job: Job, assignment: Assignment, notebook: bytes) -> Outcome:
+        """A static check or a dry run of the uploaded notebook, or of the linked repository's (fetched here, with
+        git): the whole sheet, which only ever leaves as the student's copy (`selfcheck.describe`: hidden items as
+        one untitled line, as results.json serves them); nothing written besides the scratch folder."""
+        options = options_for(assignment.rubric, data=self.data, **DEPTHS[job.depth])
+        with tempfile.TemporaryDirectory(prefix=f"{job.id}-", dir=self.scratch) as tmp:
+            root = None
+            if job.link:
+                try:
+                    got = fetch(parse_link(job.link), Path(tmp) / "link", pattern=assignment.rubric.notebook)
+                except LinkError as err:
+                    raise Unusable(str(err)) from None
+                path, root = got.path, got.root
+            else:
+                path = Path(tmp) / "notebook.ipynb"
+                path.write_bytes(notebook)
+            result = grade_submission(path, assignment.rubric, options, student="selfcheck", root=root,
+                                      executor=self.executor_of(assignment.id, options))
+        return _outcome(job, result.sheet, "")
+
+
+def _outcome(job: Job, sheet: ScoreSheet, report_dir: str) -> Outcome:
+    if sheet.score is None:  # the machine failed, not the submission: no grade goes back; the job fails
+        raise GraderError(f"not graded, the grader failed: {sheet.verdict_message}", where=f"job {job.id}",
+                          fix="fix the grading server; the job can then be graded again")
+    return Outcome(score=sheet.score, max_score=sheet.max_score, passed=sheet.passed,
+                   sheet=sheet.model_dump(mode="json"), report_dir=report_dir)

@@ -1,5 +1,5 @@
-"""Prometheus metrics: queue depth and jobs by status (read from the store at each scrape), time from
-submit to graded, rejections by reason, deliveries by outcome."""
+"""Prometheus metrics: queue depth, jobs and self-checks by status (read from the store at each scrape), time
+from submit to graded, rejections by reason, deliveries by outcome."""
 
 from __future__ import annotations
 
@@ -17,14 +17,16 @@ class _StoreCollector:
         self.store = store
 
     def collect(self):
-        counts = self.store.counts()
-        depth = GaugeMetricFamily("grader_queue_depth", "Jobs waiting to be graded")
-        depth.add_metric([], counts["queued"])
+        counts, checks = self.store.counts(), self.store.counts(selfchecks=True)
+        depth = GaugeMetricFamily("grader_queue_depth", "Jobs waiting for a worker (submissions and self-checks)")
+        depth.add_metric([], counts["queued"] + checks["queued"])
         yield depth
-        jobs = GaugeMetricFamily("grader_jobs", "Jobs in the store by status", labels=["status"])
-        for status in STATUSES:
-            jobs.add_metric([status], counts[status])
-        yield jobs
+        for name, about, found in (("grader_jobs", "Submissions in the store by status", counts),
+                                   ("grader_selfchecks", "Self-checks (no grade) in the store by status", checks)):
+            family = GaugeMetricFamily(name, about, labels=["status"])
+            for status in STATUSES:
+                family.add_metric([status], found[status])
+            yield family
 
 
 class Metrics:

@@ -25,7 +25,7 @@ class Accepted(BaseModel):
     status_url: str
 
 
-def _error(description: str) -> dict:
+def error_doc(description: str) -> dict:
     return {"description": description, "content": {"application/json": {"example": {"error": {
         "status": 0, "code": "...", "what": "what is wrong", "where": "the field or header", "fix": "what to do"}}}}}
 
@@ -72,11 +72,11 @@ def _status_url(request: Request, job_id: str) -> str:
             "application/json": {"schema": _inline(SubmissionIn.model_json_schema())},
             "multipart/form-data": {"schema": MULTIPART}}},
     },
-    responses={400: _error(f"no {DELIVERY} header"), 401: _error("unsigned, badly signed or stale"),
-               404: _error("unknown assignment"), 409: _error("delivery id reused for another body"),
-               413: _error("body over the size limit"), 415: _error("neither JSON nor multipart"),
-               422: _error("invalid notebook or fields"), 429: _error("per-student and per-source rate limit"),
-               503: _error("more uploads at once than --max-uploads; with Retry-After")})
+    responses={400: error_doc(f"no {DELIVERY} header"), 401: error_doc("unsigned, badly signed or stale"),
+               404: error_doc("unknown assignment"), 409: error_doc("delivery id reused for another body"),
+               413: error_doc("body over the size limit"), 415: error_doc("neither JSON nor multipart"),
+               422: error_doc("invalid notebook or fields"), 429: error_doc("per-student and per-source rate limit"),
+               503: error_doc("more uploads at once than --max-uploads; with Retry-After")})
 async def submit(request: Request):
     service = request.app.state.service
     # Everything the headers can refuse is refused before a byte of the body is read.
@@ -108,12 +108,12 @@ async def submit(request: Request):
 
 @router.get("/v1/submissions/{job_id}", tags=["submissions"], summary="A job's status, score and score sheet",
             openapi_extra=SIGNED,
-            responses={401: _error("unsigned, badly signed or stale"), 404: _error("no such job")})
+            responses={401: error_doc("unsigned, badly signed or stale"), 404: error_doc("no such job")})
 async def status(request: Request, job_id: str):
     service = request.app.state.service
     signed = check_headers(service.settings.secret, request.headers, request.method, request.url.path)
     signed.verify()  # over an empty body: a GET's body, if any, is never read
-    job = await run_in_threadpool(service.store.get, job_id)
+    job = await run_in_threadpool(service.submission, job_id)
     if job is None:
         raise ServiceError(404, "unknown_job", f"no submission {job_id!r}", where="id",
                            fix="use the id (or the status_url) the 202 answer gave")
@@ -125,9 +125,11 @@ async def health(request: Request):
     service = request.app.state.service
     try:
         counts = await run_in_threadpool(service.store.counts)
+        checks = await run_in_threadpool(lambda: service.store.counts(selfchecks=True))
     except Exception as exc:  # the database is unreadable: tell the load balancer
         return JSONResponse({"status": "error", "error": f"{exc.__class__.__name__}: {exc}"}, status_code=503)
     return {"status": "ok", "version": __version__, "workers": service.settings.workers, "jobs": counts,
+            "selfchecks": checks,
             "assignments": sorted(a.id for a in service.assignments)}
 
 

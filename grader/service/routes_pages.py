@@ -72,7 +72,7 @@ async def upload(request: Request):
 
 async def _job(request: Request, job_id: str):
     service = request.app.state.service
-    job = await run_in_threadpool(service.store.get, job_id)
+    job = await run_in_threadpool(service.submission, job_id)
     if job is None:
         raise ServiceError(404, "unknown_job", f"no submission {job_id!r}", where="the address",
                            fix="use the link you were given after handing in")

@@ -51,7 +51,7 @@ def _bind(host: str, port: int) -> socket.socket:
 
 def serve(settings: ServiceSettings) -> int:
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    assignments = Assignments(settings.rubrics)
+    assignments = Assignments(settings.rubrics, settings.selfcheck_keys)
     registrations = load_registrations(settings.lti) if settings.lti else no_registrations()
     key = ToolKey.load_or_create(settings.key_file)
     store = SQLiteStore(settings.store)

@@ -41,6 +41,8 @@ class ServiceSettings:
     max_body_reads: int = 4  # bodies received at once; memory for bodies stays under this x max_body_bytes
     frame_ancestors: tuple[str, ...] = ()  # origins that may frame our pages (CSP); default: the LTI platforms'
     rate: RateLimit = RateLimit()
+    selfcheck_keys: Optional[Path] = None  # YAML {assignment id: self-check key}: who may self-check without LTI
+    selfcheck_rate: RateLimit = RateLimit()  # self-checks per key and address (or per LTI user) per period
     lease_seconds: float = 30.0  # a worker renews its lease every third of this while it grades
     max_attempts: int = 3  # a job interrupted this many times (it may crash the server) fails instead
     stop_grace: float = 10.0  # on SIGTERM: seconds for running jobs to finish before they go back to the queue
@@ -102,10 +104,10 @@ def load_secret(secret_file: Optional[Path], environ: Optional[dict] = None) -> 
     return secret.encode()
 
 
-def parse_rate(text: str) -> RateLimit:
-    """'10/600' or '10/10m' or '30/1h': submissions per student per period."""
+def parse_rate(text: str, option: str = "--rate") -> RateLimit:
+    """'10/600' or '10/10m' or '30/1h': submissions per student (or self-checks per key) per period."""
     match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", text)
     if not match or int(match[1]) < 1 or float(match[2]) <= 0:
-        raise GraderError(f"--rate {text!r} is not COUNT/PERIOD", where="--rate",
+        raise GraderError(f"{option} {text!r} is not COUNT/PERIOD", where=option,
                           fix="write it like 10/600 (seconds), 10/10m or 30/1h")
     return RateLimit(int(match[1]), float(match[2]) * {"": 1, "s": 1, "m": 60, "h": 3600}[match[3]])

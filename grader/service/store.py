@@ -47,6 +47,8 @@ class NewJob:
     delivery: Optional[str] = None  # X-Grader-Delivery
     signature: Optional[str] = None  # of the request that brought it: a byte-identical replay is the same job
     body_sha256: Optional[str] = None
+    depth: Optional[str] = None  # a self-check (static | dry-run): checked, never graded; None: a submission
+    link: Optional[str] = None  # a self-check of a GitHub link (fetched by the worker): no notebook bytes
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,12 @@ class Job:
     delivery: Optional[str] = None
     body_sha256: Optional[str] = None
     lease_owner: Optional[str] = None
+    depth: Optional[str] = None
+    link: Optional[str] = None
+
+    @property
+    def selfcheck(self) -> bool:
+        return self.depth is not None
 
 
 @dataclass(frozen=True)
@@ -94,6 +102,11 @@ class Outcome:
     passed: bool
     sheet: dict
     report_dir: str  # relative to the reports folder
+
+
+class Unusable(Exception):
+    """What the job brought cannot be graded or checked (a link that cannot be fetched): the job fails with this
+    message, which is for its sender, not for the operator."""
 
 
 class RateLimited(Exception):
@@ -119,7 +132,7 @@ class Store(Protocol):
     def fail(self, job: Job, owner: str, reason: str) -> bool: ...
     def release(self, owner: str) -> int: ...
     def recover(self) -> int: ...
-    def counts(self) -> dict[str, int]: ...
+    def counts(self, *, selfchecks: bool = False) -> dict[str, int]: ...
     def position(self, job: Job) -> int: ...
     def events(self, job_id: str) -> list[tuple[float, str, int, Optional[str]]]: ...
     def deliveries(self, job_id: str) -> list[Delivery]: ...
@@ -155,7 +168,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     reason       TEXT,
     report_dir   TEXT,
     callback_url TEXT,
-    lti          TEXT
+    lti          TEXT,
+    depth        TEXT,                               -- a self-check's depth; NULL for a submission
+    link         TEXT                                -- a self-check's GitHub link
 );
 CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, seq);
 CREATE INDEX IF NOT EXISTS jobs_by_student ON jobs (student, submitted);
@@ -191,18 +206,20 @@ CREATE TABLE IF NOT EXISTS lti_nonces (nonce TEXT PRIMARY KEY, expires REAL NOT 
 """
 
 _JOB_COLUMNS = ("id, seq, student, assignment, source, status, attempts, submitted, started, finished, score, "
-                "max_score, passed, sheet, reason, report_dir, callback_url, lti, delivery, body_sha256, lease_owner")
+                "max_score, passed, sheet, reason, report_dir, callback_url, lti, delivery, body_sha256, lease_owner, "
+                "depth, link")
+ADDED_COLUMNS = ("depth", "link")  # added to jobs after the first release: a store made before gets them at open
 
 
 def _job(row: tuple) -> Job:
     (id_, seq, student, assignment, source, status, attempts, submitted, started, finished, score, max_score,
-     passed, sheet, reason, report_dir, callback_url, lti, delivery, body_sha256, lease_owner) = row
+     passed, sheet, reason, report_dir, callback_url, lti, delivery, body_sha256, lease_owner, depth, link) = row
     return Job(id=id_, seq=seq, student=student, assignment=assignment, source=source, status=status,
                attempts=attempts, submitted=submitted, started=started, finished=finished, score=score,
                max_score=max_score, passed=None if passed is None else bool(passed),
                sheet=json.loads(sheet) if sheet else None, reason=reason, report_dir=report_dir,
                callback_url=callback_url, lti=json.loads(lti) if lti else None, delivery=delivery,
-               body_sha256=body_sha256, lease_owner=lease_owner)
+               body_sha256=body_sha256, lease_owner=lease_owner, depth=depth, link=link)
 
 
 class SQLiteStore:
@@ -215,7 +232,13 @@ class SQLiteStore:
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._guard = threading.Lock()
-        self._db().executescript(SCHEMA)
+        db = self._db()
+        have = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
+        if have:
+            for column in ADDED_COLUMNS:
+                if column not in have:
+                    db.execute(f"ALTER TABLE jobs ADD COLUMN {column} TEXT")
+        db.executescript(SCHEMA)
 
     def _lock_file(self):
         lock_path = self.path.with_name(self.path.name + ".lock")
@@ -306,9 +329,11 @@ class SQLiteStore:
                     raise RateLimited(count, max(1.0, recent[1] + seconds - now))
             job_id = uuid.uuid4().hex
             db.execute("INSERT INTO jobs (id, delivery, signature, body_sha256, student, assignment, source, status, "
-                       "submitted, callback_url, lti) VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)",
+                       "submitted, callback_url, lti, depth, link) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)",
                        (job_id, new.delivery, new.signature, new.body_sha256, new.student, new.assignment,
-                        new.source, now, new.callback_url, json.dumps(new.lti) if new.lti else None))
+                        new.source, now, new.callback_url, json.dumps(new.lti) if new.lti else None, new.depth,
+                        new.link))
             db.execute("INSERT INTO files (job_id, notebook, model) VALUES (?, ?, ?)",
                        (job_id, new.notebook, new.model))
             self._event(db, job_id, "submitted", 0, new.source, now)
@@ -357,6 +382,9 @@ class SQLiteStore:
                    "sheet = ?, report_dir = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?",
                    (status, now, reason, *values, job.id))
         self._event(db, job.id, status, attempt, reason, now)
+        if job.selfcheck:  # checked, not graded: the notebook is not kept, and nothing is sent anywhere
+            db.execute("DELETE FROM files WHERE job_id = ?", (job.id,))
+            return
         kinds = (["callback"] if job.callback_url else []) + (["lti"] if job.lti and status == "graded" else [])
         for kind in kinds:
             db.execute("INSERT OR IGNORE INTO deliveries (job_id, kind, state, updated) VALUES (?, ?, 'pending', ?)",
@@ -396,8 +424,10 @@ class SQLiteStore:
         """At start: the lock file proves no other server uses this file, so every running job was interrupted."""
         return self._requeue("1 = 1", (), "the server was stopped (or killed) while grading; re-run from the start")
 
-    def counts(self) -> dict[str, int]:
-        found = dict(self._db().execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall())
+    def counts(self, *, selfchecks: bool = False) -> dict[str, int]:
+        """Submissions by status; with `selfchecks`, self-checks instead (they are no submissions)."""
+        found = dict(self._db().execute(f"SELECT status, COUNT(*) FROM jobs WHERE depth IS "
+                                        f"{'NOT NULL' if selfchecks else 'NULL'} GROUP BY status").fetchall())
         return {status: found.get(status, 0) for status in STATUSES}
 
     def position(self, job: Job) -> int:

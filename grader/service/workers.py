@@ -17,7 +17,7 @@ from typing import Callable, Optional
 
 from grader import pysyntax
 from grader.errors import GraderError
-from grader.service.store import Job, Outcome, Store
+from grader.service.store import Job, Outcome, Store, Unusable
 
 log = logging.getLogger("grader.service")
 
@@ -79,6 +79,8 @@ class WorkerPool:
         try:
             notebook, model = self.store.files(job.id)
             outcome = self.grade(job, notebook, model)
+        except Unusable as err:  # the sender's files, not the server: the reason is theirs to act on
+            settled = self.store.fail(job, self.owner, str(err))
         except GraderError as err:  # the server's set-up (no MNIST, no bubblewrap): every job would fail alike
             settled = self.store.fail(job, self.owner, f"the grader could not run: {err.render()}")
         except Exception as exc:
