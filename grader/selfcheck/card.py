@@ -7,12 +7,9 @@ VS Code show a cell's HTML without the page's CSS) and colours that read on ligh
 from __future__ import annotations
 
 from html import escape
-from typing import TYPE_CHECKING
 
 from grader.formatting import num
-
-if TYPE_CHECKING:
-    from grader.selfcheck.result import CheckItem, CheckResult
+from grader.selfcheck.result import DEPTH_WORDS, CheckItem, CheckResult
 
 COLOURS = {"passed": "#1a7f37", "failed": "#cf222e", "undecided": "#9a6700"}  # the verdict, by outcome
 STATUS_COLOURS = {"passed": COLOURS["passed"], "partial": COLOURS["undecided"], "failed": COLOURS["failed"],
@@ -37,8 +34,6 @@ def _clip(note: str) -> str:
 
 
 def headline(result: CheckResult) -> str:
-    from grader.selfcheck.result import DEPTH_WORDS
-
     score = "not graded" if result.score is None else f"{num(result.score)} / {num(result.max_score)} points"
     against = f" against {result.rubric}" if result.rubric else ""
     return f"{result.notebook}{against} ({DEPTH_WORDS[result.depth]}): {score}"
@@ -81,7 +76,7 @@ def html(result: CheckResult) -> str:
             f'font-family:system-ui,sans-serif;font-size:13px;line-height:1.4">'
             f'<div style="font-weight:700;color:{colour};font-size:15px">{escape(result.verdict())}</div>'
             f'<div style="margin:2px 0 6px">{escape(headline(result))}</div>{notes}'
-            f'<table style="border-collapse:collapse;margin-top:6px">'
+            f'<table style="border-collapse:collapse;margin-top:6px;font-size:inherit">'
             f'<tr><th style="text-align:left">item</th><th style="text-align:left;padding:0 8px">status</th>'
             f'<th style="padding:0 8px">points</th><th style="text-align:left;padding-left:8px">evidence</th></tr>'
             f"{rows}</table>{change}{rule}</div>")
