@@ -62,8 +62,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     depth = parser.add_mutually_exclusive_group()
     depth.add_argument("--static", action="store_true", help="run nothing (about a second)")
     depth.add_argument("--dry-run", action="store_true", help="build the model, skip training")
-    parser.add_argument("--json", action="store_true", help="print the facts, the score sheet and the note on how the run "
-                        "ended as JSON (what `from grader import check` reads)")
+    parser.add_argument("--json", action="store_true",
+                        help="print the facts, the score sheet and the note on how the run ended as JSON (what "
+                             "`from grader import check` reads)")
     parser.add_argument("--keep", type=Path, metavar="DIR",
                         help="keep the executed notebook (with its outputs) and the exported model here")
     add_run_options(parser, defaults_from_rubric=True)
