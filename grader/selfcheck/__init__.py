@@ -30,7 +30,8 @@ def check(notebook: str | os.PathLike | None = None, *, rubric: str = "mnist-s3"
     checked is the saved file (in Colab, what the front end holds).
 
     `depth`: "static" (nothing runs, about a second), "dry-run" (the notebook runs in the sandbox without its
-    real training: seconds) or "full" (trained and measured, as the instructor's grading does). `notebook`: a path (or the repository's folder); left out, the notebook this kernel belongs to.
+    real training: seconds) or "full" (trained and measured, as the instructor's grading does).
+    `notebook`: a path (or the repository's folder); left out, the notebook this kernel belongs to.
     `server`: the course's grader URL, for where the sandbox cannot run (Colab): the notebook, or a repository
     link given as `notebook`, is checked there with `key`, the assignment's self-check key (static or dry run).
 

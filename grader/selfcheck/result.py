@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal, Optional
 
 from grader.formatting import plural
 
-if TYPE_CHECKING:  # the sheet's model (pydantic) loads when a check's output is read, not with `from grader import check`
+if TYPE_CHECKING:  # the sheet's model (pydantic) loads when a check's output is read, not on `from grader import check`
     from grader.rubric.sheet import Status
 
 Depth = Literal["static", "dry-run", "full"]
