@@ -8,13 +8,12 @@ import sys
 import time
 from pathlib import Path
 
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from grader.api import (EXECUTORS, Result, canvas_target, check_moodle_worksheet, executor_for, grade_class,
                         load_bank, load_rubric, options_for, prepare_test_data, write_lms_exports, write_outputs)
-from grader.cli.common import add_run_options, run_overrides, warn_if_unsandboxed
+from grader.cli.common import add_run_options, console_for, run_overrides, warn_if_unsandboxed
 from grader.cli.main import EXIT_INTERNAL
 from grader.errors import GraderError
 from grader.intake import DEFAULT_ID_PATTERN
@@ -128,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
         check_moodle_worksheet(args.moodle_worksheet)
     roster = args.roster or args.moodle_worksheet  # the worksheet names the participants and says who was late
     data = prepare_test_data(options.data, unseen=options.unseen) if options.mode != "static" else None
-    console = Console(stderr=True)
+    console = console_for(sys.stderr)
     started = time.monotonic()
     with (executor_for(args.executor, args.address, args.jobs, options) as executor,
           Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

@@ -7,12 +7,12 @@ import json
 import sys
 from pathlib import Path
 
-from rich.console import Console
 from rich.table import Table
 
 from grader.api import grade_submission, hand_in_at, load_rubric, options_for
-from grader.cli.common import add_run_options, run_overrides, warn_if_unsandboxed
+from grader.cli.common import add_run_options, console_for, run_overrides, status_line, warn_if_unsandboxed
 from grader.cli.main import EXIT_INTERNAL
+from grader.facts import Facts
 from grader.formatting import cells
 from grader.rubric.score import NOT_GRADED
 from grader.rubric.sheet import ScoreSheet
@@ -34,6 +34,7 @@ Exit code 1 when a required item failed or could not be measured by a run that s
 have measured it (an unreadable notebook, one with no model, a crash).
 
 From a notebook cell:  from grader import check; check()          (save the notebook first)
+                      shows a score card and returns the result: .passed, .score, .items
 
 The notebook runs in its own folder, with that folder and the repository's root on
 sys.path, so `from model import Net` finds your model.py. Data files and checkpoints
@@ -61,7 +62,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     depth = parser.add_mutually_exclusive_group()
     depth.add_argument("--static", action="store_true", help="run nothing (about a second)")
     depth.add_argument("--dry-run", action="store_true", help="build the model, skip training")
-    parser.add_argument("--json", action="store_true", help="print the facts and the score sheet as JSON")
+    parser.add_argument("--json", action="store_true",
+                        help="print the facts, the score sheet and the note on how the run ended as JSON (what "
+                             "`from grader import check` reads)")
     parser.add_argument("--keep", type=Path, metavar="DIR",
                         help="keep the executed notebook (with its outputs) and the exported model here")
     add_run_options(parser, defaults_from_rubric=True)
@@ -80,6 +83,18 @@ def _exit_code(sheet: ScoreSheet) -> int:
     return 0 if sheet.not_judged else 1
 
 
+def _run_note(facts: Facts, sheet: ScoreSheet) -> str | None:
+    """How the run ended, in the line printed above the table (and the "note" of `--json`)."""
+    if sheet.score is None:
+        return facts.verdict.message
+    if facts.verdict.kind:
+        return f"run: {facts.verdict.kind} — {facts.verdict.message}"
+    if facts.notebook.saved_error_cells:
+        return (f"saved outputs: an error in {cells(facts.notebook.saved_error_cells)} (the run that produced "
+                "them failed there; Restart and Run All before you hand it in)")
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     warn_if_unsandboxed(args)
     rubric = load_rubric(args.rubric)
@@ -87,18 +102,18 @@ def run(args: argparse.Namespace) -> int:
     if args.static:
         overrides["mode"] = "static"
     options = options_for(rubric, **overrides, dry_run=args.dry_run or None, keep=args.keep)
-    console = Console(stderr=True)
-    with console.status("checking") as status:
+    with status_line("checking") as progress:
         path, root = hand_in_at(args.notebook)  # the notebook with its repository (or folder)
-        result = grade_submission(path, rubric, options, root=root, progress=lambda what: status.update(what),
-                                  show_hidden=False)
+        result = grade_submission(path, rubric, options, root=root, progress=progress, show_hidden=False)
     facts, sheet = result.facts, result.sheet
     failed = sheet.required_not_passed()
+    note = _run_note(facts, sheet)
     if args.json:
-        json.dump({"facts": facts.to_json(), "score": sheet.model_dump(mode="json")}, sys.stdout, indent=2)
+        json.dump({"facts": facts.to_json(), "score": sheet.model_dump(mode="json"), "note": note}, sys.stdout,
+                  indent=2)
         sys.stdout.write("\n")
         return _exit_code(sheet)
-    out = Console()
+    out = console_for(sys.stdout)
     if sheet.score is None:
         out.print(f"[red]{args.notebook}: {NOT_GRADED}.[/] {facts.verdict.message}", soft_wrap=True, highlight=False)
         return _exit_code(sheet)
@@ -110,11 +125,8 @@ def run(args: argparse.Namespace) -> int:
         out.print(f"staged with the notebook: {', '.join(staged)}", markup=False, highlight=False)
     for left in facts.submission.left_out or []:
         out.print(f"not staged: {left.path} ({left.reason})", markup=False, highlight=False)
-    if facts.verdict.kind:
-        out.print(f"run: {facts.verdict.kind} — {facts.verdict.message}", markup=False, highlight=False)
-    elif facts.notebook.saved_error_cells:
-        out.print(f"saved outputs: an error in {cells(facts.notebook.saved_error_cells)} (the run that produced "
-                  "them failed there; Restart and Run All before you hand it in)", markup=False, highlight=False)
+    if note:
+        out.print(note, markup=False, highlight=False)
     table = Table(show_lines=False)
     for column in ("item", "status", "points", "evidence"):
         table.add_column(column)

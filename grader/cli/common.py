@@ -1,10 +1,15 @@
-"""Options shared by the commands that run submissions (`run`, `check`, batch grading), built from grader.settings."""
+"""Options shared by the commands that run submissions (`run`, `check`, batch grading), built from grader.settings,
+and the consoles they print progress and results on."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TextIO
+
+from rich.console import Console
 
 from grader.settings import LIMITS, RunLimits, limits_from
 
@@ -53,3 +58,25 @@ def run_overrides(args: argparse.Namespace, base: RunLimits) -> dict[str, Any]:
     return {"mode": getattr(args, "mode", None), "data": args.data, "variable": args.variable,
             "limits": limits_given(args, base), "sandbox": False if args.no_sandbox else None, "gpu": args.gpu,
             "unseen": args.unseen}
+
+
+def console_for(stream: TextIO) -> Console:
+    """A rich console that colours and moves the cursor only on a terminal: a pipe, a file or a notebook's kernel
+    gets plain text even where FORCE_COLOR is set (ipykernel sets it, and rich would then take a pipe for a
+    terminal)."""
+    return Console(file=stream, force_terminal=None if stream.isatty() else False)
+
+
+@contextmanager
+def status_line(what: str) -> Iterator[Callable[[str], None]]:
+    """Progress while a submission is graded: a spinner on a terminal; elsewhere one plain line per step on
+    stderr ("checking: running the notebook"), which `grader.selfcheck` shows as its one updating line."""
+    if sys.stderr.isatty():
+        with console_for(sys.stderr).status(what) as status:
+            yield status.update
+        return
+
+    def step(doing: str) -> None:
+        print(f"{what}: {doing}", file=sys.stderr, flush=True)
+
+    yield step

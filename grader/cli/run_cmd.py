@@ -7,10 +7,8 @@ import json
 import sys
 from pathlib import Path
 
-from rich.console import Console
-
 from grader.api import grade_facts, hand_in_at
-from grader.cli.common import add_run_options, limits_given, warn_if_unsandboxed
+from grader.cli.common import add_run_options, console_for, limits_given, status_line, warn_if_unsandboxed
 from grader.facts import Facts
 from grader.formatting import cells
 from grader.settings import Options
@@ -73,13 +71,12 @@ def run(args: argparse.Namespace) -> int:
                       variable_named=args.variable is not None, limits=limits_given(args),
                       dry_run=args.dry_run, sandbox=not args.no_sandbox, gpu=args.gpu, keep=args.keep,
                       unseen=bool(args.unseen))
-    console = Console(stderr=True)
-    with console.status("starting") as status:
+    with status_line("running") as progress:
         path, root = hand_in_at(args.submission)  # a notebook with its repository (or folder), or a folder
-        facts = grade_facts(path, options, progress=lambda what: status.update(what), root=root)
+        facts = grade_facts(path, options, progress=progress, root=root)
     if args.json:
         json.dump(facts.to_json(), sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        Console().print("\n".join(summary_lines(facts)), highlight=False, markup=False)
+        console_for(sys.stdout).print("\n".join(summary_lines(facts)), highlight=False, markup=False)
     return 0
