@@ -309,3 +309,21 @@ def test_a_store_made_before_self_checks_gains_their_columns_and_keeps_its_jobs(
         assert store.get(job.id).depth == "static" and store.counts(selfchecks=True)["queued"] == 1
     finally:
         store.close()
+
+
+def test_check_in_a_notebook_with_server_shows_the_servers_answer_as_its_card(server):
+    """`check(server=...)`, as a student in Colab calls it: the same CheckResult as a local check, from the
+    course's server."""
+    from grader import check
+
+    result = check(DI / "notebook.ipynb", server=server.url, key=KEY, depth="static", rubric="svc-static")
+    assert (result.passed, result.score, result.max_score) == (False, 5, 15)
+    assert [(item.id, item.status) for item in result.items] == [("comments", "failed"), ("cells", "passed")]
+    assert "comment_coverage = 0%" in result.items[0].message
+    card, text = result._repr_html_(), str(result)
+    assert 'data-outcome="failed"' in card and "comment_coverage = 0%" in card and "\x1b[" not in card + text
+    assert "5/15" in text.replace(" ", "") and "comment_coverage = 0%" in text
+    with pytest.raises(GraderError) as refused:
+        check(DI / "notebook.ipynb", server=server.url, key="not-the-key-0123456789", depth="static",
+              rubric="svc-static")
+    assert "key" in str(refused.value).lower()
