@@ -219,6 +219,19 @@ VerdictKind = Literal[
 ]
 
 
+class CellErrorFacts(_Section):
+    """The error of the code cell a verdict is about (`verdict.cell`), as the student would read it in Jupyter."""
+
+    cell: Optional[int] = Field(None, description="the code cell that raised it (code cells counted from 1)")
+    type: Optional[str] = Field(None, description="the exception's name: `IndexError`")
+    message: Optional[str] = Field(None, description="its message, cut at 600 characters")
+    traceback: Optional[list[str]] = Field(None, description="the lines of the student's own frames (the notebook's "
+                                                             "cells, the hand-in's modules; not the libraries' or the "
+                                                             "grader's), innermost last, at most the last 24")
+    hint: Optional[str] = Field(None, description="what to change, for an error in the table of the course's common "
+                                                  "ones (grader.execute.hints): `loss.data[0]` -> `loss.item()`")
+
+
 class VerdictFacts(_Section):
     kind: Optional[VerdictKind] = None
     message: Optional[str] = None
@@ -227,6 +240,7 @@ class VerdictFacts(_Section):
         None, description="code cells (counted from 1) that raised an error while the rest of the notebook went on "
                           "(from the run; in evaluate mode, from the saved outputs)")
     output_tail: Optional[str] = None
+    error: CellErrorFacts = CellErrorFacts()
 
     @property
     def graded(self) -> bool:

@@ -1,0 +1,77 @@
+"""The error a code cell raised, as a report quotes it: type, message, the student's own traceback lines, a hint.
+
+Pure. The traceback is IPython's, as the runner keeps it (ANSI codes removed,
+frames joined by newlines): a frame starts with `Cell In[7], line 3` (a
+notebook cell) or `File /path/x.py:12, in f()` (a module). Only the student's
+frames are kept: the notebook's cells and the hand-in's modules, not the
+libraries' (torch, site-packages) or the grader's harness. Everything here is
+student-controlled text, so it is capped; escaping is the report's job.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Optional
+
+from grader.execute.hints import hint_for
+from grader.facts import CellErrorFacts
+
+MESSAGE_CHARS = 600  # an error message longer than this is cut, with a note of how much was left out
+TRACEBACK_LINES = 24  # the student's frames, their last lines (the innermost frames say most)
+LINE_CHARS = 240
+
+_FRAME = re.compile(r"^(Cell In\[\d+\], line \d+|File )")
+_CELL = re.compile(r"^Cell In\[(\d+)\]")
+# where code that is not the student's lives: installed packages, the standard library, the grader itself
+_LIBRARY = re.compile(r"^File (/usr/|/opt/|[^,\n]*/(site|dist)-packages/|[^,\n]*/lib/python\d|[^,\n]*/grader/"
+                      r"|<frozen )")
+
+
+def cut(text: str, limit: int) -> str:
+    """`text` up to `limit` characters, saying how many were left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text) - limit:,} more characters not shown)"
+
+
+def _frames(traceback: str) -> list[list[str]]:
+    """The traceback's frames, each a list of lines (its header first); the lines before the first frame dropped."""
+    frames: list[list[str]] = []
+    for line in traceback.splitlines():
+        if _FRAME.match(line):
+            frames.append([line])
+        elif frames:
+            frames[-1].append(line)
+    return frames
+
+
+def student_traceback(traceback: str, cell: int, error: str = "") -> list[str]:
+    """The lines of the student's own frames, with `Cell In[k]` named as the code cell a student counts.
+
+    The first notebook frame is the cell that failed (code cell `cell`): the kernel's execution counts are
+    offset from the student's numbering by the grader's set-up cell, and that frame gives the offset.
+    """
+    body = traceback.rstrip()
+    if error and body.endswith(error.strip()):  # the last lines repeat "ErrorName: message": shown on their own
+        body = body[:-len(error.strip())]
+    frames = _frames(body)
+    counts = [int(m.group(1)) for f in frames if (m := _CELL.match(f[0]))]
+    offset = counts[0] - cell if counts else 0
+    lines: list[str] = []
+    for frame in frames:
+        if _LIBRARY.match(frame[0]):
+            continue
+        header = _CELL.sub(lambda m: f"code cell {int(m.group(1)) - offset}", frame[0])
+        lines += [header, *(ln for ln in frame[1:] if ln.strip())]
+    shown = [cut(ln, LINE_CHARS) for ln in lines[-TRACEBACK_LINES:]]
+    return (["…"] if len(lines) > TRACEBACK_LINES else []) + shown
+
+
+def cell_error(cell: int, error: Optional[str], traceback: Optional[str] = None) -> CellErrorFacts:
+    """The fact for code cell `cell`, which raised `error` ("ErrorName: message", as the runner records it)."""
+    error = error or ""
+    kind, sep, message = error.partition(": ")
+    if not sep or not re.fullmatch(r"[\w.]+", kind):  # not "Name: message" (a timeout, the output limit)
+        kind, message = "", error
+    return CellErrorFacts(cell=cell, type=kind or None, message=cut(message.strip(), MESSAGE_CHARS),
+                          traceback=student_traceback(traceback or "", cell, error), hint=hint_for(error))
