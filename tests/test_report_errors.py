@@ -227,7 +227,7 @@ def test_per_digit_bars_sit_on_a_fixed_0_to_100_axis_so_a_small_gap_looks_small(
 
 CRASHING = [
     "# a small CNN, seeded\nimport torch, torch.nn as nn, torch.nn.functional as F\n"
-    "from torchvision import datasets, transforms\ntorch.manual_seed(0)\n"
+    "from torchvision import datasets, transforms\ntorch.manual_seed(5)\n"
     "class Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
     "        self.c1 = nn.Conv2d(1, 8, 3)\n        self.c2 = nn.Conv2d(8, 10, 3)\n"
     "    def forward(self, x):\n        x = self.c2(F.relu(self.c1(x)))\n"
