@@ -319,7 +319,38 @@ def test_chromium_renders_the_crashing_student_s_error_and_the_one_sentence_summ
     assert re.search(r"\.verdict\.bad \{ border-left-color: var\(--bad\)", dom)
 
 
-def test_a_static_check_of_the_crashed_notebook_shows_the_saved_error(tmp_path, crashed_run):
-    facts, _, paths = crashed_run  # the run's kept notebook is what a student would hand in after it crashed
-    md = render_markdown(facts, score(facts, load_rubric("mnist-s3")), student="s")
-    assert ZERO_DIM in md
+# What Jupyter saved when the student ran the crashing cell (execution count 3), colours and all.
+SAVED_TRACEBACK = [
+    "\x1b[0;31m---------------------------------------------------------------------------\x1b[0m",
+    "\x1b[0;31mIndexError\x1b[0m                                Traceback (most recent call last)",
+    "Cell \x1b[0;32mIn[3], line 8\x1b[0m\n\x1b[1;32m      6\x1b[0m loss\x1b[38;5;241m.\x1b[39mbackward()\n"
+    "\x1b[1;32m      7\x1b[0m opt\x1b[38;5;241m.\x1b[39mstep()\n\x1b[0;32m----> 8\x1b[0m \x1b[38;5;28mprint\x1b[39m("
+    "\x1b[43mloss\x1b[49m\x1b[38;5;241;43m.\x1b[39;49m\x1b[43mdata\x1b[49m\x1b[43m[\x1b[49m\x1b[38;5;241;43m0"
+    "\x1b[39;49m\x1b[43m]\x1b[49m)\n",
+    "\x1b[0;31mIndexError\x1b[0m: invalid index of a 0-dim tensor. Use `tensor.item()` in Python or `tensor.item<T>()`"
+    " in C++ to convert a 0-dim tensor to a number",
+]
+
+
+def test_a_static_check_shows_the_error_the_saved_outputs_hold(tmp_path):
+    nb = new_notebook(cells=[new_code_cell(c, execution_count=n) for n, c in enumerate(CRASHING, 1)])
+    nb.cells[2].outputs = [nbformat.v4.new_output("error", ename="IndexError", traceback=SAVED_TRACEBACK,
+                                                  evalue="invalid index of a 0-dim tensor. Use `tensor.item()` in "
+                                                         "Python or `tensor.item<T>()` in C++ to convert a 0-dim "
+                                                         "tensor to a number")]
+    path = tmp_path / "saved.ipynb"
+    nbformat.write(nb, str(path))
+    facts = grade_facts(path, Options(mode="static"))
+    assert facts.notebook.saved_error_cells == [3]
+    saved = facts.notebook.saved_error
+    assert (saved.cell, saved.type) == (3, "IndexError") and "`loss.item()`" in saved.hint
+    assert saved.traceback == ["code cell 3, line 8", "      6 loss.backward()", "      7 opt.step()",
+                               "----> 8 print(loss.data[0])"]  # no colour codes
+    sheet = score(facts, load_rubric("mnist-s3"))
+    page = unescape(write_student_reports(tmp_path / "out", "saved", facts, sheet, execution_time=1.0)["html"]
+                    .read_text())
+    box = re.search(r'<section class="card verdict (\w+)" id="verdict">(.*?)</section>', page, re.S)
+    assert box.group(1) == "missing"  # grey: nothing ran, nothing is judged as passed or failed
+    assert "Its saved outputs show an error in code cell 3" in box.group(2)
+    assert f"{ZERO_DIM}. Use `tensor.item()`" in box.group(2) and "----> 8 print(loss.data[0])" in box.group(2)
+    assert "What to change:</b> Losses are 0-dim tensors" in box.group(2)

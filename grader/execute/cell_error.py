@@ -11,7 +11,7 @@ student-controlled text, so it is capped; escaping is the report's job.
 from __future__ import annotations
 
 import re
-from typing import Optional
+from typing import Mapping, Optional
 
 from grader.execute.hints import hint_for
 from grader.facts import CellErrorFacts
@@ -22,6 +22,7 @@ LINE_CHARS = 240
 
 _FRAME = re.compile(r"^(Cell In\[\d+\], line \d+|File )")
 _CELL = re.compile(r"^Cell In\[(\d+)\]")
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # a saved notebook's traceback keeps Jupyter's colours
 # where code that is not the student's lives: installed packages, the standard library, the grader itself
 _LIBRARY = re.compile(r"^File (/usr/|/opt/|[^,\n]*/(site|dist)-packages/|[^,\n]*/lib/python\d|[^,\n]*/grader/"
                       r"|<frozen )")
@@ -45,33 +46,51 @@ def _frames(traceback: str) -> list[list[str]]:
     return frames
 
 
-def student_traceback(traceback: str, cell: int, error: str = "") -> list[str]:
+def student_traceback(traceback: str, cell: int, error: str = "",
+                      counts: Optional[Mapping[int, int]] = None) -> list[str]:
     """The lines of the student's own frames, with `Cell In[k]` named as the code cell a student counts.
 
-    The first notebook frame is the cell that failed (code cell `cell`): the kernel's execution counts are
-    offset from the student's numbering by the grader's set-up cell, and that frame gives the offset.
+    `counts`: execution count -> code cell, as a saved notebook records them. None: the grader's run, where the
+    first notebook frame is the cell that failed (code cell `cell`) and the kernel's counts are offset from the
+    student's numbering by the grader's set-up cell: that frame gives the offset.
     """
-    body = traceback.rstrip()
+    body = _ANSI.sub("", traceback).rstrip()
     if error and body.endswith(error.strip()):  # the last lines repeat "ErrorName: message": shown on their own
         body = body[:-len(error.strip())]
     frames = _frames(body)
-    counts = [int(m.group(1)) for f in frames if (m := _CELL.match(f[0]))]
-    offset = counts[0] - cell if counts else 0
+    if counts is None:
+        seen = [int(m.group(1)) for f in frames if (m := _CELL.match(f[0]))]
+        offset = seen[0] - cell if seen else 0
+        counts = {count: count - offset for count in seen}
     lines: list[str] = []
     for frame in frames:
         if _LIBRARY.match(frame[0]):
             continue
-        header = _CELL.sub(lambda m: f"code cell {int(m.group(1)) - offset}", frame[0])
+        header = _CELL.sub(lambda m: f"code cell {counts[int(m.group(1))]}" if int(m.group(1)) in counts
+                           else m.group(0), frame[0])
         lines += [header, *(ln for ln in frame[1:] if ln.strip())]
     shown = [cut(ln, LINE_CHARS) for ln in lines[-TRACEBACK_LINES:]]
     return (["…"] if len(lines) > TRACEBACK_LINES else []) + shown
 
 
-def cell_error(cell: int, error: Optional[str], traceback: Optional[str] = None) -> CellErrorFacts:
+def cell_error(cell: int, error: Optional[str], traceback: Optional[str] = None,
+               counts: Optional[Mapping[int, int]] = None) -> CellErrorFacts:
     """The fact for code cell `cell`, which raised `error` ("ErrorName: message", as the runner records it)."""
-    error = error or ""
+    error = _ANSI.sub("", error or "")
     kind, sep, message = error.partition(": ")
     if not sep or not re.fullmatch(r"[\w.]+", kind):  # not "Name: message" (a timeout, the output limit)
         kind, message = "", error
     return CellErrorFacts(cell=cell, type=kind or None, message=cut(message.strip(), MESSAGE_CHARS),
-                          traceback=student_traceback(traceback or "", cell, error), hint=hint_for(error))
+                          traceback=student_traceback(traceback or "", cell, error, counts), hint=hint_for(error))
+
+
+def saved_error(cells: list) -> CellErrorFacts:
+    """The error the first code cell with one shows in a notebook's saved outputs (`cells`: nbformat code cells)."""
+    counts = {c.get("execution_count"): n for n, c in enumerate(cells, 1) if isinstance(c.get("execution_count"), int)}
+    for number, cell in enumerate(cells, 1):
+        for out in cell.get("outputs") or ():
+            if out.get("output_type") == "error":
+                traceback = out.get("traceback")
+                return cell_error(number, f"{out.get('ename')}: {out.get('evalue')}",
+                                  "\n".join(map(str, traceback)) if isinstance(traceback, list) else "", counts)
+    return CellErrorFacts()

@@ -206,9 +206,12 @@ def _verdict(facts: Facts, sheet: ScoreSheet) -> VerdictView:
         headline = f"The notebook {VERDICT_LABELS.get(kind, kind)}."
     if message and message.strip().rstrip(".").lower() == headline.rstrip(".").lower():
         message = None  # "the notebook ran to the end" under "The notebook ran to the end."
+    # where the notebook did not run here (a static check, evaluate mode), the error its saved outputs show
+    saved = kind is None or facts.grading.mode == "evaluate"
     return VerdictView(kind=kind, ok=kind == "ok", state=verdict_state(kind, v.failed_cells, sheet),
                        headline=headline, message=message, cell=v.cell,
-                       output_tail=v.output_tail if kind not in (None, "ok") else None, error=_error(v.error))
+                       output_tail=v.output_tail if kind not in (None, "ok") else None,
+                       error=_error(v.error) or (_error(facts.notebook.saved_error) if saved else None))
 
 
 def verdict_state(kind: Optional[str], failed_cells: Optional[Sequence[int]], sheet: ScoreSheet) -> State:
