@@ -278,6 +278,7 @@ def test_the_crashing_student_s_reports_quote_the_error_and_say_what_to_change(c
     page = unescape(paths["html"].read_text())
     box = re.search(r'<section class="card verdict (\w+)" id="verdict">(.*?)</section>', page, re.S)
     assert box.group(1) == "bad"  # red: not the green of a clean run
+    assert "The notebook ran to the end, but code cell 3 raised an error." in box.group(2)
     assert f"{ZERO_DIM}. Use `tensor.item()`" in box.group(2) and "print(loss.data[0])" in box.group(2)
     assert "What to change:</b> Losses are 0-dim tensors" in box.group(2)
     sentence = build_view(facts, sheet, student="s").evaluation.predictions

@@ -204,6 +204,8 @@ def _verdict(facts: Facts, sheet: ScoreSheet) -> VerdictView:
         headline = "The notebook ran to the end in a dry run: its model was built, not trained."
     else:
         headline = f"The notebook {VERDICT_LABELS.get(kind, kind)}."
+    if kind == "ok" and v.failed_cells and facts.grading.mode == "execute":
+        headline = f"{headline[:-1]}, but {cells(v.failed_cells)} raised an error."
     if message and message.strip().rstrip(".").lower() == headline.rstrip(".").lower():
         message = None  # "the notebook ran to the end" under "The notebook ran to the end."
     # where the notebook did not run here (a static check, evaluate mode), the error its saved outputs show
