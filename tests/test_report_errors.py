@@ -81,12 +81,15 @@ Cell In[3], line 9, in Net.forward(self, x)
       8 x = self.conv(x).view(-1, 500)
 ----> 9 return self.head(x)
 
-File /tmp/grade-x1/work/layers.py:14, in Head.forward(self, x)
+File /srv/grader/jobs/j1/work/layers.py:14, in Head.forward(self, x)
      13 def forward(self, x):
 ---> 14     return self.fc(x)
 
 File /opt/venv/lib/python3.11/site-packages/torch/nn/modules/linear.py:125, in Linear.forward(self, input)
 --> 125     return F.linear(input, self.weight, self.bias)
+
+File /work/main/grader/execute/compat/torch1.py:40, in _shim(*args)
+---> 40     return original(*args)
 
 RuntimeError: mat1 and mat2 shapes cannot be multiplied (64x320 and 500x10)"""
 
@@ -97,10 +100,11 @@ def test_the_traceback_keeps_the_student_s_cells_and_modules_and_names_cells_as_
     # In[6] is code cell 5 (the grader's set-up cell ran first), so In[3] is code cell 2
     assert [ln for ln in lines if not ln.startswith(" ") and not ln.startswith("-")] == [
         "code cell 5, line 4", "code cell 2, line 9, in Net.forward(self, x)",
-        "File /tmp/grade-x1/work/layers.py:14, in Head.forward(self, x)"]
+        "File /srv/grader/jobs/j1/work/layers.py:14, in Head.forward(self, x)"]
     assert "----> 4     out = model(x)" in lines and "---> 14     return self.fc(x)" in lines
     text = "\n".join(lines)
     assert "torch/nn" not in text and "_call_impl" not in text and "F.linear" not in text  # library frames
+    assert "_shim" not in text and "original(*args)" not in text  # the grader's own
     assert "mat1 and mat2" not in text  # the error line is shown on its own, not twice
 
 
