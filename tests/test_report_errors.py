@@ -20,7 +20,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from grader.data import load_mnist
 from grader.execute.cell_error import LINE_CHARS, MESSAGE_CHARS, TRACEBACK_LINES, cell_error, student_traceback
 from grader.execute.hints import hint_for
-from grader.facts import Facts, VerdictFacts
+from grader.facts import EvalFacts, Facts, GradingFacts, VerdictFacts
 from grader.pipeline import grade_facts
 from grader.report import plots, write_student_reports
 from grader.report.summary import build_view, prediction_summary, verdict_state
@@ -298,6 +298,13 @@ def test_the_rubric_s_advice_is_the_hint_not_restart_and_run_all(crashed_run):
     assert "loss.item()" in items["no-errors"].feedback and "Run All" not in items["no-errors"].feedback
     assert "Fix the error in code cell 3 first" in items["accuracy"].feedback
     assert "normalisation" not in items["accuracy"].feedback
+
+
+def test_chance_accuracy_without_an_error_gets_advice_about_training_not_normalisation():
+    facts = Facts(grading=GradingFacts(mode="execute"), eval=EvalFacts(accuracy=10.1),
+                  verdict=VerdictFacts(kind="ok", failed_cells=[]))
+    feedback = {i.id: i for i in score(facts, load_rubric("mnist-s3")).items}["accuracy"].feedback
+    assert "chance level" in feedback and "`optimizer.step()`" in feedback and "normalisation" not in feedback
 
 
 # What Jupyter saved when the student ran the crashing cell (execution count 3), colours and all.
