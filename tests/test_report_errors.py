@@ -108,6 +108,34 @@ def test_the_traceback_keeps_the_student_s_cells_and_modules_and_names_cells_as_
     assert "mat1 and mat2" not in text  # the error line is shown on its own, not twice
 
 
+# What Colab's IPython 7 saved for the same mistake: other frame headers, module frames without `File`.
+COLAB_TRACEBACK = """\
+---------------------------------------------------------------------------
+RuntimeError                              Traceback (most recent call last)
+<ipython-input-12-5d1c2a9b7e31> in <module>()
+      3     opt.zero_grad()
+----> 4     out = model(x)
+
+/usr/local/lib/python3.7/dist-packages/torch/nn/modules/module.py in _call_impl(self, *input, **kwargs)
+-> 1051             return forward_call(*input, **kwargs)
+
+<ipython-input-9-0a1b2c3d4e5f> in forward(self, x)
+----> 9         return self.fc(x)
+
+/usr/local/lib/python3.7/dist-packages/torch/nn/modules/linear.py in forward(self, input)
+--> 96         return F.linear(input, self.weight, self.bias)
+
+RuntimeError: mat1 and mat2 shapes cannot be multiplied (64x320 and 500x10)"""
+
+
+def test_a_colab_saved_traceback_is_read_too_with_cells_named_by_their_saved_counts():
+    lines = student_traceback(COLAB_TRACEBACK, cell=6, counts={12: 6, 9: 4})
+    assert lines == ["code cell 6 in <module>()", "      3     opt.zero_grad()", "----> 4     out = model(x)",
+                     "code cell 4 in forward(self, x)", "----> 9         return self.fc(x)"]
+    old = "Input In [12], in <cell line: 4>()\n----> 4 out = model(x)\n"
+    assert student_traceback(old, cell=6, counts={12: 6})[0] == "code cell 6, in <cell line: 4>()"
+
+
 def test_the_error_fact_splits_type_and_message_and_carries_the_hint():
     fact = cell_error(5, "RuntimeError: mat1 and mat2 shapes cannot be multiplied (64x320 and 500x10)", THROUGH_TORCH)
     assert (fact.cell, fact.type) == (5, "RuntimeError")

@@ -2,7 +2,9 @@
 
 Pure. The traceback is IPython's, as the runner keeps it (ANSI codes removed,
 frames joined by newlines): a frame starts with `Cell In[7], line 3` (a
-notebook cell) or `File /path/x.py:12, in f()` (a module). Only the student's
+notebook cell) or `File /path/x.py:12, in f()` (a module); a saved notebook
+may hold older IPython's (Colab's), `<ipython-input-7-...> in <module>()` and
+`Input In [7], in <cell line: 3>()`, with module frames as `/path/x.py in f()`. Only the student's
 frames are kept: the notebook's cells and the hand-in's modules, not the
 libraries' (torch, site-packages) or the grader's harness. Everything here is
 student-controlled text, so it is capped; escaping is the report's job.
@@ -20,12 +22,13 @@ MESSAGE_CHARS = 600  # an error message longer than this is cut, with a note of 
 TRACEBACK_LINES = 24  # the student's frames, their last lines (the innermost frames say most)
 LINE_CHARS = 240
 
-_FRAME = re.compile(r"^(Cell In\[\d+\], line \d+|File )")
-_CELL = re.compile(r"^Cell In\[(\d+)\]")
+_FRAME = re.compile(r"^(Cell In\[\d+\], line \d+|Input In \[\d+\]|<ipython-input-\d+-|File |/\S+ in )")
+_CELL = re.compile(r"^(?:Cell In\[(\d+)\]|Input In \[(\d+)\]|<ipython-input-(\d+)-\w*>)")
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # a saved notebook's traceback keeps Jupyter's colours
 # where code that is not the student's lives: installed packages, the standard library, the grader's harness and
 # compat shims (a hand-in's folder can sit anywhere, /srv/grader/jobs/... too: no broader pattern than these)
-_LIBRARY = re.compile(r"^File ([^,\n]*/(site|dist)-packages/|[^,\n]*/lib/python\d|[^,\n]*/grader/execute/|<frozen )")
+_LIBRARY = re.compile(r"^(File )?([^,\n]*/(site|dist)-packages/|[^,\n]*/lib/python\d|[^,\n]*/grader/execute/"
+                      r"|<frozen )")
 
 
 def cut(text: str, limit: int) -> str:
@@ -46,6 +49,11 @@ def _frames(traceback: str) -> list[list[str]]:
     return frames
 
 
+def _count(match: re.Match) -> int:
+    """The execution count a notebook frame's header names, whichever IPython wrote it."""
+    return int(next(g for g in match.groups() if g is not None))
+
+
 def student_traceback(traceback: str, cell: int, error: str = "",
                       counts: Optional[Mapping[int, int]] = None) -> list[str]:
     """The lines of the student's own frames, with `Cell In[k]` named as the code cell a student counts.
@@ -59,15 +67,15 @@ def student_traceback(traceback: str, cell: int, error: str = "",
         body = body[:-len(error.strip())]
     frames = _frames(body)
     if counts is None:
-        seen = [int(m.group(1)) for f in frames if (m := _CELL.match(f[0]))]
+        seen = [_count(m) for f in frames if (m := _CELL.match(f[0]))]
         offset = seen[0] - cell if seen else 0
         counts = {count: count - offset for count in seen}
     lines: list[str] = []
     for frame in frames:
         if _LIBRARY.match(frame[0]):
             continue
-        header = _CELL.sub(lambda m: f"code cell {counts[int(m.group(1))]}" if int(m.group(1)) in counts
-                           else m.group(0), frame[0])
+        header = _CELL.sub(lambda m: f"code cell {counts[_count(m)]}" if _count(m) in counts else m.group(0),
+                           frame[0])
         lines += [header, *(ln for ln in frame[1:] if ln.strip())]
     shown = [cut(ln, LINE_CHARS) for ln in lines[-TRACEBACK_LINES:]]
     return (["…"] if len(lines) > TRACEBACK_LINES else []) + shown
