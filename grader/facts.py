@@ -22,6 +22,20 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class CellErrorFacts(_Section):
+    """The error a code cell raised, as the student would read it in Jupyter: in the grader's run (`verdict.error`,
+    the cell the verdict is about) or in the notebook's saved outputs (`notebook.saved_error`)."""
+
+    cell: Optional[int] = Field(None, description="the code cell that raised it (code cells counted from 1)")
+    type: Optional[str] = Field(None, description="the exception's name: `IndexError`")
+    message: Optional[str] = Field(None, description="its message, cut at 600 characters")
+    traceback: Optional[list[str]] = Field(None, description="the lines of the student's own frames (the notebook's "
+                                                             "cells, the hand-in's modules; not the libraries' or the "
+                                                             "grader's), innermost last, at most the last 24")
+    hint: Optional[str] = Field(None, description="what to change, for an error in the table of the course's common "
+                                                  "ones (grader.execute.hints): `loss.data[0]` -> `loss.item()`")
+
+
 class NotebookFacts(_Section):
     code_cells: Optional[int] = None
     markdown_cells: Optional[int] = None
@@ -30,6 +44,8 @@ class NotebookFacts(_Section):
                                                    "student counts them: code cells only, from 1")
     saved_error_cells: Optional[list[int]] = Field(None, description="code cells (from 1) whose saved outputs show "
                                                    "an error: the run that produced them failed there")
+    saved_error: CellErrorFacts = Field(CellErrorFacts(), description="the error the first of `saved_error_cells` "
+                                        "shows in its saved outputs")
     shell_lines: Optional[list[str]] = None
     magic_lines: Optional[list[str]] = None
     colab_calls: Optional[list[str]] = None
@@ -227,6 +243,7 @@ class VerdictFacts(_Section):
         None, description="code cells (counted from 1) that raised an error while the rest of the notebook went on "
                           "(from the run; in evaluate mode, from the saved outputs)")
     output_tail: Optional[str] = None
+    error: CellErrorFacts = CellErrorFacts()
 
     @property
     def graded(self) -> bool:

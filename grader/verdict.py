@@ -17,12 +17,13 @@ from dataclasses import dataclass
 from typing import Optional
 
 from grader.data.transforms import SHOWN, describe
+from grader.execute.cell_error import cell_error
 from grader.execute.hints import hint_for
 from grader.execute.missing_imports import explain, failed_imports, missing_module
 from grader.execute.job import Execution
 from grader.execute.records import CellRecord
 from grader.execute.trained import shown
-from grader.facts import VerdictFacts
+from grader.facts import CellErrorFacts, VerdictFacts
 from grader.formatting import cells
 from grader.sandbox.failure import HostFailure, sandbox_failure
 from grader.settings import RunLimits, show_size
@@ -126,8 +127,11 @@ def _execution(execution: Execution, outcome: Outcome) -> VerdictFacts:
     tail = execution.output_tail[-2000:] or None
     failed_cells = [c.number for c in records if c.status in ("error", "timeout")] if run else None
 
+    error = cell_error(failed.number, failed.error, failed.traceback) if failed else CellErrorFacts()
+
     def verdict(kind: str, message: str, cell: Optional[int] = cell_index) -> VerdictFacts:
-        return VerdictFacts(kind=kind, message=message, cell=cell, failed_cells=failed_cells, output_tail=tail)
+        return VerdictFacts(kind=kind, message=message, cell=cell, failed_cells=failed_cells, output_tail=tail,
+                            error=error if cell == cell_index else CellErrorFacts())
 
     failure = sandbox_failure(result, record_written=run is not None or harness is not None
                               or execution.malformed is not None)

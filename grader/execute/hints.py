@@ -1,4 +1,9 @@
-"""What changed, for errors that come from code written for older libraries or for Colab."""
+"""The table of the course's common errors: what to change, for an error a cell raised ("ErrorName: message").
+
+Code written for older libraries or for Colab, a GPU the grader does not have,
+and the shape mistakes every first CNN makes. Verdict messages and reports
+(`verdict.error.hint`) quote the hint; a rubric's feedback can too.
+"""
 
 from __future__ import annotations
 
@@ -36,6 +41,32 @@ _HINTS: list[tuple[str, str]] = [
      "`weights_only=False` for a file your own notebook wrote."),
     (r"RuntimeError: .*Attempting to deserialize object on a CUDA device",
      "The notebook loads weights saved on a GPU: pass `map_location=device` to `torch.load`."),
+    (r"mat1 and mat2 shapes cannot be multiplied|size mismatch, m1:",
+     "The flattened size does not match the first linear layer's `in_features`: print `x.shape` just before "
+     "`view` / `flatten` and set `in_features` to channels x height x width (or end with global average pooling)."),
+    (r"Expected input batch_size \(\d+\) to match target batch_size",
+     "The model returns a different number of rows than there are labels: flatten with `x.view(x.size(0), -1)` "
+     "(or `x.flatten(1)`), not `x.view(-1, n)` with a guessed `n`."),
+    (r"Expected (3D \(unbatched\) or )?4D \(batched\) input|Expected 4-dimensional input",
+     "Conv2d takes images as (batch, channels, height, width): add the channel and batch axes, e.g. "
+     "`x.view(-1, 1, 28, 28)` or `x.unsqueeze(0)` for one image."),
+    (r"expected input\[.*\] to have \d+ channels",
+     "A convolution's `in_channels` does not match the channels it receives: MNIST has 1 channel, and each layer's "
+     "`in_channels` is the previous layer's `out_channels`."),
+    (r"expected scalar type Long but found|\"nll_loss\w*\" not implemented for 'Float'",
+     "Class labels must be integers (`torch.long`): pass the dataset's targets as they are, or `.long()` them."),
+    (r"Can't call numpy\(\) on Tensor that requires grad",
+     "Detach a tensor before turning it into numpy: `t.detach().cpu().numpy()`, or compute under `torch.no_grad()`."),
+    (r"element 0 of tensors does not require grad",
+     "The loss is not connected to the model's parameters: compute it from `model(x)` without `.detach()`, "
+     "`.item()` or `torch.no_grad()` on the way, and do not re-wrap outputs in `torch.tensor(...)`."),
+    (r"\bvolatile\b",
+     "`volatile=True` was removed in PyTorch 0.4: evaluate under `with torch.no_grad():` instead, and drop "
+     "`Variable(...)` (tensors carry gradients themselves)."),
+    (r"ModuleNotFoundError: No module named 'torchsummary'",
+     "`torchsummary` is not part of the grading environment: count the parameters with "
+     "`sum(p.numel() for p in model.parameters() if p.requires_grad)` and `print(model)`, or hand the package in "
+     "only where the rubric's environment installs it (`pip install torchsummary` works on your own machine)."),
 ]
 
 

@@ -12,6 +12,7 @@ from typing import Literal
 
 from nbformat import NotebookNode
 
+from grader.execute.cell_error import saved_error
 from grader.facts import ClaimsFacts, NotebookFacts
 from grader.inspect.claims import find_claims
 from grader.inspect.comments import comment_report
@@ -53,6 +54,7 @@ def inspect_submission(path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES) 
             uncommented_cells=list(comments.uncommented),
             saved_error_cells=[n for n, cell in enumerate((c for c in submission.cells if c.kind == "code"), 1)
                                if cell.saved_error],
+            saved_error=saved_error([c for c in submission.notebook.cells if c.cell_type == "code"]),
             shell_lines=list(source.shell_lines),
             magic_lines=list(source.magic_lines),
             colab_calls=list(source.colab_calls),

@@ -46,18 +46,21 @@ def _plot(notes: list[str], title: str, caption: str, draw: Callable[[], bytes],
         return None
 
 
-def _eval_plots(facts: Facts, images, labels, predictions, notes: list[str]) -> list[Plot]:
+def _eval_plots(facts: Facts, images, labels, predictions, notes: list[str], collapsed: bool) -> list[Plot]:
+    """The test-set pictures; predictions collapsed to one digit keep only the per-digit bars (a sentence says
+    the rest: a one-column confusion matrix and a grid of the same wrong digit add nothing)."""
     ev = facts.eval
     out = []
-    if ev.confusion is not None:
+    if ev.confusion is not None and not collapsed:
         out.append(_plot(notes, "Confusion matrix",
                          "Rows are the true digit, columns the prediction: the diagonal is right, "
                          "every other number is a mistake (in bold).", lambda: plots.confusion_png(ev.confusion)))
     if ev.per_class is not None:
         out.append(_plot(notes, "Accuracy per digit",
-                         "Green: at or above the overall accuracy (dashed line); orange: below it.",
+                         "On a fixed 0-100% axis, so small differences look small; the dashed line is the "
+                         "overall accuracy.",
                          lambda: plots.per_class_png(ev.per_class, ev.accuracy)))
-    if ev.misclassified:
+    if ev.misclassified and not collapsed:
         shown = min(len(ev.misclassified), MISCLASSIFIED_SHOWN)
         what = f"The first {shown} of {len(ev.misclassified):,} misclassified test images"
         if images is None or labels is None:
@@ -80,7 +83,8 @@ def render_html(facts: Facts, sheet: ScoreSheet, *, student: str, audience: Audi
     view = build_view(facts, sheet, student=student, audience=audience, labels=labels, predictions=predictions)
     eval_notes: list[str] = []
     layer_notes: list[str] = []
-    figures = _eval_plots(facts, images, labels, predictions, eval_notes) if view.evaluation else []
+    figures = (_eval_plots(facts, images, labels, predictions, eval_notes, view.evaluation.collapsed)
+               if view.evaluation else [])
     layers_plot = None
     if view.layers:
         layers_plot = _plot(layer_notes, "Output size and receptive field",

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal, Optional, Sequence
 
 from grader.arch.stored_state import ALLOWANCE
-from grader.facts import ClaimsFacts, Facts
+from grader.facts import CellErrorFacts, ClaimsFacts, Facts
 from grader.formatting import cells, num
 from grader.report.audience import Audience, student_items, student_pass_rule
 from grader.rubric.sheet import ItemResult, ScoreSheet
@@ -46,13 +46,25 @@ _STATE_RANK = {"bad": 0, "missing": 1, "warn": 2, "good": 3}
 
 
 @dataclass(frozen=True)
+class ErrorView:
+    """The failing cell's error as Jupyter showed it, and what to change (all of it student-controlled text)."""
+
+    cell: Optional[int]
+    error: str  # "IndexError: invalid index of a 0-dim tensor. ..."
+    traceback: str  # the student's own frames, one line each ("" when none were kept)
+    hint: Optional[str]
+
+
+@dataclass(frozen=True)
 class VerdictView:
     kind: Optional[str]
     ok: bool
+    state: State  # the box's colour: good only for a run that passed without an error
     headline: str  # "The notebook ran out of time."
     message: Optional[str]
     cell: Optional[int]
     output_tail: Optional[str]
+    error: Optional[ErrorView] = None
 
 
 @dataclass(frozen=True)
@@ -113,6 +125,8 @@ class Misclassified:
 @dataclass(frozen=True)
 class EvalView:
     accuracy: str
+    predictions: Optional[str]  # one sentence when they collapse to one digit or to chance (None: they do not)
+    collapsed: bool  # one digit takes most predictions: the confusion matrix and the mistakes grid add nothing
     per_class: Optional[list[str]]  # "99.39", one per digit
     confusion: Optional[list[list[int]]]
     misclassified_count: Optional[int]
@@ -190,10 +204,38 @@ def _verdict(facts: Facts, sheet: ScoreSheet) -> VerdictView:
         headline = "The notebook ran to the end in a dry run: its model was built, not trained."
     else:
         headline = f"The notebook {VERDICT_LABELS.get(kind, kind)}."
+    if kind == "ok" and v.failed_cells and facts.grading.mode == "execute":
+        headline = f"{headline[:-1]}, but {cells(v.failed_cells)} raised an error."
     if message and message.strip().rstrip(".").lower() == headline.rstrip(".").lower():
         message = None  # "the notebook ran to the end" under "The notebook ran to the end."
-    return VerdictView(kind=kind, ok=kind == "ok", headline=headline, message=message, cell=v.cell,
-                       output_tail=v.output_tail if kind not in (None, "ok") else None)
+    # where the notebook did not run here (a static check, evaluate mode), the error its saved outputs show
+    saved = kind is None or facts.grading.mode == "evaluate"
+    return VerdictView(kind=kind, ok=kind == "ok", state=verdict_state(kind, v.failed_cells, sheet),
+                       headline=headline, message=message, cell=v.cell,
+                       output_tail=v.output_tail if kind not in (None, "ok") else None,
+                       error=_error(v.error) or (_error(facts.notebook.saved_error) if saved else None))
+
+
+def verdict_state(kind: Optional[str], failed_cells: Optional[Sequence[int]], sheet: ScoreSheet) -> State:
+    """The verdict box's colour. Green (good) only when the notebook ran to the end, no cell raised and the rubric
+    passed; amber (warn) when it ran but a cell raised or it did not pass; red (bad) when both, or the run itself
+    failed; grey (missing) when nothing ran or is judged yet: a static check, the grader's own failure, a dry run."""
+    if kind is None or kind == "grader_failed" or kind == "sandbox_error":
+        return "missing"
+    if kind != "ok":
+        return "bad"
+    if failed_cells and not sheet.passed:
+        return "bad"
+    if failed_cells or (not sheet.passed and not sheet.not_judged):
+        return "warn"
+    return "good" if sheet.passed else "missing"
+
+
+def _error(error: CellErrorFacts) -> Optional[ErrorView]:
+    if error.type is None and not error.message:
+        return None
+    return ErrorView(cell=error.cell, error=": ".join(p for p in (error.type, error.message) if p),
+                     traceback="\n".join(error.traceback or []), hint=error.hint)
 
 
 def _items(sheet: ScoreSheet, audience: Audience) -> list[ItemResult]:
@@ -364,12 +406,52 @@ def misclassified_samples(indices: Optional[Sequence[int]], labels: Optional[Seq
     return [Misclassified(int(i), at(labels, i), at(predictions, i)) for i in (indices or [])[:limit]]
 
 
+COLLAPSED = 0.9  # the share of predictions one digit takes for them to be summed up in one sentence
+CHANCE = 15.0  # percent: an accuracy at or below this is a guess (one digit in ten is 10%)
+
+
+def predicted_share(confusion: Sequence[Sequence[int]]) -> tuple[int, float]:
+    """The digit predicted most often and the share of the test images it was predicted for ((0, 0.0) for a
+    matrix that is not rectangular: the confusion plot says what is wrong with it)."""
+    width = len(confusion[0]) if confusion else 0
+    if not width or any(len(row) != width for row in confusion):
+        return 0, 0.0
+    columns = [sum(row[d] for row in confusion) for d in range(width)]
+    total = sum(columns)
+    if not total:
+        return 0, 0.0
+    digit = max(range(len(columns)), key=columns.__getitem__)
+    return digit, columns[digit] / total
+
+
+def prediction_summary(confusion: Optional[Sequence[Sequence[int]]], accuracy: Optional[float]) -> Optional[str]:
+    """One sentence for predictions that collapse to one digit or to chance; None for a model that tells digits apart.
+
+    'The model predicts 7 for every test image; its accuracy, 10.28%, is chance level: it has not learned.'
+    """
+    digit, share = predicted_share(confusion) if confusion else (0, 0.0)
+    parts = []
+    if share >= COLLAPSED:
+        parts.append(f"The model predicts {digit} for "
+                     + ("every test image" if share >= 0.9995 else f"{share:.0%} of the test images"))
+    if accuracy is not None and (parts or accuracy <= CHANCE):
+        parts.append(f"accuracy {accuracy:.2f}%"
+                     + (" is chance level (a guess is right for one image in ten): it has not learned to tell the "
+                        "digits apart" if accuracy <= CHANCE else ""))
+    if not parts:
+        return None
+    text = "; ".join(parts)
+    return text[0].upper() + text[1:] + "."
+
+
 def _evaluation(facts: Facts, labels, predictions) -> Optional[EvalView]:
     ev = facts.eval
     if ev.accuracy is None:
         return None
     return EvalView(
         accuracy=f"{ev.accuracy:.2f}%",
+        predictions=prediction_summary(ev.confusion, ev.accuracy),
+        collapsed=bool(ev.confusion) and predicted_share(ev.confusion)[1] >= COLLAPSED,
         per_class=[f"{v:.2f}" for v in ev.per_class] if ev.per_class is not None else None,
         confusion=ev.confusion,
         misclassified_count=len(ev.misclassified) if ev.misclassified is not None else None,
