@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     options = options_for(rubric, **overrides, dry_run=args.dry_run or None, keep=args.keep)
     console = Console(stderr=True)
     with console.status("checking") as status:
-        path, root = hand_in_at(args.notebook)  # the notebook with its repository (or folder)
+        path, root = hand_in_at(args.notebook, rubric.notebook)  # the notebook with its repository (or folder)
         result = grade_submission(path, rubric, options, root=root, progress=lambda what: status.update(what),
                                   show_hidden=False)
     facts, sheet = result.facts, result.sheet
