@@ -553,6 +553,7 @@ def write_lms_exports(results: Iterable[Result], out: Path, rubric: Rubric, *,
                       moodle_worksheet: Optional[Path] = None) -> LmsExports:
     """Files that import back into the LMS, beside the gradebook in `out` (write_outputs wrote the reports):
 
+    Students on the roster who handed in nothing are left out of these files (their gradebook row is there).
     canvas.csv (Canvas's Gradebook import) when an assignment is known (`canvas_target`); the Moodle grading
     worksheet filled in (same file name, in `out`) when one is given; moodle-feedback.zip (each report.html, for
     "Upload multiple feedback files in a zip") when the submissions carry Moodle's participant numbers and names.
@@ -561,6 +562,8 @@ def write_lms_exports(results: Iterable[Result], out: Path, rubric: Rubric, *,
     out = Path(out)
     written: dict[str, Path] = {}
     notes: list[str] = []
+    absent = [r.student for r in results if not r.submission.handed_in]
+    results = [r for r in results if r.submission.handed_in]  # the LMS's own policy for missing work applies
     target = canvas_target(rubric, canvas_assignment_id, roster)
     if target is not None:
         students = [CanvasStudent(r.student, r.sheet.score, r.submission.name, r.submission.sis_user_id,
@@ -605,6 +608,9 @@ def write_lms_exports(results: Iterable[Result], out: Path, rubric: Rubric, *,
         if nameless:
             notes.append("moodle-feedback.zip leaves out " + ", ".join(nameless)
                          + ": no name known (Moodle matches on name and participant); give --roster")
+    if absent and written:
+        notes.append(f"{', '.join(absent)}: on the roster with no hand-in, so left as they are in every file for the "
+                     "LMS (its policy for missing work applies); their gradebook rows say so")
     not_graded = [r.student for r in results if r.sheet.score is None]
     if not_graded and written:
         notes.append(f"{', '.join(not_graded)}: not graded (the grader failed), so left blank in every file for "

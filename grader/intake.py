@@ -66,6 +66,7 @@ class Submission:
     handin: HandIn | None = None  # the hand-in as already listed (a fetched link: with what git left out), or None
     unreadable: str | None = None  # why the hand-in cannot be graded (a zip that is not one): becomes the verdict
     nothing_to_grade: str | None = None  # why no file of the hand-in was picked (none, or several notebooks)
+    handed_in: bool = True  # False: a roster's student whose id no file or folder of the class carries
 
     def hand_in(self) -> "HandIn | Path":
         """What was handed in: the hand-in (listed now when only its root is known), or the file alone."""
@@ -518,7 +519,7 @@ def not_handed_in(submissions: list[Submission], roster: dict[str, RosterEntry],
     gradebook row is there, and their report says why)."""
     handed_in = {s.student for s in submissions}
     return [Submission(e.student, Path(source), "", name=e.name, email=e.email, section=e.section,
-                       sis_user_id=e.sis_user_id, sis_login_id=e.sis_login_id, late=e.late,
+                       sis_user_id=e.sis_user_id, sis_login_id=e.sis_login_id, late=e.late, handed_in=False,
                        nothing_to_grade=f"nothing to grade in {Path(source).name}: no file or folder there carries "
                                         f"the id {e.student}, which the roster lists; if the student handed in, "
                                         "check that the file's name carries that id (--id-pattern reads it)")

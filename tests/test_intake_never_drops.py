@@ -159,6 +159,21 @@ def test_a_student_on_the_roster_who_handed_in_nothing_has_a_row(klass, tmp_path
             "student handed in, check that the file's name carries that id") in _report(tmp_path, "1009")
 
 
+def test_a_roster_student_with_no_hand_in_is_left_as_is_in_the_lms_files(klass, tmp_path, capsys):
+    worksheet = tmp_path / "Grades.csv"
+    worksheet.write_text("Identifier,Full name,Email address,Status,Grade,Maximum Grade,Grade can be changed,"
+                         "Last modified (grade),Feedback comments\n"
+                         "Participant 1001,Ann Lee,ann@example.org,Submitted for grading,,10.00,Yes,-,\n"
+                         "Participant 1009,Di Ray,di@example.org,No submission,,10.00,Yes,-,\n")
+    rows = _grade(klass, tmp_path, "--moodle-worksheet", str(worksheet))
+    assert set(rows) == {"1001", "1009"} and rows["1009"]["verdict"] == "nothing_to_grade"
+    filled = (tmp_path / "out" / "Grades.csv").read_text().splitlines()
+    assert filled[1].startswith("Participant 1001,Ann Lee,") and ",10.00,Yes," in filled[1]
+    assert filled[2] == "Participant 1009,Di Ray,di@example.org,No submission,,10.00,Yes,-,"
+    assert ("1009: on the roster with no hand-in, so left as they are in every file for the LMS (its policy for "
+            "missing work applies); their gradebook rows say so") in " ".join(capsys.readouterr().err.split())
+
+
 def test_a_folder_of_folders_without_one_hand_in_is_not_a_class(tmp_path):
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "notes.md").write_text("# notes")
