@@ -132,7 +132,7 @@ def test_a_pattern_no_notebook_matches_says_what_it_found(tmp_path):
     assert smith.nothing_to_grade is None and smith.path.name == "smith_1003_7_S4.ipynb"
 
 
-def test_a_student_with_nothing_gradable_has_a_row_and_a_report_saying_why(klass, tmp_path):
+def test_a_student_with_nothing_gradable_has_a_row_and_a_report_saying_why(klass, tmp_path, capsys):
     (klass / f"Bo Kim_1002{MOODLE}").mkdir()
     (klass / f"Bo Kim_1002{MOODLE}" / "homework.pdf").write_bytes(b"%PDF-1.4")
     (klass / f"Cy Dee_1003{MOODLE}").mkdir()  # an empty folder
@@ -147,6 +147,9 @@ def test_a_student_with_nothing_gradable_has_a_row_and_a_report_saying_why(klass
     assert "(the folder is empty)" in _report(tmp_path, "1003")
     assert "(handed in: smith_1004_9_answers.docx)" in _report(tmp_path, "1004")
     assert "could not be picked out of the hand-in, so nothing was graded" in _report(tmp_path, "1002")
+    assert ("note: 1002, 1003, 1004: nothing to grade (no notebook in the hand-in, several and nothing to pick one, "
+            "or no hand-in at all); scored 0, and each one's verdict and report say why and what to do"
+            ) in " ".join(capsys.readouterr().err.split())
 
 
 def test_a_student_on_the_roster_who_handed_in_nothing_has_a_row(klass, tmp_path):
@@ -212,3 +215,10 @@ def test_grade_check_on_a_folder_holding_a_zip_says_to_unzip_it(tmp_path):
         hand_in_at(tmp_path)
     assert err.value.what.endswith("in this folder, only my_work.zip")
     assert err.value.fix == "unzip it and give the folder it makes, or the notebook's path"
+
+
+def test_only_one_student_again_keeps_the_rows_with_nothing_to_grade(klass, tmp_path):
+    (klass / f"Bo Kim_1002{MOODLE}").mkdir()  # nothing in it: no run, nothing cached, still a row
+    _grade(klass, tmp_path)
+    rows = _grade(klass, tmp_path, "--only", "1001")
+    assert set(rows) == {"1001", "1002"} and rows["1002"]["verdict"] == "nothing_to_grade"
