@@ -170,6 +170,7 @@ class Pick:
     path: Path | None
     what: str | None = None
     fix: str | None = None
+    empty: bool = False  # no notebook, script, model or link at all (rather than several notebooks)
 
 
 def pick(files: list[tuple[Path, str]], links: list[Path], pattern: str | None) -> Pick:
@@ -201,12 +202,12 @@ def pick(files: list[tuple[Path, str]], links: list[Path], pattern: str | None) 
     if links:
         return Pick(links[0])
     return Pick(None, "no notebook (.ipynb), script (.py), exported model (.pt2), zip of them or GitHub link",
-                "hand in the notebook itself (or a zip of the folder that holds it)")
+                "hand in the notebook itself (or a zip of the folder that holds it)", empty=True)
 
 
 def _nothing_to_grade(choice: Pick, where: str, contents: list[str]) -> str:
     """The verdict's sentence for a hand-in no file was picked from: what, where, what it held, what to do."""
-    held = "" if choice.what is None or not choice.what.startswith("no notebook (") else \
+    held = "" if not choice.empty else \
         f" (handed in: {', '.join(contents[:8])}{', ...' if len(contents) > 8 else ''})" if contents else \
         " (the folder is empty)"
     return f"nothing to grade in {where}: {choice.what}{held}; {choice.fix}"
@@ -305,11 +306,12 @@ def _hand_in(entries: list[Path], root: Path, workspace: Path | None, pattern: s
             files += [(f, f.relative_to(entry).as_posix()) for f in _gradable(entry)]
             links += _links(entry)
             contents += _contents(entry)
-        elif entry.suffix.lower() in SUFFIXES:
+            continue
+        contents.append(entry.name)
+        if entry.suffix.lower() in SUFFIXES:
             files.append((entry, _original_name(entry.name)))
         elif entry.suffix.lower() in LINK_SUFFIXES and link_in(entry):
             links.append(entry)
-        contents += [] if entry.is_dir() else [entry.name]
     choice = pick(files, links, pattern)
     if choice.path is None:
         return _Found(nothing_to_grade=_nothing_to_grade(choice, where, contents))
@@ -388,14 +390,14 @@ def hand_in_at(path: Path, notebook: str | None = None) -> tuple[Path, Path | No
         choice = pick([(f, f.relative_to(path).as_posix()) for f in _gradable(path)], _links(path), notebook)
         if choice.path is not None:
             return choice.path, path
-        if choice.what is not None and choice.what.startswith("no notebook ("):
+        if choice.empty:
             zips = [z.relative_to(path).as_posix() for z in _zips(path)]
             raise GraderError("no notebook (.ipynb), script (.py) or exported model (.pt2) in this folder"
                               + (f", only {', '.join(zips)}" if zips else ""), where=str(path),
                               fix=("unzip it and give the folder it makes, or the notebook's path" if zips else
                                    "give the folder of your repository that holds the notebook, or the notebook's "
                                    "path"))
-        raise GraderError(choice.what or "", where=str(path),
+        raise GraderError(str(choice.what), where=str(path),
                           fix=f"give the notebook's path ({path / 'NAME.ipynb'}), or keep only that notebook in the "
                               "folder")
     if path.suffix.lower() not in (".ipynb", ".py"):
