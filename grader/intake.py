@@ -18,7 +18,6 @@ why (it becomes that student's verdict), and so is a student on the roster who h
 from __future__ import annotations
 
 import csv
-import fnmatch
 import hashlib
 import io
 import re
@@ -29,7 +28,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
 from grader.errors import GraderError
-from grader.handin import MAX_TOTAL_BYTES, HandIn, alone, collect
+from grader.handin import MAX_TOTAL_BYTES, HandIn, alone, collect, matches
 from grader.links.parse import LINK_SUFFIXES, link_in
 
 SUFFIXES = (".ipynb", ".py", ".pt2")
@@ -154,13 +153,6 @@ def _gradable(folder: Path) -> list[Path]:
 def _links(folder: Path) -> list[Path]:
     """Link submissions in a folder (Moodle's onlinetext.html, a .url shortcut)."""
     return [p for p in sorted(folder.rglob("*")) if p.suffix.lower() in LINK_SUFFIXES and p.is_file() and link_in(p)]
-
-
-def matches(path: str, pattern: str) -> bool:
-    """Whether a notebook at `path` (POSIX, relative to the hand-in's root) is the one the rubric's `notebook:` glob
-    names: the whole path, or its end (a zip that wraps everything in a folder of its own still matches)."""
-    parts = path.split("/")
-    return any(fnmatch.fnmatchcase("/".join(parts[i:]), pattern) for i in range(len(parts)))
 
 
 @dataclass(frozen=True)

@@ -222,3 +222,16 @@ def test_only_one_student_again_keeps_the_rows_with_nothing_to_grade(klass, tmp_
     _grade(klass, tmp_path)
     rows = _grade(klass, tmp_path, "--only", "1001")
     assert set(rows) == {"1001", "1002"} and rows["1002"]["verdict"] == "nothing_to_grade"
+
+
+@pytest.mark.parametrize("path, pattern, expected", [
+    ("S5/S5.ipynb", "S5/*.ipynb", True),
+    ("era-v1-main/S5/S5.ipynb", "S5/*.ipynb", True),  # a zip or repository that wraps everything in a folder
+    ("S4/S4.ipynb", "S5/*.ipynb", False),
+    ("notebooks/final.ipynb", "*final*.ipynb", True),
+    ("draft.ipynb", "*final*.ipynb", False),
+])
+def test_the_notebook_glob_matches_the_path_or_its_end(path, pattern, expected):
+    from grader.handin import matches
+
+    assert matches(path, pattern) is expected

@@ -31,6 +31,9 @@
     late: {penalty: 10%}           # optional: a submission the LMS marked late loses 10% of the maximum
     unseen: true                   # optional: also measure on QMNIST's 50,000 digits beyond MNIST's test set
                                    # (eval.unseen_accuracy, eval.unseen_gap); downloads about 10 MB once
+    notebook: "S3/*.ipynb"         # optional: which notebook is graded when a hand-in (folder, zip, linked
+                                   # repository) holds several: a glob on its path in the hand-in, or that
+                                   # path's end; without it, several notebooks are that student's verdict
 
 An item passes with full points when its comparison holds. With `bands` instead
 of a comparison, the first band (top to bottom) whose comparison holds gives
