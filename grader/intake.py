@@ -179,7 +179,7 @@ def pick(files: list[tuple[Path, str]], links: list[Path], pattern: str | None) 
     if pattern is not None and notebooks:
         named = [(f, rel) for f, rel in notebooks if matches(rel, pattern)]
         if not named:
-            return Pick(None, f"no notebook matches the rubric's `notebook: {pattern}` (found: {found})",
+            return Pick(None, f"no notebook matching the rubric's `notebook: {pattern}` (found: {found})",
                         f"hand in the notebook the assignment asks for, named to match {pattern}")
         notebooks = named
     if len(notebooks) > 1:

@@ -126,7 +126,7 @@ def test_a_pattern_no_notebook_matches_says_what_it_found(tmp_path):
     (folder / "homework.ipynb").write_text("{}")
     (tmp_path / "class" / "smith_1003_7_S4.ipynb").write_text("{}")  # Canvas: matched without its prefix
     bo, smith = discover(tmp_path / "class", notebook="S4*.ipynb")
-    assert bo.nothing_to_grade == (f"nothing to grade in Bo Kim_1002{MOODLE}/: no notebook matches the rubric's "
+    assert bo.nothing_to_grade == (f"nothing to grade in Bo Kim_1002{MOODLE}/: no notebook matching the rubric's "
                                    "`notebook: S4*.ipynb` (found: homework.ipynb); hand in the notebook the "
                                    "assignment asks for, named to match S4*.ipynb")
     assert smith.nothing_to_grade is None and smith.path.name == "smith_1003_7_S4.ipynb"
