@@ -40,7 +40,7 @@ from grader.links import LinkError, fetch, parse_link
 from grader.errors import GraderError
 from grader.handin import collect
 from grader.intake import (DEFAULT_ID_PATTERN, Submission, canvas_assignments, content_key, discover, hand_in_at,
-                           read_roster, safe_extract, with_roster)
+                           not_handed_in, read_roster, safe_extract, with_roster)
 from grader.pipeline import Progress, grade_facts
 from grader.quiz.bank import Bank, load_bank
 from grader.quiz.check import check_answers
@@ -152,7 +152,7 @@ def grade_submission(path: Path, rubric: Rubric, options: Optional[Options] = No
     (`executor_for`); by default here, in this thread, with `progress` told each stage."""
     path = Path(path)
     if path.is_dir():
-        path, root = hand_in_at(path)
+        path, root = hand_in_at(path, rubric.notebook)
     options = options or options_for(rubric)
     submission = Submission(student or path.stem, path, content_key(path, root, model_file) if path.is_file() else "",
                             model_file, late=late, root=root)
@@ -355,9 +355,10 @@ def grade_class(source: Path, rubric: Rubric, options: Optional[Options] = None,
         root = Path(source)
         if root.suffix.lower() == ".zip":
             root = safe_extract(root, Path(tmp) / "class")
-        submissions = discover(root, id_pattern, workspace=Path(tmp) / "handins")
+        submissions = discover(root, id_pattern, workspace=Path(tmp) / "handins", notebook=rubric.notebook)
         if roster is not None:
-            submissions = with_roster(submissions, read_roster(roster))
+            listed = read_roster(roster)
+            submissions = with_roster(submissions, listed) + not_handed_in(submissions, listed, Path(source))
         if data is None and options.mode != "static":
             data = prepare_test_data(options.data, unseen=options.unseen)
         cache = FactsCache(Path(out))
@@ -372,6 +373,9 @@ def grade_class(source: Path, rubric: Rubric, options: Optional[Options] = None,
                                   where=str(source), fix=(f"did you mean {' or '.join(close)}? " if close else "")
                                   + f"the ids here are {', '.join(ids[:10])}" + (", ..." if len(ids) > 10 else ""))
             for submission in submissions:
+                if submission.error is not None and submission.student != only:  # needs no run, nor the cache
+                    yield _result(submission, _not_run(submission, options), 0.0, rubric, quiz)
+                    continue
                 hit = cache.get(cache.key(submission, options)) if submission.student != only else None
                 if hit is not None:
                     yield _result(submission, hit[0], hit[1], rubric, quiz, cached=True)
@@ -391,9 +395,7 @@ def grade_class(source: Path, rubric: Rubric, options: Optional[Options] = None,
         runnable = []
         for submission in submissions:  # the driver answers what needs no run: a link error, a cache hit
             if submission.error is not None:  # nothing to run: the link or the hand-in is the verdict
-                facts = Facts(grading=GradingFacts(mode=options.mode), verdict=decide(Outcome(
-                    unreadable=submission.error)))
-                done = result(submission, facts, 0.0)
+                done = result(submission, _not_run(submission, options), 0.0)
             else:
                 key = cache.key(submission, options)
                 hit = None if force else cache.get(key)
@@ -421,6 +423,12 @@ def grade_class(source: Path, rubric: Rubric, options: Optional[Options] = None,
             done = result(submission, facts, seconds)
             on_event("done", submission, done)
             yield done
+
+
+def _not_run(submission: Submission, options: Options) -> Facts:
+    """The facts of a submission with nothing to run: its verdict says why (the link, the hand-in, no file)."""
+    return Facts(grading=GradingFacts(mode=options.mode), verdict=decide(Outcome(
+        unreadable=submission.link_error or submission.unreadable, nothing_to_grade=submission.nothing_to_grade)))
 
 
 def _result(submission: Submission, facts: Facts, seconds: float, rubric: Rubric, quiz: Optional[Bank], *,
@@ -545,6 +553,7 @@ def write_lms_exports(results: Iterable[Result], out: Path, rubric: Rubric, *,
                       moodle_worksheet: Optional[Path] = None) -> LmsExports:
     """Files that import back into the LMS, beside the gradebook in `out` (write_outputs wrote the reports):
 
+    Students on the roster who handed in nothing are left out of these files (their gradebook row is there).
     canvas.csv (Canvas's Gradebook import) when an assignment is known (`canvas_target`); the Moodle grading
     worksheet filled in (same file name, in `out`) when one is given; moodle-feedback.zip (each report.html, for
     "Upload multiple feedback files in a zip") when the submissions carry Moodle's participant numbers and names.
@@ -553,6 +562,8 @@ def write_lms_exports(results: Iterable[Result], out: Path, rubric: Rubric, *,
     out = Path(out)
     written: dict[str, Path] = {}
     notes: list[str] = []
+    absent = [r.student for r in results if not r.submission.handed_in]
+    results = [r for r in results if r.submission.handed_in]  # the LMS's own policy for missing work applies
     target = canvas_target(rubric, canvas_assignment_id, roster)
     if target is not None:
         students = [CanvasStudent(r.student, r.sheet.score, r.submission.name, r.submission.sis_user_id,
@@ -597,6 +608,9 @@ def write_lms_exports(results: Iterable[Result], out: Path, rubric: Rubric, *,
         if nameless:
             notes.append("moodle-feedback.zip leaves out " + ", ".join(nameless)
                          + ": no name known (Moodle matches on name and participant); give --roster")
+    if absent and written:
+        notes.append(f"{', '.join(absent)}: on the roster with no hand-in, so left as they are in every file for the "
+                     "LMS (its policy for missing work applies); their gradebook rows say so")
     not_graded = [r.student for r in results if r.sheet.score is None]
     if not_graded and written:
         notes.append(f"{', '.join(not_graded)}: not graded (the grader failed), so left blank in every file for "

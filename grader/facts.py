@@ -232,6 +232,7 @@ class EvalFacts(_Section):
 VerdictKind = Literal[
     "ok", "timeout", "memory", "crash", "no_model", "bad_model", "invalid_notebook",
     "output_limit", "missing_module", "sandbox_error", "disk", "not_exportable", "lookup", "grader_failed",
+    "nothing_to_grade",
 ]
 
 

@@ -20,6 +20,7 @@ submission, for the cache and for look-alike detection. Standard library only.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import os
 import re
@@ -100,6 +101,13 @@ def importable(paths: Iterable[str], notebook_dir: str) -> tuple[str, ...]:
             elif len(rest) > 1 and rest[0].isidentifier():
                 names.add(rest[0])
     return tuple(sorted(names))
+
+
+def matches(path: str, pattern: str) -> bool:
+    """Whether the notebook at `path` (POSIX, relative to the hand-in's root) is the one the rubric's `notebook:` glob
+    names: the whole path, or its end (a zip or repository that wraps everything in a folder still matches)."""
+    parts = path.split("/")
+    return any(fnmatch.fnmatchcase("/".join(parts[i:]), pattern) for i in range(len(parts)))
 
 
 def _sha256(path: Path) -> str:

@@ -9,6 +9,10 @@ file): the number is the *participant* number of that assignment (the grading wo
 `--id-pattern` takes any regex with a group named `id`, and a name that does not match keeps
 its file (or folder) stem. A roster CSV (`read_roster`) supplies names, e-mails, sections
 and SIS ids the file names lack, and wins over them.
+
+No student is dropped: one whose hand-in holds nothing gradable, or several notebooks that the
+rubric's `notebook:` pattern does not tell apart, is a Submission whose `nothing_to_grade` says
+why (it becomes that student's verdict), and so is a student on the roster who handed in nothing.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
 from grader.errors import GraderError
-from grader.handin import MAX_TOTAL_BYTES, HandIn, alone, collect
+from grader.handin import MAX_TOTAL_BYTES, HandIn, alone, collect, matches
 from grader.links.parse import LINK_SUFFIXES, link_in
 
 SUFFIXES = (".ipynb", ".py", ".pt2")
@@ -32,6 +36,8 @@ DEFAULT_ID_PATTERN = r"^[^_]+_(?:LATE_)?(?P<id>\d+)_"
 # A zip that inflates past this, or by more than this ratio, is refused: LMS exports of notebooks are small.
 MAX_UNZIPPED_BYTES = 2 << 30
 MAX_RATIO = 200
+# A zip in a zip is unpacked too (students zip a folder that holds their zip), this many levels deep at most.
+MAX_NESTED_ZIPS = 3
 
 CANVAS_NAME = re.compile(r"^(?P<login>[^_\s]+)_(?P<late>LATE_)?(?P<id>\d+)_(?P<submission>\d+)_")
 MOODLE_NAME = re.compile(r"^(?P<name>.+?)_(?P<id>\d+)_(?P<plugin>assignsubmission_[a-z]+)_")
@@ -58,6 +64,8 @@ class Submission:
     root: Path | None = None  # the hand-in's folder: the files beside and below the notebook staged with it
     handin: HandIn | None = None  # the hand-in as already listed (a fetched link: with what git left out), or None
     unreadable: str | None = None  # why the hand-in cannot be graded (a zip that is not one): becomes the verdict
+    nothing_to_grade: str | None = None  # why no file of the hand-in was picked (none, or several notebooks)
+    handed_in: bool = True  # False: a roster's student whose id no file or folder of the class carries
 
     def hand_in(self) -> "HandIn | Path":
         """What was handed in: the hand-in (listed now when only its root is known), or the file alone."""
@@ -67,8 +75,9 @@ class Submission:
 
     @property
     def error(self) -> str | None:
-        """Why there is nothing to run: the link could not be fetched, or the hand-in cannot be read."""
-        return self.link_error or self.unreadable
+        """Why there is nothing to run: the link could not be fetched, the hand-in cannot be read, or no file of
+        it could be picked."""
+        return self.link_error or self.unreadable or self.nothing_to_grade
 
 
 @dataclass(frozen=True)
@@ -127,18 +136,78 @@ def _compile(pattern: str) -> str:
 
 
 def _preference(path: Path) -> tuple:
-    """Which of a student's files is graded: a notebook before a script or a bare model, then the newest."""
-    return path.suffix.lower() == ".ipynb", path.stat().st_mtime, path.name
+    """Which of a student's files is graded when no notebook is there: a script or a bare model, the newest."""
+    return path.stat().st_mtime, path.name
 
 
-def _in_folder(folder: Path) -> Path | None:
-    """The one submission file in a student's folder (the newest notebook if there are several)."""
-    files = [p for p in folder.rglob("*") if p.suffix.lower() in SUFFIXES and p.is_file() and not p.is_symlink()
-             and not p.name.startswith("._") and not {".ipynb_checkpoints", "__MACOSX"} & set(p.parts)]
+def _litter(path: Path) -> bool:
+    """macOS's resource forks and Jupyter's checkpoints: never a hand-in's file."""
+    return path.name.startswith("._") or bool({".ipynb_checkpoints", "__MACOSX"} & set(path.parts))
+
+
+def _gradable(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in SUFFIXES and p.is_file() and not p.is_symlink()
+                  and not _litter(p.relative_to(folder)))
+
+
+def _links(folder: Path) -> list[Path]:
+    """Link submissions in a folder (Moodle's onlinetext.html, a .url shortcut)."""
+    return [p for p in sorted(folder.rglob("*")) if p.suffix.lower() in LINK_SUFFIXES and p.is_file() and link_in(p)]
+
+
+@dataclass(frozen=True)
+class Pick:
+    """The file graded from a hand-in's files, or why none could be picked (what is wrong, what to do)."""
+
+    path: Path | None
+    what: str | None = None
+    fix: str | None = None
+    empty: bool = False  # no notebook, script, model or link at all (rather than several notebooks)
+
+
+def pick(files: list[tuple[Path, str]], links: list[Path], pattern: str | None) -> Pick:
+    """The file to grade among a hand-in's (file, path in the hand-in): its one notebook (the one the rubric's
+    `notebook:` pattern names, when it names one), else the newest script or exported model, else a link. Several
+    notebooks and nothing to tell them apart, or none that the pattern names, is no pick: grading the newest would
+    grade a draft without saying so."""
+    newest: dict[str, Path] = {}  # one path handed in twice (Canvas: a resubmitted file) is the newer one
+    for f, rel in files:
+        if f.suffix.lower() == ".ipynb" and (rel not in newest or _preference(f) > _preference(newest[rel])):
+            newest[rel] = f
+    notebooks = [(f, rel) for rel, f in newest.items()]
+    found = ", ".join(sorted(rel for _, rel in notebooks))
+    if pattern is not None and notebooks:
+        named = [(f, rel) for f, rel in notebooks if matches(rel, pattern)]
+        if not named:
+            return Pick(None, f"no notebook matching the rubric's `notebook: {pattern}` (found: {found})",
+                        f"hand in the notebook the assignment asks for, named to match {pattern}")
+        notebooks = named
+    if len(notebooks) > 1:
+        shown = found if pattern is None else ", ".join(sorted(rel for _, rel in notebooks))
+        return Pick(None, f"{len(notebooks)} notebooks ({shown}) and nothing says which one to grade",
+                    "keep only the notebook to grade (rename or remove the others), or the instructor names it with "
+                    "the rubric's `notebook:` pattern (a glob such as S5/*.ipynb)")
+    if notebooks:
+        return Pick(notebooks[0][0])
     if files:
-        return max(files, key=_preference)
-    links = [p for p in sorted(folder.rglob("*")) if p.suffix.lower() in LINK_SUFFIXES and p.is_file() and link_in(p)]
-    return links[0] if links else None  # a link submission (Moodle's onlinetext.html, a .url shortcut)
+        return Pick(max((f for f, _ in files), key=_preference))
+    if links:
+        return Pick(links[0])
+    return Pick(None, "no notebook (.ipynb), script (.py), exported model (.pt2), zip of them or GitHub link",
+                "hand in the notebook itself (or a zip of the folder that holds it)", empty=True)
+
+
+def _nothing_to_grade(choice: Pick, where: str, contents: list[str]) -> str:
+    """The verdict's sentence for a hand-in no file was picked from: what, where, what it held, what to do."""
+    held = "" if not choice.empty else \
+        f" (handed in: {', '.join(contents[:8])}{', ...' if len(contents) > 8 else ''})" if contents else \
+        " (the folder is empty)"
+    return f"nothing to grade in {where}: {choice.what}{held}; {choice.fix}"
+
+
+def _contents(folder: Path) -> list[str]:
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
+                  if p.is_file() and not _litter(p.relative_to(folder)))
 
 
 def _beside(notebook: Path) -> Path | None:
@@ -168,46 +237,78 @@ def _materialise(entries: list[Path], dest: Path) -> None:
     kept as links, which staging leaves out), and every zip unpacked where it lay (a zip that wraps one folder
     gives that folder's content). GraderError when a zip cannot be unpacked."""
     dest.mkdir(parents=True)
-    for entry in entries:
+    # Folders first, then files oldest first: a file handed in twice under one name (Canvas) is the newer one.
+    for entry in sorted(entries, key=lambda e: (not e.is_dir(), e.lstat().st_mtime)):
         if entry.is_symlink():
             continue
         if entry.is_dir():
             shutil.copytree(entry, dest, symlinks=True, dirs_exist_ok=True)
         elif entry.is_file():
-            shutil.copy2(entry, dest / _original_name(entry.name))  # its time kept: the newest notebook wins
-    for archive in sorted(p for p in dest.rglob("*.zip") if _is_zip(p)):
-        unpacked = archive.with_name(archive.name + ".unpacked")
-        inner = safe_extract(archive, unpacked, max_bytes=4 * MAX_TOTAL_BYTES)
-        shutil.copytree(inner, archive.parent, symlinks=True, dirs_exist_ok=True)
-        shutil.rmtree(unpacked)
-        archive.unlink()
+            shutil.copy2(entry, dest / _original_name(entry.name))  # its time kept: `pick` reads it
+    budget = 4 * MAX_TOTAL_BYTES  # for everything unpacked together: a zip in a zip is no way past the limit
+    for depth in range(MAX_NESTED_ZIPS + 1):
+        archives = _zips(dest)
+        if archives and depth == MAX_NESTED_ZIPS:
+            raise GraderError(f"zips nested more than {MAX_NESTED_ZIPS} deep ({archives[0].relative_to(dest)})",
+                              fix="hand in the notebook, or one zip of the folder that holds it")
+        for archive in archives:
+            used = sum(p.stat().st_size for p in dest.rglob("*") if p.is_file() and not p.is_symlink())
+            unpacked = archive.with_name(archive.name + ".unpacked")
+            inner = safe_extract(archive, unpacked, max_bytes=budget - used + archive.stat().st_size)
+            archive.unlink()  # before its content is copied in: it may hold a file of its own name
+            shutil.copytree(inner, archive.parent, symlinks=True, dirs_exist_ok=True)
+            shutil.rmtree(unpacked)
 
 
-def _hand_in(entries: list[Path], root: Path, workspace: Path | None) -> tuple[Path | None, Path | None, str | None]:
-    """(the file graded, the hand-in's root or None for a file alone, why it cannot be read) for one student's
-    entries in the class folder: their folder(s), or their files at the top level (Canvas)."""
-    zips = [e for e in entries if _is_zip(e)] + [p for e in entries if e.is_dir() for p in e.rglob("*.zip")
-                                                  if _is_zip(p) and "__MACOSX" not in p.parts]
+def _zips(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*.zip") if _is_zip(p) and not _litter(p.relative_to(folder)))
+
+
+@dataclass(frozen=True)
+class _Found:
+    """One student's hand-in in the class folder: the file graded and the hand-in's root, or why there is none."""
+
+    path: Path | None = None
+    root: Path | None = None  # None: a file alone (Canvas's loose files)
+    unreadable: str | None = None
+    nothing_to_grade: str | None = None
+
+
+def _hand_in(entries: list[Path], root: Path, workspace: Path | None, pattern: str | None) -> _Found:
+    """One student's entries in the class folder (their folder(s), or their files at the top level: Canvas) as a
+    hand-in: rebuilt in `workspace` when it holds zips or several top-level files."""
+    where = ", ".join(e.name + ("/" if e.is_dir() else "") for e in entries)
+    zips = [e for e in entries if _is_zip(e)] + [p for e in entries if e.is_dir() for p in _zips(e)]
     loose = [e for e in entries if e.is_file() and e.parent == root]
     if workspace is not None and (zips or len(loose) > 1):
         try:
             _materialise(entries, workspace)
         except GraderError as err:
-            return None, None, f"the hand-in could not be unpacked: {err.render()}"
-        return _in_folder(workspace), workspace, None
-    candidates = []
+            return _Found(unreadable=f"the hand-in could not be unpacked: {err.render()}")
+        choice = pick([(f, f.relative_to(workspace).as_posix()) for f in _gradable(workspace)], _links(workspace),
+                      pattern)
+        if choice.path is None:
+            return _Found(nothing_to_grade=_nothing_to_grade(choice, where, _contents(workspace)))
+        return _Found(choice.path, workspace)
+    files: list[tuple[Path, str]] = []
+    links: list[Path] = []
+    contents: list[str] = []
     for entry in entries:
         if entry.is_dir():
-            found = _in_folder(entry)
-            if found is not None:
-                candidates.append((found, entry))
-        elif entry.suffix.lower() in SUFFIXES or (entry.suffix.lower() in LINK_SUFFIXES and link_in(entry)):
-            candidates.append((entry, None))
-    if not candidates:
-        return None, None, None
-    files = [c for c in candidates if c[0].suffix.lower() in SUFFIXES] or candidates
-    path, folder = max(files, key=lambda c: _preference(c[0]))  # two hand-ins for one student: the newer one
-    return path, folder, None
+            files += [(f, f.relative_to(entry).as_posix()) for f in _gradable(entry)]
+            links += _links(entry)
+            contents += _contents(entry)
+            continue
+        contents.append(entry.name)
+        if entry.suffix.lower() in SUFFIXES:
+            files.append((entry, _original_name(entry.name)))
+        elif entry.suffix.lower() in LINK_SUFFIXES and link_in(entry):
+            links.append(entry)
+    choice = pick(files, links, pattern)
+    if choice.path is None:
+        return _Found(nothing_to_grade=_nothing_to_grade(choice, where, contents))
+    folder = next((e for e in entries if e.is_dir() and choice.path.is_relative_to(e)), None)
+    return _Found(choice.path, folder)
 
 
 def content_key(path: Path, folder: Path | None, model: Path | None) -> str:
@@ -219,14 +320,16 @@ def content_key(path: Path, folder: Path | None, model: Path | None) -> str:
     return content if model is None else hashlib.sha256((content + digest(model)).encode()).hexdigest()
 
 
-def discover(root: Path, pattern: str = DEFAULT_ID_PATTERN, workspace: Path | None = None) -> list[Submission]:
-    """Submissions under `root`: files at the top level, or one folder per student.
+def discover(root: Path, pattern: str = DEFAULT_ID_PATTERN, workspace: Path | None = None,
+             notebook: str | None = None) -> list[Submission]:
+    """Submissions under `root`: files at the top level, or one folder per student; one per student found.
 
     A student's hand-in is their folder (every file in it is staged with the notebook: grader.handin), or their
     files at the top level (Canvas puts every file of a submission there, each prefixed with the same user id).
     With `workspace` (a folder of the caller's), a hand-in that holds zips or several top-level files is rebuilt
-    there: prefixes taken off, zips unpacked. The graded file is the newest notebook; the newest .pt2 beside it
-    is its model.
+    there: prefixes taken off, zips unpacked (zips in zips too, MAX_NESTED_ZIPS deep). The graded file is the
+    hand-in's one notebook, or the one the rubric's `notebook:` glob names (`pick`); the newest .pt2 beside it is
+    its model. A hand-in with no such file is still a Submission: `nothing_to_grade` says why.
     """
     pattern = _compile(pattern)
     if not root.exists():
@@ -236,20 +339,22 @@ def discover(root: Path, pattern: str = DEFAULT_ID_PATTERN, workspace: Path | No
         if entry.name.startswith(".") or entry.name.startswith("__"):
             continue
         suffix = entry.suffix.lower()
-        if entry.is_dir() or suffix in SUFFIXES or _is_zip(entry) or (suffix in LINK_SUFFIXES and link_in(entry)):
+        named = entry.is_file() and re.search(pattern, _readable(entry.name)) is not None  # a student's, by its name
+        if entry.is_dir() or suffix in SUFFIXES or _is_zip(entry) or (suffix in LINK_SUFFIXES and link_in(entry)) \
+                or named:
             who = identify(_readable(entry.name), pattern)
             groups.setdefault(who.student, []).append((who, entry))
     found = []
     for number, (student, parts) in enumerate(sorted(groups.items())):
         entries = [p for _, p in parts]
-        path, folder, unreadable = _hand_in(entries, root, workspace / f"{number:05d}" if workspace else None)
-        if path is None and unreadable is None:
-            continue
+        got = _hand_in(entries, root, workspace / f"{number:05d}" if workspace else None, notebook)
+        path, folder = got.path, got.root
         names = [who for who, _ in parts]
         who = dict(name=next((w.name for w in names if w.name), None),
                    late=True if any(w.late for w in names) else names[0].late, lms=names[0].lms)
         if path is None:
-            found.append(Submission(student, entries[0], "", unreadable=unreadable, **who))
+            found.append(Submission(student, entries[0], "", unreadable=got.unreadable,
+                                    nothing_to_grade=got.nothing_to_grade, **who))
             continue
         models = [p for p in entries if p.suffix.lower() == ".pt2" and p.parent == root]
         if path.suffix.lower() == ".pt2":
@@ -260,25 +365,33 @@ def discover(root: Path, pattern: str = DEFAULT_ID_PATTERN, workspace: Path | No
             model = _beside(path)
         found.append(Submission(student, path, content_key(path, folder, model), model, root=folder,
                                 link=link_in(path) if path.suffix.lower() in LINK_SUFFIXES else None, **who))
-    if not found:
+    if all(s.nothing_to_grade is not None for s in found):  # not one hand-in: the wrong folder, not a class
         raise GraderError("no submissions found (.ipynb, .py or .pt2 files, zips of them, links to GitHub, or one "
                           "folder per student)",
                           where=str(root), fix="point at the folder (or zip) the LMS exported")
     return found
 
 
-def hand_in_at(path: Path) -> tuple[Path, Path | None]:
-    """(the file to grade, the hand-in's root) for a path given on the command line: a folder (its newest notebook,
-    with everything in the folder), or a notebook (with the repository it lies in: the nearest folder above holding
-    `.git`, at most four levels up; else the notebook's own folder). GraderError when a folder holds nothing to grade."""
+def hand_in_at(path: Path, notebook: str | None = None) -> tuple[Path, Path | None]:
+    """(the file to grade, the hand-in's root) for a path given on the command line: a folder (its one notebook, or
+    the one the rubric's `notebook:` glob names, with everything in the folder), or a notebook (with the repository
+    it lies in: the nearest folder above holding `.git`, at most four levels up; else the notebook's own folder).
+    GraderError when a folder holds nothing to grade, or several notebooks and nothing says which."""
     path = Path(path)
     if path.is_dir():
-        found = _in_folder(path)
-        if found is None:
-            raise GraderError("no notebook (.ipynb), script (.py) or exported model (.pt2) in this folder",
-                              where=str(path), fix="give the folder of your repository that holds the notebook, "
-                                                   "or the notebook's path")
-        return found, path
+        choice = pick([(f, f.relative_to(path).as_posix()) for f in _gradable(path)], _links(path), notebook)
+        if choice.path is not None:
+            return choice.path, path
+        if choice.empty:
+            zips = [z.relative_to(path).as_posix() for z in _zips(path)]
+            raise GraderError("no notebook (.ipynb), script (.py) or exported model (.pt2) in this folder"
+                              + (f", only {', '.join(zips)}" if zips else ""), where=str(path),
+                              fix=("unzip it and give the folder it makes, or the notebook's path" if zips else
+                                   "give the folder of your repository that holds the notebook, or the notebook's "
+                                   "path"))
+        raise GraderError(str(choice.what), where=str(path),
+                          fix=f"give the notebook's path ({path / 'NAME.ipynb'}), or keep only that notebook in the "
+                              "folder")
     if path.suffix.lower() not in (".ipynb", ".py"):
         return path, None
     for folder in list(path.resolve().parents)[:5]:
@@ -393,6 +506,18 @@ def read_roster(path: Path) -> dict[str, RosterEntry]:
             entries[student] = RosterEntry(student, **{f: _cell(row, c) for f, c in columns.items()
                                                        if f != "student" and c is not None})
     return entries
+
+
+def not_handed_in(submissions: list[Submission], roster: dict[str, RosterEntry], source: Path) -> list[Submission]:
+    """A Submission for each student on the roster with no hand-in in `source`: nothing_to_grade says so (their
+    gradebook row is there, and their report says why)."""
+    handed_in = {s.student for s in submissions}
+    return [Submission(e.student, Path(source), "", name=e.name, email=e.email, section=e.section,
+                       sis_user_id=e.sis_user_id, sis_login_id=e.sis_login_id, late=e.late, handed_in=False,
+                       nothing_to_grade=f"nothing to grade in {Path(source).name}: no file or folder there carries "
+                                        f"the id {e.student}, which the roster lists; if the student handed in, "
+                                        "check that the file's name carries that id (--id-pattern reads it)")
+            for e in roster.values() if e.student not in handed_in]
 
 
 def with_roster(submissions: list[Submission], roster: dict[str, RosterEntry]) -> list[Submission]:

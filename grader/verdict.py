@@ -1,7 +1,7 @@
 """How grading one submission ended, in one word and one sentence: the only place a verdict is decided.
 
 Pure: it reads what the stages reported (`Outcome`) and nothing else.
-Precedence: the notebook could not be read > the grader itself failed (the
+Precedence: the notebook could not be read > no notebook could be picked from the hand-in > the grader itself failed (the
 machine: a sandbox that never started, a cgroup it could not make, a grader
 error; `grader_failed`, never the student's grade) > a
 limit the sandbox enforced (memory, disk, time, output) > the harness could
@@ -34,6 +34,7 @@ class Outcome:
     """What the stages of one submission reported; each field is None when that stage did not run."""
 
     unreadable: Optional[str] = None  # the file is not a notebook we can read: why
+    nothing_to_grade: Optional[str] = None  # no file of the hand-in was picked (none, or several notebooks): why
     grader_failure: Optional[HostFailure] = None  # the grader (the machine, or a bug) failed on this submission
     grader_traceback: Optional[str] = None
     execution: Optional[Execution] = None  # execute mode: the sandboxed run
@@ -51,6 +52,8 @@ class Outcome:
 def decide(outcome: Outcome) -> VerdictFacts:
     if outcome.unreadable is not None:
         return VerdictFacts(kind="invalid_notebook", message=outcome.unreadable)
+    if outcome.nothing_to_grade is not None:
+        return VerdictFacts(kind="nothing_to_grade", message=outcome.nothing_to_grade)
     if outcome.grader_failure is not None:
         return _grader_failed(outcome.grader_failure, outcome.grader_traceback)
     if outcome.execution is not None:

@@ -139,3 +139,30 @@ def test_cli_arch_json_and_error_exit_code(capsys):
     assert out["output"] == [1, 1, 4] and [l["rf"] for l in out["layers"]] == [3, 4, 4, 28]
     assert main(["arch", "28x28x1 > c3:8 > mp2 > c20:4"]) == 2
     assert "kernel 20 is larger than the input size 13" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("spec, where, what, meant", [
+    ("28x28x1 > c3:8 > gap > fc10", "step 3", "unknown layer kind 'fc10'", "did you mean fc:10? "),
+    ("28x28x1 > c3:8 > gap > dense10 s2", "step 3", "unknown layer kind 'dense10' in 'dense10 s2'",
+     "did you mean fc:10? "),
+    ("28x28x1 > maxpool2", "step 1", "unknown layer kind 'maxpool2'", "did you mean mp2? "),
+    ("28x28x1 > conv3", "step 1", "unknown layer kind 'conv3'", "did you mean c3:OUT? "),
+    ("28x28x1 > c3:8 > rleu", "step 2", "unknown layer kind 'rleu'", "did you mean relu? "),
+    ("28x28x1 > wobble", "step 1", "unknown layer kind 'wobble'", ""),
+])
+def test_an_unknown_layer_shows_how_each_kind_is_written_and_the_token_meant(spec, where, what, meant):
+    with pytest.raises(GraderError) as err:
+        parse_line(spec)
+    assert (err.value.where, err.value.what) == (where, what)
+    assert err.value.fix.startswith(meant + "write each layer as one of: c3:16 (a KxK convolution, OUT channels), "
+                                    "mp2 (max-pool KxK), ap2 (average pool KxK), gap, bn, drop0.1 (dropout, rate P), "
+                                    "flat, fc:10 (fully connected, OUT features), relu (or relu6, ")
+    assert err.value.fix.endswith("; options after it: s2 p1 d2 g4 same nobias ceil, or key=value (`grade arch --help`)")
+
+
+def test_a_kind_and_its_number_apart_suggests_the_token(capsys):
+    from grader.cli.main import EXIT_USAGE, main
+
+    assert main(["arch", "28x28x1 > c3:8 > gap > fc 10"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.startswith("error: step 3: unknown option '10' in 'fc 10'\n  -> did you mean fc:10? options are s2")

@@ -132,7 +132,8 @@ def test_run_autograder_grades_a_late_submission_with_leaderboard(tmp_path, real
 
 @pytest.mark.parametrize("files, message", [
     ([], "No notebook found in your submission"),
-    (["a.ipynb", "S4/b.ipynb"], "Your submission has 2 notebooks (S4/b.ipynb, a.ipynb)"),
+    (["a.ipynb", "S4/b.ipynb"], "Your submission has 2 notebooks (S4/b.ipynb, a.ipynb) and nothing says which one "
+                                 "to grade: upload only the notebook to grade."),
 ])
 def test_a_submission_without_one_notebook_gets_results_that_say_so(tmp_path, files, message):
     root = autograder_root(tmp_path, EVALUATE_RUBRIC.replace("mode: evaluate", "mode: static")
@@ -152,3 +153,16 @@ def test_a_bad_visibility_is_a_usage_error(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["gradescope", "build", "--rubric", "mnist-s3", "-o", str(tmp_path / "a.zip"), "--visibility", "later"])
     assert exit_.value.code == 2 and "invalid choice: 'later'" in capsys.readouterr().err
+
+
+def test_the_rubrics_notebook_glob_picks_one_of_several(tmp_path):
+    rubric = (EVALUATE_RUBRIC.replace("mode: evaluate", "mode: static").replace("model.params.trainable",
+              "notebook.code_cells").replace("eval.accuracy", "notebook.code_cells") + "notebook: 'S4/*.ipynb'\n")
+    root = autograder_root(tmp_path, rubric)
+    for name in ("a.ipynb", "S4/b.ipynb"):
+        (root / "submission" / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ADA / "notebook.ipynb", root / "submission" / name)
+    done = run_autograder(root)
+    assert done.returncode == 0, done.stderr
+    doc = json.loads((root / "results" / "results.json").read_text())
+    assert "notebooks" not in doc.get("output", "") and doc["score"] > 0

@@ -26,14 +26,14 @@ def test_discover_files_and_folders_newest_resubmission_wins(tmp_path):
     old = tmp_path / "doe_222_1_a.ipynb"
     old.write_text('{"old": 1}')
     os.utime(old, (time.time() - 100, time.time() - 100))
-    (tmp_path / "doe_222_2_b.ipynb").write_text('{"new": 1}')
+    (tmp_path / "doe_222_2_a.ipynb").write_text('{"new": 1}')  # the same file, handed in again
     folder = tmp_path / "Bo Lee_333_assignsubmission_file_"
     (folder / ".ipynb_checkpoints").mkdir(parents=True)
     (folder / ".ipynb_checkpoints" / "x-checkpoint.ipynb").write_text("{}")
     (folder / "mine.ipynb").write_text("{}")
     subs = discover(tmp_path)
     assert [s.student for s in subs] == ["111", "222", "333"]
-    assert subs[1].path.name == "doe_222_2_b.ipynb" and subs[2].path.name == "mine.ipynb"
+    assert subs[1].path.name == "doe_222_2_a.ipynb" and subs[2].path.name == "mine.ipynb"
     assert len(subs[0].digest) == 64
 
 

@@ -265,3 +265,65 @@ def test_cli_make_writes_files(tmp_path, capsys):
     assert main(["quiz", "make", str(BANK), "--student", "s1", "--count", "3"]) == 0
     text = capsys.readouterr().out
     assert text.startswith("# Convolutions on MNIST") and text.count("### ") == 3
+
+
+# ------------------------------------------------------------------ headings and several students
+
+def test_html_headings_are_the_question_titles_and_the_id_says_how_to_answer(quiz, tricky):
+    page = export(quiz, "html")
+    headings = re.findall(r"<h2>(.*?) <span class=\"points\">", page)
+    assert headings == [f"{n}. {html.escape(q.title)}" for n, q in enumerate(quiz.questions, 1)]
+    first = next(q for q in quiz.questions if q.id == "net400-shape-block1")
+    assert first.title == "Output size in the first block"
+    assert f"<h2>{quiz.questions.index(first) + 1}. Output size in the first block <span" in page
+    assert not any(q.id in h for q in quiz.questions for h in headings)  # no internal id as a heading
+    assert page.count('<p class="qid">answer as <code>') == len(quiz.questions)
+    assert f"answer as <code>{first.id}: ...</code>" in page
+    markdown = export(quiz, "md")
+    assert f"### {quiz.questions.index(first) + 1}. Output size in the first block (" in markdown
+    # a bank without titles: the heading says what the kind asks for, never the id
+    assert [q.title for q in tricky.questions] == ["Multiple choice", "Computed from the layers"]
+    assert "<h2>1. Multiple choice <span" in export(tricky, "html")
+
+
+def test_a_title_is_a_template_over_the_drawn_values():
+    bank = bank_from_yaml(yamlio.loads(TRICKY.replace("  - id: decimal\n", "  - id: decimal\n    title: 'Weights of "
+                                                      "a {{ n }}-channel layer'\n    params: {n: [4]}\n"), "t.yaml"))
+    assert draw_quiz(bank, "s").questions[1].title == "Weights of a 4-channel layer"
+    with pytest.raises(GraderError) as err:
+        bank_from_yaml(yamlio.loads(TRICKY.replace("  - id: decimal\n", "  - id: decimal\n    title: '{{ n'\n"),
+                                    "t.yaml"))
+    assert err.value.where == "t.yaml:12" and err.value.what.startswith("template syntax error")  # the title's line
+    assert "check the {{ ... }}" in err.value.fix
+
+
+def test_make_for_several_students_writes_one_file_each(tmp_path, capsys):
+    pattern = str(tmp_path / "quiz-{student}.html")
+    assert main(["quiz", "make", str(BANK), "--student", "s1", "--student", "s2", "--format", "html", "-o", pattern,
+                 "--count", "3"]) == 0
+    one, two = (tmp_path / "quiz-s1.html").read_text(), (tmp_path / "quiz-s2.html").read_text()
+    assert "student <code>s1</code>" in one and "student <code>s2</code>" in two
+    assert one == export(draw_quiz(load_bank(BANK), "s1", 3), "html")  # each as if made alone
+    assert main(["quiz", "make", str(BANK), "--student", "s1", "--student", "s2", "-o", str(tmp_path / "q.md")]) == 2
+    err = capsys.readouterr().err
+    assert f"error: -o: 2 students (s1, s2) need a file each, and -o {tmp_path / 'q.md'} names one file" in err
+    assert "-> put {student} in the file name: -o quiz-{student}.md" in err
+    assert main(["quiz", "make", str(BANK), "--student", "../s1", "--student", "s2", "-o", pattern]) == 2
+    err = capsys.readouterr().err
+    assert "error: --student: the student id '../s1' cannot be part of a file name\n  -> give ids without / or \\" in err
+
+
+def test_check_for_several_students_checks_each_from_one_answers_file(tmp_path, capsys):
+    bank = load_bank(BANK)
+    rows = ["student,id,answer"]
+    for student in ("s1", "s2"):
+        for q in draw_quiz(bank, student, 3).questions:
+            rows.append(f'{student},{q.id},"{q.key.answer}"')
+    answers = tmp_path / "answers.csv"
+    answers.write_text("\n".join(rows) + "\n")
+    code = main(["quiz", "check", str(BANK), str(answers), "--student", "s1", "--student", "s2", "--count", "3",
+                 "--json", "--results", str(tmp_path / "results-{student}.json")])
+    results = json.loads(capsys.readouterr().out)
+    assert [r["student"] for r in results] == ["s1", "s2"] and code == 0
+    assert all(r["score"] == r["max_score"] for r in results)
+    assert json.loads((tmp_path / "results-s2.json").read_text())["score"] == results[1]["score"]

@@ -242,3 +242,19 @@ def test_a_pass_rule_is_read_and_checked():
     assert err.where == "r.yaml:4" and "min_score 150 is more than the" in err.what and "lower min_score" in err.fix
     err = error("id: t\ntitle: T\npass: {all_requried: true}\nitems:\n" + gap)
     assert "unknown key 'all_requried' (did you mean 'all_required'?)" in err.what
+
+
+@pytest.mark.parametrize("pattern, what, fix", [
+    ("/home/me/S5.ipynb", "'/home/me/S5.ipynb' is not a path inside the hand-in", "e.g. notebook: S5/*.ipynb"),
+    ("../S5.ipynb", "'../S5.ipynb' is not a path inside the hand-in", "a glob relative to the hand-in's folder"),
+    ("S5/*.py", "'S5/*.py' can match no notebook: it matches paths, and a notebook's ends in .ipynb",
+     "end it with .ipynb, e.g. notebook: S5/*.ipynb"),
+    ("S5/final", "'S5/final' can match no notebook: it matches paths, and a notebook's ends in .ipynb",
+     "e.g. notebook: S5/final.ipynb"),
+])
+def test_the_notebook_pattern_is_a_glob_for_notebooks_in_the_hand_in(pattern, what, fix):
+    assert load(HEAD + ITEM + "    fact: eval.accuracy\n    ge: 99\n").notebook is None
+    assert load(f"notebook: 'S5/*.ipynb'\n{HEAD}{ITEM}    fact: eval.accuracy\n    ge: 99\n").notebook == "S5/*.ipynb"
+    err = error(f"notebook: '{pattern}'\n{HEAD}{ITEM}    fact: eval.accuracy\n    ge: 99\n")
+    assert err.where == "r.yaml:1" and err.what == f"notebook: {what}"
+    assert fix in err.fix

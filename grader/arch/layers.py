@@ -84,6 +84,11 @@ def kind_names() -> list[str]:
     return sorted(_KIND_ALIASES)
 
 
+def kind_of(name: str) -> str | None:
+    """The kind a written layer name stands for (conv, linear, act, ...), None when it names none."""
+    return _KIND_ALIASES.get(name.strip().lower())
+
+
 def canonical_kind(name: str, where: str) -> tuple[str, str | None]:
     """(kind, activation name) for a written layer name; raises with the allowed names."""
     key = name.strip().lower()

@@ -21,6 +21,7 @@ One-line grammar:
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,7 @@ from typing import Any
 
 from grader import yamlio
 from grader.arch.engine import Shape, Table, analyze
-from grader.arch.layers import Layer, normalize
+from grader.arch.layers import ACTIVATIONS, Layer, kind_names, kind_of, normalize
 from grader.errors import GraderError
 
 
@@ -54,6 +55,32 @@ _OPTION = re.compile(r"^([sdpg])(\d+(?:x\d+)?)$", re.I)
 _FILE_NAME = re.compile(r"(^|/)[^/\s]*\.[A-Za-z][A-Za-z0-9]*$")  # name.ext or a path ending in one
 _OPTION_KEYS = {"s": "s", "d": "d", "p": "p", "g": "groups"}
 _FLAGS = {"same": ("p", "same"), "nobias": ("bias", False), "ceil": ("ceil", True)}
+
+
+# Each kind as the one-line form writes it: what an unknown layer's error teaches.
+ONE_LINE_SYNTAX = ("c3:16 (a KxK convolution, OUT channels)", "mp2 (max-pool KxK)", "ap2 (average pool KxK)",
+                   "gap", "bn", "drop0.1 (dropout, rate P)", "flat", "fc:10 (fully connected, OUT features)",
+                   "relu (or " + ", ".join(a for a in ACTIVATIONS if a != "relu") + ")")
+# What a kind followed by a number, with no separator, was meant to be: fc10 -> fc:10, maxpool2 -> mp2.
+_MEANT = {"linear": "fc:{n}", "maxpool": "mp{n}", "avgpool": "ap{n}", "dropout": "drop{n}", "conv": "c{n}:OUT"}
+
+
+def _meant(head: str) -> str | None:
+    """The token `head` was probably meant to be: a kind and its number run together (fc10), or a near spelling."""
+    joined = re.fullmatch(r"([A-Za-z_]+?)(\d+(?:\.\d+)?)", head)
+    if joined and kind_of(joined[1]) is not None:
+        kind = kind_of(joined[1])
+        return _MEANT.get(kind, joined[1]).format(n=joined[2])
+    close = difflib.get_close_matches(head.lower(), kind_names(), n=1, cutoff=0.75)
+    return close[0] if close else None
+
+
+def _unknown_layer(head: str, step: str, where: str) -> GraderError:
+    meant = _meant(head)
+    return GraderError(f"unknown layer kind {head!r}" + (f" in {step!r}" if step != head else ""), where=where,
+                       fix=(f"did you mean {meant}? " if meant else "")
+                       + "write each layer as one of: " + ", ".join(ONE_LINE_SYNTAX)
+                       + "; options after it: s2 p1 d2 g4 same nobias ceil, or key=value (`grade arch --help`)")
 
 
 def parse_input(text: str, where: str = "input") -> Shape:
@@ -127,6 +154,8 @@ def _parse_step(step: str, where: str) -> list[Layer]:
             name, settings = build(short)
             break
     if name is None:
+        if kind_of(head) is None:
+            raise _unknown_layer(head, step.strip(), where)
         name = head
     for option in options:
         if "=" in option:
@@ -139,8 +168,10 @@ def _parse_step(step: str, where: str) -> list[Layer]:
             key, value = _OPTION.match(option).groups()
             settings[_OPTION_KEYS[key.lower()]] = value
         else:
+            meant = _meant(head + option) if re.fullmatch(r"\d+(?:\.\d+)?", option) and len(options) == 1 else None
             raise GraderError(f"unknown option {option!r} in {step.strip()!r}", where=where,
-                              fix="options are s2, p1, d2, g4, same, nobias, ceil or key=value")
+                              fix=(f"did you mean {meant}? " if meant else "")
+                              + "options are s2, p1, d2, g4, same, nobias, ceil or key=value")
     layer = normalize(name, settings, f"{where} {step.strip()!r}")
     return [layer] * repeat
 

@@ -37,12 +37,17 @@ sandbox, measure its model, score it, and write in --out:
   moodle-feedback.zip           each report.html, for Moodle's "Upload multiple feedback files in a zip"
 
 Submissions: .ipynb / .py / .pt2 files (one per student), or one folder per student
-(a notebook, and in evaluate mode the model.pt2 beside it), or a link to GitHub (a .url,
+(a notebook, or a zip of it, and in evaluate mode the model.pt2 beside it; several
+notebooks go by the rubric's `notebook:` glob), or a link to GitHub (a .url,
 .txt or .html file, Moodle's online text) fetched with git at the linked commit or the
 last commit before --deadline. Student ids come from
 Canvas / Moodle file names (lastname_12345_...); --id-pattern changes that. Names come from
 Moodle's file names or --roster (Canvas's gradebook export, Moodle's grading worksheet, or
 a CSV with id,name,...); Canvas's LATE_ marker becomes the fact submission.late.
+
+Every student found has a row: one whose hand-in holds nothing to grade (or, with
+--roster, who handed in nothing) gets the verdict nothing_to_grade and 0, and a report
+that says why.
 
 Re-running grades only what changed: facts are cached per file content and run
 settings; a changed rubric re-scores without running anything. --force runs all again;
@@ -172,6 +177,11 @@ def run(args: argparse.Namespace) -> int:
     if skipped:
         console.print(f"[yellow]note:[/] --only {args.only}: left out {', '.join(skipped)} (nothing cached for them "
                       f"in {args.out}; grade the class once without --only)", soft_wrap=True, highlight=False)
+    nothing = [r.student for r in results if r.facts.verdict.kind == "nothing_to_grade"]
+    if nothing:
+        console.print(f"[yellow]note:[/] {', '.join(nothing)}: nothing to grade (no notebook in the hand-in, several "
+                      "and nothing to pick one, or no hand-in at all); scored 0, and each one's verdict and report "
+                      "say why and what to do", soft_wrap=True, highlight=False)
     for note in exports.notes:
         console.print(f"[yellow]note:[/] {note}", soft_wrap=True, highlight=False)
     for student, what in problems:

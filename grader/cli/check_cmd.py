@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         overrides["mode"] = "static"
     options = options_for(rubric, **overrides, dry_run=args.dry_run or None, keep=args.keep)
     with status_line("checking") as progress:
-        path, root = hand_in_at(args.notebook)  # the notebook with its repository (or folder)
+        path, root = hand_in_at(args.notebook, rubric.notebook)  # the notebook with its repository (or folder)
         result = grade_submission(path, rubric, options, root=root, progress=progress, show_hidden=False)
     facts, sheet = result.facts, result.sheet
     failed = sheet.required_not_passed()

@@ -34,6 +34,8 @@ student id), so the same student gets the same quiz on every run and machine.
   grade quiz make quizzes/cnn-basics.yaml --student s123 --format gift --with-key -o s123.gift.txt (Moodle)
   grade quiz check quizzes/cnn-basics.yaml answers.yaml --student s123
   grade quiz check quizzes/cnn-basics.yaml quiz.ipynb --student s123 --json --results results.json
+  grade quiz make quizzes/cnn-basics.yaml --student s1 --student s2 --format html -o quiz-{student}.html
+  grade quiz check quizzes/cnn-basics.yaml answers.csv --student s1 --student s2   (a CSV with a student column)
   grade quiz validate quizzes/cnn-basics.yaml                         draw 100 students, report variants
 
 Answers: YAML or JSON {question-id: answer}, CSV `id,answer` (optionally a
@@ -110,7 +112,26 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _student(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--student", required=True, metavar="ID", help="student id (seeds the variant)")
+    parser.add_argument("--student", required=True, action="append", metavar="ID",
+                        help="student id (seeds the variant); repeat it for several students: one output each, "
+                             "and a file name with {student} in it for each")
+
+
+def _outputs(students: list[str], output: str | None, flag: str, example: str) -> list[tuple[str, str | None]]:
+    """(student, where their output goes) for each student given (once each): `output` for one student; for
+    several, `output` with {student} replaced by each id (GraderError when it has no {student})."""
+    students = list(dict.fromkeys(s.strip() for s in students))
+    if len(students) == 1:
+        return [(students[0], output)]
+    if output is None or "{student}" not in output:
+        given = f"{flag} {output} names one file" if output else f"no {flag} was given"
+        raise GraderError(f"{len(students)} students ({', '.join(students)}) need a file each, and {given}",
+                          where=flag, fix=f"put {{student}} in the file name: {flag} {example}")
+    for student in students:
+        if "/" in student or "\\" in student or student in (".", ".."):
+            raise GraderError(f"the student id {student!r} cannot be part of a file name", where="--student",
+                              fix="give ids without / or \\ (the ids the LMS uses)")
+    return [(student, output.replace("{student}", student)) for student in students]
 
 
 def _count(parser: argparse.ArgumentParser) -> None:
@@ -138,9 +159,13 @@ def _write(data: str | bytes, output: str | None) -> None:
 
 
 def run_make(args: argparse.Namespace) -> int:
-    quiz = draw_quiz(load_bank(args.bank), args.student, args.count)
-    _write(export(quiz, args.format, args.with_key), args.output)
+    bank = load_bank(args.bank)
+    for student, output in _outputs(args.student, args.output, "-o", f"quiz-{{student}}.{_SUFFIX[args.format]}"):
+        _write(export(draw_quiz(bank, student, args.count), args.format, args.with_key), output)
     return 0
+
+
+_SUFFIX = {"md": "md", "html": "html", "json": "json", "gift": "gift.txt", "qti": "zip"}
 
 
 def _read_answers(path: str, fmt: str | None, student: str) -> dict:
@@ -158,19 +183,24 @@ def _read_answers(path: str, fmt: str | None, student: str) -> dict:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    started = time.perf_counter()
     bank = load_bank(args.bank)
-    answers = _read_answers(args.answers, args.answers_format, args.student)
-    result = check_answers(bank, answers, args.student, args.count)
-    if args.results:
-        Path(args.results).write_text(json.dumps(gradescope_results(result, time.perf_counter() - started), indent=2)
-                                      + "\n", encoding="utf-8")
-    if args.json:
-        json.dump(result.model_dump(mode="json"), sys.stdout, indent=2)
+    results = []
+    for student, output in _outputs(args.student, args.results, "--results", "results-{student}.json"):
+        started = time.perf_counter()
+        answers = _read_answers(args.answers, args.answers_format, student)
+        result = check_answers(bank, answers, student, args.count)
+        if output:
+            Path(output).write_text(json.dumps(gradescope_results(result, time.perf_counter() - started), indent=2)
+                                    + "\n", encoding="utf-8")
+        results.append(result)
+    if args.json:  # one student: their result; several: a list of them
+        shown = [r.model_dump(mode="json") for r in results]
+        json.dump(shown[0] if len(shown) == 1 else shown, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        _print_result(result)
-    return 0 if result.passed_all else 1
+        for result in results:
+            _print_result(result)
+    return 0 if all(r.passed_all for r in results) else 1
 
 
 _STYLE = {"correct": "green", "wrong": "red", "incomplete": "yellow", "unreadable": "yellow", "missing": "dim"}

@@ -25,6 +25,7 @@ from typing import Any, Optional
 
 from grader.api import grade_submission, load_rubric, options_for
 from grader.errors import GraderError
+from grader.intake import pick
 from grader.report.gradescope import VISIBILITIES, GradescopeTest, results, sheet_results
 
 SUFFIXES = (".ipynb", ".py")
@@ -64,19 +65,18 @@ def grade(root: Path) -> dict[str, Any]:
     config = json.loads((source / "config.json").read_text()) if (source / "config.json").is_file() else {}
     visibility = config.get("visibility", "visible")
     rubric = load_rubric(source / "rubric.yaml")
-    files = sorted(p for p in (root / "submission").rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES
+    handed_in = root / "submission"
+    files = sorted(p for p in handed_in.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES
                    and ".ipynb_checkpoints" not in p.parts)
-    notebooks = [p for p in files if p.suffix.lower() == ".ipynb"] or files
-    if not notebooks:
+    choice = pick([(p, p.relative_to(handed_in).as_posix()) for p in files], [], rubric.notebook)
+    if choice.empty:
         return _refusal("No notebook found in your submission: upload your .ipynb file (File > Download > "
                         "Download .ipynb in Colab).", visibility)
-    if len(notebooks) > 1:
-        listed = ", ".join(str(p.relative_to(root / "submission")) for p in notebooks)
-        return _refusal(f"Your submission has {len(notebooks)} notebooks ({listed}); upload only the one to grade.",
-                        visibility)
+    if choice.path is None:
+        return _refusal(f"Your submission has {choice.what}: upload only the notebook to grade.", visibility)
     started = time.monotonic()
-    models = sorted((root / "submission").rglob("*.pt2"))  # evaluate mode: the exported model handed in with it
-    result = grade_submission(notebooks[0], rubric, options_for(rubric), student="submission",
+    models = sorted(handed_in.rglob("*.pt2"))  # evaluate mode: the exported model handed in with it
+    result = grade_submission(choice.path, rubric, options_for(rubric), student="submission",
                               model_file=models[0] if models else None,
                               late=_late(root / "submission_metadata.json"), root=root / "submission")
     facts, sheet = result.facts, result.sheet

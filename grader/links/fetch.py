@@ -22,7 +22,6 @@ one folder at a time, never through a link.
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import os
 import subprocess
@@ -30,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional
 
-from grader.handin import LINK_REASON, NOT_UTF8_REASON, HandIn, StagedFile, select
+from grader.handin import LINK_REASON, NOT_UTF8_REASON, HandIn, StagedFile, matches, select
 from grader.links.parse import Link, LinkError
 
 GIT_TIMEOUT = 300  # seconds for a clone: a course repository with datasets in it can be large
@@ -151,7 +150,7 @@ def _notebook(link: Link, files: dict[str, tuple[str, int]], left: list[tuple[st
     notebooks = [f for f in files if f.endswith(".ipynb") and ".ipynb_checkpoints" not in f
                  and (not where or f.startswith(where.rstrip("/") + "/"))]
     if pattern is not None:
-        notebooks = [f for f in notebooks if fnmatch.fnmatchcase(f, pattern)]
+        notebooks = [f for f in notebooks if matches(f, pattern)]
     if not notebooks:
         raise LinkError(f"{link.url}: no notebook" + (f" matching {pattern}" if pattern else "")
                         + (f" under {where}" if where else "") + f" at commit {commit[:12]}")

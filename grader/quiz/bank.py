@@ -13,7 +13,8 @@ over the question's parameters.
     stacks:
       net400: "400x400x3 > c3:32 > c3:64 > mp2 > c1:32"
     questions:
-      - id: out-size
+      - id: out-size               # answers name the question by it: `out-size: 26x26`
+        title: Output size         # the heading students read (default: from the kind)
         kind: shape                # shape | rf | params | formula | choice
         ask: hw                    # shape: hwc (default) | hw | c
         params:
@@ -74,7 +75,8 @@ class _Strict(BaseModel):
 
 
 class _Question(_Strict):
-    id: Annotated[str, Field(pattern=_ID)]
+    id: Annotated[str, Field(pattern=_ID)]  # how answers name the question: `id: answer` in the notebook's quiz cell
+    title: str = ""  # the heading students read (a template); "" gives the kind's (`default_title`)
     text: str
     points: Optional[Annotated[float, Field(gt=0)]] = None
     params: dict[str, tuple] = {}
@@ -201,6 +203,18 @@ class ChoiceQuestion(_Question):
         return None
 
 
+_KIND_TITLES = {"shape": "Output size", "rf": "Receptive field", "params": "Parameters",
+                "jump": "Jump", "repeats_to_rf": "Layers to reach a receptive field",
+                "repeats_to_size": "Layers to reach a size", "expr": "Computed from the layers"}
+
+
+def default_title(question: Any) -> str:
+    """The heading of a question whose bank gives no `title:`: what its kind asks for."""
+    if question.kind == "choice":
+        return "True or false" if question.options is None else "Multiple choice"
+    return _KIND_TITLES[getattr(question, "compute", question.kind)]
+
+
 Question = Annotated[Union[ShapeQuestion, RfQuestion, ParamsQuestion, FormulaQuestion, ChoiceQuestion],
                      Field(discriminator="kind")]
 _MODELS = {"shape": ShapeQuestion, "rf": RfQuestion, "params": ParamsQuestion, "formula": FormulaQuestion,
@@ -325,7 +339,7 @@ def _check_templates(bank: Bank) -> None:
             template.check_syntax(text, doc.where(loc))
     for i, q in enumerate(bank.questions):
         here = ("questions", i)
-        for key in ("text", "explanation"):
+        for key in ("title", "text", "explanation"):
             template.check_syntax(getattr(q, key), doc.where(here + (key,)))
         for j, option in enumerate(getattr(q, "options", None) or []):
             template.check_syntax(option, doc.where(here + ("options", j)))

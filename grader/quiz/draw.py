@@ -17,7 +17,7 @@ from grader.arch.engine import Table
 from grader.arch.spec import Stack, parse_line, stack_from_data
 from grader.errors import GraderError
 from grader.quiz import template
-from grader.quiz.bank import Bank
+from grader.quiz.bank import Bank, default_title
 from grader.quiz.keys import Key, compute_key
 
 MAX_ATTEMPTS = 200
@@ -53,12 +53,13 @@ class Dice:
 
 @dataclass(frozen=True)
 class DrawnQuestion:
-    id: str
+    id: str  # what answers are keyed by (`id: answer`): shown small, never as the heading
     kind: str
     text: str
     points: float
     key: Key
     params: dict[str, Any] = field(default_factory=dict)  # the drawn values (params and let)
+    title: str = ""  # the heading: the bank's `title:`, rendered, else the kind's
     options: tuple[str, ...] = ()  # choice: in this student's order, lettered a, b, c ...
     explanation: str = ""
     stack: Stack | None = None
@@ -166,7 +167,7 @@ def draw_question(bank: Bank, question: Any, student: str) -> DrawnQuestion:
         text = template.render(question.text, context, bank.where(question.id, "text")).strip()
         explanation = template.render(question.explanation, context, bank.where(question.id, "explanation")).strip()
         return DrawnQuestion(question.id, question.kind, text, bank.points_of(question), key, values,
-                             explanation=explanation, stack=stack, layer=layer, target=target, spec=question,
+                             _title(bank, question, context), explanation=explanation, stack=stack, layer=layer, target=target, spec=question,
                              where=where)
     raise GraderError(f"question {question.id!r} has no valid variant in {attempts} draw(s): {reason}", where=where,
                       fix="change the params' ranges or add `require:` conditions so every draw gives a valid stack")
@@ -177,18 +178,26 @@ def _choice(bank: Bank, question: Any, values: dict, dice: Dice, where: str) -> 
         return template.render(text, values, bank.where(question.id, key)).strip()
 
     text, explanation = render(question.text, "text"), render(question.explanation, "explanation")
+    title = _title(bank, question, values)
     if question.options is None:
         truth = bool(question.answer)
         key = Key(truth, "true" if truth else "false", truth)
-        return DrawnQuestion(question.id, "choice", text, bank.points_of(question), key, values,
+        return DrawnQuestion(question.id, "choice", text, bank.points_of(question), key, values, title,
                              explanation=explanation, spec=question, where=where)
     options = [render(o, "options") for o in question.options]
     order = dice.shuffled(range(len(options))) if question.shuffle else list(range(len(options)))
     letter = chr(97 + order.index(question.key_index))
     shown = tuple(options[i] for i in order)
     key = Key(letter, f"{letter}) {shown[ord(letter) - 97]}", letter)
-    return DrawnQuestion(question.id, "choice", text, bank.points_of(question), key, values, options=shown,
+    return DrawnQuestion(question.id, "choice", text, bank.points_of(question), key, values, title, options=shown,
                          explanation=explanation, spec=question, where=where)
+
+
+def _title(bank: Bank, question: Any, context: dict) -> str:
+    """The question's heading: its `title:` with the drawn values filled in, else what its kind asks for."""
+    if not question.title.strip():
+        return default_title(question)
+    return template.render(question.title, context, bank.where(question.id, "title")).strip()
 
 
 def build_stack(bank: Bank, question: Any, values: dict) -> Stack:

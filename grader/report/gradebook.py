@@ -17,7 +17,9 @@ appearance, and a student's cell is empty for an item their rubric lacks.
 `--json` prints); the CSV writes numbers without trailing `.0`, `passed` as
 TRUE / FALSE (what spreadsheets read as booleans), UTF-8 without a BOM. A student
 the grader failed on (verdict grader_failed) has an empty score and empty item
-cells: not graded, which no spreadsheet sums as a 0.
+cells: not graded, which no spreadsheet sums as a 0. A student with nothing to grade
+(verdict nothing_to_grade: no notebook in the hand-in, several and nothing to pick one,
+or a roster's student with no hand-in) has a row too, scoring 0.
 """
 
 from __future__ import annotations

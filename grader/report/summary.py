@@ -30,6 +30,7 @@ VERDICT_LABELS = {
     "no_model": "left no model to evaluate",
     "bad_model": "left a model the grader could not evaluate",
     "invalid_notebook": "is not a notebook the grader can read",
+    "nothing_to_grade": "to grade could not be picked out of the hand-in, so nothing was graded",
     "output_limit": "printed more output than the grader keeps",
     "missing_module": "imports a module that is neither in the grading environment nor handed in with it",
     "sandbox_error": "could not be started by the grader (not the student's fault)",

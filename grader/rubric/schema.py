@@ -31,6 +31,9 @@
     late: {penalty: 10%}           # optional: a submission the LMS marked late loses 10% of the maximum
     unseen: true                   # optional: also measure on QMNIST's 50,000 digits beyond MNIST's test set
                                    # (eval.unseen_accuracy, eval.unseen_gap); downloads about 10 MB once
+    notebook: "S3/*.ipynb"         # optional: which notebook is graded when a hand-in (folder, zip, linked
+                                   # repository) holds several: a glob on its path in the hand-in, or that
+                                   # path's end; without it, several notebooks are that student's verdict
 
 An item passes with full points when its comparison holds. With `bands` instead
 of a comparison, the first band (top to bottom) whose comparison holds gives
@@ -440,7 +443,9 @@ class Rubric(_Strict):
     environment: Optional[EnvironmentSpec] = None  # the grading environment (grader.env.spec); None: the default
     late: Optional[LatePolicy] = None
     leaderboard: bool = False  # Gradescope: rank submissions by parameters and measured accuracy
-    notebook: Optional[str] = None  # link submissions: which notebook in the repository (a pattern, S4/*.ipynb)
+    # Which notebook of a hand-in is graded when it holds several (a folder, a zip, a linked repository): a glob
+    # matched against the notebook's path in the hand-in, or its end (S4/*.ipynb, *final*.ipynb).
+    notebook: Optional[str] = None
     unseen: bool = False  # also measure on QMNIST's 50,000 digits beyond MNIST (eval.unseen_accuracy); downloads once
 
     _source: str = PrivateAttr(default="<rubric>")
@@ -451,6 +456,20 @@ class Rubric(_Strict):
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
             raise invalid(f"{name!r} is not a Python variable name", fix="name the notebook variable, e.g. model: net")
         return name
+
+    @field_validator("notebook")
+    @classmethod
+    def _notebook(cls, pattern: Optional[str]) -> Optional[str]:
+        if pattern is None:
+            return None
+        parts = pattern.split("/")
+        if not pattern.strip() or pattern.startswith("/") or ".." in parts or "" in parts:
+            raise invalid(f"{pattern!r} is not a path inside the hand-in", fix="write a glob relative to the "
+                          "hand-in's folder, e.g. notebook: S5/*.ipynb or notebook: '*final*.ipynb'")
+        if not pattern.endswith((".ipynb", "*")):
+            raise invalid(f"{pattern!r} can match no notebook: it matches paths, and a notebook's ends in .ipynb",
+                          fix=f"end it with .ipynb, e.g. notebook: {re.sub(r'[.][^./*]*$', '', pattern)}.ipynb")
+        return pattern
 
     @model_validator(mode="after")
     def _whole(self) -> "Rubric":

@@ -37,6 +37,7 @@ _VERDICT = {
     "no_model": "no model was found after the notebook ran",
     "bad_model": "the model could not be measured",
     "invalid_notebook": "the notebook could not be read",
+    "nothing_to_grade": "no notebook to grade was picked out of the hand-in",
     "output_limit": "the notebook printed more than the output limit",
     "missing_module": "the notebook imports a module that is neither in the grading environment nor handed in with it",
     "sandbox_error": "the sandbox failed to run the notebook",

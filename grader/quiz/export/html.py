@@ -19,6 +19,7 @@ header { border-bottom: 2px solid #111; margin-bottom: 1.5em; }
 .question { margin: 1.4em 0; page-break-inside: avoid; break-inside: avoid; }
 .question h2 { font-size: 1.05em; margin: 0 0 0.4em; }
 .points { font-weight: normal; color: #555; }
+.qid { color: #777; font-size: 0.8em; margin: 0.2em 0 0; }
 .text { white-space: pre-wrap; }
 ol.options { list-style-type: lower-alpha; }
 .blank { border-bottom: 1px solid #111; display: inline-block; min-width: 12em; height: 1.2em; }
@@ -36,7 +37,7 @@ ol.options { list-style-type: lower-alpha; }
 </header>
 {% for q in quiz.questions %}
 <section class="question" id="{{ q.id }}">
-<h2>{{ loop.index }}. <code>{{ q.id }}</code> <span class="points">({{ "%g"|format(q.points) }} point{{ "" if q.points == 1 else "s" }})</span></h2>
+<h2>{{ loop.index }}. {{ q.title }} <span class="points">({{ "%g"|format(q.points) }} point{{ "" if q.points == 1 else "s" }})</span></h2>
 <div class="text">{{ q.text }}</div>
 {% if q.options %}
 <ol class="options">
@@ -54,6 +55,7 @@ ol.options { list-style-type: lower-alpha; }
 {% else %}
 <p>Answer: <span class="blank"></span></p>
 {% endif %}
+<p class="qid">answer as <code>{{ q.id }}: ...</code></p>
 </section>
 {% endfor %}
 </body>

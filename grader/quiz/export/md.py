@@ -10,13 +10,13 @@ def _points(points: float) -> str:
 
 
 def _question(n: int, q: DrawnQuestion, with_key: bool) -> list[str]:
-    lines = [f"### {n}. {q.id} ({_points(q.points)})", "", q.text, ""]
+    lines = [f"### {n}. {q.title} ({_points(q.points)})", "", q.text, ""]
     if q.options:
         lines += [f"- {chr(97 + i)}) {option}" for i, option in enumerate(q.options)] + [""]
     elif q.true_false:
         lines += ["- true", "- false", ""]
     if not with_key:
-        return lines + ["Answer: ____________", ""]
+        return lines + ["Answer: ____________", "", f"<sub>answer as `{q.id}: ...`</sub>", ""]
     lines += [f"**Answer:** {q.key.display}", ""]
     if q.key.working:
         lines += ["```"] + list(q.key.working) + ["```", ""]
