@@ -2,8 +2,8 @@
 
 Before: counters the student does not write (optimizer steps; samples and batches that data loaders
 hand out while gradients are on, per dataset; batches handed out with gradients off; the optimizers that
-stepped, whose own step counts are read at the end), in dry-run mode data loaders that yield
-no batches, and the run's CPU budget (grader.execute.cpu_budget: torch's pools, DataLoader workers).
+stepped, whose own step counts are read at the end), in dry-run mode data loaders that yield a few fixed
+batches once (`_dry_pass`), and the run's CPU budget (grader.execute.cpu_budget: torch's pools, DataLoader workers).
 The counters live in closures made by `install`, not in a module global a cell could set
 (`kernel_harness._state["samples_seen"] = ...`). That keeps them out of easy reach, not out of reach:
 this is the student's process, so the host labels them as such and checks the epoch count against
@@ -18,6 +18,7 @@ student's code.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import time
@@ -30,7 +31,8 @@ from grader.execute import cpu_budget, keras_harness, trained
 
 def _new_state(dry_run: bool = False) -> dict[str, Any]:
     return {"optimizer_steps": 0, "samples_seen": 0, "no_grad_batches": 0, "datasets": {}, "started": time.time(),
-            "device": "cpu", "dry_run": dry_run, "counting": True, "fitted": weakref.WeakSet()}  # Keras models
+            "device": "cpu", "dry_run": dry_run, "counting": True, "fitted": weakref.WeakSet(),  # Keras models
+            "dry_done": weakref.WeakSet(), "dry_passes_emptied": 0}  # a dry run: loaders past their one full pass
 
 
 # Replaced by install(): closures over the run's counts, which no module-level name holds.
@@ -109,6 +111,74 @@ def _optimizer_state_steps(optimizers, fitted) -> int | None:
     return max(steps) if steps else None
 
 
+# A dry run's loader hands out this many batches of fixed images, on one full pass (one epoch); later passes are
+# empty. Enough for the training and test code to run once, on real digits, at a fraction of a second's cost.
+DRY_RUN_BATCHES = 2
+
+
+def _spread(size: int, count: int) -> list[int]:
+    """`count` indices spread evenly over a dataset of `size` items: the same subset on every run."""
+    count = min(size, count)
+    return [i * size // count for i in range(count)]
+
+
+def _dry_pass(loader, original_iter):
+    """One pass of a dry run's loader: DRY_RUN_BATCHES batches of fixed images of its dataset, batched and collated
+    as the loader would (its batch size, its collate_fn), in order, with no workers. A loader the grader cannot
+    re-sample (an iterable dataset, a batch sampler of its own) gives its own first DRY_RUN_BATCHES batches."""
+    from torch.utils.data import BatchSampler, DataLoader, IterableDataset
+
+    dataset = loader.dataset
+    if loader.batch_sampler is not None:  # batch_size=N: lists of indices, collated
+        per_batch = getattr(loader.batch_sampler, "batch_size", None)
+    elif isinstance(loader.sampler, BatchSampler):  # batch_size=None over a sampler of whole batches (s3's reference)
+        per_batch = loader.sampler.batch_size
+    else:  # batch_size=None: one index per item the loop gets
+        per_batch = 1
+    try:
+        size = len(dataset)
+    except TypeError:
+        size = None
+    if isinstance(dataset, IterableDataset) or size is None or not isinstance(per_batch, int) or per_batch < 1:
+        return itertools.islice(original_iter(loader), DRY_RUN_BATCHES), None
+    chosen = _spread(size, DRY_RUN_BATCHES * per_batch)
+    if loader.batch_sampler is None and per_batch == 1:  # batch_size=None: each index is one item the loop gets
+        fixed = DataLoader(dataset, batch_size=None, sampler=chosen, collate_fn=loader.collate_fn)
+    else:
+        batches = [chosen[i:i + per_batch] for i in range(0, len(chosen), per_batch)]
+        fixed = (DataLoader(dataset, batch_sampler=batches, collate_fn=loader.collate_fn)
+                 if loader.batch_sampler is not None else  # a BatchSampler given as the sampler, batch_size=None
+                 DataLoader(dataset, batch_size=None, sampler=batches, collate_fn=loader.collate_fn))
+    return original_iter(fixed), len(fixed)
+
+
+class _OnePass:
+    """A dry run's batches (`_dry_pass`); `done` is called once they are all handed out (the loader's one full
+    pass)."""
+
+    def __init__(self, batches_and_count, done: Callable[[], None]):
+        batches, self._left = batches_and_count
+        self._batches, self._done = iter(batches), done
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        try:
+            batch = next(self._batches)
+        except StopIteration:
+            self._done()
+            raise
+        if self._left is not None:
+            self._left -= 1
+        return batch
+
+    def __len__(self):
+        if self._left is None:
+            raise TypeError("this loader's length is unknown in a dry run")
+        return self._left
+
+
 def _dataset_train_flag(dataset) -> bool | None:
     flag = getattr(dataset, "train", None)
     if flag is None and hasattr(dataset, "dataset"):  # Subset, random_split
@@ -169,7 +239,12 @@ def install(dry_run: bool = False, compat: list[str] | tuple[str, ...] = (), ker
         except Exception:  # an iterable dataset, a sampler without a length: never raised into the student's loop
             pass
         if state["dry_run"] and state["counting"]:  # Keras's own loaders (fit on one batch, predict) stay full
-            return iter(())  # the model gets built, no time goes into training
+            if loader in state["dry_done"]:  # one epoch: the loop still runs, on no batches
+                state["dry_passes_emptied"] += 1
+                return iter(())
+            source = _OnePass(_dry_pass(loader, original_iter), lambda: state["dry_done"].add(loader))
+        else:
+            source = original_iter(loader)
 
         def count(batch) -> None:
             """Samples and batches handed to a training loop (grad enabled); batches handed out with gradients off
@@ -184,7 +259,7 @@ def install(dry_run: bool = False, compat: list[str] | tuple[str, ...] = (), ker
             else:
                 state["no_grad_batches"] += 1
 
-        return _CountingIterator(original_iter(loader), count)
+        return _CountingIterator(source, count)
 
     DataLoader.__iter__ = counting_iter
     _read_counters = lambda: _counters(state, optimizers)  # noqa: E731
@@ -211,6 +286,7 @@ def _counters(state: dict[str, Any], optimizers) -> dict[str, Any]:
         "seconds": round(time.time() - state["started"], 3),
         "device": state["device"],
         "datasets": list(state["datasets"].values()),
+        "dry_passes_emptied": state["dry_passes_emptied"],
     }
 
 
