@@ -321,26 +321,32 @@ def _maps_to_ten(module) -> bool:
         module.train(was_training)
 
 
-def find_model(namespace: dict[str, Any], variable: str, named: bool = True) -> tuple[str | None, Any, str]:
+def find_model(namespace: dict[str, Any], variable: str, named: bool = True,
+               dry_run: bool = False) -> tuple[str | None, Any, str]:
     """(name, module, how) of the model to grade: the variable the rubric names (`named`), else the module the
-    last optimizer step or fit updated (grader.execute.trained), else, nothing having stepped (a dry run), the one
-    the last optimizer built holds, else `variable`, else the one module mapping to 10 scores. `name` is the
-    notebook variable holding the module or, for none, a label saying where it was trained."""
+    last optimizer step or fit updated (grader.execute.trained), else, nothing having stepped (training failed), the one
+    the last optimizer built holds, else `variable`, else the one module mapping to 10 scores. In a dry run the
+    last torch optimizer built comes first: loaders yield batches on their first pass only, so a model trained
+    after another on the same loader never steps there. `name` is the notebook variable holding the module or,
+    for none, a label saying where it was trained."""
     import torch
 
     value = namespace.get(variable)
     if named and isinstance(value, torch.nn.Module):
         return variable, value, f"`{variable}` is named as the model to grade (the rubric's model: or --variable)"
     updated = trained.trained_in(namespace, prefer=variable)
-    last = updated[0] if updated else trained.last_built(namespace, prefer=variable)
+    built = trained.last_built(namespace, prefer=variable)
+    if dry_run and built:
+        updated = []
+    last = updated[0] if updated else built
     if last:
         held = trained.shown(last["variable"])
         if updated:
             how, other = f"the last {last['kind']} updated the parameters of {held}", "which that step did not update"
         else:
-            how = (f"nothing was trained (no optimizer step: a dry run, or the training cells failed); the last "
-                   f"optimizer built holds the parameters of {held}")
-            other = "which that optimizer does not hold"
+            why = ("in a dry run, which trains once on two batches per loader" if dry_run else
+                   "nothing was trained (no optimizer step: the training cells failed or never stepped)")
+            how, other = f"{why}; the last optimizer built holds the parameters of {held}", "which that optimizer does not hold"
         if isinstance(value, torch.nn.Module) and value is not last["module"]:
             how += f" (`{variable}` holds another module, {other})"
         return last["variable"], last["module"], how
@@ -440,7 +446,7 @@ def _export(module, out_dir: str) -> dict[str, Any]:
 
 
 def finalize(namespace: dict[str, Any], variable: str, out_dir: str, images_file: str | None,
-             named: bool = True) -> None:
+             named: bool = True, dry_run: bool = False) -> None:
     """Called by the last (hidden) cell. Never raises: what goes wrong is written down."""
     from grader.execute import compat, kernel_pip
 
@@ -450,7 +456,7 @@ def finalize(namespace: dict[str, Any], variable: str, out_dir: str, images_file
     try:
         result["trained_models"] = [{k: v for k, v in t.items() if k != "module"}
                                     for t in trained.trained_in(namespace, prefer=variable)]
-        result.update(_finalize(namespace, variable, out_dir, images_file, named))
+        result.update(_finalize(namespace, variable, out_dir, images_file, named, dry_run))
     except Exception as exc:
         result["model_error"] = f"{exc.__class__.__name__}: {exc}"
         result["model_traceback"] = traceback.format_exc()[-3000:]
@@ -459,11 +465,11 @@ def finalize(namespace: dict[str, Any], variable: str, out_dir: str, images_file
 
 
 def _finalize(namespace: dict[str, Any], variable: str, out_dir: str, images_file: str | None,
-              named: bool = True) -> dict[str, Any]:
+              named: bool = True, dry_run: bool = False) -> dict[str, Any]:
     import numpy as np
     import torch
 
-    name, module, how = find_model(namespace, variable, named)
+    name, module, how = find_model(namespace, variable, named, dry_run)
     found: dict[str, Any] = {"model_found": how, "model_variable": name}
     if module is None:
         return found

@@ -91,7 +91,8 @@ def not_judged_reason(facts: Facts, fact: str) -> Optional[str]:
     if grading.mode == "evaluate" and fact.startswith(("train.", "verdict.kind", "verdict.cell", "verdict.message")):
         return "not judged in evaluate mode: the notebook was not run, only the model it exported was measured"
     if grading.dry_run and fact.startswith(("eval.", "train.", "claims.accuracy_gap")):
-        return "not judged in a dry run: nothing was trained or measured; run without --dry-run"
+        return ("not judged in a dry run: the model trained on two batches only and was not measured; run without "
+                "--dry-run")
     return None
 
 
