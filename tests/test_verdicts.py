@@ -1,5 +1,6 @@
 """Verdicts that never lie: one pass rule for check, batch and JSON; what could not be measured never passes;
-what a depth cannot judge is said to be not judged; a dry run does not blame the student for its empty loaders."""
+what a depth cannot judge is said to be not judged; a dry run does not blame the student for the loaders it empties
+after their one pass, and blames it for everything else."""
 
 from __future__ import annotations
 
@@ -27,10 +28,13 @@ MODEL = ("# a small CNN with GAP\nimport torch, torch.nn as nn, torch.nn.functio
 LOADER = ("# the test data\nt = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])\n"
           "test_loader = torch.utils.data.DataLoader(datasets.MNIST('../data', train=False, transform=t), batch_size=100)")
 EMPTY_LOADER_CELLS = [
-    "# one batch to look at\nimages, labels = next(iter(test_loader))",
-    "# its shape\nprint(images.shape)",  # NameError: follows from the cell above in a dry run
-    "# accuracy the usual way\ncorrect, seen = 0, 0\nfor x, y in test_loader:\n"
-    "    correct += (model(x).argmax(1) == y).sum().item(); seen += len(y)\nprint(100. * correct / seen)",
+    "# one batch to look at (a pass left unfinished: the next one still yields)\nimages, labels = next(iter(test_loader))",
+    "# its shape\nprint(images.shape)",
+    "# accuracy the usual way, twice: the dry run's second full pass yields nothing, so seen == 0\n"
+    "for epoch in range(2):\n    correct, seen = 0, 0\n    for x, y in test_loader:\n"
+    "        correct += (model(x).argmax(1) == y).sum().item(); seen += len(y)\n    print(100. * correct / seen)",
+    "# the last batch's predictions\nlast = [model(x).argmax(1) for x, _ in test_loader][-1]",
+    "# how many\nprint(last.shape)",  # NameError: follows from the cell above in a dry run
 ]
 
 
@@ -123,7 +127,8 @@ def test_a_dry_run_does_not_blame_the_student_for_its_empty_loaders(tmp_path, ca
     verdict = out["facts"]["verdict"]
     items = {i["id"]: i for i in out["score"]["items"]}
     assert verdict["kind"] == "ok" and verdict["failed_cells"] == []
-    assert "failed only because a dry run's data loaders yield nothing" in verdict["message"]
+    assert ("code cells 5, 6 and 7 failed only because a dry run's data loaders yield nothing after their first "
+            "full pass") in verdict["message"]
     assert items["no-errors"]["status"] == "passed"
     assert items["accuracy"]["status"] == "not_judged" and code == 0
 
@@ -132,10 +137,12 @@ def test_a_dry_run_does_not_blame_the_student_for_its_empty_loaders(tmp_path, ca
 def test_a_real_failure_still_counts_in_a_dry_run(tmp_path, capsys, real_mnist_dir):
     # PyTorch 0.3's loss.data[0], which no compat profile reads (dataiter.next() is read by torch-1.x)
     old_api = "# the old scalar API\nloss = torch.tensor(0.5)\nprint(loss.data[0])"
-    path = _notebook(tmp_path, "old_api", [MODEL, LOADER, old_api])
+    # an error a loader emptied by the dry run also raises, where no loader was emptied: the notebook's own
+    own = "# a share of nothing\nprint(1 / len([]))"
+    path = _notebook(tmp_path, "old_api", [MODEL, LOADER, old_api, own])
     code, out = _check_json(capsys, path, "--dry-run", "--data", real_mnist_dir)
     verdict = out["facts"]["verdict"]
-    assert verdict["kind"] == "ok" and verdict["failed_cells"] == [3]
+    assert verdict["kind"] == "ok" and verdict["failed_cells"] == [3, 4]
     assert "write `loss.item()`" in verdict["message"]
     assert {i["id"]: i for i in out["score"]["items"]}["no-errors"]["status"] == "failed"
 
