@@ -89,6 +89,14 @@ def test_evaluate_mode_does_not_judge_what_only_a_run_shows():
     assert "ran from the first cell" not in by_id["runs"].feedback
     assert by_id["epochs"].status == "not_judged"
     assert by_id["no-errors"].status == "passed"  # judged from the saved outputs
+    # a final grade: what it never judges is left out of the maximum, not lost (a static check keeps it in: "so far")
+    assert sheet.left_out == ["epochs", "runs"] and by_id["runs"].max_points == by_id["epochs"].max_points == 0
+    assert sheet.max_score == 100 - 5 - 3 and "left out of the maximum score" in by_id["runs"].evidence
+    assert "runs" not in [i.id for i in sheet.failed()]
+    assert "epochs" in sheet.not_judged and not sheet.passed  # required, and unverified: never claimed as passed
+    static = score(_facts(grading=GradingFacts(mode="static"), notebook=NotebookFacts(comment_coverage=1.0)),
+                   load_rubric("mnist-s4"))
+    assert static.left_out == [] and static.max_score == 100
 
 
 def test_the_claims_item_names_the_missing_measurement_when_the_accuracy_was_printed():
@@ -156,13 +164,18 @@ def test_the_bundled_class_passes_exactly_the_students_who_meet_the_assignment(t
                  "--data", str(real_mnist_dir), "--json"]) == 0
     rows = {r["student"]: r for r in json.loads(capsys.readouterr().out)}
     assert {s for s, r in rows.items() if r["passed"]} == {"1001"}  # under 20k, >= 99.4%, every cell commented
+    # full marks: `runs` (5 points), which evaluate mode cannot judge, is left out of the maximum, not lost
+    assert rows["1001"]["score"] == rows["1001"]["max_score"] == 95
+    assert all(r["not_judged"] == "runs" and r["runs"] is None for r in rows.values())
     with open(out / "gradebook.csv", newline="") as fh:
-        csv_passed = {r["student"]: r["passed"] == "TRUE" for r in csv.DictReader(fh)}
-    assert csv_passed == {s: r["passed"] for s, r in rows.items()}
+        csv_rows = list(csv.DictReader(fh))
+    assert {r["student"]: r["passed"] == "TRUE" for r in csv_rows} == {s: r["passed"] for s, r in rows.items()}
+    assert all(r["not_judged"] == "runs" and r["runs"] == "" for r in csv_rows)
     facts = json.loads((out / "1001" / "facts.json").read_text())
     assert facts["grading"] == {"mode": "evaluate", "dry_run": False, "isolation": None}  # no notebook ran here
     report = (out / "1001" / "report.md").read_text()
     assert "ran from the first cell to the last" not in report and "not judged in evaluate mode" in report
+    assert "95 / 95 (passed)" in report and "left out of the maximum score" in report
     fay = json.loads((out / "1006" / "facts.json").read_text())  # a repository: S3.ipynb imports model.py, utils.py
     assert fay["verdict"]["kind"] == "ok" and fay["model"]["params"]["total"] == 6_544 == fay["claims"]["params"]
     assert [f["path"] for f in fay["submission"]["files"]] == ["S3.ipynb", "model.py", "utils.py"]
