@@ -94,6 +94,8 @@ def test_evaluate_mode_does_not_judge_what_only_a_run_shows():
     assert sheet.max_score == 100 - 5 - 3 and "left out of the maximum score" in by_id["runs"].evidence
     assert "runs" not in [i.id for i in sheet.failed()]
     assert "epochs" in sheet.not_judged and not sheet.passed  # required, and unverified: never claimed as passed
+    # an LMS column worth the rubric's 100 points (canvas.csv) gets the score on what was judged, scaled to it
+    assert sheet.score_out_of(100) == pytest.approx(sheet.score * 100 / 92)
     static = score(_facts(grading=GradingFacts(mode="static"), notebook=NotebookFacts(comment_coverage=1.0)),
                    load_rubric("mnist-s4"))
     assert static.left_out == [] and static.max_score == 100

@@ -46,6 +46,13 @@ class ScoreSheet(BaseModel):
     verdict_message: Optional[str] = None
     late_penalty: float = 0.0  # points taken off `score` for a late submission (the rubric's `late:`), already applied
 
+    def score_out_of(self, points: float) -> Optional[float]:
+        """The score on a column worth `points` (an LMS assignment's points possible, the rubric's total): what was
+        left out of `max_score` is left out of it too, so full marks on what was judged are full marks there."""
+        if self.score is None or not self.max_score:
+            return self.score
+        return round(self.score * points / self.max_score, 6)
+
     def failed(self) -> list[ItemResult]:
         """Items short of full marks; those left out of the maximum lost nothing and are not among them."""
         return [item for item in self.items if item.status != "passed" and item.id not in self.left_out]
