@@ -18,7 +18,6 @@ student's code.
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import time
@@ -122,10 +121,11 @@ def _spread(size: int, count: int) -> list[int]:
     return [i * size // count for i in range(count)]
 
 
-def _dry_pass(loader, original_iter):
-    """One pass of a dry run's loader: DRY_RUN_BATCHES batches of fixed images of its dataset, batched and collated
-    as the loader would (its batch size, its collate_fn), in order, with no workers. A loader the grader cannot
-    re-sample (an iterable dataset, a batch sampler of its own) gives its own first DRY_RUN_BATCHES batches."""
+def _dry_pass(loader, original_iter) -> tuple[Any, int]:
+    """(a DataLoader iterator, how many batches to take from it) for one pass of a dry run's loader: DRY_RUN_BATCHES
+    batches of fixed images of its dataset, batched and collated as the loader would (its batch size, its
+    collate_fn), in order, with no workers. A loader the grader cannot re-sample (an iterable dataset, a batch
+    sampler of its own) gives its own first DRY_RUN_BATCHES batches."""
     from torch.utils.data import BatchSampler, DataLoader, IterableDataset
 
     dataset = loader.dataset
@@ -140,7 +140,11 @@ def _dry_pass(loader, original_iter):
     except TypeError:
         size = None
     if isinstance(dataset, IterableDataset) or size is None or not isinstance(per_batch, int) or per_batch < 1:
-        return itertools.islice(original_iter(loader), DRY_RUN_BATCHES), None
+        try:
+            length = min(DRY_RUN_BATCHES, len(loader))
+        except TypeError:
+            length = DRY_RUN_BATCHES
+        return original_iter(loader), length
     chosen = _spread(size, DRY_RUN_BATCHES * per_batch)
     if loader.batch_sampler is None and per_batch == 1:  # batch_size=None: each index is one item the loop gets
         fixed = DataLoader(dataset, batch_size=None, sampler=chosen, collate_fn=loader.collate_fn)
@@ -153,30 +157,32 @@ def _dry_pass(loader, original_iter):
 
 
 class _OnePass:
-    """A dry run's batches (`_dry_pass`); `done` is called once they are all handed out (the loader's one full
-    pass)."""
+    """One pass of a dry run's loader: the first `length` batches of `inner` (`_dry_pass`); `done` is called once
+    they are all handed out (the loader's one full pass)."""
 
-    def __init__(self, batches_and_count, done: Callable[[], None]):
-        batches, self._left = batches_and_count
-        self._batches, self._done = iter(batches), done
+    def __init__(self, inner, length: int, done: Callable[[], None]):
+        self._inner, self._left, self._done = inner, length, done
 
     def __iter__(self):
         return self
 
     def __next__(self):
+        if self._left <= 0:
+            self._done()
+            raise StopIteration
         try:
-            batch = next(self._batches)
+            batch = next(self._inner)
         except StopIteration:
             self._done()
             raise
-        if self._left is not None:
-            self._left -= 1
+        self._left -= 1
         return batch
 
     def __len__(self):
-        if self._left is None:
-            raise TypeError("this loader's length is unknown in a dry run")
         return self._left
+
+    def __getattr__(self, name):  # dataiter.next(): as the loader's own iterator has it (compat torch-1.x) or not
+        return getattr(self._inner, name)
 
 
 def _dataset_train_flag(dataset) -> bool | None:
@@ -242,7 +248,7 @@ def install(dry_run: bool = False, compat: list[str] | tuple[str, ...] = (), ker
             if loader in state["dry_done"]:  # one epoch: the loop still runs, on no batches
                 state["dry_passes_emptied"] += 1
                 return iter(())
-            source = _OnePass(_dry_pass(loader, original_iter), lambda: state["dry_done"].add(loader))
+            source = _OnePass(*_dry_pass(loader, original_iter), lambda: state["dry_done"].add(loader))
         else:
             source = original_iter(loader)
 
