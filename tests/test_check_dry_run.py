@@ -71,7 +71,7 @@ OLD_LOOP = [
     "t = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])\n"
     "train_loader = torch.utils.data.DataLoader(datasets.MNIST('../data', train=True, download=True, transform=t),\n"
     "                                           batch_size=64, shuffle=True)\n"
-    "dataiter = iter(train_loader)  # a look at one batch, PyTorch 1.x style (the rubric's torch-1.x profile reads it)\n"
+    "dataiter = iter(train_loader)  # one batch to look at, PyTorch 1.x style (the torch-1.x profile reads it)\n"
     "images, labels = dataiter.next()\nprint('first', labels[:8].tolist())",
     "# a small CNN with GAP\nclass Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
     "        self.c1 = nn.Conv2d(1, 8, 3)\n        self.c2 = nn.Conv2d(8, 10, 3)\n"

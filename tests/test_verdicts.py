@@ -28,7 +28,7 @@ MODEL = ("# a small CNN with GAP\nimport torch, torch.nn as nn, torch.nn.functio
 LOADER = ("# the test data\nt = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])\n"
           "test_loader = torch.utils.data.DataLoader(datasets.MNIST('../data', train=False, transform=t), batch_size=100)")
 EMPTY_LOADER_CELLS = [
-    "# one batch to look at (a pass left unfinished: the next one still yields)\nimages, labels = next(iter(test_loader))",
+    "# one batch to look at (a pass left unfinished: the next still yields)\nimages, labels = next(iter(test_loader))",
     "# its shape\nprint(images.shape)",
     "# accuracy the usual way, twice: the dry run's second full pass yields nothing, so seen == 0\n"
     "for epoch in range(2):\n    correct, seen = 0, 0\n    for x, y in test_loader:\n"

@@ -352,7 +352,8 @@ def find_model(namespace: dict[str, Any], variable: str, named: bool = True,
         else:
             why = ("in a dry run, which trains once on two batches per loader" if dry_run else
                    "nothing was trained (no optimizer step: the training cells failed or never stepped)")
-            how, other = f"{why}; the last optimizer built holds the parameters of {held}", "which that optimizer does not hold"
+            how = f"{why}; the last optimizer built holds the parameters of {held}"
+            other = "which that optimizer does not hold"
         if isinstance(value, torch.nn.Module) and value is not last["module"]:
             how += f" (`{variable}` holds another module, {other})"
         return last["variable"], last["module"], how

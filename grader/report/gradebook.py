@@ -59,8 +59,8 @@ def columns(entries: Sequence[GradebookEntry]) -> list[str]:
     has_quiz = any(e.facts is not None and e.facts.quiz.score is not None for e in entries)
     late = any(e.facts is not None and e.facts.submission.late is not None for e in entries)
     present = {"name": any(e.name for e in entries), "late": late, "late_penalty": late,
-               "similar_to": any(e.similar_to is not None for e in entries), "problems": any(e.problems for e in entries),
-               "not_judged": any(e.sheet.left_out for e in entries)}
+               "similar_to": any(e.similar_to is not None for e in entries),
+               "problems": any(e.problems for e in entries), "not_judged": any(e.sheet.left_out for e in entries)}
     return FIXED + list(items) + (QUIZ if has_quiz else []) + [c for c in HAND_IN if present[c]]
 
 
