@@ -110,7 +110,7 @@ def test_a_training_loop_that_crashes_on_its_first_batch_fails_the_dry_run(tmp_p
     assert seconds < 180
 
 
-def test_a_dry_run_loader_gives_the_same_fixed_batches_on_every_pass_and_every_run():
+def test_a_dry_run_loader_gives_the_same_fixed_batches_whatever_its_shuffling():
     """Two batches from indices spread evenly over the dataset, in the loader's own batching (batch_size=N, or a
     BatchSampler as the sampler as the s3 reference has it), whatever its sampler's shuffling."""
     import torch
