@@ -250,8 +250,8 @@ class GradingFacts(_Section):
                           "the notebook was not run; execute: the notebook ran in the sandbox, then its model was measured")
     dry_run: Optional[bool] = Field(None, description="execute mode with data loaders that yield two batches of "
                                                       "fixed images on their first full pass and nothing after it: "
-                                                      "the training and test code ran once, the model was not "
-                                                      "trained to be measured, and not measured on the test set")
+                                                      "the training and test code ran once, and the model, two "
+                                                      "batches from trained, was not measured on the test set")
     isolation: Optional[str] = Field(None, description="execute mode: how the notebook's sandbox was held, as the "
                                                       "grader set it up: cgroup (v1 / v2, and where) or rlimits and "
                                                       "why, the CPU quota, the disk quota (a file system of its own "
