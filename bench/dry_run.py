@@ -57,7 +57,8 @@ def main() -> int:
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(base)], cwd=ROOT, capture_output=True)
     medians = {name: statistics.median(values) for name, values in times.items()}
-    print(f"device: {platform.machine()} CPU, {os.cpu_count()} cores, no GPU used (dry runs train nothing)")
+    print(f"device: {platform.machine()} CPU, {os.cpu_count()} cores, no GPU used "
+          "(a dry run trains two batches per loader, once)")
     print(f"median dry run of {notebook.name}: {args.base} {medians['base']:.2f} s, this checkout "
           f"{medians['this']:.2f} s (x{medians['this'] / medians['base']:.2f})")
     base, this = facts["base"]["model"], _like(facts["this"]["model"], facts["base"]["model"])

@@ -566,7 +566,8 @@ def write_lms_exports(results: Iterable[Result], out: Path, rubric: Rubric, *,
     results = [r for r in results if r.submission.handed_in]  # the LMS's own policy for missing work applies
     target = canvas_target(rubric, canvas_assignment_id, roster)
     if target is not None:
-        students = [CanvasStudent(r.student, r.sheet.score, r.submission.name, r.submission.sis_user_id,
+        students = [CanvasStudent(r.student, r.sheet.score_out_of(rubric.max_score), r.submission.name,
+                                  r.submission.sis_user_id,
                                   r.submission.sis_login_id, r.submission.section) for r in results]
         written["canvas"] = write_canvas_csv(out / "canvas.csv", canvas_rows(
             students, title=target[1], assignment_id=target[0], points_possible=rubric.max_score))

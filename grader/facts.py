@@ -200,8 +200,8 @@ class TrainFacts(_Section):
                                           "`train_model()`\"")
     model_reason: Optional[str] = Field(None, description="why that one: the rubric names it, or the last optimizer "
                                                           "step (torch) / fit (Keras) updated its parameters, or "
-                                                          "(nothing stepped: a dry run) the last optimizer built "
-                                                          "holds them, ...")
+                                                          "(nothing stepped: the training cells failed) the last "
+                                                          "optimizer built holds them, ...")
     trained_models: Optional[list[str]] = Field(None, description="every model an optimizer step or fit updated, "
                                                 "named as `model_variable` is, the most recent first; more than "
                                                 "one: the notebook trained several models")
@@ -266,8 +266,10 @@ class GradingFacts(_Section):
     mode: Optional[Literal["static", "evaluate", "execute"]] = Field(
         None, description="static: only the file was read; evaluate: the exported model handed in was measured, "
                           "the notebook was not run; execute: the notebook ran in the sandbox, then its model was measured")
-    dry_run: Optional[bool] = Field(None, description="execute mode with data loaders that yield nothing: the model "
-                                                      "was built, not trained, and not measured on the test set")
+    dry_run: Optional[bool] = Field(None, description="execute mode with data loaders that yield two batches of "
+                                                      "fixed images on their first full pass and nothing after it: "
+                                                      "the training and test code ran once, and the model, two "
+                                                      "batches from trained, was not measured on the test set")
     isolation: Optional[str] = Field(None, description="execute mode: how the notebook's sandbox was held, as the "
                                                       "grader set it up: cgroup (v1 / v2, and where) or rlimits and "
                                                       "why, the CPU quota, the disk quota (a file system of its own "

@@ -245,7 +245,7 @@ class Options:
     data: Optional[str] = None  # MNIST folder (None: $GRADER_DATA, then the cache)
     variable: str = "model"  # the notebook variable that holds the network
     limits: RunLimits = field(default_factory=RunLimits)
-    dry_run: bool = False  # build the model, skip training: data loaders yield no batches
+    dry_run: bool = False  # run the code once: loaders yield two batches of fixed images on one pass (one epoch)
     sandbox: bool = True  # False: trusted code only, runs with the grader's permissions
     gpu: Optional[bool] = None  # None: when /dev/nvidia* exist
     gpu_index: Optional[int] = None  # which GPU (a pool assigns one per slot)

@@ -44,7 +44,7 @@ class Outcome:
     evaluation_error: Optional[str] = None  # the clean evaluation could not measure the model: why
     evaluated: bool = False  # the clean evaluation measured the model
     lookup: Optional[str] = None  # the exported graph looks answers up (model.ops.unexpected): what it found
-    dry_run: bool = False  # the data loaders yielded nothing: failures that follow from that are not the student's
+    dry_run: bool = False  # loaders gave one pass of a few batches, then nothing: what follows from that is excused
     handed_in: tuple[str, ...] = ()  # the files staged with the notebook (paths relative to the hand-in's root)
     notebook_dir: str = ""  # the notebook's folder relative to that root ("" at the root)
 
@@ -91,15 +91,17 @@ def _describe(cell: CellRecord) -> str:
     return f"{text}. {hint}" if hint else text
 
 
-# What code does when a data loader yields nothing: `next(iter(loader))` stops, `100 * correct / len(...)`
-# divides by zero, `losses[-1]` indexes an empty list, max() of nothing; later cells then miss its variables.
+# What code does when a data loader yields nothing (a dry run's loader after its one full pass): `next(iter(loader))`
+# stops, `100 * correct / total` divides by zero, `losses[-1]` indexes an empty list, max() of nothing; later cells
+# then miss its variables.
 _EMPTY_LOADER_ERRORS = ("StopIteration", "ZeroDivisionError", "IndexError: list index out of range",
                         "ValueError: max() arg is an empty sequence", "ValueError: min() arg is an empty sequence",
                         "RuntimeError: stack expects a non-empty TensorList")
 
 
 def _dry_run_failures(cells: list[CellRecord]) -> list[CellRecord]:
-    """Cells that failed only because a dry run's loaders are empty (and NameErrors that follow from those)."""
+    """Cells that failed only because a dry run's loaders were empty after their one pass (and NameErrors that follow
+    from those)."""
     caused, seen = [], False
     for cell in cells:
         if cell.status != "error" or not cell.error:
@@ -123,7 +125,8 @@ def _execution(execution: Execution, outcome: Outcome) -> VerdictFacts:
     limits, dry_run = outcome.limits, outcome.dry_run
     run, harness, result = execution.run, execution.harness, execution.sandbox
     records = run.cells if run else []
-    excused = _dry_run_failures(records) if dry_run else []
+    emptied = harness.counters.dry_passes_emptied if harness else 0  # no empty pass: every failure is the notebook's
+    excused = _dry_run_failures(records) if dry_run and emptied else []
     records = [c for c in records if c not in excused]
     failed = _first_failed(records)
     cell_index = failed.number if failed else None
@@ -188,7 +191,7 @@ def _execution(execution: Execution, outcome: Outcome) -> VerdictFacts:
         message += "; some cells failed and grading went on: " + " | ".join(notes[:3])
     if excused:
         message += (f"; {cells([c.number for c in excused])} failed only because a dry run's data "
-                    "loaders yield nothing (not counted against the notebook)")
+                    "loaders yield nothing after their first full pass (not counted against the notebook)")
     if len(harness.trained_models) > 1:  # which one counts is a choice: the report says it
         trained = ", ".join(shown(t.variable) for t in harness.trained_models)
         message += (f"; the notebook trained several models ({trained}): graded {shown(harness.model_variable)}, "

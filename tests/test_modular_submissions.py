@@ -234,8 +234,8 @@ def test_a_change_to_model_py_is_a_new_submission_for_the_cache(tmp_path):
 
 
 def test_in_a_dry_run_the_model_graded_is_the_one_an_optimizer_holds(tmp_path, bwrap, real_mnist_dir):
-    """Nothing steps in a dry run: of the three models `several` builds, the graded one is the one the notebook's
-    optimizer holds at the end (the last built, `ln_model`), not `no_model`."""
+    """Of the three models `several` builds, a dry run grades the one the notebook's last optimizer holds
+    (`ln_model`), as the full run would, not `no_model`."""
     rubric = load_rubric("mnist-s5")
     source = tmp_path / "class"
     copy_repository("several", source / moodle_folder("several"))

@@ -132,7 +132,7 @@ def test_notebook_runs_as_a_kernel_would(real_mnist_dir, tmp_path, monkeypatch, 
 @pytest.mark.usefixtures("bwrap")
 @pytest.mark.parametrize("name", [n for n, r in REFERENCES.items() if r.rubric])
 def test_notebook_passes_its_rubric_in_a_dry_run(name, real_mnist_dir, capsys):
-    """`grade check` in the sandbox, data loaders emptied: every item a dry run judges passes.
+    """`grade check` in the sandbox, each loader yielding two batches once: every item a dry run judges passes.
     The full run (15 epochs each) is bench/check_references.py; RESULTS.md has its figures."""
     ref = REFERENCES[name]
     code = main(["check", str(make_notebooks.HERE / f"{name}.ipynb"), "--dry-run", "--json",
@@ -142,7 +142,7 @@ def test_notebook_passes_its_rubric_in_a_dry_run(name, real_mnist_dir, capsys):
     assert facts["verdict"]["kind"] == "ok", facts["verdict"]["message"]
     assert facts["model"]["params"]["trainable"] == PARAMS[name]
     assert not [i for i in items.values() if i["status"] in ("failed", "partial", "not_measured")], items
-    assert items["accuracy"]["status"] == "not_judged"  # nothing trained: judged only by the full run
+    assert items["accuracy"]["status"] == "not_judged"  # two batches train nothing: judged only by the full run
     assert out["score"]["passed"] is False and "accuracy" in out["score"]["not_judged"]  # so never "passed"
     assert code == 0  # nothing a dry run judges failed
 

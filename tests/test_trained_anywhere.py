@@ -131,14 +131,30 @@ def test_variants_trained_in_turn_by_a_loop_grade_the_last_one_with_a_note(tmp_p
 
 
 def test_a_dry_run_grades_the_module_the_last_optimizer_built_holds(tmp_path, real_mnist_dir):
+    """The dry run's train_loader yields its two batches once, to the first variant: `bn` steps, `gn` and `ln` do
+    not. The full run grades `ln` (the last step); so does the dry run, through the last optimizer built."""
     nb = _notebook(tmp_path / "variants.ipynb", SETUP, TRAIN_MODEL, VARIANTS)
     facts, printed = _grade(nb, real_mnist_dir, tmp_path, dry_run=True)
-    assert facts.verdict.kind != "no_model", facts.verdict.message
-    label = "the Net trained inside `train_model(norm='ln', width=16)`"
-    assert facts.train.model_variable == label and facts.train.trained_models == []
-    assert facts.train.model_reason == ("nothing was trained (no optimizer step: a dry run, or the training cells "
-                                        f"failed); the last optimizer built holds the parameters of {label}")
+    assert facts.verdict.kind == "ok" and facts.verdict.failed_cells == [], facts.verdict.message
+    label, first = (f"the Net trained inside `train_model(norm={n!r}, width={w})`" for n, w in [("ln", 16), ("bn", 8)])
+    assert facts.train.model_variable == label and facts.train.trained_models == [first]
+    assert facts.train.model_reason == ("in a dry run, which trains once on two batches per loader; the last "
+                                        f"optimizer built holds the parameters of {label}")
     assert facts.model.params.trainable == _printed_count(printed, "ln")
+
+
+def test_where_training_fails_before_a_step_the_module_the_last_optimizer_built_holds_is_graded(tmp_path,
+                                                                                                 real_mnist_dir):
+    crashing = ("def train(model, optimizer):\n    for data, target in train_loader:\n"
+                "        loss = F.nll_loss(model(data), target)\n        print(loss.data[0])  # PyTorch 0.3\n"
+                "        optimizer.step()")
+    nb = _notebook(tmp_path / "crashes.ipynb", SETUP, TRAIN_MODEL, crashing, "net = train_model()")
+    facts, printed = _grade(nb, real_mnist_dir, tmp_path)
+    assert facts.verdict.failed_cells == [4] and "IndexError: invalid index of a 0-dim tensor" in facts.verdict.message
+    label = "the Net trained inside `train_model(norm='gn', width=12)`"
+    assert facts.train.model_variable == label and facts.train.trained_models == []
+    assert facts.train.model_reason == ("nothing was trained (no optimizer step: the training cells failed or never "
+                                        f"stepped); the last optimizer built holds the parameters of {label}")
 
 
 def test_a_dry_run_names_a_model_kept_in_a_dict_by_its_key(tmp_path, real_mnist_dir):

@@ -1,5 +1,6 @@
 """Verdicts that never lie: one pass rule for check, batch and JSON; what could not be measured never passes;
-what a depth cannot judge is said to be not judged; a dry run does not blame the student for its empty loaders."""
+what a depth cannot judge is said to be not judged; a dry run does not blame the student for the loaders it empties
+after their one pass, and blames it for everything else."""
 
 from __future__ import annotations
 
@@ -27,10 +28,13 @@ MODEL = ("# a small CNN with GAP\nimport torch, torch.nn as nn, torch.nn.functio
 LOADER = ("# the test data\nt = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])\n"
           "test_loader = torch.utils.data.DataLoader(datasets.MNIST('../data', train=False, transform=t), batch_size=100)")
 EMPTY_LOADER_CELLS = [
-    "# one batch to look at\nimages, labels = next(iter(test_loader))",
-    "# its shape\nprint(images.shape)",  # NameError: follows from the cell above in a dry run
-    "# accuracy the usual way\ncorrect, seen = 0, 0\nfor x, y in test_loader:\n"
-    "    correct += (model(x).argmax(1) == y).sum().item(); seen += len(y)\nprint(100. * correct / seen)",
+    "# one batch to look at (a pass left unfinished: the next still yields)\nimages, labels = next(iter(test_loader))",
+    "# its shape\nprint(images.shape)",
+    "# accuracy the usual way, twice: the dry run's second full pass yields nothing, so seen == 0\n"
+    "for epoch in range(2):\n    correct, seen = 0, 0\n    for x, y in test_loader:\n"
+    "        correct += (model(x).argmax(1) == y).sum().item(); seen += len(y)\n    print(100. * correct / seen)",
+    "# the last batch's predictions\nlast = [model(x).argmax(1) for x, _ in test_loader][-1]",
+    "# how many\nprint(last.shape)",  # NameError: follows from the cell above in a dry run
 ]
 
 
@@ -85,6 +89,16 @@ def test_evaluate_mode_does_not_judge_what_only_a_run_shows():
     assert "ran from the first cell" not in by_id["runs"].feedback
     assert by_id["epochs"].status == "not_judged"
     assert by_id["no-errors"].status == "passed"  # judged from the saved outputs
+    # a final grade: what it never judges is left out of the maximum, not lost (a static check keeps it in: "so far")
+    assert sheet.left_out == ["epochs", "runs"] and by_id["runs"].max_points == by_id["epochs"].max_points == 0
+    assert sheet.max_score == 100 - 5 - 3 and "left out of the maximum score" in by_id["runs"].evidence
+    assert "runs" not in [i.id for i in sheet.failed()]
+    assert "epochs" in sheet.not_judged and not sheet.passed  # required, and unverified: never claimed as passed
+    # an LMS column worth the rubric's 100 points (canvas.csv) gets the score on what was judged, scaled to it
+    assert sheet.score_out_of(100) == pytest.approx(sheet.score * 100 / 92)
+    static = score(_facts(grading=GradingFacts(mode="static"), notebook=NotebookFacts(comment_coverage=1.0)),
+                   load_rubric("mnist-s4"))
+    assert static.left_out == [] and static.max_score == 100
 
 
 def test_the_claims_item_names_the_missing_measurement_when_the_accuracy_was_printed():
@@ -123,7 +137,8 @@ def test_a_dry_run_does_not_blame_the_student_for_its_empty_loaders(tmp_path, ca
     verdict = out["facts"]["verdict"]
     items = {i["id"]: i for i in out["score"]["items"]}
     assert verdict["kind"] == "ok" and verdict["failed_cells"] == []
-    assert "failed only because a dry run's data loaders yield nothing" in verdict["message"]
+    assert ("code cells 5, 6 and 7 failed only because a dry run's data loaders yield nothing after their first "
+            "full pass") in verdict["message"]
     assert items["no-errors"]["status"] == "passed"
     assert items["accuracy"]["status"] == "not_judged" and code == 0
 
@@ -132,10 +147,12 @@ def test_a_dry_run_does_not_blame_the_student_for_its_empty_loaders(tmp_path, ca
 def test_a_real_failure_still_counts_in_a_dry_run(tmp_path, capsys, real_mnist_dir):
     # PyTorch 0.3's loss.data[0], which no compat profile reads (dataiter.next() is read by torch-1.x)
     old_api = "# the old scalar API\nloss = torch.tensor(0.5)\nprint(loss.data[0])"
-    path = _notebook(tmp_path, "old_api", [MODEL, LOADER, old_api])
+    # an error a loader emptied by the dry run also raises, where no loader was emptied: the notebook's own
+    own = "# a share of nothing\nprint(1 / len([]))"
+    path = _notebook(tmp_path, "old_api", [MODEL, LOADER, old_api, own])
     code, out = _check_json(capsys, path, "--dry-run", "--data", real_mnist_dir)
     verdict = out["facts"]["verdict"]
-    assert verdict["kind"] == "ok" and verdict["failed_cells"] == [3]
+    assert verdict["kind"] == "ok" and verdict["failed_cells"] == [3, 4]
     assert "write `loss.item()`" in verdict["message"]
     assert {i["id"]: i for i in out["score"]["items"]}["no-errors"]["status"] == "failed"
 
@@ -149,13 +166,18 @@ def test_the_bundled_class_passes_exactly_the_students_who_meet_the_assignment(t
                  "--data", str(real_mnist_dir), "--json"]) == 0
     rows = {r["student"]: r for r in json.loads(capsys.readouterr().out)}
     assert {s for s, r in rows.items() if r["passed"]} == {"1001"}  # under 20k, >= 99.4%, every cell commented
+    # full marks: `runs` (5 points), which evaluate mode cannot judge, is left out of the maximum, not lost
+    assert rows["1001"]["score"] == rows["1001"]["max_score"] == 95
+    assert all(r["not_judged"] == "runs" and r["runs"] is None for r in rows.values())
     with open(out / "gradebook.csv", newline="") as fh:
-        csv_passed = {r["student"]: r["passed"] == "TRUE" for r in csv.DictReader(fh)}
-    assert csv_passed == {s: r["passed"] for s, r in rows.items()}
+        csv_rows = list(csv.DictReader(fh))
+    assert {r["student"]: r["passed"] == "TRUE" for r in csv_rows} == {s: r["passed"] for s, r in rows.items()}
+    assert all(r["not_judged"] == "runs" and r["runs"] == "" for r in csv_rows)
     facts = json.loads((out / "1001" / "facts.json").read_text())
     assert facts["grading"] == {"mode": "evaluate", "dry_run": False, "isolation": None}  # no notebook ran here
     report = (out / "1001" / "report.md").read_text()
     assert "ran from the first cell to the last" not in report and "not judged in evaluate mode" in report
+    assert "95 / 95 (passed)" in report and "left out of the maximum score" in report
     fay = json.loads((out / "1006" / "facts.json").read_text())  # a repository: S3.ipynb imports model.py, utils.py
     assert fay["verdict"]["kind"] == "ok" and fay["model"]["params"]["total"] == 6_544 == fay["claims"]["params"]
     assert [f["path"] for f in fay["submission"]["files"]] == ["S3.ipynb", "model.py", "utils.py"]

@@ -167,6 +167,10 @@ def run(args: argparse.Namespace) -> int:
     fresh = sum(not r.cached and r.sheet.score is not None for r in results)
     not_graded = sum(r.sheet.score is None for r in results)
     console.print(summary_table(results))
+    left_out = list(dict.fromkeys(i for r in results for i in r.sheet.left_out))
+    if left_out:
+        console.print(f"not judged in {options.mode} mode (the notebooks were not run), so left out of the maximum: "
+                      f"{', '.join(left_out)}", soft_wrap=True, highlight=False)
     console.print(f"{len(results)} submissions: {fresh} graded, "
                   + (f"{not_graded} not graded, " if not_graded else "")
                   + f"{len(results) - fresh - not_graded} unchanged (cached) in "

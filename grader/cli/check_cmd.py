@@ -23,9 +23,12 @@ same measurements as the instructor's `grade submissions/`, at three depths:
 
   --static    nothing runs: comments per cell, shell lines, what your saved outputs
               claim, and which rubric items need a run to judge (about a second)
-  --dry-run   the notebook runs in the sandbox but data loaders yield no batches: the
-              model is built, so parameters, layers, GAP, 1x1 transitions and the
-              receptive field are real, while no time goes into training (seconds)
+  --dry-run   the notebook runs in the sandbox, each data loader yielding two batches
+              of the same fixed MNIST images on its first full pass and nothing after
+              (one epoch): your training and test code run once, so a loop that
+              crashes on its first batch shows here; parameters, layers, GAP, 1x1
+              transitions and the receptive field are real; accuracy is not measured
+              (seconds)
   (default)   the full run, then your model measured on the 10,000 test images
 
 Exit code 0 when the rubric's pass rule holds, or, at a depth that cannot judge every
@@ -61,7 +64,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--rubric", default="mnist-s3", help="rubric file or shipped name (default: mnist-s3)")
     depth = parser.add_mutually_exclusive_group()
     depth.add_argument("--static", action="store_true", help="run nothing (about a second)")
-    depth.add_argument("--dry-run", action="store_true", help="build the model, skip training")
+    depth.add_argument("--dry-run", action="store_true",
+                       help="run the training and test code once on two batches per loader, skip the real training")
     parser.add_argument("--json", action="store_true",
                         help="print the facts, the score sheet and the note on how the run ended as JSON (what "
                              "`from grader import check` reads)")

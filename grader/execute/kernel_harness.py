@@ -2,8 +2,8 @@
 
 Before: counters the student does not write (optimizer steps; samples and batches that data loaders
 hand out while gradients are on, per dataset; batches handed out with gradients off; the optimizers that
-stepped, whose own step counts are read at the end), in dry-run mode data loaders that yield
-no batches, and the run's CPU budget (grader.execute.cpu_budget: torch's pools, DataLoader workers).
+stepped, whose own step counts are read at the end), in dry-run mode data loaders that yield a few fixed
+batches once (`_dry_pass`), and the run's CPU budget (grader.execute.cpu_budget: torch's pools, DataLoader workers).
 The counters live in closures made by `install`, not in a module global a cell could set
 (`kernel_harness._state["samples_seen"] = ...`). That keeps them out of easy reach, not out of reach:
 this is the student's process, so the host labels them as such and checks the epoch count against
@@ -30,7 +30,8 @@ from grader.execute import cpu_budget, keras_harness, trained
 
 def _new_state(dry_run: bool = False) -> dict[str, Any]:
     return {"optimizer_steps": 0, "samples_seen": 0, "no_grad_batches": 0, "datasets": {}, "started": time.time(),
-            "device": "cpu", "dry_run": dry_run, "counting": True, "fitted": weakref.WeakSet()}  # Keras models
+            "device": "cpu", "dry_run": dry_run, "counting": True, "fitted": weakref.WeakSet(),  # Keras models
+            "dry_done": weakref.WeakSet(), "dry_passes_emptied": 0}  # a dry run: loaders past their one full pass
 
 
 # Replaced by install(): closures over the run's counts, which no module-level name holds.
@@ -109,6 +110,81 @@ def _optimizer_state_steps(optimizers, fitted) -> int | None:
     return max(steps) if steps else None
 
 
+# A dry run's loader hands out this many batches of fixed images, on one full pass (one epoch); later passes are
+# empty. Enough for the training and test code to run once, on real digits, at a fraction of a second's cost.
+DRY_RUN_BATCHES = 2
+
+
+def _spread(size: int, count: int) -> list[int]:
+    """`count` indices spread evenly over a dataset of `size` items: the same subset on every run."""
+    count = min(size, count)
+    return [i * size // count for i in range(count)]
+
+
+def _dry_pass(loader, original_iter) -> tuple[Any, int]:
+    """(a DataLoader iterator, how many batches to take from it) for one pass of a dry run's loader: DRY_RUN_BATCHES
+    batches of fixed images of its dataset, batched and collated as the loader would (its batch size, its
+    collate_fn), in order, with no workers. A loader the grader cannot re-sample (an iterable dataset, a batch
+    sampler of its own) gives its own first DRY_RUN_BATCHES batches."""
+    from torch.utils.data import BatchSampler, DataLoader, IterableDataset
+
+    dataset = loader.dataset
+    if loader.batch_sampler is not None:  # batch_size=N: lists of indices, collated
+        per_batch = getattr(loader.batch_sampler, "batch_size", None)
+    elif isinstance(loader.sampler, BatchSampler):  # batch_size=None over a sampler of whole batches (s3's reference)
+        per_batch = loader.sampler.batch_size
+    else:  # batch_size=None: one index per item the loop gets
+        per_batch = 1
+    try:
+        size = len(dataset)
+    except TypeError:
+        size = None
+    if isinstance(dataset, IterableDataset) or size is None or not isinstance(per_batch, int) or per_batch < 1:
+        try:
+            length = min(DRY_RUN_BATCHES, len(loader))
+        except TypeError:
+            length = DRY_RUN_BATCHES
+        return original_iter(loader), length
+    chosen = _spread(size, DRY_RUN_BATCHES * per_batch)
+    if loader.batch_sampler is None and per_batch == 1:  # batch_size=None: each index is one item the loop gets
+        fixed = DataLoader(dataset, batch_size=None, sampler=chosen, collate_fn=loader.collate_fn)
+    else:
+        batches = [chosen[i:i + per_batch] for i in range(0, len(chosen), per_batch)]
+        fixed = (DataLoader(dataset, batch_sampler=batches, collate_fn=loader.collate_fn)
+                 if loader.batch_sampler is not None else  # a BatchSampler given as the sampler, batch_size=None
+                 DataLoader(dataset, batch_size=None, sampler=batches, collate_fn=loader.collate_fn))
+    return original_iter(fixed), len(fixed)
+
+
+class _OnePass:
+    """One pass of a dry run's loader: the first `length` batches of `inner` (`_dry_pass`); `done` is called once
+    they are all handed out (the loader's one full pass)."""
+
+    def __init__(self, inner, length: int, done: Callable[[], None]):
+        self._inner, self._left, self._done = inner, length, done
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self._left <= 0:
+            self._done()
+            raise StopIteration
+        try:
+            batch = next(self._inner)
+        except StopIteration:
+            self._done()
+            raise
+        self._left -= 1
+        return batch
+
+    def __len__(self):
+        return self._left
+
+    def __getattr__(self, name):  # dataiter.next(): as the loader's own iterator has it (compat torch-1.x) or not
+        return getattr(self._inner, name)
+
+
 def _dataset_train_flag(dataset) -> bool | None:
     flag = getattr(dataset, "train", None)
     if flag is None and hasattr(dataset, "dataset"):  # Subset, random_split
@@ -169,7 +245,12 @@ def install(dry_run: bool = False, compat: list[str] | tuple[str, ...] = (), ker
         except Exception:  # an iterable dataset, a sampler without a length: never raised into the student's loop
             pass
         if state["dry_run"] and state["counting"]:  # Keras's own loaders (fit on one batch, predict) stay full
-            return iter(())  # the model gets built, no time goes into training
+            if loader in state["dry_done"]:  # one epoch: the loop still runs, on no batches
+                state["dry_passes_emptied"] += 1
+                return iter(())
+            source = _OnePass(*_dry_pass(loader, original_iter), lambda: state["dry_done"].add(loader))
+        else:
+            source = original_iter(loader)
 
         def count(batch) -> None:
             """Samples and batches handed to a training loop (grad enabled); batches handed out with gradients off
@@ -184,7 +265,7 @@ def install(dry_run: bool = False, compat: list[str] | tuple[str, ...] = (), ker
             else:
                 state["no_grad_batches"] += 1
 
-        return _CountingIterator(original_iter(loader), count)
+        return _CountingIterator(source, count)
 
     DataLoader.__iter__ = counting_iter
     _read_counters = lambda: _counters(state, optimizers)  # noqa: E731
@@ -211,6 +292,7 @@ def _counters(state: dict[str, Any], optimizers) -> dict[str, Any]:
         "seconds": round(time.time() - state["started"], 3),
         "device": state["device"],
         "datasets": list(state["datasets"].values()),
+        "dry_passes_emptied": state["dry_passes_emptied"],
     }
 
 
@@ -245,25 +327,32 @@ def _maps_to_ten(module) -> bool:
         module.train(was_training)
 
 
-def find_model(namespace: dict[str, Any], variable: str, named: bool = True) -> tuple[str | None, Any, str]:
+def find_model(namespace: dict[str, Any], variable: str, named: bool = True,
+               dry_run: bool = False) -> tuple[str | None, Any, str]:
     """(name, module, how) of the model to grade: the variable the rubric names (`named`), else the module the
-    last optimizer step or fit updated (grader.execute.trained), else, nothing having stepped (a dry run), the one
-    the last optimizer built holds, else `variable`, else the one module mapping to 10 scores. `name` is the
-    notebook variable holding the module or, for none, a label saying where it was trained."""
+    last optimizer step or fit updated (grader.execute.trained), else, nothing having stepped (training failed), the one
+    the last optimizer built holds, else `variable`, else the one module mapping to 10 scores. In a dry run the
+    last torch optimizer built comes first: loaders yield batches on their first pass only, so a model trained
+    after another on the same loader never steps there. `name` is the notebook variable holding the module or,
+    for none, a label saying where it was trained."""
     import torch
 
     value = namespace.get(variable)
     if named and isinstance(value, torch.nn.Module):
         return variable, value, f"`{variable}` is named as the model to grade (the rubric's model: or --variable)"
     updated = trained.trained_in(namespace, prefer=variable)
-    last = updated[0] if updated else trained.last_built(namespace, prefer=variable)
+    built = trained.last_built(namespace, prefer=variable)
+    if dry_run and built:
+        updated = []
+    last = updated[0] if updated else built
     if last:
         held = trained.shown(last["variable"])
         if updated:
             how, other = f"the last {last['kind']} updated the parameters of {held}", "which that step did not update"
         else:
-            how = (f"nothing was trained (no optimizer step: a dry run, or the training cells failed); the last "
-                   f"optimizer built holds the parameters of {held}")
+            why = ("in a dry run, which trains once on two batches per loader" if dry_run else
+                   "nothing was trained (no optimizer step: the training cells failed or never stepped)")
+            how = f"{why}; the last optimizer built holds the parameters of {held}"
             other = "which that optimizer does not hold"
         if isinstance(value, torch.nn.Module) and value is not last["module"]:
             how += f" (`{variable}` holds another module, {other})"
@@ -364,7 +453,7 @@ def _export(module, out_dir: str) -> dict[str, Any]:
 
 
 def finalize(namespace: dict[str, Any], variable: str, out_dir: str, images_file: str | None,
-             named: bool = True) -> None:
+             named: bool = True, dry_run: bool = False) -> None:
     """Called by the last (hidden) cell. Never raises: what goes wrong is written down."""
     from grader.execute import compat, kernel_pip
 
@@ -374,7 +463,7 @@ def finalize(namespace: dict[str, Any], variable: str, out_dir: str, images_file
     try:
         result["trained_models"] = [{k: v for k, v in t.items() if k != "module"}
                                     for t in trained.trained_in(namespace, prefer=variable)]
-        result.update(_finalize(namespace, variable, out_dir, images_file, named))
+        result.update(_finalize(namespace, variable, out_dir, images_file, named, dry_run))
     except Exception as exc:
         result["model_error"] = f"{exc.__class__.__name__}: {exc}"
         result["model_traceback"] = traceback.format_exc()[-3000:]
@@ -383,11 +472,11 @@ def finalize(namespace: dict[str, Any], variable: str, out_dir: str, images_file
 
 
 def _finalize(namespace: dict[str, Any], variable: str, out_dir: str, images_file: str | None,
-              named: bool = True) -> dict[str, Any]:
+              named: bool = True, dry_run: bool = False) -> dict[str, Any]:
     import numpy as np
     import torch
 
-    name, module, how = find_model(namespace, variable, named)
+    name, module, how = find_model(namespace, variable, named, dry_run)
     found: dict[str, Any] = {"model_found": how, "model_variable": name}
     if module is None:
         return found

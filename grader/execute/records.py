@@ -57,6 +57,7 @@ class Counters(_Record):
     optimizer_state_steps: Optional[int] = None  # the largest `step` in the optimizers' own state (None: SGD)
     seconds: Optional[float] = None
     device: Optional[str] = None
+    dry_passes_emptied: int = 0  # a dry run: loader passes that yielded nothing, the loader's one full pass done
 
 
 class Params(_Record):

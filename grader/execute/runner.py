@@ -119,7 +119,7 @@ def run(job: Job) -> RunRecord:
         f"__grader_sys.path[:0] = [p for p in {folders!r} if p not in __grader_sys.path]")
     finish = _hidden_cell(
         f"__grader_harness.finalize(globals(), {job.variable!r}, {job.out_dir!r}, {job.images_file!r}, "
-        f"{job.variable_named!r})")
+        f"{job.variable_named!r}, {job.dry_run!r})")
     for cell in student_cells:
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None

@@ -9,7 +9,7 @@ followed, not variable names:
   never while they train: they keep a weak set of the modules that own parameters or children, from which the
   tree holding an optimizer's parameters is found (`_root`) whether or not a notebook variable holds it;
 - it wraps `torch.optim.Optimizer.__init__`, to know where each optimizer was built (the helper function) and,
-  in a dry run where nothing steps, which module the last optimizer built would have trained;
+  where nothing stepped (the training cells failed), which module the last optimizer built would have trained;
 - the optimizer step hook and the `fit` wrapper call `stepped`;
 - the root modules of the most recent optimizers are held (`_KEPT` of them), so a model that a helper built,
   trained and dropped is still there at the end.
@@ -269,6 +269,7 @@ def trained_in(namespace: dict[str, Any], prefer: str = "model") -> list[dict[st
 
 
 def last_built(namespace: dict[str, Any], prefer: str = "model") -> dict[str, Any] | None:
-    """The module the last torch optimizer built holds (what a dry run, where nothing steps, would have trained),
+    """The module the last torch optimizer built holds (what a run whose training failed before a step would have
+    trained),
     as `trained_in` gives one; None: no optimizer was built."""
     return _graded(_last_built[0], _names(namespace, prefer)) if _last_built else None

@@ -9,6 +9,8 @@ Column order (stable; spreadsheets and LMS imports map columns by header):
     late, late_penalty                  (only when the LMS said whether some submission was late)
     similar_to                          (only when look-alike submissions were looked for: ids, `;`-separated)
     problems                            (only when a class-level step failed for some student: what failed)
+    not_judged                          (only when the mode left items out of some student's maximum: their ids,
+                                         `;`-separated; evaluate mode never judges what only a run shows)
 
 An item id that equals one of the fixed column names gets the column `item:<id>`.
 When the batch mixes rubrics, item columns are the union in order of first
@@ -19,7 +21,8 @@ TRUE / FALSE (what spreadsheets read as booleans), UTF-8 without a BOM. A studen
 the grader failed on (verdict grader_failed) has an empty score and empty item
 cells: not graded, which no spreadsheet sums as a 0. A student with nothing to grade
 (verdict nothing_to_grade: no notebook in the hand-in, several and nothing to pick one,
-or a roster's student with no hand-in) has a row too, scoring 0.
+or a roster's student with no hand-in) has a row too, scoring 0. An item left out of a
+student's maximum (`not_judged`) has an empty cell too: it was not judged, and no points were lost on it.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from grader.rubric.sheet import ScoreSheet
 
 FIXED = ["student", "score", "max_score", "passed", "verdict"]
 QUIZ = ["quiz_score", "quiz_max_score"]
-HAND_IN = ["name", "late", "late_penalty", "similar_to", "problems"]
+HAND_IN = ["name", "late", "late_penalty", "similar_to", "problems", "not_judged"]
 # A text cell starting with one of these is a formula to a spreadsheet (student ids come from file names).
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -58,7 +61,8 @@ def columns(entries: Sequence[GradebookEntry]) -> list[str]:
     has_quiz = any(e.facts is not None and e.facts.quiz.score is not None for e in entries)
     late = any(e.facts is not None and e.facts.submission.late is not None for e in entries)
     present = {"name": any(e.name for e in entries), "late": late, "late_penalty": late,
-               "similar_to": any(e.similar_to is not None for e in entries), "problems": any(e.problems for e in entries)}
+               "similar_to": any(e.similar_to is not None for e in entries),
+               "problems": any(e.problems for e in entries), "not_judged": any(e.sheet.left_out for e in entries)}
     return FIXED + list(items) + (QUIZ if has_quiz else []) + [c for c in HAND_IN if present[c]]
 
 
@@ -77,9 +81,11 @@ def gradebook_rows(entries: Iterable[GradebookEntry]) -> list[dict[str, Any]]:
                                   "late": e.facts.submission.late if e.facts is not None else None,
                                   "late_penalty": e.sheet.late_penalty,
                                   "similar_to": None if e.similar_to is None else ";".join(e.similar_to),
-                                  "problems": "; ".join(e.problems) or None}
+                                  "problems": "; ".join(e.problems) or None,
+                                  "not_judged": ";".join(e.sheet.left_out) or None}
         graded = e.sheet.score is not None  # not graded (the grader failed): blank, never a column of zeros
-        values.update({_item_column(i.id): i.points if graded else None for i in e.sheet.items})
+        values.update({_item_column(i.id): i.points if graded and i.id not in e.sheet.left_out else None
+                       for i in e.sheet.items})
         rows.append({name: values.get(name) for name in header})
     return rows
 

@@ -168,8 +168,9 @@ GRADED_AS = {
     "static": "Static check: only the file was read; nothing ran.",
     "evaluate": "Evaluate mode: the notebook was not run; the model it exported was measured by the grader.",
     "execute": "Execute mode: the notebook ran in the sandbox, then the grader measured its model.",
-    "dry-run": "Dry run: the notebook ran with data loaders that yield nothing; the model was built, not trained "
-               "or measured on the test set.",
+    "dry-run": "Dry run: each data loader yielded two batches of fixed MNIST images on its first full pass and "
+               "nothing after, so the training and test code ran once; the model was not trained to the end or "
+               "measured on the test set.",
 }
 
 
@@ -202,7 +203,7 @@ def _verdict(facts: Facts, sheet: ScoreSheet) -> VerdictView:
     elif kind == "ok" and facts.grading.mode == "evaluate":
         headline = "The notebook was not run: the model it exported was measured."
     elif kind == "ok" and facts.grading.dry_run:
-        headline = "The notebook ran to the end in a dry run: its model was built, not trained."
+        headline = "The notebook ran to the end in a dry run: its training and test code ran once, on two batches."
     else:
         headline = f"The notebook {VERDICT_LABELS.get(kind, kind)}."
     if kind == "ok" and v.failed_cells and facts.grading.mode == "execute":

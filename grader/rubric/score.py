@@ -2,7 +2,11 @@
 
 Each item reads one fact. A fact this depth of grading cannot judge (a static
 check, a dry run, evaluate mode: see `not_judged_reason`) scores zero as
-`not_judged` and never counts as passed. A fact a run should have measured and
+`not_judged` and never counts as passed. A static check and a dry run keep such
+items in the maximum (the full run judges them: their score is "so far"); evaluate
+mode, a final grade that never runs the notebook, leaves what only a run shows out
+of the maximum (`ScoreSheet.left_out`), so a submission that meets the assignment
+scores full marks. A fact a run should have measured and
 did not (None) scores zero as `not_measured`, with the verdict's reason, and
 counts as not passed. Otherwise the comparison, or the first matching band,
 decides the points. `passed` is the rubric's pass rule (`pass:`; by default every
@@ -81,6 +85,16 @@ def items_needing_execution(rubric: Rubric) -> list[str]:
 
 NOT_GRADED = "not graded: the grader failed — not your fault"
 
+# What only running the notebook shows (the training counters, how the run ended). Evaluate mode measures the
+# exported model and reads the saved outputs (their errors decide `verdict.failed_cells`), which show neither: cells
+# can have been run out of order, edited after, or in a kernel whose state no cell made.
+_RUN_ONLY = ("train.", "verdict.kind", "verdict.cell", "verdict.message")
+
+
+def _left_out(facts: Facts, fact: str) -> bool:
+    """Evaluate mode never judges `fact`: its points are left out of the maximum."""
+    return facts.verdict.graded and facts.grading.mode == "evaluate" and fact.startswith(_RUN_ONLY)
+
 
 def not_judged_reason(facts: Facts, fact: str) -> Optional[str]:
     """Why this depth of grading cannot judge `fact` (None: it can). Facts without a grading mode are all judged."""
@@ -89,10 +103,12 @@ def not_judged_reason(facts: Facts, fact: str) -> Optional[str]:
     grading = facts.grading
     if grading.mode == "static" and needs_run(fact):
         return "not judged in a static check: it needs a run"
-    if grading.mode == "evaluate" and fact.startswith(("train.", "verdict.kind", "verdict.cell", "verdict.message")):
-        return "not judged in evaluate mode: the notebook was not run, only the model it exported was measured"
+    if _left_out(facts, fact):
+        return ("not judged in evaluate mode: the notebook was not run, only the model it exported was measured; "
+                "left out of the maximum score")
     if grading.dry_run and fact.startswith(("eval.", "train.", "claims.accuracy_gap")):
-        return "not judged in a dry run: nothing was trained or measured; run without --dry-run"
+        return ("not judged in a dry run: the model trained on two batches only and was not measured; run without "
+                "--dry-run")
     return None
 
 
@@ -173,7 +189,8 @@ def score(facts: Facts, rubric: Rubric, *, show_hidden: bool = True) -> ScoreShe
         else:
             points, status, evidence = _judge(item, value)
         results.append(ItemResult(
-            id=item.id, title=item.title, fact=item.fact, value=value, points=points, max_points=item.points,
+            id=item.id, title=item.title, fact=item.fact, value=value, points=points,
+            max_points=0.0 if _left_out(facts, item.fact) else item.points,
             status=status, required=item.required, visibility=item.visibility, evidence=evidence,
             feedback=_feedback(item, status, value, points, facts_json, reason)))
     total = round(sum(r.points for r in results), 6)
@@ -183,10 +200,12 @@ def score(facts: Facts, rubric: Rubric, *, show_hidden: bool = True) -> ScoreShe
         penalty = min(total, rubric.late.points(max_score))
     rule = rubric.pass_
     not_judged = [r.id for r in results if r.required and r.status == "not_judged"]
+    left_out = [r.id for r in results if _left_out(facts, r.fact)]
     holds = ((not rule.all_required or all(r.status == "passed" for r in results if r.required))
              and (rule.min_score is None or total >= rule.min_score - 1e-9))
     graded = facts.verdict.graded
     return ScoreSheet(
         rubric=rubric.id, title=rubric.title, score=round(total - penalty, 6) if graded else None, max_score=max_score,
-        passed=graded and holds and not not_judged, pass_rule=rule.describe(rubric.items), not_judged=not_judged, items=results,
+        passed=graded and holds and not not_judged, pass_rule=rule.describe(rubric.items), not_judged=not_judged,
+        left_out=left_out, items=results,
         verdict_kind=facts.verdict.kind, verdict_message=facts.verdict.message, late_penalty=penalty)

@@ -38,13 +38,24 @@ class ScoreSheet(BaseModel):
     passed: bool  # the rubric's pass rule holds, and every required item was judged
     pass_rule: str = ""  # the rule in words: "every required item (params, accuracy) passes"
     not_judged: list[str] = []  # required items this depth could not judge: `passed` cannot be claimed yet
+    # items this mode never judges (evaluate mode: what only a run shows), left out of `max_score` (their max_points
+    # are 0); a static check or a dry run leaves nothing out: the full run judges what they cannot
+    left_out: list[str] = []
     items: list[ItemResult]
     verdict_kind: Optional[str] = None
     verdict_message: Optional[str] = None
     late_penalty: float = 0.0  # points taken off `score` for a late submission (the rubric's `late:`), already applied
 
+    def score_out_of(self, points: float) -> Optional[float]:
+        """The score on a column worth `points` (an LMS assignment's points possible, the rubric's total): what was
+        left out of `max_score` is left out of it too, so full marks on what was judged are full marks there."""
+        if self.score is None or not self.max_score:
+            return self.score
+        return round(self.score * points / self.max_score, 6)
+
     def failed(self) -> list[ItemResult]:
-        return [item for item in self.items if item.status != "passed"]
+        """Items short of full marks; those left out of the maximum lost nothing and are not among them."""
+        return [item for item in self.items if item.status != "passed" and item.id not in self.left_out]
 
     def required_not_passed(self) -> list[str]:
         """Required items that were judged (or should have been measured) and did not pass."""
