@@ -160,6 +160,21 @@ def test_the_roster_is_read_page_by_page_and_shown_to_instructors_only(platform,
     _refused(server.http.post("/lti/instructor", data={"launch": "forged"}), 401, "launch is not valid", "launch")
 
 
+def test_a_roster_page_on_a_foreign_host_is_not_asked_for(platform, server):
+    """A `next` link is followed only to the platform's own hosts: our token would go with it."""
+    platform.members, platform.roster_requests = ROSTER, []
+    platform.roster_next = "http://127.0.0.1:9/steal-the-token"
+    platform.next_claims = {NRPS: {"context_memberships_url": platform.memberships_url},
+                            CLAIM + "roles": [INSTRUCTOR]}
+    try:
+        book = platform.launch(server.http, "ina")
+    finally:
+        platform.roster_next = None
+    assert book.status_code == 200 and platform.roster_requests == [""]
+    text = _text(book)
+    assert "The roster could not be read from Stand-in LMS" in text and "is not on Stand-in LMS's own hosts" in text
+
+
 def test_without_a_roster_service_the_grade_book_says_how_to_enable_it(platform, server):
     platform.next_claims = {CLAIM + "roles": [INSTRUCTOR]}
     book = platform.launch(server.http, "ina")

@@ -1,5 +1,6 @@
 """The instructor's grade book of one assignment: the course roster (NRPS) beside each member's latest
-submission, and the submissions of launches the roster does not (yet) list."""
+submission. Without a roster, every submission to the assignment; with one, its members only, since
+another course on this server may grade the same assignment."""
 
 from __future__ import annotations
 
@@ -29,10 +30,9 @@ def _short(role: str) -> str:
 def rows(roster: list[Member], latest: dict[str, Job]) -> list[Row]:
     listed = [Row(m.user_id, m.name, m.email, ", ".join(map(_short, m.roles)), *_grade(latest.get(m.user_id)))
               for m in roster]
-    known = {m.user_id for m in roster}
-    unlisted = [Row(student, "", "", "", *_grade(job)) for student, job in sorted(latest.items())
-                if student not in known]
-    return listed + unlisted
+    if roster:
+        return listed
+    return [Row(student, "", "", "", *_grade(job)) for student, job in sorted(latest.items())]
 
 
 def _grade(job: Optional[Job]) -> tuple:

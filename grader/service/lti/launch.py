@@ -276,7 +276,7 @@ class Launcher:
                            where=claim, status=400)
         if not platform.serves(url):
             raise _refused(f"the {field} {url[:200]!r} is not on {platform.label}'s own hosts "
-                           f"({', '.join(platform.origins)}); the score and our access token go nowhere else",
+                           f"({', '.join(platform.origins)}); our access token goes nowhere else",
                            f"if {platform.label}'s grade book answers at that host, add its origin to ags_origins "
                            f"for {platform.label} in the platform file", where=field, status=400)
         return url
