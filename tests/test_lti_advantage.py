@@ -14,6 +14,7 @@ import jwt
 import pytest
 
 from grader.api import load_rubric
+from grader.service.lti.launch import teaches
 from tests.fixtures.service.harness import ADA, notebook_bytes, start_server
 from tests.fixtures.service.platform import (AGS, CLAIM, DL_SETTINGS, INSTRUCTOR, LEARNER, LINEITEM_SCOPE, NRPS,
                                              SCORE_SCOPE, Platform, hidden)
@@ -59,14 +60,30 @@ def _max_score(assignment: str) -> float:
 # Deep Linking 2.0
 
 
-def _deep_linking(platform: Platform, roles: list[str], data: str = "opaque-42") -> None:
+def _deep_linking(platform: Platform, roles: list[str], **settings) -> None:
     platform.assignment = None  # the link does not exist yet
     platform.next_claims = {CLAIM + "message_type": "LtiDeepLinkingRequest", CLAIM + "roles": roles,
                             DL_SETTINGS: {"deep_link_return_url": platform.deep_link_return_url,
                                           "accept_types": ["ltiResourceLink"], "accept_lineitem": True,
                                           "accept_presentation_document_targets": ["iframe", "window"],
-                                          "data": data}}
+                                          "data": "opaque-42", **settings}}
     platform.drop_next = {CLAIM + "resource_link"}
+
+
+def _returned(platform: Platform, server, picker: httpx.Response, assignment: str) -> dict:
+    """Pick `assignment`, post the returned form as the browser would, and verify the JWT with our JWKS."""
+    chosen = server.http.post("/lti/deep-link", data={"launch": hidden(picker.text, "launch"),
+                                                       "assignment": assignment})
+    assert chosen.status_code == 200, chosen.text
+    action = html.unescape(re.search(r'<form method="post" action="([^"]+)" id="return">', chosen.text)[1])
+    assert action == platform.deep_link_return_url
+    assert 'document.getElementById("return").submit()' in chosen.text  # posts itself back to the LMS
+    assert httpx.post(action, data={"JWT": hidden(chosen.text, "JWT")}, trust_env=False).status_code == 200
+    token = platform.deep_link_returns[-1]["JWT"]
+    jwks = jwt.PyJWKSet.from_dict(server.http.get("/.well-known/jwks.json").json())
+    key = next(k.key for k in jwks.keys if k.key_id == jwt.get_unverified_header(token)["kid"])
+    return jwt.decode(token, key, algorithms=["RS256"], audience=platform.issuer,
+                      options={"require": ["iss", "aud", "iat", "exp", "nonce"]})
 
 
 def test_a_deep_linking_round_trip_returns_the_chosen_assignment_signed(platform, server):
@@ -75,19 +92,7 @@ def test_a_deep_linking_round_trip_returns_the_chosen_assignment_signed(platform
     assert picker.status_code == 200, picker.text
     assert 'value="svc-static"' in picker.text and 'value="svc-evaluate"' in picker.text
     assert f"{_max_score('svc-evaluate'):g} points" in picker.text
-    chosen = server.http.post("/lti/deep-link", data={"launch": hidden(picker.text, "launch"),
-                                                       "assignment": "svc-evaluate"})
-    assert chosen.status_code == 200, chosen.text
-    action = html.unescape(re.search(r'<form method="post" action="([^"]+)" id="return">', chosen.text)[1])
-    assert action == platform.deep_link_return_url
-    assert 'document.getElementById("return").submit()' in chosen.text  # posts itself back to the LMS
-    # the browser's auto-POST, done here
-    assert httpx.post(action, data={"JWT": hidden(chosen.text, "JWT")}, trust_env=False).status_code == 200
-    token = platform.deep_link_returns[-1]["JWT"]
-    jwks = jwt.PyJWKSet.from_dict(server.http.get("/.well-known/jwks.json").json())
-    key = next(k.key for k in jwks.keys if k.key_id == jwt.get_unverified_header(token)["kid"])
-    claims = jwt.decode(token, key, algorithms=["RS256"], audience=platform.issuer,
-                        options={"require": ["iss", "aud", "iat", "exp", "nonce"]})
+    claims = _returned(platform, server, picker, "svc-evaluate")
     assert claims["iss"] == platform.client_id
     assert claims[CLAIM + "message_type"] == "LtiDeepLinkingResponse" and claims[CLAIM + "version"] == "1.3.0"
     assert claims[CLAIM + "deployment_id"] == platform.deployment_id and claims[DL + "data"] == "opaque-42"
@@ -100,6 +105,20 @@ def test_a_deep_linking_round_trip_returns_the_chosen_assignment_signed(platform
     platform.assignment = item["custom"]["assignment"]
     page = platform.launch(server.http, "ann")
     assert page.status_code == 200 and 'name="assignment" value="svc-evaluate"' in page.text
+
+
+def test_a_platform_that_takes_no_line_item_gets_the_link_alone(platform, server):
+    _deep_linking(platform, [INSTRUCTOR], accept_lineitem=False, data=None)
+    claims = _returned(platform, server, platform.launch(server.http, "ina"), "svc-static")
+    [item] = claims[DL + "content_items"]
+    assert item["custom"] == {"assignment": "svc-static"} and "lineItem" not in item
+    assert DL + "data" not in claims
+
+
+def test_a_deep_linking_request_for_other_content_types_is_refused(platform, server):
+    _deep_linking(platform, [INSTRUCTOR], accept_types=["file", "html"])
+    _refused(platform.launch(server.http, "ina"), 400, "accepts file, html, and this tool returns an ltiResourceLink",
+             "accept_types")
 
 
 def test_a_deep_linking_choice_of_an_unknown_assignment_says_which_exist(platform, server):
@@ -123,6 +142,18 @@ def test_a_resource_link_launch_cannot_return_a_deep_link(platform, server):
     _refused(server.http.post("/lti/deep-link", data={"launch": hidden(page.text, "launch"),
                                                        "assignment": "svc-static"}),
              400, "not a deep-linking request", "message_type")
+
+
+@pytest.mark.parametrize("roles, teaching", [
+    ([INSTRUCTOR], True), (["Instructor"], True), (["TeachingAssistant"], True),
+    (["http://purl.imsglobal.org/vocab/lis/v2/membership/Instructor#TeachingAssistant"], True),
+    (["http://purl.imsglobal.org/vocab/lis/v2/membership#ContentDeveloper"], True),
+    ([LEARNER, "http://purl.imsglobal.org/vocab/lis/v2/institution/person#Instructor"], False),  # not this course
+    (["http://purl.imsglobal.org/vocab/lis/v2/system/person#Administrator"], False),
+    (["http://purl.imsglobal.org/vocab/lis/v2/membership#Unheard-of", "urn:lti:role:made-up"], False), ([], False),
+])
+def test_teaching_roles_are_the_courses_own(roles, teaching):
+    assert teaches(roles) is teaching
 
 
 # Names and Role Provisioning 2.0

@@ -99,7 +99,7 @@ async def deep_link(request: Request):
     chosen = service.assignments.get(str(form.get("assignment") or ""), where="assignment")
     resource = service.resource(chosen.id)
     token = response_token(service.key, launched, resource, service.launcher.launch_url)
-    return page("deep_link_return.html.j2", action=launched.deep_link_return, jwt=token, resource=resource)
+    return page("deep_link_return.html.j2", action=launched.deep_link["deep_link_return_url"], jwt=token, resource=resource)
 
 
 @router.post("/lti/instructor", summary="The instructor's grade book of the launch's assignment (refresh)")

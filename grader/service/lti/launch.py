@@ -36,6 +36,8 @@ AGS_CLAIM = "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"
 NRPS_CLAIM = "https://purl.imsglobal.org/spec/lti-nrps/claim/namesroleservice"
 DL_SETTINGS = "https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings"
 RESOURCE_LINK, DEEP_LINKING = "LtiResourceLinkRequest", "LtiDeepLinkingRequest"
+DL_KEPT = ("deep_link_return_url", "data", "accept_types", "accept_lineitem")
+CONTENT_TYPE = "ltiResourceLink"  # what deep linking returns: one link to an assignment
 MEMBERSHIP = "http://purl.imsglobal.org/vocab/lis/v2/membership"
 TEACHING = {"Instructor", "Administrator", "ContentDeveloper", "TeachingAssistant"}
 STATE_SECONDS = 600  # from login initiation to the id_token POST
@@ -72,8 +74,7 @@ class Launch:
     resource_link_id: Optional[str] = None
     lineitems: Optional[str] = None  # the course's line item container, when we may manage line items
     memberships: Optional[str] = None  # NRPS context_memberships_url, when the platform grants the roster
-    deep_link_return: Optional[str] = None  # a deep-linking launch: where the instructor's choice goes
-    deep_link_data: Optional[str] = None  # ... and the platform's opaque `data`, echoed
+    deep_link: Optional[dict] = None  # a deep-linking launch's settings: deep_link_return_url, data, accept_*
 
     @property
     def teaches(self) -> bool:
@@ -224,16 +225,18 @@ class Launcher:
             raise _refused("the id_token's nonce was used before: this launch is a replay",
                            "open the assignment from the course again: each launch is used once", where="nonce")
         lineitem, lineitems = self._lineitems(claims, platform)
-        deep_link = claims.get(DL_SETTINGS) or {}
+        kind = claims[CLAIM + "message_type"]
+        settings = claims.get(DL_SETTINGS)
+        deep_link = {k: settings[k] for k in DL_KEPT if k in settings} if isinstance(settings, dict) else None
         name = claims.get("name") or " ".join(str(claims[k]) for k in ("given_name", "family_name") if claims.get(k))
         return Launch(issuer=platform.issuer, client_id=platform.client_id,
                       deployment_id=claims[CLAIM + "deployment_id"], user_id=str(claims["sub"]),
                       name=str(name or ""), email=str(claims.get("email") or ""),
                       assignment=self._assignment(claims), lineitem=lineitem, lineitems=lineitems,
-                      message_type=claims[CLAIM + "message_type"], roles=tuple(claims[CLAIM + "roles"]),
+                      message_type=kind, roles=tuple(claims[CLAIM + "roles"]),
                       resource_link_id=(claims.get(CLAIM + "resource_link") or {}).get("id"),
                       memberships=self._service_url(claims, platform, NRPS_CLAIM, "context_memberships_url"),
-                      deep_link_return=deep_link.get("deep_link_return_url"), deep_link_data=deep_link.get("data"))
+                      deep_link=deep_link if kind == DEEP_LINKING else None)
 
     @staticmethod
     def _assignment(claims: dict) -> Optional[str]:
@@ -360,6 +363,12 @@ class Launcher:
                 raise _refused("the deep-linking launch has no deep_link_return_url",
                                "the LMS must send the deep_linking_settings claim with its return URL",
                                where="deep_linking_settings")
+            accepted = settings.get("accept_types")
+            if isinstance(accepted, list) and CONTENT_TYPE not in accepted:
+                raise _refused(f"this deep-linking request accepts {', '.join(map(str, accepted))}, and this tool "
+                               f"returns an {CONTENT_TYPE} (a graded link)",
+                               "add the tool from the LMS's assignment or activity picker, where it accepts LTI "
+                               "links", where="accept_types", status=400)
 
     # The upload page of a launch: the launch travels on as a JWT signed by us, audience our upload URL.
 
