@@ -64,15 +64,19 @@ async def _student_page(request: Request, launched: Launch):
                            where="the LMS link's custom parameters",
                            fix="tell your instructor. Instructor: set the custom parameter assignment=<id> on this "
                                "link (Moodle: the activity's or the tool's Custom parameters; Canvas: the developer "
-                               "key's Custom Fields, as /lti/canvas.json?assignment=<id> writes them). This server "
-                               "grades: "
+                               "key's Custom Fields, as /lti/canvas.json?assignment=<id> writes them), or add the "
+                               "link again through the LMS's content picker (deep linking), which sets it. This "
+                               "server grades: "
                                + ", ".join(sorted(a.id for a in service.assignments)))
     return await upload_page(request, launched)
 
 
 def _teacher(service, token: object, deep_linking: bool = False) -> Launch:
     """The launch an instructor's page carries on, signed by us; refused for a learner's or a forged one."""
-    launch = service.launcher.from_session(str(token or ""))
+    return _instructors_only(service.launcher.from_session(str(token or "")), deep_linking)
+
+
+def _instructors_only(launch: Launch, deep_linking: bool = False) -> Launch:
     if not launch.teaches:
         raise ServiceError(403, "lti_not_instructor", "this page is for the course's instructors, and the launch "
                            "names no teaching role (Instructor, TeachingAssistant, ContentDeveloper, Administrator)",
@@ -85,10 +89,9 @@ def _teacher(service, token: object, deep_linking: bool = False) -> Launch:
 
 
 def _picker(service, launched: Launch):
-    session = service.launcher.session(launched)
-    _teacher(service, session, deep_linking=True)
+    _instructors_only(launched, deep_linking=True)
     assignments = [service.resource(a.id) for a in sorted(service.assignments, key=lambda a: a.id)]
-    return page("deep_link.html.j2", assignments=assignments, launch=session)
+    return page("deep_link.html.j2", assignments=assignments, launch=service.launcher.session(launched))
 
 
 @router.post("/lti/deep-link", summary="Deep linking: the instructor's choice, returned to the LMS signed")
