@@ -2,6 +2,7 @@
 
     LMS --(iss, login_hint, ...)--> /lti/login --302 + state cookie--> platform auth_login_url (state, nonce)
     platform --(form POST id_token, state; the browser sends the cookie)--> /lti/launch --> the upload page
+    (a learner), the grade book (a teaching role), or the assignment picker (a deep-linking request)
 
 The state and its nonce are kept in the store; a nonce is used once. The launch is
 bound to the browser that started the login: login sets a cookie named after the
