@@ -8,6 +8,7 @@ from __future__ import annotations
 import html
 import re
 import time
+from urllib.parse import urlsplit
 
 import httpx
 import jwt
@@ -253,6 +254,24 @@ def test_a_line_item_is_created_once_over_two_launches_and_gets_the_score(platfo
         time.sleep(0.2)
     row = re.search(r'<tr data-user="user-ann">(.*?)</tr>', refreshed.text, re.S)[1]
     assert "Ann Lee" in row and "15 / 15" in row and f"/submissions/{job}" in row
+
+
+def test_a_students_passback_makes_the_line_item_when_no_instructor_launched_first(platform, server):
+    platform.lineitems.clear()
+    platform.lineitem_requests.clear()
+    container = f"{platform.lineitems_url}?course=2"  # another course: nothing found or cached for it yet
+    before = len(platform.scores)
+    platform.next_claims = {AGS: {"scope": [SCORE_SCOPE, LINEITEM_SCOPE], "lineitems": container}}
+    page = platform.launch(server.http, "cy")
+    assert platform.lineitem_requests == []  # a student's launch waits for nothing
+    handed_in = server.http.post("/upload", data={"launch": hidden(page.text, "launch"), "assignment": "other"},
+                                 files={"notebook": ("notebook.ipynb", notebook_bytes(ADA))})
+    assert handed_in.status_code == 303, handed_in.text
+    score = platform.wait_scores(before + 1)[-1]
+    [item] = platform.lineitems
+    assert platform.lineitem_requests == [("GET", "course=2&resource_id=svc-static"), ("POST", "course=2")]
+    assert item["scoreMaximum"] == 15 and item["resourceId"] == "svc-static"
+    assert score["path"] == urlsplit(item["id"]).path + "/scores" and score["body"]["userId"] == "user-cy"
 
 
 def test_an_existing_line_item_is_found_by_its_resource_id(platform, server):

@@ -77,12 +77,14 @@ class ServiceCalls:
     def pages(self, platform: Platform, url: str, scope: str, accept: str, what: str,
               params: Optional[dict] = None) -> Iterator[httpx.Response]:
         """GET `url` and each page its `Link: rel="next"` header names (each on the platform's own hosts)."""
+        if params:  # added to the URL's own query (Moodle's carry ?type_id=...), which httpx's params= replaces
+            url = str(httpx.URL(url).copy_merge_params(params))
         seen: set[str] = set()
         while url and url not in seen and len(seen) < MAX_PAGES:
             seen.add(url)
-            response = self.call(platform, "GET", url, scope, what, headers={"Accept": accept}, params=params)
+            response = self.call(platform, "GET", url, scope, what, headers={"Accept": accept})
             if 400 <= response.status_code < 500:
                 raise Permanent(f"{platform.label} refused to list the {what} at {url} ({excerpt(response)})")
             response.raise_for_status()
             yield response
-            url, params = response.links.get("next", {}).get("url"), None
+            url = response.links.get("next", {}).get("url")
