@@ -87,4 +87,5 @@ class ServiceCalls:
                 raise Permanent(f"{platform.label} refused to list the {what} at {url} ({excerpt(response)})")
             response.raise_for_status()
             yield response
-            url = response.links.get("next", {}).get("url")
+            following = response.links.get("next", {}).get("url")
+            url = str(response.url.join(following)) if following else None  # a relative link, resolved
