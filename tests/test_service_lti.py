@@ -88,11 +88,6 @@ def test_an_unregistered_deployment_is_refused(platform, server):
     _refused(platform.launch(server.http), "deployment 'deployment-2'", "deployment_id")
 
 
-def test_a_deep_linking_message_is_refused(platform, server):
-    platform.next_claims = {CLAIM + "message_type": "LtiDeepLinkingRequest"}
-    _refused(platform.launch(server.http), "only LtiResourceLinkRequest", "message_type")
-
-
 def test_a_launch_with_an_unknown_state_is_refused(platform, server):
     id_token, _, _ = platform.authenticate(server.http, "ann")
     _refused(server.http.post("/lti/launch", data={"id_token": id_token, "state": "made-up"}), "state is unknown",

@@ -22,6 +22,8 @@ from grader.service.lti.ags import ScorePoster
 from grader.service.lti.config import Registrations
 from grader.service.lti.keys import ToolKey
 from grader.service.lti.launch import Launcher
+from grader.service.lti.lineitems import LineItems, Resource
+from grader.service.lti.tokens import ServiceCalls
 from grader.service.metrics import Metrics
 from grader.service.outbox import Outbox, Permanent
 from grader.service.selfcheck import SelfCheck
@@ -51,7 +53,9 @@ class Service:
         self.http = httpx.Client(timeout=settings.callback_timeout, follow_redirects=False)
         self.key = key
         self.launcher = Launcher(registrations, store, key, self.base_url, self.http)
-        self.poster = ScorePoster(registrations, key, self.http)
+        self.calls = ServiceCalls(key, self.http)
+        self.lineitems = LineItems(self.calls, store)
+        self.poster = ScorePoster(registrations, self.calls, self.lineitems)
         self.metrics = Metrics(store)
         self.grader = Grader(assignments, settings.reports, settings.scratch, settings.data,
                              executor=settings.executor, address=settings.address, slots=settings.workers)
@@ -142,6 +146,12 @@ class Service:
     def url(self, path: str) -> str:
         return self.base_url + path
 
+    def resource(self, assignment_id: str) -> Resource:
+        """The assignment as an LMS grade-book column sees it: resourceId, label, scoreMaximum."""
+        assignment = self.assignments.get(assignment_id)
+        return Resource(id=assignment.id, label=assignment.title or assignment.id,
+                        score_maximum=assignment.rubric.max_score)
+
     def describe(self, job: Job) -> dict:
         """The job as GET /v1/submissions/{id} and the callbacks show it."""
         links = {"status": self.url(f"/v1/submissions/{job.id}"), "page": self.url(f"/submissions/{job.id}")}
@@ -175,4 +185,7 @@ class Service:
     def _send_score(self, job: Job) -> None:
         comment = student_comment(ScoreSheet.model_validate(job.sheet), on=job.assignment,  # only graded jobs
                                   see=f"Report: {self.url(f'/submissions/{job.id}')}")
-        self.poster.send(job.lti, job.score, job.max_score, comment, job.finished or time.time())
+        known = self.assignments.by_id.get(job.assignment)  # the rubric may have left since: the job knows enough
+        resource = Resource(id=job.assignment, label=known.title if known else job.assignment,
+                            score_maximum=job.max_score or 0.0)
+        self.poster.send(job.lti, resource, job.score, job.max_score, comment, job.finished or time.time())

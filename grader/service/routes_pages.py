@@ -34,7 +34,7 @@ async def upload_page(request: Request, launch: Launch | None = None, status: in
     if launch is not None and launch.assignment:
         fixed = service.assignments.get(launch.assignment, where="the LMS link's custom parameter `assignment`")
     return page("upload.html.j2", status, action="/upload", assignments=assignments, fixed=fixed,
-                student=(launch.name or launch.user_id) if launch else None,
+                student=launch.shown_name if launch else None,
                 launch=service.launcher.session(launch) if launch else None, waiting=counts["queued"],
                 max_bytes=service.settings.max_body_bytes)
 

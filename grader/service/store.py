@@ -141,6 +141,9 @@ class Store(Protocol):
     def put_state(self, state: str, data: dict, ttl: float) -> None: ...
     def get_state(self, state: str) -> Optional[dict]: ...
     def use_nonce(self, nonce: str, ttl: float) -> bool: ...
+    def put_record(self, kind: str, key: str, data: dict) -> None: ...
+    def get_record(self, kind: str, key: str) -> Optional[dict]: ...
+    def latest_submissions(self, assignment: str) -> dict[str, Job]: ...
     def close(self) -> None: ...
 
 
@@ -203,6 +206,14 @@ CREATE TABLE IF NOT EXISTS deliveries (
 CREATE INDEX IF NOT EXISTS deliveries_by_state ON deliveries (state, id);
 CREATE TABLE IF NOT EXISTS lti_states (state TEXT PRIMARY KEY, data TEXT NOT NULL, expires REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS lti_nonces (nonce TEXT PRIMARY KEY, expires REAL NOT NULL);
+-- What the LMS told us, kept until it says otherwise: course rosters (NRPS) and line items found or made (AGS).
+CREATE TABLE IF NOT EXISTS lti_records (
+    kind    TEXT NOT NULL CHECK (kind IN ('roster', 'lineitem')),
+    key     TEXT NOT NULL,
+    data    TEXT NOT NULL,
+    updated REAL NOT NULL,
+    PRIMARY KEY (kind, key)
+);
 """
 
 _JOB_COLUMNS = ("id, seq, student, assignment, source, status, attempts, submitted, started, finished, score, "
@@ -487,3 +498,21 @@ class SQLiteStore:
             except sqlite3.IntegrityError:
                 return False
             return True
+
+    # LTI: rosters and line items, one record per (kind, key), replaced when read again
+
+    def put_record(self, kind: str, key: str, data: dict) -> None:
+        with self._tx() as db:
+            db.execute("INSERT INTO lti_records (kind, key, data, updated) VALUES (?, ?, ?, ?) "
+                       "ON CONFLICT (kind, key) DO UPDATE SET data = excluded.data, updated = excluded.updated",
+                       (kind, key, json.dumps(data), time.time()))
+
+    def get_record(self, kind: str, key: str) -> Optional[dict]:
+        row = self._db().execute("SELECT data FROM lti_records WHERE kind = ? AND key = ?", (kind, key)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def latest_submissions(self, assignment: str) -> dict[str, Job]:
+        """Each student's latest submission (not self-check) to `assignment`: the instructor's grade book."""
+        rows = self._db().execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE assignment = ? AND depth IS NULL "
+                                  "ORDER BY seq", (assignment,)).fetchall()
+        return {job.student: job for job in map(_job, rows)}
