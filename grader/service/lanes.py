@@ -24,16 +24,19 @@ LANES = (SELFCHECK, SUBMISSION, REGRADE)
 COLUMNS = (f"lane TEXT NOT NULL DEFAULT '{SUBMISSION}' CHECK (lane IN ('{SELFCHECK}', '{SUBMISSION}', '{REGRADE}'))",
            "needs_gpu INTEGER NOT NULL DEFAULT 0")
 BACKFILL = f"UPDATE jobs SET lane = '{SELFCHECK}' WHERE depth IS NOT NULL"  # after adding `lane` to an older store
-INDEX = "CREATE INDEX IF NOT EXISTS jobs_by_assignment ON jobs (assignment, status, lane)"
+# What keeps the claim's subqueries to an index look-up each (2,000 waiting jobs: 3 ms a claim, not 600).
+INDEXES = ("CREATE INDEX IF NOT EXISTS jobs_by_assignment ON jobs (assignment, status, lane)",
+           "CREATE INDEX IF NOT EXISTS jobs_by_assignment_start ON jobs (assignment, started)")
 
 # A job the claim may take: waiting, or running under a lease that ran out (its worker died).
 _WAITING = "(status = 'queued' OR (status = 'running' AND lease_until < {mark}))"
 # Jobs of the same assignment (not self-checks) running under a live lease now.
 _RUNNING = ("(SELECT COUNT(*) FROM jobs AS busy WHERE busy.assignment = jobs.assignment "
             f"AND busy.lane <> '{SELFCHECK}' AND busy.status = 'running' AND busy.lease_until >= {{mark}})")
-# When the assignment's latest job started; 0 for never (PostgreSQL sorts NULL last, SQLite first).
-_SERVED = ("COALESCE((SELECT MAX(served.started) FROM jobs AS served WHERE served.assignment = jobs.assignment "
-           f"AND served.lane <> '{SELFCHECK}'), 0)")
+# When the assignment's latest job started, 0 for never (PostgreSQL sorts NULL last, SQLite first). ORDER BY
+# ... LIMIT 1 rather than MAX(): it walks jobs_by_assignment_start backwards and stops at the first match.
+_SERVED = ("COALESCE((SELECT served.started FROM jobs AS served WHERE served.assignment = jobs.assignment "
+           f"AND served.lane <> '{SELFCHECK}' AND served.started IS NOT NULL ORDER BY served.started DESC LIMIT 1), 0)")
 _ORDER = (f"CASE WHEN lane = '{SELFCHECK}' THEN 0 ELSE 1 END, "
           f"CASE WHEN lane = '{SELFCHECK}' THEN 0 ELSE {_RUNNING} END, "
           f"CASE WHEN lane = '{SELFCHECK}' THEN 0 ELSE {_SERVED} END, "

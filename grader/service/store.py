@@ -215,7 +215,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
 CREATE INDEX IF NOT EXISTS deliveries_by_state ON deliveries (state, id);
 CREATE TABLE IF NOT EXISTS lti_states (state TEXT PRIMARY KEY, data TEXT NOT NULL, expires REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS lti_nonces (nonce TEXT PRIMARY KEY, expires REAL NOT NULL);
-{lanes.INDEX};
+{";".join(lanes.INDEXES)};
 """
 
 _JOB_COLUMNS = ("id, seq, student, assignment, source, status, attempts, submitted, started, finished, score, "

@@ -1,0 +1,224 @@
+"""Lanes on the queue (grader/service/lanes.py): self-checks before everything, a fair share of workers across
+assignments so one course's deadline burst does not hold up another, regrades after their assignment's
+submissions, the GPU lane (jobs that need a GPU only on a node that declares one), the store migration that adds
+lanes, and the per-lane metrics and self-check wait on a real server during a burst."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from grader.selfcheck_remote import KEY_HEADER, PATH
+from grader.service import lanes
+from grader.service.assignments import Assignments
+from grader.service.store import SCHEMA, NewJob, Outcome, SQLiteStore
+from tests.fixtures.service.harness import ADA, RUBRICS, notebook_bytes, start_server, submission
+
+KEY = "selfcheck-key-for-svc-static-0123"
+DONE = Outcome(score=1.0, max_score=1.0, passed=True, sheet={}, report_dir="x")
+
+
+def _new(assignment: str, student: str = "s", **kw) -> NewJob:
+    return NewJob(student=student, assignment=assignment, source="api", notebook=b"{}", **kw)
+
+
+@pytest.fixture
+def store(tmp_path):
+    opened = SQLiteStore(tmp_path / "grader.db")
+    yield opened
+    opened.close()
+
+
+def _drain(store, count: int, *, gpu: bool = False) -> list:
+    """One worker: claim, complete, claim again; the jobs in the order it took them."""
+    taken = []
+    for _ in range(count):
+        job = store.claim("w", lease=30, max_attempts=3, gpu=gpu)
+        if job is None:
+            break
+        assert store.complete(job, "w", DONE)
+        taken.append(job)
+    return taken
+
+
+def _deadline_burst(store) -> tuple[list, NewJob, list]:
+    burst = [store.submit(_new("A", f"a{i}"))[0] for i in range(300)]
+    check = store.submit(_new("A", "key:x", depth="static"))[0]
+    others = [store.submit(_new("B", f"b{i}"))[0] for i in range(3)]
+    return burst, check, others
+
+
+def test_a_self_check_goes_before_a_300_submission_burst_and_another_course_is_not_behind_it(store):
+    burst, check, others = _deadline_burst(store)
+    order = [job.id for job in _drain(store, 8)]
+    assert order[0] == check.id  # submitted after 300 uploads, taken first
+    b_at = [order.index(job.id) for job in others]
+    assert max(b_at) <= 6, f"B's jobs were taken at {b_at}: they waited behind A's burst"
+    assert [job.id for job in _drain(store, 1000)] == [job.id for job in burst[4:]]  # the rest of A, oldest first
+
+
+def test_two_workers_at_once_take_one_job_of_each_assignment(store):
+    _deadline_burst(store)
+    store.claim("w0", lease=30, max_attempts=3)  # the self-check
+    first = store.claim("w1", lease=30, max_attempts=3)
+    second = store.claim("w2", lease=30, max_attempts=3)  # A has one running, B none: B's turn
+    assert {first.assignment, second.assignment} == {"A", "B"}
+
+
+def test_a_regrade_waits_for_its_assignments_submissions_but_not_for_another_courses_burst(store):
+    regrades = [store.submit(_new("B", f"r{i}", regrade=True))[0] for i in range(2)]
+    burst = [store.submit(_new("A", f"a{i}"))[0] for i in range(50)]
+    late = store.submit(_new("B", "late"))[0]  # a student of B hands in after the regrade was asked for
+    order = [job.id for job in _drain(store, 6)]
+    assert order.index(late.id) < order.index(regrades[0].id) < order.index(regrades[1].id) <= 5
+    assert {job.lane for job in (store.get(late.id), store.get(regrades[0].id), store.get(burst[0].id))} == \
+        {"submission", "regrade"}
+
+
+def test_the_queue_position_counts_self_checks_and_the_assignments_own_line(store):
+    a = [store.submit(_new("A", f"a{i}"))[0] for i in range(3)]
+    b = store.submit(_new("B", "b"))[0]
+    check = store.submit(_new("A", "key:x", depth="static"))[0]
+    regrade = store.submit(_new("A", "r", regrade=True))[0]
+    assert store.position(check) == 1
+    assert [store.position(job) for job in a] == [2, 3, 4]  # the self-check goes first
+    assert store.position(b) == 2 and store.position(regrade) == 5
+
+
+def test_a_job_that_needs_a_gpu_is_claimed_only_by_a_node_that_declares_one(store):
+    gpu_job = store.submit(_new("G", "g", needs_gpu=True))[0]
+    cpu_job = store.submit(_new("A", "a"))[0]
+    assert [job.id for job in _drain(store, 5, gpu=False)] == [cpu_job.id]  # the GPU job is left for a GPU node
+    assert store.get(gpu_job.id).status == "queued"
+    taken = store.claim("gpu-node", lease=30, max_attempts=3, gpu=True)
+    assert taken.id == gpu_job.id and taken.needs_gpu
+    other = store.submit(_new("A", "a2"))[0]
+    assert store.claim("gpu-node", lease=30, max_attempts=3, gpu=True).id == other.id  # a GPU node takes any job
+
+
+def test_an_expired_gpu_job_is_not_taken_over_by_a_node_without_one(store):
+    store.submit(_new("G", "g", needs_gpu=True))
+    assert store.claim("gpu-node", lease=-1, max_attempts=3, gpu=True) is not None  # its lease ran out at once
+    assert store.claim("cpu-node", lease=30, max_attempts=3, gpu=False) is None
+    assert store.claim("gpu-node-2", lease=30, max_attempts=3, gpu=True).attempts == 2
+
+
+GPU_RUBRIC = """\
+id: svc-gpu
+title: "Lane tests: a rubric that requires a GPU"
+mode: evaluate
+limits: {gpu: required}
+items:
+  - id: accuracy
+    title: At least 98% test accuracy (measured)
+    fact: eval.accuracy
+    ge: 98
+    points: 10
+"""
+
+
+def _rubrics(folder: Path) -> Path:
+    """svc-static, a second static assignment (another course) and an evaluate one that requires a GPU."""
+    folder.mkdir()
+    shutil.copy(RUBRICS / "svc-static.yaml", folder / "svc-static.yaml")
+    other = (RUBRICS / "svc-static.yaml").read_text().replace("id: svc-static", "id: svc-other")
+    (folder / "svc-other.yaml").write_text(other)
+    (folder / "svc-gpu.yaml").write_text(GPU_RUBRIC)
+    return folder
+
+
+def test_the_rubrics_gpu_limit_puts_its_runs_in_the_gpu_lane(tmp_path):
+    assignments = Assignments(_rubrics(tmp_path / "rubrics"))
+    gpu, static = assignments.get("svc-gpu"), assignments.get("svc-static")
+    assert gpu.needs_gpu() and gpu.needs_gpu("dry-run")
+    assert not gpu.needs_gpu("static")  # a static self-check reads the notebook only: any node
+    assert not static.needs_gpu()
+
+
+def test_a_store_made_before_lanes_gains_them_self_checks_in_their_lane(tmp_path):
+    old = SCHEMA
+    for added in (*lanes.COLUMNS, *lanes.INDEXES):
+        old = old.replace(f"    {added},\n", "").replace(f"{added};", "").replace(added, "")
+    assert "lane" not in old and "needs_gpu" not in old
+    with sqlite3.connect(tmp_path / "grader.db") as db:
+        db.executescript(old)
+        for id_, depth in (("sub", None), ("check", "static")):
+            db.execute("INSERT INTO jobs (id, student, assignment, source, status, submitted, depth) "
+                       "VALUES (?, '1001', 'svc-static', 'api', 'queued', 1, ?)", (id_, depth))
+    store = SQLiteStore(tmp_path / "grader.db")
+    try:
+        assert (store.get("sub").lane, store.get("check").lane) == ("submission", "selfcheck")
+        assert not store.get("sub").needs_gpu
+        assert store.claim("w", lease=30, max_attempts=3).id == "check"  # the migrated self-check goes first
+        assert store.lane_counts()["submission"]["queued"] == 1
+    finally:
+        store.close()
+
+
+def _selfcheck(server) -> str:
+    response = server.http.post(PATH, data={"assignment": "svc-static", "depth": "static"},
+                                files={"notebook": ("nb.ipynb", notebook_bytes())}, headers={KEY_HEADER: KEY})
+    assert response.status_code == 202, response.text
+    return response.json()["id"]
+
+
+def _wait_checked(server, check_id: str, timeout: float = 60) -> dict:
+    deadline = time.monotonic() + timeout
+    while (state := server.http.get(f"{PATH}/{check_id}").json())["status"] not in ("checked", "failed"):
+        assert time.monotonic() < deadline, f"self-check still {state['status']}\n{server.logs()}"
+        time.sleep(0.05)
+    return state
+
+
+def _metric(text: str, name: str, **labels: str) -> float:
+    selector = ",".join(f'{key}="{value}"' for key, value in labels.items())
+    match = re.search(rf"^{re.escape(name)}\{{{re.escape(selector)}\}} (\S+)$", text, re.M)
+    assert match, f"no {name}{{{selector}}} in the metrics"
+    return float(match[1])
+
+
+def test_on_a_server_a_self_check_and_another_course_overtake_a_burst_and_lanes_show_in_the_metrics(
+        tmp_path, real_mnist_dir):
+    rubrics = _rubrics(tmp_path / "rubrics")
+    keys = tmp_path / "keys.yaml"
+    keys.write_text(f"svc-static: {KEY}\n")
+    with start_server(tmp_path / "serve", "--rubrics", str(rubrics), "--selfcheck-keys", str(keys), "--workers", "1",
+                      "--no-gpu") as server:
+        gpu_job = server.submit(submission("g1", "svc-gpu", model=True)).json()["id"]
+        burst = [server.submit(submission(f"a{i}")).json()["id"] for i in range(40)]
+        other = server.submit(submission("b1", "svc-other")).json()["id"]
+        posted = time.monotonic()
+        check = _wait_checked(server, _selfcheck(server))
+        answered = time.monotonic() - posted
+        assert check["status"] == "checked"
+        graded_other = server.wait(other)
+        waiting = sum(server.status(job)["status"] == "queued" for job in burst)
+        assert graded_other["status"] == "graded" and waiting >= 20, f"{waiting} of the burst still queued"
+        with sqlite3.connect(server.store) as db:
+            started, submitted = db.execute("SELECT started, submitted FROM jobs WHERE id = ?",
+                                            (check["id"],)).fetchone()
+        print(f"\nself-check during a 40-submission burst (1 worker): waited {started - submitted:.3f} s to start, "
+              f"answered {answered:.2f} s after its POST; {waiting} of the burst still queued")
+        assert started - submitted < 5
+        for job in burst:
+            server.wait(job, timeout=120)
+        assert server.status(gpu_job)["status"] == "queued"  # --no-gpu: the GPU lane's job waits for a GPU node
+        metrics = server.http.get("/v1/metrics").text
+        assert _metric(metrics, "grader_lane_jobs", lane="selfcheck", status="graded") == 1
+        assert _metric(metrics, "grader_lane_jobs", lane="submission", status="graded") == 41
+        assert _metric(metrics, "grader_lane_jobs", lane="submission", status="queued") == 1  # the GPU job
+        assert _metric(metrics, "grader_lane_jobs", lane="regrade", status="queued") == 0
+        assert _metric(metrics, "grader_lane_wait_seconds_count", lane="selfcheck") == 1
+        assert _metric(metrics, "grader_lane_wait_seconds_count", lane="submission") == 41
+        assert _metric(metrics, "grader_lane_wait_seconds_bucket", lane="selfcheck", le="5.0") == 1
+        assert _metric(metrics, "grader_lane_wait_seconds_count", lane="regrade") == 0
+    with start_server(tmp_path / "serve", "--rubrics", str(rubrics), "--data", str(real_mnist_dir),
+                      "--gpu") as gpu_node:  # the same store, a node that says it has a GPU
+        taken = gpu_node.wait(gpu_job, timeout=120)
+    assert taken["attempts"] == 1  # claimed at last; with no GPU here its run fails, saying so
+    assert taken["status"] == "graded" or "GPU" in taken["reason"], taken["reason"]
