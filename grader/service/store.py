@@ -369,8 +369,8 @@ class SQLiteStore:
     def claim(self, owner: str, lease: float, max_attempts: int, *, gpu: bool = False) -> Optional[Job]:
         """The next job waiting (or whose lease ran out) in lane order (grader.service.lanes), now running under
         `owner` as a new attempt; `gpu`: this node has one, so it may take jobs that need one."""
-        now = time.time()
         with self._tx() as db:
+            now = time.time()  # once the write lock is ours: a job submitted while we waited for it started after
             while True:
                 where, order, args = lanes.claim_clauses(now, gpu=gpu)
                 job = self._one(db, f"{where} ORDER BY {order} LIMIT 1", *args)
