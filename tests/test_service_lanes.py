@@ -5,9 +5,13 @@ lanes, and the per-lane metrics and self-check wait on a real server during a bu
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import socket
 import sqlite3
+import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -233,3 +237,76 @@ def test_on_a_server_a_self_check_and_another_course_overtake_a_300_upload_burst
     assert taken["attempts"] == 1  # claimed at last (its course's turn); with no GPU here its run fails, saying so
     print(f"the GPU lane's job on a --gpu node without one: {taken['status']}: {taken['reason']}")
     assert taken["status"] == "graded" or "GPU" in taken["reason"], taken["reason"]
+
+
+# The same fragments on PostgreSQL (the several-node store plugs them into its claim): same jobs, same order.
+
+PG_JOBS = ("CREATE TABLE jobs (seq BIGSERIAL PRIMARY KEY, id TEXT NOT NULL UNIQUE, assignment TEXT NOT NULL, "
+           "status TEXT NOT NULL, lease_owner TEXT, lease_until DOUBLE PRECISION, started DOUBLE PRECISION, "
+           "depth TEXT)")  # a jobs table from before lanes, with the columns the fragments read
+
+
+@pytest.fixture
+def postgres():
+    """A PostgreSQL server of Debian's `postgresql` package in a temporary folder, on loopback; its DSN."""
+    bin_dir = next(Path("/usr/lib/postgresql").glob("*/bin"))
+    with tempfile.TemporaryDirectory(prefix="lanes-pg-") as tmp:  # not under pytest's 0700 folder: postgres reads it
+        yield from _postgres(bin_dir, Path(tmp))
+
+
+def _postgres(bin_dir: Path, folder: Path):
+    as_owner = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []  # initdb refuses to run as root
+    if as_owner:
+        shutil.chown(folder, "postgres")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    subprocess.run([*as_owner, bin_dir / "initdb", "-D", folder / "data", "-A", "trust", "-U", "postgres"],
+                   check=True, capture_output=True)
+    ctl = [*as_owner, bin_dir / "pg_ctl", "-D", folder / "data"]
+    subprocess.run([*ctl, "-o", f"-k {folder} -c listen_addresses=127.0.0.1 -p {port}", "-l", folder / "log", "-w",
+                    "start"], check=True, capture_output=True)
+    try:
+        yield f"host=127.0.0.1 port={port} user=postgres dbname=postgres"
+    finally:
+        subprocess.run([*ctl, "-m", "fast", "stop"], capture_output=True)
+
+
+def test_the_claim_fragments_order_postgresql_as_sqlite(store, postgres):
+    import psycopg
+
+    pg = psycopg.connect(postgres, autocommit=True)
+    pg.execute(PG_JOBS)
+    for column in lanes.COLUMNS:  # the migration, as the PostgreSQL store runs it on an older table
+        pg.execute(f"ALTER TABLE jobs ADD COLUMN {column}")
+    pg.execute(lanes.BACKFILL)
+    for index in lanes.INDEXES:
+        pg.execute(index)
+    kinds = [("A", {})] * 30 + [("A", {"depth": "static"})] + [("B", {})] * 3 + [("B", {"regrade": True}),
+                                                                               ("G", {"needs_gpu": True}),
+                                                                               ("A", {"regrade": True})]
+    for i, (assignment, extra) in enumerate(kinds):
+        job = store.submit(_new(assignment, f"s{i}", **extra))[0]
+        pg.execute("INSERT INTO jobs (id, assignment, status, depth, lane, needs_gpu) "
+                   "VALUES (%s, %s, 'queued', %s, %s, %s)", (job.id, assignment, job.depth, job.lane, int(job.needs_gpu)))
+
+    def pg_claim(gpu: bool):
+        with pg.transaction():
+            now = time.time()
+            where, order, args = lanes.claim_clauses(now, gpu=gpu, mark="%s")
+            row = pg.execute(f"SELECT id FROM jobs WHERE {where} ORDER BY {order} LIMIT 1 FOR UPDATE SKIP LOCKED",
+                             args).fetchone()
+            pg.execute("UPDATE jobs SET status = 'graded', started = %s WHERE id = %s", (now, row[0]))
+            return row[0]
+
+    on_sqlite, on_postgres = [], []
+    for step in range(len(kinds)):
+        gpu = step >= 30  # a node without a GPU, then one with
+        on_postgres.append(pg_claim(gpu))
+        on_sqlite.extend(job.id for job in _drain(store, 1, gpu=gpu))
+    pg.close()
+    seq = {job_id: n for n, job_id in enumerate(on_sqlite, 1)}
+    assert on_postgres == on_sqlite, [seq.get(job_id) for job_id in on_postgres]
+    lanes_taken = [store.get(job_id).lane for job_id in on_sqlite]
+    assert lanes_taken[0] == "selfcheck" and lanes_taken[-1] == "regrade"
+    assert store.get(on_sqlite[30]).needs_gpu  # taken as soon as a GPU node claims
