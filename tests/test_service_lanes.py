@@ -222,6 +222,7 @@ def test_on_a_server_a_self_check_and_another_course_overtake_a_300_upload_burst
               f"{', '.join(f'{a:.2f}' for a in answered)} s after posting; {waiting} uploads still waiting")
         assert 0 <= min(waits) and max(waits) < 5 and waiting >= 250, f"{waiting} of the burst still queued"
         assert _queued(server, "svc-gpu") == 1  # --no-gpu: the GPU lane's job waits for a GPU node
+        assert "GPU lane" not in server.logs()
         metrics = server.http.get("/v1/metrics").text
         assert _metric(metrics, "grader_lane_jobs", lane="selfcheck", status="graded") == 5
         graded = _metric(metrics, "grader_lane_jobs", lane="submission", status="graded")
@@ -234,6 +235,7 @@ def test_on_a_server_a_self_check_and_another_course_overtake_a_300_upload_burst
     with start_server(work, "--rubrics", str(rubrics), "--data", str(real_mnist_dir),
                       "--gpu") as gpu_node:  # the same store, a node that says it has a GPU
         taken = gpu_node.wait(gpu_job, timeout=120)
+        assert "1 worker(s) (and the GPU lane)" in gpu_node.logs()
     assert taken["attempts"] == 1  # claimed at last (its course's turn); with no GPU here its run fails, saying so
     print(f"the GPU lane's job on a --gpu node without one: {taken['status']}: {taken['reason']}")
     assert taken["status"] == "graded" or "GPU" in taken["reason"], taken["reason"]
@@ -288,7 +290,8 @@ def test_the_claim_fragments_order_postgresql_as_sqlite(store, postgres):
     for i, (assignment, extra) in enumerate(kinds):
         job = store.submit(_new(assignment, f"s{i}", **extra))[0]
         pg.execute("INSERT INTO jobs (id, assignment, status, depth, lane, needs_gpu) "
-                   "VALUES (%s, %s, 'queued', %s, %s, %s)", (job.id, assignment, job.depth, job.lane, int(job.needs_gpu)))
+                   "VALUES (%s, %s, 'queued', %s, %s, %s)",
+                   (job.id, assignment, job.depth, job.lane, int(job.needs_gpu)))
 
     def pg_claim(gpu: bool):
         with pg.transaction():
