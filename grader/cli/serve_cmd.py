@@ -39,6 +39,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help=f"the SQLite job store (default: {d.store})")
     parser.add_argument("--workers", type=int, default=d.workers, metavar="N",
                         help=f"submissions graded at once (default: {d.workers})")
+    parser.add_argument("--gpu", action=argparse.BooleanOptionalAction, default=None,
+                        help="whether this node takes the jobs whose rubric requires a GPU (`limits: {gpu: "
+                             "required}`); other jobs run on any node (default: --gpu when /dev/nvidiaN exist; with "
+                             "--executor ray, say --gpu when the cluster has GPUs)")
     parser.add_argument("--secret-file", type=Path, metavar="FILE", help=f"file holding the webhook secret "
                         f"(default: ${SECRET_ENV})")
     parser.add_argument("--out", type=Path, metavar="DIR",
@@ -91,7 +95,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     settings = ServiceSettings(
         secret=load_secret(args.secret_file), rubrics=args.rubrics, store=args.store, host=args.host, port=args.port,
-        workers=args.workers, out=args.out, public_url=args.public_url, lti=args.lti, key=args.key,
+        workers=args.workers, gpu=args.gpu, out=args.out, public_url=args.public_url, lti=args.lti, key=args.key,
         open_uploads=args.open_uploads, max_body_bytes=parse_size(args.max_body, "--max-body"),
         max_body_reads=args.max_uploads, frame_ancestors=tuple(args.frame_ancestors), rate=parse_rate(args.rate),
         selfcheck_keys=args.selfcheck_keys, selfcheck_rate=parse_rate(args.selfcheck_rate, "--selfcheck-rate"),

@@ -31,6 +31,11 @@ class Assignment:
     def needs_model(self) -> bool:
         return self.mode == "evaluate"
 
+    def needs_gpu(self, depth: Optional[str] = None) -> bool:
+        """Whether its jobs go to the GPU lane: the rubric requires a GPU and the job runs code (a static grade
+        or a static self-check reads the notebook only); `depth` is a self-check's."""
+        return self.rubric.limits.gpu == "required" and self.mode != "static" and depth != "static"
+
     def accepts(self, key: str) -> bool:
         """Whether `key` is this assignment's self-check key; compared in constant time (over digests, so that
         not even the key's length shows)."""

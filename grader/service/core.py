@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from grader.executors import gpu_indices
 from grader.report.audience import student_comment
 from grader.rubric.sheet import ScoreSheet
 from grader.service.assignments import Assignments
@@ -59,7 +60,8 @@ class Service:
         self.metrics = Metrics(store)
         self.grader = Grader(assignments, settings.reports, settings.scratch, settings.data,
                              executor=settings.executor, address=settings.address, slots=settings.workers)
-        self.pool = WorkerPool(store, self.grader, workers=settings.workers,
+        self.gpu = bool(gpu_indices()) if settings.gpu is None else settings.gpu
+        self.pool = WorkerPool(store, self.grader, workers=settings.workers, gpu=self.gpu,
                                lease_seconds=settings.lease_seconds, max_attempts=settings.max_attempts,
                                on_settled=self._settled)
         self.outbox = Outbox(store, {"callback": self._send_callback, "lti": self._send_score},
@@ -99,7 +101,7 @@ class Service:
                                    "'model.pt2') and send that file as `model` beside the notebook")
         new = NewJob(student=upload.student, assignment=assignment.id, source=source, notebook=upload.notebook,
                      model=upload.model, callback_url=upload.callback_url, lti=upload.lti,
-                     delivery=delivery, signature=signature, body_sha256=body_sha256)
+                     delivery=delivery, signature=signature, body_sha256=body_sha256, needs_gpu=assignment.needs_gpu())
         rate = self.settings.rate
         try:
             job, created = self.store.submit(new, rate=(rate.count, rate.seconds))
@@ -119,7 +121,8 @@ class Service:
     def accept_selfcheck(self, check: SelfCheck) -> Job:
         """Queue a self-check (on disk when this returns), counted against its bucket's rate."""
         new = NewJob(student=check.bucket, assignment=check.assignment, source="selfcheck",
-                     notebook=check.notebook or b"", depth=check.depth, link=check.link)
+                     notebook=check.notebook or b"", depth=check.depth, link=check.link,
+                     needs_gpu=self.assignments.get(check.assignment).needs_gpu(check.depth))
         rate = self.settings.selfcheck_rate
         try:
             job, _ = self.store.submit(new, rate=(rate.count, rate.seconds))
@@ -136,6 +139,7 @@ class Service:
         return None if job is None or job.selfcheck else job
 
     def _settled(self, job: Job) -> None:
+        self.metrics.lane_wait.labels(job.lane).observe(job.started - job.submitted)
         settled = self.store.get(job.id)
         if settled and settled.status == "graded" and not settled.selfcheck:
             self.metrics.submit_to_graded.observe(settled.finished - settled.submitted)

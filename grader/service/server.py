@@ -64,7 +64,8 @@ def serve(settings: ServiceSettings) -> int:
         server = uvicorn.Server(uvicorn.Config(create_app(service), log_level=settings.log_level,
                                                timeout_graceful_shutdown=settings.stop_grace, server_header=False))
         print(f"grade serve: listening on http://{host}:{port} (public URL {base_url}); "
-              f"{settings.workers} worker(s); assignments: {', '.join(sorted(a.id for a in assignments))}",
+              f"{settings.workers} worker(s){' (and the GPU lane)' if service.gpu else ''}; "
+              f"assignments: {', '.join(sorted(a.id for a in assignments))}",
               file=sys.stderr, flush=True)
         # uvicorn stops gracefully on SIGTERM and then raises the signal again with our handler in place:
         # a stop asked for is a clean exit (0), which is what systemd and container runtimes expect.

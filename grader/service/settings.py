@@ -35,6 +35,7 @@ class ServiceSettings:
     host: str = "127.0.0.1"
     port: int = 8000  # 0: any free port (the line "listening on ..." says which)
     workers: int = 1  # grading threads; each claims one job at a time
+    gpu: Optional[bool] = None  # this node takes jobs whose rubric requires a GPU; None: when it has /dev/nvidiaN
     out: Optional[Path] = None  # reports; default: beside the store, <store stem>-reports/
     public_url: Optional[str] = None  # how browsers and LMSs reach us; default http://host:port
     max_body_bytes: int = 16 << 20  # a notebook with outputs plus an exported model

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Iterator, Optional, Protocol
 
 from grader.errors import GraderError
+from grader.service import lanes
 
 STATUSES = ("queued", "running", "graded", "failed")
 
@@ -49,6 +50,12 @@ class NewJob:
     body_sha256: Optional[str] = None
     depth: Optional[str] = None  # a self-check (static | dry-run): checked, never graded; None: a submission
     link: Optional[str] = None  # a self-check of a GitHub link (fetched by the worker): no notebook bytes
+    regrade: bool = False  # re-scoring a stored submission after a rubric fix: the lowest lane
+    needs_gpu: bool = False  # the rubric requires a GPU: only a node with one claims it
+
+    @property
+    def lane(self) -> str:
+        return lanes.lane_of(self.depth, self.regrade)
 
 
 @dataclass(frozen=True)
@@ -87,6 +94,8 @@ class Job:
     lease_owner: Optional[str] = None
     depth: Optional[str] = None
     link: Optional[str] = None
+    lane: str = lanes.SUBMISSION
+    needs_gpu: bool = False
 
     @property
     def selfcheck(self) -> bool:
@@ -126,13 +135,14 @@ class Store(Protocol):
                now: Optional[float] = None) -> tuple[Job, bool]: ...
     def get(self, job_id: str) -> Optional[Job]: ...
     def files(self, job_id: str) -> tuple[bytes, Optional[bytes]]: ...
-    def claim(self, owner: str, lease: float, max_attempts: int) -> Optional[Job]: ...
+    def claim(self, owner: str, lease: float, max_attempts: int, *, gpu: bool = False) -> Optional[Job]: ...
     def renew(self, owner: str, lease: float) -> int: ...
     def complete(self, job: Job, owner: str, outcome: Outcome) -> bool: ...
     def fail(self, job: Job, owner: str, reason: str) -> bool: ...
     def release(self, owner: str) -> int: ...
     def recover(self) -> int: ...
     def counts(self, *, selfchecks: bool = False) -> dict[str, int]: ...
+    def lane_counts(self) -> dict[str, dict[str, int]]: ...
     def position(self, job: Job) -> int: ...
     def events(self, job_id: str) -> list[tuple[float, str, int, Optional[str]]]: ...
     def deliveries(self, job_id: str) -> list[Delivery]: ...
@@ -147,7 +157,7 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
-SCHEMA = """
+SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS jobs (
     seq          INTEGER PRIMARY KEY AUTOINCREMENT,  -- queue order
     id           TEXT NOT NULL UNIQUE,
@@ -172,6 +182,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     report_dir   TEXT,
     callback_url TEXT,
     lti          TEXT,
+    {lanes.COLUMNS[0]},
+    {lanes.COLUMNS[1]},
     depth        TEXT,                               -- a self-check's depth; NULL for a submission
     link         TEXT                                -- a self-check's GitHub link
 );
@@ -214,23 +226,28 @@ CREATE TABLE IF NOT EXISTS lti_records (
     updated REAL NOT NULL,
     PRIMARY KEY (kind, key)
 );
+{";".join(lanes.INDEXES)};
 """
 
 _JOB_COLUMNS = ("id, seq, student, assignment, source, status, attempts, submitted, started, finished, score, "
                 "max_score, passed, sheet, reason, report_dir, callback_url, lti, delivery, body_sha256, lease_owner, "
-                "depth, link")
-ADDED_COLUMNS = ("depth", "link")  # added to jobs after the first release: a store made before gets them at open
+                "depth, link, lane, needs_gpu")
+# Added to jobs after the first release: a store made before gets them at open (with what fills them there).
+ADDED_COLUMNS = (("depth", "depth TEXT", None), ("link", "link TEXT", None),
+                 ("lane", lanes.COLUMNS[0], lanes.BACKFILL), ("needs_gpu", lanes.COLUMNS[1], None))
 
 
 def _job(row: tuple) -> Job:
     (id_, seq, student, assignment, source, status, attempts, submitted, started, finished, score, max_score,
-     passed, sheet, reason, report_dir, callback_url, lti, delivery, body_sha256, lease_owner, depth, link) = row
+     passed, sheet, reason, report_dir, callback_url, lti, delivery, body_sha256, lease_owner, depth, link, lane,
+     needs_gpu) = row
     return Job(id=id_, seq=seq, student=student, assignment=assignment, source=source, status=status,
                attempts=attempts, submitted=submitted, started=started, finished=finished, score=score,
                max_score=max_score, passed=None if passed is None else bool(passed),
                sheet=json.loads(sheet) if sheet else None, reason=reason, report_dir=report_dir,
                callback_url=callback_url, lti=json.loads(lti) if lti else None, delivery=delivery,
-               body_sha256=body_sha256, lease_owner=lease_owner, depth=depth, link=link)
+               body_sha256=body_sha256, lease_owner=lease_owner, depth=depth, link=link, lane=lane,
+               needs_gpu=bool(needs_gpu))
 
 
 class SQLiteStore:
@@ -246,9 +263,11 @@ class SQLiteStore:
         db = self._db()
         have = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
         if have:
-            for column in ADDED_COLUMNS:
+            for column, definition, backfill in ADDED_COLUMNS:
                 if column not in have:
-                    db.execute(f"ALTER TABLE jobs ADD COLUMN {column} TEXT")
+                    db.execute(f"ALTER TABLE jobs ADD COLUMN {definition}")
+                    if backfill:
+                        db.execute(backfill)
         db.executescript(SCHEMA)
 
     def _lock_file(self):
@@ -340,11 +359,11 @@ class SQLiteStore:
                     raise RateLimited(count, max(1.0, recent[1] + seconds - now))
             job_id = uuid.uuid4().hex
             db.execute("INSERT INTO jobs (id, delivery, signature, body_sha256, student, assignment, source, status, "
-                       "submitted, callback_url, lti, depth, link) "
-                       "VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)",
+                       "submitted, callback_url, lti, depth, link, lane, needs_gpu) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?)",
                        (job_id, new.delivery, new.signature, new.body_sha256, new.student, new.assignment,
                         new.source, now, new.callback_url, json.dumps(new.lti) if new.lti else None, new.depth,
-                        new.link))
+                        new.link, new.lane, int(new.needs_gpu)))
             db.execute("INSERT INTO files (job_id, notebook, model) VALUES (?, ?, ?)",
                        (job_id, new.notebook, new.model))
             self._event(db, job_id, "submitted", 0, new.source, now)
@@ -358,13 +377,14 @@ class SQLiteStore:
                                              (job_id,)).fetchone()
         return bytes(notebook), None if model is None else bytes(model)
 
-    def claim(self, owner: str, lease: float, max_attempts: int) -> Optional[Job]:
-        """The oldest job waiting (or whose lease ran out), now running under `owner` as a new attempt."""
-        now = time.time()
+    def claim(self, owner: str, lease: float, max_attempts: int, *, gpu: bool = False) -> Optional[Job]:
+        """The next job waiting (or whose lease ran out) in lane order (grader.service.lanes), now running under
+        `owner` as a new attempt; `gpu`: this node has one, so it may take jobs that need one."""
         with self._tx() as db:
+            now = time.time()  # once the write lock is ours: a job submitted while we waited for it started after
             while True:
-                job = self._one(db, "status = 'queued' OR (status = 'running' AND lease_until < ?) "
-                                    "ORDER BY seq LIMIT 1", now)
+                where, order, args = lanes.claim_clauses(now, gpu=gpu)
+                job = self._one(db, f"{where} ORDER BY {order} LIMIT 1", *args)
                 if job is None:
                     return None
                 if job.attempts >= max_attempts:
@@ -441,10 +461,24 @@ class SQLiteStore:
                                         f"{'NOT NULL' if selfchecks else 'NULL'} GROUP BY status").fetchall())
         return {status: found.get(status, 0) for status in STATUSES}
 
+    def lane_counts(self) -> dict[str, dict[str, int]]:
+        """Jobs by lane, then by status."""
+        found = {(lane, status): count for lane, status, count in self._db().execute(
+            "SELECT lane, status, COUNT(*) FROM jobs GROUP BY lane, status")}
+        return {lane: {status: found.get((lane, status), 0) for status in STATUSES} for lane in lanes.LANES}
+
     def position(self, job: Job) -> int:
-        """1 for the next job to be claimed."""
-        return 1 + self._db().execute("SELECT COUNT(*) FROM jobs WHERE status = 'queued' AND seq < ?",
-                                      (job.seq,)).fetchone()[0]
+        """1 for the next job to be claimed: the waiting self-checks ahead of it, and for a submission or a regrade
+        also its assignment's jobs ahead of it (lanes.py). Other assignments' jobs take turns with these, so for
+        those it is the place in its own assignment's line, not a promise of the order."""
+        queued = "SELECT COUNT(*) FROM jobs WHERE status = 'queued' AND "
+        selfchecks = f"lane = '{lanes.SELFCHECK}'"
+        if job.lane == lanes.SELFCHECK:
+            return 1 + self._db().execute(queued + selfchecks + " AND seq < ?", (job.seq,)).fetchone()[0]
+        before = "lane = ? AND seq < ?" if job.lane == lanes.SUBMISSION else \
+            f"(lane = '{lanes.SUBMISSION}' OR (lane = ? AND seq < ?))"  # a regrade waits for its submissions
+        return 1 + self._db().execute(queued + f"({selfchecks} OR (assignment = ? AND {before}))",
+                                      (job.assignment, job.lane, job.seq)).fetchone()[0]
 
     def events(self, job_id: str) -> list[tuple[float, str, int, Optional[str]]]:
         return self._db().execute("SELECT at, kind, attempt, detail FROM events WHERE job_id = ? ORDER BY rowid",

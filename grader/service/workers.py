@@ -1,4 +1,5 @@
-"""Grading threads: each claims the oldest waiting job with a lease, grades it, and completes it.
+"""Grading threads: each claims the next waiting job (lanes.py: self-checks first, then a fair share across
+assignments; jobs that need a GPU only on a node with one) with a lease, grades it, and completes it.
 
 Threads rather than processes: the grading itself runs in sandboxed child processes
 (evaluate, execute) or is a second of parsing (static), and a SIGKILL of the server
@@ -26,8 +27,8 @@ GradeJob = Callable[[Job, bytes, Optional[bytes]], Outcome]
 
 class WorkerPool:
     def __init__(self, store: Store, grade: GradeJob, *, workers: int, lease_seconds: float, max_attempts: int,
-                 on_settled: Callable[[Job], None] = lambda job: None):
-        self.store, self.grade = store, grade
+                 gpu: bool = False, on_settled: Callable[[Job], None] = lambda job: None):
+        self.store, self.grade, self.gpu = store, grade, gpu  # gpu: this node takes the jobs that need one
         self.workers, self.lease, self.max_attempts = workers, lease_seconds, max_attempts
         self.on_settled = on_settled
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -64,7 +65,7 @@ class WorkerPool:
     def _work(self) -> None:
         while not self._stop.is_set():
             try:
-                job = self.store.claim(self.owner, self.lease, self.max_attempts)
+                job = self.store.claim(self.owner, self.lease, self.max_attempts, gpu=self.gpu)
             except Exception:
                 log.exception("claiming a job failed")
                 job = None
