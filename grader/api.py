@@ -67,7 +67,7 @@ from grader.verdict import Outcome, decide
 __all__ = ["canvas_target", "check_moodle_worksheet", "Executor", "executor_for", "EXECUTORS", "FactsTask",
            "grade_class", "grade_facts", "grade_submission", "hand_in_at", "LmsExports", "load_bank", "load_rubric", "Options",
            "options_for", "portable_environment", "prepare_test_data", "read_grading", "record_grading", "Regrade",
-           "regrade_report", "rerun_reasons", "Result", "RunLimits", "Shipped", "TestData", "keep_previous",
+           "regrade_report", "rerun_reasons", "Result", "write_student_copy", "RunLimits", "Shipped", "TestData", "keep_previous",
            "write_lms_exports", "write_outputs"]
 
 
@@ -481,9 +481,7 @@ def write_outputs(results: Iterable[Result], out: Path, *, data: Optional[TestDa
     alike = look_alikes(codes, on_problem=problem)
     for r in results:  # the student's copies: nothing about look-alikes, no hidden item (grader.report.audience)
         try:
-            write_student_reports(out, r.student, r.facts, r.sheet, execution_time=r.seconds, name=r.submission.name,
-                                  images=data.test.images if data else None, labels=data.labels if data else None,
-                                  predictions=_predictions(r.facts, data.labels) if data else None)
+            write_student_copy(out, r.student, r.facts, r.sheet, seconds=r.seconds, name=r.submission.name, data=data)
         except Exception as exc:
             problem(r.student, f"reports not written ({exc.__class__.__name__}: {exc})"[:500])
     named = {r.student: r.submission.name for r in results}
@@ -495,6 +493,15 @@ def write_outputs(results: Iterable[Result], out: Path, *, data: Optional[TestDa
                            gradebook_rows([GradebookEntry(line.student, line.sheet, r.facts, line.name, line.similar_to,
                                                           line.problems)
                                            for r, line in zip(results, lines)]))
+
+
+def write_student_copy(out: Path, student: str, facts: Facts, sheet: ScoreSheet, *, seconds: float,
+                       name: Optional[str] = None, data: Optional[TestData] = None) -> None:
+    """One student's report.html, report.md, results.json and facts.json in out/<student>/ (the misclassified
+    digits drawn when `data` is given)."""
+    write_student_reports(out, student, facts, sheet, execution_time=seconds, name=name,
+                          images=data.test.images if data else None, labels=data.labels if data else None,
+                          predictions=_predictions(facts, data.labels) if data else None)
 
 
 def _similar_to(pairs: list[LookAlike]) -> list[str]:

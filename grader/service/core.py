@@ -24,6 +24,7 @@ from grader.service.lti.keys import ToolKey
 from grader.service.lti.launch import Launcher
 from grader.service.metrics import Metrics
 from grader.service.outbox import Outbox, Permanent
+from grader.service.regrade import regrade
 from grader.service.selfcheck import SelfCheck
 from grader.service.settings import ServiceSettings
 from grader.service.signing import DELIVERY, signed_headers
@@ -131,6 +132,17 @@ class Service:
         job = self.store.get(job_id)
         return None if job is None or job.selfcheck else job
 
+    def regrade(self, assignment_id: str) -> dict:
+        """Re-score the assignment's graded submissions with its rubric as its file now says (`regrade`)."""
+        answer = regrade(self.store, self.assignments, self.grader, assignment_id)
+        self.outbox.wake()
+        return answer
+
+    def _regraded(self, job: Job) -> tuple[int, Optional[float]]:
+        """How many times the job was re-scored, and when last (None: never)."""
+        times = [at for at, kind, _, _ in self.store.events(job.id) if kind == "rescored"]
+        return len(times), max(times, default=None)
+
     def _settled(self, job: Job) -> None:
         settled = self.store.get(job.id)
         if settled and settled.status == "graded" and not settled.selfcheck:
@@ -164,9 +176,12 @@ class Service:
 
     def _send_callback(self, job: Job) -> None:
         body = json.dumps(self.describe(job)).encode()
-        headers = {"Content-Type": "application/json", "X-Grader-Event": f"submission.{job.status}",
+        regraded, _ = self._regraded(job)  # a re-grade's callback is another delivery: receivers de-duplicate by id
+        event, delivery = (("regraded", f"{job.id}.regraded.{regraded}") if regraded
+                           else (job.status, f"{job.id}.{job.status}"))
+        headers = {"Content-Type": "application/json", "X-Grader-Event": f"submission.{event}",
                    **signed_headers(self.settings.secret, "POST", urlsplit(job.callback_url).path or "/", body,
-                                    delivery=f"{job.id}.{job.status}")}
+                                    delivery=delivery)}
         response = self.http.post(job.callback_url, content=body, headers=headers)
         if 400 <= response.status_code < 500 and response.status_code not in (408, 425, 429):
             raise Permanent(f"the callback URL answered HTTP {response.status_code}: {response.text[:300]}")
@@ -175,4 +190,5 @@ class Service:
     def _send_score(self, job: Job) -> None:
         comment = student_comment(ScoreSheet.model_validate(job.sheet), on=job.assignment,  # only graded jobs
                                   see=f"Report: {self.url(f'/submissions/{job.id}')}")
-        self.poster.send(job.lti, job.score, job.max_score, comment, job.finished or time.time())
+        _, regraded_at = self._regraded(job)  # a platform keeps the score with the latest timestamp
+        self.poster.send(job.lti, job.score, job.max_score, comment, regraded_at or job.finished or time.time())
