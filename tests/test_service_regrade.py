@@ -11,19 +11,30 @@ import uuid
 
 import pytest
 
-from tests.fixtures.service.harness import ADA, DI, RUBRICS, start_server, submission
+from datetime import datetime
+
+from tests.fixtures.service.harness import ADA, DI, RUBRICS, notebook_bytes, start_server, submission
+from tests.fixtures.service.platform import Platform, hidden
 from tests.fixtures.service.receiver import Receiver
 
 PATH = "/v1/assignments/svc-static/regrade"
+
+
+def _rubrics(tmp_path):
+    rubrics = tmp_path / "rubrics"
+    rubrics.mkdir()
+    shutil.copy(RUBRICS / "svc-static.yaml", rubrics / "svc-static.yaml")
+    return rubrics
+
+
+NO_LONGER_REQUIRED = ("    required: true\n", "")  # Di (5/15) now passes; Ada's score (15/15) stays
 
 
 @pytest.fixture()
 def graded(tmp_path):
     """Two graded submissions with callbacks: Ada (commented, 15/15, passes), Di (no comments: 5/15, fails: the
     comments item is required); the server's rubric is a copy the test may edit."""
-    rubrics = tmp_path / "rubrics"
-    rubrics.mkdir()
-    shutil.copy(RUBRICS / "svc-static.yaml", rubrics / "svc-static.yaml")
+    rubrics = _rubrics(tmp_path)
     with Receiver() as receiver, start_server(tmp_path / "server", "--callback-retries", "3",
                                               "--callback-backoff", "0.1", rubrics=rubrics) as server:
         hook = f"{receiver.url}/hook"
@@ -46,7 +57,7 @@ def _settled(receiver: Receiver, count: int) -> list[dict]:
 
 def test_a_signed_regrade_passes_back_only_the_score_that_changed(graded):
     server, receiver, jobs, rubric = graded
-    rubric.write_text(rubric.read_text().replace("    required: true\n", ""))  # Di now passes; Ada's score stays
+    rubric.write_text(rubric.read_text().replace(*NO_LONGER_REQUIRED))
     answer = server.signed("POST", PATH)
     assert answer.status_code == 200, answer.text
     regrade = answer.json()
@@ -75,7 +86,7 @@ def test_a_signed_regrade_passes_back_only_the_score_that_changed(graded):
 
 def test_an_unsigned_regrade_is_refused_and_changes_nothing(graded):
     server, receiver, jobs, rubric = graded
-    rubric.write_text(rubric.read_text().replace("    required: true\n", ""))
+    rubric.write_text(rubric.read_text().replace(*NO_LONGER_REQUIRED))
     response = server.http.post(PATH)
     assert response.status_code == 401, response.text
     error = response.json()["error"]
@@ -106,3 +117,35 @@ def test_a_broken_rubric_or_an_unknown_assignment_is_refused(graded):
     unknown = server.signed("POST", "/v1/assignments/nope/regrade")
     assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "unknown_assignment"
     assert server.status(jobs["di"])["score"] == 5
+
+
+def test_over_lti_only_the_changed_grade_reaches_the_platform_again(tmp_path):
+    rubrics = _rubrics(tmp_path)
+    with Platform() as platform:
+        (tmp_path / "platforms.yaml").write_text(platform.registration())
+        with start_server(tmp_path / "server", "--lti", str(tmp_path / "platforms.yaml"), "--rate", "100/60",
+                          rubrics=rubrics) as server:
+            platform.tool_url, platform.assignment = server.url, "svc-static"
+            jobs = {}
+            for name, folder in (("ada", ADA), ("di", DI)):
+                page = platform.launch(server.http, name)
+                form = {"launch": hidden(page.text, "launch"), "assignment": "svc-static"}
+                handed_in = server.http.post("/upload", data=form,
+                                             files={"notebook": ("notebook.ipynb", notebook_bytes(folder))})
+                assert handed_in.status_code == 303, handed_in.text
+                jobs[name] = handed_in.headers["location"].rsplit("/", 1)[1]
+                server.wait(jobs[name])
+            first = platform.wait_scores(2)
+            assert sorted((s["body"]["userId"], s["body"]["scoreGiven"]) for s in first) == [
+                ("user-ada", 15), ("user-di", 5)]
+            (rubrics / "svc-static.yaml").write_text(
+                (rubrics / "svc-static.yaml").read_text().replace(*NO_LONGER_REQUIRED))
+            regrade = server.signed("POST", PATH).json()
+            assert (regrade["changed"], regrade["flipped_to_pass"], regrade["deliveries_queued"]) == (1, 1, 1)
+            again = platform.wait_scores(3)[-1]["body"]
+            time.sleep(1.0)
+            assert len(platform.scores) == 3, [s["body"]["userId"] for s in platform.scores]  # Ada's not again
+            assert again["userId"] == "user-di" and again["scoreGiven"] == 5
+            di_first = next(s["body"] for s in first if s["body"]["userId"] == "user-di")
+            assert datetime.fromisoformat(again["timestamp"]) > datetime.fromisoformat(di_first["timestamp"])
+            assert server.status(jobs["di"])["lti_passback"]["state"] in ("sending", "sent")

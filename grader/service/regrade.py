@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 
 from grader.api import options_for
-from grader.report.changes import Standing, diff, tally
+from grader.report.changes import Change, Standing, diff, tally
 from grader.rubric.sheet import ScoreSheet
 from grader.service.assignments import Assignments
 from grader.service.grading import Grader
@@ -31,7 +31,7 @@ def regrade(store: Store, assignments: Assignments, grader: Grader, assignment_i
         latest = {job.student: job.id for job in jobs}  # oldest first: each student's last one wins
         before: dict[str, Standing] = {}
         after: dict[str, Standing] = {}
-        reruns, delivered = [], set()
+        reruns, problems, delivered = [], [], set()
         for job in jobs:
             sheet = grader.rescored(job, assignment, options)
             if isinstance(sheet, str):
@@ -45,10 +45,15 @@ def regrade(store: Store, assignments: Assignments, grader: Grader, assignment_i
             deliver = changed and latest[job.student] == job.id
             outcome = Outcome(score=sheet.score, max_score=sheet.max_score, passed=sheet.passed,
                               sheet=sheet.model_dump(mode="json"), report_dir=job.report_dir or "")
-            if store.rescore(job, outcome, deliver=deliver):
+            if not store.rescore(job, outcome, deliver=deliver):
+                continue
+            if deliver and (job.callback_url or job.lti):
+                delivered.add(job.id)
+            try:
                 grader.rewrite_report(job, assignment, options, sheet)
-                if deliver and (job.callback_url or job.lti):
-                    delivered.add(job.id)
+            except Exception as exc:  # the score is recorded and sent; one report never stops the re-grade
+                problems.append({"id": job.id, "student_id": job.student,
+                                 "what": f"its report was not written again ({exc.__class__.__name__}: {exc})"[:500]})
     changes = diff(before, after)
     students = {job.id: job.student for job in jobs}
     counts = tally(changes)
@@ -58,15 +63,23 @@ def regrade(store: Store, assignments: Assignments, grader: Grader, assignment_i
         "graded": len(jobs), "rescored": len(after), "needs_rerun": len(reruns), **counts.as_json(),
         "deliveries_queued": len(delivered),
         "summary": f"{len(after)} of {len(jobs)} graded submissions re-scored from their stored facts (nothing "
-                   f"ran): {counts.line()}; {len(delivered)} with a callback or grade passback sent again",
-        "changes": [{"id": c.student, "student_id": students[c.student], **{k: v for k, v in c.row().items()
-                                                                               if k not in ("student", "note")},
-                     "sent_again": c.student in delivered, "superseded": latest[students[c.student]] != c.student}
-                    for c in changes],
+                   f"ran): {counts.line()}; {len(delivered)} with a callback or grade passback sent again"
+                   + (f"; {len(reruns)} need a re-run (see reruns)" if reruns else ""),
+        "changes": [_change(c, students[c.student], sent_again=c.student in delivered,
+                            superseded=latest[students[c.student]] != c.student) for c in changes],
         "reruns": reruns,
     }
+    if problems:
+        answer["problems"] = problems
     if reruns:
         answer["rerun_note"] = (f"{len(reruns)} submission(s) were not re-scored: their facts cannot answer the "
                                 "rubric as it is now; each must be graded again (submit its notebook again, or ask "
                                 "the operator to) before its score changes")
     return answer
+
+
+def _change(change: Change, student: str, *, sent_again: bool, superseded: bool) -> dict:
+    """One changed submission as the answer lists it (the diff is keyed by job id)."""
+    row = change.row()
+    return {"id": row.pop("student"), "student_id": student, **{k: v for k, v in row.items() if k != "note"},
+            "sent_again": sent_again, "superseded": superseded}
