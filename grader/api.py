@@ -736,9 +736,9 @@ def regrade_report(previous: Previous, results: Iterable[Result], rubric: Rubric
     else:
         source = Path(rubric.source)
         digest = hashlib.sha256(source.read_bytes()).hexdigest() if source.is_file() else None
-        same = digest is not None and digest == record.get("rubric_sha256")
-        before = f"rubric {rubric.id}, " + ("the same file, unchanged" if same
-                                            else f"as graded from {record.get('source')} (since changed)")
+        same = "the same file, unchanged" if digest is not None and digest == record.get("rubric_sha256") else \
+            f"as graded from {record.get('source')}" + (" (since changed)" if digest is not None else "")
+        before = f"rubric {rubric.id}, {same}"
     return Regrade(changes, tally(changes), sum(r.cached for r in results),
                    sum(not r.cached and r.submission.error is None for r in results), before,
                    rerun_reasons(record, options) if record is not None else [],
