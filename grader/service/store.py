@@ -13,7 +13,9 @@ current attempt can complete it: a worker that lost its lease (the server was ki
 the lease expired) finds its completion refused, so a job is graded once however many
 times it was started. Completing a job also writes its outgoing deliveries (callback,
 grade passback) in the same transaction: none is lost, none is sent for a job that
-was not completed.
+was not completed. A re-grade (`rescore`) records a graded job's new score and makes its
+deliveries due again in one transaction; a sending that ends after that leaves them due
+(`finish_delivery` only settles a delivery still `sending`).
 """
 
 from __future__ import annotations
