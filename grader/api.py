@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import hashlib
+import json
+import shutil
 import os
 import tempfile
 import threading
@@ -45,6 +48,7 @@ from grader.pipeline import Progress, grade_facts
 from grader.quiz.bank import Bank, load_bank
 from grader.quiz.check import check_answers
 from grader.report.audience import student_comment
+from grader.report.changes import Change, Standing, Tally, diff, read_gradebook, tally, write_changes
 from grader.report.canvas import CanvasStudent, canvas_rows, write_canvas_csv
 from grader.report.gradebook import GradebookEntry, gradebook_rows, write_gradebook
 from grader.report.moodle import MoodleGrade, WorksheetError, feedback_entry, fill_worksheet, has_feedback_column
@@ -62,7 +66,8 @@ from grader.verdict import Outcome, decide
 
 __all__ = ["canvas_target", "check_moodle_worksheet", "Executor", "executor_for", "EXECUTORS", "FactsTask",
            "grade_class", "grade_facts", "grade_submission", "hand_in_at", "LmsExports", "load_bank", "load_rubric", "Options",
-           "options_for", "portable_environment", "prepare_test_data", "Result", "RunLimits", "Shipped", "TestData",
+           "options_for", "portable_environment", "prepare_test_data", "read_grading", "record_grading", "Regrade",
+           "regrade_report", "rerun_reasons", "Result", "write_student_copy", "RunLimits", "Shipped", "TestData", "keep_previous",
            "write_lms_exports", "write_outputs"]
 
 
@@ -484,9 +489,7 @@ def write_outputs(results: Iterable[Result], out: Path, *, data: Optional[TestDa
     alike = look_alikes(codes, on_problem=problem)
     for r in results:  # the student's copies: nothing about look-alikes, no hidden item (grader.report.audience)
         try:
-            write_student_reports(out, r.student, r.facts, r.sheet, execution_time=r.seconds, name=r.submission.name,
-                                  images=data.test.images if data else None, labels=data.labels if data else None,
-                                  predictions=_predictions(r.facts, data.labels) if data else None)
+            write_student_copy(out, r.student, r.facts, r.sheet, seconds=r.seconds, name=r.submission.name, data=data)
         except Exception as exc:
             problem(r.student, f"reports not written ({exc.__class__.__name__}: {exc})"[:500])
     named = {r.student: r.submission.name for r in results}
@@ -498,6 +501,15 @@ def write_outputs(results: Iterable[Result], out: Path, *, data: Optional[TestDa
                            gradebook_rows([GradebookEntry(line.student, line.sheet, r.facts, line.name, line.similar_to,
                                                           line.problems)
                                            for r, line in zip(results, lines)]))
+
+
+def write_student_copy(out: Path, student: str, facts: Facts, sheet: ScoreSheet, *, seconds: float,
+                       name: Optional[str] = None, data: Optional[TestData] = None) -> None:
+    """One student's report.html, report.md, results.json and facts.json in out/<student>/ (the misclassified
+    digits drawn when `data` is given)."""
+    write_student_reports(out, student, facts, sheet, execution_time=seconds, name=name,
+                          images=data.test.images if data else None, labels=data.labels if data else None,
+                          predictions=_predictions(facts, data.labels) if data else None)
 
 
 def _similar_to(pairs: list[LookAlike]) -> list[str]:
@@ -641,3 +653,108 @@ def _read_worksheet(path: Path) -> str:
     except UnicodeDecodeError:
         raise GraderError("the Moodle grading worksheet is not UTF-8 (it was saved by a spreadsheet?)",
                           where=str(path), fix="download it again from Moodle and give that file unchanged") from None
+
+
+# --- re-grading: what the last grading was, and what a new one changed -----------------------------------------
+
+GRADING_RECORD = "grading.json"  # beside gradebook.csv: the rubric and run settings it was graded with
+
+
+def record_grading(folder: Path, rubric: Rubric, options: Options) -> Path:
+    """Write `folder`/grading.json: the rubric (id, title, file, its SHA-256) and the settings the facts were
+    measured under (`FactsCache.settings`), which the next grading into the folder compares with."""
+    source = Path(rubric.source)
+    record = {"rubric": rubric.id, "title": rubric.title, "source": str(rubric.source),
+              "rubric_sha256": hashlib.sha256(source.read_bytes()).hexdigest() if source.is_file() else None,
+              "settings": FactsCache.settings(options)}
+    path = Path(folder) / GRADING_RECORD
+    path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def read_grading(folder: Path) -> Optional[dict]:
+    """What `record_grading` wrote in `folder`; None when nothing (or something unreadable) is there."""
+    try:
+        record = json.loads((Path(folder) / GRADING_RECORD).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def rerun_reasons(recorded: Optional[dict], options: Options) -> list[str]:
+    """Each run setting that differs between a grading record's and `options` ("mode static→evaluate"): facts
+    measured under other settings cannot be re-scored, the submission must run again."""
+    before = (recorded or {}).get("settings") or {}
+    now = FactsCache.settings(options)
+    return [f"{name} {_shown(before.get(name))}→{_shown(now.get(name))}" for name in sorted(set(before) | set(now))
+            if before.get(name) != now.get(name)]
+
+
+def _shown(value: object) -> str:
+    return "none" if value is None else value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+
+@dataclass(frozen=True)
+class Previous:
+    """The gradebook a grading into an existing folder replaces, kept as gradebook.previous.csv."""
+
+    standings: dict[str, Standing]
+    record: Optional[dict]  # its grading.json; None when it was graded before grading.json was written
+    path: Path
+
+
+def keep_previous(out: Path) -> Optional[Previous]:
+    """Before a grading writes `out`: copy its gradebook.csv to gradebook.previous.csv (the "before" of the diff,
+    kept for audit) and read it with its grading record; None when `out` holds no gradebook."""
+    current = Path(out) / "gradebook.csv"
+    if not current.is_file():
+        return None
+    kept = shutil.copyfile(current, Path(out) / "gradebook.previous.csv")
+    return Previous(read_gradebook(kept), read_grading(out), kept)
+
+
+@dataclass(frozen=True)
+class Regrade:
+    """What grading a class again into the same folder changed."""
+
+    changes: list[Change]
+    tally: Tally
+    rescored: int  # from cached facts, nothing run
+    rerun: int  # run again: new or changed files, or facts measured under other settings
+    before: str  # what "before" is, in words
+    settings_changed: list[str]  # rerun_reasons against the last grading
+    path: Path  # changes.csv
+    previous: Path  # gradebook.previous.csv
+
+    def lines(self) -> list[str]:
+        said = [f"re-grade: {self.tally.line()}; {self.rescored} re-scored from cached facts (not run), "
+                f"{self.rerun} run", f"before: {self.before}"]
+        if self.settings_changed:
+            said.append("the facts were measured under other run settings (" + ", ".join(self.settings_changed)
+                        + "): submissions graded under them ran again")
+        said.append(f"changes: {self.path} (before: {self.previous})")
+        return said
+
+
+def regrade_report(previous: Previous, results: Iterable[Result], rubric: Rubric, options: Options,
+                   out: Path) -> Regrade:
+    """After a grading wrote `out` over `previous`: the changes (written to changes.csv) and what they compare."""
+    results = list(results)
+    changes = diff(previous.standings, {r.student: Standing.of(r.student, r.sheet) for r in results})
+    record = previous.record
+    if record is None:
+        before = (f"{previous.path.name}, graded before the rubric was recorded: if that was not rubric "
+                  f"{rubric.id}, these changes compare two rubrics")
+    elif record.get("rubric") != rubric.id:
+        before = (f"rubric {record.get('rubric')} ({record.get('title')}), another rubric than {rubric.id} "
+                  f"({rubric.title}): the changes compare two rubrics' scores")
+    else:
+        source = Path(rubric.source)
+        digest = hashlib.sha256(source.read_bytes()).hexdigest() if source.is_file() else None
+        same = "the same file, unchanged" if digest is not None and digest == record.get("rubric_sha256") else \
+            f"as graded from {record.get('source')}" + (" (since changed)" if digest is not None else "")
+        before = f"rubric {rubric.id}, {same}"
+    return Regrade(changes, tally(changes), sum(r.cached for r in results),
+                   sum(not r.cached and r.submission.error is None for r in results), before,
+                   rerun_reasons(record, options) if record is not None else [],
+                   write_changes(Path(out) / "changes.csv", changes), previous.path)

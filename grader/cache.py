@@ -32,13 +32,20 @@ class FactsCache:
         self.folder = out / ".cache"
 
     @staticmethod
-    def key(submission: Submission, options: Options) -> str:
-        settings = {"digest": submission.digest, "mode": options.mode, "variable": options.variable,
-                    "limits": options.limits.model_dump(exclude={"cpus", "jobs_per_gpu"}), "dry_run": options.dry_run, "version": __version__,
-                    "environment": str(options.environment), "compat": list(options.compat),
+    def settings(options: Options) -> dict:
+        """What decides the facts a run measures besides the file (plain JSON values): facts measured under other
+        settings are another run's. A rubric change that leaves these alone needs no run, only scoring."""
+        settings = {"mode": options.mode, "variable": options.variable,
+                    "limits": options.limits.model_dump(exclude={"cpus", "jobs_per_gpu"}), "dry_run": options.dry_run,
+                    "version": __version__, "environment": str(options.environment), "compat": list(options.compat),
                     "schema": FACTS_SCHEMA}
         if options.unseen:  # facts with eval.unseen_accuracy are another run's; keys without it stay as they were
             settings["unseen"] = True
+        return json.loads(json.dumps(settings))
+
+    @staticmethod
+    def key(submission: Submission, options: Options) -> str:
+        settings = {"digest": submission.digest, **FactsCache.settings(options)}
         return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:32]
 
     def get(self, key: str) -> Optional[tuple[Facts, float]]:

@@ -172,6 +172,39 @@ def test_completing_a_job_queues_its_deliveries_in_the_same_transaction(store):
     assert (store.deliveries(job.id)[0].state, store.deliveries(job.id)[0].attempts) == ("failed", 3)
 
 
+def test_a_rescore_records_the_new_score_and_makes_its_deliveries_due_again(store):
+    job, _ = store.submit(_new(callback_url="http://127.0.0.1:9/cb", lti={"lineitem": "x", "user_id": "u"}))
+    other, _ = store.submit(_new(student="s2"))  # still queued
+    store.complete(store.claim("w", 30, 3), "w", _outcome())
+    for _ in range(2):
+        store.finish_delivery(store.claim_delivery("outbox", 60), ok=True, attempts=1, error=None)
+    assert [j.id for j in store.graded("svc-static")] == [job.id] and store.graded("nothing") == []
+    changed = Outcome(score=2.0, max_score=2.0, passed=True, sheet={"score": 2.0}, report_dir="x")
+    assert store.rescore(store.get(job.id), changed, deliver=True)
+    rescored = store.get(job.id)
+    assert (rescored.score, rescored.passed, rescored.sheet) == (2.0, True, {"score": 2.0})
+    assert [(d.kind, d.state, d.attempts) for d in store.deliveries(job.id)] == [("callback", "pending", 0),
+                                                                                 ("lti", "pending", 0)]
+    assert [e[1] for e in store.events(job.id)][-1] == "rescored"
+    assert not store.rescore(store.get(other.id), changed, deliver=True)  # not graded: nothing changes
+
+
+def test_a_sending_that_ends_after_a_rescore_leaves_the_new_score_due(store):
+    job, _ = store.submit(_new(callback_url="http://127.0.0.1:9/cb"))
+    store.complete(store.claim("w", 30, 3), "w", _outcome())
+    sending = store.claim_delivery("outbox", 60)  # the first score is on its way ...
+    store.rescore(store.get(job.id), Outcome(score=2.0, max_score=2.0, passed=True, sheet={}, report_dir="x"),
+                  deliver=True)
+    store.finish_delivery(sending, ok=True, attempts=1, error=None)  # ... and arrives after the re-grade
+    assert store.deliveries(job.id)[0].state == "pending"  # the new score is still to be sent
+    quiet, _ = store.submit(_new(student="s3", callback_url="http://127.0.0.1:9/cb"))
+    store.complete(store.claim("w", 30, 3), "w", _outcome())
+    store.finish_delivery(store.claim_delivery("outbox", 60), ok=True, attempts=1, error=None)
+    store.finish_delivery(store.claim_delivery("outbox", 60), ok=True, attempts=1, error=None)
+    assert store.rescore(store.get(quiet.id), _outcome(), deliver=False)
+    assert store.deliveries(quiet.id)[0].state == "sent"  # without `deliver`, nothing is sent again
+
+
 def test_a_failed_job_notifies_its_callback_but_posts_no_lti_score(store):
     job, _ = store.submit(_new(callback_url="http://127.0.0.1:9/cb", lti={"lineitem": "x", "user_id": "u"}))
     assert store.fail(store.claim("w", 30, 3), "w", "no MNIST")

@@ -11,8 +11,9 @@ from pathlib import Path
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from grader.api import (EXECUTORS, Result, canvas_target, check_moodle_worksheet, executor_for, grade_class,
-                        load_bank, load_rubric, options_for, prepare_test_data, write_lms_exports, write_outputs)
+from grader.api import (EXECUTORS, Regrade, Result, canvas_target, check_moodle_worksheet, executor_for, grade_class,
+                        keep_previous, load_bank, load_rubric, options_for, prepare_test_data, record_grading,
+                        regrade_report, write_lms_exports, write_outputs)
 from grader.cli.common import add_run_options, console_for, run_overrides, warn_if_unsandboxed
 from grader.cli.main import EXIT_INTERNAL
 from grader.errors import GraderError
@@ -31,6 +32,10 @@ sandbox, measure its model, score it, and write in --out:
   <student>/report.md           the same as text
   <student>/results.json        Gradescope autograder format
   <student>/facts.json          every measured fact
+  grading.json                  the rubric and run settings of this grading (what the next one compares with)
+  changes.csv                   grading into a folder that holds a gradebook: who changed (before and after
+                                score, delta, passed before and after, pass flips, items whose points moved);
+                                the gradebook replaced is kept as gradebook.previous.csv
   canvas.csv                    for Canvas's Gradebook import (Canvas file names with --canvas-assignment-id,
                                 or --roster with Canvas's gradebook export)
   <worksheet>.csv               --moodle-worksheet filled in: Grade and Feedback comments, all else as it was
@@ -52,6 +57,11 @@ that says why.
 Re-running grades only what changed: facts are cached per file content and run
 settings; a changed rubric re-scores without running anything. --force runs all again;
 --only ID runs that student again and keeps everyone else's cached results.
+
+Re-grading: fix the rubric (a threshold, points, the pass rule) and grade into the same
+--out. Every student is re-scored from the cached facts, nothing runs unless the rubric's
+run settings (mode, limits, model variable, environment) changed; the summary says how
+many scores went up or down, who now passes or fails, and writes changes.csv.
 
 Examples
   grade submissions/ --rubric mnist-s3
@@ -117,6 +127,30 @@ def summary_table(results: list[Result]) -> Table:
     return table
 
 
+CHANGES_SHOWN = 30  # rows of the changes table; changes.csv has them all
+
+
+def changes_table(regrade: Regrade) -> Table:
+    table = Table(title="Changes since the last grading", title_justify="left")
+    for column, justify in [("student", "left"), ("before", "right"), ("after", "right"), ("delta", "right"),
+                            ("passed", "center"), ("items changed", "left")]:
+        table.add_column(column, justify=justify)
+
+    def shown(score) -> str:
+        return "-" if score is None else f"{score:g}"
+
+    for change in regrade.changes[:CHANGES_SHOWN]:
+        before, after = change.before, change.after
+        delta = change.delta
+        passed = (f"{'yes' if before.passed else 'no'} → {'[green]yes[/]' if after.passed else '[red]no[/]'}"
+                  if change.flipped else change.note or "")
+        table.add_row(change.student, shown(before.score if before else None), shown(after.score if after else None),
+                      "-" if delta is None else f"{delta:+g}", passed, ", ".join(change.items) or "-")
+    if len(regrade.changes) > CHANGES_SHOWN:
+        table.caption = f"and {len(regrade.changes) - CHANGES_SHOWN} more in {regrade.path}"
+    return table
+
+
 def run(args: argparse.Namespace) -> int:
     warn_if_unsandboxed(args)
     rubric = load_rubric(args.rubric)
@@ -161,9 +195,12 @@ def run(args: argparse.Namespace) -> int:
         results = list(graded)
     results.sort(key=lambda r: r.student)
     problems: list[tuple[str, str]] = []
+    previous = keep_previous(args.out)
     write_outputs(results, args.out, data=data, on_problem=lambda student, what: problems.append((student, what)))
     exports = write_lms_exports(results, args.out, rubric, canvas_assignment_id=args.canvas_assignment_id,
                                 roster=args.roster, moodle_worksheet=args.moodle_worksheet)
+    regrade = regrade_report(previous, results, rubric, options, args.out) if previous is not None else None
+    record_grading(args.out, rubric, options)
     fresh = sum(not r.cached and r.sheet.score is not None for r in results)
     not_graded = sum(r.sheet.score is None for r in results)
     console.print(summary_table(results))
@@ -176,6 +213,11 @@ def run(args: argparse.Namespace) -> int:
                   + f"{len(results) - fresh - not_graded} unchanged (cached) in "
                   f"{time.monotonic() - started:.0f} s; gradebook: {args.out / 'gradebook.csv'}",
                   soft_wrap=True, highlight=False)
+    if regrade is not None:
+        if regrade.changes:
+            console.print(changes_table(regrade))
+        for line in regrade.lines():
+            console.print(line, soft_wrap=True, highlight=False, markup=False)
     for path in exports.written.values():
         console.print(f"for the LMS: {path}", soft_wrap=True, highlight=False)
     if skipped:

@@ -90,7 +90,7 @@ def gradebook_rows(entries: Iterable[GradebookEntry]) -> list[dict[str, Any]]:
     return rows
 
 
-def _csv_cell(value: Any) -> str:
+def csv_cell(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -110,5 +110,5 @@ def write_gradebook(path: Path, rows: Sequence[dict[str, Any]]) -> Path:
     with path.open("w", encoding="utf-8", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=header)
         writer.writeheader()
-        writer.writerows({k: _csv_cell(row.get(k)) for k in header} for row in rows)
+        writer.writerows({k: csv_cell(row.get(k)) for k in header} for row in rows)
     return path

@@ -65,6 +65,14 @@ def _selfcheck_keys(path: Path, known: set[str]) -> dict[str, str]:
     return keys
 
 
+def _loaded(path: Path):
+    """The rubric in `path`; a grading environment it needs and that is not built stops here too."""
+    rubric = load_rubric(path)
+    if rubric.mode == "execute":
+        grading_environment(rubric)
+    return rubric
+
+
 class Assignments:
     def __init__(self, folder: Path, selfcheck_keys: Optional[Path] = None):
         folder = Path(folder)
@@ -72,9 +80,7 @@ class Assignments:
             raise GraderError("no such folder", where=str(folder), fix="give --rubrics a folder of rubric .yaml files")
         self.by_id: dict[str, Assignment] = {}
         for path in sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")]):
-            rubric = load_rubric(path)  # a bad rubric stops the start with its file, line and item
-            if rubric.mode == "execute":  # so does a grading environment not built yet, saying how to build it
-                grading_environment(rubric)
+            rubric = _loaded(path)  # a bad rubric stops the start with its file, line and item
             if rubric.id in self.by_id:
                 raise GraderError(f"rubric id {rubric.id!r} is used twice (also in {self.by_id[rubric.id].path})",
                                   where=str(path), fix="give each rubric its own id")
@@ -85,6 +91,23 @@ class Assignments:
         if selfcheck_keys is not None:
             for assignment, key in _selfcheck_keys(selfcheck_keys, set(self.by_id)).items():
                 self.by_id[assignment] = replace(self.by_id[assignment], selfcheck_key=key)
+
+    def reload(self, assignment_id: str) -> Assignment:
+        """The assignment with its rubric read again from its file (a fixed threshold, points, the pass rule), in
+        place of the one loaded at start; a rubric that no longer loads, or now has another id, is refused (422)
+        and the loaded one stays."""
+        known = self.get(assignment_id)
+        try:
+            rubric = _loaded(known.path)
+        except GraderError as err:
+            raise ServiceError(422, "invalid_rubric", f"the rubric of {assignment_id!r} no longer loads: {err.what}",
+                               where=err.where or str(known.path), fix=err.fix or "fix the rubric file") from None
+        if rubric.id != known.id:
+            raise ServiceError(422, "invalid_rubric", f"the rubric file of {assignment_id!r} now has the id "
+                               f"{rubric.id!r}", where=str(known.path),
+                               fix=f"keep `id: {known.id}` (a new id is a new assignment: restart the server)")
+        self.by_id[known.id] = replace(known, title=rubric.title, mode=rubric.mode, rubric=rubric)
+        return self.by_id[known.id]
 
     def __iter__(self):
         return iter(self.by_id.values())

@@ -27,6 +27,7 @@ from grader.service.lti.lineitems import LineItems, Resource
 from grader.service.lti.tokens import ServiceCalls
 from grader.service.metrics import Metrics
 from grader.service.outbox import Outbox, Permanent
+from grader.service.regrade import regrade
 from grader.service.selfcheck import SelfCheck
 from grader.service.settings import ServiceSettings
 from grader.service.signing import DELIVERY, signed_headers
@@ -138,6 +139,17 @@ class Service:
         job = self.store.get(job_id)
         return None if job is None or job.selfcheck else job
 
+    def regrade(self, assignment_id: str) -> dict:
+        """Re-score the assignment's graded submissions with its rubric as its file now says (`regrade`)."""
+        answer = regrade(self.store, self.assignments, self.grader, assignment_id)
+        self.outbox.wake()
+        return answer
+
+    def _regraded(self, job: Job) -> tuple[int, Optional[float]]:
+        """How many times the job was re-scored, and when last (None: never)."""
+        times = [at for at, kind, _, _ in self.store.events(job.id) if kind == "rescored"]
+        return len(times), max(times, default=None)
+
     def _settled(self, job: Job) -> None:
         self.metrics.lane_wait.labels(job.lane).observe(job.started - job.submitted)
         settled = self.store.get(job.id)
@@ -178,9 +190,12 @@ class Service:
 
     def _send_callback(self, job: Job) -> None:
         body = json.dumps(self.describe(job)).encode()
-        headers = {"Content-Type": "application/json", "X-Grader-Event": f"submission.{job.status}",
+        regraded, _ = self._regraded(job)  # a re-grade's callback is another delivery: receivers de-duplicate by id
+        event, delivery = (("regraded", f"{job.id}.regraded.{regraded}") if regraded
+                           else (job.status, f"{job.id}.{job.status}"))
+        headers = {"Content-Type": "application/json", "X-Grader-Event": f"submission.{event}",
                    **signed_headers(self.settings.secret, "POST", urlsplit(job.callback_url).path or "/", body,
-                                    delivery=f"{job.id}.{job.status}")}
+                                    delivery=delivery)}
         response = self.http.post(job.callback_url, content=body, headers=headers)
         if 400 <= response.status_code < 500 and response.status_code not in (408, 425, 429):
             raise Permanent(f"the callback URL answered HTTP {response.status_code}: {response.text[:300]}")
@@ -192,4 +207,6 @@ class Service:
         known = self.assignments.by_id.get(job.assignment)  # the rubric may have left since: the job knows enough
         resource = Resource(id=job.assignment, label=known.title if known else job.assignment,
                             score_maximum=job.max_score or 0.0)
-        self.poster.send(job.lti, resource, job.score, job.max_score, comment, job.finished or time.time())
+        _, regraded_at = self._regraded(job)  # a platform keeps the score with the latest timestamp
+        self.poster.send(job.lti, resource, job.score, job.max_score, comment,
+                         regraded_at or job.finished or time.time())

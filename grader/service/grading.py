@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import re
 import shutil
 import tempfile
@@ -13,7 +14,9 @@ from pathlib import Path
 from typing import Optional
 
 from grader.api import Executor, Options, TestData, executor_for, grade_submission, options_for, prepare_test_data, \
-    write_outputs
+    read_grading, record_grading, rerun_reasons, write_outputs, write_student_copy
+from grader.facts import Facts
+from grader.rubric.score import score
 from grader.errors import GraderError
 from grader.links import LinkError, fetch, parse_link
 from grader.rubric.sheet import ScoreSheet
@@ -98,6 +101,7 @@ class Grader:
         attempt = Path(job.id) / f"attempt-{job.attempts}"
         with _REPORTS:
             write_outputs([result], self.reports / attempt, data=data)
+        record_grading(self.reports / attempt, assignment.rubric, options)  # what a re-grade compares with
         return _outcome(job, result.sheet, str(attempt / student))
 
     def _selfcheck(self, job: Job, assignment: Assignment, notebook: bytes) -> Outcome:
@@ -119,6 +123,34 @@ class Grader:
             result = grade_submission(path, assignment.rubric, options, student="selfcheck", root=root,
                                       executor=self.executor_of(assignment.id, options))
         return _outcome(job, result.sheet, "")
+
+
+    def rescored(self, job: Job, assignment: Assignment, options: Options) -> "ScoreSheet | str":
+        """The sheet the assignment's rubric now gives a graded job, from the facts stored with its report; or,
+        as text, why its facts cannot be re-scored and the submission must run again."""
+        folder = self.reports / (job.report_dir or "")
+        try:
+            facts = Facts.model_validate(json.loads((folder / "facts.json").read_text(encoding="utf-8")))
+        except (OSError, ValueError):
+            return f"its stored facts ({folder / 'facts.json'}) are missing or unreadable"
+        record = read_grading(folder.parent)
+        if record is None:  # graded before grading.json was written: the depth is all that is known
+            why = [] if facts.grading.mode == options.mode else [f"mode {facts.grading.mode}→{options.mode}"]
+        else:
+            why = rerun_reasons(record, options)
+        if why:
+            return "its facts were measured under other run settings (" + ", ".join(why) + ")"
+        return score(facts, assignment.rubric)
+
+    def rewrite_report(self, job: Job, assignment: Assignment, options: Options, sheet: ScoreSheet) -> None:
+        """The job's report, written again for its new sheet (the student's page shows what was passed back)."""
+        folder = self.reports / (job.report_dir or "")
+        facts = Facts.model_validate(json.loads((folder / "facts.json").read_text(encoding="utf-8")))
+        data = self.test_data() if facts.eval.accuracy is not None else None
+        seconds = round((job.finished or 0) - (job.started or job.finished or 0), 2)
+        with _REPORTS:
+            write_student_copy(folder.parent, folder.name, facts, sheet, seconds=seconds, data=data)
+        record_grading(folder.parent, assignment.rubric, options)
 
 
 def _outcome(job: Job, sheet: ScoreSheet, report_dir: str) -> Outcome:

@@ -120,6 +120,25 @@ async def status(request: Request, job_id: str):
     return await run_in_threadpool(service.describe, job)
 
 
+@router.post(
+    "/v1/assignments/{assignment_id}/regrade", tags=["assignments"],
+    summary="Re-grade an assignment after a rubric fix: re-score from stored facts, pass back what changed",
+    description="The assignment's rubric is read again from its file; every graded submission is re-scored from "
+                "the facts stored with its report (nothing runs) and its new score recorded. Only a score, maximum "
+                "or pass that changed is sent again (callback, LTI grade passback), for each student's latest "
+                "submission, through the outbox. Submissions whose facts were measured under other run settings "
+                "are listed in `reruns` (not re-scored). Signed like every /v1 request, over an empty body.",
+    openapi_extra=SIGNED,
+    responses={401: error_doc("unsigned, badly signed or stale"), 404: error_doc("unknown assignment"),
+               413: error_doc("body over the size limit"),
+               422: error_doc("the rubric file no longer loads, or names another id")})
+async def regrade(request: Request, assignment_id: str):
+    service = request.app.state.service
+    signed = check_headers(service.settings.secret, request.headers, request.method, request.url.path)
+    await read_body(request, service.settings.max_body_bytes, signed=signed)  # signed over its bytes, then ignored
+    return await run_in_threadpool(service.regrade, assignment_id)
+
+
 @router.get("/v1/health", tags=["operations"], summary="Liveness: the store answers and workers run")
 async def health(request: Request):
     service = request.app.state.service

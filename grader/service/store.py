@@ -13,7 +13,9 @@ current attempt can complete it: a worker that lost its lease (the server was ki
 the lease expired) finds its completion refused, so a job is graded once however many
 times it was started. Completing a job also writes its outgoing deliveries (callback,
 grade passback) in the same transaction: none is lost, none is sent for a job that
-was not completed.
+was not completed. A re-grade (`rescore`) records a graded job's new score and makes its
+deliveries due again in one transaction; a sending that ends after that leaves them due
+(`finish_delivery` only settles a delivery still `sending`).
 """
 
 from __future__ import annotations
@@ -139,6 +141,8 @@ class Store(Protocol):
     def renew(self, owner: str, lease: float) -> int: ...
     def complete(self, job: Job, owner: str, outcome: Outcome) -> bool: ...
     def fail(self, job: Job, owner: str, reason: str) -> bool: ...
+    def graded(self, assignment: str) -> list[Job]: ...
+    def rescore(self, job: Job, outcome: Outcome, *, deliver: bool) -> bool: ...
     def release(self, owner: str) -> int: ...
     def recover(self) -> int: ...
     def counts(self, *, selfchecks: bool = False) -> dict[str, int]: ...
@@ -248,6 +252,11 @@ def _job(row: tuple) -> Job:
                callback_url=callback_url, lti=json.loads(lti) if lti else None, delivery=delivery,
                body_sha256=body_sha256, lease_owner=lease_owner, depth=depth, link=link, lane=lane,
                needs_gpu=bool(needs_gpu))
+
+
+def _delivery_kinds(job: Job, status: str) -> list[str]:
+    """What a settled job sends: its callback (graded or failed), its grade passback (graded only)."""
+    return (["callback"] if job.callback_url else []) + (["lti"] if job.lti and status == "graded" else [])
 
 
 class SQLiteStore:
@@ -416,8 +425,7 @@ class SQLiteStore:
         if job.selfcheck:  # checked, not graded: the notebook is not kept, and nothing is sent anywhere
             db.execute("DELETE FROM files WHERE job_id = ?", (job.id,))
             return
-        kinds = (["callback"] if job.callback_url else []) + (["lti"] if job.lti and status == "graded" else [])
-        for kind in kinds:
+        for kind in _delivery_kinds(job, status):
             db.execute("INSERT OR IGNORE INTO deliveries (job_id, kind, state, updated) VALUES (?, ?, 'pending', ?)",
                        (job.id, kind, now))
 
@@ -435,6 +443,32 @@ class SQLiteStore:
 
     def fail(self, job: Job, owner: str, reason: str) -> bool:
         return self._settle(job, owner, "failed", reason=reason)
+
+    def graded(self, assignment: str) -> list[Job]:
+        """The assignment's graded submissions (no self-check), oldest first."""
+        rows = self._db().execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE assignment = ? AND status = 'graded' "
+                                  "AND depth IS NULL ORDER BY seq", (assignment,)).fetchall()
+        return [_job(row) for row in rows]
+
+    def rescore(self, job: Job, outcome: Outcome, *, deliver: bool) -> bool:
+        """A graded job's new score (a re-grade from its stored facts), with an event `rescored`; with `deliver`,
+        its callback and grade passback are due again in the same transaction (pending, attempts from 0), so a
+        changed score is never lost. False when the job is not graded (nothing changed)."""
+        now = time.time()
+        with self._tx() as db:
+            current = self._one(db, "id = ? AND status = 'graded'", job.id)
+            if current is None:
+                return False
+            db.execute("UPDATE jobs SET score = ?, max_score = ?, passed = ?, sheet = ? WHERE id = ?",
+                       (outcome.score, outcome.max_score, int(outcome.passed), json.dumps(outcome.sheet), job.id))
+            self._event(db, job.id, "rescored", current.attempts,
+                        f"{current.score:g} -> {outcome.score:g} / {outcome.max_score:g}", now)
+            for kind in _delivery_kinds(current, "graded") if deliver else []:
+                db.execute("INSERT INTO deliveries (job_id, kind, state, updated) VALUES (?, ?, 'pending', ?) "
+                           "ON CONFLICT (job_id, kind) DO UPDATE SET state = 'pending', attempts = 0, "
+                           "last_error = NULL, lease_owner = NULL, lease_until = NULL, updated = excluded.updated",
+                           (job.id, kind, now))
+            return True
 
     def _requeue(self, where: str, args: tuple, detail: str) -> int:
         with self._tx() as db:
@@ -504,9 +538,11 @@ class SQLiteStore:
             return Delivery(*row[:3], "sending", *row[4:])
 
     def finish_delivery(self, delivery: Delivery, *, ok: bool, attempts: int, error: Optional[str]) -> None:
+        """Record a sending's end; not over a delivery that was made due again meanwhile (a re-grade's new score
+        must still go out)."""
         with self._tx() as db:
             db.execute("UPDATE deliveries SET state = ?, attempts = attempts + ?, last_error = ?, lease_owner = NULL, "
-                       "lease_until = NULL, updated = ? WHERE id = ?",
+                       "lease_until = NULL, updated = ? WHERE id = ? AND state = 'sending'",
                        ("sent" if ok else "failed", attempts, error, time.time(), delivery.id))
 
     # LTI: OIDC state between login initiation and launch, and nonces already used
