@@ -25,8 +25,12 @@ def test_a_job_killed_mid_grading_runs_again_and_is_graded_once(tmp_path, real_m
     first = start_server(tmp_path, env=env)
     try:
         job = first.submit(submission("k1", "svc-evaluate", model=True)).json()["id"]
-        first.wait(job, timeout=60, until=("running",))  # the sandboxed evaluation has started
-        assert [p.name.split("-")[0] for p in (tmp_path / "grader-scratch").iterdir()] == [job]
+        first.wait(job, timeout=60, until=("running",))  # claimed; its scratch folder comes once MNIST is staged
+        scratch = tmp_path / "grader-scratch"
+        deadline = time.monotonic() + 60
+        while not (folders := list(scratch.iterdir()) if scratch.is_dir() else []) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [p.name.split("-")[0] for p in folders] == [job]  # the sandboxed evaluation has started
     finally:
         first.kill()
     with start_server(tmp_path, env=env, port=int(first.url.rsplit(":", 1)[1])) as second:
