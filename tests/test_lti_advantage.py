@@ -16,32 +16,15 @@ import pytest
 
 from grader.api import load_rubric
 from grader.service.lti.launch import teaches
-from tests.fixtures.service.harness import ADA, notebook_bytes, start_server
+from tests.fixtures.service.harness import ADA, notebook_bytes
 from tests.fixtures.service.platform import (AGS, CLAIM, DL_SETTINGS, INSTRUCTOR, LEARNER, LINEITEM_SCOPE, NRPS,
                                              SCORE_SCOPE, Platform, hidden)
+from tests.fixtures.service.lti_tool import fresh_knobs, platform, server  # noqa: F401 (pytest fixtures)
 
 RUBRICS = "tests/fixtures/service/rubrics"
 DL = "https://purl.imsglobal.org/spec/lti-dl/claim/"
 
 
-@pytest.fixture(scope="module")
-def platform():
-    with Platform() as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def server(platform, tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("lti-advantage")
-    (workdir / "platforms.yaml").write_text(platform.registration())
-    with start_server(workdir, "--lti", str(workdir / "platforms.yaml"), "--rate", "100/60") as running:
-        platform.tool_url = running.url
-        yield running
-
-
-@pytest.fixture(autouse=True)
-def fresh_knobs(platform):
-    platform.assignment, platform.next_claims, platform.tamper_next = "svc-static", {}, False
 
 
 def _text(response: httpx.Response) -> str:

@@ -19,6 +19,7 @@ from grader.service.lti.config import Platform as Registration
 from grader.service.store import NewJob, SQLiteStore
 from tests.fixtures.service.harness import notebook_bytes, start_server, submission
 from tests.fixtures.service.platform import AGS, CLAIM, SCORE_SCOPE, Platform, hidden
+from tests.fixtures.service.lti_tool import fresh_knobs, platform, server  # noqa: F401 (pytest fixtures)
 
 
 class Foreign:
@@ -55,30 +56,12 @@ class Foreign:
 
 
 @pytest.fixture(scope="module")
-def platform():
-    with Platform() as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
 def foreign():
     host = Foreign()
     yield host
     host.close()
 
 
-@pytest.fixture(scope="module")
-def server(platform, tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("lti-attacks")
-    (workdir / "platforms.yaml").write_text(platform.registration())
-    with start_server(workdir, "--lti", str(workdir / "platforms.yaml"), "--rate", "100/60") as running:
-        platform.tool_url = running.url
-        yield running
-
-
-@pytest.fixture(autouse=True)
-def fresh_knobs(platform):
-    platform.assignment, platform.next_claims, platform.tamper_next = "svc-static", {}, False
 
 
 def _page_error(response: httpx.Response, status: int, says: str, where: str, fix: str) -> None:

@@ -11,28 +11,11 @@ from datetime import datetime
 import jwt
 import pytest
 
-from tests.fixtures.service.harness import ADA, notebook_bytes, start_server
-from tests.fixtures.service.platform import CLAIM, SCORE_SCOPE, Platform, hidden
+from tests.fixtures.service.harness import ADA, notebook_bytes
+from tests.fixtures.service.platform import CLAIM, SCORE_SCOPE, hidden
+from tests.fixtures.service.lti_tool import fresh_knobs, platform, server  # noqa: F401 (pytest fixtures)
 
 
-@pytest.fixture(scope="module")
-def platform():
-    with Platform() as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def server(platform, tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("lti")
-    (workdir / "platforms.yaml").write_text(platform.registration())
-    with start_server(workdir, "--lti", str(workdir / "platforms.yaml"), "--rate", "100/60") as running:
-        platform.tool_url = running.url
-        yield running
-
-
-@pytest.fixture(autouse=True)
-def fresh_knobs(platform):
-    platform.assignment, platform.next_claims, platform.tamper_next = "svc-static", {}, False
 
 
 def _refused(response, says: str, where: str) -> None:
