@@ -161,7 +161,7 @@ def grade_submission(path: Path, rubric: Rubric, options: Optional[Options] = No
     options = options or options_for(rubric)
     submission = Submission(student or path.stem, path, content_key(path, root, model_file) if path.is_file() else "",
                             model_file, late=late, root=root)
-    options = options.with_(limits=options.limits.with_cpus_for(_slots(executor)), warm=executor is not None)
+    options = options.with_(limits=options.limits.with_cpus_for(_slots(executor)), warm=options.warm or executor is not None)
     if executor is None:
         started = time.monotonic()
         facts = grade_facts(path, options, progress or (lambda _: None), model_file=model_file, data=data, root=root)

@@ -21,7 +21,7 @@ from grader import pysyntax
 from grader.data.preprocess import COURSE_PREPROCESS
 from grader.data.staging import TestData, prepare_test_data
 from grader.errors import GraderError
-from grader.evaluate.job import Evaluation, evaluate_model, unreadable_model
+from grader.evaluate.job import Evaluation, evaluate_model, prestart_evaluator, unreadable_model
 from grader.evaluate.keras_job import evaluate_keras_model
 from grader.execute.job import Execution, execute_notebook
 from grader.execute.records import ModelFile
@@ -117,6 +117,8 @@ def _execute(report: StaticReport, facts: Facts, options: Options, progress: Pro
     with tempfile.TemporaryDirectory(prefix="mnist-grader-") as tmp:
         jobdir = Path(tmp)
         progress("running the notebook" + (" (dry run)" if options.dry_run else ""))
+        prestart_evaluator(data.staged, measure=not options.dry_run, unseen=_unseen(data, options),
+                           limits=options.limits, warm=options.warm, sandbox=options.sandbox, gpu=options.gpu)
         execution = execute_notebook(report.notebook, jobdir=jobdir, staged=data.staged,
                                      mnist_roots=report.mnist_roots, variable=options.variable,
                                      limits=options.limits, dry_run=options.dry_run, sandbox=options.sandbox,

@@ -105,7 +105,8 @@ def run(args: argparse.Namespace) -> int:
     overrides = run_overrides(args, rubric.limits.run_limits())
     if args.static:
         overrides["mode"] = "static"
-    options = options_for(rubric, **overrides, dry_run=args.dry_run or None, keep=args.keep)
+    # warm: the clean evaluator starts while the notebook runs (its torch import overlaps the kernel's)
+    options = options_for(rubric, **overrides, dry_run=args.dry_run or None, keep=args.keep, warm=True)
     with status_line("checking") as progress:
         path, root = hand_in_at(args.notebook, rubric.notebook)  # the notebook with its repository (or folder)
         result = grade_submission(path, rubric, options, root=root, progress=progress, show_hidden=False)

@@ -61,7 +61,7 @@ def evaluate_model(model: Folder, name: str, path: str, *, preprocess: Preproces
         job["unseen_images_file"] = str(scratch / UNSEEN_IMAGES)
         binds.append((unseen[0], scratch / UNSEEN_IMAGES))
     raw = (_warm(job, local_model, staged, unseen if labels is not None else None, limits)
-           if warm and sandbox and warm_evaluator.enabled() and not _uses_gpu(gpu) else None)
+           if _warm_here(warm, sandbox, gpu) else None)
     if raw is None:
         raw = _cold(job, scratch, binds, limits, sandbox=sandbox, gpu=gpu)
     record, predictions, unseen_predictions = raw.record, raw.predictions, raw.unseen_predictions
@@ -157,6 +157,19 @@ def _uses_gpu(gpu: Optional[bool]) -> bool:
     10,000 digits with a course-sized net on the CPU costs less than starting CUDA in a fresh sandbox; so a GPU
     that is merely wanted trains the notebook, and the measuring stays warm on the CPU."""
     return gpu is True
+
+
+def _warm_here(warm: bool, sandbox: bool, gpu: Optional[bool]) -> bool:
+    return warm and sandbox and warm_evaluator.enabled() and not _uses_gpu(gpu)
+
+
+def prestart_evaluator(staged: Path, *, measure: bool, unseen: Optional[tuple[Path, np.ndarray]], limits: RunLimits,
+                       warm: bool, sandbox: bool, gpu: Optional[bool]) -> None:
+    """Start, in the background, the warm evaluator `evaluate_model` will use with the same arguments (`measure`:
+    it will be given labels), so that its start overlaps the notebook's run; nothing where it would not be used."""
+    if _warm_here(warm, sandbox, gpu):
+        warm_evaluator.shared(staged / TEST_IMAGES, unseen[0] if unseen is not None and measure else None,
+                              limits).prestart()
 
 
 def _warm(job: dict, model_file: Path, staged: Path, unseen: Optional[tuple[Path, np.ndarray]],

@@ -192,21 +192,38 @@ class WarmEvaluator:
     def zygote_pid(self) -> Optional[int]:
         return self._proc.pid if self._proc is not None else None
 
+    def _ensure_started(self) -> None:
+        """The zygote, started unless it runs (the caller holds the lock); a start that failed is not tried again."""
+        if self.failed:
+            raise RuntimeError(self.failed)
+        if not self._alive():
+            self._stop_zygote()
+            try:
+                self._start()
+            except (RuntimeError, OSError) as exc:
+                self.failed = str(exc)
+                raise
+
+    def prestart(self) -> None:
+        """Start the zygote now, in the background, so that the first `evaluate()` finds it warm: a single check
+        overlaps its `import torch` with the notebook's run. `evaluate()` waits for a start in progress, and meets
+        (and reports) a start that failed."""
+        def start() -> None:
+            with self._lock:
+                try:
+                    self._ensure_started()
+                except (RuntimeError, OSError, GraderError):
+                    pass  # kept in self.failed for evaluate(), which then measures in a fresh sandbox
+
+        threading.Thread(target=start, name="warm-evaluator-prestart", daemon=True).start()
+
     # --- one submission -----------------------------------------------------------------------------------------
 
     def evaluate(self, job: dict, model_file: Path, *, limits: RunLimits, cpus: Optional[int] = None) -> WarmResult:
         """Measure one exported model: `job` is EvalJob's fields (files are given as descriptors, not paths)."""
         cpus = cpus or limits.cpus or os.cpu_count() or 1
         with self._lock:
-            if self.failed:
-                raise RuntimeError(self.failed)
-            if not self._alive():
-                self._stop_zygote()
-                try:
-                    self._start()
-                except (RuntimeError, OSError) as exc:
-                    self.failed = str(exc)
-                    raise
+            self._ensure_started()
             self._users += 1
         try:
             result = self._run(job, model_file, limits, cpus)
