@@ -2,11 +2,12 @@
 
 `Store` is the interface the rest of the service uses; `SQLiteStore` is the embedded
 default (one server per database file, WAL mode, synchronous=FULL: a job the 202
-announced survives SIGKILL and power loss). A PostgreSQL adapter implements the same
-methods for several servers sharing one queue: every state change below is a single
-transaction guarded by the row's current state (and, for completion, by the lease),
-which is what makes completion exactly-once there too (`SELECT ... FOR UPDATE SKIP
-LOCKED` in place of SQLite's `BEGIN IMMEDIATE`).
+announced survives SIGKILL and power loss); `PostgresStore` (store_postgres.py) serves
+several servers sharing one queue. Both are `SQLStore`: the queue's rules are written
+once, here, and every state change is a single transaction guarded by the row's current
+state (and, for completion, by the lease), which makes completion exactly-once on both
+(`SELECT ... FOR UPDATE [SKIP LOCKED]` on PostgreSQL, `BEGIN IMMEDIATE` on SQLite).
+`open_store(spec)` opens the one a `--store` names: a postgresql:// URL or a file.
 
 A job is claimed with a lease (owner, expiry, attempt number). Only the holder of the
 current attempt can complete it: a worker that lost its lease (the server was killed,
@@ -28,9 +29,11 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Optional, Protocol
+from typing import Callable, Iterator, Optional, Protocol, Union
 
 from grader.errors import GraderError
+from grader.service import migrations
+from grader.service.migrations import Migration
 
 STATUSES = ("queued", "running", "graded", "failed")
 
@@ -141,11 +144,11 @@ class Store(Protocol):
     def put_state(self, state: str, data: dict, ttl: float) -> None: ...
     def get_state(self, state: str) -> Optional[dict]: ...
     def use_nonce(self, nonce: str, ttl: float) -> bool: ...
+    def shared_value(self, name: str, make: Callable[[], bytes]) -> bytes: ...
     def close(self) -> None: ...
 
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
+_JOBS_V1 = """CREATE TABLE jobs (
     seq          INTEGER PRIMARY KEY AUTOINCREMENT,  -- queue order
     id           TEXT NOT NULL UNIQUE,
     delivery     TEXT UNIQUE,                        -- X-Grader-Delivery
@@ -168,47 +171,45 @@ CREATE TABLE IF NOT EXISTS jobs (
     reason       TEXT,
     report_dir   TEXT,
     callback_url TEXT,
-    lti          TEXT,
-    depth        TEXT,                               -- a self-check's depth; NULL for a submission
-    link         TEXT                                -- a self-check's GitHub link
-);
-CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, seq);
-CREATE INDEX IF NOT EXISTS jobs_by_student ON jobs (student, submitted);
-CREATE TABLE IF NOT EXISTS files (
-    job_id   TEXT PRIMARY KEY REFERENCES jobs (id),
-    notebook BLOB NOT NULL,
-    model    BLOB
-);
--- Append-only history: what happened to each job, for operators and for the exactly-once checks.
-CREATE TABLE IF NOT EXISTS events (
-    job_id  TEXT NOT NULL,
-    at      REAL NOT NULL,
-    kind    TEXT NOT NULL,   -- submitted, claimed, graded, failed, requeued
-    attempt INTEGER NOT NULL,
-    detail  TEXT
-);
-CREATE INDEX IF NOT EXISTS events_by_job ON events (job_id);
-CREATE TABLE IF NOT EXISTS deliveries (
-    id          INTEGER PRIMARY KEY AUTOINCREMENT,
-    job_id      TEXT NOT NULL,
-    kind        TEXT NOT NULL CHECK (kind IN ('callback', 'lti')),
-    state       TEXT NOT NULL CHECK (state IN ('pending', 'sending', 'sent', 'failed')),
-    attempts    INTEGER NOT NULL DEFAULT 0,
-    lease_owner TEXT,
-    lease_until REAL,
-    last_error  TEXT,
-    updated     REAL,
-    UNIQUE (job_id, kind)
-);
-CREATE INDEX IF NOT EXISTS deliveries_by_state ON deliveries (state, id);
-CREATE TABLE IF NOT EXISTS lti_states (state TEXT PRIMARY KEY, data TEXT NOT NULL, expires REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS lti_nonces (nonce TEXT PRIMARY KEY, expires REAL NOT NULL);
-"""
+    lti          TEXT
+)"""
+
+SQLITE_MIGRATIONS = (
+    Migration(1, "jobs, files, events, deliveries, LTI states and nonces", (
+        _JOBS_V1,
+        "CREATE INDEX jobs_by_status ON jobs (status, seq)",
+        "CREATE INDEX jobs_by_student ON jobs (student, submitted)",
+        "CREATE TABLE files (job_id TEXT PRIMARY KEY REFERENCES jobs (id), notebook BLOB NOT NULL, model BLOB)",
+        # append-only history: what happened to each job, for operators and for the exactly-once checks
+        "CREATE TABLE events (job_id TEXT NOT NULL, at REAL NOT NULL, kind TEXT NOT NULL, attempt INTEGER NOT NULL, "
+        "detail TEXT)",
+        "CREATE INDEX events_by_job ON events (job_id)",
+        "CREATE TABLE deliveries (id INTEGER PRIMARY KEY AUTOINCREMENT, job_id TEXT NOT NULL, "
+        "kind TEXT NOT NULL CHECK (kind IN ('callback', 'lti')), "
+        "state TEXT NOT NULL CHECK (state IN ('pending', 'sending', 'sent', 'failed')), "
+        "attempts INTEGER NOT NULL DEFAULT 0, lease_owner TEXT, lease_until REAL, last_error TEXT, updated REAL, "
+        "UNIQUE (job_id, kind))",
+        "CREATE INDEX deliveries_by_state ON deliveries (state, id)",
+        "CREATE TABLE lti_states (state TEXT PRIMARY KEY, data TEXT NOT NULL, expires REAL NOT NULL)",
+        "CREATE TABLE lti_nonces (nonce TEXT PRIMARY KEY, expires REAL NOT NULL)",
+    )),
+    Migration(2, "self-checks: jobs.depth and jobs.link", (
+        "ALTER TABLE jobs ADD COLUMN depth TEXT",  # a self-check's depth; NULL for a submission
+        "ALTER TABLE jobs ADD COLUMN link TEXT",  # a self-check's GitHub link
+    )),
+    Migration(3, "values shared by every server of the store (the LTI key)", (
+        "CREATE TABLE shared (name TEXT PRIMARY KEY, value BLOB NOT NULL)",
+    )),
+)
 
 _JOB_COLUMNS = ("id, seq, student, assignment, source, status, attempts, submitted, started, finished, score, "
                 "max_score, passed, sheet, reason, report_dir, callback_url, lti, delivery, body_sha256, lease_owner, "
                 "depth, link")
-ADDED_COLUMNS = ("depth", "link")  # added to jobs after the first release: a store made before gets them at open
+
+# Which jobs a worker may take, and in which order. The one place the claim order is written: lanes and fair
+# sharing change CLAIM_ORDER (and what it needs), nothing else.
+CLAIMABLE = "status = 'queued' OR (status = 'running' AND lease_until < ?)"
+CLAIM_ORDER = "seq"
 
 
 def _job(row: tuple) -> Job:
@@ -222,23 +223,273 @@ def _job(row: tuple) -> Job:
                body_sha256=body_sha256, lease_owner=lease_owner, depth=depth, link=link)
 
 
-class SQLiteStore:
+class SQLStore:
+    """The queue's rules, in SQL both backends run (`?` placeholders). A backend gives `_tx` (one write transaction),
+    `_read` (a connection for reads), its migrations, and how it locks the rows it claims."""
+
+    MIGRATIONS: tuple[Migration, ...] = ()
+    FOR_UPDATE = ""  # appended to a SELECT whose rows the transaction then changes
+    SKIP_LOCKED = ""  # ... and to a claim's SELECT: rows another server is claiming are skipped, not waited for
+    EVENT_ORDER = "rowid"
+    where = ""  # for messages: the file or URL (without password)
+
+    def _tx(self):
+        raise NotImplementedError
+
+    def _read(self):
+        raise NotImplementedError
+
+    def _recover_where(self) -> tuple[str, tuple, str]:
+        raise NotImplementedError
+
+    def _before_submit(self, db, new: NewJob) -> None:
+        """Hook: serialise submits that could race past the rate limit (SQLite's BEGIN IMMEDIATE already does)."""
+
+    def _migrate(self, db) -> list[int]:
+        db.execute(migrations.VERSION_TABLE)
+        return migrations.apply(db, migrations.current_version(db), self.MIGRATIONS, self.where)
+
+    # jobs
+
+    def _one(self, db, where: str, *args) -> Optional[Job]:
+        row = db.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE {where}", args).fetchone()
+        return _job(row) if row else None
+
+    @staticmethod
+    def _event(db, job_id: str, kind: str, attempt: int, detail: Optional[str] = None,
+               now: Optional[float] = None) -> None:
+        db.execute("INSERT INTO events (job_id, at, kind, attempt, detail) VALUES (?, ?, ?, ?, ?)",
+                   (job_id, time.time() if now is None else now, kind, attempt, detail))
+
+    def submit(self, new: NewJob, *, rate: Optional[tuple[int, float]] = None,
+               now: Optional[float] = None) -> tuple[Job, bool]:
+        """Queue a job, or return the one this delivery (or this very request) created before.
+
+        The rate limit is checked in the same transaction, so concurrent requests cannot slip past it.
+        """
+        now = time.time() if now is None else now
+        with self._tx() as db:
+            self._before_submit(db, new)
+            if new.delivery is not None:
+                seen = self._one(db, "delivery = ?", new.delivery)
+                if seen is not None:
+                    if new.body_sha256 is not None and seen.body_sha256 != new.body_sha256:
+                        raise DeliveryConflict(seen)
+                    return seen, False
+            if new.signature is not None:
+                seen = self._one(db, "signature = ?", new.signature)
+                if seen is not None:
+                    return seen, False
+            if rate is not None:
+                count, seconds = rate
+                # one bucket per source: the upload page, the LMS webhook and LTI launches do not use up each other's
+                recent = db.execute("SELECT COUNT(*), MIN(submitted) FROM jobs WHERE student = ? AND source = ? "
+                                    "AND submitted > ?", (new.student, new.source, now - seconds)).fetchone()
+                if recent[0] >= count:
+                    raise RateLimited(count, max(1.0, recent[1] + seconds - now))
+            job_id = uuid.uuid4().hex
+            db.execute("INSERT INTO jobs (id, delivery, signature, body_sha256, student, assignment, source, status, "
+                       "submitted, callback_url, lti, depth, link) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)",
+                       (job_id, new.delivery, new.signature, new.body_sha256, new.student, new.assignment,
+                        new.source, now, new.callback_url, json.dumps(new.lti) if new.lti else None, new.depth,
+                        new.link))
+            db.execute("INSERT INTO files (job_id, notebook, model) VALUES (?, ?, ?)",
+                       (job_id, new.notebook, new.model))
+            self._event(db, job_id, "submitted", 0, new.source, now)
+            return self._one(db, "id = ?", job_id), True
+
+    def get(self, job_id: str) -> Optional[Job]:
+        with self._read() as db:
+            return self._one(db, "id = ?", job_id)
+
+    def files(self, job_id: str) -> tuple[bytes, Optional[bytes]]:
+        with self._read() as db:
+            notebook, model = db.execute("SELECT notebook, model FROM files WHERE job_id = ?", (job_id,)).fetchone()
+        return bytes(notebook), None if model is None else bytes(model)
+
+    def claim(self, owner: str, lease: float, max_attempts: int) -> Optional[Job]:
+        """The next job waiting (or whose lease ran out), now running under `owner` as a new attempt."""
+        now = time.time()
+        with self._tx() as db:
+            while True:
+                job = self._one(db, f"({CLAIMABLE}) ORDER BY {CLAIM_ORDER} LIMIT 1{self.SKIP_LOCKED}", now)
+                if job is None:
+                    return None
+                if job.attempts >= max_attempts:
+                    reason = (f"grading was interrupted {job.attempts} times (the server stopped or lost the job "
+                              f"each time); this submission may crash the grader: grade it by hand with "
+                              f"`grade check` and report it")
+                    self._finish(db, job, "failed", job.attempts, reason=reason, now=now)
+                    continue
+                attempt = job.attempts + 1
+                db.execute("UPDATE jobs SET status = 'running', attempts = ?, lease_owner = ?, lease_until = ?, "
+                           "started = ? WHERE id = ?", (attempt, owner, now + lease, now, job.id))
+                self._event(db, job.id, "claimed", attempt, owner, now)
+                return self._one(db, "id = ?", job.id)
+
+    def renew(self, owner: str, lease: float) -> int:
+        with self._tx() as db:
+            return db.execute("UPDATE jobs SET lease_until = ? WHERE status = 'running' AND lease_owner = ?",
+                              (time.time() + lease, owner)).rowcount
+
+    def _finish(self, db, job: Job, status: str, attempt: int, *, reason: Optional[str] = None,
+                outcome: Optional[Outcome] = None, now: Optional[float] = None) -> None:
+        now = time.time() if now is None else now
+        values = (outcome.score, outcome.max_score, int(outcome.passed), json.dumps(outcome.sheet),
+                  outcome.report_dir) if outcome else (None, None, None, None, None)
+        db.execute("UPDATE jobs SET status = ?, finished = ?, reason = ?, score = ?, max_score = ?, passed = ?, "
+                   "sheet = ?, report_dir = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?",
+                   (status, now, reason, *values, job.id))
+        self._event(db, job.id, status, attempt, reason, now)
+        if job.selfcheck:  # checked, not graded: the notebook is not kept, and nothing is sent anywhere
+            db.execute("DELETE FROM files WHERE job_id = ?", (job.id,))
+            return
+        kinds = (["callback"] if job.callback_url else []) + (["lti"] if job.lti and status == "graded" else [])
+        for kind in kinds:
+            db.execute("INSERT INTO deliveries (job_id, kind, state, updated) VALUES (?, ?, 'pending', ?) "
+                       "ON CONFLICT DO NOTHING", (job.id, kind, now))
+
+    def _settle(self, job: Job, owner: str, status: str, **kw) -> bool:
+        with self._tx() as db:
+            current = self._one(db, f"id = ? AND status = 'running' AND lease_owner = ? AND attempts = ?"
+                                    f"{self.FOR_UPDATE}", job.id, owner, job.attempts)
+            if current is None:
+                return False  # the lease was lost: another attempt owns the job, or it is settled already
+            self._finish(db, current, status, job.attempts, **kw)
+            return True
+
+    def complete(self, job: Job, owner: str, outcome: Outcome) -> bool:
+        return self._settle(job, owner, "graded", outcome=outcome)
+
+    def fail(self, job: Job, owner: str, reason: str) -> bool:
+        return self._settle(job, owner, "failed", reason=reason)
+
+    def _requeue(self, where: str, args: tuple, detail: str) -> int:
+        with self._tx() as db:
+            rows = db.execute(f"SELECT id, attempts FROM jobs WHERE status = 'running' AND {where}{self.SKIP_LOCKED}",
+                              args).fetchall()
+            for job_id, attempt in rows:
+                db.execute("UPDATE jobs SET status = 'queued', lease_owner = NULL, lease_until = NULL "
+                           "WHERE id = ?", (job_id,))
+                self._event(db, job_id, "requeued", attempt, detail)
+            db.execute(f"UPDATE deliveries SET state = 'pending', lease_owner = NULL WHERE state = 'sending' "
+                       f"AND {where}", args)
+            return len(rows)
+
+    def release(self, owner: str) -> int:
+        """At shutdown: this server's unfinished jobs go back to the queue, to be re-run from the start."""
+        return self._requeue("lease_owner = ?", (owner,), "the server stopped while grading")
+
+    def recover(self) -> int:
+        """At start: the jobs (and sends) a stopped or killed server left running go back to the queue."""
+        return self._requeue(*self._recover_where())
+
+    def counts(self, *, selfchecks: bool = False) -> dict[str, int]:
+        """Submissions by status; with `selfchecks`, self-checks instead (they are no submissions)."""
+        with self._read() as db:
+            found = dict(db.execute(f"SELECT status, COUNT(*) FROM jobs WHERE depth IS "
+                                    f"{'NOT NULL' if selfchecks else 'NULL'} GROUP BY status").fetchall())
+        return {status: found.get(status, 0) for status in STATUSES}
+
+    def position(self, job: Job) -> int:
+        """1 for the next job to be claimed."""
+        with self._read() as db:
+            return 1 + db.execute("SELECT COUNT(*) FROM jobs WHERE status = 'queued' AND seq < ?",
+                                  (job.seq,)).fetchone()[0]
+
+    def events(self, job_id: str) -> list[tuple[float, str, int, Optional[str]]]:
+        with self._read() as db:
+            return [tuple(row) for row in db.execute(f"SELECT at, kind, attempt, detail FROM events WHERE job_id = ? "
+                                                     f"ORDER BY {self.EVENT_ORDER}", (job_id,)).fetchall()]
+
+    # deliveries (callbacks, grade passback)
+
+    def deliveries(self, job_id: str) -> list[Delivery]:
+        with self._read() as db:
+            rows = db.execute("SELECT id, job_id, kind, state, attempts, last_error, updated FROM deliveries "
+                              "WHERE job_id = ? ORDER BY id", (job_id,)).fetchall()
+        return [Delivery(*row) for row in rows]
+
+    def claim_delivery(self, owner: str, lease: float) -> Optional[Delivery]:
+        now = time.time()
+        with self._tx() as db:
+            row = db.execute(f"SELECT id, job_id, kind, state, attempts, last_error, updated FROM deliveries "
+                             f"WHERE state = 'pending' OR (state = 'sending' AND lease_until < ?) ORDER BY id LIMIT 1"
+                             f"{self.SKIP_LOCKED}", (now,)).fetchone()
+            if row is None:
+                return None
+            db.execute("UPDATE deliveries SET state = 'sending', lease_owner = ?, lease_until = ?, updated = ? "
+                       "WHERE id = ?", (owner, now + lease, now, row[0]))
+            return Delivery(*row[:3], "sending", *row[4:])
+
+    def finish_delivery(self, delivery: Delivery, *, ok: bool, attempts: int, error: Optional[str]) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE deliveries SET state = ?, attempts = attempts + ?, last_error = ?, lease_owner = NULL, "
+                       "lease_until = NULL, updated = ? WHERE id = ?",
+                       ("sent" if ok else "failed", attempts, error, time.time(), delivery.id))
+
+    # LTI: OIDC state between login initiation and launch, and nonces already used
+
+    def put_state(self, state: str, data: dict, ttl: float) -> None:
+        now = time.time()
+        with self._tx() as db:
+            db.execute("DELETE FROM lti_states WHERE expires < ?", (now,))
+            db.execute("DELETE FROM lti_nonces WHERE expires < ?", (now,))
+            db.execute("INSERT INTO lti_states (state, data, expires) VALUES (?, ?, ?)",
+                       (state, json.dumps(data), now + ttl))
+
+    def get_state(self, state: str) -> Optional[dict]:
+        with self._read() as db:
+            row = db.execute("SELECT data FROM lti_states WHERE state = ? AND expires >= ?",
+                             (state, time.time())).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def use_nonce(self, nonce: str, ttl: float) -> bool:
+        """False when the nonce was used before: the id_token is a replay."""
+        with self._tx() as db:
+            return db.execute("INSERT INTO lti_nonces (nonce, expires) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                              (nonce, time.time() + ttl)).rowcount == 1
+
+    def shared_value(self, name: str, make: Callable[[], bytes]) -> bytes:
+        """The value kept under `name` for every server of this store; the first caller's `make()` sets it."""
+        with self._tx() as db:
+            row = db.execute(f"SELECT value FROM shared WHERE name = ?{self.FOR_UPDATE}", (name,)).fetchone()
+            if row is None:
+                db.execute("INSERT INTO shared (name, value) VALUES (?, ?) ON CONFLICT DO NOTHING", (name, make()))
+                row = db.execute("SELECT value FROM shared WHERE name = ?", (name,)).fetchone()
+        return bytes(row[0])
+
+
+class SQLiteStore(SQLStore):
     """The embedded store. One server per file: a lock file beside it says which process holds it."""
+
+    MIGRATIONS = SQLITE_MIGRATIONS
 
     def __init__(self, path: Path):
         self.path = Path(path)
+        self.where = str(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = self._lock_file()
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._guard = threading.Lock()
-        db = self._db()
-        have = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
-        if have:
-            for column in ADDED_COLUMNS:
-                if column not in have:
-                    db.execute(f"ALTER TABLE jobs ADD COLUMN {column} TEXT")
-        db.executescript(SCHEMA)
+        with self._tx() as db:
+            self._migrate(db)
+
+    def _migrate(self, db) -> list[int]:
+        db.execute(migrations.VERSION_TABLE)
+        if migrations.current_version(db) == 0:
+            self._adopt(db)
+        return super()._migrate(db)
+
+    def _adopt(self, db) -> None:
+        """A store made before schema_version existed: record the migrations its tables already have."""
+        columns = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
+        if not columns:
+            return
+        for migration in self.MIGRATIONS[:2 if "depth" in columns else 1]:
+            migrations.record(db, migration, f"{migration.what} (found: made before schema_version)")
 
     def _lock_file(self):
         lock_path = self.path.with_name(self.path.name + ".lock")
@@ -271,6 +522,10 @@ class SQLiteStore:
         return db
 
     @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        yield self._db()
+
+    @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         """One write transaction; BEGIN IMMEDIATE takes the write lock up front, so reads inside it are current."""
         db = self._db()
@@ -282,6 +537,10 @@ class SQLiteStore:
             raise
         db.execute("COMMIT")
 
+    def _recover_where(self) -> tuple[str, tuple, str]:
+        # the lock file proves no other server uses this file, so every running job was interrupted
+        return "1 = 1", (), "the server was stopped (or killed) while grading; re-run from the start"
+
     def close(self) -> None:
         with self._guard:
             for db in self._connections:
@@ -290,200 +549,15 @@ class SQLiteStore:
         self._local = threading.local()
         self._lock.close()
 
-    # jobs
 
-    def _one(self, db: sqlite3.Connection, where: str, *args) -> Optional[Job]:
-        row = db.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE {where}", args).fetchone()
-        return _job(row) if row else None
+def is_url(spec: Union[str, Path]) -> bool:
+    return isinstance(spec, str) and spec.startswith(("postgresql://", "postgres://"))
 
-    @staticmethod
-    def _event(db: sqlite3.Connection, job_id: str, kind: str, attempt: int, detail: Optional[str] = None,
-               now: Optional[float] = None) -> None:
-        db.execute("INSERT INTO events (job_id, at, kind, attempt, detail) VALUES (?, ?, ?, ?, ?)",
-                   (job_id, time.time() if now is None else now, kind, attempt, detail))
 
-    def submit(self, new: NewJob, *, rate: Optional[tuple[int, float]] = None,
-               now: Optional[float] = None) -> tuple[Job, bool]:
-        """Queue a job, or return the one this delivery (or this very request) created before.
+def open_store(spec: Union[str, Path]) -> Store:
+    """The store a `--store` names: a postgresql:// URL (several servers share it), else a SQLite file."""
+    if is_url(spec):
+        from grader.service.store_postgres import PostgresStore  # psycopg is needed only for this store
 
-        The rate limit is checked in the same transaction, so concurrent requests cannot slip past it.
-        """
-        now = time.time() if now is None else now
-        with self._tx() as db:
-            if new.delivery is not None:
-                seen = self._one(db, "delivery = ?", new.delivery)
-                if seen is not None:
-                    if new.body_sha256 is not None and seen.body_sha256 != new.body_sha256:
-                        raise DeliveryConflict(seen)
-                    return seen, False
-            if new.signature is not None:
-                seen = self._one(db, "signature = ?", new.signature)
-                if seen is not None:
-                    return seen, False
-            if rate is not None:
-                count, seconds = rate
-                # one bucket per source: the upload page, the LMS webhook and LTI launches do not use up each other's
-                recent = db.execute("SELECT COUNT(*), MIN(submitted) FROM jobs WHERE student = ? AND source = ? "
-                                    "AND submitted > ?", (new.student, new.source, now - seconds)).fetchone()
-                if recent[0] >= count:
-                    raise RateLimited(count, max(1.0, recent[1] + seconds - now))
-            job_id = uuid.uuid4().hex
-            db.execute("INSERT INTO jobs (id, delivery, signature, body_sha256, student, assignment, source, status, "
-                       "submitted, callback_url, lti, depth, link) "
-                       "VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)",
-                       (job_id, new.delivery, new.signature, new.body_sha256, new.student, new.assignment,
-                        new.source, now, new.callback_url, json.dumps(new.lti) if new.lti else None, new.depth,
-                        new.link))
-            db.execute("INSERT INTO files (job_id, notebook, model) VALUES (?, ?, ?)",
-                       (job_id, new.notebook, new.model))
-            self._event(db, job_id, "submitted", 0, new.source, now)
-            return self._one(db, "id = ?", job_id), True
-
-    def get(self, job_id: str) -> Optional[Job]:
-        return self._one(self._db(), "id = ?", job_id)
-
-    def files(self, job_id: str) -> tuple[bytes, Optional[bytes]]:
-        notebook, model = self._db().execute("SELECT notebook, model FROM files WHERE job_id = ?",
-                                             (job_id,)).fetchone()
-        return bytes(notebook), None if model is None else bytes(model)
-
-    def claim(self, owner: str, lease: float, max_attempts: int) -> Optional[Job]:
-        """The oldest job waiting (or whose lease ran out), now running under `owner` as a new attempt."""
-        now = time.time()
-        with self._tx() as db:
-            while True:
-                job = self._one(db, "status = 'queued' OR (status = 'running' AND lease_until < ?) "
-                                    "ORDER BY seq LIMIT 1", now)
-                if job is None:
-                    return None
-                if job.attempts >= max_attempts:
-                    reason = (f"grading was interrupted {job.attempts} times (the server stopped or lost the job "
-                              f"each time); this submission may crash the grader: grade it by hand with "
-                              f"`grade check` and report it")
-                    self._finish(db, job, "failed", job.attempts, reason=reason, now=now)
-                    continue
-                attempt = job.attempts + 1
-                db.execute("UPDATE jobs SET status = 'running', attempts = ?, lease_owner = ?, lease_until = ?, "
-                           "started = ? WHERE id = ?", (attempt, owner, now + lease, now, job.id))
-                self._event(db, job.id, "claimed", attempt, owner, now)
-                return self._one(db, "id = ?", job.id)
-
-    def renew(self, owner: str, lease: float) -> int:
-        with self._tx() as db:
-            return db.execute("UPDATE jobs SET lease_until = ? WHERE status = 'running' AND lease_owner = ?",
-                              (time.time() + lease, owner)).rowcount
-
-    def _finish(self, db: sqlite3.Connection, job: Job, status: str, attempt: int, *, reason: Optional[str] = None,
-                outcome: Optional[Outcome] = None, now: Optional[float] = None) -> None:
-        now = time.time() if now is None else now
-        values = (outcome.score, outcome.max_score, int(outcome.passed), json.dumps(outcome.sheet),
-                  outcome.report_dir) if outcome else (None, None, None, None, None)
-        db.execute("UPDATE jobs SET status = ?, finished = ?, reason = ?, score = ?, max_score = ?, passed = ?, "
-                   "sheet = ?, report_dir = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?",
-                   (status, now, reason, *values, job.id))
-        self._event(db, job.id, status, attempt, reason, now)
-        if job.selfcheck:  # checked, not graded: the notebook is not kept, and nothing is sent anywhere
-            db.execute("DELETE FROM files WHERE job_id = ?", (job.id,))
-            return
-        kinds = (["callback"] if job.callback_url else []) + (["lti"] if job.lti and status == "graded" else [])
-        for kind in kinds:
-            db.execute("INSERT OR IGNORE INTO deliveries (job_id, kind, state, updated) VALUES (?, ?, 'pending', ?)",
-                       (job.id, kind, now))
-
-    def _settle(self, job: Job, owner: str, status: str, **kw) -> bool:
-        with self._tx() as db:
-            current = self._one(db, "id = ? AND status = 'running' AND lease_owner = ? AND attempts = ?",
-                                job.id, owner, job.attempts)
-            if current is None:
-                return False  # the lease was lost: another attempt owns the job, or it is settled already
-            self._finish(db, current, status, job.attempts, **kw)
-            return True
-
-    def complete(self, job: Job, owner: str, outcome: Outcome) -> bool:
-        return self._settle(job, owner, "graded", outcome=outcome)
-
-    def fail(self, job: Job, owner: str, reason: str) -> bool:
-        return self._settle(job, owner, "failed", reason=reason)
-
-    def _requeue(self, where: str, args: tuple, detail: str) -> int:
-        with self._tx() as db:
-            rows = db.execute(f"SELECT id, attempts FROM jobs WHERE status = 'running' AND {where}", args).fetchall()
-            for job_id, attempt in rows:
-                db.execute("UPDATE jobs SET status = 'queued', lease_owner = NULL, lease_until = NULL "
-                           "WHERE id = ?", (job_id,))
-                self._event(db, job_id, "requeued", attempt, detail)
-            db.execute(f"UPDATE deliveries SET state = 'pending', lease_owner = NULL WHERE state = 'sending' "
-                       f"AND {where}", args)
-            return len(rows)
-
-    def release(self, owner: str) -> int:
-        """At shutdown: this server's unfinished jobs go back to the queue, to be re-run from the start."""
-        return self._requeue("lease_owner = ?", (owner,), "the server stopped while grading")
-
-    def recover(self) -> int:
-        """At start: the lock file proves no other server uses this file, so every running job was interrupted."""
-        return self._requeue("1 = 1", (), "the server was stopped (or killed) while grading; re-run from the start")
-
-    def counts(self, *, selfchecks: bool = False) -> dict[str, int]:
-        """Submissions by status; with `selfchecks`, self-checks instead (they are no submissions)."""
-        found = dict(self._db().execute(f"SELECT status, COUNT(*) FROM jobs WHERE depth IS "
-                                        f"{'NOT NULL' if selfchecks else 'NULL'} GROUP BY status").fetchall())
-        return {status: found.get(status, 0) for status in STATUSES}
-
-    def position(self, job: Job) -> int:
-        """1 for the next job to be claimed."""
-        return 1 + self._db().execute("SELECT COUNT(*) FROM jobs WHERE status = 'queued' AND seq < ?",
-                                      (job.seq,)).fetchone()[0]
-
-    def events(self, job_id: str) -> list[tuple[float, str, int, Optional[str]]]:
-        return self._db().execute("SELECT at, kind, attempt, detail FROM events WHERE job_id = ? ORDER BY rowid",
-                                  (job_id,)).fetchall()
-
-    # deliveries (callbacks, grade passback)
-
-    def deliveries(self, job_id: str) -> list[Delivery]:
-        rows = self._db().execute("SELECT id, job_id, kind, state, attempts, last_error, updated FROM deliveries "
-                                  "WHERE job_id = ? ORDER BY id", (job_id,)).fetchall()
-        return [Delivery(*row) for row in rows]
-
-    def claim_delivery(self, owner: str, lease: float) -> Optional[Delivery]:
-        now = time.time()
-        with self._tx() as db:
-            row = db.execute("SELECT id, job_id, kind, state, attempts, last_error, updated FROM deliveries "
-                             "WHERE state = 'pending' OR (state = 'sending' AND lease_until < ?) ORDER BY id LIMIT 1",
-                             (now,)).fetchone()
-            if row is None:
-                return None
-            db.execute("UPDATE deliveries SET state = 'sending', lease_owner = ?, lease_until = ?, updated = ? "
-                       "WHERE id = ?", (owner, now + lease, now, row[0]))
-            return Delivery(*row[:3], "sending", *row[4:])
-
-    def finish_delivery(self, delivery: Delivery, *, ok: bool, attempts: int, error: Optional[str]) -> None:
-        with self._tx() as db:
-            db.execute("UPDATE deliveries SET state = ?, attempts = attempts + ?, last_error = ?, lease_owner = NULL, "
-                       "lease_until = NULL, updated = ? WHERE id = ?",
-                       ("sent" if ok else "failed", attempts, error, time.time(), delivery.id))
-
-    # LTI: OIDC state between login initiation and launch, and nonces already used
-
-    def put_state(self, state: str, data: dict, ttl: float) -> None:
-        now = time.time()
-        with self._tx() as db:
-            db.execute("DELETE FROM lti_states WHERE expires < ?", (now,))
-            db.execute("DELETE FROM lti_nonces WHERE expires < ?", (now,))
-            db.execute("INSERT INTO lti_states (state, data, expires) VALUES (?, ?, ?)",
-                       (state, json.dumps(data), now + ttl))
-
-    def get_state(self, state: str) -> Optional[dict]:
-        row = self._db().execute("SELECT data FROM lti_states WHERE state = ? AND expires >= ?",
-                                 (state, time.time())).fetchone()
-        return json.loads(row[0]) if row else None
-
-    def use_nonce(self, nonce: str, ttl: float) -> bool:
-        """False when the nonce was used before: the id_token is a replay."""
-        with self._tx() as db:
-            try:
-                db.execute("INSERT INTO lti_nonces (nonce, expires) VALUES (?, ?)", (nonce, time.time() + ttl))
-            except sqlite3.IntegrityError:
-                return False
-            return True
+        return PostgresStore(str(spec))
+    return SQLiteStore(Path(spec))
