@@ -97,6 +97,16 @@ def _pending(db) -> int:
     return db.execute("SELECT COUNT(*) FROM jobs WHERE status IN ('queued', 'running')").fetchone()[0]
 
 
+def _while_grading(url: str, node: Server, patience: float = 5.0) -> None:
+    """Return once `node` holds a running job (so that its kill interrupts grading), or after `patience` seconds."""
+    until = time.monotonic() + patience
+    with psycopg.connect(url, autocommit=True) as db:
+        while time.monotonic() < until and not db.execute(
+                "SELECT 1 FROM jobs WHERE status = 'running' AND lease_owner LIKE %s LIMIT 1",
+                (f"%:{node.proc.pid}:%",)).fetchone():
+            time.sleep(0.005)
+
+
 def _wait_graded(url: str, deadline: float) -> None:
     with psycopg.connect(url, autocommit=True) as db:
         while _pending(db) and time.monotonic() < deadline:
@@ -145,6 +155,7 @@ def run(args: argparse.Namespace, workdir: Path, url: str) -> int:
     broken: list[BaseException] = []
     kills_done: list[float] = []
     checks: list[tuple[str, float]] = []
+    depth: list[int] = []  # jobs waiting or running when each self-check was sent
     try:
         for node in nodes:
             node.start()
@@ -156,6 +167,7 @@ def run(args: argparse.Namespace, workdir: Path, url: str) -> int:
                 for target in kill_at:
                     while len(cluster.job_of) < target and time.monotonic() < deadline:
                         time.sleep(0.01)
+                    _while_grading(url, nodes[0])
                     nodes[0].kill()
                     kills_done.append(time.time())
                     print(f"  SIGKILL of node a after {len(cluster.job_of)} accepted", flush=True)
@@ -179,15 +191,14 @@ def run(args: argparse.Namespace, workdir: Path, url: str) -> int:
         burst = [uuid.uuid4().hex for _ in range(args.deadline_burst)]
         if burst:
             print(f"  deadline burst: {len(burst)} submissions at once, self-checks meanwhile", flush=True)
-            with ThreadPoolExecutor(max_workers=16) as pool:
-                sent = pool.map(lambda i: cluster.submit(i, burst[i], f"burst-{i:05d}"), range(len(burst)))
-                with psycopg.connect(url, autocommit=True) as db:
-                    index = 0
-                    while (_pending(db) or index < 5) and time.monotonic() < deadline:
-                        checks.append(cluster.selfcheck(index))
-                        index += 1
-                        time.sleep(0.25)
-                list(sent)
+            with ThreadPoolExecutor(max_workers=16) as pool, psycopg.connect(url, autocommit=True) as db:
+                sent = [pool.submit(cluster.submit, i, burst[i], f"burst-{i:05d}") for i in range(len(burst))]
+                while (not all(f.done() for f in sent) or _pending(db)) and time.monotonic() < deadline:
+                    depth.append(_pending(db))
+                    checks.append(cluster.selfcheck(len(checks)))
+                    time.sleep(0.25)
+                for future in sent:
+                    future.result()
             _wait_graded(url, deadline)
     except RuntimeError as exc:
         broken.append(exc)
@@ -197,11 +208,11 @@ def run(args: argparse.Namespace, workdir: Path, url: str) -> int:
     if broken:
         print(f"the run broke off: {broken[0]}; logs in {workdir}", file=sys.stderr)
         return 2
-    return report(args, url, workdir, cluster, deliveries + burst, set(deliveries), started, checks,
+    return report(args, url, workdir, cluster, deliveries + burst, set(deliveries), started, checks, depth,
                   len(kills_done))
 
 
-def report(args, url, workdir, cluster, deliveries, main_deliveries, started, checks, kills) -> int:
+def report(args, url, workdir, cluster, deliveries, main_deliveries, started, checks, depth, kills) -> int:
     with psycopg.connect(url) as db:
         jobs = db.execute("SELECT id, delivery, status, finished FROM jobs WHERE depth IS NULL").fetchall()
         graded = dict(db.execute("SELECT job_id, COUNT(*) FROM events WHERE kind = 'graded' GROUP BY job_id"))
@@ -239,7 +250,8 @@ def report(args, url, workdir, cluster, deliveries, main_deliveries, started, ch
         order = "lanes (self-checks first)" if lanes else "FIFO: this store has no lanes"
         print(f"  self-checks in the burst {len(check_latencies)} of {len(checks)} checked; POST to checked "
               f"p50 {percentile(check_latencies, 50):.2f} s, p95 {percentile(check_latencies, 95):.2f} s "
-              f"(claim order: {order})" if check_latencies else f"  self-checks: none checked of {len(checks)}")
+              f"(claim order: {order}); jobs waiting or running meanwhile: max {max(depth)}, median "
+              f"{percentile(depth, 50)}" if check_latencies else f"  self-checks: none checked of {len(checks)}")
     ok = not lost and duplicated == 0 and not mismatched and not graded_twice and len(check_latencies) == len(checks)
     print("  result                 " + ("OK: every submission graded exactly once" if ok else "FAILED"))
     if ok and not args.keep:

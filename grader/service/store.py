@@ -125,6 +125,7 @@ class DeliveryConflict(Exception):
 
 
 class Store(Protocol):
+    where: str  # the file, or the URL without its password: for messages
     def submit(self, new: NewJob, *, rate: Optional[tuple[int, float]] = None,
                now: Optional[float] = None) -> tuple[Job, bool]: ...
     def get(self, job_id: str) -> Optional[Job]: ...

@@ -140,9 +140,13 @@ class PostgresStore(SQLStore):
     def __init__(self, url: str, *, pool_size: int = POOL_SIZE):
         self.url, self.where = url, redact(url)
         self._pool = _Pool(url, pool_size)
-        with self._tx() as db:
-            db.execute("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK,))  # held until this transaction ends
-            self._migrate(db)
+        try:
+            with self._tx() as db:
+                db.execute("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK,))  # held until this transaction ends
+                self._migrate(db)
+        except BaseException:
+            self._pool.close()
+            raise
 
     @contextmanager
     def _read(self) -> Iterator[_Db]:
