@@ -6,6 +6,7 @@ both stores in test_service_units.py."""
 from __future__ import annotations
 
 import sqlite3
+import sys
 import threading
 
 import psycopg
@@ -211,3 +212,12 @@ def test_a_postgresql_url_that_cannot_be_reached_says_where_and_what_to_do():
     assert "cannot connect to the PostgreSQL store" in err.value.what
     assert err.value.where == "postgresql://grader:***@127.0.0.1:1/grader"  # no password in messages
     assert "createdb" in err.value.fix
+
+
+def test_a_postgresql_url_without_psycopg_installed_says_how_to_install_it(monkeypatch):
+    monkeypatch.delitem(sys.modules, "grader.service.store_postgres")
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # as if not installed: importing it fails
+    with pytest.raises(GraderError) as err:
+        open_store("postgresql://grader@127.0.0.1/grader")
+    assert "needs psycopg 3" in err.value.what and err.value.where == "--store"
+    assert "pip install -e '.[postgres]'" in err.value.fix

@@ -558,7 +558,13 @@ def is_url(spec: Union[str, Path]) -> bool:
 def open_store(spec: Union[str, Path]) -> Store:
     """The store a `--store` names: a postgresql:// URL (several servers share it), else a SQLite file."""
     if is_url(spec):
-        from grader.service.store_postgres import PostgresStore  # psycopg is needed only for this store
-
+        try:
+            from grader.service.store_postgres import PostgresStore  # psycopg is needed only for this store
+        except ModuleNotFoundError as exc:
+            if (exc.name or "").split(".")[0] != "psycopg":
+                raise
+            raise GraderError("a PostgreSQL store needs psycopg 3, which is not installed", where="--store",
+                              fix="pip install -e '.[postgres]' (or pip install 'psycopg[binary]'), or give --store "
+                                  "a SQLite file") from None
         return PostgresStore(str(spec))
     return SQLiteStore(Path(spec))
