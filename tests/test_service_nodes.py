@@ -70,5 +70,5 @@ def test_two_nodes_one_killed_mid_run_grade_every_accepted_job_exactly_once(tmp_
 def test_a_postgresql_store_without_a_shared_reports_folder_is_refused():
     with pytest.raises(GraderError) as err:
         ServiceSettings(secret=b"x" * 32, store="postgresql://grader@db.example.edu/grader")
-    assert "needs --out" in err.value.what and err.value.where == "--out"
+    assert "not given: a PostgreSQL store needs the reports folder" in err.value.what and err.value.where == "--out"
     assert "every node" in err.value.fix and "docs/service.md" in err.value.fix
