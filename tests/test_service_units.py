@@ -79,7 +79,8 @@ def _outcome() -> Outcome:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store(request, tmp_path):
     """Each rule of the queue, on both stores: SQLite (a file) and PostgreSQL (a real server, a fresh database)."""
-    spec = tmp_path / "grader.db" if request.param == "sqlite" else request.getfixturevalue("postgres").create_database()
+    spec = (tmp_path / "grader.db" if request.param == "sqlite"
+            else request.getfixturevalue("postgres").create_database())
     opened = open_store(spec)
     yield opened
     opened.close()

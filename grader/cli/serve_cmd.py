@@ -97,7 +97,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = ServiceSettings(
-        secret=load_secret(args.secret_file), rubrics=args.rubrics, store=args.store if is_url(args.store) else Path(args.store), host=args.host, port=args.port,
+        secret=load_secret(args.secret_file), rubrics=args.rubrics,
+        store=args.store if is_url(args.store) else Path(args.store), host=args.host, port=args.port,
         workers=args.workers, out=args.out, public_url=args.public_url, lti=args.lti, key=args.key,
         open_uploads=args.open_uploads, max_body_bytes=parse_size(args.max_body, "--max-body"),
         max_body_reads=args.max_uploads, frame_ancestors=tuple(args.frame_ancestors), rate=parse_rate(args.rate),

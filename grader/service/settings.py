@@ -68,8 +68,9 @@ class ServiceSettings:
                 raise GraderError(f"{option} {value:g} is too small", where=option, fix=f"give at least {least}")
         if self.shared and self.out is None:
             raise GraderError("not given: a PostgreSQL store needs the reports folder every server writes to "
-                              "and reads from", where="--out", fix="mount one folder on every node at the same path (NFS, "
-                              "CephFS, ...) and pass it as --out DIR (docs/service.md, several nodes)")
+                              "and reads from", where="--out",
+                              fix="mount one folder on every node at the same path (NFS, CephFS, ...) and pass it as "
+                                  "--out DIR (docs/service.md, several nodes)")
 
     @property
     def shared(self) -> bool:
