@@ -87,9 +87,10 @@ def postgres_server() -> Iterator[Postgres]:
     if done.returncode != 0:
         pytest.fail(f"initdb failed ({done.returncode}) in {data}:\n{done.stdout}\n{done.stderr}", pytrace=False)
     log = folder / "server.log"
-    server = subprocess.Popen([str(bin_dir / "postgres"), "-D", str(data), "-h", "127.0.0.1", "-p", str(port),
-                               "-k", str(folder), "-c", "fsync=off", "-c", "max_connections=200"],
-                              env=env, cwd=folder, stdout=open(log, "wb"), stderr=subprocess.STDOUT, **ids)
+    with open(log, "wb") as out:
+        server = subprocess.Popen([str(bin_dir / "postgres"), "-D", str(data), "-h", "127.0.0.1", "-p", str(port),
+                                   "-k", str(folder), "-c", "fsync=off", "-c", "max_connections=200"],
+                                  env=env, cwd=folder, stdout=out, stderr=subprocess.STDOUT, **ids)
     try:
         deadline = time.monotonic() + 60
         while subprocess.run([str(bin_dir / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)],
