@@ -82,8 +82,11 @@ class Callbacks:
 
 
 class Server:
-    def __init__(self, workdir: Path, workers: int):
+    """One `grade serve`: on workdir/grader.db, or on `store` (a PostgreSQL URL) with `extra` options."""
+
+    def __init__(self, workdir: Path, workers: int, store: str = "", extra: tuple[str, ...] = ()):
         self.workdir, self.workers, self.port, self.proc = workdir, workers, 0, None
+        self.store, self.extra = store or str(workdir / "grader.db"), extra
         self.starts = 0
 
     def start(self) -> None:
@@ -94,8 +97,8 @@ class Server:
         with open(log, "wb") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "grader", "serve", "--host", "127.0.0.1", "--port", str(self.port),
-                 "--rubrics", str(self.workdir / "rubrics"), "--store", str(self.workdir / "grader.db"),
-                 "--workers", str(self.workers), "--rate", "100000/60", "--log-level", "warning"],
+                 "--rubrics", str(self.workdir / "rubrics"), "--store", self.store,
+                 "--workers", str(self.workers), "--rate", "100000/60", "--log-level", "warning", *self.extra],
                 cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 120  # a loaded 2-core machine can take a while to import everything
         while True:

@@ -135,3 +135,12 @@ def grading_environments() -> None:
         except GraderError as err:
             pytest.fail(f"the grading environment of {path.name} could not be built:\n{err.render()}\n"
                         f"  -> run `python3 -m grader env build {path}` and read its output", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """One real PostgreSQL server for the session (tests/pg_server.py)."""
+    from tests.pg_server import postgres_server
+
+    with postgres_server() as server:
+        yield server

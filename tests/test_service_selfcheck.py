@@ -291,26 +291,6 @@ def test_a_bad_key_file_stops_the_start_with_its_line(tmp_path):
     assert assignment.accepts(KEY) and not assignment.accepts(KEY + "x") and KEY not in repr(assignment)
 
 
-def test_a_store_made_before_self_checks_gains_their_columns_and_keeps_its_jobs(tmp_path):
-    from grader.service.store import SCHEMA, NewJob, SQLiteStore
-
-    old = SCHEMA.replace(",\n    depth        TEXT,                               -- a self-check's depth; NULL for a "
-                         "submission\n    link         TEXT                                -- a self-check's GitHub "
-                         "link\n", "\n")
-    assert "depth" not in old
-    with sqlite3.connect(tmp_path / "grader.db") as db:
-        db.executescript(old)
-        db.execute("INSERT INTO jobs (id, student, assignment, source, status, submitted) "
-                   "VALUES ('old', '1001', 'svc-static', 'api', 'queued', 1)")
-    store = SQLiteStore(tmp_path / "grader.db")
-    try:
-        assert store.get("old").selfcheck is False and store.counts()["queued"] == 1
-        job, _ = store.submit(NewJob("key:x", "svc-static", "selfcheck", b"{}", depth="static"))
-        assert store.get(job.id).depth == "static" and store.counts(selfchecks=True)["queued"] == 1
-    finally:
-        store.close()
-
-
 def test_check_in_a_notebook_with_server_shows_the_servers_answer_as_its_card(server):
     """`check(server=...)`, as a student in Colab calls it: the same CheckResult as a local check, from the
     course's server."""

@@ -19,7 +19,7 @@ from grader.service.lti.ags import score_body, scores_url
 from grader.service.lti.config import load_registrations
 from grader.service.settings import load_secret, parse_rate
 from grader.service.signing import signature, signed_headers, verify
-from grader.service.store import DeliveryConflict, NewJob, Outcome, RateLimited, SQLiteStore
+from grader.service.store import DeliveryConflict, NewJob, Outcome, RateLimited, SQLiteStore, open_store
 from tests.fixtures.service.harness import RUBRICS, submission
 
 SECRET = b"k" * 32
@@ -76,8 +76,18 @@ def _outcome() -> Outcome:
     return Outcome(score=1.0, max_score=2.0, passed=False, sheet={"score": 1.0}, report_dir="x")
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path):
+    """Each rule of the queue, on both stores: SQLite (a file) and PostgreSQL (a real server, a fresh database)."""
+    spec = (tmp_path / "grader.db" if request.param == "sqlite"
+            else request.getfixturevalue("postgres").create_database())
+    opened = open_store(spec)
+    yield opened
+    opened.close()
+
+
 @pytest.fixture
-def store(tmp_path):
+def sqlite_store(tmp_path):
     opened = SQLiteStore(tmp_path / "grader.db")
     yield opened
     opened.close()
@@ -110,8 +120,8 @@ def test_the_queue_position_counts_the_jobs_ahead(store):
 
 def test_an_interrupted_job_runs_again_from_the_start_and_only_the_new_attempt_completes(store):
     job, _ = store.submit(_new())
-    first = store.claim("killed-server", lease=30, max_attempts=3)
-    assert store.recover() == 1  # the next start: the lock file says nobody else uses the store
+    first = store.claim("killed-server", lease=-1, max_attempts=3)  # its lease ran out (no heartbeat since the kill)
+    assert store.recover() == 1  # the next start
     second = store.claim("new-server", lease=30, max_attempts=3)
     assert second.id == job.id and second.attempts == 2
     assert not store.complete(first, "killed-server", _outcome())  # a late first attempt is refused
@@ -131,7 +141,7 @@ def test_an_expired_lease_lets_another_worker_take_the_job(store):
 def test_a_job_interrupted_too_often_fails_with_the_reason(store):
     job, _ = store.submit(_new())
     for _ in range(2):
-        store.claim("w", lease=30, max_attempts=2)
+        store.claim("w", lease=-1, max_attempts=2)
         store.recover()
     assert store.claim("w", lease=30, max_attempts=2) is None
     failed = store.get(job.id)
@@ -165,7 +175,7 @@ def test_completing_a_job_queues_its_deliveries_in_the_same_transaction(store):
     assert store.deliveries(job.id) == []
     store.complete(store.claim("w", 30, 3), "w", _outcome())
     assert [(d.kind, d.state) for d in store.deliveries(job.id)] == [("callback", "pending"), ("lti", "pending")]
-    sending = store.claim_delivery("outbox", lease=60)
+    sending = store.claim_delivery("outbox", lease=-1)  # its server was killed while sending
     assert sending.kind == "callback" and store.recover() == 0
     assert store.deliveries(job.id)[0].state == "pending"  # a send interrupted by a stop is sent again
     store.finish_delivery(store.claim_delivery("outbox", 60), ok=False, attempts=3, error="HTTP 503")
@@ -211,15 +221,15 @@ def test_a_failed_job_notifies_its_callback_but_posts_no_lti_score(store):
     assert [d.kind for d in store.deliveries(job.id)] == ["callback"]
 
 
-def test_a_second_server_cannot_open_the_same_store(store):
+def test_a_second_server_cannot_open_the_same_sqlite_store(sqlite_store):
     with pytest.raises(GraderError) as err:
-        SQLiteStore(store.path)
+        SQLiteStore(sqlite_store.path)
     assert "in use by grade serve (pid" in err.value.what and "--store" in err.value.fix
 
 
-def test_the_store_is_sqlite_in_wal_mode(store):
-    store.submit(_new())
-    db = sqlite3.connect(store.path)
+def test_the_store_is_sqlite_in_wal_mode(sqlite_store):
+    sqlite_store.submit(_new())
+    db = sqlite3.connect(sqlite_store.path)
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     db.close()
 

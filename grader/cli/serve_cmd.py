@@ -8,12 +8,14 @@ from pathlib import Path
 from grader.api import EXECUTORS
 from grader.service import ServiceSettings, serve
 from grader.service.settings import SECRET_ENV, load_secret, parse_rate
+from grader.service.store import is_url
 from grader.settings import parse_size
 
 HELP = f"""\
 Serve the grader to LMSs and students: a signed webhook (POST /v1/submissions), an
 LTI 1.3 tool (launch and grade passback), and an upload page; jobs wait in a durable
-SQLite queue and survive restarts. OpenAPI docs at /docs.
+queue (a SQLite file, or PostgreSQL that several servers share) and survive restarts.
+OpenAPI docs at /docs.
 
 The webhook secret comes from ${SECRET_ENV} or --secret-file, never from the
 command line (it would show in `ps`). An `execute` rubric's grading environment
@@ -22,6 +24,7 @@ without it, and does not install packages itself.
 
 Examples
   {SECRET_ENV}=$(cat secret) grade serve --rubrics rubrics/ --store grader.db --workers 2
+  grade serve --store postgresql://grader@db.example.edu/grader --out /mnt/grader-reports  # each node
   grade serve --secret-file /etc/grader/secret --lti platforms.yaml \\
       --public-url https://grader.example.edu --host 127.0.0.1 --port 8000
 """
@@ -35,8 +38,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--port", type=int, default=d.port, help=f"port (default: {d.port}; 0: any free port)")
     parser.add_argument("--rubrics", type=Path, default=d.rubrics, metavar="DIR",
                         help=f"folder of rubric .yaml files; each rubric id is an assignment (default: {d.rubrics})")
-    parser.add_argument("--store", type=Path, default=d.store, metavar="FILE",
-                        help=f"the SQLite job store (default: {d.store})")
+    parser.add_argument("--store", default=str(d.store), metavar="FILE|URL",
+                        help=f"the job store: a SQLite file (one server; default: {d.store}) or a PostgreSQL URL, "
+                             f"postgresql://USER:PASSWORD@HOST/DB, that several servers share (needs --out on a "
+                             f"folder every server mounts; pip install '.[postgres]'; docs/service.md)")
     parser.add_argument("--workers", type=int, default=d.workers, metavar="N",
                         help=f"submissions graded at once (default: {d.workers})")
     parser.add_argument("--gpu", action=argparse.BooleanOptionalAction, default=None,
@@ -46,13 +51,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--secret-file", type=Path, metavar="FILE", help=f"file holding the webhook secret "
                         f"(default: ${SECRET_ENV})")
     parser.add_argument("--out", type=Path, metavar="DIR",
-                        help="where reports are written (default: beside the store, <store>-reports/)")
+                        help="where reports are written (default: beside a SQLite store, <store>-reports/); with a "
+                             "PostgreSQL store, a folder every server mounts at this path")
     parser.add_argument("--public-url", metavar="URL",
                         help="how LMSs and browsers reach this server, e.g. https://grader.example.edu "
                              "(default: http://HOST:PORT); LTI redirect and JWKS URLs are built from it")
     parser.add_argument("--lti", type=Path, metavar="FILE", help="LTI 1.3 platform registrations (YAML)")
     parser.add_argument("--key", type=Path, metavar="FILE",
-                        help="our RSA key for LTI (default: beside the store, created on first start)")
+                        help="our RSA key for LTI (default: beside a SQLite store, created on first start; with a "
+                             "PostgreSQL store, kept in the store and shared by its servers)")
     parser.add_argument("--open-uploads", action="store_true",
                         help="let GET / take uploads from anyone who types a student id (labs, or behind an "
                              "authenticating proxy); without it uploads come through the signed API or an LTI launch")
@@ -94,7 +101,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = ServiceSettings(
-        secret=load_secret(args.secret_file), rubrics=args.rubrics, store=args.store, host=args.host, port=args.port,
+        secret=load_secret(args.secret_file), rubrics=args.rubrics,
+        store=args.store if is_url(args.store) else Path(args.store), host=args.host, port=args.port,
         workers=args.workers, gpu=args.gpu, out=args.out, public_url=args.public_url, lti=args.lti, key=args.key,
         open_uploads=args.open_uploads, max_body_bytes=parse_size(args.max_body, "--max-body"),
         max_body_reads=args.max_uploads, frame_ancestors=tuple(args.frame_ancestors), rate=parse_rate(args.rate),

@@ -16,9 +16,11 @@ from grader.service.app import create_app
 from grader.service.assignments import Assignments
 from grader.service.core import Service
 from grader.service.lti.config import load_registrations, no_registrations
-from grader.service.lti.keys import ToolKey
+from grader.service.lti.keys import ToolKey, new_pem
 from grader.service.settings import ServiceSettings
-from grader.service.store import SQLiteStore
+from grader.service.store import open_store
+
+LTI_KEY = "lti-key"  # our RSA key's name among the store's shared values (a PostgreSQL store without --key)
 
 
 _BIND_FAILURES = {
@@ -53,9 +55,10 @@ def serve(settings: ServiceSettings) -> int:
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     assignments = Assignments(settings.rubrics, settings.selfcheck_keys)
     registrations = load_registrations(settings.lti) if settings.lti else no_registrations()
-    key = ToolKey.load_or_create(settings.key_file)
-    store = SQLiteStore(settings.store)
+    store = open_store(settings.store)
     try:
+        key = (ToolKey.load_or_create(settings.key_file) if settings.key_file else
+               ToolKey.from_pem(store.shared_value(LTI_KEY, new_pem), f"{store.where}: the shared LTI key"))
         sock = _bind(settings.host, settings.port)
         port = sock.getsockname()[1]
         host = f"[{settings.host}]" if ":" in settings.host else settings.host

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Union
 
 from grader.errors import GraderError
+from grader.service.store import is_url
 
 SECRET_ENV = "GRADER_WEBHOOK_SECRET"
 MIN_SECRET_BYTES = 16
@@ -31,12 +33,12 @@ class RateLimit:
 class ServiceSettings:
     secret: bytes = field(repr=False)
     rubrics: Path = Path("rubrics")
-    store: Path = Path("grader.db")
+    store: Union[Path, str] = Path("grader.db")  # a SQLite file, or a postgresql:// URL that several servers share
     host: str = "127.0.0.1"
     port: int = 8000  # 0: any free port (the line "listening on ..." says which)
     workers: int = 1  # grading threads; each claims one job at a time
     gpu: Optional[bool] = None  # this node takes jobs whose rubric requires a GPU; None: when it has /dev/nvidiaN
-    out: Optional[Path] = None  # reports; default: beside the store, <store stem>-reports/
+    out: Optional[Path] = None  # reports; default: beside a SQLite store, <store stem>-reports/; a URL store needs it
     public_url: Optional[str] = None  # how browsers and LMSs reach us; default http://host:port
     max_body_bytes: int = 16 << 20  # a notebook with outputs plus an exported model
     max_body_reads: int = 4  # bodies received at once; memory for bodies stays under this x max_body_bytes
@@ -51,7 +53,7 @@ class ServiceSettings:
     callback_backoff: float = 0.5  # seconds before the first retry, doubling up to 30 s
     callback_timeout: float = 10.0
     lti: Optional[Path] = None  # platform registrations (YAML)
-    key: Optional[Path] = None  # our RSA key for LTI; default beside the store, created on first start
+    key: Optional[Path] = None  # our RSA key for LTI; default beside a SQLite store, or in a PostgreSQL store
     open_uploads: bool = False  # GET / accepts uploads from anyone who types a student id
     data: Optional[str] = None  # MNIST folder for the grading runs (default: $GRADER_DATA or the cache)
     executor: str = "local"  # where jobs run: "local" (a pool of `workers` slots) or "ray" (Ray tasks)
@@ -65,19 +67,36 @@ class ServiceSettings:
                                      ("--max-uploads", self.max_body_reads, 1)):
             if value < least:
                 raise GraderError(f"{option} {value:g} is too small", where=option, fix=f"give at least {least}")
+        if self.shared and self.out is None:
+            raise GraderError("not given: a PostgreSQL store needs the reports folder every server writes to "
+                              "and reads from", where="--out",
+                              fix="mount one folder on every node at the same path (NFS, CephFS, ...) and pass it as "
+                                  "--out DIR (docs/service.md, several nodes)")
 
     @property
-    def reports(self) -> Path:
+    def shared(self) -> bool:
+        """The store is a PostgreSQL URL: other servers may use it at the same time."""
+        return is_url(self.store)
+
+    @property
+    def reports(self) -> Path:  # shared servers have an --out (__post_init__)
         return self.out or self.store.with_name(self.store.stem + "-reports")
 
     @property
     def scratch(self) -> Path:
-        """Each job's files while it is graded; emptied at every start (a SIGKILL leaves them behind)."""
+        """Each job's files while it is graded; emptied at every start (a SIGKILL leaves them behind). This
+        server's own: beside a SQLite store (one server per file), else in this machine's temporary folder, named
+        after the process (servers sharing a PostgreSQL store, on one machine or several, never share it)."""
+        if self.shared:
+            return Path(tempfile.gettempdir()) / f"grade-serve-scratch-{os.getpid()}"
         return self.store.with_name(self.store.stem + "-scratch")
 
     @property
-    def key_file(self) -> Path:
-        return self.key or self.store.with_name(self.store.stem + "-lti-key.pem")
+    def key_file(self) -> Optional[Path]:
+        """None: the key is kept in the (PostgreSQL) store, shared by its servers."""
+        if self.key or self.shared:
+            return self.key
+        return self.store.with_name(self.store.stem + "-lti-key.pem")
 
 
 def load_secret(secret_file: Optional[Path], environ: Optional[dict] = None) -> bytes:

@@ -2,11 +2,12 @@
 
 `Store` is the interface the rest of the service uses; `SQLiteStore` is the embedded
 default (one server per database file, WAL mode, synchronous=FULL: a job the 202
-announced survives SIGKILL and power loss). A PostgreSQL adapter implements the same
-methods for several servers sharing one queue: every state change below is a single
-transaction guarded by the row's current state (and, for completion, by the lease),
-which is what makes completion exactly-once there too (`SELECT ... FOR UPDATE SKIP
-LOCKED` in place of SQLite's `BEGIN IMMEDIATE`).
+announced survives SIGKILL and power loss); `PostgresStore` (store_postgres.py) serves
+several servers sharing one queue. Both are `SQLStore`: the queue's rules are written
+once, here, and every state change is a single transaction guarded by the row's current
+state (and, for completion, by the lease), which makes completion exactly-once on both
+(`SELECT ... FOR UPDATE [SKIP LOCKED]` on PostgreSQL, `BEGIN IMMEDIATE` on SQLite).
+`open_store(spec)` opens the one a `--store` names: a postgresql:// URL or a file.
 
 A job is claimed with a lease (owner, expiry, attempt number). Only the holder of the
 current attempt can complete it: a worker that lost its lease (the server was killed,
@@ -15,7 +16,8 @@ times it was started. Completing a job also writes its outgoing deliveries (call
 grade passback) in the same transaction: none is lost, none is sent for a job that
 was not completed. A re-grade (`rescore`) records a graded job's new score and makes its
 deliveries due again in one transaction; a sending that ends after that leaves them due
-(`finish_delivery` only settles a delivery still `sending`).
+(`finish_delivery` only settles a delivery still `sending`). Which job a claim takes is
+`lanes.py`'s order, the same SQL on both backends.
 """
 
 from __future__ import annotations
@@ -30,10 +32,11 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Optional, Protocol
+from typing import Callable, Iterator, Optional, Protocol, Union
 
 from grader.errors import GraderError
-from grader.service import lanes
+from grader.service import lanes, migrations
+from grader.service.migrations import Migration
 
 STATUSES = ("queued", "running", "graded", "failed")
 
@@ -133,6 +136,7 @@ class DeliveryConflict(Exception):
 
 
 class Store(Protocol):
+    where: str  # the file, or the URL without its password: for messages
     def submit(self, new: NewJob, *, rate: Optional[tuple[int, float]] = None,
                now: Optional[float] = None) -> tuple[Job, bool]: ...
     def get(self, job_id: str) -> Optional[Job]: ...
@@ -158,11 +162,11 @@ class Store(Protocol):
     def put_record(self, kind: str, key: str, data: dict) -> None: ...
     def get_record(self, kind: str, key: str) -> Optional[dict]: ...
     def latest_submissions(self, assignment: str) -> dict[str, Job]: ...
+    def shared_value(self, name: str, make: Callable[[], bytes]) -> bytes: ...
     def close(self) -> None: ...
 
 
-SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS jobs (
+_JOBS_V1 = """CREATE TABLE jobs (
     seq          INTEGER PRIMARY KEY AUTOINCREMENT,  -- queue order
     id           TEXT NOT NULL UNIQUE,
     delivery     TEXT UNIQUE,                        -- X-Grader-Delivery
@@ -185,60 +189,50 @@ CREATE TABLE IF NOT EXISTS jobs (
     reason       TEXT,
     report_dir   TEXT,
     callback_url TEXT,
-    lti          TEXT,
-    {lanes.COLUMNS[0]},
-    {lanes.COLUMNS[1]},
-    depth        TEXT,                               -- a self-check's depth; NULL for a submission
-    link         TEXT                                -- a self-check's GitHub link
-);
-CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, seq);
-CREATE INDEX IF NOT EXISTS jobs_by_student ON jobs (student, submitted);
-CREATE TABLE IF NOT EXISTS files (
-    job_id   TEXT PRIMARY KEY REFERENCES jobs (id),
-    notebook BLOB NOT NULL,
-    model    BLOB
-);
--- Append-only history: what happened to each job, for operators and for the exactly-once checks.
-CREATE TABLE IF NOT EXISTS events (
-    job_id  TEXT NOT NULL,
-    at      REAL NOT NULL,
-    kind    TEXT NOT NULL,   -- submitted, claimed, graded, failed, requeued
-    attempt INTEGER NOT NULL,
-    detail  TEXT
-);
-CREATE INDEX IF NOT EXISTS events_by_job ON events (job_id);
-CREATE TABLE IF NOT EXISTS deliveries (
-    id          INTEGER PRIMARY KEY AUTOINCREMENT,
-    job_id      TEXT NOT NULL,
-    kind        TEXT NOT NULL CHECK (kind IN ('callback', 'lti')),
-    state       TEXT NOT NULL CHECK (state IN ('pending', 'sending', 'sent', 'failed')),
-    attempts    INTEGER NOT NULL DEFAULT 0,
-    lease_owner TEXT,
-    lease_until REAL,
-    last_error  TEXT,
-    updated     REAL,
-    UNIQUE (job_id, kind)
-);
-CREATE INDEX IF NOT EXISTS deliveries_by_state ON deliveries (state, id);
-CREATE TABLE IF NOT EXISTS lti_states (state TEXT PRIMARY KEY, data TEXT NOT NULL, expires REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS lti_nonces (nonce TEXT PRIMARY KEY, expires REAL NOT NULL);
--- What the LMS told us, kept until it says otherwise: course rosters (NRPS) and line items found or made (AGS).
-CREATE TABLE IF NOT EXISTS lti_records (
-    kind    TEXT NOT NULL CHECK (kind IN ('roster', 'lineitem')),
-    key     TEXT NOT NULL,
-    data    TEXT NOT NULL,
-    updated REAL NOT NULL,
-    PRIMARY KEY (kind, key)
-);
-{";".join(lanes.INDEXES)};
-"""
+    lti          TEXT
+)"""
+
+# What the LMS told us, kept until it says otherwise: rosters and line items (`put_record`), in either backend.
+LTI_RECORDS = ("CREATE TABLE lti_records (kind TEXT NOT NULL CHECK (kind IN ('roster', 'lineitem')), key TEXT NOT NULL, "
+               "data TEXT NOT NULL, updated {real} NOT NULL, PRIMARY KEY (kind, key))")
+
+SQLITE_MIGRATIONS = (
+    Migration(1, "jobs, files, events, deliveries, LTI states and nonces", (
+        _JOBS_V1,
+        "CREATE INDEX jobs_by_status ON jobs (status, seq)",
+        "CREATE INDEX jobs_by_student ON jobs (student, submitted)",
+        "CREATE TABLE files (job_id TEXT PRIMARY KEY REFERENCES jobs (id), notebook BLOB NOT NULL, model BLOB)",
+        # append-only history: what happened to each job, for operators and for the exactly-once checks
+        "CREATE TABLE events (job_id TEXT NOT NULL, at REAL NOT NULL, kind TEXT NOT NULL, attempt INTEGER NOT NULL, "
+        "detail TEXT)",
+        "CREATE INDEX events_by_job ON events (job_id)",
+        "CREATE TABLE deliveries (id INTEGER PRIMARY KEY AUTOINCREMENT, job_id TEXT NOT NULL, "
+        "kind TEXT NOT NULL CHECK (kind IN ('callback', 'lti')), "
+        "state TEXT NOT NULL CHECK (state IN ('pending', 'sending', 'sent', 'failed')), "
+        "attempts INTEGER NOT NULL DEFAULT 0, lease_owner TEXT, lease_until REAL, last_error TEXT, updated REAL, "
+        "UNIQUE (job_id, kind))",
+        "CREATE INDEX deliveries_by_state ON deliveries (state, id)",
+        "CREATE TABLE lti_states (state TEXT PRIMARY KEY, data TEXT NOT NULL, expires REAL NOT NULL)",
+        "CREATE TABLE lti_nonces (nonce TEXT PRIMARY KEY, expires REAL NOT NULL)",
+    )),
+    Migration(2, "self-checks: jobs.depth and jobs.link", (
+        "ALTER TABLE jobs ADD COLUMN depth TEXT",  # a self-check's depth; NULL for a submission
+        "ALTER TABLE jobs ADD COLUMN link TEXT",  # a self-check's GitHub link
+    )),
+    Migration(3, "values shared by every server of the store (the LTI key)", (
+        "CREATE TABLE shared (name TEXT PRIMARY KEY, value BLOB NOT NULL)",
+    )),
+    Migration(4, "lanes: jobs.lane and jobs.needs_gpu, and the indexes of the claim's order (lanes.py)", (
+        *(f"ALTER TABLE jobs ADD COLUMN {column}" for column in lanes.COLUMNS), lanes.BACKFILL, *lanes.INDEXES,
+    )),
+    Migration(5, "LTI records: course rosters (NRPS) and line items found or made (AGS)", (
+        LTI_RECORDS.format(real="REAL"),
+    )),
+)
 
 _JOB_COLUMNS = ("id, seq, student, assignment, source, status, attempts, submitted, started, finished, score, "
                 "max_score, passed, sheet, reason, report_dir, callback_url, lti, delivery, body_sha256, lease_owner, "
                 "depth, link, lane, needs_gpu")
-# Added to jobs after the first release: a store made before gets them at open (with what fills them there).
-ADDED_COLUMNS = (("depth", "depth TEXT", None), ("link", "link TEXT", None),
-                 ("lane", lanes.COLUMNS[0], lanes.BACKFILL), ("needs_gpu", lanes.COLUMNS[1], None))
 
 
 def _job(row: tuple) -> Job:
@@ -259,25 +253,338 @@ def _delivery_kinds(job: Job, status: str) -> list[str]:
     return (["callback"] if job.callback_url else []) + (["lti"] if job.lti and status == "graded" else [])
 
 
-class SQLiteStore:
+class SQLStore:
+    """The queue's rules, in SQL both backends run (`?` placeholders). A backend gives `_tx` (one write transaction),
+    `_read` (a connection for reads), its migrations, and how it locks the rows it claims."""
+
+    MIGRATIONS: tuple[Migration, ...] = ()
+    FOR_UPDATE = ""  # appended to a SELECT whose rows the transaction then changes
+    SKIP_LOCKED = ""  # ... and to a claim's SELECT: rows another server is claiming are skipped, not waited for
+    EVENT_ORDER = "rowid"
+    where = ""  # for messages: the file or URL (without password)
+
+    def _tx(self):
+        raise NotImplementedError
+
+    def _read(self):
+        raise NotImplementedError
+
+    def _recover_where(self) -> tuple[str, tuple, str]:
+        raise NotImplementedError
+
+    def _before_submit(self, db, new: NewJob) -> None:
+        """Hook: serialise submits that could race past the rate limit (SQLite's BEGIN IMMEDIATE already does)."""
+
+    def _migrate(self, db) -> list[int]:
+        db.execute(migrations.VERSION_TABLE)
+        return migrations.apply(db, migrations.current_version(db), self.MIGRATIONS, self.where)
+
+    # jobs
+
+    def _one(self, db, where: str, *args) -> Optional[Job]:
+        row = db.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE {where}", args).fetchone()
+        return _job(row) if row else None
+
+    @staticmethod
+    def _event(db, job_id: str, kind: str, attempt: int, detail: Optional[str] = None,
+               now: Optional[float] = None) -> None:
+        db.execute("INSERT INTO events (job_id, at, kind, attempt, detail) VALUES (?, ?, ?, ?, ?)",
+                   (job_id, time.time() if now is None else now, kind, attempt, detail))
+
+    def submit(self, new: NewJob, *, rate: Optional[tuple[int, float]] = None,
+               now: Optional[float] = None) -> tuple[Job, bool]:
+        """Queue a job, or return the one this delivery (or this very request) created before.
+
+        The rate limit is checked in the same transaction, so concurrent requests cannot slip past it.
+        """
+        now = time.time() if now is None else now
+        with self._tx() as db:
+            self._before_submit(db, new)
+            if new.delivery is not None:
+                seen = self._one(db, "delivery = ?", new.delivery)
+                if seen is not None:
+                    if new.body_sha256 is not None and seen.body_sha256 != new.body_sha256:
+                        raise DeliveryConflict(seen)
+                    return seen, False
+            if new.signature is not None:
+                seen = self._one(db, "signature = ?", new.signature)
+                if seen is not None:
+                    return seen, False
+            if rate is not None:
+                count, seconds = rate
+                # one bucket per source: the upload page, the LMS webhook and LTI launches do not use up each other's
+                recent = db.execute("SELECT COUNT(*), MIN(submitted) FROM jobs WHERE student = ? AND source = ? "
+                                    "AND submitted > ?", (new.student, new.source, now - seconds)).fetchone()
+                if recent[0] >= count:
+                    raise RateLimited(count, max(1.0, recent[1] + seconds - now))
+            job_id = uuid.uuid4().hex
+            db.execute("INSERT INTO jobs (id, delivery, signature, body_sha256, student, assignment, source, status, "
+                       "submitted, callback_url, lti, depth, link, lane, needs_gpu) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?)",
+                       (job_id, new.delivery, new.signature, new.body_sha256, new.student, new.assignment,
+                        new.source, now, new.callback_url, json.dumps(new.lti) if new.lti else None, new.depth,
+                        new.link, new.lane, int(new.needs_gpu)))
+            db.execute("INSERT INTO files (job_id, notebook, model) VALUES (?, ?, ?)",
+                       (job_id, new.notebook, new.model))
+            self._event(db, job_id, "submitted", 0, new.source, now)
+            return self._one(db, "id = ?", job_id), True
+
+    def get(self, job_id: str) -> Optional[Job]:
+        with self._read() as db:
+            return self._one(db, "id = ?", job_id)
+
+    def files(self, job_id: str) -> tuple[bytes, Optional[bytes]]:
+        with self._read() as db:
+            notebook, model = db.execute("SELECT notebook, model FROM files WHERE job_id = ?", (job_id,)).fetchone()
+        return bytes(notebook), None if model is None else bytes(model)
+
+    def claim(self, owner: str, lease: float, max_attempts: int, *, gpu: bool = False) -> Optional[Job]:
+        """The next job waiting (or whose lease ran out) in lane order (grader.service.lanes), now running under
+        `owner` as a new attempt; `gpu`: this node has one, so it may take jobs that need one."""
+        with self._tx() as db:
+            now = time.time()  # once in the transaction: a job submitted while we waited for the lock started after
+            while True:
+                where, order, args = lanes.claim_clauses(now, gpu=gpu)
+                job = self._one(db, f"{where} ORDER BY {order} LIMIT 1{self.SKIP_LOCKED}", *args)
+                if job is None:
+                    return None
+                if job.attempts >= max_attempts:
+                    reason = (f"grading was interrupted {job.attempts} times (the server stopped or lost the job "
+                              f"each time); this submission may crash the grader: grade it by hand with "
+                              f"`grade check` and report it")
+                    self._finish(db, job, "failed", job.attempts, reason=reason, now=now)
+                    continue
+                attempt = job.attempts + 1
+                db.execute("UPDATE jobs SET status = 'running', attempts = ?, lease_owner = ?, lease_until = ?, "
+                           "started = ? WHERE id = ?", (attempt, owner, now + lease, now, job.id))
+                self._event(db, job.id, "claimed", attempt, owner, now)
+                return self._one(db, "id = ?", job.id)
+
+    def renew(self, owner: str, lease: float) -> int:
+        with self._tx() as db:
+            return db.execute("UPDATE jobs SET lease_until = ? WHERE status = 'running' AND lease_owner = ?",
+                              (time.time() + lease, owner)).rowcount
+
+    def _finish(self, db, job: Job, status: str, attempt: int, *, reason: Optional[str] = None,
+                outcome: Optional[Outcome] = None, now: Optional[float] = None) -> None:
+        now = time.time() if now is None else now
+        values = (outcome.score, outcome.max_score, int(outcome.passed), json.dumps(outcome.sheet),
+                  outcome.report_dir) if outcome else (None, None, None, None, None)
+        db.execute("UPDATE jobs SET status = ?, finished = ?, reason = ?, score = ?, max_score = ?, passed = ?, "
+                   "sheet = ?, report_dir = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?",
+                   (status, now, reason, *values, job.id))
+        self._event(db, job.id, status, attempt, reason, now)
+        if job.selfcheck:  # checked, not graded: the notebook is not kept, and nothing is sent anywhere
+            db.execute("DELETE FROM files WHERE job_id = ?", (job.id,))
+            return
+        for kind in _delivery_kinds(job, status):
+            db.execute("INSERT INTO deliveries (job_id, kind, state, updated) VALUES (?, ?, 'pending', ?) "
+                       "ON CONFLICT DO NOTHING", (job.id, kind, now))
+
+    def _settle(self, job: Job, owner: str, status: str, **kw) -> bool:
+        with self._tx() as db:
+            current = self._one(db, f"id = ? AND status = 'running' AND lease_owner = ? AND attempts = ?"
+                                    f"{self.FOR_UPDATE}", job.id, owner, job.attempts)
+            if current is None:
+                return False  # the lease was lost: another attempt owns the job, or it is settled already
+            self._finish(db, current, status, job.attempts, **kw)
+            return True
+
+    def complete(self, job: Job, owner: str, outcome: Outcome) -> bool:
+        return self._settle(job, owner, "graded", outcome=outcome)
+
+    def fail(self, job: Job, owner: str, reason: str) -> bool:
+        return self._settle(job, owner, "failed", reason=reason)
+
+    def graded(self, assignment: str) -> list[Job]:
+        """The assignment's graded submissions (no self-check), oldest first."""
+        with self._read() as db:
+            rows = db.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE assignment = ? AND status = 'graded' "
+                              "AND depth IS NULL ORDER BY seq", (assignment,)).fetchall()
+        return [_job(row) for row in rows]
+
+    def rescore(self, job: Job, outcome: Outcome, *, deliver: bool) -> bool:
+        """A graded job's new score (a re-grade from its stored facts), with an event `rescored`; with `deliver`,
+        its callback and grade passback are due again in the same transaction (pending, attempts from 0), so a
+        changed score is never lost. False when the job is not graded (nothing changed)."""
+        now = time.time()
+        with self._tx() as db:
+            current = self._one(db, f"id = ? AND status = 'graded'{self.FOR_UPDATE}", job.id)
+            if current is None:
+                return False
+            db.execute("UPDATE jobs SET score = ?, max_score = ?, passed = ?, sheet = ? WHERE id = ?",
+                       (outcome.score, outcome.max_score, int(outcome.passed), json.dumps(outcome.sheet), job.id))
+            self._event(db, job.id, "rescored", current.attempts,
+                        f"{current.score:g} -> {outcome.score:g} / {outcome.max_score:g}", now)
+            for kind in _delivery_kinds(current, "graded") if deliver else []:
+                db.execute("INSERT INTO deliveries (job_id, kind, state, updated) VALUES (?, ?, 'pending', ?) "
+                           "ON CONFLICT (job_id, kind) DO UPDATE SET state = 'pending', attempts = 0, "
+                           "last_error = NULL, lease_owner = NULL, lease_until = NULL, updated = excluded.updated",
+                           (job.id, kind, now))
+            return True
+
+    def _requeue(self, where: str, args: tuple, detail: str) -> int:
+        with self._tx() as db:
+            rows = db.execute(f"SELECT id, attempts FROM jobs WHERE status = 'running' AND {where}{self.SKIP_LOCKED}",
+                              args).fetchall()
+            for job_id, attempt in rows:
+                db.execute("UPDATE jobs SET status = 'queued', lease_owner = NULL, lease_until = NULL "
+                           "WHERE id = ?", (job_id,))
+                self._event(db, job_id, "requeued", attempt, detail)
+            db.execute(f"UPDATE deliveries SET state = 'pending', lease_owner = NULL WHERE state = 'sending' "
+                       f"AND {where}", args)
+            return len(rows)
+
+    def release(self, owner: str) -> int:
+        """At shutdown: this server's unfinished jobs go back to the queue, to be re-run from the start."""
+        return self._requeue("lease_owner = ?", (owner,), "the server stopped while grading")
+
+    def recover(self) -> int:
+        """At start: the jobs (and sends) a stopped or killed server left running go back to the queue."""
+        return self._requeue(*self._recover_where())
+
+    def counts(self, *, selfchecks: bool = False) -> dict[str, int]:
+        """Submissions by status; with `selfchecks`, self-checks instead (they are no submissions)."""
+        with self._read() as db:
+            found = dict(db.execute(f"SELECT status, COUNT(*) FROM jobs WHERE depth IS "
+                                    f"{'NOT NULL' if selfchecks else 'NULL'} GROUP BY status").fetchall())
+        return {status: found.get(status, 0) for status in STATUSES}
+
+    def lane_counts(self) -> dict[str, dict[str, int]]:
+        """Jobs by lane, then by status."""
+        with self._read() as db:
+            found = {(lane, status): count for lane, status, count in db.execute(
+                "SELECT lane, status, COUNT(*) FROM jobs GROUP BY lane, status").fetchall()}
+        return {lane: {status: found.get((lane, status), 0) for status in STATUSES} for lane in lanes.LANES}
+
+    def position(self, job: Job) -> int:
+        """1 for the next job to be claimed: the waiting self-checks ahead of it, and for a submission or a regrade
+        also its assignment's jobs ahead of it (lanes.py). Other assignments' jobs take turns with these, so for
+        those it is the place in its own assignment's line, not a promise of the order."""
+        queued = "SELECT COUNT(*) FROM jobs WHERE status = 'queued' AND "
+        selfchecks = f"lane = '{lanes.SELFCHECK}'"
+        with self._read() as db:
+            if job.lane == lanes.SELFCHECK:
+                return 1 + db.execute(queued + selfchecks + " AND seq < ?", (job.seq,)).fetchone()[0]
+            before = "lane = ? AND seq < ?" if job.lane == lanes.SUBMISSION else \
+                f"(lane = '{lanes.SUBMISSION}' OR (lane = ? AND seq < ?))"  # a regrade waits for its submissions
+            return 1 + db.execute(queued + f"({selfchecks} OR (assignment = ? AND {before}))",
+                                  (job.assignment, job.lane, job.seq)).fetchone()[0]
+
+    def events(self, job_id: str) -> list[tuple[float, str, int, Optional[str]]]:
+        with self._read() as db:
+            return [tuple(row) for row in db.execute(f"SELECT at, kind, attempt, detail FROM events WHERE job_id = ? "
+                                                     f"ORDER BY {self.EVENT_ORDER}", (job_id,)).fetchall()]
+
+    # deliveries (callbacks, grade passback)
+
+    def deliveries(self, job_id: str) -> list[Delivery]:
+        with self._read() as db:
+            rows = db.execute("SELECT id, job_id, kind, state, attempts, last_error, updated FROM deliveries "
+                              "WHERE job_id = ? ORDER BY id", (job_id,)).fetchall()
+        return [Delivery(*row) for row in rows]
+
+    def claim_delivery(self, owner: str, lease: float) -> Optional[Delivery]:
+        now = time.time()
+        with self._tx() as db:
+            row = db.execute(f"SELECT id, job_id, kind, state, attempts, last_error, updated FROM deliveries "
+                             f"WHERE state = 'pending' OR (state = 'sending' AND lease_until < ?) ORDER BY id LIMIT 1"
+                             f"{self.SKIP_LOCKED}", (now,)).fetchone()
+            if row is None:
+                return None
+            db.execute("UPDATE deliveries SET state = 'sending', lease_owner = ?, lease_until = ?, updated = ? "
+                       "WHERE id = ?", (owner, now + lease, now, row[0]))
+            return Delivery(*row[:3], "sending", *row[4:])
+
+    def finish_delivery(self, delivery: Delivery, *, ok: bool, attempts: int, error: Optional[str]) -> None:
+        """Record a sending's end; not over a delivery that was made due again meanwhile (a re-grade's new score
+        must still go out)."""
+        with self._tx() as db:
+            db.execute("UPDATE deliveries SET state = ?, attempts = attempts + ?, last_error = ?, lease_owner = NULL, "
+                       "lease_until = NULL, updated = ? WHERE id = ? AND state = 'sending'",
+                       ("sent" if ok else "failed", attempts, error, time.time(), delivery.id))
+
+    # LTI: OIDC state between login initiation and launch, and nonces already used
+
+    def put_state(self, state: str, data: dict, ttl: float) -> None:
+        now = time.time()
+        with self._tx() as db:
+            db.execute("DELETE FROM lti_states WHERE expires < ?", (now,))
+            db.execute("DELETE FROM lti_nonces WHERE expires < ?", (now,))
+            db.execute("INSERT INTO lti_states (state, data, expires) VALUES (?, ?, ?)",
+                       (state, json.dumps(data), now + ttl))
+
+    def get_state(self, state: str) -> Optional[dict]:
+        with self._read() as db:
+            row = db.execute("SELECT data FROM lti_states WHERE state = ? AND expires >= ?",
+                             (state, time.time())).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def use_nonce(self, nonce: str, ttl: float) -> bool:
+        """False when the nonce was used before: the id_token is a replay."""
+        with self._tx() as db:
+            return db.execute("INSERT INTO lti_nonces (nonce, expires) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                              (nonce, time.time() + ttl)).rowcount == 1
+
+    # LTI: rosters and line items, one record per (kind, key), replaced when read again
+
+    def put_record(self, kind: str, key: str, data: dict) -> None:
+        with self._tx() as db:
+            db.execute("INSERT INTO lti_records (kind, key, data, updated) VALUES (?, ?, ?, ?) "
+                       "ON CONFLICT (kind, key) DO UPDATE SET data = excluded.data, updated = excluded.updated",
+                       (kind, key, json.dumps(data), time.time()))
+
+    def get_record(self, kind: str, key: str) -> Optional[dict]:
+        with self._read() as db:
+            row = db.execute("SELECT data FROM lti_records WHERE kind = ? AND key = ?", (kind, key)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def latest_submissions(self, assignment: str) -> dict[str, Job]:
+        """Each student's latest submission (not self-check) to `assignment`: the instructor's grade book."""
+        with self._read() as db:
+            rows = db.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE assignment = ? AND depth IS NULL "
+                              "ORDER BY seq", (assignment,)).fetchall()
+        return {job.student: job for job in map(_job, rows)}
+
+    def shared_value(self, name: str, make: Callable[[], bytes]) -> bytes:
+        """The value kept under `name` for every server of this store; the first caller's `make()` sets it."""
+        with self._tx() as db:
+            row = db.execute(f"SELECT value FROM shared WHERE name = ?{self.FOR_UPDATE}", (name,)).fetchone()
+            if row is None:
+                db.execute("INSERT INTO shared (name, value) VALUES (?, ?) ON CONFLICT DO NOTHING", (name, make()))
+                row = db.execute("SELECT value FROM shared WHERE name = ?", (name,)).fetchone()
+        return bytes(row[0])
+
+
+class SQLiteStore(SQLStore):
     """The embedded store. One server per file: a lock file beside it says which process holds it."""
+
+    MIGRATIONS = SQLITE_MIGRATIONS
 
     def __init__(self, path: Path):
         self.path = Path(path)
+        self.where = str(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = self._lock_file()
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._guard = threading.Lock()
-        db = self._db()
-        have = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
-        if have:
-            for column, definition, backfill in ADDED_COLUMNS:
-                if column not in have:
-                    db.execute(f"ALTER TABLE jobs ADD COLUMN {definition}")
-                    if backfill:
-                        db.execute(backfill)
-        db.executescript(SCHEMA)
+        with self._tx() as db:
+            self._migrate(db)
+
+    def _migrate(self, db) -> list[int]:
+        db.execute(migrations.VERSION_TABLE)
+        if migrations.current_version(db) == 0:
+            self._adopt(db)
+        return super()._migrate(db)
+
+    def _adopt(self, db) -> None:
+        """A store made before schema_version existed: record the migrations its tables already have."""
+        columns = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
+        if not columns:
+            return
+        for migration in self.MIGRATIONS[:2 if "depth" in columns else 1]:
+            migrations.record(db, migration, f"{migration.what} (found: made before schema_version)")
 
     def _lock_file(self):
         lock_path = self.path.with_name(self.path.name + ".lock")
@@ -310,6 +617,10 @@ class SQLiteStore:
         return db
 
     @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        yield self._db()
+
+    @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         """One write transaction; BEGIN IMMEDIATE takes the write lock up front, so reads inside it are current."""
         db = self._db()
@@ -321,6 +632,10 @@ class SQLiteStore:
             raise
         db.execute("COMMIT")
 
+    def _recover_where(self) -> tuple[str, tuple, str]:
+        # the lock file proves no other server uses this file, so every running job was interrupted
+        return "1 = 1", (), "the server was stopped (or killed) while grading; re-run from the start"
+
     def close(self) -> None:
         with self._guard:
             for db in self._connections:
@@ -329,260 +644,21 @@ class SQLiteStore:
         self._local = threading.local()
         self._lock.close()
 
-    # jobs
 
-    def _one(self, db: sqlite3.Connection, where: str, *args) -> Optional[Job]:
-        row = db.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE {where}", args).fetchone()
-        return _job(row) if row else None
+def is_url(spec: Union[str, Path]) -> bool:
+    return isinstance(spec, str) and spec.startswith(("postgresql://", "postgres://"))
 
-    @staticmethod
-    def _event(db: sqlite3.Connection, job_id: str, kind: str, attempt: int, detail: Optional[str] = None,
-               now: Optional[float] = None) -> None:
-        db.execute("INSERT INTO events (job_id, at, kind, attempt, detail) VALUES (?, ?, ?, ?, ?)",
-                   (job_id, time.time() if now is None else now, kind, attempt, detail))
 
-    def submit(self, new: NewJob, *, rate: Optional[tuple[int, float]] = None,
-               now: Optional[float] = None) -> tuple[Job, bool]:
-        """Queue a job, or return the one this delivery (or this very request) created before.
-
-        The rate limit is checked in the same transaction, so concurrent requests cannot slip past it.
-        """
-        now = time.time() if now is None else now
-        with self._tx() as db:
-            if new.delivery is not None:
-                seen = self._one(db, "delivery = ?", new.delivery)
-                if seen is not None:
-                    if new.body_sha256 is not None and seen.body_sha256 != new.body_sha256:
-                        raise DeliveryConflict(seen)
-                    return seen, False
-            if new.signature is not None:
-                seen = self._one(db, "signature = ?", new.signature)
-                if seen is not None:
-                    return seen, False
-            if rate is not None:
-                count, seconds = rate
-                # one bucket per source: the upload page, the LMS webhook and LTI launches do not use up each other's
-                recent = db.execute("SELECT COUNT(*), MIN(submitted) FROM jobs WHERE student = ? AND source = ? "
-                                    "AND submitted > ?", (new.student, new.source, now - seconds)).fetchone()
-                if recent[0] >= count:
-                    raise RateLimited(count, max(1.0, recent[1] + seconds - now))
-            job_id = uuid.uuid4().hex
-            db.execute("INSERT INTO jobs (id, delivery, signature, body_sha256, student, assignment, source, status, "
-                       "submitted, callback_url, lti, depth, link, lane, needs_gpu) "
-                       "VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?)",
-                       (job_id, new.delivery, new.signature, new.body_sha256, new.student, new.assignment,
-                        new.source, now, new.callback_url, json.dumps(new.lti) if new.lti else None, new.depth,
-                        new.link, new.lane, int(new.needs_gpu)))
-            db.execute("INSERT INTO files (job_id, notebook, model) VALUES (?, ?, ?)",
-                       (job_id, new.notebook, new.model))
-            self._event(db, job_id, "submitted", 0, new.source, now)
-            return self._one(db, "id = ?", job_id), True
-
-    def get(self, job_id: str) -> Optional[Job]:
-        return self._one(self._db(), "id = ?", job_id)
-
-    def files(self, job_id: str) -> tuple[bytes, Optional[bytes]]:
-        notebook, model = self._db().execute("SELECT notebook, model FROM files WHERE job_id = ?",
-                                             (job_id,)).fetchone()
-        return bytes(notebook), None if model is None else bytes(model)
-
-    def claim(self, owner: str, lease: float, max_attempts: int, *, gpu: bool = False) -> Optional[Job]:
-        """The next job waiting (or whose lease ran out) in lane order (grader.service.lanes), now running under
-        `owner` as a new attempt; `gpu`: this node has one, so it may take jobs that need one."""
-        with self._tx() as db:
-            now = time.time()  # once the write lock is ours: a job submitted while we waited for it started after
-            while True:
-                where, order, args = lanes.claim_clauses(now, gpu=gpu)
-                job = self._one(db, f"{where} ORDER BY {order} LIMIT 1", *args)
-                if job is None:
-                    return None
-                if job.attempts >= max_attempts:
-                    reason = (f"grading was interrupted {job.attempts} times (the server stopped or lost the job "
-                              f"each time); this submission may crash the grader: grade it by hand with "
-                              f"`grade check` and report it")
-                    self._finish(db, job, "failed", job.attempts, reason=reason, now=now)
-                    continue
-                attempt = job.attempts + 1
-                db.execute("UPDATE jobs SET status = 'running', attempts = ?, lease_owner = ?, lease_until = ?, "
-                           "started = ? WHERE id = ?", (attempt, owner, now + lease, now, job.id))
-                self._event(db, job.id, "claimed", attempt, owner, now)
-                return self._one(db, "id = ?", job.id)
-
-    def renew(self, owner: str, lease: float) -> int:
-        with self._tx() as db:
-            return db.execute("UPDATE jobs SET lease_until = ? WHERE status = 'running' AND lease_owner = ?",
-                              (time.time() + lease, owner)).rowcount
-
-    def _finish(self, db: sqlite3.Connection, job: Job, status: str, attempt: int, *, reason: Optional[str] = None,
-                outcome: Optional[Outcome] = None, now: Optional[float] = None) -> None:
-        now = time.time() if now is None else now
-        values = (outcome.score, outcome.max_score, int(outcome.passed), json.dumps(outcome.sheet),
-                  outcome.report_dir) if outcome else (None, None, None, None, None)
-        db.execute("UPDATE jobs SET status = ?, finished = ?, reason = ?, score = ?, max_score = ?, passed = ?, "
-                   "sheet = ?, report_dir = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?",
-                   (status, now, reason, *values, job.id))
-        self._event(db, job.id, status, attempt, reason, now)
-        if job.selfcheck:  # checked, not graded: the notebook is not kept, and nothing is sent anywhere
-            db.execute("DELETE FROM files WHERE job_id = ?", (job.id,))
-            return
-        for kind in _delivery_kinds(job, status):
-            db.execute("INSERT OR IGNORE INTO deliveries (job_id, kind, state, updated) VALUES (?, ?, 'pending', ?)",
-                       (job.id, kind, now))
-
-    def _settle(self, job: Job, owner: str, status: str, **kw) -> bool:
-        with self._tx() as db:
-            current = self._one(db, "id = ? AND status = 'running' AND lease_owner = ? AND attempts = ?",
-                                job.id, owner, job.attempts)
-            if current is None:
-                return False  # the lease was lost: another attempt owns the job, or it is settled already
-            self._finish(db, current, status, job.attempts, **kw)
-            return True
-
-    def complete(self, job: Job, owner: str, outcome: Outcome) -> bool:
-        return self._settle(job, owner, "graded", outcome=outcome)
-
-    def fail(self, job: Job, owner: str, reason: str) -> bool:
-        return self._settle(job, owner, "failed", reason=reason)
-
-    def graded(self, assignment: str) -> list[Job]:
-        """The assignment's graded submissions (no self-check), oldest first."""
-        rows = self._db().execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE assignment = ? AND status = 'graded' "
-                                  "AND depth IS NULL ORDER BY seq", (assignment,)).fetchall()
-        return [_job(row) for row in rows]
-
-    def rescore(self, job: Job, outcome: Outcome, *, deliver: bool) -> bool:
-        """A graded job's new score (a re-grade from its stored facts), with an event `rescored`; with `deliver`,
-        its callback and grade passback are due again in the same transaction (pending, attempts from 0), so a
-        changed score is never lost. False when the job is not graded (nothing changed)."""
-        now = time.time()
-        with self._tx() as db:
-            current = self._one(db, "id = ? AND status = 'graded'", job.id)
-            if current is None:
-                return False
-            db.execute("UPDATE jobs SET score = ?, max_score = ?, passed = ?, sheet = ? WHERE id = ?",
-                       (outcome.score, outcome.max_score, int(outcome.passed), json.dumps(outcome.sheet), job.id))
-            self._event(db, job.id, "rescored", current.attempts,
-                        f"{current.score:g} -> {outcome.score:g} / {outcome.max_score:g}", now)
-            for kind in _delivery_kinds(current, "graded") if deliver else []:
-                db.execute("INSERT INTO deliveries (job_id, kind, state, updated) VALUES (?, ?, 'pending', ?) "
-                           "ON CONFLICT (job_id, kind) DO UPDATE SET state = 'pending', attempts = 0, "
-                           "last_error = NULL, lease_owner = NULL, lease_until = NULL, updated = excluded.updated",
-                           (job.id, kind, now))
-            return True
-
-    def _requeue(self, where: str, args: tuple, detail: str) -> int:
-        with self._tx() as db:
-            rows = db.execute(f"SELECT id, attempts FROM jobs WHERE status = 'running' AND {where}", args).fetchall()
-            for job_id, attempt in rows:
-                db.execute("UPDATE jobs SET status = 'queued', lease_owner = NULL, lease_until = NULL "
-                           "WHERE id = ?", (job_id,))
-                self._event(db, job_id, "requeued", attempt, detail)
-            db.execute(f"UPDATE deliveries SET state = 'pending', lease_owner = NULL WHERE state = 'sending' "
-                       f"AND {where}", args)
-            return len(rows)
-
-    def release(self, owner: str) -> int:
-        """At shutdown: this server's unfinished jobs go back to the queue, to be re-run from the start."""
-        return self._requeue("lease_owner = ?", (owner,), "the server stopped while grading")
-
-    def recover(self) -> int:
-        """At start: the lock file proves no other server uses this file, so every running job was interrupted."""
-        return self._requeue("1 = 1", (), "the server was stopped (or killed) while grading; re-run from the start")
-
-    def counts(self, *, selfchecks: bool = False) -> dict[str, int]:
-        """Submissions by status; with `selfchecks`, self-checks instead (they are no submissions)."""
-        found = dict(self._db().execute(f"SELECT status, COUNT(*) FROM jobs WHERE depth IS "
-                                        f"{'NOT NULL' if selfchecks else 'NULL'} GROUP BY status").fetchall())
-        return {status: found.get(status, 0) for status in STATUSES}
-
-    def lane_counts(self) -> dict[str, dict[str, int]]:
-        """Jobs by lane, then by status."""
-        found = {(lane, status): count for lane, status, count in self._db().execute(
-            "SELECT lane, status, COUNT(*) FROM jobs GROUP BY lane, status")}
-        return {lane: {status: found.get((lane, status), 0) for status in STATUSES} for lane in lanes.LANES}
-
-    def position(self, job: Job) -> int:
-        """1 for the next job to be claimed: the waiting self-checks ahead of it, and for a submission or a regrade
-        also its assignment's jobs ahead of it (lanes.py). Other assignments' jobs take turns with these, so for
-        those it is the place in its own assignment's line, not a promise of the order."""
-        queued = "SELECT COUNT(*) FROM jobs WHERE status = 'queued' AND "
-        selfchecks = f"lane = '{lanes.SELFCHECK}'"
-        if job.lane == lanes.SELFCHECK:
-            return 1 + self._db().execute(queued + selfchecks + " AND seq < ?", (job.seq,)).fetchone()[0]
-        before = "lane = ? AND seq < ?" if job.lane == lanes.SUBMISSION else \
-            f"(lane = '{lanes.SUBMISSION}' OR (lane = ? AND seq < ?))"  # a regrade waits for its submissions
-        return 1 + self._db().execute(queued + f"({selfchecks} OR (assignment = ? AND {before}))",
-                                      (job.assignment, job.lane, job.seq)).fetchone()[0]
-
-    def events(self, job_id: str) -> list[tuple[float, str, int, Optional[str]]]:
-        return self._db().execute("SELECT at, kind, attempt, detail FROM events WHERE job_id = ? ORDER BY rowid",
-                                  (job_id,)).fetchall()
-
-    # deliveries (callbacks, grade passback)
-
-    def deliveries(self, job_id: str) -> list[Delivery]:
-        rows = self._db().execute("SELECT id, job_id, kind, state, attempts, last_error, updated FROM deliveries "
-                                  "WHERE job_id = ? ORDER BY id", (job_id,)).fetchall()
-        return [Delivery(*row) for row in rows]
-
-    def claim_delivery(self, owner: str, lease: float) -> Optional[Delivery]:
-        now = time.time()
-        with self._tx() as db:
-            row = db.execute("SELECT id, job_id, kind, state, attempts, last_error, updated FROM deliveries "
-                             "WHERE state = 'pending' OR (state = 'sending' AND lease_until < ?) ORDER BY id LIMIT 1",
-                             (now,)).fetchone()
-            if row is None:
-                return None
-            db.execute("UPDATE deliveries SET state = 'sending', lease_owner = ?, lease_until = ?, updated = ? "
-                       "WHERE id = ?", (owner, now + lease, now, row[0]))
-            return Delivery(*row[:3], "sending", *row[4:])
-
-    def finish_delivery(self, delivery: Delivery, *, ok: bool, attempts: int, error: Optional[str]) -> None:
-        """Record a sending's end; not over a delivery that was made due again meanwhile (a re-grade's new score
-        must still go out)."""
-        with self._tx() as db:
-            db.execute("UPDATE deliveries SET state = ?, attempts = attempts + ?, last_error = ?, lease_owner = NULL, "
-                       "lease_until = NULL, updated = ? WHERE id = ? AND state = 'sending'",
-                       ("sent" if ok else "failed", attempts, error, time.time(), delivery.id))
-
-    # LTI: OIDC state between login initiation and launch, and nonces already used
-
-    def put_state(self, state: str, data: dict, ttl: float) -> None:
-        now = time.time()
-        with self._tx() as db:
-            db.execute("DELETE FROM lti_states WHERE expires < ?", (now,))
-            db.execute("DELETE FROM lti_nonces WHERE expires < ?", (now,))
-            db.execute("INSERT INTO lti_states (state, data, expires) VALUES (?, ?, ?)",
-                       (state, json.dumps(data), now + ttl))
-
-    def get_state(self, state: str) -> Optional[dict]:
-        row = self._db().execute("SELECT data FROM lti_states WHERE state = ? AND expires >= ?",
-                                 (state, time.time())).fetchone()
-        return json.loads(row[0]) if row else None
-
-    def use_nonce(self, nonce: str, ttl: float) -> bool:
-        """False when the nonce was used before: the id_token is a replay."""
-        with self._tx() as db:
-            try:
-                db.execute("INSERT INTO lti_nonces (nonce, expires) VALUES (?, ?)", (nonce, time.time() + ttl))
-            except sqlite3.IntegrityError:
-                return False
-            return True
-
-    # LTI: rosters and line items, one record per (kind, key), replaced when read again
-
-    def put_record(self, kind: str, key: str, data: dict) -> None:
-        with self._tx() as db:
-            db.execute("INSERT INTO lti_records (kind, key, data, updated) VALUES (?, ?, ?, ?) "
-                       "ON CONFLICT (kind, key) DO UPDATE SET data = excluded.data, updated = excluded.updated",
-                       (kind, key, json.dumps(data), time.time()))
-
-    def get_record(self, kind: str, key: str) -> Optional[dict]:
-        row = self._db().execute("SELECT data FROM lti_records WHERE kind = ? AND key = ?", (kind, key)).fetchone()
-        return json.loads(row[0]) if row else None
-
-    def latest_submissions(self, assignment: str) -> dict[str, Job]:
-        """Each student's latest submission (not self-check) to `assignment`: the instructor's grade book."""
-        rows = self._db().execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE assignment = ? AND depth IS NULL "
-                                  "ORDER BY seq", (assignment,)).fetchall()
-        return {job.student: job for job in map(_job, rows)}
+def open_store(spec: Union[str, Path]) -> Store:
+    """The store a `--store` names: a postgresql:// URL (several servers share it), else a SQLite file."""
+    if is_url(spec):
+        try:
+            from grader.service.store_postgres import PostgresStore  # psycopg is needed only for this store
+        except ModuleNotFoundError as exc:
+            if (exc.name or "").split(".")[0] != "psycopg":
+                raise
+            raise GraderError("a PostgreSQL store needs psycopg 3, which is not installed", where="--store",
+                              fix="pip install -e '.[postgres]' (or pip install 'psycopg[binary]'), or give --store "
+                                  "a SQLite file") from None
+        return PostgresStore(str(spec))
+    return SQLiteStore(Path(spec))

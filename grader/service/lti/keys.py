@@ -1,5 +1,6 @@
 """Our RSA key: it signs the client assertions of grade passback and the launch sessions of our own pages,
-and its public half is served at /.well-known/jwks.json. Created on first start, kept in a 0600 file."""
+and its public half is served at /.well-known/jwks.json. Created on first start, kept in a 0600 file (--key, or beside
+a SQLite store), or, for a PostgreSQL store without --key, in the store itself: every node signs with the same key."""
 
 from __future__ import annotations
 
@@ -23,6 +24,13 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
+def new_pem() -> bytes:
+    """A new 2048-bit RSA key, as unencrypted PKCS#8 PEM."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
 class ToolKey:
     def __init__(self, private_key: rsa.RSAPrivateKey):
         self.private = private_key
@@ -37,24 +45,25 @@ class ToolKey:
     def load_or_create(cls, path: Path) -> "ToolKey":
         path = Path(path)
         if not path.exists():
-            key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-            pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                    serialization.NoEncryption())
+            pem = new_pem()
             path.parent.mkdir(parents=True, exist_ok=True)
             partial = path.with_name(path.name + ".partial")
             fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "wb") as fh:
                 fh.write(pem)
             partial.replace(path)
-            return cls(key)
+        return cls.from_pem(path.read_bytes(), str(path))
+
+    @classmethod
+    def from_pem(cls, pem: bytes, where: str) -> "ToolKey":
         try:
-            key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+            key = serialization.load_pem_private_key(pem, password=None)
         except (ValueError, TypeError) as exc:
-            raise GraderError(f"not an unencrypted PEM private key ({exc})", where=str(path),
+            raise GraderError(f"not an unencrypted PEM private key ({exc})", where=where,
                               fix="point --key at the PEM file the server created, or delete it to make a new one "
                                   "(LMSs that cached the old public key fetch the new one from our JWKS URL)") from None
         if not isinstance(key, rsa.RSAPrivateKey):
-            raise GraderError("the key is not an RSA key", where=str(path), fix="use an RSA key of 2048 bits or more")
+            raise GraderError("the key is not an RSA key", where=where, fix="use an RSA key of 2048 bits or more")
         return cls(key)
 
     def jwks(self) -> dict:
