@@ -16,7 +16,10 @@ from grader.errors import GraderError
 from grader.service import store_postgres
 from grader.service.migrations import Migration
 from grader.service.store import SQLITE_MIGRATIONS, NewJob, Outcome, SQLiteStore, open_store
-from grader.service.store_postgres import PostgresStore
+from grader.service.store_postgres import POSTGRES_MIGRATIONS, PostgresStore
+
+SQLITE_VERSIONS = [m.version for m in SQLITE_MIGRATIONS]  # 1, 2, 3, ...: every migration, in order
+POSTGRES_VERSIONS = [m.version for m in POSTGRES_MIGRATIONS]
 
 OLD_SQLITE = [statement for statement in SQLITE_MIGRATIONS[0].statements]  # the first release: no schema_version
 
@@ -33,7 +36,7 @@ def test_an_empty_sqlite_store_gets_every_migration_in_order(tmp_path):
     store = SQLiteStore(tmp_path / "grader.db")
     store.close()
     db = sqlite3.connect(tmp_path / "grader.db")
-    assert _versions(db.execute("SELECT version FROM schema_version ORDER BY version")) == [1, 2, 3]
+    assert _versions(db.execute("SELECT version FROM schema_version ORDER BY version")) == SQLITE_VERSIONS
     db.close()
 
 
@@ -57,7 +60,7 @@ def test_a_sqlite_store_of_the_first_release_is_migrated_and_keeps_its_jobs(tmp_
     db = sqlite3.connect(tmp_path / "grader.db")
     found = db.execute("SELECT version, what FROM schema_version ORDER BY version").fetchall()
     db.close()
-    assert [v for v, _ in found] == [1, 2, 3] and "made before schema_version" in found[0][1]
+    assert [v for v, _ in found] == SQLITE_VERSIONS and "made before schema_version" in found[0][1]
     assert "made before" not in found[1][1]  # applied now
 
 
@@ -72,7 +75,7 @@ def test_a_sqlite_store_that_already_had_the_self_check_columns_is_adopted_witho
     db = sqlite3.connect(tmp_path / "grader.db")
     found = db.execute("SELECT version, what FROM schema_version ORDER BY version").fetchall()
     db.close()
-    assert [v for v, _ in found] == [1, 2, 3] and "made before" in found[1][1] and "made before" not in found[2][1]
+    assert [v for v, _ in found] == SQLITE_VERSIONS and "made before" in found[1][1] and "made before" not in found[2][1]
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
@@ -95,17 +98,19 @@ def test_a_store_migrated_by_a_newer_grader_is_refused_with_what_to_do(backend, 
 
 def test_a_postgresql_store_is_migrated_from_empty_and_from_an_older_version(postgres, monkeypatch):
     url = postgres.create_database()
-    PostgresStore(url).close()  # from empty: version 1
+    PostgresStore(url).close()  # from empty: every version
     PostgresStore(url).close()  # again: nothing to do
     with psycopg.connect(url) as db:
-        assert _versions(db.execute("SELECT version FROM schema_version")) == [1]
-    later = Migration(2, "a later release's column", ("ALTER TABLE jobs ADD COLUMN lane TEXT",))
+        assert _versions(db.execute("SELECT version FROM schema_version ORDER BY version")) == POSTGRES_VERSIONS
+    later = Migration(POSTGRES_VERSIONS[-1] + 1, "a later release's column",
+                      ("ALTER TABLE jobs ADD COLUMN later TEXT",))
     monkeypatch.setattr(PostgresStore, "MIGRATIONS", (*store_postgres.POSTGRES_MIGRATIONS, later))
     store = PostgresStore(url)
     store.close()
     with psycopg.connect(url) as db:
-        assert _versions(db.execute("SELECT version FROM schema_version ORDER BY version")) == [1, 2]
-        assert db.execute("SELECT lane FROM jobs").fetchall() == []
+        assert _versions(db.execute("SELECT version FROM schema_version ORDER BY version")) == [
+            *POSTGRES_VERSIONS, later.version]
+        assert db.execute("SELECT later FROM jobs").fetchall() == []
 
 
 def test_servers_starting_at_once_on_an_empty_postgresql_store_migrate_it_once(postgres):
@@ -127,7 +132,7 @@ def test_servers_starting_at_once_on_an_empty_postgresql_store_migrate_it_once(p
         store.close()
     assert errors == [] and len(opened) == 4
     with psycopg.connect(url) as db:
-        assert _versions(db.execute("SELECT version FROM schema_version")) == [1]
+        assert _versions(db.execute("SELECT version FROM schema_version ORDER BY version")) == POSTGRES_VERSIONS
 
 
 def test_servers_claiming_at_once_on_postgresql_take_each_job_once(postgres):
