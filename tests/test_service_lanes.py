@@ -19,6 +19,7 @@ from grader.service import migrations
 from grader.service.assignments import Assignments
 from grader.service.store import SQLITE_MIGRATIONS, NewJob, Outcome, SQLiteStore, open_store
 from tests.fixtures.service.harness import ADA, RUBRICS, notebook_bytes, start_server, submission
+from tests.fixtures.service.stores import store  # noqa: F401 (the fixture: both backends)
 
 KEY = "selfcheck-key-for-svc-static-0123"
 DONE = Outcome(score=1.0, max_score=1.0, passed=True, sheet={}, report_dir="x")
@@ -26,16 +27,6 @@ DONE = Outcome(score=1.0, max_score=1.0, passed=True, sheet={}, report_dir="x")
 
 def _new(assignment: str, student: str = "s", **kw) -> NewJob:
     return NewJob(student=student, assignment=assignment, source="api", notebook=b"{}", **kw)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request, tmp_path):
-    """The lanes on both stores: SQLite (a file) and PostgreSQL (a real server, a fresh database): one order."""
-    spec = (tmp_path / "grader.db" if request.param == "sqlite"
-            else request.getfixturevalue("postgres").create_database())
-    opened = open_store(spec)
-    yield opened
-    opened.close()
 
 
 def _drain(store, count: int, *, gpu: bool = False) -> list:

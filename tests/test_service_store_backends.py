@@ -28,6 +28,16 @@ def _new(student="s1", **kw) -> NewJob:
     return NewJob(student=student, assignment="svc-static", source="api", notebook=b"{}", **kw)
 
 
+def _together(threads: list, stores: list, *, timeout: float) -> None:
+    """Run the threads at once, wait for them, then close the stores they used."""
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+    for store in stores:
+        store.close()
+
+
 def _versions(rows) -> list[int]:
     return [version for (version,) in rows]
 
@@ -124,12 +134,7 @@ def test_servers_starting_at_once_on_an_empty_postgresql_store_migrate_it_once(p
             errors.append(exc)
 
     threads = [threading.Thread(target=start) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    for store in opened:
-        store.close()
+    _together(threads, opened, timeout=60)
     assert errors == [] and len(opened) == 4
     with psycopg.connect(url) as db:
         assert _versions(db.execute("SELECT version FROM schema_version ORDER BY version")) == POSTGRES_VERSIONS
@@ -150,12 +155,7 @@ def test_servers_claiming_at_once_on_postgresql_take_each_job_once(postgres):
                 taken.append(job.id)
 
     threads = [threading.Thread(target=work, args=(stores[i % 2], f"node{i % 2}-w{i}")) for i in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
-    for store in stores:
-        store.close()
+    _together(threads, stores, timeout=120)
     assert len(taken) == 40 and len(set(taken)) == 40
     with psycopg.connect(url) as db:
         claims = db.execute("SELECT COUNT(*) FROM events WHERE kind = 'claimed'").fetchone()[0]
@@ -175,12 +175,7 @@ def test_a_rate_limit_holds_across_servers_submitting_at_once(postgres):
                 limited.append(type(exc).__name__)
 
     threads = [threading.Thread(target=send, args=(store,)) for store in stores]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    for store in stores:
-        store.close()
+    _together(threads, stores, timeout=60)
     assert len(accepted) == 4 and limited == ["RateLimited"] * 6
 
 
@@ -191,12 +186,7 @@ def test_the_same_delivery_sent_to_two_servers_at_once_is_one_job(postgres):
     threads = [threading.Thread(target=lambda s=s, i=i: ids.append(s.submit(_new(student=f"x{i}", delivery="d-1",
                                                                                   body_sha256="a"))[0].id))
                for i, s in enumerate(stores)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    for store in stores:
-        store.close()
+    _together(threads, stores, timeout=60)
     assert len(ids) == 4 and len(set(ids)) == 1
 
 

@@ -19,8 +19,9 @@ from grader.service.lti.ags import score_body, scores_url
 from grader.service.lti.config import load_registrations
 from grader.service.settings import load_secret, parse_rate
 from grader.service.signing import signature, signed_headers, verify
-from grader.service.store import DeliveryConflict, NewJob, Outcome, RateLimited, SQLiteStore, open_store
+from grader.service.store import DeliveryConflict, NewJob, Outcome, RateLimited, SQLiteStore
 from tests.fixtures.service.harness import RUBRICS, submission
+from tests.fixtures.service.stores import store  # noqa: F401 (the fixture: both backends)
 
 SECRET = b"k" * 32
 NOW = 1_800_000_000.0
@@ -74,16 +75,6 @@ def _new(student="s1", **kw) -> NewJob:
 
 def _outcome() -> Outcome:
     return Outcome(score=1.0, max_score=2.0, passed=False, sheet={"score": 1.0}, report_dir="x")
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request, tmp_path):
-    """Each rule of the queue, on both stores: SQLite (a file) and PostgreSQL (a real server, a fresh database)."""
-    spec = (tmp_path / "grader.db" if request.param == "sqlite"
-            else request.getfixturevalue("postgres").create_database())
-    opened = open_store(spec)
-    yield opened
-    opened.close()
 
 
 @pytest.fixture
