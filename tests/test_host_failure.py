@@ -98,9 +98,13 @@ def test_namespaces_refused_mid_class_leave_every_student_not_graded_blank_and_u
 
     with open(out / "gradebook.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
-    assert [(r["student"], r["score"], r["passed"], r["verdict"]) for r in rows] == [
-        (s, "", "FALSE", "grader_failed") for s in ("1001", "1002", "1004")]
-    assert all(r["accuracy"] == "" and r["params"] == "" for r in rows)  # no item reads as a zero either
+    # the three hand-ins not graded: blank; the worksheet's other students handed in nothing: a row each, scoring 0
+    by_student = {r["student"]: (r["score"], r["passed"], r["verdict"]) for r in rows}
+    assert by_student == {**{s: ("", "FALSE", "grader_failed") for s in ("1001", "1002", "1004")},
+                          **{s: ("0", "FALSE", "nothing_to_grade") for s in ("1003", "1005", "1006", "1007")}}
+    failed_rows = [r for r in rows if r["verdict"] == "grader_failed"]
+    assert all(r["accuracy"] == "" and r["params"] == "" for r in failed_rows)  # no item reads as a zero either
+    assert "4 student(s) with nothing to grade" in first.stderr
     canvas = list(csv.reader(io.StringIO((out / "canvas.csv").read_text(encoding="utf-8-sig"))))
     assert [row[1:] for row in canvas[2:]] == [[s, "", "", "", ""] for s in ("1001", "1002", "1004")]
     original, filled = _worksheet_rows(WORKSHEET), _worksheet_rows(out / WORKSHEET.name)
@@ -124,7 +128,8 @@ def test_namespaces_refused_mid_class_leave_every_student_not_graded_blank_and_u
     assert "3 graded, 0 unchanged (cached)" in fixed.stderr
     with open(out / "gradebook.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
-    assert [r["verdict"] for r in rows] == ["ok", "ok", "ok"] and all(float(r["accuracy"]) > 0 for r in rows)
+    handed_in = [r for r in rows if r["student"] in ("1001", "1002", "1004")]
+    assert [r["verdict"] for r in handed_in] == ["ok", "ok", "ok"] and all(float(r["accuracy"]) > 0 for r in handed_in)
     canvas = list(csv.reader(io.StringIO((out / "canvas.csv").read_text(encoding="utf-8-sig"))))
     assert all(row[5] != "" for row in canvas[2:])
     assert all(r["Grade"] != "" for r in _worksheet_rows(out / WORKSHEET.name).values()

@@ -201,18 +201,20 @@ def run(args: argparse.Namespace) -> int:
                                 roster=args.roster, moodle_worksheet=args.moodle_worksheet)
     regrade = regrade_report(previous, results, rubric, options, args.out) if previous is not None else None
     record_grading(args.out, rubric, options)
-    fresh = sum(not r.cached and r.sheet.score is not None for r in results)
+    nothing = [r.student for r in results if r.facts.verdict.kind == "nothing_to_grade"]
+    fresh = sum(not r.cached and r.sheet.score is not None for r in results) - len(nothing)
     not_graded = sum(r.sheet.score is None for r in results)
     console.print(summary_table(results))
     left_out = list(dict.fromkeys(i for r in results for i in r.sheet.left_out))
     if left_out:
         console.print(f"not judged in {options.mode} mode (the notebooks were not run), so left out of the maximum: "
                       f"{', '.join(left_out)}", soft_wrap=True, highlight=False)
-    console.print(f"{len(results)} submissions: {fresh} graded, "
+    console.print(f"{len(results) - len(nothing)} submissions: {fresh} graded, "
                   + (f"{not_graded} not graded, " if not_graded else "")
-                  + f"{len(results) - fresh - not_graded} unchanged (cached) in "
-                  f"{time.monotonic() - started:.0f} s; gradebook: {args.out / 'gradebook.csv'}",
-                  soft_wrap=True, highlight=False)
+                  + f"{len(results) - len(nothing) - fresh - not_graded} unchanged (cached) in "
+                  f"{time.monotonic() - started:.0f} s; "
+                  + (f"{len(nothing)} student(s) with nothing to grade; " if nothing else "")
+                  + f"gradebook: {args.out / 'gradebook.csv'}", soft_wrap=True, highlight=False)
     if regrade is not None:
         if regrade.changes:
             console.print(changes_table(regrade))
@@ -223,7 +225,6 @@ def run(args: argparse.Namespace) -> int:
     if skipped:
         console.print(f"[yellow]note:[/] --only {args.only}: left out {', '.join(skipped)} (nothing cached for them "
                       f"in {args.out}; grade the class once without --only)", soft_wrap=True, highlight=False)
-    nothing = [r.student for r in results if r.facts.verdict.kind == "nothing_to_grade"]
     if nothing:
         console.print(f"[yellow]note:[/] {', '.join(nothing)}: nothing to grade (no notebook in the hand-in, several "
                       "and nothing to pick one, or no hand-in at all); scored 0, and each one's verdict and report "
@@ -248,7 +249,8 @@ def not_graded_line(results: list[Result]) -> str:
     failed = [r for r in results if r.sheet.score is None]
     if not failed:
         return ""
+    handed_in = [r for r in results if r.facts.verdict.kind != "nothing_to_grade"]  # "3 of 3", roster-only rows aside
     reasons = dict.fromkeys(r.facts.verdict.message or "no reason recorded" for r in failed)
     shown = "; ".join(list(reasons)[:3]) + (f"; and {len(reasons) - 3} other reasons" if len(reasons) > 3 else "")
-    return (f"{len(failed)} of {len(results)} not graded ({', '.join(r.student for r in failed)}): the grader "
+    return (f"{len(failed)} of {len(handed_in)} not graded ({', '.join(r.student for r in failed)}): the grader "
             f"failed, not the students: {shown}. Nothing was cached for them: run the same command again")
