@@ -255,7 +255,8 @@ class Options:
     variable_named: bool = False  # the rubric or --variable named `variable`; else the model training updated is graded
     unseen: bool = False  # also measure on QMNIST's 50,000 digits beyond MNIST (downloaded on first use)
     # Measure in the warm evaluator (a zygote per test set, kept by this process): pays off from a class's second
-    # submission on, so a class or a service sets it; one `grade check` is quicker in a fresh sandbox.
+    # submission on, so a class or a service sets it; `grade check` sets it too, starting the zygote while the
+    # notebook runs (pipeline: prestart_evaluator), so that its torch import overlaps the kernel's.
     warm: bool = False
 
     def with_(self, **overrides: Any) -> "Options":
