@@ -23,9 +23,9 @@ import pytest
 import grader
 from grader.errors import GraderError
 from grader.evaluate.warm import WarmEvaluator
-from grader.sandbox import SandboxSpec, limits, run_sandboxed
+from grader.sandbox import SandboxSpec, identity, limits, run_sandboxed
 from grader.sandbox.bwrap import HostLayout, sandbox_command
-from grader.sandbox.identity import DEFAULT_UID, SandboxUser, sandbox_user
+from grader.sandbox.identity import DEFAULT_UID, SandboxUser, sandbox_user, stage_point
 from grader.settings import RunLimits
 from tests.unprivileged import unprivileged_user
 
@@ -74,7 +74,76 @@ def test_the_host_still_reads_and_removes_what_the_sandbox_wrote(tmp_path: Path)
     assert json.loads((scratch / "out" / "run.json").read_text()) == {"ok": 1}
     for path in (scratch, scratch / "out", scratch / "job.json"):
         assert path.lstat().st_uid == sandbox_user().uid
-    assert not list(Path("/tmp").glob("mnist-grader-stage-*/*")), "the stage must stay empty on the host"
+    assert not os.listdir(stage_point()), "the stage must stay empty on the host"
+
+
+def test_threads_asking_for_the_stage_point_at_once_get_one_folder(monkeypatch: pytest.MonkeyPatch) -> None:
+    made: list[str] = []
+    real_mkdtemp = tempfile.mkdtemp
+
+    def slow_mkdtemp(*args: object, **kwargs: object) -> str:
+        time.sleep(0.05)  # widens the window two threads once both went through
+        made.append(real_mkdtemp(*args, **kwargs))  # type: ignore[arg-type]
+        return made[-1]
+
+    monkeypatch.setattr(identity.tempfile, "mkdtemp", slow_mkdtemp)
+    not_a_pid = 2**31 + 7  # a key of its own: its atexit removal never runs, the test removes the folder
+    points: list[str] = []
+    threads = [threading.Thread(target=lambda: points.append(identity._stage_point_of(not_a_pid))) for _ in range(8)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(set(points)) == 1 and len(made) == 1, made
+    finally:
+        for folder in made:
+            os.rmdir(folder)
+
+
+def test_stage_points_of_gone_processes_are_swept_when_old_and_empty(tmp_path: Path) -> None:
+    gone = 2**22 + 1  # above pid_max's default ceiling: no process has it
+    old = time.time() - 2 * 24 * 3600
+    folders = {name: tmp_path / name for name in (f"mnist-grader-stage-{gone}-old", f"mnist-grader-stage-{gone}-new",
+                                                  f"mnist-grader-stage-{os.getpid()}-alive",
+                                                  f"mnist-grader-stage-{gone}-full", "mnist-grader-stage-nopid")}
+    for name, folder in folders.items():
+        folder.mkdir()
+        if name.endswith("full"):
+            (folder / "3").mkdir()
+        if not name.endswith("new"):
+            os.utime(folder, (old, old))
+    identity._remove_orphaned_stage_points(str(tmp_path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(set(folders) - {f"mnist-grader-stage-{gone}-old"})
+
+
+@pytest.mark.skipif(not ROOT, reason="only a root grader stages sources for another uid")
+def test_sandboxes_started_from_many_threads_at_once_leave_the_stage_empty(tmp_path: Path) -> None:
+    # Several grading threads asking for the stage point at once once got two folders: a launch mounted its tmpfs
+    # on one and made a later source's mount point on the host's disk, in the other.
+    private = tmp_path / "private"  # 0700 under root's pytest folder: the sandbox uid cannot reach it, so it is staged
+    private.mkdir()
+    (private / "data.txt").write_text("seen")
+    sources = [private / f"s{i}" for i in range(4)]
+    for source in sources:
+        source.mkdir()
+    results: list[object] = []
+    start = threading.Barrier(6)
+
+    def one(n: int) -> None:
+        start.wait()
+        binds = tuple((source, Path(f"/opt/s{i}")) for i, source in enumerate(sources))
+        results.append(run_sandboxed([sys.executable, "-c", "import os; print(sum(os.path.isdir(f'/opt/s{i}') for i in range(4)))"],
+                                     SandboxSpec(scratch=tmp_path / f"job{n}", ro_binds=binds)))
+
+    threads = [threading.Thread(target=one, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [r.returncode for r in results] == [0] * 6, [r.stderr for r in results]  # type: ignore[attr-defined]
+    assert all(r.stdout.strip() == "4" for r in results), [r.stdout for r in results]  # type: ignore[attr-defined]
+    assert not os.listdir(stage_point()), "the stage must stay empty on the host"
 
 
 def test_a_file_with_two_names_is_not_handed_over(tmp_path: Path) -> None:

@@ -20,8 +20,9 @@ import atexit
 import os
 import stat
 import tempfile
+import threading
+import time
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import Callable
 
@@ -132,12 +133,45 @@ def _stage_parent() -> str:
                       fix="give /tmp its usual mode (chmod 1777 /tmp), or set TMPDIR to a folder every user may enter")
 
 
-@cache
+_STAGE_PREFIX = "mnist-grader-stage-"
+_ORPHAN_AGE_S = 24 * 3600
+_stage_points: dict[int, str] = {}
+_stage_lock = threading.Lock()
+
+
 def _stage_point_of(pid: int) -> str:
-    point = tempfile.mkdtemp(prefix="mnist-grader-stage-", dir=_stage_parent())
-    os.chmod(point, 0o755)  # stays empty on the host: the binds are made in each child's own mount namespace
-    atexit.register(_remove_stage_point, pid, point)
-    return point
+    # Under a lock: two grading threads that asked at once would each make a folder, and a Launch that got one
+    # for its first source and the other for a later one mounted its tmpfs on the first and made the later
+    # source's mount point on the host's disk.
+    with _stage_lock:
+        point = _stage_points.get(pid)
+        if point is None or not os.path.isdir(point):  # a /tmp cleaner (systemd-tmpfiles) may remove an old one
+            parent = _stage_parent()
+            _remove_orphaned_stage_points(parent)
+            point = tempfile.mkdtemp(prefix=f"{_STAGE_PREFIX}{pid}-", dir=parent)
+            os.chmod(point, 0o755)  # stays empty on the host: the binds are made in each child's own mount namespace
+            atexit.register(_remove_stage_point, pid, point)
+            _stage_points[pid] = point
+        return point
+
+
+def _remove_orphaned_stage_points(parent: str) -> None:
+    """Remove the empty stage points of processes that are gone (one killed, or a forked child that left with
+    os._exit, never ran its atexit). Only empty folders go: rmdir leaves anything else alone."""
+    try:
+        names = os.listdir(parent)
+    except OSError:
+        return
+    for name in names:
+        pid = name[len(_STAGE_PREFIX):].split("-", 1)[0]
+        if not name.startswith(_STAGE_PREFIX) or not pid.isdigit() or os.path.exists(f"/proc/{pid}"):
+            continue
+        path = os.path.join(parent, name)
+        try:
+            if time.time() - os.lstat(path).st_mtime > _ORPHAN_AGE_S:  # another pid namespace's may look gone
+                os.rmdir(path)
+        except OSError:
+            pass
 
 
 def _remove_stage_point(pid: int, point: str) -> None:
@@ -162,6 +196,7 @@ class Launch:
     user: SandboxUser | None
     groups: tuple[int, ...] = ()  # supplementary groups kept: those that open the GPU device nodes bound in
     staged: list[tuple[str, str]] = field(default_factory=list)  # (host path, staged path)
+    point: str | None = None  # the stage point every staged path lies under, chosen at the first one
 
     @property
     def described(self) -> str:
@@ -182,7 +217,9 @@ class Launch:
         for host, staged in self.staged:
             if host == path:
                 return staged
-        staged = os.path.join(stage_point(), str(len(self.staged)))
+        if self.point is None:
+            self.point = stage_point()
+        staged = os.path.join(self.point, str(len(self.staged)))
         self.staged.append((path, staged))
         return staged
 
@@ -192,8 +229,9 @@ class Launch:
             return
         if self.staged:
             nested.private_mounts()
-            nested.mount("tmpfs", os.path.dirname(self.staged[0][1]), "tmpfs", nested.MS_NOSUID | nested.MS_NODEV,
-                         "size=64k,mode=0755")
+            if self.point is None or any(os.path.dirname(staged) != self.point for _, staged in self.staged):
+                raise RuntimeError("a staged source lies outside this launch's stage point")  # would land on the host
+            nested.mount("tmpfs", self.point, "tmpfs", nested.MS_NOSUID | nested.MS_NODEV, "size=64k,mode=0755")
             for host, staged in self.staged:
                 if os.path.isdir(host):
                     os.mkdir(staged)
