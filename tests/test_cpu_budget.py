@@ -269,10 +269,11 @@ def test_an_unset_budget_shares_the_cores_among_the_jobs_at_once(monkeypatch) ->
 
 def test_grade_class_gives_each_job_its_share_of_the_cores(tmp_path, monkeypatch) -> None:
     from grader import api
+    from grader.executors import facts_task
 
     seen = []
-    monkeypatch.setattr(api, "grade_facts", lambda path, options, *a, **k: seen.append(options.limits.cpus) or
-                        api.Facts())
+    monkeypatch.setattr(facts_task, "grade_facts", lambda path, options, *a, **k: seen.append(options.limits.cpus) or
+                        facts_task.Facts())
     monkeypatch.setattr("os.cpu_count", lambda: 4)
     for name in ("a_1_x.ipynb", "b_2_x.ipynb"):
         (tmp_path / name).write_text("{}")

@@ -13,9 +13,10 @@ import nbformat
 import pytest
 
 from grader import handin
-from grader.api import Shipped, grade_class, load_rubric, options_for
+from grader.api import grade_class, load_rubric, options_for
 from grader.data.staging import data_binds
 from grader.errors import GraderError
+from grader.executors.shipped import Shipped
 from grader.handin import CHECKPOINT_REASON, DATA_REASON, collect
 from grader.intake import discover, hand_in_at
 from tests.static_rubrics import COMMENTS_ONLY

@@ -130,8 +130,9 @@ def test_the_task_ships_no_test_data_and_names_the_environment_by_its_requiremen
     builds its own copy, the same one here), never the 10,000 test images."""
     import pickle
 
-    from grader.api import FactsTask, portable_environment, prepare_test_data
+    from grader.api import prepare_test_data
     from grader.env.build import plan
+    from grader.executors.facts_task import FactsTask, portable_environment
 
     rubric = load_rubric("mnist-s3")
     options = options_for(rubric, mode="execute", data=str(real_mnist_dir))

@@ -17,12 +17,12 @@ from grader.selfcheck_remote import KEY_HEADER, PATH
 from grader.service import lanes
 from grader.service import migrations
 from grader.service.assignments import Assignments
-from grader.service.store import SQLITE_MIGRATIONS, NewJob, Outcome, SQLiteStore, open_store
+from grader.service.store import SQLITE_MIGRATIONS, JobResult, NewJob, SQLiteStore, open_store
 from tests.fixtures.service.harness import ADA, RUBRICS, notebook_bytes, start_server, submission
 from tests.fixtures.service.stores import store  # noqa: F401 (the fixture: both backends)
 
 KEY = "selfcheck-key-for-svc-static-0123"
-DONE = Outcome(score=1.0, max_score=1.0, passed=True, sheet={}, report_dir="x")
+DONE = JobResult(score=1.0, max_score=1.0, passed=True, sheet={}, report_dir="x")
 
 
 def _new(assignment: str, student: str = "s", **kw) -> NewJob:

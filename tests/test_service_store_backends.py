@@ -15,7 +15,7 @@ import pytest
 from grader.errors import GraderError
 from grader.service import store_postgres
 from grader.service.migrations import Migration
-from grader.service.store import SQLITE_MIGRATIONS, NewJob, Outcome, SQLiteStore, open_store
+from grader.service.store import SQLITE_MIGRATIONS, JobResult, NewJob, SQLiteStore, open_store
 from grader.service.store_postgres import POSTGRES_MIGRATIONS, PostgresStore
 
 SQLITE_VERSIONS = [m.version for m in SQLITE_MIGRATIONS]  # 1, 2, 3, ...: every migration, in order
@@ -150,7 +150,7 @@ def test_servers_claiming_at_once_on_postgresql_take_each_job_once(postgres):
 
     def work(store, owner):
         while (job := store.claim(owner, 30, 3)) is not None:
-            assert store.complete(job, owner, Outcome(1.0, 1.0, True, {}, "x"))
+            assert store.complete(job, owner, JobResult(1.0, 1.0, True, {}, "x"))
             with lock:
                 taken.append(job.id)
 

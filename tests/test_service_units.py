@@ -19,7 +19,7 @@ from grader.service.lti.ags import score_body, scores_url
 from grader.service.lti.config import load_registrations
 from grader.service.settings import load_secret, parse_rate
 from grader.service.signing import signature, signed_headers, verify
-from grader.service.store import DeliveryConflict, NewJob, Outcome, RateLimited, SQLiteStore
+from grader.service.store import DeliveryConflict, JobResult, NewJob, RateLimited, SQLiteStore
 from tests.fixtures.service.harness import RUBRICS, submission
 from tests.fixtures.service.stores import store  # noqa: F401 (the fixture: both backends)
 
@@ -73,8 +73,8 @@ def _new(student="s1", **kw) -> NewJob:
     return NewJob(student=student, assignment="svc-static", source="api", notebook=b"{}", **kw)
 
 
-def _outcome() -> Outcome:
-    return Outcome(score=1.0, max_score=2.0, passed=False, sheet={"score": 1.0}, report_dir="x")
+def _job_result() -> JobResult:
+    return JobResult(score=1.0, max_score=2.0, passed=False, sheet={"score": 1.0}, report_dir="x")
 
 
 @pytest.fixture
@@ -94,9 +94,9 @@ def test_a_job_is_graded_once_by_the_holder_of_its_lease(store):
     claimed = store.claim("w1", lease=30, max_attempts=3)
     assert claimed.id == job.id and claimed.attempts == 1 and claimed.status == "running"
     assert store.claim("w2", lease=30, max_attempts=3) is None  # one job, one worker
-    assert not store.complete(claimed, "w2", _outcome())  # not w2's lease
-    assert store.complete(claimed, "w1", _outcome())
-    assert not store.complete(claimed, "w1", _outcome())  # settled already
+    assert not store.complete(claimed, "w2", _job_result())  # not w2's lease
+    assert store.complete(claimed, "w1", _job_result())
+    assert not store.complete(claimed, "w1", _job_result())  # settled already
     graded = store.get(job.id)
     assert (graded.status, graded.score, graded.max_score, graded.sheet) == ("graded", 1.0, 2.0, {"score": 1.0})
     assert _kinds(store, job.id) == [("submitted", 0), ("claimed", 1), ("graded", 1)]
@@ -115,8 +115,8 @@ def test_an_interrupted_job_runs_again_from_the_start_and_only_the_new_attempt_c
     assert store.recover() == 1  # the next start
     second = store.claim("new-server", lease=30, max_attempts=3)
     assert second.id == job.id and second.attempts == 2
-    assert not store.complete(first, "killed-server", _outcome())  # a late first attempt is refused
-    assert store.complete(second, "new-server", _outcome())
+    assert not store.complete(first, "killed-server", _job_result())  # a late first attempt is refused
+    assert store.complete(second, "new-server", _job_result())
     assert _kinds(store, job.id) == [("submitted", 0), ("claimed", 1), ("requeued", 1), ("claimed", 2), ("graded", 2)]
 
 
@@ -125,8 +125,8 @@ def test_an_expired_lease_lets_another_worker_take_the_job(store):
     stale = store.claim("slow", lease=-1, max_attempts=3)  # expired at once
     taken = store.claim("other", lease=30, max_attempts=3)
     assert taken.id == job.id and taken.attempts == 2
-    assert not store.complete(stale, "slow", _outcome())
-    assert store.complete(taken, "other", _outcome())
+    assert not store.complete(stale, "slow", _job_result())
+    assert store.complete(taken, "other", _job_result())
 
 
 def test_a_job_interrupted_too_often_fails_with_the_reason(store):
@@ -164,7 +164,7 @@ def test_the_rate_limit_counts_a_students_recent_submissions(store):
 def test_completing_a_job_queues_its_deliveries_in_the_same_transaction(store):
     job, _ = store.submit(_new(callback_url="http://127.0.0.1:9/cb", lti={"lineitem": "x", "user_id": "u"}))
     assert store.deliveries(job.id) == []
-    store.complete(store.claim("w", 30, 3), "w", _outcome())
+    store.complete(store.claim("w", 30, 3), "w", _job_result())
     assert [(d.kind, d.state) for d in store.deliveries(job.id)] == [("callback", "pending"), ("lti", "pending")]
     sending = store.claim_delivery("outbox", lease=-1)  # its server was killed while sending
     assert sending.kind == "callback" and store.recover() == 0
@@ -176,11 +176,11 @@ def test_completing_a_job_queues_its_deliveries_in_the_same_transaction(store):
 def test_a_rescore_records_the_new_score_and_makes_its_deliveries_due_again(store):
     job, _ = store.submit(_new(callback_url="http://127.0.0.1:9/cb", lti={"lineitem": "x", "user_id": "u"}))
     other, _ = store.submit(_new(student="s2"))  # still queued
-    store.complete(store.claim("w", 30, 3), "w", _outcome())
+    store.complete(store.claim("w", 30, 3), "w", _job_result())
     for _ in range(2):
         store.finish_delivery(store.claim_delivery("outbox", 60), ok=True, attempts=1, error=None)
     assert [j.id for j in store.graded("svc-static")] == [job.id] and store.graded("nothing") == []
-    changed = Outcome(score=2.0, max_score=2.0, passed=True, sheet={"score": 2.0}, report_dir="x")
+    changed = JobResult(score=2.0, max_score=2.0, passed=True, sheet={"score": 2.0}, report_dir="x")
     assert store.rescore(store.get(job.id), changed, deliver=True)
     rescored = store.get(job.id)
     assert (rescored.score, rescored.passed, rescored.sheet) == (2.0, True, {"score": 2.0})
@@ -192,17 +192,17 @@ def test_a_rescore_records_the_new_score_and_makes_its_deliveries_due_again(stor
 
 def test_a_sending_that_ends_after_a_rescore_leaves_the_new_score_due(store):
     job, _ = store.submit(_new(callback_url="http://127.0.0.1:9/cb"))
-    store.complete(store.claim("w", 30, 3), "w", _outcome())
+    store.complete(store.claim("w", 30, 3), "w", _job_result())
     sending = store.claim_delivery("outbox", 60)  # the first score is on its way ...
-    store.rescore(store.get(job.id), Outcome(score=2.0, max_score=2.0, passed=True, sheet={}, report_dir="x"),
+    store.rescore(store.get(job.id), JobResult(score=2.0, max_score=2.0, passed=True, sheet={}, report_dir="x"),
                   deliver=True)
     store.finish_delivery(sending, ok=True, attempts=1, error=None)  # ... and arrives after the re-grade
     assert store.deliveries(job.id)[0].state == "pending"  # the new score is still to be sent
     quiet, _ = store.submit(_new(student="s3", callback_url="http://127.0.0.1:9/cb"))
-    store.complete(store.claim("w", 30, 3), "w", _outcome())
+    store.complete(store.claim("w", 30, 3), "w", _job_result())
     store.finish_delivery(store.claim_delivery("outbox", 60), ok=True, attempts=1, error=None)
     store.finish_delivery(store.claim_delivery("outbox", 60), ok=True, attempts=1, error=None)
-    assert store.rescore(store.get(quiet.id), _outcome(), deliver=False)
+    assert store.rescore(store.get(quiet.id), _job_result(), deliver=False)
     assert store.deliveries(quiet.id)[0].state == "sent"  # without `deliver`, nothing is sent again
 
 

@@ -11,9 +11,9 @@ from pathlib import Path
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from grader.api import (EXECUTORS, Regrade, Result, canvas_target, check_moodle_worksheet, executor_for, grade_class,
-                        keep_previous, load_bank, load_rubric, options_for, prepare_test_data, record_grading,
-                        regrade_report, write_lms_exports, write_outputs)
+from grader.api import (EXECUTORS, ClassSource, Regrade, Result, canvas_target, check_moodle_worksheet, executor_for,
+                        grade_class, keep_previous, load_bank, load_rubric, options_for, prepare_test_data,
+                        record_grading, regrade_report, write_lms_exports, write_outputs)
 from grader.cli.common import add_run_options, console_for, run_overrides, warn_if_unsandboxed
 from grader.cli.main import EXIT_INTERNAL
 from grader.errors import GraderError
@@ -188,9 +188,9 @@ def run(args: argparse.Namespace) -> int:
                 progress.advance(task)
             progress.update(task, description="grading " + (", ".join(sorted(running)) or ""))
 
-        graded = grade_class(args.submissions, rubric, options, out=args.out, executor=executor, force=args.force,
-                             quiz=quiz, id_pattern=args.id_pattern, data=data, on_event=on_event,
-                             roster=roster, only=args.only, deadline=args.deadline)
+        source = ClassSource(args.submissions, roster=roster, id_pattern=args.id_pattern, deadline=args.deadline)
+        graded = grade_class(source, rubric, options, out=args.out, executor=executor, force=args.force,
+                             only=args.only, quiz=quiz, data=data, on_event=on_event)
         progress.console.print(f"rubric {rubric.id} ({options.mode} mode)", highlight=False)
         results = list(graded)
     results.sort(key=lambda r: r.student)

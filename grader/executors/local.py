@@ -17,9 +17,28 @@ R = TypeVar("R")
 
 
 class Executor(Protocol):
+    @property
+    def remote(self) -> bool:
+        """Whether a task may run on another machine: the class driver then ships each submission's files as
+        bytes, cannot see a task start, and leaves the sandbox check to the machines that run them."""
+        ...
+
+    @property
+    def jobs(self) -> Optional[int]:
+        """How many tasks run at once (None: as many as the cluster admits), which share this machine's cores."""
+        ...
+
     def run(self, task: Callable[[T, Optional[int]], R], items: Iterable[T]) -> Iterator[tuple[T, R]]:
         """Run task(item, gpu_index) for every item; yield (item, result) as each finishes."""
         ...
+
+
+def slots(executor: Optional[Executor]) -> int:
+    """How many submissions share this machine's cores at once: the pool's slots (1 without an executor; a Ray
+    task's CPUs are its own, so cores // cores = 1 each)."""
+    if executor is None:
+        return 1
+    return executor.jobs or os.cpu_count() or 1
 
 
 def gpu_indices() -> list[int]:
@@ -57,6 +76,8 @@ class LocalExecutor:
     """`jobs` tasks at a time on this machine; with GPUs, slot k uses GPU k mod (number of GPUs), so the slots
     spread over the GPUs and jobs / GPUs (rounded up) share each one: `default_jobs` with `jobs_per_gpu` sizes
     that, an explicit --jobs is taken as given."""
+
+    remote = False
 
     def __init__(self, jobs: int, *, use_gpu: Optional[bool] = None):
         if jobs < 1:

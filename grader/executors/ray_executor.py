@@ -44,7 +44,7 @@ class RayExecutor:
     (None: as many as the cluster's resources admit). Without `address` a local Ray with this machine's cores is
     started, and close() shuts it down; a Ray already started in this process is used as it is."""
 
-    remote = True  # tasks may run on another machine: the API ships submissions as bytes
+    remote = True  # tasks may run on another machine: the class driver ships submissions as bytes
 
     def __init__(self, address: Optional[str] = None, *, cpus: float = 1, jobs_per_gpu: int = 1,
                  gpu: Optional[bool] = None, memory_bytes: Optional[int] = None, jobs: Optional[int] = None,

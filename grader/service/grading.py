@@ -21,7 +21,7 @@ from grader.errors import GraderError
 from grader.links import LinkError, fetch, parse_link
 from grader.rubric.sheet import ScoreSheet
 from grader.service.assignments import Assignment, Assignments
-from grader.service.store import Job, Outcome, Unusable
+from grader.service.store import Job, JobResult, Unusable
 
 DEPTHS = {"static": {"mode": "static"}, "dry-run": {"dry_run": True}}  # a self-check's options, by its depth
 
@@ -82,7 +82,7 @@ class Grader:
                 self._test_data = prepare_test_data(self.data)
             return self._test_data
 
-    def __call__(self, job: Job, notebook: bytes, model: Optional[bytes]) -> Outcome:
+    def __call__(self, job: Job, notebook: bytes, model: Optional[bytes]) -> JobResult:
         assignment = self.assignments.get(job.assignment)
         if job.selfcheck:
             return self._selfcheck(job, assignment, notebook)
@@ -102,9 +102,9 @@ class Grader:
         with _REPORTS:
             write_outputs([result], self.reports / attempt, data=data)
         record_grading(self.reports / attempt, assignment.rubric, options)  # what a re-grade compares with
-        return _outcome(job, result.sheet, str(attempt / student))
+        return _job_result(job, result.sheet, str(attempt / student))
 
-    def _selfcheck(self, job: Job, assignment: Assignment, notebook: bytes) -> Outcome:
+    def _selfcheck(self, job: Job, assignment: Assignment, notebook: bytes) -> JobResult:
         """A static check or a dry run of the uploaded notebook, or of the linked repository's (fetched here, with
         git): the whole sheet, which only ever leaves as the student's copy (`selfcheck.describe`: hidden items as
         one untitled line, as results.json serves them); nothing written besides the scratch folder."""
@@ -122,7 +122,7 @@ class Grader:
                 path.write_bytes(notebook)
             result = grade_submission(path, assignment.rubric, options, student="selfcheck", root=root,
                                       executor=self.executor_of(assignment.id, options))
-        return _outcome(job, result.sheet, "")
+        return _job_result(job, result.sheet, "")
 
 
     def rescored(self, job: Job, assignment: Assignment, options: Options) -> "ScoreSheet | str":
@@ -153,9 +153,9 @@ class Grader:
         record_grading(folder.parent, assignment.rubric, options)
 
 
-def _outcome(job: Job, sheet: ScoreSheet, report_dir: str) -> Outcome:
+def _job_result(job: Job, sheet: ScoreSheet, report_dir: str) -> JobResult:
     if sheet.score is None:  # the machine failed, not the submission: no grade goes back; the job fails
         raise GraderError(f"not graded, the grader failed: {sheet.verdict_message}", where=f"job {job.id}",
                           fix="fix the grading server; the job can then be graded again")
-    return Outcome(score=sheet.score, max_score=sheet.max_score, passed=sheet.passed,
-                   sheet=sheet.model_dump(mode="json"), report_dir=report_dir)
+    return JobResult(score=sheet.score, max_score=sheet.max_score, passed=sheet.passed,
+                     sheet=sheet.model_dump(mode="json"), report_dir=report_dir)

@@ -17,7 +17,7 @@ from grader.report.changes import Change, Standing, diff, tally
 from grader.rubric.sheet import ScoreSheet
 from grader.service.assignments import Assignments
 from grader.service.grading import Grader
-from grader.service.store import Outcome, Store
+from grader.service.store import JobResult, Store
 
 _ONE_AT_A_TIME = threading.Lock()  # two re-grades of one server never interleave their writes
 
@@ -43,9 +43,9 @@ def regrade(store: Store, assignments: Assignments, grader: Grader, assignment_i
                 continue
             changed = (sheet.score, sheet.max_score, sheet.passed) != (job.score, job.max_score, job.passed)
             deliver = changed and latest[job.student] == job.id
-            outcome = Outcome(score=sheet.score, max_score=sheet.max_score, passed=sheet.passed,
-                              sheet=sheet.model_dump(mode="json"), report_dir=job.report_dir or "")
-            if not store.rescore(job, outcome, deliver=deliver):
+            result = JobResult(score=sheet.score, max_score=sheet.max_score, passed=sheet.passed,
+                               sheet=sheet.model_dump(mode="json"), report_dir=job.report_dir or "")
+            if not store.rescore(job, result, deliver=deliver):
                 continue
             if deliver and (job.callback_url or job.lti):
                 delivered.add(job.id)

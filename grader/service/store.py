@@ -108,8 +108,9 @@ class Job:
 
 
 @dataclass(frozen=True)
-class Outcome:
-    """What grading a job produced."""
+class JobResult:
+    """What grading a job produced: its score and sheet, where its report is (the grading API's `Result`, as the
+    store keeps it)."""
 
     score: float
     max_score: float
@@ -143,10 +144,10 @@ class Store(Protocol):
     def files(self, job_id: str) -> tuple[bytes, Optional[bytes]]: ...
     def claim(self, owner: str, lease: float, max_attempts: int, *, gpu: bool = False) -> Optional[Job]: ...
     def renew(self, owner: str, lease: float) -> int: ...
-    def complete(self, job: Job, owner: str, outcome: Outcome) -> bool: ...
+    def complete(self, job: Job, owner: str, result: JobResult) -> bool: ...
     def fail(self, job: Job, owner: str, reason: str) -> bool: ...
     def graded(self, assignment: str) -> list[Job]: ...
-    def rescore(self, job: Job, outcome: Outcome, *, deliver: bool) -> bool: ...
+    def rescore(self, job: Job, result: JobResult, *, deliver: bool) -> bool: ...
     def release(self, owner: str) -> int: ...
     def recover(self) -> int: ...
     def counts(self, *, selfchecks: bool = False) -> dict[str, int]: ...
@@ -366,10 +367,10 @@ class SQLStore:
                               (time.time() + lease, owner)).rowcount
 
     def _finish(self, db, job: Job, status: str, attempt: int, *, reason: Optional[str] = None,
-                outcome: Optional[Outcome] = None, now: Optional[float] = None) -> None:
+                result: Optional[JobResult] = None, now: Optional[float] = None) -> None:
         now = time.time() if now is None else now
-        values = (outcome.score, outcome.max_score, int(outcome.passed), json.dumps(outcome.sheet),
-                  outcome.report_dir) if outcome else (None, None, None, None, None)
+        values = (result.score, result.max_score, int(result.passed), json.dumps(result.sheet),
+                  result.report_dir) if result else (None, None, None, None, None)
         db.execute("UPDATE jobs SET status = ?, finished = ?, reason = ?, score = ?, max_score = ?, passed = ?, "
                    "sheet = ?, report_dir = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?",
                    (status, now, reason, *values, job.id))
@@ -390,8 +391,8 @@ class SQLStore:
             self._finish(db, current, status, job.attempts, **kw)
             return True
 
-    def complete(self, job: Job, owner: str, outcome: Outcome) -> bool:
-        return self._settle(job, owner, "graded", outcome=outcome)
+    def complete(self, job: Job, owner: str, result: JobResult) -> bool:
+        return self._settle(job, owner, "graded", result=result)
 
     def fail(self, job: Job, owner: str, reason: str) -> bool:
         return self._settle(job, owner, "failed", reason=reason)
@@ -403,7 +404,7 @@ class SQLStore:
                               "AND depth IS NULL ORDER BY seq", (assignment,)).fetchall()
         return [_job(row) for row in rows]
 
-    def rescore(self, job: Job, outcome: Outcome, *, deliver: bool) -> bool:
+    def rescore(self, job: Job, result: JobResult, *, deliver: bool) -> bool:
         """A graded job's new score (a re-grade from its stored facts), with an event `rescored`; with `deliver`,
         its callback and grade passback are due again in the same transaction (pending, attempts from 0), so a
         changed score is never lost. False when the job is not graded (nothing changed)."""
@@ -413,9 +414,9 @@ class SQLStore:
             if current is None:
                 return False
             db.execute("UPDATE jobs SET score = ?, max_score = ?, passed = ?, sheet = ? WHERE id = ?",
-                       (outcome.score, outcome.max_score, int(outcome.passed), json.dumps(outcome.sheet), job.id))
+                       (result.score, result.max_score, int(result.passed), json.dumps(result.sheet), job.id))
             self._event(db, job.id, "rescored", current.attempts,
-                        f"{current.score:g} -> {outcome.score:g} / {outcome.max_score:g}", now)
+                        f"{current.score:g} -> {result.score:g} / {result.max_score:g}", now)
             for kind in _delivery_kinds(current, "graded") if deliver else []:
                 db.execute("INSERT INTO deliveries (job_id, kind, state, updated) VALUES (?, ?, 'pending', ?) "
                            "ON CONFLICT (job_id, kind) DO UPDATE SET state = 'pending', attempts = 0, "

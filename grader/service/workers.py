@@ -18,11 +18,11 @@ from typing import Callable, Optional
 
 from grader import pysyntax
 from grader.errors import GraderError
-from grader.service.store import Job, Outcome, Store, Unusable
+from grader.service.store import Job, JobResult, Store, Unusable
 
 log = logging.getLogger("grader.service")
 
-GradeJob = Callable[[Job, bytes, Optional[bytes]], Outcome]
+GradeJob = Callable[[Job, bytes, Optional[bytes]], JobResult]
 
 
 class WorkerPool:
@@ -79,7 +79,7 @@ class WorkerPool:
         log.info("grading %s (%s, %s), attempt %d", job.id, job.assignment, job.student, job.attempts)
         try:
             notebook, model = self.store.files(job.id)
-            outcome = self.grade(job, notebook, model)
+            result = self.grade(job, notebook, model)
         except Unusable as err:  # the sender's files, not the server: the reason is theirs to act on
             settled = self.store.fail(job, self.owner, str(err))
         except GraderError as err:  # the server's set-up (no MNIST, no bubblewrap): every job would fail alike
@@ -89,7 +89,7 @@ class WorkerPool:
             settled = self.store.fail(job, self.owner, f"internal error while grading: {exc.__class__.__name__}: "
                                                        f"{exc}; the server log has the details")
         else:
-            settled = self.store.complete(job, self.owner, outcome)
+            settled = self.store.complete(job, self.owner, result)
         if not settled:
             log.warning("job %s attempt %d lost its lease; its result was dropped", job.id, job.attempts)
             return
