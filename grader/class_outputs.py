@@ -18,15 +18,6 @@ from grader.rubric.sheet import ScoreSheet
 from grader.similarity import Code, LookAlike, code_of, look_alikes
 
 
-def _predictions(facts: Facts, labels: np.ndarray) -> Optional[np.ndarray]:
-    """The whole prediction array, rebuilt from the labels and the misclassified facts."""
-    if facts.eval.misclassified is None or facts.eval.misclassified_as is None:
-        return None
-    predictions = labels.astype(int).copy()
-    predictions[facts.eval.misclassified] = facts.eval.misclassified_as
-    return predictions
-
-
 Problem = Callable[[str, str], None]  # (student, what failed for that student in a class-level step)
 
 
@@ -77,6 +68,15 @@ def write_student_copy(out: Path, student: str, facts: Facts, sheet: ScoreSheet,
     write_student_reports(out, student, facts, sheet, execution_time=seconds, name=name,
                           images=data.test.images if data else None, labels=data.labels if data else None,
                           predictions=_predictions(facts, data.labels) if data else None)
+
+
+def _predictions(facts: Facts, labels: np.ndarray) -> Optional[np.ndarray]:
+    """The whole prediction array, rebuilt from the labels and the misclassified facts."""
+    if facts.eval.misclassified is None or facts.eval.misclassified_as is None:
+        return None
+    predictions = labels.astype(int).copy()
+    predictions[facts.eval.misclassified] = facts.eval.misclassified_as
+    return predictions
 
 
 def _similar_to(pairs: list[LookAlike]) -> list[str]:
