@@ -17,7 +17,6 @@ from grader.result import Result
 from grader.rubric.sheet import ScoreSheet
 from grader.similarity import Code, LookAlike, code_of, look_alikes
 
-
 Problem = Callable[[str, str], None]  # (student, what failed for that student in a class-level step)
 
 

@@ -9,7 +9,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, TypeVar, cast
 
 from grader.data.staging import TestData, prepare_test_data
 from grader.env.build import build, plan
@@ -23,13 +23,14 @@ from grader.settings import Options
 
 _NODE: dict[tuple, object] = {}  # per worker process: MNIST and grading environments, prepared once
 _NODE_LOCK = threading.Lock()
+V = TypeVar("V")
 
 
-def _once(key: tuple, make: Callable[[], object]) -> object:
+def _once(key: tuple, make: Callable[[], V]) -> V:
     with _NODE_LOCK:
         if key not in _NODE:
             _NODE[key] = make()
-        return _NODE[key]
+        return cast(V, _NODE[key])
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ class Shipped:
     handin: tuple[tuple[str, bytes], ...] = ()  # the hand-in's staged files besides the notebook: (path, bytes)
 
     @staticmethod
-    def pack(submission: Submission) -> "Shipped":
+    def pack(submission: Submission) -> Shipped:
         files = [("submission", submission.path.read_bytes())]
         if submission.model is not None:
             files.append(("model", submission.model.read_bytes()))
