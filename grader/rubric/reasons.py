@@ -82,12 +82,15 @@ def not_measured_reason(facts: Facts, fact: Optional[str] = None) -> str:
 
 
 def _verdict_reason(facts: Facts, fact: Optional[str]) -> str:
-    """'the notebook ran out of time in code cell 4 (its message's first line)' for one fact; for all of them (the
-    report, which shows the message beside it) '..., so the later stages did not run'."""
+    """For one fact, the verdict's `because` and the first line of its message: 'the notebook ran out of time in code
+    cell 4 (...)'. For all of them (the report, which shows the message beside it), its label: 'the notebook ran out
+    of time in code cell 4, so the later stages did not run'."""
     verdict = facts.verdict
-    reason = VERDICTS[verdict.kind].because + (f" in code cell {verdict.cell}" if verdict.cell is not None else "")
+    text = VERDICTS[verdict.kind]
+    where = f" in code cell {verdict.cell}" if verdict.cell is not None else ""
     if fact is None:
-        return reason + ", so the later stages did not run"
+        return f"the notebook {text.label}{where}, so the later stages did not run"
+    reason = text.because + where
     message = (verdict.message or "").strip().splitlines()
     if message:
         first = message[0]
