@@ -58,7 +58,8 @@ class Fact:
 
     def over(self, base: Fact) -> Fact:
         """This declaration with what it leaves open taken from `base`."""
-        return replace(base, **{f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None})
+        given = {f.name: getattr(self, f.name) for f in fields(self)}
+        return replace(base, **{name: value for name, value in given.items() if value is not None})
 
 
 LIST_SHOWN = 8
@@ -161,7 +162,8 @@ VERDICTS: dict[VerdictKind, VerdictText] = {
     "sandbox_error": VerdictText("could not be started by the grader (not the student's fault)",
                                  "the sandbox failed to run the notebook"),
     "grader_failed": VerdictText("was not graded: the grader failed — not your fault", "the grader failed"),
-    "disk": VerdictText("filled its disk quota (bytes or files)", "the notebook filled its disk quota (bytes or files)"),
+    "disk": VerdictText("filled its disk quota (bytes or files)",
+                        "the notebook filled its disk quota (bytes or files)"),
     "not_exportable": VerdictText("left a model that torch.export cannot capture, so it was not measured",
                                   "torch.export could not capture the model, so it was not measured"),
     "lookup": VerdictText("left a model that looks answers up in stored data instead of computing them",

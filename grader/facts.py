@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.fields import FieldInfo
 
 from grader.epochs_check import check_epochs
-from grader.fact_spec import (EVALUATED, EVERY_DEPTH, FULL_RUN, MEASURED, RUN, Fact, FactSpec, Kind, VerdictKind)
+from grader.fact_spec import EVALUATED, EVERY_DEPTH, FULL_RUN, MEASURED, RUN, Fact, FactSpec, Kind, VerdictKind
 
 # Numbers that are not plain counts, declared once: a field of one of these types reads and shows in its unit.
 Percent = Annotated[Optional[float], Fact(unit="percent")]  # 0..100
@@ -56,10 +56,11 @@ class NotebookFacts(_Section):
     comment_coverage: Share = Field(None, description="share of code cells with a comment, 0..1")
     uncommented_cells: Optional[list[int]] = Field(None, description="code cells without a comment, numbered as a "
                                                    "student counts them: code cells only, from 1")
-    saved_error_cells: Annotated[Optional[list[int]], Fact(provenance="notebook")] = Field(None, description="code cells (from 1) whose saved outputs show "
-                                                   "an error: the run that produced them failed there")
-    saved_error: Annotated[CellErrorFacts, Fact(provenance="notebook")] = Field(CellErrorFacts(), description="the error the first of `saved_error_cells` "
-                                        "shows in its saved outputs")
+    saved_error_cells: Annotated[Optional[list[int]], Fact(provenance="notebook")] = Field(
+        None, description="code cells (from 1) whose saved outputs show an error: the run that produced them failed "
+                          "there")
+    saved_error: Annotated[CellErrorFacts, Fact(provenance="notebook")] = Field(
+        CellErrorFacts(), description="the error the first of `saved_error_cells` shows in its saved outputs")
     shell_lines: Optional[list[str]] = None
     magic_lines: Optional[list[str]] = None
     colab_calls: Optional[list[str]] = None
@@ -79,15 +80,16 @@ class ClaimsFacts(_Section):
     accuracy: Percent = Field(None, description="best test accuracy in the saved outputs, in percent")
     last_accuracy: Percent = None
     epochs: Optional[int] = None
-    accuracy_gap: Annotated[Points, Fact(stage="derived", judged=EVALUATED)] = Field(None, description="the larger of (printed - measured accuracy) over the "
-                                                            "saved outputs and the graded run's output, percent points")
-    run_accuracy: Annotated[Percent, Fact(stage="run", judged=FULL_RUN)] = Field(None, description="best test accuracy the notebook printed while the "
-                                                            "grader ran it, in percent")
+    accuracy_gap: Annotated[Points, Fact(stage="derived", judged=EVALUATED)] = Field(
+        None, description="the larger of (printed - measured accuracy) over the saved outputs and the graded run's "
+                          "output, percent points")
+    run_accuracy: Annotated[Percent, Fact(stage="run", judged=FULL_RUN)] = Field(
+        None, description="best test accuracy the notebook printed while the grader ran it, in percent")
     run_accuracy_gap: Annotated[Points, Fact(stage="derived", judged=FULL_RUN)] = Field(
         None, description="claims.run_accuracy - eval.accuracy, percent points")
-    params_gap: Annotated[Optional[int], Fact(stage="derived", judged=MEASURED)] = Field(None, description="claims.params less the count of the same kind measured in "
-                                                        "the model graded (model.params.trainable or "
-                                                        "model.params.total, by claims.params_kind); 0: they agree")
+    params_gap: Annotated[Optional[int], Fact(stage="derived", judged=MEASURED)] = Field(
+        None, description="claims.params less the count of the same kind measured in the model graded "
+                          "(model.params.trainable or model.params.total, by claims.params_kind); 0: they agree")
 
 
 class ParamFacts(_Section):
@@ -105,8 +107,9 @@ class LayerCounts(_Section):
 
 
 class RfFacts(_Section):
-    final: Annotated[Optional[int], Fact(unit="pixels")] = Field(None, description="receptive field, in input pixels, at the last spatial layer: the "
-                                                   "one that feeds global pooling, flatten or the first linear layer")
+    final: Annotated[Optional[int], Fact(unit="pixels")] = Field(
+        None, description="receptive field, in input pixels, at the last spatial layer: the one that feeds global "
+                          "pooling, flatten or the first linear layer")
     covers_input: Optional[bool] = None
     layer: Optional[int] = Field(None, description="the layer-table row (`index`) that rf.final belongs to; rows after "
                                                    "it (global pooling and on) see the whole map")
@@ -133,9 +136,9 @@ class StoredFacts(_Section):
                                                      "trainable + frozen + buffers + constants")
     carried: Optional[int] = Field(None, description="numbers outside trainable parameters and batch-norm "
                                                      "statistics: frozen + buffers + constants")
-    bn_batches: Annotated[Optional[int], Fact(provenance="student")] = Field(None, description="the largest `num_batches_tracked` of the batch-norm layers: "
-                                                        "the batches they saw in training mode (the student's "
-                                                        "process set it; the grader reads it from the model file)")
+    bn_batches: Annotated[Optional[int], Fact(provenance="student")] = Field(
+        None, description="the largest `num_batches_tracked` of the batch-norm layers: the batches they saw in "
+                          "training mode (the student's process set it; the grader reads it from the model file)")
     flagged: Optional[list[str]] = Field(None, description="when `carried` is over a small allowance (1,000), each "
                                                            "such tensor with its name and size (and dtype when not "
                                                            "float32), and the literal numbers, largest first; [] "
@@ -209,13 +212,15 @@ class TrainFacts(_Section):
         None, description="epochs the model's batch-norm counters (`model.stored.bn_batches`, read by the grader from "
                           "the exported model, less `no_grad_batches`) or the optimizers' own step counts show at "
                           "least, per `batches_per_epoch`; None: neither is available")
-    counter_disagrees: Annotated[Optional[bool], _CHECKED] = Field(None, description="true: `epochs_at_least` exceeds `epochs` beyond the "
-                                                                "tolerance (10% + half an epoch): the count was "
-                                                                "changed or missed training")
-    epochs_check: Annotated[Optional[str], _CHECKED] = Field(None, description="the epoch count set against the cross-checks, naming "
-                                                          "both figures and where they come from")
-    epochs_checked: Annotated[Optional[float], _CHECKED] = Field(None, description="`epochs` when a cross-check backs it; None when they "
-                                                              "disagree or there is none (`epochs_check` says which)")
+    counter_disagrees: Annotated[Optional[bool], _CHECKED] = Field(
+        None, description="true: `epochs_at_least` exceeds `epochs` beyond the tolerance (10% + half an epoch): the "
+                          "count was changed or missed training")
+    epochs_check: Annotated[Optional[str], _CHECKED] = Field(
+        None, description="the epoch count set against the cross-checks, naming both figures and where they come "
+                          "from")
+    epochs_checked: Annotated[Optional[float], _CHECKED] = Field(
+        None, description="`epochs` when a cross-check backs it; None when they disagree or there is none "
+                          "(`epochs_check` says which)")
     seconds: Annotated[Optional[float], Fact(unit="seconds")] = None
     device: Optional[str] = None
     model_variable: Optional[str] = Field(None, description="the notebook variable (or list / dict item, "
@@ -248,22 +253,23 @@ class EvalFacts(_Section):
     unseen_accuracy: Percent = Field(None, description="percent, measured on QMNIST's 50,000 test digits "
                                              "beyond MNIST's, which no notebook can have seen (only when asked "
                                              "for: the rubric's unseen: true or --unseen)")
-    unseen_gap: Annotated[Points, Fact(stage="derived")] = Field(None, description="eval.accuracy - eval.unseen_accuracy, percent points; "
-                                                          "over 1 point is flagged: it fits MNIST's test set, not digits")
+    unseen_gap: Annotated[Points, Fact(stage="derived")] = Field(
+        None, description="eval.accuracy - eval.unseen_accuracy, percent points; over 1 point is flagged: it fits "
+                          "MNIST's test set, not digits")
 
 
 _HOW_IT_RAN = Fact(judged=RUN)  # how the run ended: evaluate mode's saved outputs do not show it
 
 
 class VerdictFacts(_Section):
-    """How grading ended (grader.verdict). Evaluate mode reads the failed cells and their errors from the saved
-    outputs; what kind of ending, its cell and message only a run shows."""
-
+    # How grading ended (grader.verdict). Evaluate mode reads the failed cells and their errors from the saved
+    # outputs; what kind of ending, its cell and message only a run shows.
     declared = Fact(stage="verdict", judged=MEASURED, provenance="grader")
 
     kind: Annotated[Optional[VerdictKind], _HOW_IT_RAN] = None
     message: Annotated[Optional[str], _HOW_IT_RAN] = None
-    cell: Annotated[Optional[int], _HOW_IT_RAN] = Field(None, description="the code cell the verdict is about (code cells counted from 1)")
+    cell: Annotated[Optional[int], _HOW_IT_RAN] = Field(
+        None, description="the code cell the verdict is about (code cells counted from 1)")
     failed_cells: Optional[list[int]] = Field(
         None, description="code cells (counted from 1) that raised an error while the rest of the notebook went on "
                           "(from the run; in evaluate mode, from the saved outputs)")
@@ -279,8 +285,8 @@ class VerdictFacts(_Section):
 class QuizFacts(_Section):
     declared = Fact(stage="quiz", judged=EVERY_DEPTH, provenance="grader")
 
-    answers: Annotated[Optional[dict[str, Any]], Fact(stage="static", provenance="notebook")] = Field(None, description="the answers in the notebook's cell tagged quiz, "
-                                              "as written (None: no such cell)")
+    answers: Annotated[Optional[dict[str, Any]], Fact(stage="static", provenance="notebook")] = Field(
+        None, description="the answers in the notebook's cell tagged quiz, as written (None: no such cell)")
     score: Optional[float] = None
     max_score: Optional[float] = None
     questions: Optional[list[dict[str, Any]]] = None
@@ -334,10 +340,11 @@ class SubmissionFacts(_Section):
     commit_date: Annotated[Optional[str], _STAGED] = Field(None, description="that commit's committer date (ISO 8601)")
     notebook_path: Annotated[Optional[str], _STAGED] = Field(None, description="the notebook's path inside a linked "
                                                                                "repository")
-    files: Annotated[Optional[list[HandedFile]], _STAGED] = Field(None, description="the hand-in's files staged with the notebook "
-                                                                "(the notebook first), with their hashes; None: the "
-                                                                "notebook was graded alone")
-    left_out: Annotated[Optional[list[LeftOutFile]], _STAGED] = Field(None, description="the hand-in's files not staged, and why")
+    files: Annotated[Optional[list[HandedFile]], _STAGED] = Field(
+        None, description="the hand-in's files staged with the notebook (the notebook first), with their hashes; "
+                          "None: the notebook was graded alone")
+    left_out: Annotated[Optional[list[LeftOutFile]], _STAGED] = Field(
+        None, description="the hand-in's files not staged, and why")
 
 
 class Facts(_Section):

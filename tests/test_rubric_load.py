@@ -240,7 +240,8 @@ def test_a_static_rubric_on_a_fact_only_the_graded_run_prints_is_refused(fact):
 def test_a_static_rubric_may_read_no_fact_a_static_check_does_not_judge():
     for fact in (f for f in known_facts() if not spec(f).judged_at("static")):
         declared = spec(fact)
-        ref = {"number": "0", "bool": "true", "list": "[]", "record": "{}"}.get(declared.kind, (declared.choices or ("x",))[0])
+        ref = {"number": "0", "bool": "true", "list": "[]", "record": "{}"}.get(declared.kind,
+                                                                               (declared.choices or ("x",))[0])
         text = f"id: t\ntitle: T\nmode: static\nitems:\n{ITEM}    fact: {fact}\n    eq: {ref}\n"
         assert "only a run measures" in error(text).what, fact
 
