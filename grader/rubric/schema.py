@@ -38,9 +38,13 @@
 An item passes with full points when its comparison holds. With `bands` instead
 of a comparison, the first band (top to bottom) whose comparison holds gives
 its points: all of them is `passed`, some is `partial`, no band is `failed`.
-A fact that was not measured (the notebook crashed, static mode, ...) scores
-zero as `not_measured`. Numbers compare with a tolerance of 1e-9, so 99.4
-measured as 99.39999999999999 is still `>= 99.4`.
+A fact the run should have measured and did not (the notebook crashed, ...)
+scores zero as `not_measured`; a fact this depth of grading cannot judge (a
+static check, evaluate mode, a dry run: `grade rubric facts`, column "judged
+in") scores zero as `not_judged`, and a `mode: static` rubric may not read it.
+Numbers compare with a tolerance of 1e-9, so 99.4 measured as
+99.39999999999999 is still `>= 99.4`; evidence states them in the fact's unit
+(99.4%, 83.3%, 0.6 percentage points).
 
 Feedback templates (`pass`, `fail`, optional `partial`, `not_measured`) see the
 facts as nested names (`model.params.trainable`, `verdict.message`), `value`
