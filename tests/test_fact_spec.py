@@ -58,6 +58,26 @@ def test_what_a_depth_judges_is_what_the_declarations_say(depth, mode, dry_run):
         assert (not_judged_reason(graded, name) is None) == spec(name).judged_at(depth), name
 
 
+# What the hand-kept prefix lists said before the facts declared it (issue 25), and the one drift the declarations
+# fix: what the graded run printed (claims.run_accuracy, and its gap) only a full run judges.
+_OLD_NEEDS_RUN = ("model.", "train.", "eval.", "verdict.", "claims.accuracy_gap", "claims.params_gap")
+_OLD_RUN_ONLY = ("train.", "verdict.kind", "verdict.cell", "verdict.message")
+_OLD_NOT_IN_DRY_RUN = ("eval.", "train.", "claims.accuracy_gap")
+_RUN_PRINTED = ("claims.run_accuracy", "claims.run_accuracy_gap")
+
+
+def test_the_declarations_judge_what_the_old_lists_did_but_what_only_the_full_run_printed():
+    for name in known_facts():
+        declared = spec(name)
+        if name in _RUN_PRINTED:
+            assert declared.judged == {"execute"}
+            continue
+        assert declared.judged_at("static") != name.startswith(_OLD_NEEDS_RUN), name
+        assert declared.judged_at("evaluate") != name.startswith(_OLD_RUN_ONLY), name
+        assert declared.judged_at("dry_run") != name.startswith(_OLD_NOT_IN_DRY_RUN), name
+        assert declared.judged_at("execute"), name
+
+
 def test_evaluate_mode_leaves_what_only_the_full_run_printed_out_of_the_maximum():
     sheet = score(facts(grading={"mode": "evaluate"}, verdict={"kind": "ok"}, eval={"accuracy": 99.0}),
                   rubric("claims.run_accuracy", "eval.accuracy"))
