@@ -11,15 +11,27 @@ measure it); scoring treats that as zero with the verdict's reason.
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Literal, Optional
+from functools import lru_cache
+from typing import Annotated, Any, ClassVar, Iterator, Literal, Optional, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.fields import FieldInfo
 
 from grader.epochs_check import check_epochs
+from grader.fact_spec import EVALUATED, EVERY_DEPTH, FULL_RUN, MEASURED, RUN, Fact, FactSpec, Kind, VerdictKind
+
+# Numbers that are not plain counts, declared once: a field of one of these types reads and shows in its unit.
+Percent = Annotated[Optional[float], Fact(unit="percent")]  # 0..100
+Points = Annotated[Optional[float], Fact(unit="points")]  # percentage points between two percents
+Share = Annotated[Optional[float], Fact(unit="share")]  # 0..1
 
 
 class _Section(BaseModel):
+    """A section of the facts; `declared` is what its facts are (unit, stage, depths, provenance) unless a field's own
+    `Fact` says otherwise. A section without one (CellErrorFacts, used in two places) takes its parent field's."""
+
     model_config = ConfigDict(extra="forbid")
+    declared: ClassVar[Fact] = Fact()
 
 
 class CellErrorFacts(_Section):
@@ -37,15 +49,18 @@ class CellErrorFacts(_Section):
 
 
 class NotebookFacts(_Section):
+    declared = Fact(stage="static", judged=EVERY_DEPTH, provenance="grader")
+
     code_cells: Optional[int] = None
     markdown_cells: Optional[int] = None
-    comment_coverage: Optional[float] = Field(None, description="share of code cells with a comment, 0..1")
+    comment_coverage: Share = Field(None, description="share of code cells with a comment, 0..1")
     uncommented_cells: Optional[list[int]] = Field(None, description="code cells without a comment, numbered as a "
                                                    "student counts them: code cells only, from 1")
-    saved_error_cells: Optional[list[int]] = Field(None, description="code cells (from 1) whose saved outputs show "
-                                                   "an error: the run that produced them failed there")
-    saved_error: CellErrorFacts = Field(CellErrorFacts(), description="the error the first of `saved_error_cells` "
-                                        "shows in its saved outputs")
+    saved_error_cells: Annotated[Optional[list[int]], Fact(provenance="notebook")] = Field(
+        None, description="code cells (from 1) whose saved outputs show an error: the run that produced them failed "
+                          "there")
+    saved_error: Annotated[CellErrorFacts, Fact(provenance="notebook")] = Field(
+        CellErrorFacts(), description="the error the first of `saved_error_cells` shows in its saved outputs")
     shell_lines: Optional[list[str]] = None
     magic_lines: Optional[list[str]] = None
     colab_calls: Optional[list[str]] = None
@@ -56,21 +71,25 @@ class ClaimsFacts(_Section):
     """What the notebook printed, kept to compare with what was measured: in its saved outputs (`params`,
     `accuracy`, ...) and, in execute mode, while the grader ran it (`run_*`)."""
 
+    declared = Fact(stage="static", judged=EVERY_DEPTH, provenance="notebook")
+
     params: Optional[int] = None
     params_kind: Optional[Literal["trainable", "total"]] = Field(
         None, description="what `params` counts: trainable parameters (`Trainable params:`, a sum that keeps "
                           "`requires_grad`) or all of them (`Total params:`)")
-    accuracy: Optional[float] = Field(None, description="best test accuracy in the saved outputs, in percent")
-    last_accuracy: Optional[float] = None
+    accuracy: Percent = Field(None, description="best test accuracy in the saved outputs, in percent")
+    last_accuracy: Percent = None
     epochs: Optional[int] = None
-    accuracy_gap: Optional[float] = Field(None, description="the larger of (printed - measured accuracy) over the "
-                                                            "saved outputs and the graded run's output, percent points")
-    run_accuracy: Optional[float] = Field(None, description="best test accuracy the notebook printed while the "
-                                                            "grader ran it, in percent")
-    run_accuracy_gap: Optional[float] = Field(None, description="claims.run_accuracy - eval.accuracy, percent points")
-    params_gap: Optional[int] = Field(None, description="claims.params less the count of the same kind measured in "
-                                                        "the model graded (model.params.trainable or "
-                                                        "model.params.total, by claims.params_kind); 0: they agree")
+    accuracy_gap: Annotated[Points, Fact(stage="derived", judged=EVALUATED)] = Field(
+        None, description="the larger of (printed - measured accuracy) over the saved outputs and the graded run's "
+                          "output, percent points")
+    run_accuracy: Annotated[Percent, Fact(stage="run", judged=FULL_RUN)] = Field(
+        None, description="best test accuracy the notebook printed while the grader ran it, in percent")
+    run_accuracy_gap: Annotated[Points, Fact(stage="derived", judged=FULL_RUN)] = Field(
+        None, description="claims.run_accuracy - eval.accuracy, percent points")
+    params_gap: Annotated[Optional[int], Fact(stage="derived", judged=MEASURED)] = Field(
+        None, description="claims.params less the count of the same kind measured in the model graded "
+                          "(model.params.trainable or model.params.total, by claims.params_kind); 0: they agree")
 
 
 class ParamFacts(_Section):
@@ -88,8 +107,9 @@ class LayerCounts(_Section):
 
 
 class RfFacts(_Section):
-    final: Optional[int] = Field(None, description="receptive field, in input pixels, at the last spatial layer: the "
-                                                   "one that feeds global pooling, flatten or the first linear layer")
+    final: Annotated[Optional[int], Fact(unit="pixels")] = Field(
+        None, description="receptive field, in input pixels, at the last spatial layer: the one that feeds global "
+                          "pooling, flatten or the first linear layer")
     covers_input: Optional[bool] = None
     layer: Optional[int] = Field(None, description="the layer-table row (`index`) that rf.final belongs to; rows after "
                                                    "it (global pooling and on) see the whole map")
@@ -116,9 +136,9 @@ class StoredFacts(_Section):
                                                      "trainable + frozen + buffers + constants")
     carried: Optional[int] = Field(None, description="numbers outside trainable parameters and batch-norm "
                                                      "statistics: frozen + buffers + constants")
-    bn_batches: Optional[int] = Field(None, description="the largest `num_batches_tracked` of the batch-norm layers: "
-                                                        "the batches they saw in training mode (the student's "
-                                                        "process set it; the grader reads it from the model file)")
+    bn_batches: Annotated[Optional[int], Fact(provenance="student")] = Field(
+        None, description="the largest `num_batches_tracked` of the batch-norm layers: the batches they saw in "
+                          "training mode (the student's process set it; the grader reads it from the model file)")
     flagged: Optional[list[str]] = Field(None, description="when `carried` is over a small allowance (1,000), each "
                                                            "such tensor with its name and size (and dtype when not "
                                                            "float32), and the literal numbers, largest first; [] "
@@ -139,6 +159,8 @@ class OpsFacts(_Section):
 
 
 class ModelFacts(_Section):
+    declared = Fact(stage="model", judged=MEASURED, provenance="grader")
+
     params: ParamFacts = ParamFacts()
     buffers: Optional[int] = None
     layers: LayerCounts = LayerCounts()
@@ -163,10 +185,15 @@ class ModelFacts(_Section):
 _EDITABLE = "counted by the harness in the notebook's own process, where the student's code could change it"
 
 
+_CHECKED = Fact(stage="derived", provenance="grader")  # the epoch count's cross-check, computed on the host
+
+
 class TrainFacts(_Section):
     """What the run trained. The counts come from the student's process (see each description); the epoch
     count is set against counters kept elsewhere (grader.epochs_check), and `epochs_checked` is what a rubric's
     epoch budget reads."""
+
+    declared = Fact(stage="run", judged=FULL_RUN, provenance="student")
 
     epochs: Optional[float] = Field(None, description="samples DataLoaders handed out while gradients were on, over "
                                                       f"the training set's size; {_EDITABLE}")
@@ -181,18 +208,20 @@ class TrainFacts(_Section):
                           "Adagrad; None for SGD, which keeps none), or a fitted Keras model's optimizer its "
                           "`iterations`, read by the harness at the end of the run: in the student's process too, "
                           "but apart from the harness's counters")
-    epochs_at_least: Optional[float] = Field(
+    epochs_at_least: Annotated[Optional[float], _CHECKED] = Field(
         None, description="epochs the model's batch-norm counters (`model.stored.bn_batches`, read by the grader from "
                           "the exported model, less `no_grad_batches`) or the optimizers' own step counts show at "
                           "least, per `batches_per_epoch`; None: neither is available")
-    counter_disagrees: Optional[bool] = Field(None, description="true: `epochs_at_least` exceeds `epochs` beyond the "
-                                                                "tolerance (10% + half an epoch): the count was "
-                                                                "changed or missed training")
-    epochs_check: Optional[str] = Field(None, description="the epoch count set against the cross-checks, naming "
-                                                          "both figures and where they come from")
-    epochs_checked: Optional[float] = Field(None, description="`epochs` when a cross-check backs it; None when they "
-                                                              "disagree or there is none (`epochs_check` says which)")
-    seconds: Optional[float] = None
+    counter_disagrees: Annotated[Optional[bool], _CHECKED] = Field(
+        None, description="true: `epochs_at_least` exceeds `epochs` beyond the tolerance (10% + half an epoch): the "
+                          "count was changed or missed training")
+    epochs_check: Annotated[Optional[str], _CHECKED] = Field(
+        None, description="the epoch count set against the cross-checks, naming both figures and where they come "
+                          "from")
+    epochs_checked: Annotated[Optional[float], _CHECKED] = Field(
+        None, description="`epochs` when a cross-check backs it; None when they disagree or there is none "
+                          "(`epochs_check` says which)")
+    seconds: Annotated[Optional[float], Fact(unit="seconds")] = None
     device: Optional[str] = None
     model_variable: Optional[str] = Field(None, description="the notebook variable (or list / dict item, "
                                           "`models['ln']`) the graded model was taken from; a module no variable "
@@ -213,33 +242,34 @@ class TrainFacts(_Section):
 
 
 class EvalFacts(_Section):
-    accuracy: Optional[float] = Field(None, description="percent, measured by the grader on the 10,000 test images")
-    per_class: Optional[list[float]] = None
+    declared = Fact(stage="evaluation", judged=EVALUATED, provenance="grader")
+
+    accuracy: Percent = Field(None, description="percent, measured by the grader on the 10,000 test images")
+    per_class: Annotated[Optional[list[float]], Fact(unit="percent")] = None
     confusion: Optional[list[list[int]]] = None
     misclassified: Optional[list[int]] = None
     misclassified_as: Optional[list[int]] = Field(None, description="the digit predicted for each misclassified image, same order")
-    path: Optional[Literal["export", "in-sandbox", "keras"]] = None  # keras: a .keras file, safe_mode
-    unseen_accuracy: Optional[float] = Field(None, description="percent, measured on QMNIST's 50,000 test digits "
+    path: Optional[Literal["export", "keras"]] = None  # keras: a .keras file, safe_mode
+    unseen_accuracy: Percent = Field(None, description="percent, measured on QMNIST's 50,000 test digits "
                                              "beyond MNIST's, which no notebook can have seen (only when asked "
                                              "for: the rubric's unseen: true or --unseen)")
-    unseen_gap: Optional[float] = Field(None, description="eval.accuracy - eval.unseen_accuracy, percent points; "
-                                                          "over 1 point is flagged: it fits MNIST's test set, not digits")
+    unseen_gap: Annotated[Points, Fact(stage="derived")] = Field(
+        None, description="eval.accuracy - eval.unseen_accuracy, percent points; over 1 point is flagged: it fits "
+                          "MNIST's test set, not digits")
 
 
-# grader_failed: the machine (a sandbox that never started, a cgroup, a grader error), not the submission: it
-# scores nothing, is never cached and leaves the student blank in the LMS. sandbox_error is what earlier versions
-# said for the same (facts stored by them still read); nothing decides it now.
-VerdictKind = Literal[
-    "ok", "timeout", "memory", "crash", "no_model", "bad_model", "invalid_notebook",
-    "output_limit", "missing_module", "sandbox_error", "disk", "not_exportable", "lookup", "grader_failed",
-    "nothing_to_grade",
-]
+_HOW_IT_RAN = Fact(judged=RUN)  # how the run ended: evaluate mode's saved outputs do not show it
 
 
 class VerdictFacts(_Section):
-    kind: Optional[VerdictKind] = None
-    message: Optional[str] = None
-    cell: Optional[int] = Field(None, description="the code cell the verdict is about (code cells counted from 1)")
+    # How grading ended (grader.verdict). Evaluate mode reads the failed cells and their errors from the saved
+    # outputs; what kind of ending, its cell and message only a run shows.
+    declared = Fact(stage="verdict", judged=MEASURED, provenance="grader")
+
+    kind: Annotated[Optional[VerdictKind], _HOW_IT_RAN] = None
+    message: Annotated[Optional[str], _HOW_IT_RAN] = None
+    cell: Annotated[Optional[int], _HOW_IT_RAN] = Field(
+        None, description="the code cell the verdict is about (code cells counted from 1)")
     failed_cells: Optional[list[int]] = Field(
         None, description="code cells (counted from 1) that raised an error while the rest of the notebook went on "
                           "(from the run; in evaluate mode, from the saved outputs)")
@@ -253,8 +283,10 @@ class VerdictFacts(_Section):
 
 
 class QuizFacts(_Section):
-    answers: Optional[dict[str, Any]] = Field(None, description="the answers in the notebook's cell tagged quiz, "
-                                              "as written (None: no such cell)")
+    declared = Fact(stage="quiz", judged=EVERY_DEPTH, provenance="grader")
+
+    answers: Annotated[Optional[dict[str, Any]], Fact(stage="static", provenance="notebook")] = Field(
+        None, description="the answers in the notebook's cell tagged quiz, as written (None: no such cell)")
     score: Optional[float] = None
     max_score: Optional[float] = None
     questions: Optional[list[dict[str, Any]]] = None
@@ -262,6 +294,8 @@ class QuizFacts(_Section):
 
 class GradingFacts(_Section):
     """How this submission was graded: what the other facts could and could not establish."""
+
+    declared = Fact(stage="grading", judged=EVERY_DEPTH, provenance="grader")
 
     mode: Optional[Literal["static", "evaluate", "execute"]] = Field(
         None, description="static: only the file was read; evaluate: the exported model handed in was measured, "
@@ -291,19 +325,26 @@ class LeftOutFile(_Section):
     reason: str = Field("", description="why it was left out (a data file, a checkpoint, over the size or count limit)")
 
 
+_STAGED = Fact(provenance="grader")  # what intake found staging the hand-in (or cloning its link)
+
+
 class SubmissionFacts(_Section):
     """What the LMS said about the hand-in, not the work: filled at intake, never measured from the notebook."""
+
+    declared = Fact(stage="intake", judged=EVERY_DEPTH, provenance="lms")
 
     late: Optional[bool] = Field(None, description="handed in after the deadline, as the LMS marked it (Canvas "
                                                    "LATE_ file names, a roster's status); None: the LMS did not say")
     link: Optional[str] = Field(None, description="the GitHub link the student handed in instead of a file")
-    commit: Optional[str] = Field(None, description="the commit a linked repository was graded at")
-    commit_date: Optional[str] = Field(None, description="that commit's committer date (ISO 8601)")
-    notebook_path: Optional[str] = Field(None, description="the notebook's path inside a linked repository")
-    files: Optional[list[HandedFile]] = Field(None, description="the hand-in's files staged with the notebook "
-                                                                "(the notebook first), with their hashes; None: the "
-                                                                "notebook was graded alone")
-    left_out: Optional[list[LeftOutFile]] = Field(None, description="the hand-in's files not staged, and why")
+    commit: Annotated[Optional[str], _STAGED] = Field(None, description="the commit a linked repository was graded at")
+    commit_date: Annotated[Optional[str], _STAGED] = Field(None, description="that commit's committer date (ISO 8601)")
+    notebook_path: Annotated[Optional[str], _STAGED] = Field(None, description="the notebook's path inside a linked "
+                                                                               "repository")
+    files: Annotated[Optional[list[HandedFile]], _STAGED] = Field(
+        None, description="the hand-in's files staged with the notebook (the notebook first), with their hashes; "
+                          "None: the notebook was graded alone")
+    left_out: Annotated[Optional[list[LeftOutFile]], _STAGED] = Field(
+        None, description="the hand-in's files not staged, and why")
 
 
 class Facts(_Section):
@@ -340,6 +381,72 @@ def _leaf_names(model: type[BaseModel], prefix: str = "") -> Iterator[str]:
 def known_facts() -> list[str]:
     """Every dotted fact name some stage produces: what a rubric item may read."""
     return sorted(_leaf_names(Facts))
+
+
+def fact_field(name: str) -> FieldInfo:
+    """The declaration of a dotted fact in the facts record (its type, description and `Fact`)."""
+    model: Any = Facts
+    for part in name.split("."):
+        field = model.model_fields[part]
+        model = field.annotation
+    return field
+
+
+def fact_type(name: str) -> Any:
+    """The declared type of a dotted fact (Optional removed)."""
+    node = fact_field(name).annotation
+    if get_origin(node) is Union:
+        node = next(arg for arg in get_args(node) if arg is not type(None))
+    return node
+
+
+def _kind(kind: Any) -> tuple[Kind, tuple[str, ...]]:
+    if kind is bool:
+        return "bool", ()
+    if kind in (int, float):
+        return "number", ()
+    if kind is str:
+        return "text", ()
+    if get_origin(kind) is Literal:
+        return "text", get_args(kind)
+    if get_origin(kind) is list:
+        return "list", ()
+    return "record", ()
+
+
+def _declared(field: FieldInfo, base: Fact) -> Fact:
+    """`base` with what the field's own `Fact`s say (a `Percent` and an `Annotated` around it: both, the outer last)."""
+    for declared in field.metadata:
+        if isinstance(declared, Fact):
+            base = declared.over(base)
+    return base
+
+
+def _numbers(kind: Any) -> Any:
+    """The type of the numbers a fact holds (a list's innermost items), or None."""
+    while get_origin(kind) is list:
+        kind = get_args(kind)[0]
+    return kind if kind in (int, float) else None
+
+
+@lru_cache(maxsize=None)
+def spec(name: str) -> FactSpec:
+    """What is declared about a dotted fact: its kind, unit, stage, the depths that judge it, its provenance. Each
+    section's `declared` and each field's `Fact` on the way down say it; the nearest says last."""
+    model: Any = Facts
+    declared = Fact()
+    for part in name.split("."):
+        declared = model.declared.over(declared)
+        field = model.model_fields[part]
+        declared = _declared(field, declared)
+        model = field.annotation
+    kind, choices = _kind(fact_type(name))
+    numbers = _numbers(fact_type(name))
+    unit = declared.unit or ({int: "count", float: "number"}.get(numbers) if numbers else None)
+    if declared.stage is None or declared.judged is None or declared.provenance is None:
+        raise TypeError(f"fact {name} is not fully declared ({declared}): give its section a `declared`")
+    return FactSpec(name=name, description=fact_field(name).description or "", kind=kind, choices=choices,
+                    unit=unit, stage=declared.stage, judged=declared.judged, provenance=declared.provenance)
 
 
 def with_derived(facts: Facts) -> Facts:

@@ -16,7 +16,7 @@ from grader.pipeline import grade_facts
 from grader.report.markdown import render_markdown
 from grader.report.summary import build_view
 from grader.rubric.load import load_rubric
-from grader.rubric.schema import needs_run
+from grader.facts import spec
 from grader.rubric.score import score
 from grader.settings import Options
 
@@ -75,7 +75,7 @@ def test_the_gap_compares_counts_of_the_same_kind():
     assert derived(ClaimsFacts(params=6000, params_kind="trainable"), 7042, 7042).params_gap == -1042
     assert derived(ClaimsFacts(), 7042, 7042).params_gap is None
     assert derived(ClaimsFacts(params=7210, params_kind="total"), None, None).params_gap is None
-    assert needs_run("claims.params_gap")  # a static check has no measured model to compare with
+    assert not spec("claims.params_gap").judged_at("static")  # a static check has no measured model to compare with
 
 
 def measured_facts(printed_count: int, graded: int) -> Facts:

@@ -53,6 +53,22 @@ def test_facts_lists_every_fact_with_its_kind(capsys):
     assert "model.params.trainable" in out and "eval.accuracy" in out and "ok | timeout" in out
 
 
+def test_lint_refuses_a_static_rubric_that_reads_a_run_only_fact(tmp_path, capsys):
+    path = tmp_path / "static.yaml"
+    path.write_text("id: s\ntitle: S\nmode: static\nitems:\n  - id: printed\n    title: Printed while graded\n"
+                    "    fact: claims.run_accuracy\n    ge: 99\n    points: 5\n")
+    assert main(["rubric", "lint", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:7" in err and "item 'printed' reads claims.run_accuracy, which only a run measures" in err
+    assert "but mode is static" in err and "use mode: execute, or drop the item" in err
+
+
+def test_facts_says_what_each_fact_is_declared_as(capsys):
+    assert main(["rubric", "facts"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if "eval.unseen_accuracy" in line)
+    assert "number (percent)" in row and "evaluation" in row and "grader" in row and "evaluate, execute" in row
+
+
 def test_rubric_without_an_action_prints_help_and_exits_2(capsys):
     assert main(["rubric"]) == 2
     assert "grade rubric lint" in capsys.readouterr().out

@@ -8,7 +8,7 @@ import pytest
 from grader import yamlio
 from grader.errors import GraderError
 from grader.settings import RunLimits
-from grader.facts import known_facts
+from grader.facts import known_facts, spec
 from grader.rubric import schema
 from grader.rubric.load import RUBRICS, load_rubric, rubric_from_yaml, rubric_hash, shipped
 from grader.rubric.score import items_needing_execution
@@ -221,9 +221,29 @@ def test_missing_key_and_not_a_mapping():
 def test_a_static_rubric_cannot_read_what_only_a_run_measures():
     err = error("id: t\ntitle: T\nmode: static\nitems:\n" + ITEM + "    fact: eval.accuracy\n    ge: 99.4\n")
     assert err.where == "r.yaml:8"
-    assert err.what == "item 'a' reads eval.accuracy, which only a run measures, but mode is static"
+    assert err.what == ("item 'a' reads eval.accuracy, which only a run measures (the clean evaluation of the "
+                        "exported model), but mode is static")
+    assert err.fix == "use mode: execute or mode: evaluate, or drop the item"
     static = load("id: t\ntitle: T\nmode: static\nitems:\n" + ITEM + "    fact: notebook.comment_coverage\n    eq: 1\n")
     assert items_needing_execution(static) == []
+
+
+@pytest.mark.parametrize("fact", ["claims.run_accuracy", "claims.run_accuracy_gap", "train.epochs_checked"])
+def test_a_static_rubric_on_a_fact_only_the_graded_run_prints_is_refused(fact):
+    """Issue 25: `claims.run_accuracy` was accepted in a static rubric, then scored not_measured ("the outputs do
+    not show it"). Its declaration says only execute mode judges it, so the rubric is refused where it is loaded."""
+    err = error("id: t\ntitle: T\nmode: static\nitems:\n" + ITEM + f"    fact: {fact}\n    ge: 99\n")
+    assert err.where == "r.yaml:8" and err.what.startswith(f"item 'a' reads {fact}, which only a run measures (")
+    assert err.fix == "use mode: execute, or drop the item"
+
+
+def test_a_static_rubric_may_read_no_fact_a_static_check_does_not_judge():
+    for fact in (f for f in known_facts() if not spec(f).judged_at("static")):
+        declared = spec(fact)
+        ref = {"number": "0", "bool": "true", "list": "[]", "record": "{}"}.get(declared.kind,
+                                                                               (declared.choices or ("x",))[0])
+        text = f"id: t\ntitle: T\nmode: static\nitems:\n{ITEM}    fact: {fact}\n    eq: {ref}\n"
+        assert "only a run measures" in error(text).what, fact
 
 
 def test_several_problems_are_all_shown_each_with_its_line():

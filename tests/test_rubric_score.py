@@ -6,7 +6,8 @@ import pytest
 from grader import yamlio
 from grader.facts import Facts
 from grader.rubric.load import load_rubric, rubric_from_yaml
-from grader.rubric.score import format_value, score
+from grader.facts import spec
+from grader.rubric.score import score
 
 
 def facts(**dotted) -> Facts:
@@ -202,10 +203,26 @@ def test_a_template_that_fails_on_real_facts_does_not_stop_scoring():
     ("model.params.trainable", 13808, "13,808"), ("eval.accuracy", 99.42, "99.42%"),
     ("notebook.comment_coverage", 0.75, "75%"), ("train.epochs", 14.5, "14.5"), ("model.gap", False, "false"),
     ("notebook.uncommented_cells", list(range(10)), "[0, 1, 2, 3, 4, 5, 6, 7, ...] (10 in all)"),
-    ("eval.accuracy", None, "not measured"),
+    ("eval.accuracy", None, "not measured"), ("model.rf.final", 28, "28 px"), ("train.seconds", 61.5, "61.5 s"),
+    ("claims.accuracy_gap", 0.6, "0.6 percentage points"),
 ])
 def test_values_are_formatted_for_people(fact, value, shown):
-    assert format_value(fact, value) == shown
+    assert spec(fact).show(value) == shown
+
+
+@pytest.mark.parametrize("fact, value, shown", [  # each shows its unit, as its declaration says (issue 25: no %)
+    ("eval.unseen_accuracy", 98.7, "98.7%"), ("claims.run_accuracy", 99.1, "99.1%"),
+    ("claims.last_accuracy", 99.0, "99%"), ("eval.per_class", [99.8, 98.25], "[99.8%, 98.25%]"),
+    ("claims.run_accuracy_gap", 1.5, "1.5 percentage points"), ("eval.unseen_gap", -0.25, "-0.25 percentage points"),
+])
+def test_every_percent_fact_shows_its_unit(fact, value, shown):
+    assert spec(fact).show(value) == shown
+
+
+def test_an_item_on_unseen_accuracy_states_it_in_percent():
+    r = rubric("  - id: u\n    title: U\n    fact: eval.unseen_accuracy\n    points: 1\n    ge: 99\n")
+    item = by_id(score(facts(eval__unseen_accuracy=98.7), r))["u"]
+    assert item.evidence == "eval.unseen_accuracy = 98.7%; needs >= 99%"
 
 
 def test_the_sheet_is_json_serialisable():

@@ -14,7 +14,7 @@ from grader.cli.common import add_run_options, console_for, run_overrides, statu
 from grader.cli.main import EXIT_INTERNAL
 from grader.facts import Facts
 from grader.formatting import cells
-from grader.rubric.score import NOT_GRADED
+from grader.rubric.reasons import NOT_GRADED
 from grader.rubric.sheet import ScoreSheet
 
 HELP = """\

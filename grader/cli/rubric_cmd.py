@@ -9,12 +9,12 @@ from rich.console import Console
 from rich.table import Table as RichTable
 
 from grader.errors import GraderError
-from grader.facts import known_facts
+from grader.fact_spec import DEPTHS, PROVENANCES, STAGES
+from grader.facts import known_facts, spec
 from grader.rubric.load import load_rubric, rubric_hash, shipped
 from grader.rubric.schema import __doc__ as SCHEMA_DOC
 from grader.formatting import num
 from grader.settings import LIMITS
-from grader.rubric.schema import fact_field, fact_kind, fact_type
 from grader.rubric.score import items_needing_execution, needs
 
 HELP = """\
@@ -41,6 +41,13 @@ HELP = HELP.replace("{EXAMPLE}", SCHEMA_DOC[SCHEMA_DOC.index("    id:"):].rstrip
                           for limit in LIMITS))
 
 
+FACTS_HELP = ("Every dotted fact name a stage produces: its kind (and unit), the stage that measures it, where its "
+              "value comes from, the depths of grading that judge it (an item the depth does not judge is "
+              "not_judged; a static rubric may not read it) and its meaning.\n\nstages:\n"
+              + "\n".join(f"  {key:<12} {text}" for key, text in STAGES.items()) + "\n\nfrom:\n"
+              + "\n".join(f"  {key:<12} {text}" for key, text in PROVENANCES.items()))
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("rubric", help="check and show YAML rubrics", description=HELP,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -63,7 +70,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     show.set_defaults(handler=run_show)
 
     facts = commands.add_parser("facts", help="list the facts an item may read",
-                                description="Every dotted fact name a stage produces, its kind and meaning.")
+                                description=FACTS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     facts.set_defaults(handler=run_facts)
 
 
@@ -124,11 +131,12 @@ def run_show(args: argparse.Namespace) -> int:
 
 def run_facts(args: argparse.Namespace) -> int:
     table = RichTable(title="facts a rubric item may read", title_justify="left")
-    for column in ("fact", "kind", "meaning"):
-        table.add_column(column)
+    for column in ("fact", "kind", "stage", "from", "judged in", "meaning"):
+        table.add_column(column, no_wrap=column in ("fact", "stage", "from"))
     for name in known_facts():
-        kind, choices = fact_kind(name)
-        shown = " | ".join(choices) if choices else kind if kind != "other" else str(fact_type(name))
-        table.add_row(name, shown, fact_field(name).description or "")
+        declared = spec(name)
+        kind = " | ".join(declared.choices) or declared.kind + (f" ({declared.unit})" if declared.unit else "")
+        judged = ", ".join(depth.replace("_", " ") for depth in DEPTHS if declared.judged_at(depth))
+        table.add_row(name, kind, declared.stage, declared.provenance, judged, declared.description)
     _console().print(table)
     return 0

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from grader.api import grade_facts, hand_in_at
 from grader.cli.common import add_run_options, console_for, limits_given, status_line, warn_if_unsandboxed
-from grader.facts import Facts
+from grader.facts import Facts, spec
 from grader.formatting import cells
 from grader.settings import Options
 
@@ -43,25 +43,25 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def summary_lines(facts: Facts) -> list[str]:
-    def show(value, fmt="{}"):
-        return "not measured" if value is None else fmt.format(value)
+    def show(name: str) -> str:
+        """The fact as its declaration shows it on a report's card (99.42%, 83%, 28 px), or "not measured"."""
+        return spec(name).show_short(facts.get(name))
 
     lines = [f"verdict      {facts.verdict.kind}: {facts.verdict.message}"]
     if facts.eval.accuracy is not None or facts.claims.accuracy is not None:
-        lines.append(f"accuracy     {show(facts.eval.accuracy, '{:.2f}%')} measured"
-                     f" (the notebook printed {show(facts.claims.accuracy, '{:.2f}%')})")
+        lines.append(f"accuracy     {show('eval.accuracy')} measured (the notebook printed {show('claims.accuracy')})")
     gap = facts.claims.params_gap
-    lines.append(f"parameters   {show(facts.model.params.trainable, '{:,}')} trainable"
-                 f" (the notebook printed {show(facts.claims.params, '{:,}')}"
+    lines.append(f"parameters   {show('model.params.trainable')} trainable "
+                 f"(the notebook printed {show('claims.params')}"
                  + (f": {abs(gap):,} {'more' if gap > 0 else 'fewer'} than the model graded has)" if gap else ")"))
-    lines.append(f"layers       conv {show(facts.model.layers.conv)}, 1x1 {show(facts.model.layers.conv1x1)}, "
-                 f"linear {show(facts.model.layers.linear)}, batch norm {show(facts.model.layers.batchnorm)}, "
-                 f"dropout {show(facts.model.layers.dropout)}, GAP {show(facts.model.gap)}, "
-                 f"transitions {show(facts.model.transitions)}")
-    lines.append(f"receptive    {show(facts.model.rf.final)} at the last spatial layer")
-    lines.append(f"training     {show(facts.train.epochs)} epochs, {show(facts.train.optimizer_steps)} optimizer steps "
-                 f"on {show(facts.train.device)}")
-    lines.append(f"comments     {show(facts.notebook.comment_coverage, '{:.0%}')} of code cells"
+    lines.append(f"layers       conv {show('model.layers.conv')}, 1x1 {show('model.layers.conv1x1')}, "
+                 f"linear {show('model.layers.linear')}, batch norm {show('model.layers.batchnorm')}, "
+                 f"dropout {show('model.layers.dropout')}, GAP {show('model.gap')}, "
+                 f"transitions {show('model.transitions')}")
+    lines.append(f"receptive    {show('model.rf.final')} at the last spatial layer")
+    lines.append(f"training     {show('train.epochs')} epochs, {show('train.optimizer_steps')} optimizer steps "
+                 f"on {show('train.device')}")
+    lines.append(f"comments     {show('notebook.comment_coverage')} of code cells"
                  + (f" (without one: {cells(facts.notebook.uncommented_cells)})" if facts.notebook.uncommented_cells
                     else ""))
     return lines

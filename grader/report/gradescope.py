@@ -20,7 +20,7 @@ from typing import Any, Literal, Sequence
 
 from grader.facts import Facts
 from grader.formatting import num
-from grader.rubric.score import NOT_GRADED
+from grader.rubric.reasons import NOT_GRADED
 from grader.rubric.sheet import ItemResult, ScoreSheet
 
 Visibility = Literal["visible", "hidden", "after_due_date", "after_published"]

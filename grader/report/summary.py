@@ -11,9 +11,11 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal, Optional, Sequence
 
 from grader.arch.stored_state import ALLOWANCE
-from grader.facts import CellErrorFacts, ClaimsFacts, Facts
+from grader.fact_spec import VERDICTS
+from grader.facts import CellErrorFacts, ClaimsFacts, Facts, spec
 from grader.formatting import cells, num
 from grader.report.audience import Audience, student_items, student_pass_rule
+from grader.rubric.reasons import not_measured_reason
 from grader.rubric.sheet import ItemResult, ScoreSheet
 
 State = Literal["good", "warn", "bad", "missing", "neutral"]
@@ -21,24 +23,6 @@ State = Literal["good", "warn", "bad", "missing", "neutral"]
 MISCLASSIFIED_SHOWN = 36
 NO_SCORE = "—"  # where a score would be, when the grader failed and there is none
 
-# How a run ended, as the end of the sentence "The notebook ...".
-VERDICT_LABELS = {
-    "ok": "ran to the end",
-    "timeout": "ran out of time",
-    "memory": "ran out of memory",
-    "crash": "stopped with an error",
-    "no_model": "left no model to evaluate",
-    "bad_model": "left a model the grader could not evaluate",
-    "invalid_notebook": "is not a notebook the grader can read",
-    "nothing_to_grade": "to grade could not be picked out of the hand-in, so nothing was graded",
-    "output_limit": "printed more output than the grader keeps",
-    "missing_module": "imports a module that is neither in the grading environment nor handed in with it",
-    "sandbox_error": "could not be started by the grader (not the student's fault)",
-    "grader_failed": "was not graded: the grader failed — not your fault",
-    "disk": "filled its disk quota (bytes or files)",
-    "not_exportable": "left a model that torch.export cannot capture, so it was not measured",
-    "lookup": "left a model that looks answers up in stored data instead of computing them",
-}
 STATUS_LABELS = {"passed": "passed", "partial": "partial", "failed": "failed", "not_measured": "not measured",
                  "not_judged": "not judged at this depth"}
 _STATUS_STATE: dict[str, State] = {"passed": "good", "partial": "warn", "failed": "bad", "not_measured": "bad",
@@ -181,16 +165,6 @@ def graded_as(facts: Facts) -> str:
     return GRADED_AS["dry-run" if grading.dry_run else grading.mode]
 
 
-def not_measured_reason(facts: Facts) -> str:
-    verdict = facts.verdict
-    if verdict.kind is None:
-        return "the notebook was not run (static check: only its text was read)"
-    if verdict.kind == "ok":
-        return "the grader could not measure it from this submission"
-    where = f" in code cell {verdict.cell}" if verdict.cell is not None else ""
-    return f"the notebook {VERDICT_LABELS.get(verdict.kind, verdict.kind)}{where}, so the later stages did not run"
-
-
 def _verdict(facts: Facts, sheet: ScoreSheet) -> VerdictView:
     v = facts.verdict
     kind = v.kind or sheet.verdict_kind
@@ -205,7 +179,7 @@ def _verdict(facts: Facts, sheet: ScoreSheet) -> VerdictView:
     elif kind == "ok" and facts.grading.dry_run:
         headline = "The notebook ran to the end in a dry run: its training and test code ran once, on two batches."
     else:
-        headline = f"The notebook {VERDICT_LABELS.get(kind, kind)}."
+        headline = VERDICTS[kind].headline
     if kind == "ok" and v.failed_cells and facts.grading.mode == "execute":
         headline = f"{headline[:-1]}, but {cells(v.failed_cells)} raised an error."
     if message and message.strip().rstrip(".").lower() == headline.rstrip(".").lower():
@@ -262,12 +236,12 @@ def _state(fact: str, value: Any, items: Sequence[ItemResult]) -> State:
 def _key_facts(facts: Facts, items: Sequence[ItemResult]) -> list[KeyFact]:
     claims, model, train, notebook = facts.claims, facts.model, facts.train, facts.notebook
 
-    def fact(label: str, name: str, text: Optional[str], note: str = "", claim: str = "") -> KeyFact:
+    def fact(label: str, name: str, note: str = "", claim: str = "") -> KeyFact:
         """claim: what the notebook printed, shown whether or not the grader measured the fact."""
         value = facts.get(name)
         if value is None:
             return KeyFact(label, name, "—", "; ".join(p for p in ("not measured", claim) if p), "missing")
-        return KeyFact(label, name, text or num(value), claim or note, _state(name, value, items))
+        return KeyFact(label, name, spec(name).show_short(value), claim or note, _state(name, value, items))
 
     printed_accuracy = "; ".join(_printed(said, printed, facts.eval.accuracy) for said, printed in (
         ("the notebook printed", claims.accuracy), ("while graded it printed", claims.run_accuracy))
@@ -275,28 +249,24 @@ def _key_facts(facts: Facts, items: Sequence[ItemResult]) -> list[KeyFact]:
     uncommented = notebook.uncommented_cells or []
     linear = model.layers.linear
     budget = _budget(items, "model.params.trainable") if model.params.trainable is not None else ""
-    params = fact("Trainable parameters", "model.params.trainable", None,
+    params = fact("Trainable parameters", "model.params.trainable",
                   claim="; ".join(p for p in (_printed_params(claims), budget) if p))
     if claims.params_gap and params.state in ("good", "neutral"):  # flagged whatever the rubric reads
         params = replace(params, state="warn")
     return [
         params,
-        fact("Learned numbers", "model.stored.learned", None, _stored_note(model.stored, items)),
-        fact("Test accuracy", "eval.accuracy", f"{facts.eval.accuracy:.2f}%" if facts.eval.accuracy is not None else None,
-             "measured by the grader on the 10,000 test images", printed_accuracy),
+        fact("Learned numbers", "model.stored.learned", _stored_note(model.stored, items)),
+        fact("Test accuracy", "eval.accuracy", "measured by the grader on the 10,000 test images", printed_accuracy),
         *_unseen(facts, items),
-        fact("Epochs", "train.epochs", None, "counted while it trained",
+        fact("Epochs", "train.epochs", "counted while it trained",
              f"the notebook printed {num(claims.epochs)}" if claims.epochs is not None else ""),
-        fact("Receptive field", "model.rf.final", f"{model.rf.final} px" if model.rf.final is not None else None,
-             _rf_note(model)),
+        fact("Receptive field", "model.rf.final", _rf_note(model)),
         fact("Comment coverage", "notebook.comment_coverage",
-             f"{notebook.comment_coverage:.0%}" if notebook.comment_coverage is not None else None,
              f"without a comment: {cells(uncommented)}" if uncommented else "every code cell has a comment"),
-        fact("Global average pooling", "model.gap", {True: "yes", False: "no", None: None}[model.gap],
-             f"fully-connected layers: {linear}" if linear is not None else ""),
-        fact("Training time", "train.seconds", f"{train.seconds:,.0f} s" if train.seconds is not None else None,
-             " · ".join(p for p in (f"on {train.device}" if train.device else "",
-                                    f"evaluated via {facts.eval.path}" if facts.eval.path else "") if p)),
+        fact("Global average pooling", "model.gap", f"fully-connected layers: {linear}" if linear is not None else ""),
+        fact("Training time", "train.seconds", " · ".join(p for p in (
+            f"on {train.device}" if train.device else "", f"evaluated via {facts.eval.path}" if facts.eval.path else "")
+            if p)),
     ]
 
 
@@ -340,12 +310,13 @@ def _unseen(facts: Facts, items: Sequence[ItemResult]) -> list[KeyFact]:
     note = "measured on QMNIST's 50,000 digits beyond MNIST's test set, which no notebook can have seen"
     state = _state("eval.unseen_accuracy", ev.unseen_accuracy, items)
     if ev.unseen_gap is not None:
-        note += f"; {ev.unseen_gap:+.2f} points from the test accuracy to this"
+        note += f"; {spec('eval.unseen_gap').show_short(ev.unseen_gap)} from the test accuracy to this"
         if ev.unseen_gap > UNSEEN_FLAG:
             note += (f": more than {UNSEEN_FLAG:g} point lower on unseen digits, so the test accuracy owes something "
                      "to MNIST's test set itself (check how the model was trained and what it stores)")
             state = "warn"
-    return [KeyFact("Accuracy on unseen digits", "eval.unseen_accuracy", f"{ev.unseen_accuracy:.2f}%", note, state)]
+    return [KeyFact("Accuracy on unseen digits", "eval.unseen_accuracy", spec("eval.unseen_accuracy").show_short(
+        ev.unseen_accuracy), note, state)]
 
 
 def _printed_params(claims: ClaimsFacts) -> str:
@@ -367,12 +338,12 @@ CLAIM_FLAG = 0.5  # percentage points between a printed and the measured accurac
 
 def _printed(said: str, printed: float, measured: Optional[float]) -> str:
     """'while graded it printed 99.65% (+89.65 points: more than 0.5 over what was measured)'."""
-    text = f"{said} {printed:.2f}%"
+    text = f"{said} {spec('claims.accuracy').show_short(printed)}"
     if measured is None:
         return text
     gap = printed - measured
     flag = f": more than {CLAIM_FLAG:g} over what was measured" if gap > CLAIM_FLAG else ""
-    return text + f" ({gap:+.2f} points{flag})"
+    return text + f" ({spec('claims.accuracy_gap').show_short(gap)}{flag})"
 
 
 def _rf_note(model) -> str:
@@ -451,7 +422,7 @@ def _evaluation(facts: Facts, labels, predictions) -> Optional[EvalView]:
     if ev.accuracy is None:
         return None
     return EvalView(
-        accuracy=f"{ev.accuracy:.2f}%",
+        accuracy=spec("eval.accuracy").show_short(ev.accuracy),
         predictions=prediction_summary(ev.confusion, ev.accuracy),
         collapsed=bool(ev.confusion) and predicted_share(ev.confusion)[1] >= COLLAPSED,
         per_class=[f"{v:.2f}" for v in ev.per_class] if ev.per_class is not None else None,

@@ -38,9 +38,13 @@
 An item passes with full points when its comparison holds. With `bands` instead
 of a comparison, the first band (top to bottom) whose comparison holds gives
 its points: all of them is `passed`, some is `partial`, no band is `failed`.
-A fact that was not measured (the notebook crashed, static mode, ...) scores
-zero as `not_measured`. Numbers compare with a tolerance of 1e-9, so 99.4
-measured as 99.39999999999999 is still `>= 99.4`.
+A fact the run should have measured and did not (the notebook crashed, ...)
+scores zero as `not_measured`; a fact this depth of grading cannot judge (a
+static check, evaluate mode, a dry run: `grade rubric facts`, column "judged
+in") scores zero as `not_judged`, and a `mode: static` rubric may not read it.
+Numbers compare with a tolerance of 1e-9, so 99.4 measured as
+99.39999999999999 is still `>= 99.4`; evidence states them in the fact's unit
+(99.4%, 83.3%, 0.6 percentage points).
 
 Feedback templates (`pass`, `fail`, optional `partial`, `not_measured`) see the
 facts as nested names (`model.params.trainable`, `verdict.message`), `value`
@@ -59,10 +63,10 @@ from typing import Annotated, Any, Callable, Literal, Optional, Union, get_args,
 from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, Strict, field_validator, model_validator
-from pydantic.fields import FieldInfo
 
 from grader.env.spec import EnvironmentSpec
-from grader.facts import Facts, known_facts
+from grader.fact_spec import STAGES
+from grader.facts import Facts, fact_type, known_facts, spec
 from grader.formatting import cells, num, plural, pct
 from grader.rubric.sheet import Visibility
 from grader.schema_errors import did_you_mean, invalid
@@ -71,18 +75,10 @@ from grader.settings import Mode, RubricLimits
 OPERATORS = ("lt", "le", "ge", "gt", "eq", "in", "between")
 ORDERING = ("lt", "le", "ge", "gt", "between")
 SYMBOL = {"lt": "<", "le": "<=", "ge": ">=", "gt": ">", "eq": "="}
-# Facts that only a run can establish: `grade check --static` lists their items as "needs a run".
-# claims.accuracy_gap and claims.params_gap compare what was printed with what was measured; verdict.* is the
-# run's outcome.
-NEEDS_RUN = ("model.", "train.", "eval.", "verdict.", "claims.accuracy_gap", "claims.params_gap")
 TOLERANCE = 1e-9
 
 _ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 Number = Annotated[float, Strict()]  # YAML `true` is not a number here
-
-
-def needs_run(fact: str) -> bool:
-    return fact.startswith(NEEDS_RUN)
 
 
 ENV = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
@@ -100,37 +96,10 @@ def template(text: str):
 
 # --- what each fact holds, for checking comparisons when the rubric loads ------------------------------------
 
-def fact_field(name: str) -> FieldInfo:
-    """The declaration of a dotted fact in the facts record (its type and description)."""
-    model: Any = Facts
-    for part in name.split("."):
-        field = model.model_fields[part]
-        model = field.annotation
-    return field
-
-
-def fact_type(name: str) -> Any:
-    """The declared type of a dotted fact (Optional removed)."""
-    node = fact_field(name).annotation
-    if get_origin(node) is Union:
-        node = next(arg for arg in get_args(node) if arg is not type(None))
-    return node
-
-
 def fact_kind(name: str) -> tuple[str, tuple]:
-    """('number' | 'bool' | 'text' | 'list' | 'other', the allowed texts of a Literal)."""
-    kind = fact_type(name)
-    if kind is bool:
-        return "bool", ()
-    if kind in (int, float):
-        return "number", ()
-    if kind is str:
-        return "text", ()
-    if get_origin(kind) is Literal:
-        return "text", get_args(kind)
-    if get_origin(kind) is list:
-        return "list", ()
-    return "other", ()
+    """('number' | 'bool' | 'text' | 'list' | 'record', the allowed texts of a Literal), as the fact declares."""
+    declared = spec(name)
+    return declared.kind, declared.choices
 
 
 def _sample(kind: Any) -> Any:
@@ -479,9 +448,12 @@ class Rubric(_Strict):
                 raise invalid(f"item id {item.id!r} is used twice", fix="item ids must be unique; the first is here",
                               at=("items", i, "id"), see=("items", first[item.id], "id"))
             first[item.id] = i
-            if self.mode == "static" and needs_run(item.fact):
-                raise invalid(f"item {item.id!r} reads {item.fact}, which only a run measures, but mode is static",
-                              fix="use mode: execute (or evaluate), or drop the item", at=("items", i, "fact"))
+            declared = spec(item.fact)
+            if self.mode == "static" and not declared.judged_at("static"):
+                modes = " or ".join(f"mode: {m}" for m in ("execute", "evaluate") if declared.judged_at(m))
+                raise invalid(f"item {item.id!r} reads {item.fact}, which only a run measures "
+                              f"({STAGES[declared.stage]}), but mode is static",
+                              fix=f"use {modes}, or drop the item", at=("items", i, "fact"))
         if self.pass_.min_score is not None and self.pass_.min_score > self.max_score:
             raise invalid(f"pass: min_score {num(self.pass_.min_score)} is more than the {num(self.max_score)} "
                           "points the items give, so nothing can pass",
