@@ -25,9 +25,9 @@ import hashlib
 import os
 import re
 import stat
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Iterable
 
 MAX_FILES = 200
 MAX_FILE_BYTES = 8 << 20

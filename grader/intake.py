@@ -67,7 +67,7 @@ class Submission:
     nothing_to_grade: str | None = None  # why no file of the hand-in was picked (none, or several notebooks)
     handed_in: bool = True  # False: a roster's student whose id no file or folder of the class carries
 
-    def hand_in(self) -> "HandIn | Path":
+    def hand_in(self) -> HandIn | Path:
         """What was handed in: the hand-in (listed now when only its root is known), or the file alone."""
         if self.handin is not None:
             return self.handin

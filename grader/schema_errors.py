@@ -10,7 +10,8 @@ its own line and fix, so that one lint run shows all there is to mend.
 from __future__ import annotations
 
 import difflib
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import PydanticCustomError

@@ -59,7 +59,7 @@ def _request(client: httpx.Client, method: str, url: str, server: str, **kw) -> 
                           where=server, fix="check the server URL: it is the course's grade serve address") from None
 
 
-def submit(path_or_link: "str | Path", server: str, *, key: Optional[str] = None, depth: str = "dry-run",
+def submit(path_or_link: str | Path, server: str, *, key: Optional[str] = None, depth: str = "dry-run",
            rubric: Optional[str] = None, assignment: Optional[str] = None, timeout: float = 300.0,
            launch: Optional[str] = None) -> dict:
     """Check a saved notebook (a path) or a GitHub link on `server` at `depth` ("static" or "dry-run"); the

@@ -32,9 +32,10 @@ import keyword
 import re
 import tokenize
 from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Optional
+from typing import Optional
 
 from datasketch import MinHash
 

@@ -35,7 +35,7 @@ def target(name: str) -> str:
     return f"{MODELS / name}"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def table(name: str):
     return table_from_target(target(name), "1x28x28")
 

@@ -112,8 +112,8 @@ def test_missing_module_is_named(options):
 
 
 def test_without_bwrap_execution_is_refused_with_the_fix(monkeypatch, real_mnist_dir, capsys):
-    from grader.cli.main import main
     import grader.sandbox.run as sandbox_run
+    from grader.cli.main import main
 
     monkeypatch.setattr(sandbox_run, "bwrap_available", lambda: None)
     assert main(["run", str(FIXTURES / "no_model_at_all.ipynb"), "--data", str(real_mnist_dir)]) == 2

@@ -20,7 +20,7 @@ import pydantic
 import pytest
 
 import grader
-from grader.data.locate import FILE_NAMES, mnist_folder
+from grader.data.locate import FILE_NAMES
 from grader.errors import GraderError
 from grader.sandbox.bwrap import HostLayout, SandboxSpec, _python_roots, build_argv
 

@@ -14,8 +14,7 @@ import pytest
 
 from grader import handin
 from grader.cli.main import main
-from grader.handin import (CHECKPOINT_REASON, DATA_REASON, LINK_REASON, MAX_FILE_BYTES, UNSAFE_PATH_REASON,
-                           collect)
+from grader.handin import CHECKPOINT_REASON, DATA_REASON, LINK_REASON, MAX_FILE_BYTES, UNSAFE_PATH_REASON, collect
 from grader.links import LinkError, fetch, find_link, parse_link
 from tests.gitserver import git, github_at, publish, serving
 

@@ -176,7 +176,7 @@ def test_each_lookup_shape_is_named_with_its_node_and_table():
     ]
 
 
-def _stored_facts(**stored) -> "Facts":
+def _stored_facts(**stored) -> Facts:
     from grader.facts import Facts
 
     return Facts.model_validate({"model": {"params": {"trainable": stored["trainable"]}, "stored": stored,

@@ -109,8 +109,7 @@ def test_stack_errors_point_into_the_bank():
 def test_the_bank_example_in_the_help_is_a_valid_bank():
     import textwrap
 
-    from grader.quiz import bank as bank_module
-    from grader.quiz import draw_quiz
+    from grader.quiz import bank as bank_module, draw_quiz
 
     doc = bank_module.__doc__
     example = load(textwrap.dedent(doc[doc.index("    quiz:"):]))

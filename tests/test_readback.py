@@ -29,7 +29,7 @@ from grader.evaluate.job import read_back
 from grader.pipeline import grade_facts
 from grader.sandbox import SandboxSpec, run_sandboxed
 from grader.sandbox.readback import Folder, Kind, Missing, NotAName, NotRegular, Symlink, TooBig, labels_from_npy
-from grader.settings import Options, RunLimits
+from grader.settings import Options
 
 FIXTURES = Path(__file__).parent / "fixtures" / "readback"
 GRADER = Path(grader.__file__).resolve().parent

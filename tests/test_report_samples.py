@@ -17,8 +17,17 @@ import numpy as np
 from grader.arch.spec import parse_line
 from grader.data import load_mnist
 from grader.evaluate.metrics import metrics
-from grader.facts import (ClaimsFacts, Facts, LayerCounts, ModelFacts, NotebookFacts, ParamFacts, RfFacts,
-                          TrainFacts, VerdictFacts)
+from grader.facts import (
+    ClaimsFacts,
+    Facts,
+    LayerCounts,
+    ModelFacts,
+    NotebookFacts,
+    ParamFacts,
+    RfFacts,
+    TrainFacts,
+    VerdictFacts,
+)
 from grader.rubric.sheet import ItemResult, ScoreSheet
 
 COURSE_NET = ("28x28x1 > (c3:8 nobias > bn > relu)*2 > mp2 > c1:8 nobias > (c3:16 nobias > bn > relu)*3"

@@ -1,8 +1,7 @@
 """`grade rubric lint|show|facts`: exit codes and what they print."""
 
 from grader.cli.main import main
-from grader.rubric.load import load_rubric
-from grader.rubric.load import RUBRICS
+from grader.rubric.load import RUBRICS, load_rubric
 
 BROKEN = ("id: t\ntitle: T\nitems:\n"
           "  - id: a\n    title: A\n    points: 10\n    fact: model.param.trainable\n    lt: 1\n")

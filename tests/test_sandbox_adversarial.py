@@ -16,8 +16,7 @@ from pathlib import Path
 import pytest
 
 import grader
-from grader.sandbox import SandboxResult, SandboxSpec, run_sandboxed
-from grader.sandbox import limits
+from grader.sandbox import SandboxResult, SandboxSpec, limits, run_sandboxed
 from grader.sandbox.bwrap import GRADER_SRC_INSIDE
 from tests.bound_paths import leading_into, shows_only_the_way_in
 

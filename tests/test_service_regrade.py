@@ -8,10 +8,9 @@ import json
 import shutil
 import time
 import uuid
+from datetime import datetime
 
 import pytest
-
-from datetime import datetime
 
 from tests.fixtures.service.harness import ADA, DI, RUBRICS, notebook_bytes, start_server, submission
 from tests.fixtures.service.platform import Platform, hidden

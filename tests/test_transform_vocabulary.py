@@ -117,7 +117,7 @@ def test_an_honest_zoomed_transform_is_replayed_by_the_grader_and_scores_what_it
         return round(float((scores.argmax(1).numpy() == test.labels).mean() * 100), 4)
 
     zoomed = accuracy(torch.stack([tf(Image.fromarray(im, mode="L")) for im in test.images]))
-    plain = accuracy((torch.from_numpy(test.images.astype(np.float32) / 255 - 0.1307) / 0.3081))
+    plain = accuracy(torch.from_numpy(test.images.astype(np.float32) / 255 - 0.1307) / 0.3081)
     print(f"measured {facts.eval.accuracy}%, zoomed inputs on the host {zoomed}%, plain inputs {plain}%")
     assert facts.eval.accuracy == pytest.approx(zoomed, abs=0.011) and abs(zoomed - plain) > 1, (zoomed, plain)
 

@@ -15,8 +15,8 @@ the largest of the inputs'.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Sequence
 
 from grader.arch.layers import Layer
 from grader.errors import GraderError

@@ -32,8 +32,10 @@ end. Kernel sizes, strides, padding, dims, shapes, momentum and dropout rates ar
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable, Optional, Union
+from typing import Any, Optional, Union
+
 
 def op_name(node: Any) -> str:
     """`aten.cdist.default` -> `cdist`; a Python function (`operator.getitem`) -> its name."""

@@ -25,7 +25,8 @@ the same way and the list names their dtype. Batch-norm statistics, not counted,
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from grader.arch.graph_ops import BATCH_NORM as _BATCH_NORM, BN_STATS, Literal, dataflow, literal_numbers, op_name
 from grader.facts import StoredFacts

@@ -21,9 +21,10 @@ import inspect
 import re
 import sys
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from torch import fx, nn

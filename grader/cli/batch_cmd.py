@@ -11,9 +11,24 @@ from pathlib import Path
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from grader.api import (EXECUTORS, Regrade, Result, canvas_target, check_moodle_worksheet, executor_for, grade_class,
-                        keep_previous, load_bank, load_rubric, options_for, prepare_test_data, record_grading,
-                        regrade_report, write_lms_exports, write_outputs)
+from grader.api import (
+    EXECUTORS,
+    Regrade,
+    Result,
+    canvas_target,
+    check_moodle_worksheet,
+    executor_for,
+    grade_class,
+    keep_previous,
+    load_bank,
+    load_rubric,
+    options_for,
+    prepare_test_data,
+    record_grading,
+    regrade_report,
+    write_lms_exports,
+    write_outputs,
+)
 from grader.cli.common import add_run_options, console_for, run_overrides, warn_if_unsandboxed
 from grader.cli.main import EXIT_INTERNAL
 from grader.errors import GraderError

@@ -13,10 +13,8 @@ from rich.console import Console
 from rich.table import Table as RichTable
 
 from grader.errors import GraderError
-from grader.quiz.answers import FORMATS as ANSWER_FORMATS
-from grader.quiz.answers import format_of, parse_answers
-from grader.quiz.bank import __doc__ as BANK_DOC
-from grader.quiz.bank import load_bank
+from grader.quiz.answers import FORMATS as ANSWER_FORMATS, format_of, parse_answers
+from grader.quiz.bank import __doc__ as BANK_DOC, load_bank
 from grader.quiz.check import QuizResult, check_answers, gradescope_results
 from grader.quiz.draw import draw_quiz
 from grader.quiz.export import FORMATS, export

@@ -29,8 +29,7 @@ from urllib.request import urlopen
 
 import numpy as np
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, TextColumn, TransferSpeedColumn
-from rich.progress import Progress as Bars
+from rich.progress import BarColumn, DownloadColumn, Progress as Bars, TextColumn, TransferSpeedColumn
 
 from grader.data.idx import read_images, read_labels, read_raw, write_idx
 from grader.data.locate import FILE_NAMES, SPLITS, cache_dir, find_mnist, mnist_folder, split_files

@@ -41,8 +41,9 @@ comes from them. Rules:
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable, Optional
+from typing import Optional
 
 from grader.facts import ClaimsFacts
 

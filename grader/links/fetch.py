@@ -25,9 +25,10 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Optional
 
 from grader.handin import LINK_REASON, NOT_UTF8_REASON, HandIn, StagedFile, matches, select
 from grader.links.parse import Link, LinkError

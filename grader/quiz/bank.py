@@ -154,7 +154,7 @@ class FormulaQuestion(_Computed):
     working: Optional[str] = None
 
     @model_validator(mode="after")
-    def _needs(self) -> "FormulaQuestion":
+    def _needs(self) -> FormulaQuestion:
         if self.compute.startswith("repeats") and self.target is None:
             raise ValueError(f"compute: {self.compute} needs target: (the RF or size to reach)")
         if self.compute == "expr" and not self.expr:
@@ -172,7 +172,7 @@ class ChoiceQuestion(_Question):
     explanation: str
 
     @model_validator(mode="after")
-    def _key(self) -> "ChoiceQuestion":
+    def _key(self) -> ChoiceQuestion:
         if self.options is None:
             if not isinstance(self.answer, bool):
                 raise ValueError("a true/false question has answer: true or false (or give options:)")
@@ -231,7 +231,7 @@ class Bank(_Strict):
     questions: Annotated[list[Question], Field(min_length=1)]
 
     @model_validator(mode="after")
-    def _count(self) -> "Bank":
+    def _count(self) -> Bank:
         if self.count is not None and self.count > len(self.questions):
             raise ValueError(f"count: {self.count} is more than the {len(self.questions)} questions in the bank")
         return self

@@ -9,9 +9,9 @@ Pure: a drawn question and a normalised answer in, a `Diagnosis` or None out.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from fractions import Fraction
-from typing import Callable, Iterable
 
 from grader.arch.spec import Stack
 from grader.errors import GraderError

@@ -9,8 +9,9 @@ stack the engine rejects (a size below 1) is drawn again and never shown.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from grader import yamlio
 from grader.arch.engine import Table
@@ -25,7 +26,7 @@ MAX_ATTEMPTS = 200
 
 def seed(quiz_id: str, student: str) -> str:
     """sha256(quiz id, student id) in hex: the root of every choice in one student's quiz."""
-    return hashlib.sha256(f"{quiz_id}\x00{student}".encode("utf-8")).hexdigest()
+    return hashlib.sha256(f"{quiz_id}\x00{student}".encode()).hexdigest()
 
 
 class Dice:

@@ -7,8 +7,9 @@ feedback a student sees and the key can never disagree.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from grader.arch.engine import Row, Table, analyze
 from grader.arch.layers import Layer

@@ -15,8 +15,9 @@ failed on (no score) gets no tests and no score, and an output that says it was 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 from grader.facts import Facts
 from grader.formatting import num

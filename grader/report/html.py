@@ -9,8 +9,9 @@ value: verdict messages, output tails and feedback carry student-controlled text
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
+from typing import Optional
 
 import jinja2
 import numpy as np

@@ -9,8 +9,9 @@ scripts; every value is escaped (code and names are the students').
 from __future__ import annotations
 
 import difflib
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Optional
 
 import jinja2
 

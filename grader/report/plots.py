@@ -10,7 +10,8 @@ Gradescope writer, the gradebook) should not pay it.
 from __future__ import annotations
 
 import io
-from typing import TYPE_CHECKING, Optional, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 

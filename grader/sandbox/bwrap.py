@@ -12,9 +12,9 @@ import shutil
 import site
 import stat
 import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import grader
 from grader.errors import GraderError

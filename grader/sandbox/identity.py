@@ -22,9 +22,9 @@ import stat
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from grader.errors import GraderError
 from grader.sandbox import nested

@@ -30,10 +30,10 @@ import resource
 import signal
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Iterator
 
 PARENT = "mnist-grader"
 _MOUNTS = Path("/proc/self/mounts")

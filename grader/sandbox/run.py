@@ -10,8 +10,8 @@ import subprocess
 import time
 import warnings
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from grader.errors import GraderError
 from grader.sandbox.bwrap import HostLayout, SandboxSpec, bwrap_available, inside_env, sandbox_command

@@ -13,12 +13,24 @@ import threading
 from pathlib import Path
 from typing import Optional
 
-from grader.api import Executor, Options, TestData, executor_for, grade_submission, options_for, prepare_test_data, \
-    read_grading, record_grading, rerun_reasons, write_outputs, write_student_copy
-from grader.facts import Facts
-from grader.rubric.score import score
+from grader.api import (
+    Executor,
+    Options,
+    TestData,
+    executor_for,
+    grade_submission,
+    options_for,
+    prepare_test_data,
+    read_grading,
+    record_grading,
+    rerun_reasons,
+    write_outputs,
+    write_student_copy,
+)
 from grader.errors import GraderError
+from grader.facts import Facts
 from grader.links import LinkError, fetch, parse_link
+from grader.rubric.score import score
 from grader.rubric.sheet import ScoreSheet
 from grader.service.assignments import Assignment, Assignments
 from grader.service.store import Job, Outcome, Unusable
@@ -125,7 +137,7 @@ class Grader:
         return _outcome(job, result.sheet, "")
 
 
-    def rescored(self, job: Job, assignment: Assignment, options: Options) -> "ScoreSheet | str":
+    def rescored(self, job: Job, assignment: Assignment, options: Options) -> ScoreSheet | str:
         """The sheet the assignment's rubric now gives a graded job, from the facts stored with its report; or,
         as text, why its facts cannot be re-scored and the submission must run again."""
         folder = self.reports / (job.report_dir or "")

@@ -15,7 +15,7 @@ import logging
 import os
 import threading
 import uuid
-from typing import Callable
+from collections.abc import Callable
 
 from tenacity import Retrying, retry_if_not_exception_type, stop_after_attempt, wait_exponential
 

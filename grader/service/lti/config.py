@@ -112,7 +112,7 @@ class Registrations(BaseModel):
     platforms: Annotated[list[Platform], Field(min_length=1)]
 
     @model_validator(mode="after")
-    def _unique(self) -> "Registrations":
+    def _unique(self) -> Registrations:
         seen: dict[tuple[str, str], int] = {}
         for i, platform in enumerate(self.platforms):
             key = (platform.issuer, platform.client_id)

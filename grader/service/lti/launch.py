@@ -19,8 +19,9 @@ import hmac
 import secrets
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Mapping, Optional
+from typing import Optional
 from urllib.parse import urlencode, urlsplit
 
 import httpx
