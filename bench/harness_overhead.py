@@ -106,7 +106,7 @@ def main() -> None:
                 base = time_nbconvert(nb, Path(tmp))
             executed, whole = time_grader(nb, staged, data)
             rows.append((base, executed, whole))
-        base, executed, whole = (statistics.median(col) for col in zip(*rows))
+        base, executed, whole = (statistics.median(col) for col in zip(*rows, strict=True))
         print(f"{name:9s} nbconvert {base:6.1f} s | grader execution {executed:6.1f} s "
               f"(+{executed - base:5.1f} s, x{executed / base:4.2f}) | whole grade run {whole:6.1f} s "
               f"(+{whole - base:5.1f} s, x{whole / base:4.2f})  [medians]")

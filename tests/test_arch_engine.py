@@ -76,7 +76,9 @@ def test_gap_sees_the_whole_map():
 
 
 def test_graph_merge_takes_the_largest_rf():
-    conv = lambda k, src: Layer("conv", k=(k, k), p=((k - 1) // 2,) * 2, out=8, inputs=(src,), label=f"c{k}")
+    def conv(k, src):
+        return Layer("conv", k=(k, k), p=((k - 1) // 2,) * 2, out=8, inputs=(src,), label=f"c{k}")
+
     layers = [conv(3, -1), conv(3, 0), conv(5, -1), Layer("add", inputs=(1, 2), label="add")]
     t = analyze(Shape(28, 28, 8), layers)
     assert t.branches and t.rows[-1].rf == (5, 5) and t.rows[-1].inputs == (2, 3)
@@ -136,7 +138,7 @@ def test_cli_arch_json_and_error_exit_code(capsys):
 
     assert main(["arch", "28x28x1 > c3:8 > mp2 > c1:4 > gap", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["output"] == [1, 1, 4] and [l["rf"] for l in out["layers"]] == [3, 4, 4, 28]
+    assert out["output"] == [1, 1, 4] and [layer["rf"] for layer in out["layers"]] == [3, 4, 4, 28]
     assert main(["arch", "28x28x1 > c3:8 > mp2 > c20:4"]) == 2
     assert "kernel 20 is larger than the input size 13" in capsys.readouterr().err
 

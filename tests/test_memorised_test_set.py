@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from grader.arch.graph_ops import unexpected_ops
 from grader.arch.stored_state import stored_state
+from grader.facts import Facts
 from grader.pipeline import grade_facts
 from grader.rubric.load import load_rubric
 from grader.rubric.score import score
@@ -177,8 +178,6 @@ def test_each_lookup_shape_is_named_with_its_node_and_table():
 
 
 def _stored_facts(**stored) -> Facts:
-    from grader.facts import Facts
-
     return Facts.model_validate({"model": {"params": {"trainable": stored["trainable"]}, "stored": stored,
                                            "ops": {"unexpected": []}},
                                  "verdict": {"kind": "ok", "message": "the notebook ran and its model was captured"}})

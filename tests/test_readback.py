@@ -236,7 +236,7 @@ class Scope:
                 parts += node.args + [k.value for k in node.keywords]
             elif name in self.readers:  # a function of the grader's that reads what it is given
                 params = self.readers[name]
-                parts = [a for param, a in zip(params, node.args) if param]
+                parts = [a for param, a in zip(params, node.args, strict=False) if param]
                 parts += [k.value for k in node.keywords if k.arg in params]
             else:
                 continue

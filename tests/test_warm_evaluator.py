@@ -145,7 +145,7 @@ def test_a_child_that_tampers_with_everything_changes_no_other_result(evaluator,
     for thread in threads:
         thread.join()
     after = [predictions(evaluator, model) for model in MODELS[:2]]
-    for b, d, a in zip(before, during, after):
+    for b, d, a in zip(before, during, after, strict=True):
         assert np.array_equal(b, d) and np.array_equal(b, a)
     assert (evaluator.zygote_pid(), evaluator.starts) == (zygote, starts)  # the zygote was never hit
 

@@ -131,7 +131,7 @@ def source_facts(cells: Sequence[CellLines]) -> SourceFacts:
     imports: set[str] = set()
     colab: list[str] = []
     roots: list[str] = []
-    for cell, tree in zip(cells, trees):
+    for cell, tree in zip(cells, trees, strict=True):
         if tree is None:
             imports.update(_regex_imports(cell.python))
             colab.extend(_regex_colab(cell.python))

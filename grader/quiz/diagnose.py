@@ -109,7 +109,7 @@ def _rf_by_rule(q: DrawnQuestion, at_pool: str, keep_jump: bool) -> Value:
     """The RF along the height axis with a wrong rule: at_pool 'double' (r *= s) or 'add' (r += k-1)."""
     table = q.stack.table()
     r, j = 1, 1
-    for layer, row in zip(q.stack.layers, table.rows[:q.layer]):
+    for layer, row in zip(q.stack.layers, table.rows[:q.layer], strict=False):
         if row.kind not in ("conv", "maxpool", "avgpool", "gap", "linear"):
             continue
         k, s, _ = kernel_along_h(layer, row)
@@ -146,7 +146,7 @@ def _unfloored(q: DrawnQuestion) -> Iterable[Value]:
     row = table.rows[q.layer - 1]
     for rounding in (lambda x: x, math.ceil):
         n: Fraction | int = Fraction(table.input.h)
-        for layer, step in zip(q.stack.layers, table.rows[:q.layer]):
+        for layer, step in zip(q.stack.layers, table.rows[:q.layer], strict=False):
             if step.kind in ("conv", "maxpool", "avgpool") and layer.p != "same":
                 k, s, p = kernel_along_h(layer, step)
                 n = rounding(Fraction(n + 2 * p - k, s)) + 1

@@ -84,7 +84,7 @@ def kernel_along_h(layer: Layer, row: Row) -> tuple[int, int, int | str]:
 def size_working(stack: Stack, table: Table, upto: int) -> list[str]:
     """n: 400 -> 398 (conv3x3 32: 400 + 2*0 - 3 + 1) -> ... -> 195 (maxpool 2x2: floor((390 + 2*0 - 2)/2) + 1); C: ..."""
     sizes, channels = [str(table.input.h)], [str(table.input.c)]
-    for layer, row in zip(stack.layers[:upto], table.rows[:upto]):
+    for layer, row in zip(stack.layers[:upto], table.rows[:upto], strict=True):
         out = row.out_shape
         if row.kind in ("conv", "maxpool", "avgpool"):
             k, s, p = kernel_along_h(layer, row)

@@ -67,7 +67,7 @@ class ServiceCalls:
                             f"({', '.join(platform.origins)}): no token was asked for and nothing sent; if its "
                             f"services answer there, add that origin to ags_origins in the platform file")
         headers = request.pop("headers", {})
-        for attempt in range(2):
+        for _attempt in range(2):
             response = self.http.request(method, url, headers={**headers, "Authorization":
                                                                f"Bearer {self.token(platform, scope)}"}, **request)
             if response.status_code != 401:
