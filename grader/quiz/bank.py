@@ -217,7 +217,7 @@ def default_title(question: Any) -> str:
 
 Question = Annotated[Union[ShapeQuestion, RfQuestion, ParamsQuestion, FormulaQuestion, ChoiceQuestion],
                      Field(discriminator="kind")]
-_MODELS = {"shape": ShapeQuestion, "rf": RfQuestion, "params": ParamsQuestion, "formula": FormulaQuestion,
+_MODELS: dict[str, type[BaseModel]] = {"shape": ShapeQuestion, "rf": RfQuestion, "params": ParamsQuestion, "formula": FormulaQuestion,
            "choice": ChoiceQuestion}
 
 
@@ -286,7 +286,8 @@ def _yaml_loc(loc: tuple) -> tuple:
 def _fields_for(loc: tuple, doc: yamlio.LocatedYaml) -> list[str]:
     if loc and loc[0] == "questions" and len(loc) >= 2:
         item = doc.data["questions"][loc[1]] if isinstance(doc.data.get("questions"), list) else None
-        model = _MODELS.get(item.get("kind")) if isinstance(item, dict) else None
+        kind = item.get("kind") if isinstance(item, dict) else None
+        model = _MODELS.get(kind) if isinstance(kind, str) else None
         return list(model.model_fields) if model else ["id", "kind", "text"]
     return [name for name in Bank.model_fields]
 
@@ -353,7 +354,8 @@ def _check_templates(bank: Bank) -> None:
             template.check_expression(expr, doc.where(here + ("let", name)))
         for j, expr in enumerate(q.require):
             template.check_expression(expr, doc.where(here + ("require", j)))
-        if getattr(q, "expr", None):
-            template.check_expression(q.expr, doc.where(here + ("expr",)))
-        if getattr(q, "working", None):
-            template.check_syntax(q.working, doc.where(here + ("working",)))
+        expression, working = getattr(q, "expr", None), getattr(q, "working", None)
+        if expression:
+            template.check_expression(expression, doc.where(here + ("expr",)))
+        if working:
+            template.check_syntax(working, doc.where(here + ("working",)))

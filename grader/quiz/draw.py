@@ -203,9 +203,11 @@ def _title(bank: Bank, question: Any, context: dict) -> str:
 
 def build_stack(bank: Bank, question: Any, values: dict) -> Stack:
     """The question's stack with the drawn values filled in (a named stack, a one-line spec or YAML)."""
-    raw, loc = question.stack, ("questions", bank.index(question.id), "stack")
+    raw = question.stack
+    loc: tuple[str | int, ...] = ("questions", bank.index(question.id), "stack")
     if isinstance(raw, str) and raw.strip() in bank.stacks:
-        raw, loc = bank.stacks[raw.strip()], ("stacks", raw.strip())
+        name = raw.strip()
+        raw, loc = bank.stacks[name], ("stacks", name)
     where = bank.doc.where(loc)
     try:
         if isinstance(raw, dict):

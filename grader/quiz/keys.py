@@ -167,9 +167,11 @@ def compute_key(question: Any, stack: Stack, layer: int | None, target: int | No
     table = table or stack.table()
     kind = question.kind
     if kind == "shape":
+        assert layer is not None, "a shape question asks about one layer"
         row = table.rows[layer - 1]
         return numbers_key(shape_value(row, question.ask), size_working(stack, table, layer), question.tolerance)
     if kind == "rf":
+        assert layer is not None, "an rf question asks about one layer"
         return numbers_key(rf_value(table.rows[layer - 1]), rf_working(stack, table, layer), question.tolerance)
     if kind == "params":
         rows = selected_rows(table, layer)
@@ -180,9 +182,10 @@ def compute_key(question: Any, stack: Stack, layer: int | None, target: int | No
     raise ValueError(f"not a computed question kind: {kind}")
 
 
-def _formula(question: Any, stack: Stack, table: Table, layer: int, target: int | None,
+def _formula(question: Any, stack: Stack, table: Table, layer: int | None, target: int | None,
              params: Mapping[str, Any]) -> Key:
     if question.compute == "jump":
+        assert layer is not None, "a jump question asks about one layer"
         row = table.rows[layer - 1]
         return numbers_key((row.jump[0],), rf_working(stack, table, layer)[2:3], question.tolerance)
     if question.compute == "repeats_to_rf":
@@ -191,6 +194,7 @@ def _formula(question: Any, stack: Stack, table: Table, layer: int, target: int 
     if question.compute == "repeats_to_size":
         return repeats_key(stack, lambda row: row.out_shape.h <= target, "n", lambda row: row.out_shape.h,
                            f"size <= {target}", question.tolerance)
+    assert layer is not None, "a formula question on a row names its layer"
     row = table.rows[layer - 1]
     context = {**params, "table": table, "rows": table.rows, "row": row, "input": table.input, "output": table.output}
     value = template.evaluate(question.expr, context, "expr")
