@@ -41,7 +41,8 @@ def op_name(node: Any) -> str:
     """`aten.cdist.default` -> `cdist`; a Python function (`operator.getitem`) -> its name."""
     target = node.target
     packet = getattr(target, "_overloadpacket", None)
-    return getattr(packet, "__name__", None) or getattr(target, "__name__", str(target))
+    name = getattr(packet, "__name__", None) or getattr(target, "__name__", str(target))
+    return str(name)
 
 
 CLASSES = 10  # the scores a classifier's final (log-)softmax spans

@@ -9,12 +9,12 @@ allowed values in one place.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any, Literal, Union
 
 from grader.errors import GraderError
 
 Pair = tuple[int, int]
-Padding = Union[Pair, str]  # (ph, pw) added on both sides, or "same"
+Padding = Union[Pair, Literal["same"]]  # (ph, pw) added on both sides, or "same"
 
 ACTIVATIONS = ("relu", "relu6", "leaky_relu", "elu", "gelu", "silu", "sigmoid", "tanh",
                "softmax", "log_softmax", "hardswish", "prelu")

@@ -24,12 +24,13 @@ import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import torch
 from torch import fx, nn
 
 from grader.arch.engine import Shape, Table, analyze
+from grader.arch.graph_ops import op_name
 from grader.arch.layers import Layer, default_label
 from grader.errors import GraderError
 
@@ -101,6 +102,7 @@ def _import_file(path: Path) -> Any:
     stem = re.sub(r"\W", "_", path.stem)
     name = f"_grader_model_{stem}_{hashlib.sha1(str(resolved).encode()).hexdigest()[:8]}"
     module_spec = importlib.util.spec_from_file_location(name, resolved)
+    assert module_spec is not None and module_spec.loader is not None, f"{resolved}: a .py file has a loader"
     module = importlib.util.module_from_spec(module_spec)
     sys.modules[name] = module  # dataclasses and pickling look classes up here
     sys.path.insert(0, str(resolved.parent))  # so the file can import its neighbours
@@ -174,7 +176,8 @@ def table_from_program(program: torch.export.ExportedProgram, *, where: str = "e
     if len(shapes) != 1 or len(shapes[0]) != 4:
         raise GraderError(f"the exported program takes inputs of shapes {shapes}; a layer table needs one image batch (N, C, H, W)",
                           where=where, fix="export the model with one example input: (torch.zeros(1, 1, 28, 28),)")
-    chw = tuple(int(d) for d in shapes[0][1:])
+    _, c, h, w = (int(d) for d in shapes[0])
+    chw = (c, h, w)
     params = [program.state_dict[t] for t in sig.inputs_to_parameters.values()]
     buffers = [program.state_dict.get(t, program.constants.get(t)) for t in sig.inputs_to_buffers.values()]
     return _build(_aten_calls(program), chw, "export", (),
@@ -198,6 +201,8 @@ def table_from_module(module: nn.Module, input_chw: CHW = (1, 28, 28), *, where:
             raise GraderError(f"forward crashed on a zero input of shape 1x{c}x{h}x{w}: {_describe(err)}", where=where,
                               fix="check --input (channels first: CxHxW, e.g. 1x28x28) and that forward runs "
                               "on a batch of one image") from None
+        calls: Iterator[_Call] | list[_Call]
+        notes: tuple[str, ...]
         try:
             program = torch.export.export(module, (example,), strict=False)
             calls, traced_with, notes = _aten_calls(program), "export", ()
@@ -256,7 +261,7 @@ def _aten_calls(program: torch.export.ExportedProgram) -> Iterator[_Call]:
         if node.op != "call_function":
             continue
         target = node.target
-        name = getattr(getattr(target, "_overloadpacket", None), "__name__", None) or getattr(target, "__name__", str(target))
+        name = op_name(node)
         stack = list((node.meta.get("nn_module_stack") or {}).items())
         key, (path, kind) = stack[-1] if stack else ("", ("", ""))
         kind = _type_name(kind)
@@ -451,6 +456,7 @@ class _Reader:
 
     def _pool(self, call: _Call, source: fx.Node) -> None:
         k = _pair(_arg(call, 1, "kernel_size", None), None)
+        assert k is not None, f"{call.name} without its kernel_size"
         stride = _arg(call, 2, "stride", None)
         if call.name.strip("_") == "avg_pool2d":
             layer = Layer("avgpool", k=k, s=_pair(stride, None) or k, p=_pair(_arg(call, 3, "padding", 0), 0),
@@ -540,7 +546,7 @@ def _val(node: fx.Node) -> torch.Tensor:
     return _first(node.meta["val"])
 
 
-def _act_name(call: _Call, name: str) -> str:
+def _act_name(call: _Call, name: str | None) -> str | None:
     if name == "hardtanh":  # ReLU6 lowers to hardtanh(0, 6)
         return "relu6" if (_arg(call, 1, "min_val", -1.0), _arg(call, 2, "max_val", 1.0)) == (0.0, 6.0) else "hardtanh"
     return name
@@ -552,6 +558,10 @@ def _arg(call: _Call, position: int, name: str, default: Any) -> Any:
     return fx.node.map_arg(value, lambda n: n.meta["val"])
 
 
+@overload
+def _pair(value: Any, default: int) -> tuple[int, int]: ...
+@overload
+def _pair(value: Any, default: None) -> tuple[int, int] | None: ...
 def _pair(value: Any, default: int | None) -> tuple[int, int] | None:
     """torch writes 2, [2] or [2, 2]; [] or None means the default (None: the caller decides)."""
     if value is None or (isinstance(value, (list, tuple)) and not value):
