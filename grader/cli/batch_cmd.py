@@ -10,6 +10,7 @@ from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import JustifyMethod
 
 from grader.api import (
     EXECUTORS,
@@ -129,8 +130,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def summary_table(results: list[Result]) -> Table:
     table = Table(title="Grades", title_justify="left")
-    for column, justify in [("student", "left"), ("score", "right"), ("passed", "center"), ("verdict", "left"),
-                            ("not passed", "left"), ("time", "right")]:
+    columns: list[tuple[str, JustifyMethod]] = [("student", "left"), ("score", "right"), ("passed", "center"),
+                                                ("verdict", "left"), ("not passed", "left"), ("time", "right")]
+    for column, justify in columns:
         table.add_column(column, justify=justify)
     for r in results:
         graded = r.sheet.score is not None
@@ -147,8 +149,9 @@ CHANGES_SHOWN = 30  # rows of the changes table; changes.csv has them all
 
 def changes_table(regrade: Regrade) -> Table:
     table = Table(title="Changes since the last grading", title_justify="left")
-    for column, justify in [("student", "left"), ("before", "right"), ("after", "right"), ("delta", "right"),
-                            ("passed", "center"), ("items changed", "left")]:
+    columns: list[tuple[str, JustifyMethod]] = [("student", "left"), ("before", "right"), ("after", "right"),
+                                                ("delta", "right"), ("passed", "center"), ("items changed", "left")]
+    for column, justify in columns:
         table.add_column(column, justify=justify)
 
     def shown(score) -> str:
@@ -158,7 +161,7 @@ def changes_table(regrade: Regrade) -> Table:
         before, after = change.before, change.after
         delta = change.delta
         passed = (f"{'yes' if before.passed else 'no'} → {'[green]yes[/]' if after.passed else '[red]no[/]'}"
-                  if change.flipped else change.note or "")
+                  if change.flipped and before and after else change.note or "")
         table.add_row(change.student, shown(before.score if before else None), shown(after.score if after else None),
                       "-" if delta is None else f"{delta:+g}", passed, ", ".join(change.items) or "-")
     if len(regrade.changes) > CHANGES_SHOWN:

@@ -243,7 +243,7 @@ def run_validate(args: argparse.Namespace) -> int:
                       f"every one drawn for {args.students} students", title_justify="left")
     for column in ("question", "kind", "distinct variants"):
         table.add_column(column)
-    for q in bank.questions:
-        table.add_row(q.id, q.kind, str(len(variants[q.id])))
+    for question in bank.questions:
+        table.add_row(question.id, question.kind, str(len(variants[question.id])))
     console.print(table)
     return 0

@@ -120,9 +120,10 @@ def read_transform(transform: Any) -> tuple[Optional[list[dict[str, Any]]], Opti
 def describe(steps: list[Any]) -> str:
     """'ToTensor() -> Resize(size=32) -> Normalize(mean=[0.1307], std=[0.3081])'."""
     def one(step: Any) -> str:
-        args = step.model_dump(exclude={"name"}, exclude_defaults=True) if isinstance(step, BaseModel) else {
+        is_model = isinstance(step, BaseModel)
+        args = step.model_dump(exclude={"name"}, exclude_defaults=True) if is_model else {
             k: v for k, v in step.items() if k != "name"}
-        return f"{step.name if isinstance(step, BaseModel) else step['name']}(" + ", ".join(
+        return f"{step.name if is_model else step['name']}(" + ", ".join(
             f"{k}={v}" for k, v in args.items()) + ")"
     return " -> ".join(one(s) for s in steps)
 

@@ -190,7 +190,8 @@ def _accuracies_in(text: str) -> list[tuple[int, float]]:
 
 def _params_in(text: str) -> list[re.Match]:
     """Parameter counts: the full pattern runs only on the few lines that say "param"."""
-    found, line_end = [], -1
+    found: list[re.Match] = []
+    line_end = -1
     for word in re.finditer("param", text):
         if word.start() < line_end:
             continue

@@ -49,6 +49,7 @@ def load_submission(path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> 
     """Read a notebook or a .py script; refuse files over `max_bytes` before reading them."""
     path = Path(path)
     text = _read_text(path, max_bytes)
+    fmt: Literal["ipynb", "py"]
     if path.suffix.lower() == ".py":
         notebook, fmt = notebook_from_script(text), "py"
     else:

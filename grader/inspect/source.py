@@ -167,7 +167,7 @@ def parse_python(source: str) -> Optional[ast.Module]:
         return None
 
 
-def _interesting(tree: ast.AST) -> Iterable[ast.AST]:
+def _interesting(tree: ast.AST) -> Iterable[ast.Import | ast.ImportFrom | ast.Call]:
     return (node for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom, ast.Call)))
 
 
@@ -187,7 +187,7 @@ def _is_colab(module: str) -> bool:
 
 def _colab_names(trees: Iterable[ast.Module]) -> frozenset[str]:
     """Names bound by importing from google.colab (`drive` after `from google.colab import drive`)."""
-    names = set()
+    names: set[str] = set()
     for tree in trees:
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and any(map(_is_colab, _modules(node))):
@@ -232,11 +232,11 @@ def _root_argument(call: ast.Call) -> Optional[ast.AST]:
     return next((kw.value for kw in call.keywords if kw.arg == "root"), None)
 
 
-def _literal(node: ast.AST, strings: dict[str, str]) -> Optional[str]:
+def _literal(node: Optional[ast.AST], strings: dict[str, str]) -> Optional[str]:
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
         return node.value
     if isinstance(node, ast.JoinedStr) and all(isinstance(v, ast.Constant) for v in node.values):
-        return "".join(v.value for v in node.values)  # an f-string without placeholders
+        return "".join(str(v.value) for v in node.values if isinstance(v, ast.Constant))  # an f-string without placeholders
     if isinstance(node, ast.Name):
         return strings.get(node.id)
     return None

@@ -205,6 +205,7 @@ def _write(repo: Path, tree: Path, staged: tuple[tuple[str, int], ...],
     try:
         with subprocess.Popen(command, cwd=repo, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                               stderr=subprocess.DEVNULL) as git:
+            assert git.stdin is not None and git.stdout is not None  # both are pipes
             for path, _ in staged:
                 git.stdin.write(blobs[path].encode("ascii") + b"\n")
                 git.stdin.flush()

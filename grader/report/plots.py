@@ -104,7 +104,7 @@ def per_class_png(per_class: Sequence[float], overall: Optional[float] = None) -
     ax = fig.add_axes((0.14, 0.15, 0.83, 0.76))
     digits = np.arange(len(values))
     ax.bar(digits, values, width=0.7, color=ACCENT)
-    for d, v in zip(digits, values, strict=True):
+    for d, v in enumerate(values):
         ax.text(d, v, f"{v:.1f}", ha="center", va="bottom", fontsize=7.5, color=INK)
     if overall is not None:
         ax.axhline(overall, color=INK, linewidth=1, linestyle="--")

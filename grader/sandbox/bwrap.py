@@ -171,7 +171,7 @@ def sandbox_command(argv: Sequence[str], spec: SandboxSpec, *, bwrap: str, layou
     launch = Launch(user, groups=device_groups(layout.gpu_nodes, user) if uses_gpu(spec, layout) else ())
     spec.scratch.mkdir(parents=True, exist_ok=True)
     command = build_argv(argv, spec, bwrap=bwrap, layout=layout, launch=launch)
-    hand_over(spec.scratch, launch.user)
+    hand_over(spec.scratch, user)
     return command, launch
 
 
