@@ -11,7 +11,7 @@ import shutil
 import tempfile
 import threading
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from grader.api import (
     Executor,
@@ -35,7 +35,7 @@ from grader.rubric.sheet import ScoreSheet
 from grader.service.assignments import Assignment, Assignments
 from grader.service.store import Job, Outcome, Unusable
 
-DEPTHS = {"static": {"mode": "static"}, "dry-run": {"dry_run": True}}  # a self-check's options, by its depth
+DEPTHS: dict[str, dict[str, Any]] = {"static": {"mode": "static"}, "dry-run": {"dry_run": True}}  # a self-check's options, by its depth
 
 # Matplotlib's pyplot state is process-wide: two threads drawing report plots at once can mix figures.
 _REPORTS = threading.Lock()
@@ -120,6 +120,7 @@ class Grader:
         """A static check or a dry run of the uploaded notebook, or of the linked repository's (fetched here, with
         git): the whole sheet, which only ever leaves as the student's copy (`selfcheck.describe`: hidden items as
         one untitled line, as results.json serves them); nothing written besides the scratch folder."""
+        assert job.depth is not None, f"self-check job {job.id} without its depth"
         options = options_for(assignment.rubric, data=self.data, **DEPTHS[job.depth])
         with tempfile.TemporaryDirectory(prefix=f"{job.id}-", dir=self.scratch) as tmp:
             root = None

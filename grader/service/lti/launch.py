@@ -365,7 +365,7 @@ class Launcher:
                 raise _refused("the deep-linking launch has no deep_link_return_url",
                                "the LMS must send the deep_linking_settings claim with its return URL",
                                where="deep_linking_settings")
-            accepted = settings.get("accept_types")
+            accepted = settings.get("accept_types") if isinstance(settings, dict) else None
             if isinstance(accepted, list) and CONTENT_TYPE not in accepted:
                 raise _refused(f"this deep-linking request accepts {', '.join(map(str, accepted))}, and this tool "
                                f"returns an {CONTENT_TYPE} (a graded link)",

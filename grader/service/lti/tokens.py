@@ -89,4 +89,4 @@ class ServiceCalls:
             response.raise_for_status()
             yield response
             following = response.links.get("next", {}).get("url")
-            url = str(response.url.join(following)) if following else None  # a relative link, resolved
+            url = str(response.url.join(following)) if following else ""  # a relative link, resolved; "": the last
