@@ -34,7 +34,8 @@ TARGET = 99.4
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("models", nargs="*", default=list(REFERENCES), help=f"references to train (default: all of {', '.join(REFERENCES)})")
+    parser.add_argument("models", nargs="*", default=list(REFERENCES),
+                        help=f"references to train (default: all of {', '.join(REFERENCES)})")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, help="override every model's epoch budget (for a quick look)")
     parser.add_argument("--data", help="folder with the MNIST files (default: where `grade data` finds them)")

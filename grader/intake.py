@@ -406,7 +406,8 @@ def safe_extract(archive: Path, dest: Path, max_bytes: int = MAX_UNZIPPED_BYTES)
     try:
         zf = zipfile.ZipFile(archive)
     except zipfile.BadZipFile:
-        raise GraderError("not a zip file", where=str(archive), fix="give the zip your LMS exported, or its folder") from None
+        raise GraderError("not a zip file", where=str(archive),
+                          fix="give the zip your LMS exported, or its folder") from None
     with zf:
         infos = zf.infolist()
         total = sum(i.file_size for i in infos)

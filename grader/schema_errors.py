@@ -126,7 +126,8 @@ def _problem(err: Mapping[str, Any], loc: Loc, doc: LocatedYaml, *, keys_at: Cal
     elif kind == "missing":
         problem = GraderError(what(f"missing key {key!r}"), where=where, fix="keys here: " + ", ".join(keys_at(parent)))
     elif kind == "literal_error":
-        problem = GraderError(what(f"{err['input']!r} is not allowed"), where=where, fix=f"use one of: {ctx['expected']}")
+        problem = GraderError(what(f"{err['input']!r} is not allowed"), where=where,
+                              fix=f"use one of: {ctx['expected']}")
     else:
         problem = GraderError(what(err["msg"].removeprefix("Value error, ")), where=where, fix=fix)
     return doc.line(at) or 0, problem

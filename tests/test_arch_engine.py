@@ -93,7 +93,8 @@ def test_yaml_and_one_line_give_the_same_table(tmp_path):
 
 
 @pytest.mark.parametrize("spec, message", [
-    ("28x28x1 > c3:8 > mp2 > c14:8", "layer 3 (conv14x14 8) at step 3 'c14:8': kernel 14 is larger than the input size 13"),
+    ("28x28x1 > c3:8 > mp2 > c14:8",
+     "layer 3 (conv14x14 8) at step 3 'c14:8': kernel 14 is larger than the input size 13"),
     ("28x28x1 > c3:8.5", "step 1 'c3:8.5': channels must be a whole number, got '8.5'"),
     ("28x28x1 > c3:-4", "channels must be at least 1, got -4"),
     ("28x28x0 > c3:8", "input size 28x28x0 must be positive in every dimension"),
@@ -115,7 +116,8 @@ def test_bad_specs_name_the_layer(spec, message):
 
 @pytest.mark.parametrize("text, message", [
     ("input: [28, 28, 1]\nlayers:\n  - conv: {k: 3}\n", "<spec>:3 (layers[0]): conv needs out"),
-    ("input: [28, 28, 1]\nlayers:\n  - relu\n  - conv: {k: 3, out: 8, stride: 0}\n", "<spec>:4 (layers[1]): stride must be at least 1"),
+    ("input: [28, 28, 1]\nlayers:\n  - relu\n  - conv: {k: 3, out: 8, stride: 0}\n",
+     "<spec>:4 (layers[1]): stride must be at least 1"),
     ("input: [28, 28, 1]\nlayers:\n  - conv: {k: 3, out: 8, wide: 2}\n", "conv does not take 'wide'"),
     ("input: 28\nlayers: []\n", "input must be [H, W, C] or 'HxWxC', got 28"),
     ("layers: []\n", "a layer stack needs `input` and `layers`"),

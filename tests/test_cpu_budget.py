@@ -35,7 +35,8 @@ needs_cpu_controller = pytest.mark.skipif(limits.detect_cpu() is None, reason="n
 def test_every_thread_pool_variable_is_the_budget_and_the_spec_may_override_one(tmp_path: Path) -> None:
     spec = SandboxSpec.for_run(RunLimits(cpus=3), scratch=tmp_path, env={"OMP_NUM_THREADS": "2"})
     env = inside_env(spec, sandbox=True, layout=LAYOUT)
-    assert {name: env[name] for name in THREAD_VARIABLES} == {**dict.fromkeys(THREAD_VARIABLES, "3"), "OMP_NUM_THREADS": "2"}
+    assert {name: env[name] for name in THREAD_VARIABLES} == {**dict.fromkeys(THREAD_VARIABLES, "3"),
+                                                              "OMP_NUM_THREADS": "2"}
     assert {"MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "GRADER_CPUS"} <= set(THREAD_VARIABLES)
     assert not set(THREAD_VARIABLES) & set(inside_env(SandboxSpec(scratch=tmp_path), sandbox=True, layout=LAYOUT))
 
@@ -283,7 +284,8 @@ def test_grade_class_gives_each_job_its_share_of_the_cores(tmp_path, monkeypatch
         assert seen == [share, share], (jobs, seen)
 
 
-@pytest.mark.parametrize("written, key", [("cpus: two", "cpus"), ("cpus: 0", "cpus"), ("jobs_per_gpu: 1.5", "jobs_per_gpu")])
+@pytest.mark.parametrize("written, key",
+                         [("cpus: two", "cpus"), ("cpus: 0", "cpus"), ("jobs_per_gpu: 1.5", "jobs_per_gpu")])
 def test_a_wrong_rubric_value_names_its_key(written: str, key: str) -> None:
     with pytest.raises(GraderError) as err:
         rubric_from_yaml(yamlio.loads(RUBRIC % written, "r.yaml"))

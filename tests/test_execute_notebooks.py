@@ -40,7 +40,8 @@ def outputs_text(keep: Path) -> str:
 
 def test_realstyle_notebook_runs_end_to_end_and_is_measured(options, tmp_path):
     # a real training cell: give it the time a loaded 2-core CI machine needs
-    facts = grade("realstyle_train_subset", options, keep=tmp_path, limits=RunLimits(wall_seconds=600, memory_bytes=3 << 30))
+    facts = grade("realstyle_train_subset", options, keep=tmp_path,
+                  limits=RunLimits(wall_seconds=600, memory_bytes=3 << 30))
     assert facts.verdict.kind == "ok"
     # the old-API cell failed, grading went on, and the verdict says what changed
     assert facts.verdict.cell == 8 and "write `next(dataiter)`" in facts.verdict.message
@@ -188,7 +189,8 @@ def test_a_normal_submission_after_the_bombs_grades_normally(options):
 def test_grade_run_json_prints_the_nested_facts(real_mnist_dir, capsys):
     from grader.cli.main import main
 
-    code = main(["run", str(FIXTURES / "nine_outputs.ipynb"), "--json", "--data", str(real_mnist_dir), "--timeout", "120"])
+    code = main(["run", str(FIXTURES / "nine_outputs.ipynb"), "--json", "--data", str(real_mnist_dir),
+                 "--timeout", "120"])
     facts = json.loads(capsys.readouterr().out)
     assert code == 0 and facts["verdict"]["kind"] == "bad_model"
     assert "(8, 9)" in facts["verdict"]["message"]

@@ -139,7 +139,8 @@ class TestAccuracy:
     def test_list_that_is_not_loss_and_accuracy(self):
         assert claims("[12.5, 30.0]\n").accuracy is None
 
-    @pytest.mark.parametrize("text", ["Test accuracy\n0.994\n", "Test accuracy:\n\n0.994\n", "Test accuracy:\n99.4 %\n"])
+    @pytest.mark.parametrize("text",
+                             ["Test accuracy\n0.994\n", "Test accuracy:\n\n0.994\n", "Test accuracy:\n99.4 %\n"])
     def test_bare_number_after_a_test_accuracy_line(self, text):
         assert claims(text).accuracy == 99.4
 

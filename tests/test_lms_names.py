@@ -114,7 +114,8 @@ def test_bad_late_penalties_say_what_to_write(late, message):
 def test_class_from_moodle_and_canvas_names_has_names_and_late_in_reports_and_gradebook(tmp_path, capsys):
     folder = tmp_path / "class"
     (folder / "Ada Good_17_assignsubmission_file_").mkdir(parents=True)
-    shutil.copy(NOTEBOOKS / "realstyle_s3_torchsummary.ipynb", folder / "Ada Good_17_assignsubmission_file_" / "a.ipynb")
+    shutil.copy(NOTEBOOKS / "realstyle_s3_torchsummary.ipynb",
+                folder / "Ada Good_17_assignsubmission_file_" / "a.ipynb")
     shutil.copy(NOTEBOOKS / "realstyle_s3_torchsummary.ipynb", folder / "bigben_LATE_1002_9_hw.ipynb")
     rubric = tmp_path / "r.yaml"
     rubric.write_text(STATIC_RUBRIC)

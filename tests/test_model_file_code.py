@@ -103,7 +103,8 @@ def test_the_cold_path_writes_the_refusal_as_the_evaluations_error(base, tmp_pat
     (tmp_path / "job.json").write_text(json.dumps(job))
     assert clean.main([str(tmp_path / "job.json")]) == 0
     record = json.loads((tmp_path / "eval.json").read_text())
-    assert record["error"].startswith("RefusedModel: model.pt2 was not loaded") and "__builtin__.eval" in record["error"]
+    assert (record["error"].startswith("RefusedModel: model.pt2 was not loaded")
+            and "__builtin__.eval" in record["error"])
     assert not marker.exists() and not (tmp_path / "predictions.npy").exists()
 
 

@@ -60,7 +60,8 @@ def test_a_regular_file_is_read_whole(folder: Path) -> None:
 
 def test_a_fifo_is_refused_at_once_instead_of_blocking(folder: Path) -> None:
     os.mkfifo(folder / "harness.json")
-    with Folder(folder) as out, pytest.raises(NotRegular, match=r"^harness.json in .grader is a FIFO, not a regular file$"):
+    with Folder(folder) as out, pytest.raises(NotRegular,
+                                              match=r"^harness.json in .grader is a FIFO, not a regular file$"):
         out.read("harness.json", Kind.RECORD)
 
 
@@ -89,7 +90,8 @@ def test_a_path_is_not_a_name(folder: Path, name: str) -> None:
 def test_a_file_over_its_cap_is_refused_by_its_size_before_reading(folder: Path) -> None:
     with open(folder / "eval.json", "wb") as f:  # sparse: 16 MiB + 1 byte that take no disk
         f.truncate(Kind.RESULT.cap + 1)
-    with Folder(folder) as out, pytest.raises(TooBig, match="eval.json in .grader is larger than the 16 MiB the grader reads of an evaluation result file"):
+    with Folder(folder) as out, pytest.raises(TooBig, match="eval.json in .grader is larger than the 16 MiB the grader "
+                                                            "reads of an evaluation result file"):
         out.read("eval.json", Kind.RESULT)
     with Folder(folder) as out, pytest.raises(TooBig):
         out.copy("eval.json", Kind.RESULT, folder.parent / "copy")
@@ -444,9 +446,11 @@ def test_the_host_grader_stays_within_its_bounds(graded, name: str) -> None:
 @pytest.mark.parametrize("plant, says", [
     ("ln -s /dev/zero eval.json", "eval.json in the evaluation's folder is a symbolic link"),
     ("mkfifo eval.json", "eval.json in the evaluation's folder is a FIFO"),
-    ("echo '{}' > eval.json && ln -s /dev/zero predictions.npy", "predictions.npy in the evaluation's folder is a symbolic link"),
+    ("echo '{}' > eval.json && ln -s /dev/zero predictions.npy",
+     "predictions.npy in the evaluation's folder is a symbolic link"),
     ("echo '{}' > eval.json && mkfifo predictions.npy", "predictions.npy in the evaluation's folder is a FIFO"),
-    ("echo '{}' > eval.json && truncate -s 5M predictions.npy", "predictions.npy in the evaluation's folder is larger than the 4 MiB the grader reads of a predictions file"),
+    ("echo '{}' > eval.json && truncate -s 5M predictions.npy",
+     "predictions.npy in the evaluation's folder is larger than the 4 MiB the grader reads of a predictions file"),
     ("python3 -c \"print('[' * 100000)\" > eval.json", "the evaluation's result could not be read"),
 ])
 def test_what_a_clean_evaluation_plants_is_read_as_untrusted(tmp_path: Path, plant: str, says: str) -> None:

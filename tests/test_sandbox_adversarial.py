@@ -25,15 +25,18 @@ CHECKOUT = Path(grader.__file__).resolve().parents[1]
 
 # Fails with the fix where bubblewrap is missing or refused (conftest.py): ./setup.sh installs it.
 pytestmark = pytest.mark.usefixtures("bwrap")
-needs_cgroup = pytest.mark.skipif(limits.detect().hierarchy is None, reason="no writable cgroup: rlimits cannot do this")
+needs_cgroup = pytest.mark.skipif(limits.detect().hierarchy is None,
+                                  reason="no writable cgroup: rlimits cannot do this")
 
 
-def run_fixture(tmp_path: Path, name: str, *args: str, sandbox: bool = True, **spec: object) -> tuple[SandboxResult, Path]:
+def run_fixture(tmp_path: Path, name: str, *args: str, sandbox: bool = True,
+                **spec: object) -> tuple[SandboxResult, Path]:
     scratch = tmp_path / "scratch"
     scratch.mkdir(exist_ok=True)
     shutil.copy(ADVERSARIAL / f"{name}.py", scratch)
     settings = {"wall_seconds": 5, **spec}
-    return run_sandboxed([sys.executable, f"{name}.py", *args], SandboxSpec(scratch=scratch, **settings), sandbox=sandbox), scratch
+    return run_sandboxed([sys.executable, f"{name}.py", *args], SandboxSpec(scratch=scratch, **settings),
+                         sandbox=sandbox), scratch
 
 
 @pytest.fixture(autouse=True)

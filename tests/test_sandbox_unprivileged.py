@@ -181,7 +181,8 @@ def test_a_gpu_node_open_only_to_its_group_keeps_that_group(tmp_path: Path) -> N
     layout = HostLayout(**{**HostLayout.detect().__dict__, "gpu_nodes": (str(open_to_all), str(node))})
     _, launch = sandbox_command(["true"], SandboxSpec(scratch=tmp_path / "job", gpu=True), bwrap="bwrap", layout=layout)
     assert launch.groups == ((44,) if ROOT else ())
-    _, launch = sandbox_command(["true"], SandboxSpec(scratch=tmp_path / "job", gpu=False), bwrap="bwrap", layout=layout)
+    _, launch = sandbox_command(["true"], SandboxSpec(scratch=tmp_path / "job", gpu=False), bwrap="bwrap",
+                                layout=layout)
     assert launch.groups == ()
 
 
@@ -215,7 +216,8 @@ def test_the_warm_zygote_and_every_child_it_forks_are_not_root(tmp_path: Path) -
     script.write_text("import time\ntime.sleep(6)\n")
     evaluator = WarmEvaluator(images, limits=RunLimits())
     try:
-        done = threading.Thread(target=evaluator.run_script, args=(script, []), kwargs={"limits": RunLimits(eval_seconds=30)})
+        done = threading.Thread(target=evaluator.run_script, args=(script, []),
+                                kwargs={"limits": RunLimits(eval_seconds=30)})
         done.start()
         seen: dict[int, tuple[int, ...]] = {}
         deadline = time.monotonic() + 120
@@ -339,7 +341,8 @@ def test_a_private_tmpdir_does_not_lock_the_sandbox_uid_out(tmp_path: Path) -> N
     script = ("import sys, pathlib\n"
               "from grader.sandbox import SandboxSpec, run_sandboxed\n"
               "from grader.sandbox.identity import stage_point\n"
-              f"result = run_sandboxed([sys.executable, '-c', 'print(41 + 1)'], SandboxSpec(scratch={str(tmp_path / 'job')!r}))\n"
+              "result = run_sandboxed([sys.executable, '-c', 'print(41 + 1)'], "
+              f"SandboxSpec(scratch={str(tmp_path / 'job')!r}))\n"
               "print(result.returncode, result.stdout.strip(), stage_point(), result.stderr[-300:])\n")
     env = {**os.environ, "TMPDIR": str(private)}
     done = subprocess.run([sys.executable, "-c", script], cwd=CHECKOUT, env=env, capture_output=True,

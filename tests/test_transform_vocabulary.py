@@ -82,7 +82,8 @@ def test_steps_beyond_their_bounds_make_a_transform_the_grader_does_not_replay()
 
 def test_a_replay_that_gives_no_tensor_says_it_needs_to_tensor():
     replay = build(STEPS.validate_python([{"name": "Resize", "size": 32}]))
-    with pytest.raises(ValueError, match=r"gives Image, not a floating-point image tensor \(C, H, W\): it needs ToTensor"):
+    with pytest.raises(ValueError,
+                       match=r"gives Image, not a floating-point image tensor \(C, H, W\): it needs ToTensor"):
         replay(_digits(1)[0])
 
 

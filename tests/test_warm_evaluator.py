@@ -31,7 +31,8 @@ pytestmark = pytest.mark.usefixtures("bwrap")
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "submissions"
 ADVERSARIAL = Path(__file__).parent / "fixtures" / "adversarial"
 MODELS = sorted(EXAMPLES.glob("*/model.pt2"))
-needs_cgroup = pytest.mark.skipif(cgroups.detect().hierarchy is None, reason="no writable cgroup: rlimits cannot do this")
+needs_cgroup = pytest.mark.skipif(cgroups.detect().hierarchy is None,
+                                  reason="no writable cgroup: rlimits cannot do this")
 COURSE = {"model_file": "", "path": "export", "images_file": "", "out_dir": "", "scale": float(COURSE_PREPROCESS.scale),
           "shift": float(COURSE_PREPROCESS.shift)}
 
@@ -55,7 +56,8 @@ def predictions(evaluator: WarmEvaluator, model: Path, **limits) -> np.ndarray:
 
 
 def script(evaluator: WarmEvaluator, name: str, *argv: str, **limits) -> warm.WarmResult:
-    return evaluator.run_script(ADVERSARIAL / f"{name}.py", list(argv), limits=RunLimits(**{"eval_seconds": 20, **limits}))
+    return evaluator.run_script(ADVERSARIAL / f"{name}.py", list(argv),
+                                limits=RunLimits(**{"eval_seconds": 20, **limits}))
 
 
 def test_warm_and_fresh_sandboxes_measure_every_example_alike(data, tmp_path, monkeypatch):

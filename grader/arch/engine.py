@@ -115,7 +115,8 @@ def _window(axis: Axis, k: int, s: int, p: int | Literal["same"], d: int, ceil: 
     keff = d * (k - 1) + 1
     if p == "same":
         left = (keff - 1) // 2
-        return Axis(axis.n, axis.rf + (keff - 1) * axis.jump, axis.jump, axis.start + ((keff - 1) / 2 - left) * axis.jump)
+        return Axis(axis.n, axis.rf + (keff - 1) * axis.jump, axis.jump,
+                    axis.start + ((keff - 1) / 2 - left) * axis.jump)
     padded = axis.n + 2 * p
     if keff > padded:
         pad = f" padded by {p} on each side" if p else ""

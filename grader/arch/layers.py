@@ -138,7 +138,8 @@ def _bool(value: Any, name: str, where: str) -> bool:
         return value
     if isinstance(value, str) and value.lower() in ("true", "yes", "false", "no"):
         return value.lower() in ("true", "yes")
-    raise GraderError(f"{name} must be true or false, got {value!r}", where=where, fix=f"write {name}: true or {name}: false")
+    raise GraderError(f"{name} must be true or false, got {value!r}", where=where,
+                      fix=f"write {name}: true or {name}: false")
 
 
 def normalize(name: str, options: dict[str, Any] | None, where: str) -> Layer:

@@ -146,7 +146,8 @@ def _parse_step(step: str, where: str) -> list[Layer]:
         if repeat < 1:
             raise GraderError("a step repeats at least once", where=where, fix="use *1 or more")
     if text.startswith("(") and text.endswith(")"):
-        inner = [_parse_step(part, f"{where}, group step {i}") for i, part in enumerate(_split_top(text[1:-1], where), 1)]
+        inner = [_parse_step(part, f"{where}, group step {i}")
+                 for i, part in enumerate(_split_top(text[1:-1], where), 1)]
         return [layer for _ in range(repeat) for group in inner for layer in group]
     head, *options = text.split()
     name: str | None = None

@@ -70,7 +70,8 @@ def stored_state(program: Any) -> StoredFacts:
     state, constants = program.state_dict, program.constants
     buffers = [(n, state.get(n, constants.get(n))) for n in sig.buffers]
     return count(params=[(n, state[n]) for n in sig.parameters], buffers=[(n, t) for n, t in buffers if t is not None],
-                 constants=[(n, constants[n]) for n in sig.lifted_tensor_constants if hasattr(constants.get(n), "numel")],
+                 constants=[(n, constants[n]) for n in sig.lifted_tensor_constants
+                            if hasattr(constants.get(n), "numel")],
                  bn=_bn_statistics(program), literals=literal_numbers(program))
 
 

@@ -260,7 +260,6 @@ def _aten_calls(program: torch.export.ExportedProgram) -> Iterator[_Call]:
             yield _Call(node, "input", (), {}, node.meta.get("val"), "", is_input=True)
         if node.op != "call_function":
             continue
-        target = node.target
         name = op_name(node)
         stack = list((node.meta.get("nn_module_stack") or {}).items())
         key, (path, kind) = stack[-1] if stack else ("", ("", ""))
@@ -406,7 +405,8 @@ class _Reader:
     # -- layer building
 
     def _add(self, call: _Call, layer: Layer, sources: list[fx.Node], check: bool = True) -> None:
-        layer = replace(layer, inputs=tuple(self.produced[s] for s in sources), where=call.where, extra={"name": call.module})
+        layer = replace(layer, inputs=tuple(self.produced[s] for s in sources), where=call.where,
+                        extra={"name": call.module})
         if layer.kind == "identity":
             layer = replace(layer, label=f"identity ({call.name})")
         elif layer.kind == "add" and call.name.strip("_") not in ("add", "iadd"):

@@ -94,7 +94,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                             description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("submissions", type=Path, metavar="SUBMISSIONS", help="folder or .zip of submissions")
     parser.add_argument("--rubric", default="mnist-s3", help="rubric file or shipped name (default: mnist-s3)")
-    parser.add_argument("--out", type=Path, default=Path("grading-results"), help="output folder (default: grading-results/)")
+    parser.add_argument("--out", type=Path, default=Path("grading-results"),
+                        help="output folder (default: grading-results/)")
     parser.add_argument("--jobs", "-j", type=int,
                         help="submissions at a time (default: cores ÷ --cpus (1 when not given), capped by memory ÷ "
                              "--memory; with GPUs, GPUs × --jobs-per-gpu). Each gets cores ÷ jobs of the CPU "

@@ -60,7 +60,8 @@ _ACCURACY_WORD = r"(?<![a-z])acc(?:uracy)?(?![a-z])"
 _TEST_ACCURACY = re.compile(
     rf"{_TEST_LABEL}{_NO_TRAIN_UNTIL}{_ACCURACY_WORD}"
     rf"(?:[ \t]*(?:[:=][ \t]*|is[ \t]+)?{_NUMBER}"  # Test set: ... Accuracy: 9941/10000, val_acc: 0.9942
-    r"|[^\d\n]*\n(?:[ \t]*\n)*[ \t]*(?P<next>\d+(?:\.\d*)?|\.\d+)[ \t]*(?P<next_pct>%)?[ \t]*$)",  # Test accuracy\n0.994
+    r"|[^\d\n]*\n(?:[ \t]*\n)*[ \t]*"
+    r"(?P<next>\d+(?:\.\d*)?|\.\d+)[ \t]*(?P<next_pct>%)?[ \t]*$)",  # Test accuracy\n0.994
     re.M,
 )
 _TUTORIAL = re.compile(r"accuracy of the network on the \d+ test images[ \t]*:[ \t]*(?P<val>\d+(?:\.\d+)?)[ \t]*%")

@@ -59,7 +59,8 @@ def load_submission(path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> 
 
 def _read_text(path: Path, max_bytes: int) -> str:
     if path.is_dir():
-        raise GraderError("is a folder, not a submission", where=str(path), fix="pass the .ipynb (or .py) file inside it")
+        raise GraderError("is a folder, not a submission", where=str(path),
+                          fix="pass the .ipynb (or .py) file inside it")
     try:
         size = path.stat().st_size
     except FileNotFoundError:

@@ -44,7 +44,8 @@ def results(tests: Sequence[GradescopeTest], *, output: str, execution_time: flo
     `graded` False: no score at all (the grader failed), rather than the sum of no tests."""
     for test in tests:
         if test.visibility not in VISIBILITIES:
-            raise ValueError(f"test {test.name!r}: visibility {test.visibility!r} is not one of {', '.join(VISIBILITIES)}")
+            raise ValueError(f"test {test.name!r}: visibility {test.visibility!r} is not one of "
+                             f"{', '.join(VISIBILITIES)}")
     if stdout_visibility not in VISIBILITIES:
         raise ValueError(f"stdout_visibility {stdout_visibility!r} is not one of {', '.join(VISIBILITIES)}")
     return {

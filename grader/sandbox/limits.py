@@ -307,7 +307,8 @@ def _job_parent(root: Path, own: str | None, controllers: set[str]) -> Path:
     for level in (root, *above):
         parent = level / PARENT
         try:
-            if level != root and not (os.access(level, os.W_OK | os.X_OK) and os.access(level / "cgroup.procs", os.W_OK)):
+            if level != root and not (os.access(level, os.W_OK | os.X_OK)
+                                      and os.access(level / "cgroup.procs", os.W_OK)):
                 continue
             parent.mkdir(exist_ok=True)
             if not os.access(parent, os.W_OK | os.X_OK):  # made by another user (root, on an earlier run)

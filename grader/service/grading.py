@@ -35,7 +35,8 @@ from grader.rubric.sheet import ScoreSheet
 from grader.service.assignments import Assignment, Assignments
 from grader.service.store import Job, Outcome, Unusable
 
-DEPTHS: dict[str, dict[str, Any]] = {"static": {"mode": "static"}, "dry-run": {"dry_run": True}}  # a self-check's options, by its depth
+DEPTHS: dict[str, dict[str, Any]] = {"static": {"mode": "static"},
+                                     "dry-run": {"dry_run": True}}  # a self-check's options, by its depth
 
 # Matplotlib's pyplot state is process-wide: two threads drawing report plots at once can mix figures.
 _REPORTS = threading.Lock()

@@ -104,7 +104,8 @@ async def deep_link(request: Request):
     resource = service.resource(chosen.id)
     token = response_token(service.key, launched, resource, service.launcher.launch_url)
     assert launched.deep_link is not None, "_teacher(deep_linking=True) returns deep-linking launches only"
-    return page("deep_link_return.html.j2", action=launched.deep_link["deep_link_return_url"], jwt=token, resource=resource)
+    return page("deep_link_return.html.j2", action=launched.deep_link["deep_link_return_url"], jwt=token,
+                resource=resource)
 
 
 @router.post("/lti/instructor", summary="The instructor's grade book of the launch's assignment (refresh)")
