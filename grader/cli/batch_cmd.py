@@ -8,9 +8,9 @@ import sys
 import time
 from pathlib import Path
 
+from rich.console import JustifyMethod
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from rich.text import JustifyMethod
 
 from grader.api import (
     EXECUTORS,
