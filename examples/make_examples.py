@@ -66,7 +66,8 @@ LOOPS = ("# Train one epoch, then report the test accuracy in the course's forma
          "            loss += F.nll_loss(output, target, reduction='sum').item()\n"
          "            correct += output.argmax(dim=1).eq(target).sum().item()\n"
          "    n = len(loader.dataset)\n"
-         "    print('Test set: Average loss: {:.4f}, Accuracy: {}/{} ({:.2f}%)'.format(loss / n, correct, n, 100. * correct / n))")
+         "    print('Test set: Average loss: {:.4f}, Accuracy: {}/{} ({:.2f}%)'"
+         ".format(loss / n, correct, n, 100. * correct / n))")
 RUN = ("# One-cycle learning rate over {epochs} epochs\n"
        "model = Net().to(device)\n"
        "EPOCHS = {epochs}\n"
@@ -162,7 +163,7 @@ class Net(nn.Module):
         x = self.trans(self.pool(self.convblock2(self.convblock1(x))))
         x = self.convblock5(self.convblock4(self.convblock3(x)))
         return F.log_softmax(self.out(self.gap(x)).view(-1, 10), dim=-1)
-'''
+'''  # noqa: E501 (the student's model.py as written)
 UTILS_PY = ('"""Training and test loops."""\n'
             "import torch\nimport torch.nn.functional as F\n\n\n" + LOOPS + "\n")
 

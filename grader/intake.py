@@ -473,7 +473,8 @@ def read_roster(path: Path) -> dict[str, RosterEntry]:
         text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise GraderError(f"cannot read the roster ({exc.strerror})", where=str(path),
-                          fix="give a CSV file: a Canvas gradebook export, a Moodle grading worksheet, or id,name,...") from None
+                          fix="give a CSV file: a Canvas gradebook export, a Moodle grading worksheet, "
+                              "or id,name,...") from None
     except UnicodeDecodeError:
         raise GraderError("the roster is not UTF-8 text", where=str(path),
                           fix="save it from the spreadsheet as CSV UTF-8") from None

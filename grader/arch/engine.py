@@ -137,7 +137,8 @@ def _whole_map(axis: Axis) -> Axis:
     return Axis(1, axis.rf + (axis.n - 1) * axis.jump, axis.jump * axis.n, axis.start + (axis.n - 1) / 2 * axis.jump)
 
 
-def _step(layer: Layer, index: int, shape: Shape, axes: tuple[Axis, Axis]) -> tuple[Shape, tuple[Axis, Axis], int, int, int]:
+def _step(layer: Layer, index: int, shape: Shape,
+          axes: tuple[Axis, Axis]) -> tuple[Shape, tuple[Axis, Axis], int, int, int]:
     """(out shape, out axes, params, weights, buffers) for one single-input layer."""
     where = _where(index, layer)
     kind = layer.kind
@@ -182,7 +183,8 @@ def _step(layer: Layer, index: int, shape: Shape, axes: tuple[Axis, Axis]) -> tu
                       fix="use a kind listed in `grade arch --help`")
 
 
-def _merge(layer: Layer, index: int, shapes: list[Shape], axes: list[tuple[Axis, Axis]]) -> tuple[Shape, tuple[Axis, Axis]]:
+def _merge(layer: Layer, index: int, shapes: list[Shape],
+           axes: list[tuple[Axis, Axis]]) -> tuple[Shape, tuple[Axis, Axis]]:
     where = _where(index, layer)
     spatial = {(s.h, s.w, s.flat) for s in shapes}
     if len(spatial) != 1:

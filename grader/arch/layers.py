@@ -34,7 +34,8 @@ class Layer:
     rate: float | None = None  # dropout probability
     fn: str | None = None  # activation name
     label: str = ""
-    inputs: tuple[int, ...] | None = None  # indices of earlier layers, -1 = the stack's input; None = the previous layer
+    # indices of earlier layers, -1 = the stack's input; None = the previous layer
+    inputs: tuple[int, ...] | None = None
     where: str | None = None  # where it was written, for error messages
     extra: dict[str, Any] = field(default_factory=dict, compare=False)  # e.g. torch module name
 
@@ -96,7 +97,8 @@ def canonical_kind(name: str, where: str) -> tuple[str, str | None]:
         raise GraderError(
             f"unknown layer kind {name!r}", where=where,
             fix="use one of: conv, maxpool, avgpool, gap, bn, dropout, flatten, linear, "
-            + ", ".join(ACTIVATIONS) + " (aliases: " + ", ".join(k for k in _KIND_ALIASES if _KIND_ALIASES[k] != k and k not in ACTIVATIONS) + ")",
+            + ", ".join(ACTIVATIONS) + " (aliases: "
+            + ", ".join(k for k in _KIND_ALIASES if _KIND_ALIASES[k] != k and k not in ACTIVATIONS) + ")",
         )
     kind = _KIND_ALIASES[key]
     fn = ("log_softmax" if key == "logsoftmax" else key) if kind == "act" else None

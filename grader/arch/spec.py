@@ -191,7 +191,8 @@ def parse_line(text: str) -> Stack:
 def _input_from_yaml(value: Any, where: str) -> Shape:
     if isinstance(value, str):
         return parse_input(value, where)
-    if isinstance(value, list) and len(value) == 3 and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+    if (isinstance(value, list) and len(value) == 3
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in value)):
         return parse_input("x".join(map(str, value)), where)
     raise GraderError(f"input must be [H, W, C] or 'HxWxC', got {value!r}", where=where,
                       fix="write input: [28, 28, 1]")

@@ -53,7 +53,8 @@ def _statistic_of(buffer: Any, user: Any, sig: Any, image: frozenset[str]) -> bo
     if any(arg is buffer for i, arg in enumerate(user.args) if i not in BN_STATS):
         return False
     source, weight = user.args[0], user.args[1] if len(user.args) > 1 else None
-    if weight is None or getattr(source, "name", None) not in image or getattr(weight, "name", None) not in sig.inputs_to_parameters:
+    if (weight is None or getattr(source, "name", None) not in image
+            or getattr(weight, "name", None) not in sig.inputs_to_parameters):
         return False
     if len(weight.users) != 1:  # the layer's own weight: one shared by many would vouch for each one's statistics
         return False

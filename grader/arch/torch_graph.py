@@ -61,7 +61,8 @@ def parse_input_chw(text: str) -> CHW:
     parts = [p for p in re.split(r"\s*[x×,]\s*", text.strip().strip("()[]").lower()) if p]
     if len(parts) != 3 or not all(p.isdigit() for p in parts):
         raise GraderError(f"input size {text.strip()!r} is not CxHxW", where="--input",
-                          fix="write channels x height x width, channels first as torch does: 1x28x28 (MNIST), 3x32x32 (CIFAR-10)")
+                          fix="write channels x height x width, channels first as torch does: 1x28x28 (MNIST), "
+                              "3x32x32 (CIFAR-10)")
     c, h, w = (int(p) for p in parts)
     if min(c, h, w) < 1:
         raise GraderError(f"input size {text.strip()} must be positive in every dimension", where="--input",
@@ -126,7 +127,8 @@ def _instantiate(path: Path, class_name: str) -> nn.Module:
     if cls is None:
         raise GraderError(f"{path} has no class {class_name!r}", where=where,
                           fix=(f"nn.Module classes in {path.name}: {', '.join(found)}; use e.g. {path}:{found[0]}"
-                               if found else f"{path.name} defines no nn.Module class: add class {class_name}(nn.Module)"))
+                               if found else
+                               f"{path.name} defines no nn.Module class: add class {class_name}(nn.Module)"))
     if not (inspect.isclass(cls) and issubclass(cls, nn.Module)):
         raise GraderError(f"{class_name} is not an nn.Module class", where=where,
                           fix=f"nn.Module classes in {path.name}: {', '.join(found) or 'none'}")
@@ -149,7 +151,8 @@ def _describe(err: BaseException, path: Path | None = None) -> str:
         return f"{type(err).__name__}: {err.msg} (line {err.lineno})"
     text = f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}".rstrip(": ")
     frames = [f for f in traceback.extract_tb(err.__traceback__)
-              if (path and Path(f.filename) == path) or (not path and "/torch/" not in f.filename and "/grader/" not in f.filename)]
+              if (path and Path(f.filename) == path)
+              or (not path and "/torch/" not in f.filename and "/grader/" not in f.filename)]
     return f"{text} (at {Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else text
 
 
@@ -174,9 +177,10 @@ def table_from_program(program: torch.export.ExportedProgram, *, where: str = "e
     placeholders = {n.name: n for n in program.graph.nodes if n.op == "placeholder"}
     shapes = [tuple(placeholders[name].meta["val"].shape) for name in sig.user_inputs]
     if len(shapes) != 1 or len(shapes[0]) != 4:
-        raise GraderError(f"the exported program takes inputs of shapes {shapes}; a layer table needs one image batch (N, C, H, W)",
+        raise GraderError(f"the exported program takes inputs of shapes {shapes}; a layer table needs one image batch "
+                          "(N, C, H, W)",
                           where=where, fix="export the model with one example input: (torch.zeros(1, 1, 28, 28),)")
-    _, c, h, w = (int(d) for d in shapes[0])
+    c, h, w = (int(d) for d in shapes[0][1:])  # never int() of the batch: that would fix a dynamic batch's size
     chw = (c, h, w)
     params = [program.state_dict[t] for t in sig.inputs_to_parameters.values()]
     buffers = [program.state_dict.get(t, program.constants.get(t)) for t in sig.inputs_to_buffers.values()]
@@ -442,7 +446,8 @@ class _Reader:
         if call.name.strip("_") != "conv2d" and _arg(call, 6, "transposed", False):
             raise GraderError("transposed convolutions are not supported by the layer table",
                               where=call.where,
-                              fix="grade arch reads Conv2d, pooling, BatchNorm2d, Dropout, activations, Flatten and Linear")
+                              fix="grade arch reads Conv2d, pooling, BatchNorm2d, Dropout, activations, Flatten "
+                                  "and Linear")
         groups = _arg(call, 8 if call.name.strip("_") != "conv2d" else 6, "groups", 1)
         padding = _arg(call, 4, "padding", 0)
         if isinstance(padding, str):
@@ -519,7 +524,8 @@ class _Reader:
             dim = _arg(call, 1, "dim", 0)
             ndim = _val(sources[0]).dim()
             if dim % ndim != 1:
-                raise GraderError(f"concatenation along dimension {dim} (not channels) cannot be described by a layer table",
+                raise GraderError(f"concatenation along dimension {dim} (not channels) cannot be described by a "
+                                  "layer table",
                                   where=call.where,
                                   fix="concatenate feature maps along channels: torch.cat([a, b], dim=1)")
         self._add(call, Layer(kind), sources)

@@ -160,8 +160,9 @@ def build(steps: list[Step]) -> Callable[[Any], Any]:
     def apply(image: np.ndarray) -> torch.Tensor:
         out = composed(Image.fromarray(image, mode="L"))
         if not isinstance(out, torch.Tensor) or not out.is_floating_point() or out.dim() != 3:
-            raise ValueError(f"the test transform {describe(steps)} gives "
-                             f"{type(out).__name__ if not isinstance(out, torch.Tensor) else f'a {out.dtype} tensor of shape {tuple(out.shape)}'}, "
+            got = (type(out).__name__ if not isinstance(out, torch.Tensor)
+                   else f"a {out.dtype} tensor of shape {tuple(out.shape)}")
+            raise ValueError(f"the test transform {describe(steps)} gives {got}, "
                              "not a floating-point image tensor (C, H, W): it needs ToTensor")
         return out
 

@@ -223,7 +223,8 @@ def _root_name(node: ast.AST) -> Optional[str]:
 
 
 def _is_mnist(func: ast.AST) -> bool:
-    return (isinstance(func, ast.Name) and func.id == "MNIST") or (isinstance(func, ast.Attribute) and func.attr == "MNIST")
+    return ((isinstance(func, ast.Name) and func.id == "MNIST")
+            or (isinstance(func, ast.Attribute) and func.attr == "MNIST"))
 
 
 def _root_argument(call: ast.Call) -> Optional[ast.AST]:
@@ -236,7 +237,8 @@ def _literal(node: Optional[ast.AST], strings: dict[str, str]) -> Optional[str]:
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
         return node.value
     if isinstance(node, ast.JoinedStr) and all(isinstance(v, ast.Constant) for v in node.values):
-        return "".join(str(v.value) for v in node.values if isinstance(v, ast.Constant))  # an f-string without placeholders
+        # an f-string without placeholders
+        return "".join(str(v.value) for v in node.values if isinstance(v, ast.Constant))
     if isinstance(node, ast.Name):
         return strings.get(node.id)
     return None

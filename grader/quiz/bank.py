@@ -54,7 +54,8 @@ def _choices(name: str, spec: Any) -> tuple:
         bounds, step = spec["range"], spec.get("step", 1)
         if (not isinstance(bounds, list) or len(bounds) != 2 or
                 not all(isinstance(b, int) and not isinstance(b, bool) for b in bounds + [step])):
-            raise ValueError(f"params.{name}: range bounds and step must be whole numbers, e.g. {{range: [28, 64], step: 2}}")
+            raise ValueError(f"params.{name}: range bounds and step must be whole numbers, "
+                             "e.g. {range: [28, 64], step: 2}")
         low, high = bounds
         if step < 1 or low > high:
             raise ValueError(f"params.{name}: range [{low}, {high}] with step {step} is empty")
@@ -178,7 +179,8 @@ class ChoiceQuestion(_Question):
                 raise ValueError("a true/false question has answer: true or false (or give options:)")
             return self
         if isinstance(self.answer, bool):
-            raise ValueError("answer: true/false is for questions without options; give the correct option's letter or text")
+            raise ValueError("answer: true/false is for questions without options; "
+                             "give the correct option's letter or text")
         if len(self.options) < 2 or len(self.options) > 26:
             raise ValueError("options: give between 2 and 26 options")
         if len({o.strip().lower() for o in self.options}) != len(self.options):
@@ -217,8 +219,8 @@ def default_title(question: Any) -> str:
 
 Question = Annotated[Union[ShapeQuestion, RfQuestion, ParamsQuestion, FormulaQuestion, ChoiceQuestion],
                      Field(discriminator="kind")]
-_MODELS: dict[str, type[BaseModel]] = {"shape": ShapeQuestion, "rf": RfQuestion, "params": ParamsQuestion, "formula": FormulaQuestion,
-           "choice": ChoiceQuestion}
+_MODELS: dict[str, type[BaseModel]] = {"shape": ShapeQuestion, "rf": RfQuestion, "params": ParamsQuestion,
+                                       "formula": FormulaQuestion, "choice": ChoiceQuestion}
 
 
 class Bank(_Strict):
@@ -312,7 +314,8 @@ def _check_ids(bank: Bank) -> None:
         if question.id in seen:
             raise GraderError(f"question id {question.id!r} is used twice",
                               where=bank.doc.where(("questions", i, "id")),
-                              fix=f"ids must be unique; the first is at line {bank.doc.line(('questions', seen[question.id]))}")
+                              fix="ids must be unique; the first is at line "
+                                  f"{bank.doc.line(('questions', seen[question.id]))}")
         seen[question.id] = i
     for name in bank.stacks:
         if not isinstance(name, str) or not name.isidentifier():

@@ -179,7 +179,8 @@ def _channels_in(q: DrawnQuestion) -> Iterable[Value]:
     if q.kind == "shape":
         yield shape_value(row, q.spec.ask)[:-1] + (row.in_shape.c,)
     elif row.params != row.weights:  # parameters with one bias per input channel instead of per output channel
-        inputs = row.in_shape.c if row.kind == "conv" or row.in_shape.flat else row.in_shape.h * row.in_shape.w * row.in_shape.c
+        inputs = (row.in_shape.c if row.kind == "conv" or row.in_shape.flat
+                  else row.in_shape.h * row.in_shape.w * row.in_shape.c)
         yield (row.weights + inputs,)
 
 
@@ -187,7 +188,8 @@ def _swap_applies(q: DrawnQuestion) -> bool:
     if q.layer is None or q.kind not in ("shape", "params"):
         return False
     row = _stack(q).table().rows[_layer(q) - 1]
-    return row.kind in ("conv", "linear") and (q.kind == "shape" and q.spec.ask != "hw" or q.kind == "params" and q.spec.bias)
+    return row.kind in ("conv", "linear") and (q.kind == "shape" and q.spec.ask != "hw"
+                                               or q.kind == "params" and q.spec.bias)
 
 
 # ---------------------------------------------------------------- parameters
@@ -223,7 +225,8 @@ MISTAKES: tuple[Mistake, ...] = (
             "This matches adding k-1 at every layer without multiplying by the jump: after a stride or a max-pool "
             "each layer adds (k-1)*j_in, where j_in is the product of the strides before it."),
     Mistake("forgot_padding", _has_padding, _no_padding,
-            "This matches the size without the padding ({alt}): n_out = floor((n + 2p - k)/s) + 1 adds p on both sides."),
+            "This matches the size without the padding ({alt}): n_out = floor((n + 2p - k)/s) + 1 adds p on both "
+            "sides."),
     Mistake("forgot_floor", lambda q: q.kind == "shape" and q.spec.ask != "c", _unfloored,
             "This matches (n + 2p - k)/s + 1 without rounding down: a window that does not fit is dropped, "
             "so take the floor of the division."),
@@ -234,7 +237,8 @@ MISTAKES: tuple[Mistake, ...] = (
     Mistake("counted_batchnorm", _flag("bn", False), _flipped("bn"),
             "This counts batch norm's gamma and beta, but the question leaves batch norm out."),
     Mistake("forgot_batchnorm", _flag("bn", True), _flipped("bn"),
-            "This leaves out batch norm's 2 trainable parameters (gamma, beta) per channel, which the question counts."),
+            "This leaves out batch norm's 2 trainable parameters (gamma, beta) per channel, which the question "
+            "counts."),
     Mistake("channels_swapped", _swap_applies, _channels_in,
             "This uses the input channels ({cin}) where layer {layer} ({label}) outputs {cout}: each kernel gives one "
             "output channel (and has one bias); the input channels only set each kernel's depth."),

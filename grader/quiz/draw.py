@@ -168,8 +168,8 @@ def draw_question(bank: Bank, question: Any, student: str) -> DrawnQuestion:
         text = template.render(question.text, context, bank.where(question.id, "text")).strip()
         explanation = template.render(question.explanation, context, bank.where(question.id, "explanation")).strip()
         return DrawnQuestion(question.id, question.kind, text, bank.points_of(question), key, values,
-                             _title(bank, question, context), explanation=explanation, stack=stack, layer=layer, target=target, spec=question,
-                             where=where)
+                             _title(bank, question, context), explanation=explanation, stack=stack, layer=layer,
+                             target=target, spec=question, where=where)
     raise GraderError(f"question {question.id!r} has no valid variant in {attempts} draw(s): {reason}", where=where,
                       fix="change the params' ranges or add `require:` conditions so every draw gives a valid stack")
 

@@ -82,7 +82,8 @@ def kernel_along_h(layer: Layer, row: Row) -> tuple[int, int, int | str]:
 
 
 def size_working(stack: Stack, table: Table, upto: int) -> list[str]:
-    """n: 400 -> 398 (conv3x3 32: 400 + 2*0 - 3 + 1) -> ... -> 195 (maxpool 2x2: floor((390 + 2*0 - 2)/2) + 1); C: ..."""
+    """n: 400 -> 398 (conv3x3 32: 400 + 2*0 - 3 + 1) -> ... -> 195 (maxpool 2x2: floor((390 + 2*0 - 2)/2) + 1);
+    C: ..."""
     sizes, channels = [str(table.input.h)], [str(table.input.c)]
     for layer, row in zip(stack.layers[:upto], table.rows[:upto], strict=True):
         out = row.out_shape
@@ -92,7 +93,8 @@ def size_working(stack: Stack, table: Table, upto: int) -> list[str]:
                 how = "same padding keeps the size"
             else:
                 rounding = "ceil" if layer.ceil else "floor"
-                how = f"{rounding}(({row.in_shape.h} + 2*{p} - {k})/{s}) + 1" if s > 1 else f"{row.in_shape.h} + 2*{p} - {k} + 1"
+                how = (f"{rounding}(({row.in_shape.h} + 2*{p} - {k})/{s}) + 1" if s > 1
+                       else f"{row.in_shape.h} + 2*{p} - {k} + 1")
             sizes.append(f"{out.h} ({row.label}: {how})")
         elif row.kind == "gap":
             sizes.append(f"1 ({row.label})")

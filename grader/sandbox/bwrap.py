@@ -246,10 +246,11 @@ def build_argv(argv: Sequence[str], spec: SandboxSpec, *, bwrap: str = "bwrap", 
         through = "" if hidden == argv[0] else f" (where {argv[0]} leads through symbolic links)"
         raise GraderError(f"{argv[0]} cannot run in the sandbox: {hidden}{through} is not shown inside, which has "
                           f"only the system folders, /etc, the grader's own interpreter "
-                          f"({', '.join(layout.python_roots) or 'in the system folders'}), the scratch and the staged data",
+                          f"({', '.join(layout.python_roots) or 'in the system folders'}), the scratch and the "
+                          "staged data",
                           where=argv[0],
-                          fix="run the grader itself with the Python the sandbox should use (its venv or prefix is then "
-                              "shown read-only), or use a Python installed under /usr")
+                          fix="run the grader itself with the Python the sandbox should use (its venv or prefix is "
+                              "then shown read-only), or use a Python installed under /usr")
     out += ["--chdir", scratch]
     # The root is bwrap's own tmpfs: writable (mount points, stray files)
     # until remounted; the binds keep their own flags.

@@ -162,7 +162,8 @@ class JobLimits:
         if made:
             self._cgroups += (group,)
         shown = "core" if cpus == 1 else "cores"
-        return f" (cpu quota {cpus} {shown})" if self.hierarchy else f"; cgroup-v{controller.version} cpu quota {cpus} {shown}"
+        return (f" (cpu quota {cpus} {shown})" if self.hierarchy
+                else f"; cgroup-v{controller.version} cpu quota {cpus} {shown}")
 
     def __enter__(self) -> JobLimits:
         return self

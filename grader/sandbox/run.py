@@ -1,4 +1,5 @@
-"""Run one command in the sandbox: start it inside its limits, watch the clock, keep bounded output, kill the whole tree."""
+"""Run one command in the sandbox: start it inside its limits, watch the clock, keep bounded output, kill the
+whole tree."""
 
 from __future__ import annotations
 
