@@ -161,7 +161,8 @@ def test_an_unknown_layer_shows_how_each_kind_is_written_and_the_token_meant(spe
     assert err.value.fix.startswith(meant + "write each layer as one of: c3:16 (a KxK convolution, OUT channels), "
                                     "mp2 (max-pool KxK), ap2 (average pool KxK), gap, bn, drop0.1 (dropout, rate P), "
                                     "flat, fc:10 (fully connected, OUT features), relu (or relu6, ")
-    assert err.value.fix.endswith("; options after it: s2 p1 d2 g4 same nobias ceil, or key=value (`grade arch --help`)")
+    assert err.value.fix.endswith("; options after it: s2 p1 d2 g4 same nobias ceil, or key=value "
+                                  "(`grade arch --help`)")
 
 
 def test_a_kind_and_its_number_apart_suggests_the_token(capsys):

@@ -301,7 +301,8 @@ def test_missing_class_lists_the_modules_classes():
     with pytest.raises(GraderError) as err:
         table_from_target(target("gap_variants.py:Gap"), "1x28x28")
     assert err.value.what == f"{MODELS / 'gap_variants.py'} has no class 'Gap'"
-    assert "nn.Module classes in gap_variants.py: AdaptiveGap, AvgPoolPartial, AvgPoolSize, AvgPoolWhole, MeanLastDims;" in err.value.fix
+    assert ("nn.Module classes in gap_variants.py: AdaptiveGap, AvgPoolPartial, AvgPoolSize, AvgPoolWhole, "
+            "MeanLastDims;") in err.value.fix
 
 
 def test_not_a_module_class():

@@ -48,13 +48,15 @@ from torch.utils.data import DataLoader
 budget.apply_torch(budget.cpus())
 loader = DataLoader(list(range(8)), num_workers=4)
 print(json.dumps({"env": {k: os.environ.get(k) for k in %r}, "torch": torch.get_num_threads(),
-                  "interop": torch.get_num_interop_threads(), "workers": loader.num_workers, "record": budget.record()}))
+                  "interop": torch.get_num_interop_threads(), "workers": loader.num_workers,
+                  "record": budget.record()}))
 """
 
 
 @pytest.mark.usefixtures("bwrap")
 @pytest.mark.parametrize("cpus, workers", [(1, 0), (2, 2), (3, 3)])
-def test_a_sandboxed_python_sees_the_budget_in_torch_and_its_data_loaders(tmp_path: Path, cpus: int, workers: int) -> None:
+def test_a_sandboxed_python_sees_the_budget_in_torch_and_its_data_loaders(tmp_path: Path, cpus: int,
+                                                                          workers: int) -> None:
     spec = SandboxSpec.for_run(RunLimits(cpus=cpus, wall_seconds=120), scratch=tmp_path)
     result = run_sandboxed([sys.executable, "-c", PROBE % (THREAD_VARIABLES,)], spec)
     assert result.returncode == 0, result.stderr

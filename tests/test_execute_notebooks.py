@@ -211,4 +211,5 @@ def test_files_a_walk_cannot_see_stop_at_the_disk_quota(options, name):
     limits = options.limits.model_copy(update={"disk_bytes": 50 << 20, "disk_files": 1000})
     facts = grade(name, options, limits=limits)
     assert facts.verdict.kind == "disk", facts.verdict.message
-    assert "filled its disk quota (50M or 1,000 files, folders and links in its working folder)" in facts.verdict.message
+    assert ("filled its disk quota (50M or 1,000 files, folders and links in its working folder)"
+            in facts.verdict.message)

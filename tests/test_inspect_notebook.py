@@ -75,7 +75,8 @@ class TestErrors:
         assert "the file is 20,971,521 bytes, over the 20 MB limit" in error_of(path)
 
     def test_missing_file(self, tmp_path):
-        assert error_of(tmp_path / "nope.ipynb") == f"{tmp_path / 'nope.ipynb'}: no such file\n  -> check the path and the file name"
+        assert error_of(tmp_path / "nope.ipynb") == (f"{tmp_path / 'nope.ipynb'}: no such file\n"
+                                                     "  -> check the path and the file name")
 
     def test_folder(self, tmp_path):
         assert "is a folder, not a submission" in error_of(tmp_path)
@@ -128,7 +129,8 @@ class TestScripts:
         path.write_text("import torch\n\nmodel = torch.nn.Linear(2, 2)\n")
         submission = load_submission(path)
         assert submission.format == "py"
-        assert [(c.kind, c.source) for c in submission.cells] == [("code", "import torch\n\nmodel = torch.nn.Linear(2, 2)")]
+        assert [(c.kind, c.source) for c in submission.cells] == [
+            ("code", "import torch\n\nmodel = torch.nn.Linear(2, 2)")]
         assert submission.notebook.nbformat == 4
 
     def test_percent_markers_split_cells(self):

@@ -54,7 +54,8 @@ def test_moodle_number_is_the_participant_number_of_the_worksheet(tmp_path):
                          'Participant 17,"Ada Good",ada@example.org,"Submitted for grading - 1 day 2 hours late",\n',
                          encoding="utf-8")
     sub, = with_roster(discover(tmp_path), read_roster(worksheet))
-    assert (sub.student, sub.name, sub.email, sub.late, sub.lms) == ("17", "Ada Good", "ada@example.org", True, "moodle")
+    assert (sub.student, sub.name, sub.email, sub.late, sub.lms) == (
+        "17", "Ada Good", "ada@example.org", True, "moodle")
 
 
 def test_canvas_export_as_roster_fills_names_sections_and_sis_ids(tmp_path):

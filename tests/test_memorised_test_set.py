@@ -254,5 +254,6 @@ def test_a_soft_lookup_is_found_and_so_is_any_softmax_but_the_classifiers():
     assert [line.split(" at node")[0] for line in unexpected_ops(_export(_SoftLookup(rows=900)))] == [
         "a softmax over 900 entries (a classifier's spans its 10 classes)"]
     assert [line.split(" at node")[0] for line in unexpected_ops(_export(_AttentionPool()))] == [
-        "an operator outside those a CNN is made of", "a softmax over 784 entries (a classifier's spans its 10 classes)",
+        "an operator outside those a CNN is made of",
+        "a softmax over 784 entries (a classifier's spans its 10 classes)",
         "an operator outside those a CNN is made of"]  # einsum, the attention map, einsum

@@ -237,7 +237,8 @@ def test_a_handed_in_model_pt2_with_code_in_it_is_bad_model(name, warm, base, tm
     _not_credited(grade_submission(model, rubric, options_for(rubric, data=str(real_mnist_dir))), *NAMED[name])
 
 
-PLANTS_A_PAYLOAD = '''# the harness saves the model with torch.export.save: this kernel swaps the saved sample inputs for a payload
+PLANTS_A_PAYLOAD = '''# the harness saves the model with torch.export.save: this kernel swaps the saved sample
+# inputs for a payload
 import io, zipfile, torch, torch.nn as nn, torch.nn.functional as F
 
 class Payload:

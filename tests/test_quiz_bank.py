@@ -70,7 +70,8 @@ def test_bad_param_range_is_explained():
 
 
 def test_choice_answer_must_be_an_option():
-    err = error(HEAD + "  - id: a\n    kind: choice\n    text: x\n    explanation: y\n    options: [p, q]\n    answer: c\n")
+    err = error(HEAD + "  - id: a\n    kind: choice\n    text: x\n    explanation: y\n    options: [p, q]\n"
+                       "    answer: c\n")
     assert "neither an option's letter (a, b) nor an option's text" in err.what
     err = error(HEAD + "  - id: a\n    kind: choice\n    text: x\n    explanation: y\n    answer: maybe\n")
     assert "true/false question has answer: true or false" in err.what

@@ -222,7 +222,8 @@ def test_qti_structure_and_correct_responses(quiz):
         assert item.find("q:resprocessing/q:outcomes/q:decvar", NS).get("varname") == "SCORE"
         value = q.key.value
         if isinstance(value, (bool, str)):
-            assert meta["question_type"] == ("true_false_question" if isinstance(value, bool) else "multiple_choice_question")
+            assert meta["question_type"] == ("true_false_question" if isinstance(value, bool)
+                                             else "multiple_choice_question")
             labels = item.findall("q:presentation/q:response_lid/q:render_choice/q:response_label", NS)
             idents = [label.get("ident") for label in labels]
             correct = condition.findall("q:conditionvar/q:varequal", NS)
@@ -311,7 +312,8 @@ def test_make_for_several_students_writes_one_file_each(tmp_path, capsys):
     assert "-> put {student} in the file name: -o quiz-{student}.md" in err
     assert main(["quiz", "make", str(BANK), "--student", "../s1", "--student", "s2", "-o", pattern]) == 2
     err = capsys.readouterr().err
-    assert "error: --student: the student id '../s1' cannot be part of a file name\n  -> give ids without / or \\" in err
+    assert ("error: --student: the student id '../s1' cannot be part of a file name\n"
+            "  -> give ids without / or \\") in err
 
 
 def test_check_for_several_students_checks_each_from_one_answers_file(tmp_path, capsys):

@@ -277,7 +277,8 @@ def direct_reads(source: str, readers: Optional[dict[str, list[str]]] = None) ->
 
 
 def host_modules() -> dict[str, str]:
-    return {path.relative_to(GRADER).as_posix(): path.read_text(encoding="utf-8") for path in sorted(GRADER.rglob("*.py"))
+    return {path.relative_to(GRADER).as_posix(): path.read_text(encoding="utf-8")
+            for path in sorted(GRADER.rglob("*.py"))
             if path.relative_to(GRADER).as_posix() not in INSIDE_THE_SANDBOX | {READER}}
 
 

@@ -27,7 +27,8 @@ GOOD = dict(
     model__params__trainable=13808, model__stored__learned=13808, model__stored__trainable=13808,
     model__stored__carried=0, model__layers__linear=0, model__layers__batchnorm=6, model__layers__dropout=6,
     model__gap=True, model__transitions=2,
-    train__epochs=15.0, train__epochs_checked=15.0, eval__accuracy=99.43, verdict__kind="ok", verdict__message="ran every cell",
+    train__epochs=15.0, train__epochs_checked=15.0, eval__accuracy=99.43, verdict__kind="ok",
+    verdict__message="ran every cell",
     verdict__failed_cells=[], model__ops__unexpected=[],
 )
 
@@ -211,5 +212,6 @@ def test_values_are_formatted_for_people(fact, value, shown):
 def test_the_sheet_is_json_serialisable():
     sheet = score(facts(**GOOD), load_rubric("mnist-s5"))
     data = sheet.model_dump(mode="json")
-    assert data["score"] == 80 and len(data["items"]) == len(load_rubric("mnist-s5").items)  # 13,808 parameters is over the 8,000 budget
+    # 13,808 parameters is over the 8,000 budget
+    assert data["score"] == 80 and len(data["items"]) == len(load_rubric("mnist-s5").items)
     assert not data["passed"]

@@ -84,7 +84,8 @@ def test_memory_bomb_ends_with_memory_exceeded(tmp_path: Path) -> None:
     assert "allocated everything" not in result.stdout
 
 
-def test_memory_bomb_is_caught_by_rlimits_where_no_cgroup_is_writable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_memory_bomb_is_caught_by_rlimits_where_no_cgroup_is_writable(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(limits, "detect", lambda: limits.Detected(None, "disabled by the test"))
     result, _ = run_fixture(tmp_path, "memory_bomb", memory_bytes=300 << 20)
     assert result.memory_exceeded and result.returncode != 0
@@ -183,4 +184,5 @@ def test_the_kernels_settings_are_read_only(tmp_path: Path) -> None:
     # it open kernel.core_pattern for writing, and a crash would then run a program of its choosing as root.
     result, _ = run_fixture(tmp_path, "write_kernel_settings")
     outcome = json.loads(result.stdout)
-    assert "/proc/sys/kernel/core_pattern" in outcome and not [p for p, o in outcome.items() if o == "writable"], outcome
+    assert ("/proc/sys/kernel/core_pattern" in outcome
+            and not [p for p, o in outcome.items() if o == "writable"]), outcome

@@ -58,7 +58,8 @@ def test_a_sandboxed_command_is_not_root_to_the_host(tmp_path: Path) -> None:
     owner = os.stat(scratch / "made").st_uid
     assert owner != 0 and owner == (DEFAULT_UID if ROOT else os.geteuid())
     assert "OPENED" not in result.stdout and result.stdout.count("REFUSED") == 2, result.stdout
-    expected = "sandbox as host uid 65534 gid 65534 (the grader runs as root)" if ROOT else f"grader's own uid {os.geteuid()}"
+    expected = ("sandbox as host uid 65534 gid 65534 (the grader runs as root)" if ROOT
+                else f"grader's own uid {os.geteuid()}")
     assert expected in result.limits_used
     if ROOT:  # the secret was shown to the sandbox but its host uid has no right to read it
         assert f"REFUSED /opt/secret {13}" in result.stdout
@@ -68,7 +69,8 @@ def test_the_host_still_reads_and_removes_what_the_sandbox_wrote(tmp_path: Path)
     scratch = tmp_path / "job"
     (scratch / "out").mkdir(parents=True)  # made by the host before the run, written by the sandbox
     (scratch / "job.json").write_text("{}")
-    result = run_sandboxed([sys.executable, "-c", "open('out/run.json','w').write('{\"ok\": 1}'); open('job.json').read()"],
+    result = run_sandboxed([sys.executable, "-c",
+                            "open('out/run.json','w').write('{\"ok\": 1}'); open('job.json').read()"],
                            SandboxSpec(scratch=scratch))
     assert result.returncode == 0, result.stderr
     assert json.loads((scratch / "out" / "run.json").read_text()) == {"ok": 1}
@@ -133,7 +135,8 @@ def test_sandboxes_started_from_many_threads_at_once_leave_the_stage_empty(tmp_p
     def one(n: int) -> None:
         start.wait()
         binds = tuple((source, Path(f"/opt/s{i}")) for i, source in enumerate(sources))
-        results.append(run_sandboxed([sys.executable, "-c", "import os; print(sum(os.path.isdir(f'/opt/s{i}') for i in range(4)))"],
+        results.append(run_sandboxed([sys.executable, "-c",
+                                      "import os; print(sum(os.path.isdir(f'/opt/s{i}') for i in range(4)))"],
                                      SandboxSpec(scratch=tmp_path / f"job{n}", ro_binds=binds)))
 
     threads = [threading.Thread(target=one, args=(n,)) for n in range(6)]

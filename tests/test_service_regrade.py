@@ -112,7 +112,8 @@ def test_a_broken_rubric_or_an_unknown_assignment_is_refused(graded):
     broken = server.signed("POST", PATH)
     assert broken.status_code == 422, broken.text
     error = broken.json()["error"]
-    assert error["code"] == "invalid_rubric" and "no longer loads" in error["what"] and "svc-static.yaml" in error["where"]
+    assert (error["code"] == "invalid_rubric" and "no longer loads" in error["what"]
+            and "svc-static.yaml" in error["where"])
     unknown = server.signed("POST", "/v1/assignments/nope/regrade")
     assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "unknown_assignment"
     assert server.status(jobs["di"])["score"] == 5

@@ -66,7 +66,8 @@ def test_arguments_that_are_not_plain_data_are_refused():
     tf = T.Compose([T.ToTensor(), T.Normalize((0.1,), (0.3,))])
     tf.transforms[1].mean = object()  # the student's process may set anything there
     steps, unknown = read_transform(tf)
-    assert steps is None and unknown == "the arguments of `Normalize` cannot be read as plain data (an argument of type object)"
+    assert steps is None and unknown == ("the arguments of `Normalize` cannot be read as plain data "
+                                         "(an argument of type object)")
 
 
 def test_steps_beyond_their_bounds_make_a_transform_the_grader_does_not_replay():

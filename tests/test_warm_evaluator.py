@@ -153,7 +153,8 @@ def test_a_child_that_tampers_with_everything_changes_no_other_result(evaluator,
 
     seen = outcomes["a"]
     assert seen["write /tmp"] == "written"  # its own tmpfs, and nothing else
-    assert [k for k, v in seen.items() if k.startswith("write /") and v == "written"] == ["write /tmp", "write /dev/shm"]
+    assert [k for k, v in seen.items() if k.startswith("write /") and v == "written"] == ["write /tmp",
+                                                                                         "write /dev/shm"]
     assert seen["overwrite the test images"].startswith("error")
     assert seen["parent pid"] == "0"  # its parent lies outside its PID namespace
     assert seen["pids signalled"] == []  # no other process exists for it
