@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
-# The tests: adds what only the tests need (the dev extra: pytest, import-linter, jsonschema, Ray, psycopg; Chromium,
-# which renders the reports in the browser tests; PostgreSQL's server, which the PostgreSQL store's tests start), then
-# runs pytest -q with any arguments given. The grading environments the test kernels use are built by the tests
-# themselves (tests/conftest.py). CI runs this (.ci/run).
+# The tests: adds what only the tests need (the dev extra: pytest, import-linter, jsonschema, Ray, psycopg, ruff, mypy;
+# Chromium, which renders the reports in the browser tests; PostgreSQL's server, which the PostgreSQL store's tests
+# start), then runs pytest -q with any arguments given. The grading environments the test kernels use are built by the
+# tests themselves (tests/conftest.py). CI runs this (.ci/run).
 set -euo pipefail
 cd "$(dirname "$0")"
 
 source scripts/python-env.sh
 use_python find   # the Python ./setup.sh installed into
 
-if ! "$PY" -c 'import pytest, importlinter, jsonschema, ray, psycopg' >/dev/null 2>&1; then
+if ! "$PY" -c 'import pytest, importlinter, jsonschema, ray, psycopg, ruff, mypy' >/dev/null 2>&1; then
     echo "==> installing the test dependencies (the dev extra)"
     "$PY" -m pip install -e ".[dev]" --progress-bar on
 fi

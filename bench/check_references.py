@@ -65,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.names:
-            print(f"{name}: grade check against {REFERENCES[name].rubric} ({time.strftime('%H:%M:%S')}) ...", flush=True)
+            print(f"{name}: grade check against {REFERENCES[name].rubric} ({time.strftime('%H:%M:%S')}) "
+                  "...", flush=True)
             row = check(name, args.data, Path(tmp) / name)
             rows.append(row)
             print(f"{name}: {row['score']:g}/{row['max']:g}, measured {row['measured']}%, printed {row['printed']}%, "

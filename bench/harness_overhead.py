@@ -28,11 +28,11 @@ from nbformat.v4 import new_code_cell, new_notebook
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from grader.execute.job import execute_notebook  # noqa: E402
-from grader.settings import RunLimits as Limits  # noqa: E402
-from grader.data.staging import staged_root  # noqa: E402
 from grader.data.fetch import ensure_mnist  # noqa: E402
+from grader.data.staging import staged_root  # noqa: E402
+from grader.execute.job import execute_notebook  # noqa: E402
 from grader.pipeline import Options, grade_facts  # noqa: E402
+from grader.settings import RunLimits as Limits  # noqa: E402
 from grader.verdict import Outcome, decide  # noqa: E402
 
 NET = ("# model\nimport torch, torch.nn as nn, torch.nn.functional as F\n"
@@ -106,7 +106,7 @@ def main() -> None:
                 base = time_nbconvert(nb, Path(tmp))
             executed, whole = time_grader(nb, staged, data)
             rows.append((base, executed, whole))
-        base, executed, whole = (statistics.median(col) for col in zip(*rows))
+        base, executed, whole = (statistics.median(col) for col in zip(*rows, strict=True))
         print(f"{name:9s} nbconvert {base:6.1f} s | grader execution {executed:6.1f} s "
               f"(+{executed - base:5.1f} s, x{executed / base:4.2f}) | whole grade run {whole:6.1f} s "
               f"(+{whole - base:5.1f} s, x{whole / base:4.2f})  [medians]")

@@ -34,7 +34,8 @@ TARGET = 99.4
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("models", nargs="*", default=list(REFERENCES), help=f"references to train (default: all of {', '.join(REFERENCES)})")
+    parser.add_argument("models", nargs="*", default=list(REFERENCES),
+                        help=f"references to train (default: all of {', '.join(REFERENCES)})")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, help="override every model's epoch budget (for a quick look)")
     parser.add_argument("--data", help="folder with the MNIST files (default: where `grade data` finds them)")
@@ -89,7 +90,8 @@ def table(runs: list[Run]) -> str:
     groups: dict[tuple[str, str, int], list[Run]] = {}
     for run in runs:
         groups.setdefault((run.name, run.device.split(":")[0], len(run.accuracies)), []).append(run)
-    lines = ["| model | params | epochs | seeds | best | last | mean of last 3 | last 3 all >= 99.4 | s/epoch | device |",
+    lines = ["| model | params | epochs | seeds | best | last | mean of last 3 | last 3 all >= 99.4 | s/epoch "
+             "| device |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for (name, device, epochs), group in groups.items():
         best = [max(r.accuracies) for r in group]
@@ -98,7 +100,8 @@ def table(runs: list[Run]) -> str:
         steady = sum(min(r.accuracies[-3:]) >= TARGET for r in group)
         seconds = statistics.fmean(s for r in group for s in r.epoch_seconds)
         lines.append(f"| {name} | {group[0].params:,} | {epochs} | {' '.join(str(r.seed) for r in group)} | "
-                     f"{_span(best)} | {_span(last)} | {_span(last3)} | {steady}/{len(group)} | {seconds:.1f} | {device} |")
+                     f"{_span(best)} | {_span(last)} | {_span(last3)} | {steady}/{len(group)} | {seconds:.1f} "
+                     f"| {device} |")
     return "\n".join(lines)
 
 

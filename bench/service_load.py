@@ -170,7 +170,8 @@ def main() -> int:
                     with lock:
                         first_post.setdefault(delivery, time.time())
                     try:
-                        headers = signed_headers(SECRET.encode(), "POST", "/v1/submissions", body, delivery=delivery)  # signed at each try
+                        headers = signed_headers(SECRET.encode(), "POST", "/v1/submissions", body,
+                                                 delivery=delivery)  # signed at each try
                         response = client.post(f"{server.url}/v1/submissions", content=body,
                                                headers={"Content-Type": "application/json", **headers})
                     except httpx.TransportError:  # the server is down (killed): an LMS retries the same delivery

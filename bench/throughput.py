@@ -32,8 +32,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -73,7 +74,8 @@ TRAINING = [
     "from torchvision import datasets, transforms\n"
     "torch.manual_seed(0)\n"
     "model = nn.Sequential(nn.Conv2d(1, 16, 3), nn.ReLU(), nn.BatchNorm2d(16), nn.Conv2d(16, 16, 3), nn.ReLU(),\n"
-    "                      nn.BatchNorm2d(16), nn.MaxPool2d(2), nn.Conv2d(16, 10, 1), nn.Conv2d(10, 16, 3), nn.ReLU(),\n"
+    "                      nn.BatchNorm2d(16), nn.MaxPool2d(2), nn.Conv2d(16, 10, 1), nn.Conv2d(10, 16, 3), "
+    "nn.ReLU(),\n"
     "                      nn.BatchNorm2d(16), nn.Conv2d(16, 10, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(),\n"
     "                      nn.LogSoftmax(-1))\n"
     "device = 'cuda' if torch.cuda.is_available() else 'cpu'  # the GPU the grader gives this job, if any\n"

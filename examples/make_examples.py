@@ -32,11 +32,13 @@ SETUP = ("# Imports: PyTorch, torchvision datasets/transforms and the summary he
          "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\nimport torch.optim as optim\n"
          "from torchvision import datasets, transforms\nfrom torchsummary import summary")
 DATA = ("# Data: normalise with the MNIST mean/std; small rotations help generalise\n"
-        "torch.manual_seed(1)\nuse_cuda = torch.cuda.is_available()\ndevice = torch.device(\"cuda\" if use_cuda else \"cpu\")\n"
+        "torch.manual_seed(1)\nuse_cuda = torch.cuda.is_available()\ndevice = torch.device(\"cuda\" if use_cuda else "
+        "\"cpu\")\n"
         "train_tf = transforms.Compose([transforms.RandomRotation((-7.0, 7.0), fill=(0,)), transforms.ToTensor(),\n"
         "                               transforms.Normalize((0.1307,), (0.3081,))])\n"
         "test_tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])\n"
-        "train_loader = torch.utils.data.DataLoader(datasets.MNIST('../data', train=True, download=True, transform=train_tf),\n"
+        "train_loader = torch.utils.data.DataLoader(datasets.MNIST('../data', train=True, download=True, "
+        "transform=train_tf),\n"
         "                                           batch_size=128, shuffle=True)\n"
         "test_loader = torch.utils.data.DataLoader(datasets.MNIST('../data', train=False, transform=test_tf),\n"
         "                                          batch_size=1000)")
@@ -64,12 +66,14 @@ LOOPS = ("# Train one epoch, then report the test accuracy in the course's forma
          "            loss += F.nll_loss(output, target, reduction='sum').item()\n"
          "            correct += output.argmax(dim=1).eq(target).sum().item()\n"
          "    n = len(loader.dataset)\n"
-         "    print('Test set: Average loss: {:.4f}, Accuracy: {}/{} ({:.2f}%)'.format(loss / n, correct, n, 100. * correct / n))")
+         "    print('Test set: Average loss: {:.4f}, Accuracy: {}/{} ({:.2f}%)'"
+         ".format(loss / n, correct, n, 100. * correct / n))")
 RUN = ("# One-cycle learning rate over {epochs} epochs\n"
        "model = Net().to(device)\n"
        "EPOCHS = {epochs}\n"
        "optimizer = optim.SGD(model.parameters(), lr=0.01, momentum=0.9)\n"
-       "scheduler = optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.1, epochs=EPOCHS, steps_per_epoch=len(train_loader))\n"
+       "scheduler = optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.1, epochs=EPOCHS, "
+       "steps_per_epoch=len(train_loader))\n"
        "for epoch in range(1, EPOCHS + 1):\n"
        "    print('EPOCH:', epoch)\n"
        "    train(model, device, train_loader, optimizer, scheduler)\n"
@@ -159,7 +163,7 @@ class Net(nn.Module):
         x = self.trans(self.pool(self.convblock2(self.convblock1(x))))
         x = self.convblock5(self.convblock4(self.convblock3(x)))
         return F.log_softmax(self.out(self.gap(x)).view(-1, 10), dim=-1)
-'''
+'''  # noqa: E501 (the student's model.py as written)
 UTILS_PY = ('"""Training and test loops."""\n'
             "import torch\nimport torch.nn.functional as F\n\n\n" + LOOPS + "\n")
 
@@ -174,7 +178,8 @@ def modular_repo(title: str, epochs: int) -> dict[str, object]:
     return {"S3.ipynb": nb, "model.py": MODEL_PY, "utils.py": UTILS_PY}
 
 
-OLD_LOOPS = LOOPS.replace("        loss.backward()\n", "        loss.backward()\n        print(loss.data[0])  # PyTorch 0.3 style\n")
+OLD_LOOPS = LOOPS.replace("        loss.backward()\n",
+                          "        loss.backward()\n        print(loss.data[0])  # PyTorch 0.3 style\n")
 
 
 def strip_comments(source: str) -> str:
@@ -247,7 +252,8 @@ def write_sources() -> dict[str, Path]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--execute", nargs="*", metavar="STUDENT", help="run these (default: all) and store the results")
+    parser.add_argument("--execute", nargs="*", metavar="STUDENT",
+                        help="run these (default: all) and store the results")
     parser.add_argument("--data")
     parser.add_argument("--collect", action="store_true", help="only copy finished runs into submissions/")
     args = parser.parse_args()

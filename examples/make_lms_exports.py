@@ -12,7 +12,8 @@
 
     grade examples/submissions-canvas.zip --rubric mnist-s3 --mode evaluate \
         --roster examples/canvas-gradebook-export.csv --canvas-assignment-id 4242
-    grade examples/submissions --rubric mnist-s3 --mode evaluate --moodle-worksheet examples/moodle-grading-worksheet.csv
+    grade examples/submissions --rubric mnist-s3 --mode evaluate \
+        --moodle-worksheet examples/moodle-grading-worksheet.csv
 """
 
 from __future__ import annotations

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import difflib
 import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import Callable, Iterator, Optional, Union
+from typing import Optional, Union
 
 from grader.cache import FactsCache
 from grader.data.staging import TestData, prepare_test_data
@@ -24,8 +25,15 @@ from grader.executors.local import slots
 from grader.executors.named import local_executor
 from grader.executors.shipped import handed_over, submission_of
 from grader.facts import Facts
-from grader.intake import (DEFAULT_ID_PATTERN, Submission, discover, not_handed_in, read_roster, safe_extract,
-                           with_roster)
+from grader.intake import (
+    DEFAULT_ID_PATTERN,
+    Submission,
+    discover,
+    not_handed_in,
+    read_roster,
+    safe_extract,
+    with_roster,
+)
 from grader.links import LinkError, fetch, parse_link
 from grader.quiz.bank import Bank
 from grader.result import Event, Result, class_result, not_run

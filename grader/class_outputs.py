@@ -3,8 +3,9 @@ instructor's (gradebook.csv, similarity.html, instructor.html)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable, Optional
+from typing import Optional
 
 import numpy as np
 
@@ -57,7 +58,7 @@ def write_outputs(results: Iterable[Result], out: Path, *, data: Optional[TestDa
     return write_gradebook(out / "gradebook.csv",
                            gradebook_rows([GradebookEntry(line.student, line.sheet, r.facts, line.name, line.similar_to,
                                                           line.problems)
-                                           for r, line in zip(results, lines)]))
+                                           for r, line in zip(results, lines, strict=True)]))
 
 
 def write_student_copy(out: Path, student: str, facts: Facts, sheet: ScoreSheet, *, seconds: float,

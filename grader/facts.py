@@ -11,8 +11,9 @@ measure it); scoring treats that as zero with the verdict's reason.
 
 from __future__ import annotations
 
-from functools import lru_cache
-from typing import Annotated, Any, ClassVar, Iterator, Literal, Optional, Union, get_args, get_origin
+from collections.abc import Iterator
+from functools import cache
+from typing import Annotated, Any, ClassVar, Literal, Optional, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.fields import FieldInfo
@@ -238,7 +239,8 @@ class TrainFacts(_Section):
                                                                 "notebook's code went through, e.g. `torch-1.x: "
                                                                 "DataLoader iterator .next()`")
     pip_missing: Optional[list[str]] = Field(None, description="packages a `pip install` cell asked for that the "
-                                                               "grading environment lacks (the sandbox installs nothing)")
+                                                               "grading environment lacks (the sandbox installs "
+                                                               "nothing)")
 
 
 class EvalFacts(_Section):
@@ -248,7 +250,8 @@ class EvalFacts(_Section):
     per_class: Annotated[Optional[list[float]], Fact(unit="percent")] = None
     confusion: Optional[list[list[int]]] = None
     misclassified: Optional[list[int]] = None
-    misclassified_as: Optional[list[int]] = Field(None, description="the digit predicted for each misclassified image, same order")
+    misclassified_as: Optional[list[int]] = Field(None, description="the digit predicted for each misclassified "
+                                                                    "image, same order")
     path: Optional[Literal["export", "keras"]] = None  # keras: a .keras file, safe_mode
     unseen_accuracy: Percent = Field(None, description="percent, measured on QMNIST's 50,000 test digits "
                                              "beyond MNIST's, which no notebook can have seen (only when asked "
@@ -299,7 +302,8 @@ class GradingFacts(_Section):
 
     mode: Optional[Literal["static", "evaluate", "execute"]] = Field(
         None, description="static: only the file was read; evaluate: the exported model handed in was measured, "
-                          "the notebook was not run; execute: the notebook ran in the sandbox, then its model was measured")
+                          "the notebook was not run; execute: the notebook ran in the sandbox, then its model was "
+                          "measured")
     dry_run: Optional[bool] = Field(None, description="execute mode with data loaders that yield two batches of "
                                                       "fixed images on their first full pass and nothing after it: "
                                                       "the training and test code ran once, and the model, two "
@@ -429,7 +433,7 @@ def _numbers(kind: Any) -> Any:
     return kind if kind in (int, float) else None
 
 
-@lru_cache(maxsize=None)
+@cache
 def spec(name: str) -> FactSpec:
     """What is declared about a dotted fact: its kind, unit, stage, the depths that judge it, its provenance. Each
     section's `declared` and each field's `Fact` on the way down say it; the nearest says last."""

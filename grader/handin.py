@@ -25,9 +25,9 @@ import hashlib
 import os
 import re
 import stat
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Iterable
 
 MAX_FILES = 200
 MAX_FILE_BYTES = 8 << 20
@@ -89,10 +89,10 @@ class HandIn:
 def importable(paths: Iterable[str], notebook_dir: str) -> tuple[str, ...]:
     """The top-level names a notebook in `notebook_dir` can import from the files at `paths` (both relative to the
     hand-in's root): `.py` files and package folders beside it or at the root (the two folders on its sys.path)."""
-    paths = [PurePosixPath(p).parts for p in paths]
-    names = set()
+    split = [PurePosixPath(p).parts for p in paths]
+    names: set[str] = set()
     for base in {PurePosixPath(notebook_dir).parts if notebook_dir else (), ()}:
-        for parts in paths:
+        for parts in split:
             if parts[:len(base)] != base:
                 continue
             rest = parts[len(base):]

@@ -26,6 +26,7 @@ import stat
 import zipfile
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from grader.errors import GraderError
 from grader.handin import MAX_TOTAL_BYTES, HandIn, alone, collect, matches
@@ -67,7 +68,7 @@ class Submission:
     nothing_to_grade: str | None = None  # why no file of the hand-in was picked (none, or several notebooks)
     handed_in: bool = True  # False: a roster's student whose id no file or folder of the class carries
 
-    def hand_in(self) -> "HandIn | Path":
+    def hand_in(self) -> HandIn | Path:
         """What was handed in: the hand-in (listed now when only its root is known), or the file alone."""
         if self.handin is not None:
             return self.handin
@@ -350,11 +351,11 @@ def discover(root: Path, pattern: str = DEFAULT_ID_PATTERN, workspace: Path | No
         got = _hand_in(entries, root, workspace / f"{number:05d}" if workspace else None, notebook)
         path, folder = got.path, got.root
         names = [who for who, _ in parts]
-        who = dict(name=next((w.name for w in names if w.name), None),
-                   late=True if any(w.late for w in names) else names[0].late, lms=names[0].lms)
+        same: dict[str, Any] = dict(name=next((w.name for w in names if w.name), None),
+                                    late=True if any(w.late for w in names) else names[0].late, lms=names[0].lms)
         if path is None:
             found.append(Submission(student, entries[0], "", unreadable=got.unreadable,
-                                    nothing_to_grade=got.nothing_to_grade, **who))
+                                    nothing_to_grade=got.nothing_to_grade, **same))
             continue
         models = [p for p in entries if p.suffix.lower() == ".pt2" and p.parent == root]
         if path.suffix.lower() == ".pt2":
@@ -364,7 +365,7 @@ def discover(root: Path, pattern: str = DEFAULT_ID_PATTERN, workspace: Path | No
         else:
             model = _beside(path)
         found.append(Submission(student, path, content_key(path, folder, model), model, root=folder,
-                                link=link_in(path) if path.suffix.lower() in LINK_SUFFIXES else None, **who))
+                                link=link_in(path) if path.suffix.lower() in LINK_SUFFIXES else None, **same))
     if all(s.nothing_to_grade is not None for s in found):  # not one hand-in: the wrong folder, not a class
         raise GraderError("no submissions found (.ipynb, .py or .pt2 files, zips of them, links to GitHub, or one "
                           "folder per student)",
@@ -405,7 +406,8 @@ def safe_extract(archive: Path, dest: Path, max_bytes: int = MAX_UNZIPPED_BYTES)
     try:
         zf = zipfile.ZipFile(archive)
     except zipfile.BadZipFile:
-        raise GraderError("not a zip file", where=str(archive), fix="give the zip your LMS exported, or its folder") from None
+        raise GraderError("not a zip file", where=str(archive),
+                          fix="give the zip your LMS exported, or its folder") from None
     with zf:
         infos = zf.infolist()
         total = sum(i.file_size for i in infos)
@@ -471,7 +473,8 @@ def read_roster(path: Path) -> dict[str, RosterEntry]:
         text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise GraderError(f"cannot read the roster ({exc.strerror})", where=str(path),
-                          fix="give a CSV file: a Canvas gradebook export, a Moodle grading worksheet, or id,name,...")
+                          fix="give a CSV file: a Canvas gradebook export, a Moodle grading worksheet, "
+                              "or id,name,...") from None
     except UnicodeDecodeError:
         raise GraderError("the roster is not UTF-8 text", where=str(path),
                           fix="save it from the spreadsheet as CSV UTF-8") from None
@@ -503,8 +506,8 @@ def read_roster(path: Path) -> dict[str, RosterEntry]:
     for row in rows:
         student = _cell(row, columns["student"])
         if student:
-            entries[student] = RosterEntry(student, **{f: _cell(row, c) for f, c in columns.items()
-                                                       if f != "student" and c is not None})
+            cells: dict[str, Any] = {f: _cell(row, c) for f, c in columns.items() if f != "student" and c is not None}
+            entries[student] = RosterEntry(student, **cells)
     return entries
 
 

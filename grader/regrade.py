@@ -6,9 +6,10 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Optional
 
 from grader.cache import FactsCache
 from grader.report.changes import Change, Standing, Tally, diff, read_gradebook, tally, write_changes

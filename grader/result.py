@@ -3,8 +3,9 @@ the quiz checked, the facts scored."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Optional
 
 from grader import pysyntax
 from grader.facts import Facts, GradingFacts

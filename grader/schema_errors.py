@@ -10,7 +10,8 @@ its own line and fix, so that one lint run shows all there is to mend.
 from __future__ import annotations
 
 import difflib
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import PydanticCustomError
@@ -125,7 +126,8 @@ def _problem(err: Mapping[str, Any], loc: Loc, doc: LocatedYaml, *, keys_at: Cal
     elif kind == "missing":
         problem = GraderError(what(f"missing key {key!r}"), where=where, fix="keys here: " + ", ".join(keys_at(parent)))
     elif kind == "literal_error":
-        problem = GraderError(what(f"{err['input']!r} is not allowed"), where=where, fix=f"use one of: {ctx['expected']}")
+        problem = GraderError(what(f"{err['input']!r} is not allowed"), where=where,
+                              fix=f"use one of: {ctx['expected']}")
     else:
         problem = GraderError(what(err["msg"].removeprefix("Value error, ")), where=where, fix=fix)
     return doc.line(at) or 0, problem

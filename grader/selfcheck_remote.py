@@ -59,13 +59,14 @@ def _request(client: httpx.Client, method: str, url: str, server: str, **kw) -> 
                           where=server, fix="check the server URL: it is the course's grade serve address") from None
 
 
-def submit(path_or_link: "str | Path", server: str, *, key: Optional[str] = None, depth: str = "dry-run",
+def submit(path_or_link: str | Path, server: str, *, key: Optional[str] = None, depth: str = "dry-run",
            rubric: Optional[str] = None, assignment: Optional[str] = None, timeout: float = 300.0,
            launch: Optional[str] = None) -> dict:
     """Check a saved notebook (a path) or a GitHub link on `server` at `depth` ("static" or "dry-run"); the
     student's results (Gradescope format: score, tests, output, execution_time) with `id`, `status` ("checked"),
-    `depth`, `assignment`, `passed`, `max_score`, `not_judged`, `pass_rule` and `items` (the visible items). `assignment` is the server's assignment id (the rubric id; `rubric`
-    is the same thing, as `check(rubric=...)` names it). `key`: the assignment's self-check key from the
+    `depth`, `assignment`, `passed`, `max_score`, `not_judged`, `pass_rule` and `items` (the visible items).
+    `assignment` is the server's assignment id (the rubric id; `rubric` is the same thing, as `check(rubric=...)`
+    names it). `key`: the assignment's self-check key from the
     instructor; `launch`: an LTI upload session instead. GraderError says what went wrong, where, and what to do."""
     if depth not in DEPTHS:
         raise GraderError(f"depth {depth!r} cannot be checked on a server", where="depth",

@@ -32,9 +32,10 @@ import keyword
 import re
 import tokenize
 from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Optional
+from typing import Optional
 
 from datasketch import MinHash
 
@@ -185,11 +186,11 @@ def look_alikes(codes: Mapping[str, Optional[Code | str]], threshold: float = TH
     by_code, by_modules = _similarities(whole), _similarities(modules)
     found: dict[str, list[LookAlike]] = {student: [] for student in codes}
     for a, b in sorted(by_code.keys() | by_modules.keys()):
-        code, modules_only = by_code.get((a, b), 0.0), by_modules.get((a, b), 0.0)
-        similarity = max(code, modules_only)
+        whole_code, modules_only = by_code.get((a, b), 0.0), by_modules.get((a, b), 0.0)
+        similarity = max(whole_code, modules_only)
         if similarity >= threshold:
-            found[a].append(LookAlike(b, similarity, modules_only > code))
-            found[b].append(LookAlike(a, similarity, modules_only > code))
+            found[a].append(LookAlike(b, similarity, modules_only > whole_code))
+            found[b].append(LookAlike(a, similarity, modules_only > whole_code))
     return {student: sorted(pairs, key=lambda p: (-p.similarity, p.other)) for student, pairs in found.items()}
 
 

@@ -1,8 +1,8 @@
 """How grading one submission ended, in one word and one sentence: the only place a verdict is decided.
 
 Pure: it reads what the stages reported (`Outcome`) and nothing else.
-Precedence: the notebook could not be read > no notebook could be picked from the hand-in > the grader itself failed (the
-machine: a sandbox that never started, a cgroup it could not make, a grader
+Precedence: the notebook could not be read > no notebook could be picked from the hand-in > the grader itself
+failed (the machine: a sandbox that never started, a cgroup it could not make, a grader
 error; `grader_failed`, never the student's grade) > a
 limit the sandbox enforced (memory, disk, time, output) > the harness could
 not run > no model > a model that cannot be graded > a model nothing could
@@ -19,8 +19,8 @@ from typing import Optional
 from grader.data.transforms import SHOWN, describe
 from grader.execute.cell_error import cell_error
 from grader.execute.hints import hint_for
-from grader.execute.missing_imports import explain, failed_imports, missing_module
 from grader.execute.job import Execution
+from grader.execute.missing_imports import explain, failed_imports, missing_module
 from grader.execute.records import CellRecord
 from grader.execute.trained import shown
 from grader.facts import CellErrorFacts, VerdictFacts
@@ -162,7 +162,8 @@ def _execution(execution: Execution, outcome: Outcome) -> VerdictFacts:
         return verdict("output_limit", "the notebook printed more output than the grader keeps, and was stopped")
     if run is None:
         if execution.malformed:
-            return verdict("crash", f"the notebook's runner left a record the grader cannot read ({execution.malformed})")
+            return verdict("crash",
+                           f"the notebook's runner left a record the grader cannot read ({execution.malformed})")
         return verdict("crash", "the notebook's runner was killed before it could report "
                        "(a cell may have killed its parent process or the whole process group)")
     if run.kernel_died:

@@ -40,7 +40,8 @@ def _build(node: yaml.Node, loc: Loc, lines: dict[Loc, int]) -> Any:
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = yaml.safe_load(yaml.serialize(key_node)) if not isinstance(key_node, yaml.ScalarNode) else _scalar(key_node)
+            key = (yaml.safe_load(yaml.serialize(key_node)) if not isinstance(key_node, yaml.ScalarNode)
+                   else _scalar(key_node))
             lines[loc + (key,)] = key_node.start_mark.line + 1
             out[key] = _build(value_node, loc + (key,), lines)
         return out
@@ -50,7 +51,9 @@ def _build(node: yaml.Node, loc: Loc, lines: dict[Loc, int]) -> Any:
 
 
 def _scalar(node: yaml.ScalarNode) -> Any:
-    return yaml.SafeLoader(yaml.serialize(node)).get_single_data() if node.tag != "tag:yaml.org,2002:str" else node.value
+    if node.tag == "tag:yaml.org,2002:str":
+        return node.value
+    return yaml.SafeLoader(yaml.serialize(node)).get_single_data()
 
 
 def loads(text: str, source: str = "<string>") -> LocatedYaml:

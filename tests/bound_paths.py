@@ -4,8 +4,8 @@ can show one entry each: the next step towards it, never the checkout's code or 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from grader.sandbox.bwrap import HostLayout
 

@@ -109,14 +109,16 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             terminalreporter.write_line(f"SKIPPED {line}", red=True)
         terminalreporter.write_line(
             "A CI run must run every test: give the machine what each reason names (./setup.sh installs "
-            "bubblewrap and MNIST, ./test.sh Chromium and the test dependencies), or mark a test that needs hardware CI machines may lack with one "
+            "bubblewrap and MNIST, ./test.sh Chromium and the test dependencies), or mark a test that needs "
+            "hardware CI machines may lack with one "
             "of: " + ", ".join(f"@pytest.mark.{m}" for m in MAY_SKIP_IN_CI) + ".")
 
 
 # Rubrics whose grading environment the tests run kernels in (the shipped ones share the default environment),
 # found from the checkout the grader is imported from.
 CHECKOUT = Path(grader.__file__).resolve().parents[1]
-TEST_ENVIRONMENTS = (CHECKOUT / "rubrics" / "mnist-s3.yaml", CHECKOUT / "tests" / "fixtures" / "handed_in" / "keras-eip.yaml")
+TEST_ENVIRONMENTS = (CHECKOUT / "rubrics" / "mnist-s3.yaml",
+                     CHECKOUT / "tests" / "fixtures" / "handed_in" / "keras-eip.yaml")
 
 
 @pytest.fixture(scope="session")

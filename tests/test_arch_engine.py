@@ -76,7 +76,9 @@ def test_gap_sees_the_whole_map():
 
 
 def test_graph_merge_takes_the_largest_rf():
-    conv = lambda k, src: Layer("conv", k=(k, k), p=((k - 1) // 2,) * 2, out=8, inputs=(src,), label=f"c{k}")
+    def conv(k, src):
+        return Layer("conv", k=(k, k), p=((k - 1) // 2,) * 2, out=8, inputs=(src,), label=f"c{k}")
+
     layers = [conv(3, -1), conv(3, 0), conv(5, -1), Layer("add", inputs=(1, 2), label="add")]
     t = analyze(Shape(28, 28, 8), layers)
     assert t.branches and t.rows[-1].rf == (5, 5) and t.rows[-1].inputs == (2, 3)
@@ -91,7 +93,8 @@ def test_yaml_and_one_line_give_the_same_table(tmp_path):
 
 
 @pytest.mark.parametrize("spec, message", [
-    ("28x28x1 > c3:8 > mp2 > c14:8", "layer 3 (conv14x14 8) at step 3 'c14:8': kernel 14 is larger than the input size 13"),
+    ("28x28x1 > c3:8 > mp2 > c14:8",
+     "layer 3 (conv14x14 8) at step 3 'c14:8': kernel 14 is larger than the input size 13"),
     ("28x28x1 > c3:8.5", "step 1 'c3:8.5': channels must be a whole number, got '8.5'"),
     ("28x28x1 > c3:-4", "channels must be at least 1, got -4"),
     ("28x28x0 > c3:8", "input size 28x28x0 must be positive in every dimension"),
@@ -113,7 +116,8 @@ def test_bad_specs_name_the_layer(spec, message):
 
 @pytest.mark.parametrize("text, message", [
     ("input: [28, 28, 1]\nlayers:\n  - conv: {k: 3}\n", "<spec>:3 (layers[0]): conv needs out"),
-    ("input: [28, 28, 1]\nlayers:\n  - relu\n  - conv: {k: 3, out: 8, stride: 0}\n", "<spec>:4 (layers[1]): stride must be at least 1"),
+    ("input: [28, 28, 1]\nlayers:\n  - relu\n  - conv: {k: 3, out: 8, stride: 0}\n",
+     "<spec>:4 (layers[1]): stride must be at least 1"),
     ("input: [28, 28, 1]\nlayers:\n  - conv: {k: 3, out: 8, wide: 2}\n", "conv does not take 'wide'"),
     ("input: 28\nlayers: []\n", "input must be [H, W, C] or 'HxWxC', got 28"),
     ("layers: []\n", "a layer stack needs `input` and `layers`"),
@@ -136,7 +140,7 @@ def test_cli_arch_json_and_error_exit_code(capsys):
 
     assert main(["arch", "28x28x1 > c3:8 > mp2 > c1:4 > gap", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["output"] == [1, 1, 4] and [l["rf"] for l in out["layers"]] == [3, 4, 4, 28]
+    assert out["output"] == [1, 1, 4] and [layer["rf"] for layer in out["layers"]] == [3, 4, 4, 28]
     assert main(["arch", "28x28x1 > c3:8 > mp2 > c20:4"]) == 2
     assert "kernel 20 is larger than the input size 13" in capsys.readouterr().err
 
@@ -157,7 +161,8 @@ def test_an_unknown_layer_shows_how_each_kind_is_written_and_the_token_meant(spe
     assert err.value.fix.startswith(meant + "write each layer as one of: c3:16 (a KxK convolution, OUT channels), "
                                     "mp2 (max-pool KxK), ap2 (average pool KxK), gap, bn, drop0.1 (dropout, rate P), "
                                     "flat, fc:10 (fully connected, OUT features), relu (or relu6, ")
-    assert err.value.fix.endswith("; options after it: s2 p1 d2 g4 same nobias ceil, or key=value (`grade arch --help`)")
+    assert err.value.fix.endswith("; options after it: s2 p1 d2 g4 same nobias ceil, or key=value "
+                                  "(`grade arch --help`)")
 
 
 def test_a_kind_and_its_number_apart_suggests_the_token(capsys):

@@ -26,7 +26,8 @@ def test_a_course_keras_stack_gives_the_course_facts():
     config = {"name": "sequential", "layers": [
         INPUT, conv(16, 3), layer("BatchNormalization"), conv(32, 3), layer("MaxPooling2D", pool_size=[2, 2],
                                                                              strides=[2, 2], padding="valid"),
-        conv(32, 1), conv(16, 1), conv(16, 3, padding="same"), layer("Dropout", rate=0.1), conv(10, 1, activation="linear"),
+        conv(32, 1), conv(16, 1), conv(16, 3, padding="same"), layer("Dropout", rate=0.1),
+        conv(10, 1, activation="linear"),
         layer("GlobalAveragePooling2D"), layer("Activation", activation="softmax")]}
     f = structure_facts(keras_table(config))
     assert f.transitions == 1 and f.transition_layers == [9]  # the 1x1 32 -> 16 (row 9: each activation= is a row)

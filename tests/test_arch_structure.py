@@ -83,9 +83,12 @@ def test_transitions(spec, count):
 
 
 def test_a_transition_is_not_found_across_a_branch():
-    conv = lambda k, out, inputs=None: replace(normalize("conv", {"k": k, "out": out}, "test"), inputs=inputs)
+    def conv(k, out, inputs=None):
+        return replace(normalize("conv", {"k": k, "out": out}, "test"), inputs=inputs)
+
     pool = normalize("maxpool", {"k": 2}, "test")
-    layers = [conv(3, 16), pool, conv(1, 8), conv(3, 8, inputs=(1,)), replace(normalize("relu", {}, "test"), inputs=(2,))]
+    layers = [conv(3, 16), pool, conv(1, 8), conv(3, 8, inputs=(1,)),
+              replace(normalize("relu", {}, "test"), inputs=(2,))]
     # the 1x1 (layer 2) follows the pool directly even though the pool also feeds a 3x3
     assert structure_facts(analyze(Shape(28, 28, 1), layers)).transitions == 1
     forked = [conv(3, 16), conv(1, 8), pool, conv(3, 8, inputs=(1,))]  # the 1x1 feeds both a pool and a 3x3

@@ -35,7 +35,7 @@ def target(name: str) -> str:
     return f"{MODELS / name}"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def table(name: str):
     return table_from_target(target(name), "1x28x28")
 
@@ -74,8 +74,10 @@ def test_course_net_gives_the_same_table_as_its_one_line_spec():
 
 def test_course_net_rows_carry_module_names_sizes_and_receptive_fields():
     rows = table("course_net.py:Net").rows
-    assert [r.name for r in rows[:5]] == ["convblock1.0", "convblock1.1", "convblock1.2", "convblock1.3", "convblock2.0"]
-    by_label = [(r.label, str(r.out_shape), r.rf[0], r.jump[0]) for r in rows if r.kind in ("conv", "maxpool", "avgpool")]
+    assert [r.name for r in rows[:5]] == ["convblock1.0", "convblock1.1", "convblock1.2", "convblock1.3",
+                                          "convblock2.0"]
+    by_label = [(r.label, str(r.out_shape), r.rf[0], r.jump[0])
+                for r in rows if r.kind in ("conv", "maxpool", "avgpool")]
     assert by_label == [
         ("conv3x3 16", "26x26x16", 3, 1), ("conv3x3 32", "24x24x32", 5, 1), ("conv1x1 10", "24x24x10", 5, 1),
         ("maxpool 2x2", "12x12x10", 6, 2), ("conv3x3 16", "10x10x16", 10, 2), ("conv3x3 16", "8x8x16", 14, 2),
@@ -88,7 +90,8 @@ def test_course_net_rows_carry_module_names_sizes_and_receptive_fields():
 def test_course_net_structure_facts():
     f = facts("course_net.py:Net")
     assert f.params.trainable == 13_808
-    assert (f.layers.conv, f.layers.conv1x1, f.layers.maxpool, f.layers.batchnorm, f.layers.dropout, f.layers.linear) == (8, 2, 1, 6, 6, 0)
+    assert (f.layers.conv, f.layers.conv1x1, f.layers.maxpool, f.layers.batchnorm, f.layers.dropout,
+            f.layers.linear) == (8, 2, 1, 6, 6, 0)
     assert f.activations == ["log_softmax", "relu"]
     assert f.gap is True and f.transitions == 1 and f.layers_after_last_maxpool == 5
     assert (f.rf.final, f.rf.covers_input) == (22, False)
@@ -126,7 +129,8 @@ def test_activations_and_layer_settings_are_read_from_the_graph():
             self.same = nn.Conv2d(1, 8, 3, padding="same", dilation=2)
             self.grouped = nn.Conv2d(8, 8, 3, stride=2, padding=1, groups=4, bias=False)
             self.pool = nn.MaxPool2d(3, 2, padding=1, ceil_mode=True)
-            self.acts = nn.Sequential(nn.LeakyReLU(), nn.GELU(), nn.SiLU(), nn.ELU(), nn.ReLU6(), nn.Sigmoid(), nn.Tanh())
+            self.acts = nn.Sequential(nn.LeakyReLU(), nn.GELU(), nn.SiLU(), nn.ELU(), nn.ReLU6(),
+                                      nn.Sigmoid(), nn.Tanh())
             self.drop = nn.Dropout2d(0.05)
 
         def forward(self, x):
@@ -297,7 +301,8 @@ def test_missing_class_lists_the_modules_classes():
     with pytest.raises(GraderError) as err:
         table_from_target(target("gap_variants.py:Gap"), "1x28x28")
     assert err.value.what == f"{MODELS / 'gap_variants.py'} has no class 'Gap'"
-    assert "nn.Module classes in gap_variants.py: AdaptiveGap, AvgPoolPartial, AvgPoolSize, AvgPoolWhole, MeanLastDims;" in err.value.fix
+    assert ("nn.Module classes in gap_variants.py: AdaptiveGap, AvgPoolPartial, AvgPoolSize, AvgPoolWhole, "
+            "MeanLastDims;") in err.value.fix
 
 
 def test_not_a_module_class():

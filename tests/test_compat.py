@@ -6,9 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
-
-import pytest
 
 from grader.env import build as env_build
 
@@ -34,7 +31,8 @@ from tqdm import tqdm_notebook
 with warnings.catch_warnings():
     warnings.simplefilter("error")  # tqdm's deprecation warning is not raised: the text bar is used
     total = sum(x for x in tqdm_notebook(range(4), disable=True))
-print(json.dumps({"before": before, "first": first, "total": total, "used": compat.used(), "skipped": compat.skipped()}))
+print(json.dumps({"before": before, "first": first, "total": total, "used": compat.used(),
+                  "skipped": compat.skipped()}))
 """)
     assert out["before"] == []  # loading a profile is not using it
     assert out["first"] == [0.0, 1.0, 2.0, 3.0] and out["total"] == 6

@@ -24,7 +24,6 @@ from grader.rubric.load import rubric_from_yaml
 from grader.sandbox import SandboxSpec, limits, run_sandboxed
 from grader.sandbox.bwrap import THREAD_VARIABLES, inside_env
 from grader.settings import RunLimits
-
 from tests.test_sandbox_bwrap import LAYOUT
 
 GIB = 1 << 30
@@ -36,7 +35,8 @@ needs_cpu_controller = pytest.mark.skipif(limits.detect_cpu() is None, reason="n
 def test_every_thread_pool_variable_is_the_budget_and_the_spec_may_override_one(tmp_path: Path) -> None:
     spec = SandboxSpec.for_run(RunLimits(cpus=3), scratch=tmp_path, env={"OMP_NUM_THREADS": "2"})
     env = inside_env(spec, sandbox=True, layout=LAYOUT)
-    assert {name: env[name] for name in THREAD_VARIABLES} == {**dict.fromkeys(THREAD_VARIABLES, "3"), "OMP_NUM_THREADS": "2"}
+    assert {name: env[name] for name in THREAD_VARIABLES} == {**dict.fromkeys(THREAD_VARIABLES, "3"),
+                                                              "OMP_NUM_THREADS": "2"}
     assert {"MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "GRADER_CPUS"} <= set(THREAD_VARIABLES)
     assert not set(THREAD_VARIABLES) & set(inside_env(SandboxSpec(scratch=tmp_path), sandbox=True, layout=LAYOUT))
 
@@ -48,13 +48,15 @@ from torch.utils.data import DataLoader
 budget.apply_torch(budget.cpus())
 loader = DataLoader(list(range(8)), num_workers=4)
 print(json.dumps({"env": {k: os.environ.get(k) for k in %r}, "torch": torch.get_num_threads(),
-                  "interop": torch.get_num_interop_threads(), "workers": loader.num_workers, "record": budget.record()}))
+                  "interop": torch.get_num_interop_threads(), "workers": loader.num_workers,
+                  "record": budget.record()}))
 """
 
 
 @pytest.mark.usefixtures("bwrap")
 @pytest.mark.parametrize("cpus, workers", [(1, 0), (2, 2), (3, 3)])
-def test_a_sandboxed_python_sees_the_budget_in_torch_and_its_data_loaders(tmp_path: Path, cpus: int, workers: int) -> None:
+def test_a_sandboxed_python_sees_the_budget_in_torch_and_its_data_loaders(tmp_path: Path, cpus: int,
+                                                                          workers: int) -> None:
     spec = SandboxSpec.for_run(RunLimits(cpus=cpus, wall_seconds=120), scratch=tmp_path)
     result = run_sandboxed([sys.executable, "-c", PROBE % (THREAD_VARIABLES,)], spec)
     assert result.returncode == 0, result.stderr
@@ -285,7 +287,8 @@ def test_grade_class_gives_each_job_its_share_of_the_cores(tmp_path, monkeypatch
         assert seen == [share, share], (jobs, seen)
 
 
-@pytest.mark.parametrize("written, key", [("cpus: two", "cpus"), ("cpus: 0", "cpus"), ("jobs_per_gpu: 1.5", "jobs_per_gpu")])
+@pytest.mark.parametrize("written, key",
+                         [("cpus: two", "cpus"), ("cpus: 0", "cpus"), ("jobs_per_gpu: 1.5", "jobs_per_gpu")])
 def test_a_wrong_rubric_value_names_its_key(written: str, key: str) -> None:
     with pytest.raises(GraderError) as err:
         rubric_from_yaml(yamlio.loads(RUBRIC % written, "r.yaml"))

@@ -40,7 +40,8 @@ def outputs_text(keep: Path) -> str:
 
 def test_realstyle_notebook_runs_end_to_end_and_is_measured(options, tmp_path):
     # a real training cell: give it the time a loaded 2-core CI machine needs
-    facts = grade("realstyle_train_subset", options, keep=tmp_path, limits=RunLimits(wall_seconds=600, memory_bytes=3 << 30))
+    facts = grade("realstyle_train_subset", options, keep=tmp_path,
+                  limits=RunLimits(wall_seconds=600, memory_bytes=3 << 30))
     assert facts.verdict.kind == "ok"
     # the old-API cell failed, grading went on, and the verdict says what changed
     assert facts.verdict.cell == 8 and "write `next(dataiter)`" in facts.verdict.message
@@ -112,8 +113,8 @@ def test_missing_module_is_named(options):
 
 
 def test_without_bwrap_execution_is_refused_with_the_fix(monkeypatch, real_mnist_dir, capsys):
-    from grader.cli.main import main
     import grader.sandbox.run as sandbox_run
+    from grader.cli.main import main
 
     monkeypatch.setattr(sandbox_run, "bwrap_available", lambda: None)
     assert main(["run", str(FIXTURES / "no_model_at_all.ipynb"), "--data", str(real_mnist_dir)]) == 2
@@ -188,7 +189,8 @@ def test_a_normal_submission_after_the_bombs_grades_normally(options):
 def test_grade_run_json_prints_the_nested_facts(real_mnist_dir, capsys):
     from grader.cli.main import main
 
-    code = main(["run", str(FIXTURES / "nine_outputs.ipynb"), "--json", "--data", str(real_mnist_dir), "--timeout", "120"])
+    code = main(["run", str(FIXTURES / "nine_outputs.ipynb"), "--json", "--data", str(real_mnist_dir),
+                 "--timeout", "120"])
     facts = json.loads(capsys.readouterr().out)
     assert code == 0 and facts["verdict"]["kind"] == "bad_model"
     assert "(8, 9)" in facts["verdict"]["message"]
@@ -209,4 +211,5 @@ def test_files_a_walk_cannot_see_stop_at_the_disk_quota(options, name):
     limits = options.limits.model_copy(update={"disk_bytes": 50 << 20, "disk_files": 1000})
     facts = grade(name, options, limits=limits)
     assert facts.verdict.kind == "disk", facts.verdict.message
-    assert "filled its disk quota (50M or 1,000 files, folders and links in its working folder)" in facts.verdict.message
+    assert ("filled its disk quota (50M or 1,000 files, folders and links in its working folder)"
+            in facts.verdict.message)

@@ -20,7 +20,7 @@ import pydantic
 import pytest
 
 import grader
-from grader.data.locate import FILE_NAMES, mnist_folder
+from grader.data.locate import FILE_NAMES
 from grader.errors import GraderError
 from grader.sandbox.bwrap import HostLayout, SandboxSpec, _python_roots, build_argv
 
@@ -134,7 +134,8 @@ def test_a_program_the_sandbox_does_not_show_is_named_with_the_fix(tmp_path: Pat
         build_argv([str(elsewhere / "python3"), "-c", "pass"], SandboxSpec(scratch=scratch), layout=layout)
     err = raised.value
     assert err.where == str(elsewhere / "python3")
-    assert err.what.startswith(f"{elsewhere / 'python3'} cannot run in the sandbox: {elsewhere / 'python3'} is not shown")
+    assert err.what.startswith(f"{elsewhere / 'python3'} cannot run in the sandbox: {elsewhere / 'python3'} "
+                               "is not shown")
     assert "run the grader itself with the Python the sandbox should use" in err.fix
     # Shown itself (in the scratch) but leading through a link to a hidden place: that place is named.
     (scratch / "python3").symlink_to(elsewhere / "python3")

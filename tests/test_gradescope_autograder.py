@@ -114,7 +114,8 @@ def test_run_autograder_grades_a_late_submission_with_leaderboard(tmp_path, real
     shutil.copy(ADA / "notebook.ipynb", root / "submission" / "notebook.ipynb")
     shutil.copy(ADA / "model.pt2", root / "submission" / "model.pt2")
     (root / "submission_metadata.json").write_text(json.dumps(
-        {"created_at": "2026-12-02T10:00:00.000000-08:00", "assignment": {"due_date": "2026-12-01T23:59:00.000000-08:00"}}))
+        {"created_at": "2026-12-02T10:00:00.000000-08:00",
+         "assignment": {"due_date": "2026-12-01T23:59:00.000000-08:00"}}))
     done = run_autograder(root)
     assert done.returncode == 0, done.stderr
     doc = json.loads((root / "results" / "results.json").read_text())

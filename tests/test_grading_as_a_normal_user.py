@@ -15,8 +15,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -47,7 +47,8 @@ def _as(user: User, argv: list[str], env: dict[str, str], cwd: Path, what: str) 
     start = time.monotonic()
     run = user.run([sys.executable, *argv], env=env, cwd=cwd, timeout=1200)
     seconds = time.monotonic() - start
-    assert run.returncode == 0, f"{what} as {user.name} (uid {user.uid}) failed ({run.returncode}):\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
+    assert run.returncode == 0, (f"{what} as {user.name} (uid {user.uid}) failed ({run.returncode}):\n"
+                                 f"{run.stdout[-3000:]}\n{run.stderr[-3000:]}")
     return seconds
 
 
@@ -55,7 +56,8 @@ def test_a_normal_user_grades_the_bundled_class_with_roots_scores(real_mnist_dir
                                                                   user_dir: Path) -> None:
     # Root (or whoever runs the tests) first: its cgroups and caches are on the machine when the user comes.
     start = time.monotonic()
-    first = subprocess.run([sys.executable, *GRADE, "--out", str(tmp_path / "first")], cwd=CHECKOUT, capture_output=True,
+    first = subprocess.run([sys.executable, *GRADE, "--out", str(tmp_path / "first")], cwd=CHECKOUT,
+                           capture_output=True,
                            text=True, timeout=1200, env={**os.environ, "GRADER_DATA": str(real_mnist_dir)})
     first_seconds = time.monotonic() - start
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
@@ -76,9 +78,11 @@ def test_a_normal_user_grades_the_bundled_class_with_roots_scores(real_mnist_dir
         grade_seconds = _as(user, [*GRADE, "--out", str(home / "results")], env, checkout, "grading the class")
         theirs = gradebook(home / "results")
     ours = gradebook(tmp_path / "first")
-    print(f"\nfirst grading (uid {os.geteuid()}) {first_seconds:.1f} s; as uid {user.uid}: env build {build_seconds:.1f} s, "
+    print(f"\nfirst grading (uid {os.geteuid()}) {first_seconds:.1f} s; as uid {user.uid}: "
+          f"env build {build_seconds:.1f} s, "
           f"grading {grade_seconds:.1f} s")
     assert len(ours) == 6 and set(ours) == set(theirs)
     for student, row in ours.items():
-        assert theirs[student] == row, f"student {student}: uid {os.geteuid()} gave {row}, uid {user.uid} gave {theirs[student]}"
+        assert theirs[student] == row, (f"student {student}: uid {os.geteuid()} gave {row}, "
+                                        f"uid {user.uid} gave {theirs[student]}")
     assert sum(row["passed"] == "TRUE" for row in theirs.values()) == 1

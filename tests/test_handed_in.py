@@ -77,7 +77,8 @@ def test_a_rubric_that_names_the_variable_grades_that_variable(tmp_path, real_mn
     rubric.model_fields_set.add("model")
     options = options_for(rubric, data=str(real_mnist_dir), dry_run=True)
     facts = grade_submission(HERE / "several_trained_models.ipynb", rubric, options).facts
-    assert facts.train.model_variable == "model2" and "`model2` is named as the model to grade" in facts.train.model_reason
+    assert (facts.train.model_variable == "model2"
+            and "`model2` is named as the model to grade" in facts.train.model_reason)
 
 
 @pytest.mark.usefixtures("bwrap")

@@ -118,16 +118,19 @@ class TestAccuracy:
         assert [claim.value for claim in found.accuracies] == [99.1]
 
     def test_keras_val_acc_fraction_becomes_percent(self):
-        line = "60000/60000 [==============================] - 12s 201us/step - loss: 0.0123 - acc: 0.9962 - val_loss: 0.0201 - val_acc: 0.9942\n"
+        line = ("60000/60000 [==============================] - 12s 201us/step - loss: 0.0123 - acc: 0.9962 "
+                "- val_loss: 0.0201 - val_acc: 0.9942\n")
         assert claims(line).accuracy == 99.42
 
     def test_tf_keras_val_accuracy(self):
-        line = "469/469 [==============================] - 5s 10ms/step - loss: 0.0213 - accuracy: 0.9931 - val_loss: 0.0187 - val_accuracy: 0.9944\n"
+        line = ("469/469 [==============================] - 5s 10ms/step - loss: 0.0213 - accuracy: 0.9931 "
+                "- val_loss: 0.0187 - val_accuracy: 0.9944\n")
         assert claims(line).accuracy == 99.44
 
     def test_keras_progress_redrawn_with_backspaces(self):
         partial = " 128/60000 [..............................] - ETA: 2:10 - loss: 2.3012 - acc: 0.1016"
-        final = "60000/60000 [==============================] - 12s - loss: 0.03 - acc: 0.99 - val_loss: 0.02 - val_acc: 0.9938"
+        final = ("60000/60000 [==============================] - 12s - loss: 0.03 - acc: 0.99 - val_loss: 0.02 "
+                 "- val_acc: 0.9938")
         assert claims("Epoch 1/1\n" + partial + "\b" * len(partial) + "\r" + final + "\n").accuracy == 99.38
 
     def test_keras_evaluate_score_list(self):
@@ -139,7 +142,8 @@ class TestAccuracy:
     def test_list_that_is_not_loss_and_accuracy(self):
         assert claims("[12.5, 30.0]\n").accuracy is None
 
-    @pytest.mark.parametrize("text", ["Test accuracy\n0.994\n", "Test accuracy:\n\n0.994\n", "Test accuracy:\n99.4 %\n"])
+    @pytest.mark.parametrize("text",
+                             ["Test accuracy\n0.994\n", "Test accuracy:\n\n0.994\n", "Test accuracy:\n99.4 %\n"])
     def test_bare_number_after_a_test_accuracy_line(self, text):
         assert claims(text).accuracy == 99.4
 

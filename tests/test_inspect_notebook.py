@@ -75,7 +75,8 @@ class TestErrors:
         assert "the file is 20,971,521 bytes, over the 20 MB limit" in error_of(path)
 
     def test_missing_file(self, tmp_path):
-        assert error_of(tmp_path / "nope.ipynb") == f"{tmp_path / 'nope.ipynb'}: no such file\n  -> check the path and the file name"
+        assert error_of(tmp_path / "nope.ipynb") == (f"{tmp_path / 'nope.ipynb'}: no such file\n"
+                                                     "  -> check the path and the file name")
 
     def test_folder(self, tmp_path):
         assert "is a folder, not a submission" in error_of(tmp_path)
@@ -91,7 +92,8 @@ def test_v3_notebook_is_upgraded_to_v4():
     assert submission.notebook.nbformat == 4
     assert [cell.kind for cell in submission.cells] == ["markdown", "code", "code", "code", "code", "code", "markdown"]
     assert submission.cells[0].source == "# MNIST with Keras"  # a v3 heading cell
-    assert submission.cells[1].source.startswith("# Keras with the TensorFlow backend\nfrom keras.models import Sequential")
+    assert submission.cells[1].source.startswith("# Keras with the TensorFlow backend\nfrom keras.models import "
+                                                 "Sequential")
     assert submission.cells[5].outputs == ("[0.021234087606751175, 0.9942]",)  # v3 pyout -> execute_result
 
 
@@ -110,7 +112,8 @@ def test_outputs_keep_streams_results_and_display_text_but_not_errors(tmp_path):
         "x",
         outputs=[
             nbformat.v4.new_output("stream", name="stderr", text="warn\n"),
-            nbformat.v4.new_output("execute_result", data={"text/plain": "[0.03, 0.99]", "image/png": "AAAA"}, execution_count=1),
+            nbformat.v4.new_output("execute_result", data={"text/plain": "[0.03, 0.99]", "image/png": "AAAA"},
+                                   execution_count=1),
             nbformat.v4.new_output("display_data", data={"image/png": "AAAA"}),
             nbformat.v4.new_output("error", ename="ValueError", evalue="bad", traceback=["Test accuracy: 99.9"]),
         ],
@@ -126,7 +129,8 @@ class TestScripts:
         path.write_text("import torch\n\nmodel = torch.nn.Linear(2, 2)\n")
         submission = load_submission(path)
         assert submission.format == "py"
-        assert [(c.kind, c.source) for c in submission.cells] == [("code", "import torch\n\nmodel = torch.nn.Linear(2, 2)")]
+        assert [(c.kind, c.source) for c in submission.cells] == [
+            ("code", "import torch\n\nmodel = torch.nn.Linear(2, 2)")]
         assert submission.notebook.nbformat == 4
 
     def test_percent_markers_split_cells(self):

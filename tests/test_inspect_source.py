@@ -56,7 +56,8 @@ class TestSplitCell:
 
 class TestImports:
     def test_top_level_names_sorted_and_unique(self):
-        found = facts("import torch\nimport torch.nn as nn", "from torchvision import datasets, transforms\nimport numpy as np, os")
+        found = facts("import torch\nimport torch.nn as nn",
+                      "from torchvision import datasets, transforms\nimport numpy as np, os")
         assert found.imports == ("numpy", "os", "torch", "torchvision")
 
     def test_imports_inside_functions_and_after_magics(self):
@@ -90,7 +91,8 @@ class TestColab:
 
     def test_module_import_and_patches(self):
         found = facts("import google.colab\nfrom google.colab.patches import cv2_imshow\ncv2_imshow(img)")
-        assert found.colab_calls == ("import google.colab", "from google.colab.patches import cv2_imshow", "cv2_imshow(img)")
+        assert found.colab_calls == ("import google.colab", "from google.colab.patches import cv2_imshow",
+                                     "cv2_imshow(img)")
 
     def test_fallback_for_a_cell_that_does_not_parse(self):
         assert facts("from google.colab import drive\ndrive.mount('/content/drive'\n").colab_calls == (
@@ -119,7 +121,8 @@ class TestMnistRoots:
         assert found.mnist_roots == ()
 
     def test_other_datasets_are_not_mnist(self):
-        assert facts("ds = datasets.FashionMNIST('../fashion')\nds = datasets.EMNIST('../e', split='digits')").mnist_roots == ()
+        assert facts("ds = datasets.FashionMNIST('../fashion')\nds = datasets.EMNIST('../e', "
+                     "split='digits')").mnist_roots == ()
 
     def test_fallback_for_a_cell_that_does_not_parse(self):
         found = facts("!wget x\nds = datasets.MNIST(root='data', train=True\nmodel?")

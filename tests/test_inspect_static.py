@@ -102,7 +102,8 @@ def test_facts_fit_the_contract():
 def heavy_notebook(path: Path) -> Path:
     """A long notebook: 60 code cells and 20 epochs of tqdm redraws on every one of 469 batches."""
     bar = "\r".join(
-        f"Loss=0.{b:04d} Batch_id={b} Accuracy=98.{b % 100:02d}: {b * 100 // 469}%|█████     | {b}/469 [00:12<00:08, 23.05it/s]"
+        f"Loss=0.{b:04d} Batch_id={b} Accuracy=98.{b % 100:02d}: {b * 100 // 469}%|█████     | {b}/469 [00:12<00:08, "
+        "23.05it/s]"
         for b in range(469)
     )
     outputs = []
@@ -110,7 +111,8 @@ def heavy_notebook(path: Path) -> Path:
         outputs += [
             nbformat.v4.new_output("stream", name="stdout", text=f"EPOCH: {epoch}\n"),
             nbformat.v4.new_output("stream", name="stderr", text="\r" + bar + "\n"),
-            nbformat.v4.new_output("stream", name="stdout", text=f"\nTest set: Average loss: 0.02, Accuracy: {9900 + epoch}/10000 (99%)\n"),
+            nbformat.v4.new_output("stream", name="stdout",
+                                   text=f"\nTest set: Average loss: 0.02, Accuracy: {9900 + epoch}/10000 (99%)\n"),
         ]
     cells = [nbformat.v4.new_code_cell(f"# cell {i}\nimport torch\nx = torch.zeros({i})\n!echo {i}") for i in range(59)]
     cells.append(nbformat.v4.new_code_cell("train()", outputs=outputs))

@@ -14,8 +14,7 @@ import pytest
 
 from grader import handin
 from grader.cli.main import main
-from grader.handin import (CHECKPOINT_REASON, DATA_REASON, LINK_REASON, MAX_FILE_BYTES, UNSAFE_PATH_REASON,
-                           collect)
+from grader.handin import CHECKPOINT_REASON, DATA_REASON, LINK_REASON, MAX_FILE_BYTES, UNSAFE_PATH_REASON, collect
 from grader.links import LinkError, fetch, find_link, parse_link
 from tests.gitserver import git, github_at, publish, serving
 
@@ -150,7 +149,8 @@ def cells_in(path: Path) -> int:
 def test_a_branch_is_fetched_at_its_last_commit_before_the_deadline(github, tmp_path):
     got = fetch(parse_link("https://github.com/student/s3/blob/main/S3/hw.ipynb"), tmp_path / "a",
                 deadline="2026-12-01T00:00:00+00:00")
-    assert (got.commit, got.commit_date, got.notebook_path) == (github["nov30"], "2026-11-30T10:00:00+00:00", "S3/hw.ipynb")
+    assert (got.commit, got.commit_date, got.notebook_path) == (github["nov30"], "2026-11-30T10:00:00+00:00",
+                                                                "S3/hw.ipynb")
     assert cells_in(got.path) == 2
     latest = fetch(parse_link("https://github.com/student/s3/blob/main/S3/hw.ipynb"), tmp_path / "b")
     assert latest.commit == github["dec03"] and cells_in(latest.path) == 4

@@ -28,7 +28,7 @@ def canvas_import(text: str) -> tuple[dict[str, float], dict[str, dict[str, str]
     points = {}
     students = {}
     for row in rows[1:]:
-        cells = dict(zip(header, row))
+        cells = dict(zip(header, row, strict=False))
         if cells["Student"].strip() == "Points Possible":
             points = {h: float(v) for h, v in cells.items() if h.endswith(")") and v not in ("", "(read only)")}
             continue
@@ -119,7 +119,7 @@ def test_moodle_worksheet_keeps_every_untouched_cell_byte_for_byte(moodle_run):
     assert len(before) == len(after) and before[0] == after[0]
     with open(out / "gradebook.csv", newline="", encoding="utf-8") as fh:
         gradebook = {r["student"]: r for r in csv.DictReader(fh)}
-    for old, new in zip(before[1:], after[1:]):
+    for old, new in zip(before[1:], after[1:], strict=True):
         cells = next(csv.reader([old.decode()]), [])
         if not cells:
             assert new == old

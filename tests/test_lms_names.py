@@ -54,7 +54,8 @@ def test_moodle_number_is_the_participant_number_of_the_worksheet(tmp_path):
                          'Participant 17,"Ada Good",ada@example.org,"Submitted for grading - 1 day 2 hours late",\n',
                          encoding="utf-8")
     sub, = with_roster(discover(tmp_path), read_roster(worksheet))
-    assert (sub.student, sub.name, sub.email, sub.late, sub.lms) == ("17", "Ada Good", "ada@example.org", True, "moodle")
+    assert (sub.student, sub.name, sub.email, sub.late, sub.lms) == (
+        "17", "Ada Good", "ada@example.org", True, "moodle")
 
 
 def test_canvas_export_as_roster_fills_names_sections_and_sis_ids(tmp_path):
@@ -114,7 +115,8 @@ def test_bad_late_penalties_say_what_to_write(late, message):
 def test_class_from_moodle_and_canvas_names_has_names_and_late_in_reports_and_gradebook(tmp_path, capsys):
     folder = tmp_path / "class"
     (folder / "Ada Good_17_assignsubmission_file_").mkdir(parents=True)
-    shutil.copy(NOTEBOOKS / "realstyle_s3_torchsummary.ipynb", folder / "Ada Good_17_assignsubmission_file_" / "a.ipynb")
+    shutil.copy(NOTEBOOKS / "realstyle_s3_torchsummary.ipynb",
+                folder / "Ada Good_17_assignsubmission_file_" / "a.ipynb")
     shutil.copy(NOTEBOOKS / "realstyle_s3_torchsummary.ipynb", folder / "bigben_LATE_1002_9_hw.ipynb")
     rubric = tmp_path / "r.yaml"
     rubric.write_text(STATIC_RUBRIC)

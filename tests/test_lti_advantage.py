@@ -17,9 +17,19 @@ import pytest
 from grader.api import load_rubric
 from grader.service.lti.launch import teaches
 from tests.fixtures.service.harness import ADA, notebook_bytes
-from tests.fixtures.service.platform import (AGS, CLAIM, DL_SETTINGS, INSTRUCTOR, LEARNER, LINEITEM_SCOPE, NRPS,
-                                             SCORE_SCOPE, Platform, hidden)
 from tests.fixtures.service.lti_tool import fresh_knobs, platform, server  # noqa: F401 (pytest fixtures)
+from tests.fixtures.service.platform import (
+    AGS,
+    CLAIM,
+    DL_SETTINGS,
+    INSTRUCTOR,
+    LEARNER,
+    LINEITEM_SCOPE,
+    NRPS,
+    SCORE_SCOPE,
+    Platform,
+    hidden,
+)
 
 RUBRICS = "tests/fixtures/service/rubrics"
 DL = "https://purl.imsglobal.org/spec/lti-dl/claim/"

@@ -18,8 +18,8 @@ from pydantic import ValidationError
 from grader.service.lti.config import Platform as Registration
 from grader.service.store import NewJob, SQLiteStore
 from tests.fixtures.service.harness import notebook_bytes, start_server, submission
-from tests.fixtures.service.platform import AGS, CLAIM, SCORE_SCOPE, Platform, hidden
 from tests.fixtures.service.lti_tool import fresh_knobs, platform, server  # noqa: F401 (pytest fixtures)
+from tests.fixtures.service.platform import AGS, CLAIM, SCORE_SCOPE, Platform, hidden
 
 
 class Foreign:

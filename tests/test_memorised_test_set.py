@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from grader.arch.graph_ops import unexpected_ops
 from grader.arch.stored_state import stored_state
+from grader.facts import Facts
 from grader.pipeline import grade_facts
 from grader.rubric.load import load_rubric
 from grader.rubric.score import score
@@ -176,9 +177,7 @@ def test_each_lookup_shape_is_named_with_its_node_and_table():
     ]
 
 
-def _stored_facts(**stored) -> "Facts":
-    from grader.facts import Facts
-
+def _stored_facts(**stored) -> Facts:
     return Facts.model_validate({"model": {"params": {"trainable": stored["trainable"]}, "stored": stored,
                                            "ops": {"unexpected": []}},
                                  "verdict": {"kind": "ok", "message": "the notebook ran and its model was captured"}})
@@ -255,5 +254,6 @@ def test_a_soft_lookup_is_found_and_so_is_any_softmax_but_the_classifiers():
     assert [line.split(" at node")[0] for line in unexpected_ops(_export(_SoftLookup(rows=900)))] == [
         "a softmax over 900 entries (a classifier's spans its 10 classes)"]
     assert [line.split(" at node")[0] for line in unexpected_ops(_export(_AttentionPool()))] == [
-        "an operator outside those a CNN is made of", "a softmax over 784 entries (a classifier's spans its 10 classes)",
+        "an operator outside those a CNN is made of",
+        "a softmax over 784 entries (a classifier's spans its 10 classes)",
         "an operator outside those a CNN is made of"]  # einsum, the attention map, einsum

@@ -103,7 +103,8 @@ def test_the_cold_path_writes_the_refusal_as_the_evaluations_error(base, tmp_pat
     (tmp_path / "job.json").write_text(json.dumps(job))
     assert clean.main([str(tmp_path / "job.json")]) == 0
     record = json.loads((tmp_path / "eval.json").read_text())
-    assert record["error"].startswith("RefusedModel: model.pt2 was not loaded") and "__builtin__.eval" in record["error"]
+    assert (record["error"].startswith("RefusedModel: model.pt2 was not loaded")
+            and "__builtin__.eval" in record["error"])
     assert not marker.exists() and not (tmp_path / "predictions.npy").exists()
 
 
@@ -236,7 +237,8 @@ def test_a_handed_in_model_pt2_with_code_in_it_is_bad_model(name, warm, base, tm
     _not_credited(grade_submission(model, rubric, options_for(rubric, data=str(real_mnist_dir))), *NAMED[name])
 
 
-PLANTS_A_PAYLOAD = '''# the harness saves the model with torch.export.save: this kernel swaps the saved sample inputs for a payload
+PLANTS_A_PAYLOAD = '''# the harness saves the model with torch.export.save: this kernel swaps the saved sample
+# inputs for a payload
 import io, zipfile, torch, torch.nn as nn, torch.nn.functional as F
 
 class Payload:

@@ -10,13 +10,12 @@ from nbformat.v4 import new_code_cell, new_notebook, new_output
 from torch import nn
 
 from grader.cli.run_cmd import summary_lines
-from grader.facts import ClaimsFacts, Facts, ModelFacts, ParamFacts, VerdictFacts, with_derived
+from grader.facts import ClaimsFacts, Facts, ModelFacts, ParamFacts, VerdictFacts, spec, with_derived
 from grader.inspect.claims import find_claims
 from grader.pipeline import grade_facts
 from grader.report.markdown import render_markdown
 from grader.report.summary import build_view
 from grader.rubric.load import load_rubric
-from grader.facts import spec
 from grader.rubric.score import score
 from grader.settings import Options
 

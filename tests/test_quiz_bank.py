@@ -70,7 +70,8 @@ def test_bad_param_range_is_explained():
 
 
 def test_choice_answer_must_be_an_option():
-    err = error(HEAD + "  - id: a\n    kind: choice\n    text: x\n    explanation: y\n    options: [p, q]\n    answer: c\n")
+    err = error(HEAD + "  - id: a\n    kind: choice\n    text: x\n    explanation: y\n    options: [p, q]\n"
+                       "    answer: c\n")
     assert "neither an option's letter (a, b) nor an option's text" in err.what
     err = error(HEAD + "  - id: a\n    kind: choice\n    text: x\n    explanation: y\n    answer: maybe\n")
     assert "true/false question has answer: true or false" in err.what
@@ -109,8 +110,7 @@ def test_stack_errors_point_into_the_bank():
 def test_the_bank_example_in_the_help_is_a_valid_bank():
     import textwrap
 
-    from grader.quiz import bank as bank_module
-    from grader.quiz import draw_quiz
+    from grader.quiz import bank as bank_module, draw_quiz
 
     doc = bank_module.__doc__
     example = load(textwrap.dedent(doc[doc.index("    quiz:"):]))

@@ -27,7 +27,8 @@ def shape(stack: str, layer: int, ask: str = "hwc") -> str:
 
 def params(stack: str, layer=None, bias=True, bn=True) -> str:
     layer_line = f"    layer: {layer}\n" if layer else ""
-    return f"    kind: params\n    stack: '{stack}'\n{layer_line}    bias: {str(bias).lower()}\n    bn: {str(bn).lower()}\n"
+    return (f"    kind: params\n    stack: '{stack}'\n{layer_line}    bias: {str(bias).lower()}\n"
+            f"    bn: {str(bn).lower()}\n")
 
 
 def test_rf_doubled_at_maxpool_like_the_course_notes():

@@ -2,6 +2,7 @@
 
 import html
 import io
+import itertools
 import json
 import re
 import xml.etree.ElementTree as ET
@@ -155,7 +156,7 @@ def parse_gift(text: str) -> list[dict]:
             marks = [i for i, (ch, escaped) in enumerate(answers) if ch in "=~" and not escaped] + [len(answers)]
             assert marks[0] == 0
             question["options"] = [(answers[a][0] == "=", _plain(answers[a + 1:b]).strip())
-                                   for a, b in zip(marks, marks[1:])]
+                                   for a, b in itertools.pairwise(marks)]
         questions.append(question)
     return questions
 
@@ -163,7 +164,7 @@ def parse_gift(text: str) -> list[dict]:
 def test_gift_parses_back_to_the_drawn_quiz(quiz):
     parsed = parse_gift(export(quiz, "gift", with_key=True))
     assert [p["title"] for p in parsed] == [q.id for q in quiz.questions]
-    for p, q in zip(parsed, quiz.questions):
+    for p, q in zip(parsed, quiz.questions, strict=True):
         assert p["text"] == q.text
         value = q.key.value
         if isinstance(value, bool):
@@ -208,10 +209,10 @@ def _meta(item: ET.Element) -> dict[str, str]:
 
 def test_qti_structure_and_correct_responses(quiz):
     _, root, _ = _qti(quiz)
-    assert root.tag == "{%s}questestinterop" % NS["q"]
+    assert root.tag == f"{{{NS['q']}}}questestinterop"
     items = root.findall("q:assessment/q:section/q:item", NS)
     assert [i.get("ident") for i in items] == [q.id for q in quiz.questions]
-    for item, q in zip(items, quiz.questions):
+    for item, q in zip(items, quiz.questions, strict=True):
         meta = _meta(item)
         assert float(meta["points_possible"]) == q.points
         text = item.findtext("q:presentation/q:material/q:mattext", namespaces=NS)
@@ -221,7 +222,8 @@ def test_qti_structure_and_correct_responses(quiz):
         assert item.find("q:resprocessing/q:outcomes/q:decvar", NS).get("varname") == "SCORE"
         value = q.key.value
         if isinstance(value, (bool, str)):
-            assert meta["question_type"] == ("true_false_question" if isinstance(value, bool) else "multiple_choice_question")
+            assert meta["question_type"] == ("true_false_question" if isinstance(value, bool)
+                                             else "multiple_choice_question")
             labels = item.findall("q:presentation/q:response_lid/q:render_choice/q:response_label", NS)
             idents = [label.get("ident") for label in labels]
             correct = condition.findall("q:conditionvar/q:varequal", NS)
@@ -310,7 +312,8 @@ def test_make_for_several_students_writes_one_file_each(tmp_path, capsys):
     assert "-> put {student} in the file name: -o quiz-{student}.md" in err
     assert main(["quiz", "make", str(BANK), "--student", "../s1", "--student", "s2", "-o", pattern]) == 2
     err = capsys.readouterr().err
-    assert "error: --student: the student id '../s1' cannot be part of a file name\n  -> give ids without / or \\" in err
+    assert ("error: --student: the student id '../s1' cannot be part of a file name\n"
+            "  -> give ids without / or \\") in err
 
 
 def test_check_for_several_students_checks_each_from_one_answers_file(tmp_path, capsys):

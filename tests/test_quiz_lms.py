@@ -37,7 +37,7 @@ def test_gift_files_of_three_students_import_into_three_categories():
     sections = re.split(r"^\$CATEGORY: (.+)$", combined, flags=re.M)[1:]
     categories, bodies = sections[0::2], sections[1::2]
     assert categories == ["$course$/cnn-basics/ann", "$course$/cnn-basics/ben", "$course$/cnn-basics/cy-2"]
-    for quiz, body in zip(quizzes, bodies):
+    for quiz, body in zip(quizzes, bodies, strict=True):
         assert re.findall(r"^::(.+?)::", body, flags=re.M) == [q.id for q in quiz.questions]
     assert len(set(bodies)) == 3  # each category holds that student's own variant
 

@@ -20,7 +20,8 @@ import pytest
 
 from grader.api import executor_for, grade_class, load_rubric, options_for, write_outputs
 
-ray = pytest.importorskip("ray", reason="Ray is the optional extra `.[ray]`; ./test.sh installs it (the dev extra) before the tests")
+ray = pytest.importorskip("ray", reason="Ray is the optional extra `.[ray]`; ./test.sh installs it (the dev extra) "
+                                        "before the tests")
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples" / "submissions"

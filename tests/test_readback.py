@@ -29,7 +29,7 @@ from grader.evaluate.job import read_back
 from grader.pipeline import grade_facts
 from grader.sandbox import SandboxSpec, run_sandboxed
 from grader.sandbox.readback import Folder, Kind, Missing, NotAName, NotRegular, Symlink, TooBig, labels_from_npy
-from grader.settings import Options, RunLimits
+from grader.settings import Options
 
 FIXTURES = Path(__file__).parent / "fixtures" / "readback"
 GRADER = Path(grader.__file__).resolve().parent
@@ -60,7 +60,8 @@ def test_a_regular_file_is_read_whole(folder: Path) -> None:
 
 def test_a_fifo_is_refused_at_once_instead_of_blocking(folder: Path) -> None:
     os.mkfifo(folder / "harness.json")
-    with Folder(folder) as out, pytest.raises(NotRegular, match=r"^harness.json in .grader is a FIFO, not a regular file$"):
+    with Folder(folder) as out, pytest.raises(NotRegular,
+                                              match=r"^harness.json in .grader is a FIFO, not a regular file$"):
         out.read("harness.json", Kind.RECORD)
 
 
@@ -89,7 +90,8 @@ def test_a_path_is_not_a_name(folder: Path, name: str) -> None:
 def test_a_file_over_its_cap_is_refused_by_its_size_before_reading(folder: Path) -> None:
     with open(folder / "eval.json", "wb") as f:  # sparse: 16 MiB + 1 byte that take no disk
         f.truncate(Kind.RESULT.cap + 1)
-    with Folder(folder) as out, pytest.raises(TooBig, match="eval.json in .grader is larger than the 16 MiB the grader reads of an evaluation result file"):
+    with Folder(folder) as out, pytest.raises(TooBig, match="eval.json in .grader is larger than the 16 MiB the grader "
+                                                            "reads of an evaluation result file"):
         out.read("eval.json", Kind.RESULT)
     with Folder(folder) as out, pytest.raises(TooBig):
         out.copy("eval.json", Kind.RESULT, folder.parent / "copy")
@@ -236,7 +238,7 @@ class Scope:
                 parts += node.args + [k.value for k in node.keywords]
             elif name in self.readers:  # a function of the grader's that reads what it is given
                 params = self.readers[name]
-                parts = [a for param, a in zip(params, node.args) if param]
+                parts = [a for param, a in zip(params, node.args, strict=False) if param]
                 parts += [k.value for k in node.keywords if k.arg in params]
             else:
                 continue
@@ -275,7 +277,8 @@ def direct_reads(source: str, readers: Optional[dict[str, list[str]]] = None) ->
 
 
 def host_modules() -> dict[str, str]:
-    return {path.relative_to(GRADER).as_posix(): path.read_text(encoding="utf-8") for path in sorted(GRADER.rglob("*.py"))
+    return {path.relative_to(GRADER).as_posix(): path.read_text(encoding="utf-8")
+            for path in sorted(GRADER.rglob("*.py"))
             if path.relative_to(GRADER).as_posix() not in INSIDE_THE_SANDBOX | {READER}}
 
 
@@ -444,9 +447,11 @@ def test_the_host_grader_stays_within_its_bounds(graded, name: str) -> None:
 @pytest.mark.parametrize("plant, says", [
     ("ln -s /dev/zero eval.json", "eval.json in the evaluation's folder is a symbolic link"),
     ("mkfifo eval.json", "eval.json in the evaluation's folder is a FIFO"),
-    ("echo '{}' > eval.json && ln -s /dev/zero predictions.npy", "predictions.npy in the evaluation's folder is a symbolic link"),
+    ("echo '{}' > eval.json && ln -s /dev/zero predictions.npy",
+     "predictions.npy in the evaluation's folder is a symbolic link"),
     ("echo '{}' > eval.json && mkfifo predictions.npy", "predictions.npy in the evaluation's folder is a FIFO"),
-    ("echo '{}' > eval.json && truncate -s 5M predictions.npy", "predictions.npy in the evaluation's folder is larger than the 4 MiB the grader reads of a predictions file"),
+    ("echo '{}' > eval.json && truncate -s 5M predictions.npy",
+     "predictions.npy in the evaluation's folder is larger than the 4 MiB the grader reads of a predictions file"),
     ("python3 -c \"print('[' * 100000)\" > eval.json", "the evaluation's result could not be read"),
 ])
 def test_what_a_clean_evaluation_plants_is_read_as_untrusted(tmp_path: Path, plant: str, says: str) -> None:

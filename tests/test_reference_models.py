@@ -21,8 +21,16 @@ from grader.data import load_mnist, stage_torchvision_layout
 from grader.inspect.static import inspect_submission
 from reference_models import make_notebooks
 from reference_models.nets import REFERENCES
-from reference_models.train import (NORMALIZE, DeviceMNIST, batches, fit, make_optimizer, seed_everything,
-                                    to_device_tensors, train)
+from reference_models.train import (
+    NORMALIZE,
+    DeviceMNIST,
+    batches,
+    fit,
+    make_optimizer,
+    seed_everything,
+    to_device_tensors,
+    train,
+)
 
 # the counts RESULTS.md reports; a change to a network must show up here and there
 PARAMS = {"s3": 13_282, "s4": 10_382, "s5": 7_644, "stretch": 3_744}

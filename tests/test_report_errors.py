@@ -29,7 +29,6 @@ from grader.rubric.score import score
 from grader.rubric.sheet import ScoreSheet
 from grader.settings import Options, RunLimits
 
-
 # --- the table of common errors ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("error, says", [

@@ -1,4 +1,5 @@
-"""report.html: everything on one self-contained page, student-controlled text escaped, hidden items only for instructors."""
+"""report.html: everything on one self-contained page, student-controlled text escaped, hidden items only for
+instructors."""
 
 from __future__ import annotations
 
@@ -48,7 +49,8 @@ def test_the_layer_table_lists_every_layer_with_sizes_and_receptive_fields(passi
     rows = re.findall(r"<tr><td class=\"num\">(\d+)</td><td>([^<]*)</td>\s*<td class=\"num mono\">([^<]*)</td>"
                       r"<td class=\"num mono\">([^<]*)</td><td class=\"num\">([^<]*)</td>\s*"
                       r"<td class=\"num\">([^<]*)</td>", passing_pages["student"])
-    assert [(int(i), label) for i, label, *_ in rows] == [(0, "input")] + [(r["index"], r["label"]) for r in facts.model.table]
+    assert [(int(i), label) for i, label, *_ in rows] == (
+        [(0, "input")] + [(r["index"], r["label"]) for r in facts.model.table])
     by_index = {int(r[0]): r for r in rows}
     assert by_index[7][1:] == ("maxpool 2x2", "24x24x8", "12x12x8", "", "6")
     assert by_index[18][1:] == ("conv3x3 10", "6x6x16", "4x4x10", "1,440", "22")

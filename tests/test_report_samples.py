@@ -17,8 +17,17 @@ import numpy as np
 from grader.arch.spec import parse_line
 from grader.data import load_mnist
 from grader.evaluate.metrics import metrics
-from grader.facts import (ClaimsFacts, Facts, LayerCounts, ModelFacts, NotebookFacts, ParamFacts, RfFacts,
-                          TrainFacts, VerdictFacts)
+from grader.facts import (
+    ClaimsFacts,
+    Facts,
+    LayerCounts,
+    ModelFacts,
+    NotebookFacts,
+    ParamFacts,
+    RfFacts,
+    TrainFacts,
+    VerdictFacts,
+)
 from grader.rubric.sheet import ItemResult, ScoreSheet
 
 COURSE_NET = ("28x28x1 > (c3:8 nobias > bn > relu)*2 > mp2 > c1:8 nobias > (c3:16 nobias > bn > relu)*3"
@@ -60,7 +69,8 @@ def passing() -> tuple[Facts, ScoreSheet]:
         claims=ClaimsFacts(params=table.params, accuracy=99.45, last_accuracy=99.41, epochs=15, accuracy_gap=0.04),
         model=ModelFacts(params=ParamFacts(trainable=table.params, total=table.params), buffers=table.buffers,
                          layers=LayerCounts(linear=0, conv=8, conv1x1=1, maxpool=1, batchnorm=5, dropout=0),
-                         gap=True, transitions=1, layers_after_last_maxpool=13, rf=RfFacts(final=22, covers_input=False),
+                         gap=True, transitions=1, layers_after_last_maxpool=13,
+                         rf=RfFacts(final=22, covers_input=False),
                          input_shape=[1, 28, 28], output_shape=[10], branches=False,
                          table=[row.as_dict() for row in table.rows]),
         train=TrainFacts(epochs=15, optimizer_steps=7035, samples_seen=900_000, seconds=312.4, device="cuda"),

@@ -1,8 +1,7 @@
 """`grade rubric lint|show|facts`: exit codes and what they print."""
 
 from grader.cli.main import main
-from grader.rubric.load import load_rubric
-from grader.rubric.load import RUBRICS
+from grader.rubric.load import RUBRICS, load_rubric
 
 BROKEN = ("id: t\ntitle: T\nitems:\n"
           "  - id: a\n    title: A\n    points: 10\n    fact: model.param.trainable\n    lt: 1\n")
@@ -35,7 +34,8 @@ def test_lint_reports_every_broken_file_and_exits_2(tmp_path, capsys):
 def test_show_prints_the_items_and_what_needs_a_run(capsys):
     assert main(["rubric", "show", "mnist-s4"]) == 0
     out = capsys.readouterr().out
-    assert "mnist-s4" in out and f"{len(load_rubric('mnist-s4').items)} items, 100 points" in out and "mode execute" in out
+    assert ("mnist-s4" in out and f"{len(load_rubric('mnist-s4').items)} items, 100 points" in out
+            and "mode execute" in out)
     for text in ("model.stored.learned", "< 20,000", ">= 99.4%: 30", "notebook.comment_coverage", "needs a run"):
         assert text in out
 

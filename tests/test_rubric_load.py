@@ -7,11 +7,11 @@ import pytest
 
 from grader import yamlio
 from grader.errors import GraderError
-from grader.settings import RunLimits
 from grader.facts import known_facts, spec
 from grader.rubric import schema
 from grader.rubric.load import RUBRICS, load_rubric, rubric_from_yaml, rubric_hash, shipped
 from grader.rubric.score import items_needing_execution
+from grader.settings import RunLimits
 
 HEAD = "id: t\ntitle: T\nitems:\n"
 ITEM = "  - id: a\n    title: A\n    points: 10\n"  # lines 4-6; the next key is on line 7

@@ -4,9 +4,8 @@ bands, required items, visibility, feedback rendered with the facts."""
 import pytest
 
 from grader import yamlio
-from grader.facts import Facts
+from grader.facts import Facts, spec
 from grader.rubric.load import load_rubric, rubric_from_yaml
-from grader.facts import spec
 from grader.rubric.score import score
 
 
@@ -28,7 +27,8 @@ GOOD = dict(
     model__params__trainable=13808, model__stored__learned=13808, model__stored__trainable=13808,
     model__stored__carried=0, model__layers__linear=0, model__layers__batchnorm=6, model__layers__dropout=6,
     model__gap=True, model__transitions=2,
-    train__epochs=15.0, train__epochs_checked=15.0, eval__accuracy=99.43, verdict__kind="ok", verdict__message="ran every cell",
+    train__epochs=15.0, train__epochs_checked=15.0, eval__accuracy=99.43, verdict__kind="ok",
+    verdict__message="ran every cell",
     verdict__failed_cells=[], model__ops__unexpected=[],
 )
 
@@ -228,5 +228,6 @@ def test_an_item_on_unseen_accuracy_states_it_in_percent():
 def test_the_sheet_is_json_serialisable():
     sheet = score(facts(**GOOD), load_rubric("mnist-s5"))
     data = sheet.model_dump(mode="json")
-    assert data["score"] == 80 and len(data["items"]) == len(load_rubric("mnist-s5").items)  # 13,808 parameters is over the 8,000 budget
+    # 13,808 parameters is over the 8,000 budget
+    assert data["score"] == 80 and len(data["items"]) == len(load_rubric("mnist-s5").items)
     assert not data["passed"]

@@ -16,8 +16,7 @@ from pathlib import Path
 import pytest
 
 import grader
-from grader.sandbox import SandboxResult, SandboxSpec, run_sandboxed
-from grader.sandbox import limits
+from grader.sandbox import SandboxResult, SandboxSpec, limits, run_sandboxed
 from grader.sandbox.bwrap import GRADER_SRC_INSIDE
 from tests.bound_paths import leading_into, shows_only_the_way_in
 
@@ -26,15 +25,18 @@ CHECKOUT = Path(grader.__file__).resolve().parents[1]
 
 # Fails with the fix where bubblewrap is missing or refused (conftest.py): ./setup.sh installs it.
 pytestmark = pytest.mark.usefixtures("bwrap")
-needs_cgroup = pytest.mark.skipif(limits.detect().hierarchy is None, reason="no writable cgroup: rlimits cannot do this")
+needs_cgroup = pytest.mark.skipif(limits.detect().hierarchy is None,
+                                  reason="no writable cgroup: rlimits cannot do this")
 
 
-def run_fixture(tmp_path: Path, name: str, *args: str, sandbox: bool = True, **spec: object) -> tuple[SandboxResult, Path]:
+def run_fixture(tmp_path: Path, name: str, *args: str, sandbox: bool = True,
+                **spec: object) -> tuple[SandboxResult, Path]:
     scratch = tmp_path / "scratch"
     scratch.mkdir(exist_ok=True)
     shutil.copy(ADVERSARIAL / f"{name}.py", scratch)
     settings = {"wall_seconds": 5, **spec}
-    return run_sandboxed([sys.executable, f"{name}.py", *args], SandboxSpec(scratch=scratch, **settings), sandbox=sandbox), scratch
+    return run_sandboxed([sys.executable, f"{name}.py", *args], SandboxSpec(scratch=scratch, **settings),
+                         sandbox=sandbox), scratch
 
 
 @pytest.fixture(autouse=True)
@@ -82,7 +84,8 @@ def test_memory_bomb_ends_with_memory_exceeded(tmp_path: Path) -> None:
     assert "allocated everything" not in result.stdout
 
 
-def test_memory_bomb_is_caught_by_rlimits_where_no_cgroup_is_writable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_memory_bomb_is_caught_by_rlimits_where_no_cgroup_is_writable(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(limits, "detect", lambda: limits.Detected(None, "disabled by the test"))
     result, _ = run_fixture(tmp_path, "memory_bomb", memory_bytes=300 << 20)
     assert result.memory_exceeded and result.returncode != 0
@@ -181,4 +184,5 @@ def test_the_kernels_settings_are_read_only(tmp_path: Path) -> None:
     # it open kernel.core_pattern for writing, and a crash would then run a program of its choosing as root.
     result, _ = run_fixture(tmp_path, "write_kernel_settings")
     outcome = json.loads(result.stdout)
-    assert "/proc/sys/kernel/core_pattern" in outcome and not [p for p, o in outcome.items() if o == "writable"], outcome
+    assert ("/proc/sys/kernel/core_pattern" in outcome
+            and not [p for p, o in outcome.items() if o == "writable"]), outcome

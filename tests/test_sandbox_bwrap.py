@@ -20,7 +20,8 @@ LAYOUT = HostLayout(
     gpu_nodes=(),
     grader_src="/home/grader/checkout",
 )
-GPU_LAYOUT = HostLayout(**{**LAYOUT.__dict__, "gpu_nodes": ("/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia0", "/dev/nvidia1")})
+GPU_LAYOUT = HostLayout(**{**LAYOUT.__dict__,
+                           "gpu_nodes": ("/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia0", "/dev/nvidia1")})
 
 
 def argv_for(spec: SandboxSpec, layout: HostLayout = LAYOUT) -> list[str]:
@@ -98,7 +99,8 @@ def test_gpu_nodes_are_passed_after_dev_with_the_chosen_index(tmp_path: Path) ->
 
 def test_gpu_can_be_refused_or_demanded(tmp_path: Path) -> None:
     assert "--dev-bind" not in argv_for(SandboxSpec(scratch=tmp_path, gpu=False), GPU_LAYOUT)
-    assert "CUDA_VISIBLE_DEVICES" not in inside_env(SandboxSpec(scratch=tmp_path, gpu=False, gpu_index=0), sandbox=True, layout=GPU_LAYOUT)
+    assert "CUDA_VISIBLE_DEVICES" not in inside_env(SandboxSpec(scratch=tmp_path, gpu=False, gpu_index=0), sandbox=True,
+                                                    layout=GPU_LAYOUT)
     with pytest.raises(GraderError, match="no /dev/nvidia"):
         argv_for(SandboxSpec(scratch=tmp_path, gpu=True))
 

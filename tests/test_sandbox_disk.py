@@ -18,8 +18,8 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -30,7 +30,8 @@ ADVERSARIAL = Path(__file__).parent / "fixtures" / "adversarial"
 OWN_FS = "disk: a file system of its own"
 
 pytestmark = pytest.mark.usefixtures("bwrap")
-needs_cgroup = pytest.mark.skipif(limits.detect().hierarchy is None, reason="no writable cgroup: rlimits cannot do this")
+needs_cgroup = pytest.mark.skipif(limits.detect().hierarchy is None,
+                                  reason="no writable cgroup: rlimits cannot do this")
 
 
 def run_fixture(tmp_path: Path, name: str, *args: str, **spec: object) -> tuple[SandboxResult, Path]:
@@ -171,7 +172,8 @@ def nobody_home() -> Iterator[Path]:
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="already unprivileged: every other test here takes that path")
-@pytest.mark.skipif(not os.access("/usr/bin/python3", os.X_OK), reason="needs a Python that an unprivileged user can run")
+@pytest.mark.skipif(not os.access("/usr/bin/python3", os.X_OK),
+                    reason="needs a Python that an unprivileged user can run")
 def test_an_unprivileged_grader_gets_the_same_quota_in_a_user_namespace(nobody_home: Path, bwrap: str) -> None:
     # The grader's own interpreter and dependencies may lie where `nobody` cannot reach (under /root): the keeper and
     # scratchfs need only the standard library, so /usr/bin/python3 drives them, and bwrap runs each fixture.

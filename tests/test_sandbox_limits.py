@@ -35,7 +35,8 @@ def fake_host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, v2_controllers
 def test_prefers_cgroup_v2_with_memory_and_pids(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fake_host(tmp_path, monkeypatch, v2_controllers="cpu memory pids", v1=("memory", "pids"))
     found = limits.detect.__wrapped__()
-    assert found.hierarchy == limits.Hierarchy(2, tmp_path / "unified" / limits.PARENT, tmp_path / "unified" / limits.PARENT)
+    assert found.hierarchy == limits.Hierarchy(2, tmp_path / "unified" / limits.PARENT,
+                                               tmp_path / "unified" / limits.PARENT)
     # Controllers are switched on down to the parent of the job cgroups.
     assert (tmp_path / "unified" / "cgroup.subtree_control").read_text() == "+memory +pids"
     assert (tmp_path / "unified" / limits.PARENT / "cgroup.subtree_control").read_text() == "+memory +pids"
@@ -45,7 +46,8 @@ def test_uses_cgroup_v1_when_v2_lacks_the_controllers(tmp_path: Path, monkeypatc
     # The project's machines: a cgroup2 mount with only hugetlb, v1 memory and pids.
     fake_host(tmp_path, monkeypatch, v2_controllers="hugetlb", v1=("memory", "pids", "cpu"))
     found = limits.detect.__wrapped__()
-    assert found.hierarchy == limits.Hierarchy(1, tmp_path / "memory" / limits.PARENT, tmp_path / "pids" / limits.PARENT)
+    assert found.hierarchy == limits.Hierarchy(1, tmp_path / "memory" / limits.PARENT,
+                                               tmp_path / "pids" / limits.PARENT)
 
 
 def test_falls_back_to_rlimits_and_says_why(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,4 +1,5 @@
-"""What the student notebooks need works inside the sandbox: torch imports, DataLoader workers share memory through /dev/shm."""
+"""What the student notebooks need works inside the sandbox: torch imports, DataLoader workers share memory
+through /dev/shm."""
 
 from __future__ import annotations
 

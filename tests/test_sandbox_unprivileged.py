@@ -14,8 +14,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pytest
@@ -58,7 +58,8 @@ def test_a_sandboxed_command_is_not_root_to_the_host(tmp_path: Path) -> None:
     owner = os.stat(scratch / "made").st_uid
     assert owner != 0 and owner == (DEFAULT_UID if ROOT else os.geteuid())
     assert "OPENED" not in result.stdout and result.stdout.count("REFUSED") == 2, result.stdout
-    expected = "sandbox as host uid 65534 gid 65534 (the grader runs as root)" if ROOT else f"grader's own uid {os.geteuid()}"
+    expected = ("sandbox as host uid 65534 gid 65534 (the grader runs as root)" if ROOT
+                else f"grader's own uid {os.geteuid()}")
     assert expected in result.limits_used
     if ROOT:  # the secret was shown to the sandbox but its host uid has no right to read it
         assert f"REFUSED /opt/secret {13}" in result.stdout
@@ -68,7 +69,8 @@ def test_the_host_still_reads_and_removes_what_the_sandbox_wrote(tmp_path: Path)
     scratch = tmp_path / "job"
     (scratch / "out").mkdir(parents=True)  # made by the host before the run, written by the sandbox
     (scratch / "job.json").write_text("{}")
-    result = run_sandboxed([sys.executable, "-c", "open('out/run.json','w').write('{\"ok\": 1}'); open('job.json').read()"],
+    result = run_sandboxed([sys.executable, "-c",
+                            "open('out/run.json','w').write('{\"ok\": 1}'); open('job.json').read()"],
                            SandboxSpec(scratch=scratch))
     assert result.returncode == 0, result.stderr
     assert json.loads((scratch / "out" / "run.json").read_text()) == {"ok": 1}
@@ -133,7 +135,8 @@ def test_sandboxes_started_from_many_threads_at_once_leave_the_stage_empty(tmp_p
     def one(n: int) -> None:
         start.wait()
         binds = tuple((source, Path(f"/opt/s{i}")) for i, source in enumerate(sources))
-        results.append(run_sandboxed([sys.executable, "-c", "import os; print(sum(os.path.isdir(f'/opt/s{i}') for i in range(4)))"],
+        results.append(run_sandboxed([sys.executable, "-c",
+                                      "import os; print(sum(os.path.isdir(f'/opt/s{i}') for i in range(4)))"],
                                      SandboxSpec(scratch=tmp_path / f"job{n}", ro_binds=binds)))
 
     threads = [threading.Thread(target=one, args=(n,)) for n in range(6)]
@@ -181,7 +184,8 @@ def test_a_gpu_node_open_only_to_its_group_keeps_that_group(tmp_path: Path) -> N
     layout = HostLayout(**{**HostLayout.detect().__dict__, "gpu_nodes": (str(open_to_all), str(node))})
     _, launch = sandbox_command(["true"], SandboxSpec(scratch=tmp_path / "job", gpu=True), bwrap="bwrap", layout=layout)
     assert launch.groups == ((44,) if ROOT else ())
-    _, launch = sandbox_command(["true"], SandboxSpec(scratch=tmp_path / "job", gpu=False), bwrap="bwrap", layout=layout)
+    _, launch = sandbox_command(["true"], SandboxSpec(scratch=tmp_path / "job", gpu=False), bwrap="bwrap",
+                                layout=layout)
     assert launch.groups == ()
 
 
@@ -215,7 +219,8 @@ def test_the_warm_zygote_and_every_child_it_forks_are_not_root(tmp_path: Path) -
     script.write_text("import time\ntime.sleep(6)\n")
     evaluator = WarmEvaluator(images, limits=RunLimits())
     try:
-        done = threading.Thread(target=evaluator.run_script, args=(script, []), kwargs={"limits": RunLimits(eval_seconds=30)})
+        done = threading.Thread(target=evaluator.run_script, args=(script, []),
+                                kwargs={"limits": RunLimits(eval_seconds=30)})
         done.start()
         seen: dict[int, tuple[int, ...]] = {}
         deadline = time.monotonic() + 120
@@ -339,7 +344,8 @@ def test_a_private_tmpdir_does_not_lock_the_sandbox_uid_out(tmp_path: Path) -> N
     script = ("import sys, pathlib\n"
               "from grader.sandbox import SandboxSpec, run_sandboxed\n"
               "from grader.sandbox.identity import stage_point\n"
-              f"result = run_sandboxed([sys.executable, '-c', 'print(41 + 1)'], SandboxSpec(scratch={str(tmp_path / 'job')!r}))\n"
+              "result = run_sandboxed([sys.executable, '-c', 'print(41 + 1)'], "
+              f"SandboxSpec(scratch={str(tmp_path / 'job')!r}))\n"
               "print(result.returncode, result.stdout.strip(), stage_point(), result.stderr[-300:])\n")
     env = {**os.environ, "TMPDIR": str(private)}
     done = subprocess.run([sys.executable, "-c", script], cwd=CHECKOUT, env=env, capture_output=True,

@@ -155,7 +155,8 @@ def service_error_codes(package: Path) -> tuple[dict[str, set], list[str]]:
                     continue
                 status = call.args[0].value if call.args and isinstance(call.args[0], ast.Constant) else None
                 code = call.args[1] if len(call.args) > 1 else None
-                strings = [n.value for n in ast.walk(code) if isinstance(n, ast.Constant) and isinstance(n.value, str)] \
+                strings = [n.value for n in ast.walk(code)
+                           if isinstance(n, ast.Constant) and isinstance(n.value, str)] \
                     if code is not None else []
                 for string in strings:
                     found.setdefault(string, set()).add(status)

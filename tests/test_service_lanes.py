@@ -11,10 +11,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-import pytest
-
 from grader.selfcheck_remote import KEY_HEADER, PATH
-from grader.service import lanes
 from grader.service import migrations
 from grader.service.assignments import Assignments
 from grader.service.store import SQLITE_MIGRATIONS, JobResult, NewJob, SQLiteStore, open_store

@@ -9,13 +9,10 @@ import time
 from datetime import datetime
 
 import jwt
-import pytest
 
 from tests.fixtures.service.harness import ADA, notebook_bytes
-from tests.fixtures.service.platform import CLAIM, SCORE_SCOPE, hidden
 from tests.fixtures.service.lti_tool import fresh_knobs, platform, server  # noqa: F401 (pytest fixtures)
-
-
+from tests.fixtures.service.platform import CLAIM, SCORE_SCOPE, hidden
 
 
 def _refused(response, says: str, where: str) -> None:

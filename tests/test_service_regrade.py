@@ -8,10 +8,9 @@ import json
 import shutil
 import time
 import uuid
+from datetime import datetime
 
 import pytest
-
-from datetime import datetime
 
 from tests.fixtures.service.harness import ADA, DI, RUBRICS, notebook_bytes, start_server, submission
 from tests.fixtures.service.platform import Platform, hidden
@@ -113,7 +112,8 @@ def test_a_broken_rubric_or_an_unknown_assignment_is_refused(graded):
     broken = server.signed("POST", PATH)
     assert broken.status_code == 422, broken.text
     error = broken.json()["error"]
-    assert error["code"] == "invalid_rubric" and "no longer loads" in error["what"] and "svc-static.yaml" in error["where"]
+    assert (error["code"] == "invalid_rubric" and "no longer loads" in error["what"]
+            and "svc-static.yaml" in error["where"])
     unknown = server.signed("POST", "/v1/assignments/nope/regrade")
     assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "unknown_assignment"
     assert server.status(jobs["di"])["score"] == 5

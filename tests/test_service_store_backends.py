@@ -85,7 +85,8 @@ def test_a_sqlite_store_that_already_had_the_self_check_columns_is_adopted_witho
     db = sqlite3.connect(tmp_path / "grader.db")
     found = db.execute("SELECT version, what FROM schema_version ORDER BY version").fetchall()
     db.close()
-    assert [v for v, _ in found] == SQLITE_VERSIONS and "made before" in found[1][1] and "made before" not in found[2][1]
+    assert ([v for v, _ in found] == SQLITE_VERSIONS and "made before" in found[1][1]
+            and "made before" not in found[2][1])
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])

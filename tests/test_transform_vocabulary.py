@@ -66,7 +66,8 @@ def test_arguments_that_are_not_plain_data_are_refused():
     tf = T.Compose([T.ToTensor(), T.Normalize((0.1,), (0.3,))])
     tf.transforms[1].mean = object()  # the student's process may set anything there
     steps, unknown = read_transform(tf)
-    assert steps is None and unknown == "the arguments of `Normalize` cannot be read as plain data (an argument of type object)"
+    assert steps is None and unknown == ("the arguments of `Normalize` cannot be read as plain data "
+                                         "(an argument of type object)")
 
 
 def test_steps_beyond_their_bounds_make_a_transform_the_grader_does_not_replay():
@@ -82,7 +83,8 @@ def test_steps_beyond_their_bounds_make_a_transform_the_grader_does_not_replay()
 
 def test_a_replay_that_gives_no_tensor_says_it_needs_to_tensor():
     replay = build(STEPS.validate_python([{"name": "Resize", "size": 32}]))
-    with pytest.raises(ValueError, match=r"gives Image, not a floating-point image tensor \(C, H, W\): it needs ToTensor"):
+    with pytest.raises(ValueError,
+                       match=r"gives Image, not a floating-point image tensor \(C, H, W\): it needs ToTensor"):
         replay(_digits(1)[0])
 
 
@@ -117,7 +119,7 @@ def test_an_honest_zoomed_transform_is_replayed_by_the_grader_and_scores_what_it
         return round(float((scores.argmax(1).numpy() == test.labels).mean() * 100), 4)
 
     zoomed = accuracy(torch.stack([tf(Image.fromarray(im, mode="L")) for im in test.images]))
-    plain = accuracy((torch.from_numpy(test.images.astype(np.float32) / 255 - 0.1307) / 0.3081))
+    plain = accuracy(torch.from_numpy(test.images.astype(np.float32) / 255 - 0.1307) / 0.3081)
     print(f"measured {facts.eval.accuracy}%, zoomed inputs on the host {zoomed}%, plain inputs {plain}%")
     assert facts.eval.accuracy == pytest.approx(zoomed, abs=0.011) and abs(zoomed - plain) > 1, (zoomed, plain)
 

@@ -89,8 +89,8 @@ def test_the_shipped_digests_are_torchvisions():
 
 def test_unseen_digits_are_opt_in_from_the_rubric_or_the_command_line():
     from grader.api import options_for
-    from grader.cli.main import build_parser
     from grader.cli.common import run_overrides
+    from grader.cli.main import build_parser
     from grader.rubric.load import load_rubric
 
     rubric = load_rubric("mnist-s3")

@@ -25,8 +25,10 @@ MODEL = ("# a small CNN with GAP\nimport torch, torch.nn as nn, torch.nn.functio
          "        self.c1 = nn.Conv2d(1, 8, 3)\n        self.c2 = nn.Conv2d(8, 10, 3)\n"
          "    def forward(self, x):\n        x = self.c2(F.relu(self.c1(x)))\n"
          "        return F.log_softmax(F.adaptive_avg_pool2d(x, 1).flatten(1), -1)\nmodel = Net()")
-LOADER = ("# the test data\nt = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])\n"
-          "test_loader = torch.utils.data.DataLoader(datasets.MNIST('../data', train=False, transform=t), batch_size=100)")
+LOADER = ("# the test data\n"
+          "t = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])\n"
+          "test_loader = torch.utils.data.DataLoader(datasets.MNIST('../data', train=False, transform=t), "
+          "batch_size=100)")
 EMPTY_LOADER_CELLS = [
     "# one batch to look at (a pass left unfinished: the next still yields)\nimages, labels = next(iter(test_loader))",
     "# its shape\nprint(images.shape)",
@@ -218,7 +220,8 @@ def test_an_accuracy_printed_while_graded_is_a_claim_and_a_gap_is_flagged(tmp_pa
     from grader.api import grade_submission, options_for
     from grader.report.markdown import render_markdown
 
-    fake = "# the course's test printout, made up\nprint('Test set: Average loss: 0.0200, Accuracy: 9965/10000 (99.65%)')"
+    fake = ("# the course's test printout, made up\n"
+            "print('Test set: Average loss: 0.0200, Accuracy: 9965/10000 (99.65%)')")
     path = _notebook(tmp_path, "fake_print", [MODEL, fake])  # handed in without outputs
     rubric = load_rubric("mnist-s3")
     result = grade_submission(path, rubric, options_for(rubric, data=str(real_mnist_dir)))

@@ -31,7 +31,8 @@ pytestmark = pytest.mark.usefixtures("bwrap")
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "submissions"
 ADVERSARIAL = Path(__file__).parent / "fixtures" / "adversarial"
 MODELS = sorted(EXAMPLES.glob("*/model.pt2"))
-needs_cgroup = pytest.mark.skipif(cgroups.detect().hierarchy is None, reason="no writable cgroup: rlimits cannot do this")
+needs_cgroup = pytest.mark.skipif(cgroups.detect().hierarchy is None,
+                                  reason="no writable cgroup: rlimits cannot do this")
 COURSE = {"model_file": "", "path": "export", "images_file": "", "out_dir": "", "scale": float(COURSE_PREPROCESS.scale),
           "shift": float(COURSE_PREPROCESS.shift)}
 
@@ -55,7 +56,8 @@ def predictions(evaluator: WarmEvaluator, model: Path, **limits) -> np.ndarray:
 
 
 def script(evaluator: WarmEvaluator, name: str, *argv: str, **limits) -> warm.WarmResult:
-    return evaluator.run_script(ADVERSARIAL / f"{name}.py", list(argv), limits=RunLimits(**{"eval_seconds": 20, **limits}))
+    return evaluator.run_script(ADVERSARIAL / f"{name}.py", list(argv),
+                                limits=RunLimits(**{"eval_seconds": 20, **limits}))
 
 
 def test_warm_and_fresh_sandboxes_measure_every_example_alike(data, tmp_path, monkeypatch):
@@ -145,13 +147,14 @@ def test_a_child_that_tampers_with_everything_changes_no_other_result(evaluator,
     for thread in threads:
         thread.join()
     after = [predictions(evaluator, model) for model in MODELS[:2]]
-    for b, d, a in zip(before, during, after):
+    for b, d, a in zip(before, during, after, strict=True):
         assert np.array_equal(b, d) and np.array_equal(b, a)
     assert (evaluator.zygote_pid(), evaluator.starts) == (zygote, starts)  # the zygote was never hit
 
     seen = outcomes["a"]
     assert seen["write /tmp"] == "written"  # its own tmpfs, and nothing else
-    assert [k for k, v in seen.items() if k.startswith("write /") and v == "written"] == ["write /tmp", "write /dev/shm"]
+    assert [k for k, v in seen.items() if k.startswith("write /") and v == "written"] == ["write /tmp",
+                                                                                         "write /dev/shm"]
     assert seen["overwrite the test images"].startswith("error")
     assert seen["parent pid"] == "0"  # its parent lies outside its PID namespace
     assert seen["pids signalled"] == []  # no other process exists for it

@@ -15,10 +15,10 @@ import struct
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import pytest
 
@@ -34,7 +34,8 @@ class User:
     gid: int
     made: bool  # made by the test (root), else the user running the tests
 
-    def run(self, argv: Sequence[str], *, env: dict[str, str], cwd: Path, timeout: float) -> subprocess.CompletedProcess:
+    def run(self, argv: Sequence[str], *, env: dict[str, str], cwd: Path,
+            timeout: float) -> subprocess.CompletedProcess:
         """Run `argv` as this user, with no groups but its own, and only `env` (plus PATH)."""
         environ = {"PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", **env}
         ids = dict(user=self.uid, group=self.gid, extra_groups=[]) if self.made else {}

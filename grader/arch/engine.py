@@ -15,8 +15,9 @@ the largest of the inputs'.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Sequence
+from typing import Literal
 
 from grader.arch.layers import Layer
 from grader.errors import GraderError
@@ -110,11 +111,12 @@ def _where(index: int, layer: Layer) -> str:
     return f"layer {index} ({layer.label})" + (f" at {layer.where}" if layer.where else "")
 
 
-def _window(axis: Axis, k: int, s: int, p: int | str, d: int, ceil: bool, what: str, where: str) -> Axis:
+def _window(axis: Axis, k: int, s: int, p: int | Literal["same"], d: int, ceil: bool, what: str, where: str) -> Axis:
     keff = d * (k - 1) + 1
     if p == "same":
         left = (keff - 1) // 2
-        return Axis(axis.n, axis.rf + (keff - 1) * axis.jump, axis.jump, axis.start + ((keff - 1) / 2 - left) * axis.jump)
+        return Axis(axis.n, axis.rf + (keff - 1) * axis.jump, axis.jump,
+                    axis.start + ((keff - 1) / 2 - left) * axis.jump)
     padded = axis.n + 2 * p
     if keff > padded:
         pad = f" padded by {p} on each side" if p else ""
@@ -135,7 +137,8 @@ def _whole_map(axis: Axis) -> Axis:
     return Axis(1, axis.rf + (axis.n - 1) * axis.jump, axis.jump * axis.n, axis.start + (axis.n - 1) / 2 * axis.jump)
 
 
-def _step(layer: Layer, index: int, shape: Shape, axes: tuple[Axis, Axis]) -> tuple[Shape, tuple[Axis, Axis], int, int, int]:
+def _step(layer: Layer, index: int, shape: Shape,
+          axes: tuple[Axis, Axis]) -> tuple[Shape, tuple[Axis, Axis], int, int, int]:
     """(out shape, out axes, params, weights, buffers) for one single-input layer."""
     where = _where(index, layer)
     kind = layer.kind
@@ -144,11 +147,14 @@ def _step(layer: Layer, index: int, shape: Shape, axes: tuple[Axis, Axis]) -> tu
             raise GraderError(f"{kind} needs a feature map, but its input is a flat vector of {shape.c}",
                               where=where, fix="move it before flatten / linear")
         what = "kernel" if kind == "conv" else "pooling window"
+        p_h: int | Literal["same"]
+        p_w: int | Literal["same"]
         p_h, p_w = ("same", "same") if layer.p == "same" else layer.p
         new = (_window(axes[0], layer.k[0], layer.s[0], p_h, layer.d[0], layer.ceil, what, where),
                _window(axes[1], layer.k[1], layer.s[1], p_w, layer.d[1], layer.ceil, what, where))
         if kind != "conv":
             return Shape(new[0].n, new[1].n, shape.c), new, 0, 0, 0
+        assert layer.out is not None, f"{where}: a conv layer without its output channels"
         if shape.c % layer.groups or layer.out % layer.groups:
             raise GraderError(f"groups={layer.groups} must divide both the input channels ({shape.c}) "
                               f"and the output channels ({layer.out})", where=where,
@@ -165,6 +171,7 @@ def _step(layer: Layer, index: int, shape: Shape, axes: tuple[Axis, Axis]) -> tu
         return Shape(1, 1, shape.h * shape.w * shape.c, flat=True), axes, 0, 0, 0
     if kind == "linear":
         features = shape.c if shape.flat else shape.h * shape.w * shape.c  # a map is flattened first
+        assert layer.out is not None, f"{where}: a linear layer without its output features"
         weights = features * layer.out
         return (Shape(1, 1, layer.out, flat=True), (_whole_map(axes[0]), _whole_map(axes[1])),
                 weights + (layer.out if layer.bias else 0), weights, 0)
@@ -176,7 +183,8 @@ def _step(layer: Layer, index: int, shape: Shape, axes: tuple[Axis, Axis]) -> tu
                       fix="use a kind listed in `grade arch --help`")
 
 
-def _merge(layer: Layer, index: int, shapes: list[Shape], axes: list[tuple[Axis, Axis]]) -> tuple[Shape, tuple[Axis, Axis]]:
+def _merge(layer: Layer, index: int, shapes: list[Shape],
+           axes: list[tuple[Axis, Axis]]) -> tuple[Shape, tuple[Axis, Axis]]:
     where = _where(index, layer)
     spatial = {(s.h, s.w, s.flat) for s in shapes}
     if len(spatial) != 1:

@@ -32,14 +32,17 @@ end. Kernel sizes, strides, padding, dims, shapes, momentum and dropout rates ar
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable, Optional, Union
+from typing import Any, Optional, Union
+
 
 def op_name(node: Any) -> str:
     """`aten.cdist.default` -> `cdist`; a Python function (`operator.getitem`) -> its name."""
     target = node.target
     packet = getattr(target, "_overloadpacket", None)
-    return getattr(packet, "__name__", None) or getattr(target, "__name__", str(target))
+    name = getattr(packet, "__name__", None) or getattr(target, "__name__", str(target))
+    return str(name)
 
 
 CLASSES = 10  # the scores a classifier's final (log-)softmax spans

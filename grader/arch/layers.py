@@ -9,12 +9,12 @@ allowed values in one place.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any, Literal, Union
 
 from grader.errors import GraderError
 
 Pair = tuple[int, int]
-Padding = Union[Pair, str]  # (ph, pw) added on both sides, or "same"
+Padding = Union[Pair, Literal["same"]]  # (ph, pw) added on both sides, or "same"
 
 ACTIVATIONS = ("relu", "relu6", "leaky_relu", "elu", "gelu", "silu", "sigmoid", "tanh",
                "softmax", "log_softmax", "hardswish", "prelu")
@@ -34,7 +34,8 @@ class Layer:
     rate: float | None = None  # dropout probability
     fn: str | None = None  # activation name
     label: str = ""
-    inputs: tuple[int, ...] | None = None  # indices of earlier layers, -1 = the stack's input; None = the previous layer
+    # indices of earlier layers, -1 = the stack's input; None = the previous layer
+    inputs: tuple[int, ...] | None = None
     where: str | None = None  # where it was written, for error messages
     extra: dict[str, Any] = field(default_factory=dict, compare=False)  # e.g. torch module name
 
@@ -96,7 +97,8 @@ def canonical_kind(name: str, where: str) -> tuple[str, str | None]:
         raise GraderError(
             f"unknown layer kind {name!r}", where=where,
             fix="use one of: conv, maxpool, avgpool, gap, bn, dropout, flatten, linear, "
-            + ", ".join(ACTIVATIONS) + " (aliases: " + ", ".join(k for k in _KIND_ALIASES if _KIND_ALIASES[k] != k and k not in ACTIVATIONS) + ")",
+            + ", ".join(ACTIVATIONS) + " (aliases: "
+            + ", ".join(k for k in _KIND_ALIASES if _KIND_ALIASES[k] != k and k not in ACTIVATIONS) + ")",
         )
     kind = _KIND_ALIASES[key]
     fn = ("log_softmax" if key == "logsoftmax" else key) if kind == "act" else None
@@ -138,7 +140,8 @@ def _bool(value: Any, name: str, where: str) -> bool:
         return value
     if isinstance(value, str) and value.lower() in ("true", "yes", "false", "no"):
         return value.lower() in ("true", "yes")
-    raise GraderError(f"{name} must be true or false, got {value!r}", where=where, fix=f"write {name}: true or {name}: false")
+    raise GraderError(f"{name} must be true or false, got {value!r}", where=where,
+                      fix=f"write {name}: true or {name}: false")
 
 
 def normalize(name: str, options: dict[str, Any] | None, where: str) -> Layer:

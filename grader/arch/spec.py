@@ -54,7 +54,7 @@ _SHORT = [
 _OPTION = re.compile(r"^([sdpg])(\d+(?:x\d+)?)$", re.I)
 _FILE_NAME = re.compile(r"(^|/)[^/\s]*\.[A-Za-z][A-Za-z0-9]*$")  # name.ext or a path ending in one
 _OPTION_KEYS = {"s": "s", "d": "d", "p": "p", "g": "groups"}
-_FLAGS = {"same": ("p", "same"), "nobias": ("bias", False), "ceil": ("ceil", True)}
+_FLAGS: dict[str, tuple[str, Any]] = {"same": ("p", "same"), "nobias": ("bias", False), "ceil": ("ceil", True)}
 
 
 # Each kind as the one-line form writes it: what an unknown layer's error teaches.
@@ -68,8 +68,8 @@ _MEANT = {"linear": "fc:{n}", "maxpool": "mp{n}", "avgpool": "ap{n}", "dropout":
 def _meant(head: str) -> str | None:
     """The token `head` was probably meant to be: a kind and its number run together (fc10), or a near spelling."""
     joined = re.fullmatch(r"([A-Za-z_]+?)(\d+(?:\.\d+)?)", head)
-    if joined and kind_of(joined[1]) is not None:
-        kind = kind_of(joined[1])
+    kind = kind_of(joined[1]) if joined else None
+    if joined and kind is not None:
         return _MEANT.get(kind, joined[1]).format(n=joined[2])
     close = difflib.get_close_matches(head.lower(), kind_names(), n=1, cutoff=0.75)
     return close[0] if close else None
@@ -103,7 +103,9 @@ def parse_input(text: str, where: str = "input") -> Shape:
 
 def _split_top(text: str, where: str) -> list[str]:
     """Split on '>' outside parentheses."""
-    parts, depth, current = [], 0, []
+    parts: list[str] = []
+    current: list[str] = []
+    depth = 0
     for ch in text:
         if ch == "(":
             depth += 1
@@ -144,10 +146,12 @@ def _parse_step(step: str, where: str) -> list[Layer]:
         if repeat < 1:
             raise GraderError("a step repeats at least once", where=where, fix="use *1 or more")
     if text.startswith("(") and text.endswith(")"):
-        inner = [_parse_step(part, f"{where}, group step {i}") for i, part in enumerate(_split_top(text[1:-1], where), 1)]
+        inner = [_parse_step(part, f"{where}, group step {i}")
+                 for i, part in enumerate(_split_top(text[1:-1], where), 1)]
         return [layer for _ in range(repeat) for group in inner for layer in group]
     head, *options = text.split()
-    name, settings = None, {}
+    name: str | None = None
+    settings: dict[str, Any] = {}
     for pattern, build in _SHORT:
         short = pattern.match(head)
         if short:
@@ -164,8 +168,8 @@ def _parse_step(step: str, where: str) -> list[Layer]:
         elif option.lower() in _FLAGS:
             key, value = _FLAGS[option.lower()]
             settings[key] = value
-        elif _OPTION.match(option):
-            key, value = _OPTION.match(option).groups()
+        elif found := _OPTION.match(option):
+            key, value = found.groups()
             settings[_OPTION_KEYS[key.lower()]] = value
         else:
             meant = _meant(head + option) if re.fullmatch(r"\d+(?:\.\d+)?", option) and len(options) == 1 else None
@@ -187,7 +191,8 @@ def parse_line(text: str) -> Stack:
 def _input_from_yaml(value: Any, where: str) -> Shape:
     if isinstance(value, str):
         return parse_input(value, where)
-    if isinstance(value, list) and len(value) == 3 and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+    if (isinstance(value, list) and len(value) == 3
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in value)):
         return parse_input("x".join(map(str, value)), where)
     raise GraderError(f"input must be [H, W, C] or 'HxWxC', got {value!r}", where=where,
                       fix="write input: [28, 28, 1]")
@@ -220,6 +225,7 @@ def stack_from_data(doc: yamlio.LocatedYaml, loc: tuple = ()) -> Stack:
             repeat = item.pop("repeat")
             if not isinstance(repeat, int) or isinstance(repeat, bool) or repeat < 1:
                 raise GraderError(f"repeat must be a whole number >= 1, got {repeat!r}", where=where, fix="repeat: 2")
+        options: Any
         if isinstance(item, str):
             name, options = item, {}
         elif isinstance(item, dict) and len(item) == 1:

@@ -25,7 +25,8 @@ the same way and the list names their dtype. Batch-norm statistics, not counted,
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from grader.arch.graph_ops import BATCH_NORM as _BATCH_NORM, BN_STATS, Literal, dataflow, literal_numbers, op_name
 from grader.facts import StoredFacts
@@ -52,12 +53,13 @@ def _statistic_of(buffer: Any, user: Any, sig: Any, image: frozenset[str]) -> bo
     if any(arg is buffer for i, arg in enumerate(user.args) if i not in BN_STATS):
         return False
     source, weight = user.args[0], user.args[1] if len(user.args) > 1 else None
-    if getattr(source, "name", None) not in image or getattr(weight, "name", None) not in sig.inputs_to_parameters:
+    if (weight is None or getattr(source, "name", None) not in image
+            or getattr(weight, "name", None) not in sig.inputs_to_parameters):
         return False
     if len(weight.users) != 1:  # the layer's own weight: one shared by many would vouch for each one's statistics
         return False
     shape = list(getattr(buffer.meta.get("val"), "shape", ()))
-    source_shape = getattr(source.meta.get("val"), "shape", ())
+    source_shape: Any = getattr(source.meta.get("val"), "shape", ())
     channels = source_shape[1] if len(source_shape) > 1 else None
     return (isinstance(channels, int) and shape == [channels]
             and list(getattr(weight.meta.get("val"), "shape", ())) == shape)
@@ -69,7 +71,8 @@ def stored_state(program: Any) -> StoredFacts:
     state, constants = program.state_dict, program.constants
     buffers = [(n, state.get(n, constants.get(n))) for n in sig.buffers]
     return count(params=[(n, state[n]) for n in sig.parameters], buffers=[(n, t) for n, t in buffers if t is not None],
-                 constants=[(n, constants[n]) for n in sig.lifted_tensor_constants if hasattr(constants.get(n), "numel")],
+                 constants=[(n, constants[n]) for n in sig.lifted_tensor_constants
+                            if hasattr(constants.get(n), "numel")],
                  bn=_bn_statistics(program), literals=literal_numbers(program))
 
 

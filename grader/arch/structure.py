@@ -59,7 +59,8 @@ def structure_facts(table: Table, *, trainable: int | None = None, total: int | 
         transitions=sum(_is_transition(table, r) for r in rows),
         transition_layers=[r.index for r in rows if _is_transition(table, r)],
         avgpool_on_1x1=[r.index for r in rows if r.kind in _AVERAGES and _on_1x1(r)],
-        layers_after_last_maxpool=sum(r.kind in ("conv", "linear") and r.index > max(maxpools, default=0) for r in rows),
+        layers_after_last_maxpool=sum(r.kind in ("conv", "linear") and r.index > max(maxpools, default=0)
+                                      for r in rows),
         rf=RfFacts(final=max(rf), covers_input=rf[0] >= table.input.h and rf[1] >= table.input.w,
                    layer=last_spatial.index if last_spatial else None),
         input_shape=[table.input.c, table.input.h, table.input.w],

@@ -21,14 +21,16 @@ import inspect
 import re
 import sys
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, overload
 
 import torch
 from torch import fx, nn
 
 from grader.arch.engine import Shape, Table, analyze
+from grader.arch.graph_ops import op_name
 from grader.arch.layers import Layer, default_label
 from grader.errors import GraderError
 
@@ -59,7 +61,8 @@ def parse_input_chw(text: str) -> CHW:
     parts = [p for p in re.split(r"\s*[x×,]\s*", text.strip().strip("()[]").lower()) if p]
     if len(parts) != 3 or not all(p.isdigit() for p in parts):
         raise GraderError(f"input size {text.strip()!r} is not CxHxW", where="--input",
-                          fix="write channels x height x width, channels first as torch does: 1x28x28 (MNIST), 3x32x32 (CIFAR-10)")
+                          fix="write channels x height x width, channels first as torch does: 1x28x28 (MNIST), "
+                              "3x32x32 (CIFAR-10)")
     c, h, w = (int(p) for p in parts)
     if min(c, h, w) < 1:
         raise GraderError(f"input size {text.strip()} must be positive in every dimension", where="--input",
@@ -100,6 +103,7 @@ def _import_file(path: Path) -> Any:
     stem = re.sub(r"\W", "_", path.stem)
     name = f"_grader_model_{stem}_{hashlib.sha1(str(resolved).encode()).hexdigest()[:8]}"
     module_spec = importlib.util.spec_from_file_location(name, resolved)
+    assert module_spec is not None and module_spec.loader is not None, f"{resolved}: a .py file has a loader"
     module = importlib.util.module_from_spec(module_spec)
     sys.modules[name] = module  # dataclasses and pickling look classes up here
     sys.path.insert(0, str(resolved.parent))  # so the file can import its neighbours
@@ -123,7 +127,8 @@ def _instantiate(path: Path, class_name: str) -> nn.Module:
     if cls is None:
         raise GraderError(f"{path} has no class {class_name!r}", where=where,
                           fix=(f"nn.Module classes in {path.name}: {', '.join(found)}; use e.g. {path}:{found[0]}"
-                               if found else f"{path.name} defines no nn.Module class: add class {class_name}(nn.Module)"))
+                               if found else
+                               f"{path.name} defines no nn.Module class: add class {class_name}(nn.Module)"))
     if not (inspect.isclass(cls) and issubclass(cls, nn.Module)):
         raise GraderError(f"{class_name} is not an nn.Module class", where=where,
                           fix=f"nn.Module classes in {path.name}: {', '.join(found) or 'none'}")
@@ -146,7 +151,8 @@ def _describe(err: BaseException, path: Path | None = None) -> str:
         return f"{type(err).__name__}: {err.msg} (line {err.lineno})"
     text = f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}".rstrip(": ")
     frames = [f for f in traceback.extract_tb(err.__traceback__)
-              if (path and Path(f.filename) == path) or (not path and "/torch/" not in f.filename and "/grader/" not in f.filename)]
+              if (path and Path(f.filename) == path)
+              or (not path and "/torch/" not in f.filename and "/grader/" not in f.filename)]
     return f"{text} (at {Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else text
 
 
@@ -171,9 +177,11 @@ def table_from_program(program: torch.export.ExportedProgram, *, where: str = "e
     placeholders = {n.name: n for n in program.graph.nodes if n.op == "placeholder"}
     shapes = [tuple(placeholders[name].meta["val"].shape) for name in sig.user_inputs]
     if len(shapes) != 1 or len(shapes[0]) != 4:
-        raise GraderError(f"the exported program takes inputs of shapes {shapes}; a layer table needs one image batch (N, C, H, W)",
+        raise GraderError(f"the exported program takes inputs of shapes {shapes}; a layer table needs one image batch "
+                          "(N, C, H, W)",
                           where=where, fix="export the model with one example input: (torch.zeros(1, 1, 28, 28),)")
-    chw = tuple(int(d) for d in shapes[0][1:])
+    c, h, w = (int(d) for d in shapes[0][1:])  # never int() of the batch: that would fix a dynamic batch's size
+    chw = (c, h, w)
     params = [program.state_dict[t] for t in sig.inputs_to_parameters.values()]
     buffers = [program.state_dict.get(t, program.constants.get(t)) for t in sig.inputs_to_buffers.values()]
     return _build(_aten_calls(program), chw, "export", (),
@@ -197,6 +205,8 @@ def table_from_module(module: nn.Module, input_chw: CHW = (1, 28, 28), *, where:
             raise GraderError(f"forward crashed on a zero input of shape 1x{c}x{h}x{w}: {_describe(err)}", where=where,
                               fix="check --input (channels first: CxHxW, e.g. 1x28x28) and that forward runs "
                               "on a batch of one image") from None
+        calls: Iterator[_Call] | list[_Call]
+        notes: tuple[str, ...]
         try:
             program = torch.export.export(module, (example,), strict=False)
             calls, traced_with, notes = _aten_calls(program), "export", ()
@@ -254,8 +264,7 @@ def _aten_calls(program: torch.export.ExportedProgram) -> Iterator[_Call]:
             yield _Call(node, "input", (), {}, node.meta.get("val"), "", is_input=True)
         if node.op != "call_function":
             continue
-        target = node.target
-        name = getattr(getattr(target, "_overloadpacket", None), "__name__", None) or getattr(target, "__name__", str(target))
+        name = op_name(node)
         stack = list((node.meta.get("nn_module_stack") or {}).items())
         key, (path, kind) = stack[-1] if stack else ("", ("", ""))
         kind = _type_name(kind)
@@ -400,7 +409,8 @@ class _Reader:
     # -- layer building
 
     def _add(self, call: _Call, layer: Layer, sources: list[fx.Node], check: bool = True) -> None:
-        layer = replace(layer, inputs=tuple(self.produced[s] for s in sources), where=call.where, extra={"name": call.module})
+        layer = replace(layer, inputs=tuple(self.produced[s] for s in sources), where=call.where,
+                        extra={"name": call.module})
         if layer.kind == "identity":
             layer = replace(layer, label=f"identity ({call.name})")
         elif layer.kind == "add" and call.name.strip("_") not in ("add", "iadd"):
@@ -436,7 +446,8 @@ class _Reader:
         if call.name.strip("_") != "conv2d" and _arg(call, 6, "transposed", False):
             raise GraderError("transposed convolutions are not supported by the layer table",
                               where=call.where,
-                              fix="grade arch reads Conv2d, pooling, BatchNorm2d, Dropout, activations, Flatten and Linear")
+                              fix="grade arch reads Conv2d, pooling, BatchNorm2d, Dropout, activations, Flatten "
+                                  "and Linear")
         groups = _arg(call, 8 if call.name.strip("_") != "conv2d" else 6, "groups", 1)
         padding = _arg(call, 4, "padding", 0)
         if isinstance(padding, str):
@@ -450,6 +461,7 @@ class _Reader:
 
     def _pool(self, call: _Call, source: fx.Node) -> None:
         k = _pair(_arg(call, 1, "kernel_size", None), None)
+        assert k is not None, f"{call.name} without its kernel_size"
         stride = _arg(call, 2, "stride", None)
         if call.name.strip("_") == "avg_pool2d":
             layer = Layer("avgpool", k=k, s=_pair(stride, None) or k, p=_pair(_arg(call, 3, "padding", 0), 0),
@@ -512,7 +524,8 @@ class _Reader:
             dim = _arg(call, 1, "dim", 0)
             ndim = _val(sources[0]).dim()
             if dim % ndim != 1:
-                raise GraderError(f"concatenation along dimension {dim} (not channels) cannot be described by a layer table",
+                raise GraderError(f"concatenation along dimension {dim} (not channels) cannot be described by a "
+                                  "layer table",
                                   where=call.where,
                                   fix="concatenate feature maps along channels: torch.cat([a, b], dim=1)")
         self._add(call, Layer(kind), sources)
@@ -539,7 +552,7 @@ def _val(node: fx.Node) -> torch.Tensor:
     return _first(node.meta["val"])
 
 
-def _act_name(call: _Call, name: str) -> str:
+def _act_name(call: _Call, name: str | None) -> str | None:
     if name == "hardtanh":  # ReLU6 lowers to hardtanh(0, 6)
         return "relu6" if (_arg(call, 1, "min_val", -1.0), _arg(call, 2, "max_val", 1.0)) == (0.0, 6.0) else "hardtanh"
     return name
@@ -551,6 +564,10 @@ def _arg(call: _Call, position: int, name: str, default: Any) -> Any:
     return fx.node.map_arg(value, lambda n: n.meta["val"])
 
 
+@overload
+def _pair(value: Any, default: int) -> tuple[int, int]: ...
+@overload
+def _pair(value: Any, default: None) -> tuple[int, int] | None: ...
 def _pair(value: Any, default: int | None) -> tuple[int, int] | None:
     """torch writes 2, [2] or [2, 2]; [] or None means the default (None: the caller decides)."""
     if value is None or (isinstance(value, (list, tuple)) and not value):

@@ -10,8 +10,7 @@ from rich.console import Console
 
 from grader.arch.engine import Table
 from grader.arch.render import rich_table
-from grader.arch.spec import __doc__ as GRAMMAR
-from grader.arch.spec import load_stack
+from grader.arch.spec import __doc__ as GRAMMAR, load_stack
 from grader.errors import GraderError
 
 HELP = f"""\

@@ -8,12 +8,29 @@ import sys
 import time
 from pathlib import Path
 
+from rich.console import JustifyMethod
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from grader.api import (EXECUTORS, ClassSource, Regrade, Result, canvas_target, check_moodle_worksheet, executor_for,
-                        grade_class, keep_previous, load_bank, load_rubric, options_for, prepare_test_data,
-                        record_grading, regrade_report, write_lms_exports, write_outputs)
+from grader.api import (
+    EXECUTORS,
+    ClassSource,
+    Regrade,
+    Result,
+    canvas_target,
+    check_moodle_worksheet,
+    executor_for,
+    grade_class,
+    keep_previous,
+    load_bank,
+    load_rubric,
+    options_for,
+    prepare_test_data,
+    record_grading,
+    regrade_report,
+    write_lms_exports,
+    write_outputs,
+)
 from grader.cli.common import add_run_options, console_for, run_overrides, warn_if_unsandboxed
 from grader.cli.main import EXIT_INTERNAL
 from grader.errors import GraderError
@@ -78,7 +95,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                             description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("submissions", type=Path, metavar="SUBMISSIONS", help="folder or .zip of submissions")
     parser.add_argument("--rubric", default="mnist-s3", help="rubric file or shipped name (default: mnist-s3)")
-    parser.add_argument("--out", type=Path, default=Path("grading-results"), help="output folder (default: grading-results/)")
+    parser.add_argument("--out", type=Path, default=Path("grading-results"),
+                        help="output folder (default: grading-results/)")
     parser.add_argument("--jobs", "-j", type=int,
                         help="submissions at a time (default: cores ÷ --cpus (1 when not given), capped by memory ÷ "
                              "--memory; with GPUs, GPUs × --jobs-per-gpu). Each gets cores ÷ jobs of the CPU "
@@ -114,8 +132,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def summary_table(results: list[Result]) -> Table:
     table = Table(title="Grades", title_justify="left")
-    for column, justify in [("student", "left"), ("score", "right"), ("passed", "center"), ("verdict", "left"),
-                            ("not passed", "left"), ("time", "right")]:
+    columns: list[tuple[str, JustifyMethod]] = [("student", "left"), ("score", "right"), ("passed", "center"),
+                                                ("verdict", "left"), ("not passed", "left"), ("time", "right")]
+    for column, justify in columns:
         table.add_column(column, justify=justify)
     for r in results:
         graded = r.sheet.score is not None
@@ -132,8 +151,9 @@ CHANGES_SHOWN = 30  # rows of the changes table; changes.csv has them all
 
 def changes_table(regrade: Regrade) -> Table:
     table = Table(title="Changes since the last grading", title_justify="left")
-    for column, justify in [("student", "left"), ("before", "right"), ("after", "right"), ("delta", "right"),
-                            ("passed", "center"), ("items changed", "left")]:
+    columns: list[tuple[str, JustifyMethod]] = [("student", "left"), ("before", "right"), ("after", "right"),
+                                                ("delta", "right"), ("passed", "center"), ("items changed", "left")]
+    for column, justify in columns:
         table.add_column(column, justify=justify)
 
     def shown(score) -> str:
@@ -143,7 +163,7 @@ def changes_table(regrade: Regrade) -> Table:
         before, after = change.before, change.after
         delta = change.delta
         passed = (f"{'yes' if before.passed else 'no'} → {'[green]yes[/]' if after.passed else '[red]no[/]'}"
-                  if change.flipped else change.note or "")
+                  if change.flipped and before and after else change.note or "")
         table.add_row(change.student, shown(before.score if before else None), shown(after.score if after else None),
                       "-" if delta is None else f"{delta:+g}", passed, ", ".join(change.items) or "-")
     if len(regrade.changes) > CHANGES_SHOWN:

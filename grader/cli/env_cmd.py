@@ -85,7 +85,8 @@ def run_path(args: argparse.Namespace) -> int:
     elif env.built:
         print(env.path)
     else:
-        print(f"{name}: not built yet (it would be {env.path})\n  -> run `grade env build {args.rubric or ''}`".rstrip(),
+        print(f"{name}: not built yet (it would be {env.path})\n"
+              f"  -> run `grade env build {args.rubric or ''}`".rstrip(),
               file=sys.stderr)
     return 0 if env.built else 1
 

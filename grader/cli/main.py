@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _route(argv: list[str], parser: argparse.ArgumentParser) -> list[str]:
     """`grade SUBMISSIONS ...` is `grade batch SUBMISSIONS ...`: a first word that is no command but a path."""
-    commands = list(parser._subparsers._group_actions[0].choices) if parser._subparsers else []
+    commands = list(parser._subparsers._group_actions[0].choices or ()) if parser._subparsers else []
     if not argv or argv[0].startswith("-") or argv[0] in commands:
         return argv
     if Path(argv[0]).exists():

@@ -13,10 +13,8 @@ from rich.console import Console
 from rich.table import Table as RichTable
 
 from grader.errors import GraderError
-from grader.quiz.answers import FORMATS as ANSWER_FORMATS
-from grader.quiz.answers import format_of, parse_answers
-from grader.quiz.bank import __doc__ as BANK_DOC
-from grader.quiz.bank import load_bank
+from grader.quiz.answers import FORMATS as ANSWER_FORMATS, format_of, parse_answers
+from grader.quiz.bank import __doc__ as BANK_DOC, load_bank
 from grader.quiz.check import QuizResult, check_answers, gradescope_results
 from grader.quiz.draw import draw_quiz
 from grader.quiz.export import FORMATS, export
@@ -245,7 +243,7 @@ def run_validate(args: argparse.Namespace) -> int:
                       f"every one drawn for {args.students} students", title_justify="left")
     for column in ("question", "kind", "distinct variants"):
         table.add_column(column)
-    for q in bank.questions:
-        table.add_row(q.id, q.kind, str(len(variants[q.id])))
+    for question in bank.questions:
+        table.add_row(question.id, question.kind, str(len(variants[question.id])))
     console.print(table)
     return 0

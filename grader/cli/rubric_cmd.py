@@ -11,11 +11,11 @@ from rich.table import Table as RichTable
 from grader.errors import GraderError
 from grader.fact_spec import DEPTHS, PROVENANCES, STAGES
 from grader.facts import known_facts, spec
+from grader.formatting import num
 from grader.rubric.load import load_rubric, rubric_hash, shipped
 from grader.rubric.schema import __doc__ as SCHEMA_DOC
-from grader.formatting import num
-from grader.settings import LIMITS
 from grader.rubric.score import items_needing_execution, needs
+from grader.settings import LIMITS
 
 HELP = """\
 A rubric (rubrics/*.yaml) turns the facts measured about a submission into

@@ -37,7 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--dry-run", action="store_true",
                         help="run the training and test code once: each data loader yields two batches of fixed "
                              "MNIST images on its first full pass, nothing after; accuracy is not measured")
-    parser.add_argument("--keep", type=Path, metavar="DIR", help="keep the executed notebook and the exported model here")
+    parser.add_argument("--keep", type=Path, metavar="DIR",
+                        help="keep the executed notebook and the exported model here")
     add_run_options(parser)
     parser.set_defaults(handler=run)
 

@@ -29,8 +29,7 @@ from urllib.request import urlopen
 
 import numpy as np
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, TextColumn, TransferSpeedColumn
-from rich.progress import Progress as Bars
+from rich.progress import BarColumn, DownloadColumn, Progress as Bars, TaskID, TextColumn, TransferSpeedColumn
 
 from grader.data.idx import read_images, read_labels, read_raw, write_idx
 from grader.data.locate import FILE_NAMES, SPLITS, cache_dir, find_mnist, mnist_folder, split_files
@@ -223,7 +222,7 @@ def terminal_progress() -> Iterator[Progress]:
         return
     with Bars(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
               console=Console(stderr=True)) as bars:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
 
         def report(what: str, done: int, total: int | None) -> None:
             if what not in tasks:

@@ -91,9 +91,9 @@ def split_files(root: Path, split: str) -> tuple[Path, Path]:
         raise GraderError(f"unknown split {split!r}", fix=f"use one of: {', '.join(SPLITS)}")
     names = SPLITS[split]
     for folder in (root, root / TORCHVISION_RAW):
-        found = [_file(folder, name) for name in names]
-        if all(found):
-            return found[0], found[1]
+        images, labels = (_file(folder, name) for name in names)
+        if images and labels:
+            return images, labels
     raise GraderError(_missing_text(root, names), where=str(root), fix=_HOW_TO_GET)
 
 

@@ -11,7 +11,8 @@ and the bounds keep 10,000 transformed images within the clean process's memory.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Callable, Literal, Optional, Union
+from collections.abc import Callable
+from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -119,9 +120,10 @@ def read_transform(transform: Any) -> tuple[Optional[list[dict[str, Any]]], Opti
 def describe(steps: list[Any]) -> str:
     """'ToTensor() -> Resize(size=32) -> Normalize(mean=[0.1307], std=[0.3081])'."""
     def one(step: Any) -> str:
-        args = step.model_dump(exclude={"name"}, exclude_defaults=True) if isinstance(step, BaseModel) else {
+        is_model = isinstance(step, BaseModel)
+        args = step.model_dump(exclude={"name"}, exclude_defaults=True) if is_model else {
             k: v for k, v in step.items() if k != "name"}
-        return f"{step.name if isinstance(step, BaseModel) else step['name']}(" + ", ".join(
+        return f"{step.name if is_model else step['name']}(" + ", ".join(
             f"{k}={v}" for k, v in args.items()) + ")"
     return " -> ".join(one(s) for s in steps)
 
@@ -158,8 +160,9 @@ def build(steps: list[Step]) -> Callable[[Any], Any]:
     def apply(image: np.ndarray) -> torch.Tensor:
         out = composed(Image.fromarray(image, mode="L"))
         if not isinstance(out, torch.Tensor) or not out.is_floating_point() or out.dim() != 3:
-            raise ValueError(f"the test transform {describe(steps)} gives "
-                             f"{type(out).__name__ if not isinstance(out, torch.Tensor) else f'a {out.dtype} tensor of shape {tuple(out.shape)}'}, "
+            got = (type(out).__name__ if not isinstance(out, torch.Tensor)
+                   else f"a {out.dtype} tensor of shape {tuple(out.shape)}")
+            raise ValueError(f"the test transform {describe(steps)} gives {got}, "
                              "not a floating-point image tensor (C, H, W): it needs ToTensor")
         return out
 

@@ -27,10 +27,11 @@ import site
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Callable, Iterator, Mapping, Optional
+from typing import Optional
 
 from packaging.requirements import InvalidRequirement, Requirement
 

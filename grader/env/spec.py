@@ -38,7 +38,8 @@ COMPAT_PROFILES: tuple[str, ...] = ("torch-1.x", "keras-1", "keras-2", "torch-2.
 PACKAGES_KEY = "environment: packages:"  # the rubric key a message tells an instructor to edit
 
 _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
-_REQUIREMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9_,.-]+\])?\s*((===?|~=|!=|<=?|>=?)\s*[A-Za-z0-9.*+!_-]+"
+_REQUIREMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9_,.-]+\])?\s*"
+                          r"((===?|~=|!=|<=?|>=?)\s*[A-Za-z0-9.*+!_-]+"
                           r"\s*(,\s*(===?|~=|!=|<=?|>=?)\s*[A-Za-z0-9.*+!_-]+\s*)*)?$")
 
 

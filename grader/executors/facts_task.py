@@ -7,9 +7,10 @@ from __future__ import annotations
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, TypeVar, cast
+from typing import Optional, TypeVar, cast
 
 from grader.data.staging import TestData, prepare_test_data
 from grader.env.build import build, plan

@@ -6,9 +6,10 @@ Threads are enough: each task spends its time waiting on a sandboxed process.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from queue import Queue
-from typing import Callable, Iterable, Iterator, Optional, Protocol, TypeVar
+from typing import Optional, Protocol, TypeVar
 
 from grader.sandbox.bwrap import gpu_device_nodes
 

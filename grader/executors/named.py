@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator, Optional
+from collections.abc import Iterator
+from typing import Optional
 
 from grader.errors import GraderError
 from grader.executors.local import Executor, LocalExecutor, default_jobs

@@ -10,7 +10,8 @@ bytes). A worker process that dies (killed, out of memory, its node lost) makes 
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Iterable, Iterator, Optional, TypeVar
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Optional, TypeVar
 
 from grader.errors import GraderError
 
@@ -92,7 +93,7 @@ class RayExecutor:
             import_ray().shutdown()
             self._started = False
 
-    def __enter__(self) -> "RayExecutor":
+    def __enter__(self) -> RayExecutor:
         return self
 
     def __exit__(self, *_: object) -> None:

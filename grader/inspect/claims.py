@@ -41,8 +41,9 @@ comes from them. Rules:
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable, Optional
+from typing import Optional
 
 from grader.facts import ClaimsFacts
 
@@ -59,7 +60,8 @@ _ACCURACY_WORD = r"(?<![a-z])acc(?:uracy)?(?![a-z])"
 _TEST_ACCURACY = re.compile(
     rf"{_TEST_LABEL}{_NO_TRAIN_UNTIL}{_ACCURACY_WORD}"
     rf"(?:[ \t]*(?:[:=][ \t]*|is[ \t]+)?{_NUMBER}"  # Test set: ... Accuracy: 9941/10000, val_acc: 0.9942
-    r"|[^\d\n]*\n(?:[ \t]*\n)*[ \t]*(?P<next>\d+(?:\.\d*)?|\.\d+)[ \t]*(?P<next_pct>%)?[ \t]*$)",  # Test accuracy\n0.994
+    r"|[^\d\n]*\n(?:[ \t]*\n)*[ \t]*"
+    r"(?P<next>\d+(?:\.\d*)?|\.\d+)[ \t]*(?P<next_pct>%)?[ \t]*$)",  # Test accuracy\n0.994
     re.M,
 )
 _TUTORIAL = re.compile(r"accuracy of the network on the \d+ test images[ \t]*:[ \t]*(?P<val>\d+(?:\.\d+)?)[ \t]*%")
@@ -189,7 +191,8 @@ def _accuracies_in(text: str) -> list[tuple[int, float]]:
 
 def _params_in(text: str) -> list[re.Match]:
     """Parameter counts: the full pattern runs only on the few lines that say "param"."""
-    found, line_end = [], -1
+    found: list[re.Match] = []
+    line_end = -1
     for word in re.finditer("param", text):
         if word.start() < line_end:
             continue

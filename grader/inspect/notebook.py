@@ -49,6 +49,7 @@ def load_submission(path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> 
     """Read a notebook or a .py script; refuse files over `max_bytes` before reading them."""
     path = Path(path)
     text = _read_text(path, max_bytes)
+    fmt: Literal["ipynb", "py"]
     if path.suffix.lower() == ".py":
         notebook, fmt = notebook_from_script(text), "py"
     else:
@@ -58,7 +59,8 @@ def load_submission(path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> 
 
 def _read_text(path: Path, max_bytes: int) -> str:
     if path.is_dir():
-        raise GraderError("is a folder, not a submission", where=str(path), fix="pass the .ipynb (or .py) file inside it")
+        raise GraderError("is a folder, not a submission", where=str(path),
+                          fix="pass the .ipynb (or .py) file inside it")
     try:
         size = path.stat().st_size
     except FileNotFoundError:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Optional, Sequence
+from typing import Optional
 
 from grader import pysyntax
 
@@ -130,7 +131,7 @@ def source_facts(cells: Sequence[CellLines]) -> SourceFacts:
     imports: set[str] = set()
     colab: list[str] = []
     roots: list[str] = []
-    for cell, tree in zip(cells, trees):
+    for cell, tree in zip(cells, trees, strict=True):
         if tree is None:
             imports.update(_regex_imports(cell.python))
             colab.extend(_regex_colab(cell.python))
@@ -166,7 +167,7 @@ def parse_python(source: str) -> Optional[ast.Module]:
         return None
 
 
-def _interesting(tree: ast.AST) -> Iterable[ast.AST]:
+def _interesting(tree: ast.AST) -> Iterable[ast.Import | ast.ImportFrom | ast.Call]:
     return (node for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom, ast.Call)))
 
 
@@ -186,7 +187,7 @@ def _is_colab(module: str) -> bool:
 
 def _colab_names(trees: Iterable[ast.Module]) -> frozenset[str]:
     """Names bound by importing from google.colab (`drive` after `from google.colab import drive`)."""
-    names = set()
+    names: set[str] = set()
     for tree in trees:
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and any(map(_is_colab, _modules(node))):
@@ -222,7 +223,8 @@ def _root_name(node: ast.AST) -> Optional[str]:
 
 
 def _is_mnist(func: ast.AST) -> bool:
-    return (isinstance(func, ast.Name) and func.id == "MNIST") or (isinstance(func, ast.Attribute) and func.attr == "MNIST")
+    return ((isinstance(func, ast.Name) and func.id == "MNIST")
+            or (isinstance(func, ast.Attribute) and func.attr == "MNIST"))
 
 
 def _root_argument(call: ast.Call) -> Optional[ast.AST]:
@@ -231,11 +233,12 @@ def _root_argument(call: ast.Call) -> Optional[ast.AST]:
     return next((kw.value for kw in call.keywords if kw.arg == "root"), None)
 
 
-def _literal(node: ast.AST, strings: dict[str, str]) -> Optional[str]:
+def _literal(node: Optional[ast.AST], strings: dict[str, str]) -> Optional[str]:
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
         return node.value
     if isinstance(node, ast.JoinedStr) and all(isinstance(v, ast.Constant) for v in node.values):
-        return "".join(v.value for v in node.values)  # an f-string without placeholders
+        # an f-string without placeholders
+        return "".join(str(v.value) for v in node.values if isinstance(v, ast.Constant))
     if isinstance(node, ast.Name):
         return strings.get(node.id)
     return None

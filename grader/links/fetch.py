@@ -25,9 +25,10 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Optional
 
 from grader.handin import LINK_REASON, NOT_UTF8_REASON, HandIn, StagedFile, matches, select
 from grader.links.parse import Link, LinkError
@@ -204,6 +205,7 @@ def _write(repo: Path, tree: Path, staged: tuple[tuple[str, int], ...],
     try:
         with subprocess.Popen(command, cwd=repo, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                               stderr=subprocess.DEVNULL) as git:
+            assert git.stdin is not None and git.stdout is not None  # both are pipes
             for path, _ in staged:
                 git.stdin.write(blobs[path].encode("ascii") + b"\n")
                 git.stdin.flush()

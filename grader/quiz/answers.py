@@ -13,8 +13,9 @@ import csv
 import io
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
@@ -96,7 +97,8 @@ def fit(numbers: tuple[float, ...], size: int) -> tuple[float, ...] | None:
 
 def same_numbers(answer: tuple[float, ...], key: tuple[float, ...], tolerance: float = 0.0) -> bool:
     fitted = fit(answer, len(key))
-    return fitted is not None and all(abs(a - k) <= tolerance + 1e-9 * max(1.0, abs(k)) for a, k in zip(fitted, key))
+    return fitted is not None and all(abs(a - k) <= tolerance + 1e-9 * max(1.0, abs(k))
+                                      for a, k in zip(fitted, key, strict=True))
 
 
 def choice_letter(answer: Normalized, options: tuple[str, ...]) -> str | None:

@@ -54,7 +54,8 @@ def _choices(name: str, spec: Any) -> tuple:
         bounds, step = spec["range"], spec.get("step", 1)
         if (not isinstance(bounds, list) or len(bounds) != 2 or
                 not all(isinstance(b, int) and not isinstance(b, bool) for b in bounds + [step])):
-            raise ValueError(f"params.{name}: range bounds and step must be whole numbers, e.g. {{range: [28, 64], step: 2}}")
+            raise ValueError(f"params.{name}: range bounds and step must be whole numbers, "
+                             "e.g. {range: [28, 64], step: 2}")
         low, high = bounds
         if step < 1 or low > high:
             raise ValueError(f"params.{name}: range [{low}, {high}] with step {step} is empty")
@@ -154,7 +155,7 @@ class FormulaQuestion(_Computed):
     working: Optional[str] = None
 
     @model_validator(mode="after")
-    def _needs(self) -> "FormulaQuestion":
+    def _needs(self) -> FormulaQuestion:
         if self.compute.startswith("repeats") and self.target is None:
             raise ValueError(f"compute: {self.compute} needs target: (the RF or size to reach)")
         if self.compute == "expr" and not self.expr:
@@ -172,13 +173,14 @@ class ChoiceQuestion(_Question):
     explanation: str
 
     @model_validator(mode="after")
-    def _key(self) -> "ChoiceQuestion":
+    def _key(self) -> ChoiceQuestion:
         if self.options is None:
             if not isinstance(self.answer, bool):
                 raise ValueError("a true/false question has answer: true or false (or give options:)")
             return self
         if isinstance(self.answer, bool):
-            raise ValueError("answer: true/false is for questions without options; give the correct option's letter or text")
+            raise ValueError("answer: true/false is for questions without options; "
+                             "give the correct option's letter or text")
         if len(self.options) < 2 or len(self.options) > 26:
             raise ValueError("options: give between 2 and 26 options")
         if len({o.strip().lower() for o in self.options}) != len(self.options):
@@ -217,8 +219,8 @@ def default_title(question: Any) -> str:
 
 Question = Annotated[Union[ShapeQuestion, RfQuestion, ParamsQuestion, FormulaQuestion, ChoiceQuestion],
                      Field(discriminator="kind")]
-_MODELS = {"shape": ShapeQuestion, "rf": RfQuestion, "params": ParamsQuestion, "formula": FormulaQuestion,
-           "choice": ChoiceQuestion}
+_MODELS: dict[str, type[BaseModel]] = {"shape": ShapeQuestion, "rf": RfQuestion, "params": ParamsQuestion,
+                                       "formula": FormulaQuestion, "choice": ChoiceQuestion}
 
 
 class Bank(_Strict):
@@ -231,7 +233,7 @@ class Bank(_Strict):
     questions: Annotated[list[Question], Field(min_length=1)]
 
     @model_validator(mode="after")
-    def _count(self) -> "Bank":
+    def _count(self) -> Bank:
         if self.count is not None and self.count > len(self.questions):
             raise ValueError(f"count: {self.count} is more than the {len(self.questions)} questions in the bank")
         return self
@@ -286,7 +288,8 @@ def _yaml_loc(loc: tuple) -> tuple:
 def _fields_for(loc: tuple, doc: yamlio.LocatedYaml) -> list[str]:
     if loc and loc[0] == "questions" and len(loc) >= 2:
         item = doc.data["questions"][loc[1]] if isinstance(doc.data.get("questions"), list) else None
-        model = _MODELS.get(item.get("kind")) if isinstance(item, dict) else None
+        kind = item.get("kind") if isinstance(item, dict) else None
+        model = _MODELS.get(kind) if isinstance(kind, str) else None
         return list(model.model_fields) if model else ["id", "kind", "text"]
     return [name for name in Bank.model_fields]
 
@@ -311,7 +314,8 @@ def _check_ids(bank: Bank) -> None:
         if question.id in seen:
             raise GraderError(f"question id {question.id!r} is used twice",
                               where=bank.doc.where(("questions", i, "id")),
-                              fix=f"ids must be unique; the first is at line {bank.doc.line(('questions', seen[question.id]))}")
+                              fix="ids must be unique; the first is at line "
+                                  f"{bank.doc.line(('questions', seen[question.id]))}")
         seen[question.id] = i
     for name in bank.stacks:
         if not isinstance(name, str) or not name.isidentifier():
@@ -353,7 +357,8 @@ def _check_templates(bank: Bank) -> None:
             template.check_expression(expr, doc.where(here + ("let", name)))
         for j, expr in enumerate(q.require):
             template.check_expression(expr, doc.where(here + ("require", j)))
-        if getattr(q, "expr", None):
-            template.check_expression(q.expr, doc.where(here + ("expr",)))
-        if getattr(q, "working", None):
-            template.check_syntax(q.working, doc.where(here + ("working",)))
+        expression, working = getattr(q, "expr", None), getattr(q, "working", None)
+        if expression:
+            template.check_expression(expression, doc.where(here + ("expr",)))
+        if working:
+            template.check_syntax(working, doc.where(here + ("working",)))

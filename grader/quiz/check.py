@@ -8,7 +8,8 @@ file in the format the grader writes.
 
 from __future__ import annotations
 
-from typing import Any, Literal, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any, Literal, Optional
 
 from pydantic import BaseModel
 
@@ -108,7 +109,8 @@ def _feedback(q: DrawnQuestion, answer: Normalized, status: Status, hint: str, d
     elif status == "missing":
         lines.append(f"No answer. The answer is {q.key.display}.")
     else:
-        lines.append(f"You answered {answer.raw!r}; the answer is {q.key.display}." + (f" Next time {hint}" if hint else ""))
+        lines.append(f"You answered {answer.raw!r}; the answer is {q.key.display}."
+                     + (f" Next time {hint}" if hint else ""))
     if diagnosis:
         lines.append(diagnosis.message)
     if status != "correct" and q.key.working:

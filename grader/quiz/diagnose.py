@@ -9,15 +9,15 @@ Pure: a drawn question and a normalised answer in, a `Diagnosis` or None out.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from fractions import Fraction
-from typing import Callable, Iterable
 
 from grader.arch.spec import Stack
 from grader.errors import GraderError
 from grader.quiz.answers import Normalized, same_numbers
 from grader.quiz.draw import DrawnQuestion
-from grader.quiz.keys import Value, compute_key, count_params, kernel_along_h, selected_rows, shape_value
+from grader.quiz.keys import Key, Value, compute_key, count_params, kernel_along_h, selected_rows, shape_value
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ def diagnose(question: DrawnQuestion, answer: Normalized) -> Diagnosis | None:
         except GraderError:  # under the mistaken rule the stack is invalid: it cannot explain the answer
             continue
         for alt in alternatives:
-            if same_numbers(alt, question.key.value, question.key.tolerance):
+            if same_numbers(alt, _numbers(question.key), question.key.tolerance):
                 continue
             if same_numbers(answer.numbers, alt, question.key.tolerance):
                 return Diagnosis(mistake.kind, mistake.message.format(alt=_show(alt), **_names(question)))
@@ -68,7 +68,7 @@ def mistaken_keys(question: DrawnQuestion) -> list[tuple[Value, Diagnosis]]:
             continue
         for alt in alternatives:
             tolerance = question.key.tolerance
-            if same_numbers(alt, question.key.value, tolerance) or any(same_numbers(alt, v, 0) for v, _ in found):
+            if same_numbers(alt, _numbers(question.key), tolerance) or any(same_numbers(alt, v, 0) for v, _ in found):
                 continue
             found.append((tuple(alt), Diagnosis(mistake.kind, mistake.message.format(alt=_show(alt),
                                                                                       **_names(question)))))
@@ -82,8 +82,20 @@ def _show(value: Value) -> str:
 def _names(q: DrawnQuestion) -> dict[str, object]:
     if q.layer is None:
         return {"layer": "", "label": "", "cin": "", "cout": ""}
-    row = q.stack.table().rows[q.layer - 1]
+    row = _stack(q).table().rows[_layer(q) - 1]
     return {"layer": q.layer, "label": row.label, "cin": row.in_shape.c, "cout": row.out_shape.c}
+
+
+def _stack(q: DrawnQuestion) -> Stack:
+    """The stack of a computed question (only choice questions, which are never diagnosed, have none)."""
+    assert q.stack is not None, f"{q.id}: a computed question without its stack"
+    return q.stack
+
+
+def _layer(q: DrawnQuestion) -> int:
+    """The row a row question asks about (the mistakes that read it apply to row questions only)."""
+    assert q.layer is not None, f"{q.id}: a row question without its layer"
+    return q.layer
 
 
 def _kind(*kinds: str) -> Callable[[DrawnQuestion], bool]:
@@ -96,20 +108,26 @@ def _with_layers(stack: Stack, **changes) -> Stack:
 
 def _rekey(q: DrawnQuestion, stack: Stack | None = None, layer: int | None = None) -> Value:
     """The engine's key for the same question on a changed stack, or for another layer."""
-    return compute_key(q.spec, stack or q.stack, layer or q.layer, q.target, q.params).value
+    return _numbers(compute_key(q.spec, stack or _stack(q), layer or q.layer, q.target, q.params))
+
+
+def _numbers(key: Key) -> Value:
+    """The key of a computed question, which is numbers (option letters and true/false are choice keys)."""
+    assert isinstance(key.value, tuple), f"a computed key that is not numbers: {key.display}"
+    return key.value
 
 
 # ---------------------------------------------------------------- receptive field
 
 def _has_maxpool(q: DrawnQuestion) -> bool:
-    return q.kind == "rf" and any(row.kind == "maxpool" for row in q.stack.table().rows[:q.layer])
+    return q.kind == "rf" and any(row.kind == "maxpool" for row in _stack(q).table().rows[:q.layer])
 
 
 def _rf_by_rule(q: DrawnQuestion, at_pool: str, keep_jump: bool) -> Value:
     """The RF along the height axis with a wrong rule: at_pool 'double' (r *= s) or 'add' (r += k-1)."""
-    table = q.stack.table()
+    table = _stack(q).table()
     r, j = 1, 1
-    for layer, row in zip(q.stack.layers, table.rows[:q.layer]):
+    for layer, row in zip(_stack(q).layers, table.rows[:q.layer], strict=False):
         if row.kind not in ("conv", "maxpool", "avgpool", "gap", "linear"):
             continue
         k, s, _ = kernel_along_h(layer, row)
@@ -133,42 +151,45 @@ def _rf_no_jump(q: DrawnQuestion) -> Iterable[Value]:
 # ---------------------------------------------------------------- sizes
 
 def _has_padding(q: DrawnQuestion) -> bool:
-    return q.kind == "shape" and any(layer.p != (0, 0) for layer in q.stack.layers[:q.layer])
+    return q.kind == "shape" and any(layer.p != (0, 0) for layer in _stack(q).layers[:q.layer])
 
 
 def _no_padding(q: DrawnQuestion) -> Iterable[Value]:
-    yield _rekey(q, stack=_with_layers(q.stack, p=(0, 0)))
+    yield _rekey(q, stack=_with_layers(_stack(q), p=(0, 0)))
 
 
 def _unfloored(q: DrawnQuestion) -> Iterable[Value]:
     """Sizes from (n + 2p - k)/s + 1 kept as fractions, or rounded up."""
-    table = q.stack.table()
-    row = table.rows[q.layer - 1]
+    table = _stack(q).table()
+    row = table.rows[_layer(q) - 1]
     for rounding in (lambda x: x, math.ceil):
         n: Fraction | int = Fraction(table.input.h)
-        for layer, step in zip(q.stack.layers, table.rows[:q.layer]):
-            if step.kind in ("conv", "maxpool", "avgpool") and layer.p != "same":
+        for layer, step in zip(_stack(q).layers, table.rows[:q.layer], strict=False):
+            if step.kind in ("conv", "maxpool", "avgpool"):
                 k, s, p = kernel_along_h(layer, step)
-                n = rounding(Fraction(n + 2 * p - k, s)) + 1
+                if isinstance(p, int):  # "same" padding keeps the size: no rounding to get wrong
+                    n = rounding(Fraction(n + 2 * p - k, s)) + 1
             elif step.kind == "gap":
                 n = 1
         yield (float(n), float(n)) + shape_value(row, q.spec.ask)[2:]
 
 
 def _channels_in(q: DrawnQuestion) -> Iterable[Value]:
-    row = q.stack.table().rows[q.layer - 1]
+    row = _stack(q).table().rows[_layer(q) - 1]
     if q.kind == "shape":
         yield shape_value(row, q.spec.ask)[:-1] + (row.in_shape.c,)
     elif row.params != row.weights:  # parameters with one bias per input channel instead of per output channel
-        inputs = row.in_shape.c if row.kind == "conv" or row.in_shape.flat else row.in_shape.h * row.in_shape.w * row.in_shape.c
+        inputs = (row.in_shape.c if row.kind == "conv" or row.in_shape.flat
+                  else row.in_shape.h * row.in_shape.w * row.in_shape.c)
         yield (row.weights + inputs,)
 
 
 def _swap_applies(q: DrawnQuestion) -> bool:
     if q.layer is None or q.kind not in ("shape", "params"):
         return False
-    row = q.stack.table().rows[q.layer - 1]
-    return row.kind in ("conv", "linear") and (q.kind == "shape" and q.spec.ask != "hw" or q.kind == "params" and q.spec.bias)
+    row = _stack(q).table().rows[_layer(q) - 1]
+    return row.kind in ("conv", "linear") and (q.kind == "shape" and q.spec.ask != "hw"
+                                               or q.kind == "params" and q.spec.bias)
 
 
 # ---------------------------------------------------------------- parameters
@@ -179,7 +200,7 @@ def _flag(name: str, value: bool) -> Callable[[DrawnQuestion], bool]:
 
 def _flipped(name: str) -> Callable[[DrawnQuestion], Iterable[Value]]:
     def alternatives(q: DrawnQuestion) -> Iterable[Value]:
-        rows = selected_rows(q.stack.table(), q.layer)
+        rows = selected_rows(_stack(q).table(), q.layer)
         flags = {"bias": q.spec.bias, "bn": q.spec.bn}
         flags[name] = not flags[name]
         yield (count_params(rows, flags["bias"], flags["bn"]),)
@@ -189,8 +210,8 @@ def _flipped(name: str) -> Callable[[DrawnQuestion], Iterable[Value]]:
 # ---------------------------------------------------------------- any row question
 
 def _neighbours(q: DrawnQuestion) -> Iterable[Value]:
-    rows = len(q.stack.table().rows)
-    for other in (q.layer - 1, q.layer + 1):
+    rows = len(_stack(q).table().rows)
+    for other in (_layer(q) - 1, _layer(q) + 1):
         if 1 <= other <= rows:
             yield _rekey(q, layer=other)
 
@@ -204,7 +225,8 @@ MISTAKES: tuple[Mistake, ...] = (
             "This matches adding k-1 at every layer without multiplying by the jump: after a stride or a max-pool "
             "each layer adds (k-1)*j_in, where j_in is the product of the strides before it."),
     Mistake("forgot_padding", _has_padding, _no_padding,
-            "This matches the size without the padding ({alt}): n_out = floor((n + 2p - k)/s) + 1 adds p on both sides."),
+            "This matches the size without the padding ({alt}): n_out = floor((n + 2p - k)/s) + 1 adds p on both "
+            "sides."),
     Mistake("forgot_floor", lambda q: q.kind == "shape" and q.spec.ask != "c", _unfloored,
             "This matches (n + 2p - k)/s + 1 without rounding down: a window that does not fit is dropped, "
             "so take the floor of the division."),
@@ -215,7 +237,8 @@ MISTAKES: tuple[Mistake, ...] = (
     Mistake("counted_batchnorm", _flag("bn", False), _flipped("bn"),
             "This counts batch norm's gamma and beta, but the question leaves batch norm out."),
     Mistake("forgot_batchnorm", _flag("bn", True), _flipped("bn"),
-            "This leaves out batch norm's 2 trainable parameters (gamma, beta) per channel, which the question counts."),
+            "This leaves out batch norm's 2 trainable parameters (gamma, beta) per channel, which the question "
+            "counts."),
     Mistake("channels_swapped", _swap_applies, _channels_in,
             "This uses the input channels ({cin}) where layer {layer} ({label}) outputs {cout}: each kernel gives one "
             "output channel (and has one bias); the input channels only set each kernel's depth."),

@@ -9,8 +9,9 @@ stack the engine rejects (a size below 1) is drawn again and never shown.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from grader import yamlio
 from grader.arch.engine import Table
@@ -25,7 +26,7 @@ MAX_ATTEMPTS = 200
 
 def seed(quiz_id: str, student: str) -> str:
     """sha256(quiz id, student id) in hex: the root of every choice in one student's quiz."""
-    return hashlib.sha256(f"{quiz_id}\x00{student}".encode("utf-8")).hexdigest()
+    return hashlib.sha256(f"{quiz_id}\x00{student}".encode()).hexdigest()
 
 
 class Dice:
@@ -167,8 +168,8 @@ def draw_question(bank: Bank, question: Any, student: str) -> DrawnQuestion:
         text = template.render(question.text, context, bank.where(question.id, "text")).strip()
         explanation = template.render(question.explanation, context, bank.where(question.id, "explanation")).strip()
         return DrawnQuestion(question.id, question.kind, text, bank.points_of(question), key, values,
-                             _title(bank, question, context), explanation=explanation, stack=stack, layer=layer, target=target, spec=question,
-                             where=where)
+                             _title(bank, question, context), explanation=explanation, stack=stack, layer=layer,
+                             target=target, spec=question, where=where)
     raise GraderError(f"question {question.id!r} has no valid variant in {attempts} draw(s): {reason}", where=where,
                       fix="change the params' ranges or add `require:` conditions so every draw gives a valid stack")
 
@@ -202,9 +203,11 @@ def _title(bank: Bank, question: Any, context: dict) -> str:
 
 def build_stack(bank: Bank, question: Any, values: dict) -> Stack:
     """The question's stack with the drawn values filled in (a named stack, a one-line spec or YAML)."""
-    raw, loc = question.stack, ("questions", bank.index(question.id), "stack")
+    raw = question.stack
+    loc: tuple[str | int, ...] = ("questions", bank.index(question.id), "stack")
     if isinstance(raw, str) and raw.strip() in bank.stacks:
-        raw, loc = bank.stacks[raw.strip()], ("stacks", raw.strip())
+        name = raw.strip()
+        raw, loc = bank.stacks[name], ("stacks", name)
     where = bank.doc.where(loc)
     try:
         if isinstance(raw, dict):

@@ -7,8 +7,9 @@ feedback a student sees and the key can never disagree.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from grader.arch.engine import Row, Table, analyze
 from grader.arch.layers import Layer
@@ -81,9 +82,10 @@ def kernel_along_h(layer: Layer, row: Row) -> tuple[int, int, int | str]:
 
 
 def size_working(stack: Stack, table: Table, upto: int) -> list[str]:
-    """n: 400 -> 398 (conv3x3 32: 400 + 2*0 - 3 + 1) -> ... -> 195 (maxpool 2x2: floor((390 + 2*0 - 2)/2) + 1); C: ..."""
+    """n: 400 -> 398 (conv3x3 32: 400 + 2*0 - 3 + 1) -> ... -> 195 (maxpool 2x2: floor((390 + 2*0 - 2)/2) + 1);
+    C: ..."""
     sizes, channels = [str(table.input.h)], [str(table.input.c)]
-    for layer, row in zip(stack.layers[:upto], table.rows[:upto]):
+    for layer, row in zip(stack.layers[:upto], table.rows[:upto], strict=True):
         out = row.out_shape
         if row.kind in ("conv", "maxpool", "avgpool"):
             k, s, p = kernel_along_h(layer, row)
@@ -91,7 +93,8 @@ def size_working(stack: Stack, table: Table, upto: int) -> list[str]:
                 how = "same padding keeps the size"
             else:
                 rounding = "ceil" if layer.ceil else "floor"
-                how = f"{rounding}(({row.in_shape.h} + 2*{p} - {k})/{s}) + 1" if s > 1 else f"{row.in_shape.h} + 2*{p} - {k} + 1"
+                how = (f"{rounding}(({row.in_shape.h} + 2*{p} - {k})/{s}) + 1" if s > 1
+                       else f"{row.in_shape.h} + 2*{p} - {k} + 1")
             sizes.append(f"{out.h} ({row.label}: {how})")
         elif row.kind == "gap":
             sizes.append(f"1 ({row.label})")
@@ -166,9 +169,11 @@ def compute_key(question: Any, stack: Stack, layer: int | None, target: int | No
     table = table or stack.table()
     kind = question.kind
     if kind == "shape":
+        assert layer is not None, "a shape question asks about one layer"
         row = table.rows[layer - 1]
         return numbers_key(shape_value(row, question.ask), size_working(stack, table, layer), question.tolerance)
     if kind == "rf":
+        assert layer is not None, "an rf question asks about one layer"
         return numbers_key(rf_value(table.rows[layer - 1]), rf_working(stack, table, layer), question.tolerance)
     if kind == "params":
         rows = selected_rows(table, layer)
@@ -179,9 +184,10 @@ def compute_key(question: Any, stack: Stack, layer: int | None, target: int | No
     raise ValueError(f"not a computed question kind: {kind}")
 
 
-def _formula(question: Any, stack: Stack, table: Table, layer: int, target: int | None,
+def _formula(question: Any, stack: Stack, table: Table, layer: int | None, target: int | None,
              params: Mapping[str, Any]) -> Key:
     if question.compute == "jump":
+        assert layer is not None, "a jump question asks about one layer"
         row = table.rows[layer - 1]
         return numbers_key((row.jump[0],), rf_working(stack, table, layer)[2:3], question.tolerance)
     if question.compute == "repeats_to_rf":
@@ -190,6 +196,7 @@ def _formula(question: Any, stack: Stack, table: Table, layer: int, target: int 
     if question.compute == "repeats_to_size":
         return repeats_key(stack, lambda row: row.out_shape.h <= target, "n", lambda row: row.out_shape.h,
                            f"size <= {target}", question.tolerance)
+    assert layer is not None, "a formula question on a row names its layer"
     row = table.rows[layer - 1]
     context = {**params, "table": table, "rows": table.rows, "row": row, "input": table.input, "output": table.output}
     value = template.evaluate(question.expr, context, "expr")

@@ -12,9 +12,10 @@ items_changed (`id before→after` for each item whose points moved, `;`-separat
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping, Optional
+from typing import Optional
 
 from grader.report.gradebook import FIXED, HAND_IN, QUIZ, csv_cell
 from grader.rubric.sheet import ScoreSheet
@@ -34,7 +35,7 @@ class Standing:
     items: Mapping[str, Optional[float]] = field(default_factory=dict)  # item id -> points
 
     @staticmethod
-    def of(student: str, sheet: ScoreSheet) -> "Standing":
+    def of(student: str, sheet: ScoreSheet) -> Standing:
         graded = sheet.score is not None
         return Standing(student, sheet.score, sheet.max_score, sheet.passed,
                         {i.id: i.points if graded else None for i in sheet.items})

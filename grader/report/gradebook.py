@@ -28,9 +28,10 @@ student's maximum (`not_judged`) has an empty cell too: it was not judged, and n
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Optional
 
 from grader.facts import Facts
 from grader.rubric.sheet import ScoreSheet

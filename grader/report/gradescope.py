@@ -15,8 +15,9 @@ failed on (no score) gets no tests and no score, and an output that says it was 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 from grader.facts import Facts
 from grader.formatting import num
@@ -43,7 +44,8 @@ def results(tests: Sequence[GradescopeTest], *, output: str, execution_time: flo
     `graded` False: no score at all (the grader failed), rather than the sum of no tests."""
     for test in tests:
         if test.visibility not in VISIBILITIES:
-            raise ValueError(f"test {test.name!r}: visibility {test.visibility!r} is not one of {', '.join(VISIBILITIES)}")
+            raise ValueError(f"test {test.name!r}: visibility {test.visibility!r} is not one of "
+                             f"{', '.join(VISIBILITIES)}")
     if stdout_visibility not in VISIBILITIES:
         raise ValueError(f"stdout_visibility {stdout_visibility!r} is not one of {', '.join(VISIBILITIES)}")
     return {

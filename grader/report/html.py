@@ -9,8 +9,9 @@ value: verdict messages, output tails and feedback carry student-controlled text
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
+from typing import Optional
 
 import jinja2
 import numpy as np
@@ -50,26 +51,27 @@ def _eval_plots(facts: Facts, images, labels, predictions, notes: list[str], col
     """The test-set pictures; predictions collapsed to one digit keep only the per-digit bars (a sentence says
     the rest: a one-column confusion matrix and a grid of the same wrong digit add nothing)."""
     ev = facts.eval
+    confusion, per_class, misclassified = ev.confusion, ev.per_class, ev.misclassified  # as the plots see them
     out = []
-    if ev.confusion is not None and not collapsed:
+    if confusion is not None and not collapsed:
         out.append(_plot(notes, "Confusion matrix",
                          "Rows are the true digit, columns the prediction: the diagonal is right, "
-                         "every other number is a mistake (in bold).", lambda: plots.confusion_png(ev.confusion)))
-    if ev.per_class is not None:
+                         "every other number is a mistake (in bold).", lambda: plots.confusion_png(confusion)))
+    if per_class is not None:
         out.append(_plot(notes, "Accuracy per digit",
                          "On a fixed 0-100% axis, so small differences look small; the dashed line is the "
                          "overall accuracy.",
-                         lambda: plots.per_class_png(ev.per_class, ev.accuracy)))
-    if ev.misclassified and not collapsed:
-        shown = min(len(ev.misclassified), MISCLASSIFIED_SHOWN)
-        what = f"The first {shown} of {len(ev.misclassified):,} misclassified test images"
+                         lambda: plots.per_class_png(per_class, ev.accuracy)))
+    if misclassified and not collapsed:
+        shown = min(len(misclassified), MISCLASSIFIED_SHOWN)
+        what = f"The first {shown} of {len(misclassified):,} misclassified test images"
         if images is None or labels is None:
             notes.append(f"{what} are not drawn: the report was written without the test images.")
         else:
             titles = "the true and predicted digit" if predictions is not None else \
                 "the true digit (the predicted one was not kept)"
             out.append(_plot(notes, "Misclassified digits", f"{what}, titled with {titles}.",
-                             lambda: plots.misclassified_png(images, labels, ev.misclassified, predictions), wide=True))
+                             lambda: plots.misclassified_png(images, labels, misclassified, predictions), wide=True))
     return [p for p in out if p is not None]
 
 
@@ -86,9 +88,10 @@ def render_html(facts: Facts, sheet: ScoreSheet, *, student: str, audience: Audi
     figures = (_eval_plots(facts, images, labels, predictions, eval_notes, view.evaluation.collapsed)
                if view.evaluation else [])
     layers_plot = None
-    if view.layers:
+    table = facts.model.table
+    if view.layers and table is not None:  # (a layer view is made from the table)
         layers_plot = _plot(layer_notes, "Output size and receptive field",
                             "After each layer that changes them, in pixels: by the last layers the receptive field "
-                            "(orange) should cover the digit.", lambda: plots.layers_png(facts.model.table), wide=True)
+                            "(orange) should cover the digit.", lambda: plots.layers_png(table), wide=True)
     return _ENV.get_template("report.html.j2").render(v=view, plots=figures, layers_plot=layers_plot,
                                                          eval_notes=eval_notes, layer_notes=layer_notes)

@@ -9,8 +9,9 @@ scripts; every value is escaped (code and names are the students').
 from __future__ import annotations
 
 import difflib
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Optional
 
 import jinja2
 
@@ -63,7 +64,7 @@ def side_by_side(left: str, right: str) -> list[Row]:
     rows: list[Row] = []
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
         if tag == "equal":
-            rows += [Row(a[i], b[j], True) for i, j in zip(range(i1, i2), range(j1, j2))]
+            rows += [Row(a[i], b[j], True) for i, j in zip(range(i1, i2), range(j1, j2), strict=True)]
             continue
         for k in range(max(i2 - i1, j2 - j1)):
             rows.append(Row(a[i1 + k] if i1 + k < i2 else None, b[j1 + k] if j1 + k < j2 else None, False))

@@ -4,9 +4,10 @@ worksheet filled in, and moodle-feedback.zip (each student's report.html)."""
 from __future__ import annotations
 
 import zipfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Optional, Protocol
+from typing import Optional, Protocol
 
 from grader.errors import GraderError
 from grader.intake import Submission, canvas_assignments

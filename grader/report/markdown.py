@@ -9,7 +9,8 @@ in a fence longer than any run of backticks inside them.
 from __future__ import annotations
 
 import re
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Optional
 
 import jinja2
 

@@ -20,8 +20,9 @@ second part as the participant), here each student's report.html.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Optional
 
 IDENTIFIER, GRADE, MAXIMUM, FEEDBACK = "Identifier", "Grade", "Maximum Grade", "Feedback comments"
 

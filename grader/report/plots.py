@@ -10,7 +10,8 @@ Gradescope writer, the gradebook) should not pay it.
 from __future__ import annotations
 
 import io
-from typing import TYPE_CHECKING, Optional, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 
@@ -103,7 +104,7 @@ def per_class_png(per_class: Sequence[float], overall: Optional[float] = None) -
     ax = fig.add_axes((0.14, 0.15, 0.83, 0.76))
     digits = np.arange(len(values))
     ax.bar(digits, values, width=0.7, color=ACCENT)
-    for d, v in zip(digits, values):
+    for d, v in enumerate(values):
         ax.text(d, v, f"{v:.1f}", ha="center", va="bottom", fontsize=7.5, color=INK)
     if overall is not None:
         ax.axhline(overall, color=INK, linewidth=1, linestyle="--")
@@ -163,7 +164,7 @@ def layers_png(table: Sequence[dict]) -> bytes:
             points.append(point)
     if len(points) < 2:
         raise ValueError("no spatial layers to draw")
-    names, size, rf = zip(*points)
+    names, size, rf = zip(*points, strict=True)
     x = np.arange(len(points))
     fig = _figure(10.5, 3.0)
     ax = fig.add_axes((0.06, 0.16, 0.8, 0.8))

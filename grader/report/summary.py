@@ -7,8 +7,9 @@ templates only lay it out (and escape it: much of it is student-controlled).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Literal, Optional, Sequence
+from typing import Any, Literal, Optional
 
 from grader.arch.stored_state import ALLOWANCE
 from grader.fact_spec import VERDICTS

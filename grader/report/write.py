@@ -5,17 +5,18 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
 import numpy as np
 
 from grader.facts import Facts
+from grader.report.audience import Audience
 from grader.report.gradescope import Visibility, sheet_results
 from grader.report.html import render_html
-from grader.report.markdown import render_markdown
-from grader.report.audience import Audience
 from grader.report.instructor import Pair, StudentLine, render_instructor, render_similarity
+from grader.report.markdown import render_markdown
 from grader.rubric.sheet import ScoreSheet
 
 

@@ -68,7 +68,8 @@ def rubric_hash(rubric: Rubric) -> str:
 def _keys_at(loc: tuple) -> list[str]:
     """The keys allowed in the mapping at a path into the YAML."""
     names = [part for part in loc if isinstance(part, str)]
-    model = {(): Rubric, ("limits",): RubricLimits, ("pass",): PassRule, ("items",): Item, ("items", "feedback"): Feedback,
+    model = {(): Rubric, ("limits",): RubricLimits, ("pass",): PassRule, ("items",): Item,
+             ("items", "feedback"): Feedback,
              ("items", "bands"): Band, ("environment",): EnvironmentSpec}.get(tuple(names), Rubric)
     return yaml_keys(model)
 

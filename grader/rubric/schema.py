@@ -4,7 +4,7 @@
     title: "Session 3: under 20k parameters, 99.4% on MNIST"
     description: Optional text for the report header.
     mode: execute                  # static | evaluate | execute
-    limits: {time: 3600, cell_time: 3600, memory: 6G, disk: 2G, gpu: wanted}   # every key: `limits:` in `grade rubric --help`
+    limits: {time: 3600, cell_time: 3600, memory: 6G, disk: 2G, gpu: wanted}  # every key: `grade rubric --help`
     model: net                     # the variable to grade; without it, the model the last optimizer step / fit updated
     environment:                   # the grading environment (`grade env --help`); without it, the default one
       packages: [keras>=3]         # added to the default packages; or requirements: requirements.txt
@@ -57,8 +57,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from functools import lru_cache
-from typing import Annotated, Any, Callable, Literal, Optional, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Optional, Union, get_args, get_origin
 
 from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
@@ -67,7 +68,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, Strict, field_va
 from grader.env.spec import EnvironmentSpec
 from grader.fact_spec import STAGES
 from grader.facts import Facts, fact_type, known_facts, spec
-from grader.formatting import cells, num, plural, pct
+from grader.formatting import cells, num, pct, plural
 from grader.rubric.sheet import Visibility
 from grader.schema_errors import did_you_mean, invalid
 from grader.settings import Mode, RubricLimits
@@ -254,7 +255,7 @@ class Band(Comparison):
     points: Annotated[float, Field(gt=0)]
 
     @model_validator(mode="after")
-    def _one(self) -> "Band":
+    def _one(self) -> Band:
         given = self.given()
         if len(given) != 1:
             found = f"found {', '.join(given)}" if given else "found none"
@@ -302,7 +303,7 @@ class Item(Comparison):
         return name
 
     @model_validator(mode="after")
-    def _consistent(self) -> "Item":
+    def _consistent(self) -> Item:
         given = self.given() + (["bands"] if self.bands is not None else [])
         if len(given) != 1:
             found = f"found {', '.join(given)}" if given else "found none"
@@ -360,7 +361,7 @@ class PassRule(_Strict):
     all_required: bool = True  # every required item passes (with all its points)
     min_score: Optional[Annotated[float, Field(ge=0)]] = None  # and the score reaches this
 
-    def describe(self, rubric_items: list["Item"]) -> str:
+    def describe(self, rubric_items: list[Item]) -> str:
         """'every required item (params, accuracy) passes and the score is at least 85'."""
         required = [item.id for item in rubric_items if item.required]
         parts = []
@@ -441,7 +442,7 @@ class Rubric(_Strict):
         return pattern
 
     @model_validator(mode="after")
-    def _whole(self) -> "Rubric":
+    def _whole(self) -> Rubric:
         first: dict[str, int] = {}
         for i, item in enumerate(self.items):
             if item.id in first:

@@ -12,9 +12,9 @@ import shutil
 import site
 import stat
 import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import grader
 from grader.errors import GraderError
@@ -164,14 +164,15 @@ def uses_gpu(spec: SandboxSpec, layout: HostLayout) -> bool:
     return bool(layout.gpu_nodes) if spec.gpu is None else spec.gpu
 
 
-def sandbox_command(argv: Sequence[str], spec: SandboxSpec, *, bwrap: str, layout: HostLayout) -> tuple[list[str], Launch]:
+def sandbox_command(argv: Sequence[str], spec: SandboxSpec, *, bwrap: str,
+                    layout: HostLayout) -> tuple[list[str], Launch]:
     """The bwrap command line for `argv` and how to start it: as which host uid, with which sources staged
     (`Launch.after(limits_preexec)` is the child's preexec). The scratch is made and handed to that uid."""
     user = sandbox_user()
     launch = Launch(user, groups=device_groups(layout.gpu_nodes, user) if uses_gpu(spec, layout) else ())
     spec.scratch.mkdir(parents=True, exist_ok=True)
     command = build_argv(argv, spec, bwrap=bwrap, layout=layout, launch=launch)
-    hand_over(spec.scratch, launch.user)
+    hand_over(spec.scratch, user)
     return command, launch
 
 
@@ -218,7 +219,8 @@ def build_argv(argv: Sequence[str], spec: SandboxSpec, *, bwrap: str = "bwrap", 
     out += ["--size", str(spec.shm_bytes), "--tmpfs", "/dev/shm"]
     if uses_gpu(spec, layout):
         if not layout.gpu_nodes:
-            raise GraderError("a GPU was asked for but no /dev/nvidia* device nodes exist", fix="run with gpu=None (auto) or on a host with the NVIDIA driver loaded")
+            raise GraderError("a GPU was asked for but no /dev/nvidia* device nodes exist",
+                              fix="run with gpu=None (auto) or on a host with the NVIDIA driver loaded")
         for node in layout.gpu_nodes:
             out += ["--dev-bind", node, node]
     # /tmp is RAM: without a size it is a way around the memory limit where
@@ -234,7 +236,8 @@ def build_argv(argv: Sequence[str], spec: SandboxSpec, *, bwrap: str = "bwrap", 
     # After the scratch: a read-only bind inside it (./data) must lie on top of it, not under it.
     for host, inside in spec.ro_binds:
         if not Path(host).exists():
-            raise GraderError(f"{host} does not exist, so it cannot be shown read-only at {inside} in the sandbox", fix="stage it first, or leave it out of ro_binds")
+            raise GraderError(f"{host} does not exist, so it cannot be shown read-only at {inside} in the sandbox",
+                              fix="stage it first, or leave it out of ro_binds")
         out += ["--ro-bind", src(str(Path(host).resolve())), str(inside)]
     # A program outside what is shown would fail inside with bwrap's bare "execvp ...: No such file or directory".
     shown = (*layout.dirs, *layout.links, "/etc", *layout.python_roots, str(GRADER_SRC_INSIDE), scratch,
@@ -243,10 +246,11 @@ def build_argv(argv: Sequence[str], spec: SandboxSpec, *, bwrap: str = "bwrap", 
         through = "" if hidden == argv[0] else f" (where {argv[0]} leads through symbolic links)"
         raise GraderError(f"{argv[0]} cannot run in the sandbox: {hidden}{through} is not shown inside, which has "
                           f"only the system folders, /etc, the grader's own interpreter "
-                          f"({', '.join(layout.python_roots) or 'in the system folders'}), the scratch and the staged data",
+                          f"({', '.join(layout.python_roots) or 'in the system folders'}), the scratch and the "
+                          "staged data",
                           where=argv[0],
-                          fix="run the grader itself with the Python the sandbox should use (its venv or prefix is then "
-                              "shown read-only), or use a Python installed under /usr")
+                          fix="run the grader itself with the Python the sandbox should use (its venv or prefix is "
+                              "then shown read-only), or use a Python installed under /usr")
     out += ["--chdir", scratch]
     # The root is bwrap's own tmpfs: writable (mount points, stray files)
     # until remounted; the binds keep their own flags.

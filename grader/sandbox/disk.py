@@ -19,9 +19,10 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Union
+from typing import Union
 
 from grader.sandbox.scratchfs import ScratchFS, Usage
 from grader.settings import show_size

@@ -22,9 +22,9 @@ import stat
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from grader.errors import GraderError
 from grader.sandbox import nested
@@ -63,7 +63,8 @@ def _id_from(variable: str, default: str) -> int:
     if not raw.isdigit() or int(raw) == 0 or int(raw) >= 2**32 - 1:
         raise GraderError(f"{variable}={raw!r} is not a usable id for the sandbox: it must be a number other than 0 "
                           "(root) that no login or service of this machine uses",
-                          where=variable, fix=f"unset it (the default is {DEFAULT_UID}, nobody) or set it to a spare uid")
+                          where=variable,
+                          fix=f"unset it (the default is {DEFAULT_UID}, nobody) or set it to a spare uid")
     return int(raw)
 
 
@@ -224,7 +225,8 @@ class Launch:
         return staged
 
     def enter(self) -> None:
-        """In the child, between fork and exec (after the job's limits): mount the stage, then become the sandbox uid."""
+        """In the child, between fork and exec (after the job's limits): mount the stage, then become the sandbox
+        uid."""
         if self.user is None or not self.user.dropped:
             return
         if self.staged:

@@ -30,10 +30,10 @@ import resource
 import signal
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Iterator
 
 PARENT = "mnist-grader"
 _MOUNTS = Path("/proc/self/mounts")
@@ -162,7 +162,8 @@ class JobLimits:
         if made:
             self._cgroups += (group,)
         shown = "core" if cpus == 1 else "cores"
-        return f" (cpu quota {cpus} {shown})" if self.hierarchy else f"; cgroup-v{controller.version} cpu quota {cpus} {shown}"
+        return (f" (cpu quota {cpus} {shown})" if self.hierarchy
+                else f"; cgroup-v{controller.version} cpu quota {cpus} {shown}")
 
     def __enter__(self) -> JobLimits:
         return self
@@ -307,7 +308,8 @@ def _job_parent(root: Path, own: str | None, controllers: set[str]) -> Path:
     for level in (root, *above):
         parent = level / PARENT
         try:
-            if level != root and not (os.access(level, os.W_OK | os.X_OK) and os.access(level / "cgroup.procs", os.W_OK)):
+            if level != root and not (os.access(level, os.W_OK | os.X_OK)
+                                      and os.access(level / "cgroup.procs", os.W_OK)):
                 continue
             parent.mkdir(exist_ok=True)
             if not os.access(parent, os.W_OK | os.X_OK):  # made by another user (root, on an earlier run)

@@ -187,7 +187,8 @@ class _CapData(ctypes.Structure):
 def drop_capabilities(last_cap: int) -> None:
     """No capability left in any set, none to gain back (bounding set empty, no_new_privs)."""
     libc = _libc()
-    _check(libc.prctl(PR_CAP_AMBIENT, ctypes.c_ulong(PR_CAP_AMBIENT_CLEAR_ALL), 0, 0, 0), "clearing ambient capabilities")
+    _check(libc.prctl(PR_CAP_AMBIENT, ctypes.c_ulong(PR_CAP_AMBIENT_CLEAR_ALL), 0, 0, 0),
+           "clearing ambient capabilities")
     for cap in range(last_cap + 1):
         _check(libc.prctl(PR_CAPBSET_DROP, ctypes.c_ulong(cap), 0, 0, 0), f"dropping capability {cap}")
     header, data = _CapHeader(_CAPABILITY_VERSION_3, 0), (_CapData * 2)()

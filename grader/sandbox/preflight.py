@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 import tempfile
 from pathlib import Path
+from typing import Optional
 
 from grader.errors import GraderError
 from grader.sandbox.bwrap import SandboxSpec
@@ -21,6 +22,7 @@ def check_sandbox_starts(limits: RunLimits) -> None:
     when the sandbox cannot start (bubblewrap refused, a cgroup could not be made)."""
     with tempfile.TemporaryDirectory(prefix="mnist-grader-preflight-") as tmp:
         spec = SandboxSpec.for_run(limits, scratch=Path(tmp), wall_seconds=_SECONDS)
+        failure: Optional[HostFailure]
         try:
             result = run_sandboxed([sys.executable, "-P", "-c", "pass"], spec)
         except GraderError:

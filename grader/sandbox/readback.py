@@ -17,8 +17,9 @@ import errno
 import io
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
 from numpy.lib import format as npy_format

@@ -1,4 +1,5 @@
-"""Run one command in the sandbox: start it inside its limits, watch the clock, keep bounded output, kill the whole tree."""
+"""Run one command in the sandbox: start it inside its limits, watch the clock, keep bounded output, kill the
+whole tree."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ import subprocess
 import time
 import warnings
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from grader.errors import GraderError
 from grader.sandbox.bwrap import HostLayout, SandboxSpec, bwrap_available, inside_env, sandbox_command

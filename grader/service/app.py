@@ -24,13 +24,13 @@ from grader.service.signing import HOW
 
 log = logging.getLogger(__name__)
 
-DESCRIPTION = """\
+DESCRIPTION = f"""\
 Grades MNIST CNN notebooks for LMSs and course pages.
 
-Requests to `/v1/submissions` are signed: `{how}` with the shared secret and `X-Grader-Timestamp` (Unix seconds,
+Requests to `/v1/submissions` are signed: `{HOW}` with the shared secret and `X-Grader-Timestamp` (Unix seconds,
 at most 5 minutes old); `path` is the URL path without the query string.
 Errors are `{{"error": {{"status", "code", "what", "where", "fix"}}}}`.
-""".format(how=HOW)
+"""
 
 
 def _wants_json(request: Request) -> bool:

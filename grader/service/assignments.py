@@ -7,13 +7,16 @@ import hashlib
 import hmac
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from grader import yamlio
 from grader.api import grading_environment, load_rubric
 from grader.errors import GraderError
 from grader.service.errors import ServiceError
 from grader.service.settings import MIN_SECRET_BYTES
+
+if TYPE_CHECKING:
+    from grader.rubric.schema import Rubric
 
 MAKE_KEY = "python3 -c 'import secrets; print(secrets.token_urlsafe(16))'"
 
@@ -23,7 +26,7 @@ class Assignment:
     id: str
     title: str
     mode: str  # static | evaluate | execute: evaluate needs the exported model beside the notebook
-    rubric: object
+    rubric: Rubric
     path: Path
     selfcheck_key: Optional[str] = field(default=None, repr=False)  # None: self-checks only through LTI
 

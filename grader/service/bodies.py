@@ -3,8 +3,9 @@ the signature as they arrive; and multipart parsed from bytes already read, text
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator, Optional
+from typing import Optional
 
 from fastapi import Request
 from starlette.datastructures import UploadFile

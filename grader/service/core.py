@@ -151,9 +151,10 @@ class Service:
         return len(times), max(times, default=None)
 
     def _settled(self, job: Job) -> None:
+        assert job.started is not None, f"job {job.id} settled without having started"
         self.metrics.lane_wait.labels(job.lane).observe(job.started - job.submitted)
         settled = self.store.get(job.id)
-        if settled and settled.status == "graded" and not settled.selfcheck:
+        if settled and settled.status == "graded" and not settled.selfcheck and settled.finished is not None:
             self.metrics.submit_to_graded.observe(settled.finished - settled.submitted)
         self.outbox.wake()
 
@@ -189,6 +190,7 @@ class Service:
     # delivering
 
     def _send_callback(self, job: Job) -> None:
+        assert job.callback_url is not None, f"a callback delivery for job {job.id}, which has no callback URL"
         body = json.dumps(self.describe(job)).encode()
         regraded, _ = self._regraded(job)  # a re-grade's callback is another delivery: receivers de-duplicate by id
         event, delivery = (("regraded", f"{job.id}.regraded.{regraded}") if regraded
@@ -202,6 +204,7 @@ class Service:
         response.raise_for_status()
 
     def _send_score(self, job: Job) -> None:
+        assert job.lti is not None, f"a grade passback for job {job.id}, which has no LTI launch"
         comment = student_comment(ScoreSheet.model_validate(job.sheet), on=job.assignment,  # only graded jobs
                                   see=f"Report: {self.url(f'/submissions/{job.id}')}")
         known = self.assignments.by_id.get(job.assignment)  # the rubric may have left since: the job knows enough

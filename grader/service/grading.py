@@ -11,19 +11,32 @@ import shutil
 import tempfile
 import threading
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
-from grader.api import Executor, Options, TestData, executor_for, grade_submission, options_for, prepare_test_data, \
-    read_grading, record_grading, rerun_reasons, write_outputs, write_student_copy
-from grader.facts import Facts
-from grader.rubric.score import score
+from grader.api import (
+    Executor,
+    Options,
+    TestData,
+    executor_for,
+    grade_submission,
+    options_for,
+    prepare_test_data,
+    read_grading,
+    record_grading,
+    rerun_reasons,
+    write_outputs,
+    write_student_copy,
+)
 from grader.errors import GraderError
+from grader.facts import Facts
 from grader.links import LinkError, fetch, parse_link
+from grader.rubric.score import score
 from grader.rubric.sheet import ScoreSheet
 from grader.service.assignments import Assignment, Assignments
 from grader.service.store import Job, JobResult, Unusable
 
-DEPTHS = {"static": {"mode": "static"}, "dry-run": {"dry_run": True}}  # a self-check's options, by its depth
+DEPTHS: dict[str, dict[str, Any]] = {"static": {"mode": "static"},
+                                     "dry-run": {"dry_run": True}}  # a self-check's options, by its depth
 
 # Matplotlib's pyplot state is process-wide: two threads drawing report plots at once can mix figures.
 _REPORTS = threading.Lock()
@@ -108,6 +121,7 @@ class Grader:
         """A static check or a dry run of the uploaded notebook, or of the linked repository's (fetched here, with
         git): the whole sheet, which only ever leaves as the student's copy (`selfcheck.describe`: hidden items as
         one untitled line, as results.json serves them); nothing written besides the scratch folder."""
+        assert job.depth is not None, f"self-check job {job.id} without its depth"
         options = options_for(assignment.rubric, data=self.data, **DEPTHS[job.depth])
         with tempfile.TemporaryDirectory(prefix=f"{job.id}-", dir=self.scratch) as tmp:
             root = None
@@ -125,7 +139,7 @@ class Grader:
         return _job_result(job, result.sheet, "")
 
 
-    def rescored(self, job: Job, assignment: Assignment, options: Options) -> "ScoreSheet | str":
+    def rescored(self, job: Job, assignment: Assignment, options: Options) -> ScoreSheet | str:
         """The sheet the assignment's rubric now gives a graded job, from the facts stored with its report; or,
         as text, why its facts cannot be re-scored and the submission must run again."""
         folder = self.reports / (job.report_dir or "")

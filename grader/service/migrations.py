@@ -9,8 +9,8 @@ a newer schema reads differently.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from grader.errors import GraderError
 

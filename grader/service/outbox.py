@@ -15,7 +15,7 @@ import logging
 import os
 import threading
 import uuid
-from typing import Callable
+from collections.abc import Callable
 
 from tenacity import Retrying, retry_if_not_exception_type, stop_after_attempt, wait_exponential
 
@@ -78,13 +78,13 @@ class Outbox:
                             retry=retry_if_not_exception_type(Permanent), reraise=True,
                             before_sleep=lambda state: log.info(
                                 "%s for job %s failed (attempt %d): %s", delivery.kind, delivery.job_id,
-                                state.attempt_number, state.outcome.exception()))
+                                state.attempt_number, state.outcome.exception() if state.outcome else None))
         try:
             retrying(self.senders[delivery.kind], job)
         except Exception as exc:
             tries = retrying.statistics.get("attempt_number", 1)
             error = f"{exc.__class__.__name__}: {exc}" if not isinstance(exc, Permanent) else str(exc)
-            log.warning("%s for job %s failed after %d attempt(s): %s", delivery.kind, job.id, tries, error)
+            log.warning("%s for job %s failed after %d attempt(s): %s", delivery.kind, delivery.job_id, tries, error)
             self.store.finish_delivery(delivery, ok=False, attempts=tries, error=error[:2000])
             self.on_result(delivery.kind, False)
             return

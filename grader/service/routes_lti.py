@@ -53,6 +53,7 @@ async def launch(request: Request):
         response = await _instructor_page(service, launched)
     else:
         response = await _student_page(request, launched)
+    assert state is not None, "launch() refuses a POST without its state"
     response.headers.append("Set-Cookie", _state_cookie(STATE_COOKIE + state, "", 0))  # the state is used up
     return response
 
@@ -102,7 +103,9 @@ async def deep_link(request: Request):
     chosen = service.assignments.get(str(form.get("assignment") or ""), where="assignment")
     resource = service.resource(chosen.id)
     token = response_token(service.key, launched, resource, service.launcher.launch_url)
-    return page("deep_link_return.html.j2", action=launched.deep_link["deep_link_return_url"], jwt=token, resource=resource)
+    assert launched.deep_link is not None, "_teacher(deep_linking=True) returns deep-linking launches only"
+    return page("deep_link_return.html.j2", action=launched.deep_link["deep_link_return_url"], jwt=token,
+                resource=resource)
 
 
 @router.post("/lti/instructor", summary="The instructor's grade book of the launch's assignment (refresh)")

@@ -3,7 +3,7 @@ Referer (a submission's address is all it takes to read its report)."""
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 from grader.links import LinkError, parse_link
 from grader.report.audience import student_items, student_pass_rule, student_results
@@ -127,8 +127,8 @@ async def read_selfcheck(form, assignment: Assignment, bucket: str) -> SelfCheck
 def describe(job: Job, *, status_url: str, position: Optional[int]) -> dict:
     """GET /v1/selfcheck/{id}: where the check is; once checked, the student's results (no hidden item) with
     whether it passes so far; once failed, why."""
-    state = {"id": job.id, "status": STATUS[job.status], "depth": job.depth, "assignment": job.assignment,
-             "status_url": status_url, "queue_position": position}
+    state: dict[str, Any] = {"id": job.id, "status": STATUS[job.status], "depth": job.depth,
+                             "assignment": job.assignment, "status_url": status_url, "queue_position": position}
     if job.status == "graded" and job.sheet is not None:
         sheet = ScoreSheet.model_validate(job.sheet)
         shown = student_items(sheet)

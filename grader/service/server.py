@@ -8,6 +8,7 @@ import logging
 import signal
 import socket
 import sys
+from typing import Optional
 
 import uvicorn
 
@@ -23,7 +24,7 @@ from grader.service.store import open_store
 LTI_KEY = "lti-key"  # our RSA key's name among the store's shared values (a PostgreSQL store without --key)
 
 
-_BIND_FAILURES = {
+_BIND_FAILURES: dict[Optional[int], tuple[str, str]] = {
     errno.EADDRINUSE: ("port {port} is already in use on {host}: another program (or another grade serve) "
                        "listens there",
                        "stop that program (`ss -ltnp 'sport = :{port}'` names it), or choose another --port "
@@ -65,7 +66,8 @@ def serve(settings: ServiceSettings) -> int:
         base_url = settings.public_url or f"http://{host}:{port}"
         service = Service(settings, store, assignments, registrations, key, base_url)
         server = uvicorn.Server(uvicorn.Config(create_app(service), log_level=settings.log_level,
-                                               timeout_graceful_shutdown=settings.stop_grace, server_header=False))
+                                               timeout_graceful_shutdown=settings.stop_grace,  # type: ignore[arg-type]  # uvicorn says int; any seconds work
+                                               server_header=False))
         print(f"grade serve: listening on http://{host}:{port} (public URL {base_url}); "
               f"{settings.workers} worker(s){' (and the GPU lane)' if service.gpu else ''}; "
               f"assignments: {', '.join(sorted(a.id for a in assignments))}",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Union
@@ -80,7 +81,7 @@ class ServiceSettings:
 
     @property
     def reports(self) -> Path:  # shared servers have an --out (__post_init__)
-        return self.out or self.store.with_name(self.store.stem + "-reports")
+        return self.out or self._store_file.with_name(self._store_file.stem + "-reports")
 
     @property
     def scratch(self) -> Path:
@@ -89,20 +90,25 @@ class ServiceSettings:
         after the process (servers sharing a PostgreSQL store, on one machine or several, never share it)."""
         if self.shared:
             return Path(tempfile.gettempdir()) / f"grade-serve-scratch-{os.getpid()}"
-        return self.store.with_name(self.store.stem + "-scratch")
+        return self._store_file.with_name(self._store_file.stem + "-scratch")
 
     @property
     def key_file(self) -> Optional[Path]:
         """None: the key is kept in the (PostgreSQL) store, shared by its servers."""
         if self.key or self.shared:
             return self.key
-        return self.store.with_name(self.store.stem + "-lti-key.pem")
+        return self._store_file.with_name(self._store_file.stem + "-lti-key.pem")
+
+    @property
+    def _store_file(self) -> Path:
+        """A SQLite store's file, beside which its reports, scratch and LTI key go (a PostgreSQL store is a URL)."""
+        return Path(self.store)
 
 
-def load_secret(secret_file: Optional[Path], environ: Optional[dict] = None) -> bytes:
+def load_secret(secret_file: Optional[Path], environ: Optional[Mapping[str, str]] = None) -> bytes:
     """The webhook secret from --secret-file, else $GRADER_WEBHOOK_SECRET; never from the command line
     (it would show in `ps` and in shell history)."""
-    environ = os.environ if environ is None else environ
+    env = os.environ if environ is None else environ
     if secret_file is not None:
         try:
             secret = Path(secret_file).read_text(encoding="utf-8").strip()
@@ -113,8 +119,8 @@ def load_secret(secret_file: Optional[Path], environ: Optional[dict] = None) -> 
             raise GraderError(f"cannot read the secret file ({exc.__class__.__name__})", where=str(secret_file),
                               fix="make it a readable UTF-8 text file holding one line, the secret") from None
         where = str(secret_file)
-    elif environ.get(SECRET_ENV):
-        secret, where = environ[SECRET_ENV].strip(), f"${SECRET_ENV}"
+    elif env.get(SECRET_ENV):
+        secret, where = env[SECRET_ENV].strip(), f"${SECRET_ENV}"
     else:
         raise GraderError("no webhook secret: requests could not be checked", where="grade serve",
                           fix=f"set {SECRET_ENV} or pass --secret-file FILE; make one with: {MAKE_SECRET}")

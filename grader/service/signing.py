@@ -24,7 +24,8 @@ import hashlib
 import hmac
 import re
 import time
-from typing import Mapping, Optional
+from collections.abc import Mapping
+from typing import Optional
 
 from grader.service.errors import ServiceError
 from grader.service.settings import SIGNATURE_WINDOW_SECONDS
@@ -39,7 +40,7 @@ _FORMAT = re.compile(r"sha256=[0-9a-f]{64}")
 
 def message_prefix(timestamp: str, method: str, path: str) -> bytes:
     """What comes before the raw body in the signed message (the module docstring defines the format)."""
-    return f"{timestamp}.{method.upper()}.{path}.".encode("utf-8")
+    return f"{timestamp}.{method.upper()}.{path}.".encode()
 
 
 def signature(secret: bytes, timestamp: str, method: str, path: str, body: bytes) -> str:

@@ -29,10 +29,11 @@ import sqlite3
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Optional, Protocol, Union
+from typing import Optional, Protocol, Union
 
 from grader.errors import GraderError
 from grader.service import lanes, migrations
@@ -194,8 +195,8 @@ _JOBS_V1 = """CREATE TABLE jobs (
 )"""
 
 # What the LMS told us, kept until it says otherwise: rosters and line items (`put_record`), in either backend.
-LTI_RECORDS = ("CREATE TABLE lti_records (kind TEXT NOT NULL CHECK (kind IN ('roster', 'lineitem')), key TEXT NOT NULL, "
-               "data TEXT NOT NULL, updated {real} NOT NULL, PRIMARY KEY (kind, key))")
+LTI_RECORDS = ("CREATE TABLE lti_records (kind TEXT NOT NULL CHECK (kind IN ('roster', 'lineitem')), "
+               "key TEXT NOT NULL, data TEXT NOT NULL, updated {real} NOT NULL, PRIMARY KEY (kind, key))")
 
 SQLITE_MIGRATIONS = (
     Migration(1, "jobs, files, events, deliveries, LTI states and nonces", (

@@ -16,14 +16,14 @@ import queue
 import re
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import psycopg
 
 from grader.errors import GraderError
-from grader.service.migrations import Migration
 from grader.service import lanes
+from grader.service.migrations import Migration
 from grader.service.store import LTI_RECORDS, NewJob, SQLStore
 
 POOL_SIZE = 8  # connections per server: workers, the lease heartbeat, the outbox and requests share them

@@ -14,7 +14,8 @@ import socket
 import threading
 import time
 import uuid
-from typing import Callable, Optional
+from collections.abc import Callable
+from typing import Optional
 
 from grader import pysyntax
 from grader.errors import GraderError

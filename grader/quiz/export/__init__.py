@@ -7,7 +7,8 @@ imports, which need the key, so they are only written with `with_key`.
 
 from __future__ import annotations
 
-from typing import Callable, Union
+from collections.abc import Callable
+from typing import Union
 
 from grader.errors import GraderError
 from grader.quiz.draw import DrawnQuiz
@@ -25,5 +26,6 @@ def export(quiz: DrawnQuiz, fmt: str, with_key: bool = False) -> Union[str, byte
         raise GraderError(f"unknown format {fmt!r}", where="--format", fix="use one of: " + ", ".join(FORMATS))
     if fmt in NEEDS_KEY and not with_key:
         raise GraderError(f"{fmt} is an LMS import and carries the answer key", where="--format",
-                          fix=f"add --with-key (the LMS keeps the key from students), or use md / html / json for a student's copy")
+                          fix="add --with-key (the LMS keeps the key from students), or use md / html / json for a "
+                              "student's copy")
     return FORMATS[fmt](quiz, with_key)

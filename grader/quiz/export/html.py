@@ -60,7 +60,7 @@ ol.options { list-style-type: lower-alpha; }
 {% endfor %}
 </body>
 </html>
-""")
+""")  # noqa: E501 (the template's lines are the page's: the HTML reads best unbroken)
 
 
 def render(quiz: DrawnQuiz, with_key: bool = False) -> str:

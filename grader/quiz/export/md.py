@@ -27,7 +27,8 @@ def _question(n: int, q: DrawnQuestion, with_key: bool) -> list[str]:
 
 def render(quiz: DrawnQuiz, with_key: bool = False) -> str:
     lines = [f"# {quiz.title}", "", f"Quiz `{quiz.quiz}` for student `{quiz.student}`"
-             f" — {len(quiz.questions)} question{'' if len(quiz.questions) == 1 else 's'}, {_points(quiz.max_score)}" + (" — **answer key**" if with_key else ""), ""]
+             f" — {len(quiz.questions)} question{'' if len(quiz.questions) == 1 else 's'}, {_points(quiz.max_score)}"
+             + (" — **answer key**" if with_key else ""), ""]
     if quiz.description:
         lines += [quiz.description, ""]
     if not with_key:

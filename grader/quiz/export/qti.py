@@ -111,14 +111,14 @@ def _item(section: ET.Element, q: DrawnQuestion) -> None:
         _sub(condition, "displayfeedback", feedbacktype="Response", linkrefid="general_fb")
     # a wrong answer a known mistake gives: no points, and feedback that names the mistake
     mistakes = mistaken_keys(q)
-    for i, (value, diagnosis) in enumerate(mistakes, 1):
+    for i, (value, _) in enumerate(mistakes, 1):
         wrong = _sub(processing, "respcondition", **{"continue": "No"})
         _accept(_sub(wrong, "conditionvar"), q, value)
         _sub(wrong, "setvar", "0", action="Set", varname="SCORE")
         _sub(wrong, "displayfeedback", feedbacktype="Response", linkrefid=f"mistake_{i}")
     if feedback:
         _material(_sub(_sub(item, "itemfeedback", ident="general_fb"), "flow_mat"), feedback)
-    for i, (value, diagnosis) in enumerate(mistakes, 1):
+    for i, (_, diagnosis) in enumerate(mistakes, 1):
         _material(_sub(_sub(item, "itemfeedback", ident=f"mistake_{i}", title=diagnosis.kind), "flow_mat"),
                   diagnosis.message + ("\n" + feedback if feedback else ""))
 

@@ -99,7 +99,7 @@ class Platform(BaseModel):
     def origins(self) -> list[str]:
         """The platform's own hosts, where AGS may be reached: its registered URLs and ags_origins."""
         urls = [self.issuer, self.auth_login_url, self.auth_token_url, self.key_set_url, *self.ags_origins]
-        return list(dict.fromkeys(map(origin, urls)))
+        return list(dict.fromkeys(o for o in map(origin, urls) if o is not None))
 
     def serves(self, url: str) -> bool:
         """Whether `url` (an AGS line item) is on one of the platform's own hosts."""
@@ -112,7 +112,7 @@ class Registrations(BaseModel):
     platforms: Annotated[list[Platform], Field(min_length=1)]
 
     @model_validator(mode="after")
-    def _unique(self) -> "Registrations":
+    def _unique(self) -> Registrations:
         seen: dict[tuple[str, str], int] = {}
         for i, platform in enumerate(self.platforms):
             key = (platform.issuer, platform.client_id)

@@ -42,7 +42,7 @@ class ToolKey:
         self.jwk = {**jwk, "kid": self.kid, "alg": "RS256", "use": "sig"}
 
     @classmethod
-    def load_or_create(cls, path: Path) -> "ToolKey":
+    def load_or_create(cls, path: Path) -> ToolKey:
         path = Path(path)
         if not path.exists():
             pem = new_pem()
@@ -55,7 +55,7 @@ class ToolKey:
         return cls.from_pem(path.read_bytes(), str(path))
 
     @classmethod
-    def from_pem(cls, pem: bytes, where: str) -> "ToolKey":
+    def from_pem(cls, pem: bytes, where: str) -> ToolKey:
         try:
             key = serialization.load_pem_private_key(pem, password=None)
         except (ValueError, TypeError) as exc:

@@ -19,8 +19,9 @@ import hmac
 import secrets
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Mapping, Optional
+from typing import Optional
 from urllib.parse import urlencode, urlsplit
 
 import httpx
@@ -364,7 +365,7 @@ class Launcher:
                 raise _refused("the deep-linking launch has no deep_link_return_url",
                                "the LMS must send the deep_linking_settings claim with its return URL",
                                where="deep_linking_settings")
-            accepted = settings.get("accept_types")
+            accepted = settings.get("accept_types") if isinstance(settings, dict) else None
             if isinstance(accepted, list) and CONTENT_TYPE not in accepted:
                 raise _refused(f"this deep-linking request accepts {', '.join(map(str, accepted))}, and this tool "
                                f"returns an {CONTENT_TYPE} (a graded link)",

@@ -26,7 +26,7 @@ def _member(entry: dict) -> Optional[Member]:
     if not isinstance(entry, dict) or not isinstance(entry.get("user_id"), str):
         return None
     name = entry.get("name") or " ".join(str(entry[k]) for k in ("given_name", "family_name") if entry.get(k))
-    roles = entry.get("roles") if isinstance(entry.get("roles"), list) else []
+    roles = entry["roles"] if isinstance(entry.get("roles"), list) else []
     return Member(user_id=entry["user_id"], name=str(name or ""), email=str(entry.get("email") or ""),
                   roles=tuple(str(r) for r in roles), status=str(entry.get("status") or "Active"))
 

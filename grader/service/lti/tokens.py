@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Iterator, Optional
+from collections.abc import Iterator
+from typing import Optional
 
 import httpx
 
@@ -66,7 +67,7 @@ class ServiceCalls:
                             f"({', '.join(platform.origins)}): no token was asked for and nothing sent; if its "
                             f"services answer there, add that origin to ags_origins in the platform file")
         headers = request.pop("headers", {})
-        for attempt in range(2):
+        for _attempt in range(2):
             response = self.http.request(method, url, headers={**headers, "Authorization":
                                                                f"Bearer {self.token(platform, scope)}"}, **request)
             if response.status_code != 401:
@@ -88,4 +89,4 @@ class ServiceCalls:
             response.raise_for_status()
             yield response
             following = response.links.get("next", {}).get("url")
-            url = str(response.url.join(following)) if following else None  # a relative link, resolved
+            url = str(response.url.join(following)) if following else ""  # a relative link, resolved; "": the last
