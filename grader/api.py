@@ -95,7 +95,7 @@ def options_for(rubric: Rubric, **overrides) -> Options:
     base = Options(mode=rubric.mode, variable=rubric.model, limits=rubric.limits.run_limits(),
                    gpu=rubric.limits.gpu_option(), unseen=rubric.unseen,
                    variable_named="model" in rubric.model_fields_set or overrides.get("variable") is not None)
-    options = base.with_(**overrides)
+    options = base.with_overrides(**overrides)
     if options.mode == "execute" and options.environment is None:  # only a run needs the grading environment
         env = grading_environment(rubric)
         options = options.with_(environment=env.path, compat=env.compat)
@@ -268,7 +268,7 @@ class FactsTask:
         return self._facts(item, gpu_index)
 
     def _facts(self, submission: Submission, gpu_index: Optional[int]) -> tuple[Facts, float]:
-        options, data = self.options.with_(gpu_index=gpu_index), self.data
+        options, data = self.options.with_overrides(gpu_index=gpu_index), self.data
         if data is None and options.mode != "static":
             data = _once(("data", options.data, options.unseen),
                          lambda: prepare_test_data(options.data, unseen=options.unseen))
