@@ -153,7 +153,7 @@ class WarmEvaluator:
         namespaces refused, a mount that cannot be made read-only) is found here, and measured the cold way."""
         script = Path(self._scratch.name) / "rehearsal.py"
         script.write_text("print('isolated')\n")
-        result = self._run({"script": []}, script, self.limits, 1)
+        result = self._run(_job(self.limits, 1, script=[]), script, self.limits)
         if not result.started or result.header != {"script_exit": 0, "sizes": []} or "isolated" not in result.log:
             self._stop_zygote()
             raise RuntimeError(f"the warm evaluator's children cannot be isolated here: "
@@ -232,8 +232,7 @@ class WarmEvaluator:
     def _child(self, model_file: Path, limits: RunLimits, cpus: Optional[int], **task: object) -> WarmResult:
         """One child of the zygote for `task` (WarmJob's measure or script), given `model_file` as a descriptor."""
         cpus = cpus or limits.cpus or os.cpu_count() or 1
-        job = WarmJob(**task, cpus=cpus, file_bytes=limits.max_file_bytes,
-                      cpu_seconds=int(limits.eval_seconds * cpus) + 10)
+        job = _job(limits, cpus, **task)
         with self._lock:
             self._ensure_started()
             self._users += 1
@@ -292,6 +291,11 @@ class WarmEvaluator:
                     return _collect(result, log, control, pidfd, cgroup, time.monotonic() + limits.eval_seconds)
                 finally:
                     os.close(pidfd)
+
+
+def _job(limits: RunLimits, cpus: int, **task: object) -> WarmJob:
+    """The message for one child: its task (WarmJob's measure or script) and its limits."""
+    return WarmJob(**task, cpus=cpus, file_bytes=limits.max_file_bytes, cpu_seconds=int(limits.eval_seconds * cpus) + 10)
 
 
 def _ready_pid(control: socket.socket) -> Optional[int]:
