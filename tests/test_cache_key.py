@@ -24,7 +24,7 @@ def _key(options: Options) -> str:
 
 @pytest.mark.parametrize("name", [f.name for f in dataclasses.fields(Options) if f.name != "limits"])
 def test_every_option_is_in_the_key_or_declared_as_not_changing_facts(name):
-    assert name in OTHER, f"Options.{name} is new: give it a value in OTHER, and add it to NOT_FACTS if it changes no fact"
+    assert name in OTHER, f"Options.{name} is new: give it a value in OTHER, and put it in NOT_FACTS if no fact changes"
     changed = _key(Options().with_(**{name: OTHER[name]})) != _key(Options())
     assert changed != (name in NOT_FACTS), (
         f"Options.{name} " + ("changes the key but is declared as not changing facts" if changed else

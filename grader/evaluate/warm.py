@@ -295,7 +295,8 @@ class WarmEvaluator:
 
 def _job(limits: RunLimits, cpus: int, **task: object) -> WarmJob:
     """The message for one child: its task (WarmJob's measure or script) and its limits."""
-    return WarmJob(**task, cpus=cpus, file_bytes=limits.max_file_bytes, cpu_seconds=int(limits.eval_seconds * cpus) + 10)
+    return WarmJob(**task, cpus=cpus, file_bytes=limits.max_file_bytes,
+                   cpu_seconds=int(limits.eval_seconds * cpus) + 10)
 
 
 def _ready_pid(control: socket.socket) -> Optional[int]:

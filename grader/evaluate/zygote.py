@@ -3,8 +3,9 @@
     python -m grader.evaluate.zygote FD IMAGES [UNSEEN_IMAGES]
 
 FD is one end of a SOCK_SEQPACKET socket pair whose other end the host (grader.evaluate.warm) keeps. Each message
-is a job (grader.evaluate.eval_jobs.WarmJob, JSON: the evaluation and the child's limits) with four descriptors: the exported model (read-only),
-the pipe the result goes to, the pipe for the child's output, and the child's control socket.
+is a job (grader.evaluate.eval_jobs.WarmJob as JSON: the evaluation and the child's limits, validated here) with
+four descriptors: the exported model (read-only), the pipe the result goes to, the pipe for the child's output, and
+the child's control socket.
 
 Per job, the zygote forks a child that stays trusted: it says "ready" on its control socket (the host reads its
 PID from the socket's credentials and moves it into the job's own cgroup), waits for "go", enters namespaces of
