@@ -68,8 +68,8 @@ def time_grader(nb: nbformat.NotebookNode, staged: Path, data: Path) -> tuple[fl
     """(execution only, whole `grade run`)"""
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        execution = execute_notebook(nb, jobdir=Path(tmp), staged=staged, mnist_roots=("../data",),
-                                     variable="model", limits=Limits(wall_seconds=900))
+        options = Options(variable="model", variable_named=True, limits=Limits(wall_seconds=900))
+        execution = execute_notebook(nb, options, jobdir=Path(tmp), staged=staged, mnist_roots=("../data",))
         executed = time.perf_counter() - start
         verdict = decide(Outcome(execution=execution, limits=Limits(wall_seconds=900)))
         assert verdict.kind == "ok", verdict.message

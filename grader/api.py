@@ -56,7 +56,7 @@ def options_for(rubric: Rubric, **overrides) -> Options:
     base = Options(mode=rubric.mode, variable=rubric.model, limits=rubric.limits.run_limits(),
                    gpu=rubric.limits.gpu_option(), unseen=rubric.unseen,
                    variable_named="model" in rubric.model_fields_set or overrides.get("variable") is not None)
-    options = base.with_(**overrides)
+    options = base.with_overrides(**overrides)
     if options.mode == "execute" and options.environment is None:  # only a run needs the grading environment
         env = grading_environment(rubric)
         options = options.with_(environment=env.path, compat=env.compat)

@@ -117,14 +117,9 @@ def _execute(report: StaticReport, facts: Facts, options: Options, progress: Pro
     with tempfile.TemporaryDirectory(prefix="mnist-grader-") as tmp:
         jobdir = Path(tmp)
         progress("running the notebook" + (" (dry run)" if options.dry_run else ""))
-        prestart_evaluator(data.staged, measure=not options.dry_run, unseen=_unseen(data, options),
-                           limits=options.limits, warm=options.warm, sandbox=options.sandbox, gpu=options.gpu)
-        execution = execute_notebook(report.notebook, jobdir=jobdir, staged=data.staged,
-                                     mnist_roots=report.mnist_roots, variable=options.variable,
-                                     limits=options.limits, dry_run=options.dry_run, sandbox=options.sandbox,
-                                     gpu=options.gpu, gpu_index=options.gpu_index,
-                                     environment=options.environment, compat=options.compat,
-                                     variable_named=options.variable_named, handin=handin)
+        prestart_evaluator(data.staged, options, measure=not options.dry_run, unseen=_unseen(data, options))
+        execution = execute_notebook(report.notebook, options, jobdir=jobdir, staged=data.staged,
+                                     mnist_roots=report.mnist_roots, handin=handin)
         outcome = Outcome(execution=execution, limits=options.limits, dry_run=options.dry_run,
                           handed_in=tuple(f.path for f in handin.files) if handin else (),
                           notebook_dir=handin.notebook_dir if handin else "")
@@ -156,14 +151,10 @@ def _evaluate_execution(execution: Execution, data: TestData, jobdir: Path, opti
         return Evaluation(EvalFacts(path=export.path), None, None, unreadable_model(err))
     with out:  # export.file is one of the fixed names (records.ModelFile), read relative to the folder
         if export.path == "keras":  # a .keras file: loaded with safe_mode=True by the grading environment's Python
-            return evaluate_keras_model(out, export.file, environment=options.environment,
-                                        layout=export.layout, scale=preprocess.scale, shift=preprocess.shift,
-                                        staged=data.staged, labels=labels, jobdir=jobdir, limits=options.limits,
-                                        sandbox=options.sandbox, gpu=options.gpu)
-        return evaluate_model(out, export.file, export.path, preprocess=preprocess, staged=data.staged,
-                              labels=labels, jobdir=jobdir, limits=options.limits, static_batch=export.batch,
-                              sandbox=options.sandbox, gpu=options.gpu, unseen=_unseen(data, options),
-                              warm=options.warm)
+            return evaluate_keras_model(out, export.file, options, layout=export.layout, scale=preprocess.scale,
+                                        shift=preprocess.shift, staged=data.staged, labels=labels, jobdir=jobdir)
+        return evaluate_model(out, export.file, export.path, options, preprocess=preprocess, staged=data.staged,
+                              labels=labels, jobdir=jobdir, static_batch=export.batch, unseen=_unseen(data, options))
 
 
 def _test_data(data: Optional[TestData], options: Options) -> TestData:
@@ -201,10 +192,9 @@ def _measure(model_file: Path, facts: Facts, outcome: Outcome, options: Options,
     model_file = model_file.resolve()  # a link the instructor's folder holds is followed here, to a file read as any
     with tempfile.TemporaryDirectory(prefix="mnist-grader-") as tmp, Folder(model_file.parent) as folder:
         progress("measuring the model")
-        evaluation = evaluate_model(folder, model_file.name, "export", preprocess=COURSE_PREPROCESS,
-                                    staged=data.staged, labels=data.labels, jobdir=Path(tmp), limits=options.limits,
-                                    sandbox=options.sandbox, gpu=options.gpu, unseen=_unseen(data, options),
-                                    warm=options.warm)
+        evaluation = evaluate_model(folder, model_file.name, "export", options, preprocess=COURSE_PREPROCESS,
+                                    staged=data.staged, labels=data.labels, jobdir=Path(tmp),
+                                    unseen=_unseen(data, options))
     return _with_evaluation(facts, evaluation, outcome, None)
 
 

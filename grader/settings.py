@@ -24,7 +24,6 @@ from grader.errors import GraderError
 from grader.schema_errors import invalid
 
 Mode = Literal["static", "evaluate", "execute"]
-MODES: tuple[str, ...] = ("static", "evaluate", "execute")
 Gpu = Literal["no", "wanted", "required"]
 Unit = Literal["seconds", "size", "count"]
 
@@ -259,6 +258,10 @@ class Options:
     # notebook runs (pipeline: prestart_evaluator), so that its torch import overlaps the kernel's.
     warm: bool = False
 
-    def with_(self, **overrides: Any) -> "Options":
-        """A copy with the given fields replaced; None means "keep this one"."""
-        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+    def with_(self, **changes: Any) -> "Options":
+        """A copy with the given fields replaced, None included: `with_(gpu=None)` asks for a GPU when present."""
+        return replace(self, **changes)
+
+    def with_overrides(self, **overrides: Any) -> "Options":
+        """A copy with the fields given a value replaced; None keeps this one (a front end's flag left unset)."""
+        return self.with_(**{k: v for k, v in overrides.items() if v is not None})

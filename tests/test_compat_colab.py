@@ -23,7 +23,7 @@ from grader.api import grade_submission, load_rubric, options_for
 from grader.data.staging import prepare_test_data
 from grader.execute.hints import hint_for
 from grader.execute.job import execute_notebook
-from grader.settings import RunLimits
+from grader.settings import Options, RunLimits
 
 CHECKOUT = str(Path(grader.__file__).resolve().parents[1])  # the grader under test, whatever the cwd
 
@@ -199,11 +199,11 @@ def test_a_colab_notebook_runs_in_the_sandboxed_kernel_beside_its_modules(tmp_pa
     notebook_dir = _handin(tmp_path) / "S5"
     for name in ("model.py", "utils.py"):
         (work / name).write_text((notebook_dir / name).read_text())
-    execution = execute_notebook(_colab_notebook(), jobdir=tmp_path / "job",
+    run = Options(variable="model", variable_named=True, limits=RunLimits(wall_seconds=300, memory_bytes=3 << 30),
+                  dry_run=True, environment=options.environment, compat=options.compat)
+    execution = execute_notebook(_colab_notebook(), run, jobdir=tmp_path / "job",
                                  staged=prepare_test_data(str(real_mnist_dir)).staged,
-                                 mnist_roots=("/content/drive/MyDrive/mnist",),
-                                 variable="model", limits=RunLimits(wall_seconds=300, memory_bytes=3 << 30),
-                                 dry_run=True, environment=options.environment, compat=options.compat)
+                                 mnist_roots=("/content/drive/MyDrive/mnist",))
     assert [c.status for c in execution.run.cells] == ["ok"] * 7, execution.run.cells
     assert execution.observed.compat_shims == ["colab: drive.mount", "colab: %cd /content/...",
                                                "colab: files.upload", "colab: import drive.MyDrive..."]

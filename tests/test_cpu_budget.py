@@ -23,7 +23,8 @@ from grader.executors import local
 from grader.rubric.load import rubric_from_yaml
 from grader.sandbox import SandboxSpec, limits, run_sandboxed
 from grader.sandbox.bwrap import THREAD_VARIABLES, inside_env
-from grader.settings import RunLimits
+from grader.settings import Options, RunLimits
+
 from tests.test_sandbox_bwrap import LAYOUT
 
 GIB = 1 << 30
@@ -191,9 +192,10 @@ def _notebook() -> nbformat.NotebookNode:
 
 @pytest.mark.usefixtures("bwrap")
 def test_a_notebook_kernel_trains_on_one_thread_and_loads_its_data_in_process(tmp_path: Path, real_mnist_dir) -> None:
-    execution = execute_notebook(_notebook(), jobdir=tmp_path, staged=staged_root(Path(real_mnist_dir)), mnist_roots=(),
-                                 variable="model", limits=RunLimits(cpus=1, wall_seconds=300, memory_bytes=3 * GIB),
-                                 variable_named=True, gpu=False)
+    options = Options(variable="model", limits=RunLimits(cpus=1, wall_seconds=300, memory_bytes=3 * GIB),
+                      variable_named=True, gpu=False)
+    execution = execute_notebook(_notebook(), options, jobdir=tmp_path, staged=staged_root(Path(real_mnist_dir)),
+                                 mnist_roots=())
     assert execution.run is not None and [c.status for c in execution.run.cells] == ["ok"] * 4, execution.output_tail
     budget = execution.harness.cpu_budget
     assert budget.cpus == 1 and budget.threads["torch"] == 1 and budget.threads["torch_interop"] == 1

@@ -23,7 +23,8 @@ from nbformat.v4 import new_code_cell, new_notebook
 from grader.api import grade_submission, load_rubric, options_for
 from grader.evaluate import clean
 from grader.evaluate.archive import RefusedModel, check_keras, check_program, pickle_globals_refused
-from grader.evaluate.clean import EvalJob, measure
+from grader.evaluate.clean import measure
+from grader.evaluate.eval_jobs import EvalJob
 from tests.fixtures.models.hostile_pt2 import ATTACKS, LIVE, honest, hostile, members_of, rezip
 
 IMAGES = np.random.default_rng(0).integers(0, 256, size=(64, 28, 28), dtype=np.uint8)

@@ -89,7 +89,7 @@ def test_a_changed_run_setting_runs_again_and_a_changed_file_only_that_one(grade
     folder, out = graded
     err = _regrade(tmp_path, folder, out, capsys, RUBRIC.replace("mode: static", "mode: static\nmodel: net"))
     assert "0 re-scored from cached facts (not run), 2 run" in err, err
-    assert "measured under other run settings (variable model→net)" in err
+    assert "measured under other run settings (variable model→net, variable_named false→true)" in err, err
     anew = (NOTEBOOKS / "colab_badges.ipynb").read_text() + "\n"  # 111 hands in anew: 222's notebook, not byte-equal
     (folder / "smith_111_1_hw.ipynb").write_text(anew)
     err = _regrade(tmp_path, folder, out, capsys, RUBRIC.replace("mode: static", "mode: static\nmodel: net")

@@ -13,7 +13,7 @@ from grader.errors import GraderError
 from grader.rubric.load import rubric_from_yaml
 from grader.sandbox import SandboxSpec
 from grader.sandbox.disk import DiskWatch, used
-from grader.settings import LIMITS, RubricLimits, RunLimits, limits_from, parse_size, show_size
+from grader.settings import LIMITS, Options, RubricLimits, RunLimits, limits_from, parse_size, show_size
 
 
 def _parser(**kw) -> argparse.ArgumentParser:
@@ -78,3 +78,10 @@ def test_the_disk_watch_measures_blocks_and_files_and_sees_a_folder_cross_its_qu
     assert DiskWatch(tmp_path, 4 << 20, 100).exceeded() is False
     assert DiskWatch(tmp_path, 1 << 20, 100).exceeded() is True
     assert DiskWatch(tmp_path, 4 << 20, 8).exceeded() is True
+
+def test_with_can_reset_a_field_and_with_overrides_keeps_what_is_not_given():
+    pinned = Options(gpu=True, gpu_index=2, keep=Path("/kept"))
+    reset = pinned.with_(gpu=None, keep=None)
+    assert (reset.gpu, reset.keep, reset.gpu_index) == (None, None, 2)  # None asks for a GPU when present
+    kept = pinned.with_overrides(gpu=None, gpu_index=None, mode="static")  # flags left unset keep the rubric's
+    assert (kept.gpu, kept.gpu_index, kept.mode) == (True, 2, "static")

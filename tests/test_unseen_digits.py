@@ -144,7 +144,7 @@ def test_the_clean_process_measures_the_unseen_digits_like_the_test_set(served, 
     from grader.data.staging import TEST_IMAGES, UNSEEN_IMAGES
     from grader.evaluate.job import evaluate_model
     from grader.sandbox.readback import Folder
-    from grader.settings import RunLimits
+    from grader.settings import Options
 
     unseen = qmnist.ensure_unseen()
     staged = tmp_path / "staged"
@@ -164,14 +164,14 @@ def test_the_clean_process_measures_the_unseen_digits_like_the_test_set(served, 
     wrong[0] = 9  # one of the four unseen labels disagrees with what the model answers: 75%
     (tmp_path / "job").mkdir()
     with Folder(tmp_path) as folder:
-        evaluation = evaluate_model(folder, "model.pt2", "export", preprocess=COURSE_PREPROCESS, staged=staged,
-                                    labels=test_labels, jobdir=tmp_path / "job", limits=RunLimits(),
+        evaluation = evaluate_model(folder, "model.pt2", "export", Options(warm=True), preprocess=COURSE_PREPROCESS,
+                                    staged=staged, labels=test_labels, jobdir=tmp_path / "job",
                                     unseen=(tmp_path / UNSEEN_IMAGES, wrong))
     assert evaluation.error is None, evaluation.error
     assert evaluation.eval.accuracy == 100.0 and evaluation.eval.unseen_accuracy == 75.0
     with Folder(tmp_path) as folder:
-        evaluation = evaluate_model(folder, "model.pt2", "export", preprocess=COURSE_PREPROCESS, staged=staged,
-                                    labels=test_labels, jobdir=tmp_path / "job2", limits=RunLimits())
+        evaluation = evaluate_model(folder, "model.pt2", "export", Options(warm=True), preprocess=COURSE_PREPROCESS,
+                                    staged=staged, labels=test_labels, jobdir=tmp_path / "job2")
     assert evaluation.eval.unseen_accuracy is None  # not asked for: not measured
 
 

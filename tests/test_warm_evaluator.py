@@ -19,11 +19,12 @@ import pytest
 from grader.data.preprocess import COURSE_PREPROCESS
 from grader.data.staging import TEST_IMAGES, prepare_test_data
 from grader.evaluate import warm
+from grader.evaluate.eval_jobs import EvalJob
 from grader.evaluate.job import evaluate_model
 from grader.evaluate.warm import WarmEvaluator
 from grader.sandbox import limits as cgroups
 from grader.sandbox.readback import Folder
-from grader.settings import RunLimits
+from grader.settings import Options, RunLimits
 from tests.bound_paths import leading_into, shows_only_the_way_in
 
 pytestmark = pytest.mark.usefixtures("bwrap")
@@ -31,10 +32,9 @@ pytestmark = pytest.mark.usefixtures("bwrap")
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "submissions"
 ADVERSARIAL = Path(__file__).parent / "fixtures" / "adversarial"
 MODELS = sorted(EXAMPLES.glob("*/model.pt2"))
-needs_cgroup = pytest.mark.skipif(cgroups.detect().hierarchy is None,
-                                  reason="no writable cgroup: rlimits cannot do this")
-COURSE = {"model_file": "", "path": "export", "images_file": "", "out_dir": "", "scale": float(COURSE_PREPROCESS.scale),
-          "shift": float(COURSE_PREPROCESS.shift)}
+needs_cgroup = pytest.mark.skipif(cgroups.detect().hierarchy is None, reason="no writable cgroup: rlimits cannot do this")
+COURSE = EvalJob(model_file="", images_file="", out_dir="", scale=float(COURSE_PREPROCESS.scale),
+                 shift=float(COURSE_PREPROCESS.shift))
 
 
 @pytest.fixture(scope="module")
@@ -67,9 +67,9 @@ def test_warm_and_fresh_sandboxes_measure_every_example_alike(data, tmp_path, mo
         monkeypatch.setenv("GRADER_WARM_EVAL", setting)
         for i, model in enumerate(MODELS):
             with Folder(model.parent) as folder:
-                evaluation = evaluate_model(folder, model.name, "export", preprocess=COURSE_PREPROCESS,
-                                            staged=data.staged, labels=data.labels, jobdir=tmp_path / f"{setting}-{i}",
-                                            limits=RunLimits())
+                evaluation = evaluate_model(folder, model.name, "export", Options(warm=True),
+                                            preprocess=COURSE_PREPROCESS, staged=data.staged, labels=data.labels,
+                                            jobdir=tmp_path / f"{setting}-{i}")
             assert evaluation.error is None, evaluation.error
             measured.setdefault(model.parent.name, []).append(
                 (evaluation.eval.accuracy, evaluation.eval.misclassified, evaluation.model.model_dump()))

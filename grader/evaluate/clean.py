@@ -18,19 +18,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-
-@dataclass
-class EvalJob:
-    model_file: str
-    images_file: str  # uint8 (N, 28, 28)
-    out_dir: str
-    scale: float | None = None  # preprocessing x -> scale * x/255 + shift, the only inputs the grader makes
-    shift: float | None = None
-    steps: list[dict] | None = None  # or torchvision steps the grader knows, built again here from plain data
-    static_batch: int | None = None
-    device: str = "auto"
-    predict: bool = True  # False: read the structure only (a dry run has nothing trained to measure)
-    unseen_images_file: str | None = None  # uint8 (N, 28, 28): QMNIST's digits beyond MNIST, predicted the same way
+from grader.evaluate.eval_jobs import EvalJob
 
 
 @dataclass
@@ -178,7 +166,7 @@ def _predict(model, job: EvalJob, device: str, images):
 
 
 def main(argv: list[str]) -> int:
-    job = EvalJob(**json.loads(Path(argv[0]).read_text()))
+    job = EvalJob.model_validate_json(Path(argv[0]).read_text())
     try:
         record = asdict(evaluate(job))
     except Exception as exc:

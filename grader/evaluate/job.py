@@ -16,12 +16,13 @@ import numpy as np
 from grader.data.preprocess import Preprocess
 from grader.data.staging import TEST_IMAGES, UNSEEN_IMAGES
 from grader.evaluate import warm as warm_evaluator
+from grader.evaluate.eval_jobs import EvalJob
 from grader.evaluate.metrics import metrics
 from grader.facts import EvalFacts, ModelFacts
 from grader.sandbox import SandboxSpec, run_sandboxed
 from grader.sandbox.failure import HostFailure, sandbox_failure
 from grader.sandbox.readback import Folder, Kind, Missing, ReadbackError
-from grader.settings import RunLimits
+from grader.settings import Options, RunLimits
 
 log = logging.getLogger(__name__)
 
@@ -37,33 +38,32 @@ class Evaluation:
     host_failure: Optional[HostFailure] = None  # the evaluation never started: the machine's fault, not the model's
 
 
-def evaluate_model(model: Folder, name: str, path: str, *, preprocess: Preprocess, staged: Path,
-                   labels: Optional[np.ndarray], jobdir: Path, limits: RunLimits, static_batch: Optional[int] = None,
-                   sandbox: bool = True, gpu: Optional[bool] = None,
-                   unseen: Optional[tuple[Path, np.ndarray]] = None, warm: bool = True) -> Evaluation:
+def evaluate_model(model: Folder, name: str, path: str, options: Options, *, preprocess: Preprocess, staged: Path,
+                   labels: Optional[np.ndarray], jobdir: Path, static_batch: Optional[int] = None,
+                   unseen: Optional[tuple[Path, np.ndarray]] = None) -> Evaluation:
     """Measure the exported model `name` in the folder `model` (what the sandbox left, or the folder of a model
-    handed in): in a child of the warm evaluator (`warm`, on the CPU, unless GRADER_WARM_EVAL=0), else in a fresh
-    sandbox. Either way it measures a copy of ours, made through grader.sandbox.readback. Without `labels` it only
-    reads the structure (a dry run: nothing was trained, so the 10,000 predictions would serve no one). `unseen`:
-    QMNIST's digits beyond MNIST (their images' .npy and their labels), measured the same way."""
+    handed in) under `options`' limits: in a child of the warm evaluator (`options.warm`, on the CPU, unless
+    GRADER_WARM_EVAL=0), else in a fresh sandbox. Either way it measures a copy of ours, made through
+    grader.sandbox.readback. Without `labels` it only reads the structure (a dry run: nothing was trained, so the
+    10,000 predictions would serve no one). `unseen`: QMNIST's digits beyond MNIST (their images' .npy and their
+    labels), measured the same way."""
     scratch, local_model, unread = copy_model(model, name, jobdir)
     if unread is not None:
         return Evaluation(EvalFacts(path=path), None, None, unread)
     images = scratch / TEST_IMAGES  # images only: the labels never enter the sandbox
-    job = {"model_file": str(local_model), "images_file": str(images), "out_dir": str(scratch),
-           "static_batch": static_batch, "predict": labels is not None}
-    if preprocess.kind == "transforms":  # torchvision steps the clean process builds again (grader.data.transforms)
-        job["steps"] = [step.model_dump() for step in preprocess.steps]
-    else:
-        job.update(scale=float(preprocess.scale), shift=float(preprocess.shift))
+    # torchvision steps the clean process builds again (grader.data.transforms), or x -> scale * x/255 + shift
+    inputs = ({"steps": [step.model_dump() for step in preprocess.steps]} if preprocess.kind == "transforms" else
+              {"scale": float(preprocess.scale), "shift": float(preprocess.shift)})
     binds = [(staged / TEST_IMAGES, images)]
-    if unseen is not None and labels is not None:
-        job["unseen_images_file"] = str(scratch / UNSEEN_IMAGES)
+    unseen = unseen if labels is not None else None
+    if unseen is not None:
         binds.append((unseen[0], scratch / UNSEEN_IMAGES))
-    raw = (_warm(job, local_model, staged, unseen if labels is not None else None, limits)
-           if _warm_here(warm, sandbox, gpu) else None)
+    job = EvalJob(model_file=str(local_model), images_file=str(images), out_dir=str(scratch),
+                  static_batch=static_batch, predict=labels is not None,
+                  unseen_images_file=str(scratch / UNSEEN_IMAGES) if unseen is not None else None, **inputs)
+    raw = _warm(job, local_model, staged, unseen, options.limits) if _warm_here(options) else None
     if raw is None:
-        raw = _cold(job, scratch, binds, limits, sandbox=sandbox, gpu=gpu)
+        raw = _cold(job, scratch, binds, options)
     record, predictions, unseen_predictions = raw.record, raw.predictions, raw.unseen_predictions
     if raw.problem is not None:
         return Evaluation(EvalFacts(path=path), None, None, raw.problem)
@@ -159,20 +159,20 @@ def _uses_gpu(gpu: Optional[bool]) -> bool:
     return gpu is True
 
 
-def _warm_here(warm: bool, sandbox: bool, gpu: Optional[bool]) -> bool:
-    return warm and sandbox and warm_evaluator.enabled() and not _uses_gpu(gpu)
+def _warm_here(options: Options) -> bool:
+    return options.warm and options.sandbox and warm_evaluator.enabled() and not _uses_gpu(options.gpu)
 
 
-def prestart_evaluator(staged: Path, *, measure: bool, unseen: Optional[tuple[Path, np.ndarray]], limits: RunLimits,
-                       warm: bool, sandbox: bool, gpu: Optional[bool]) -> None:
+def prestart_evaluator(staged: Path, options: Options, *, measure: bool,
+                       unseen: Optional[tuple[Path, np.ndarray]]) -> None:
     """Start, in the background, the warm evaluator `evaluate_model` will use with the same arguments (`measure`:
     it will be given labels), so that its start overlaps the notebook's run; nothing where it would not be used."""
-    if _warm_here(warm, sandbox, gpu):
+    if _warm_here(options):
         warm_evaluator.shared(staged / TEST_IMAGES, unseen[0] if unseen is not None and measure else None,
-                              limits).prestart()
+                              options.limits).prestart()
 
 
-def _warm(job: dict, model_file: Path, staged: Path, unseen: Optional[tuple[Path, np.ndarray]],
+def _warm(job: EvalJob, model_file: Path, staged: Path, unseen: Optional[tuple[Path, np.ndarray]],
           limits: RunLimits) -> Optional[Raw]:
     """Measured by a child of the class's zygote; None when the zygote cannot be had (then a fresh sandbox does it)."""
     try:
@@ -193,17 +193,18 @@ def _warm(job: dict, model_file: Path, staged: Path, unseen: Optional[tuple[Path
     if not isinstance(result.header.get("record"), dict):
         return Raw(None, tail="the evaluation's result could not be read. " + result.log[-1500:])
     arrays = result.arrays + [None, None]
-    return Raw(result.header["record"], arrays[0], arrays[1] if job.get("unseen_images_file") else None)
+    return Raw(result.header["record"], arrays[0], arrays[1] if job.unseen_images_file else None)
 
 
-def _cold(job: dict, scratch: Path, binds: list, limits: RunLimits, *, sandbox: bool, gpu: Optional[bool]) -> Raw:
+def _cold(job: EvalJob, scratch: Path, binds: list, options: Options) -> Raw:
     """Measured by a fresh process in a fresh sandbox, which imports torch itself."""
-    (scratch / "job.json").write_text(json.dumps(job))
+    (scratch / "job.json").write_text(job.model_dump_json())
+    limits = options.limits
     spec = SandboxSpec.for_run(limits, scratch=scratch, wall_seconds=limits.eval_seconds,
-                               ro_binds=tuple(binds), max_output_bytes=1 << 20, gpu=gpu,
+                               ro_binds=tuple(binds), max_output_bytes=1 << 20, gpu=options.gpu,
                                env={"PYTHONDONTWRITEBYTECODE": "1"})
     result = run_sandboxed([sys.executable, "-P", "-m", "grader.evaluate.clean", str(scratch / "job.json")], spec,
-                           sandbox=sandbox)
+                           sandbox=options.sandbox)
     raw = read_back(scratch, (result.stderr or result.stdout)[-1500:])
     if raw.record is None and raw.problem is None:  # nothing written: the machine's fault when bubblewrap said so
         return replace(raw, host_failure=sandbox_failure(result, record_written=False))

@@ -18,10 +18,12 @@ import sys
 import time
 from pathlib import Path
 
+from grader.evaluate.eval_jobs import KerasJob
+
 _SHAPES = {"nhwc": (28, 28, 1), "nchw": (1, 28, 28), "nhw": (28, 28), "flat": (784,)}
 
 
-def run(job: dict) -> dict:
+def run(job: KerasJob) -> dict:
     os.environ.setdefault("KERAS_BACKEND", "torch")
     import keras
     import numpy as np
@@ -29,22 +31,22 @@ def run(job: dict) -> dict:
     from grader.evaluate.archive import KERAS_ADVICE, RefusedModel, check_keras
 
     started = time.time()
-    checked = check_keras(Path(job["model_file"]).read_bytes())
+    checked = check_keras(Path(job.model_file).read_bytes())
     if not checked.ok:
-        raise RefusedModel(Path(job["model_file"]).name, checked.refusals, KERAS_ADVICE)
-    model = keras.saving.load_model(job["model_file"], safe_mode=True, compile=False)
+        raise RefusedModel(Path(job.model_file).name, checked.refusals, KERAS_ADVICE)
+    model = keras.saving.load_model(job.model_file, safe_mode=True, compile=False)
     trainable = int(sum(int(np.prod(w.shape)) for w in model.trainable_weights))
     record = {"device": "cpu", "n": 0,
               "params": {"trainable": trainable, "total": int(model.count_params())},
               "config": json.loads(json.dumps(model.get_config(), default=_plain)),
               "weights": _weights(model),
               "class_name": type(model).__name__}
-    if job.get("predict", True):
-        images = np.load(job["images_file"])
-        inputs = (images.astype(np.float32) / 255.0) * job["scale"] + job["shift"]
-        inputs = inputs.reshape((len(inputs),) + _SHAPES[job["layout"]])
+    if job.predict:
+        images = np.load(job.images_file)
+        inputs = (images.astype(np.float32) / 255.0) * job.scale + job.shift
+        inputs = inputs.reshape((len(inputs),) + _SHAPES[job.layout])
         scores = np.asarray(model.predict(inputs, batch_size=1000, verbose=0))
-        np.save(Path(job["out_dir"]) / "predictions.npy", scores.argmax(axis=1).astype(np.int64))
+        np.save(Path(job.out_dir) / "predictions.npy", scores.argmax(axis=1).astype(np.int64))
         record["n"] = int(len(images))
     record["seconds"] = round(time.time() - started, 3)
     return record
@@ -70,12 +72,12 @@ def _plain(value):
 
 
 def main(argv: list[str]) -> int:
-    job = json.loads(Path(argv[0]).read_text())
+    job = KerasJob.model_validate_json(Path(argv[0]).read_text())
     try:
         record = run(job)
     except Exception as exc:
         record = {"error": f"{exc.__class__.__name__}: {str(exc)[:1500]}"}
-    (Path(job["out_dir"]) / "eval.json").write_text(json.dumps(record))
+    (Path(job.out_dir) / "eval.json").write_text(json.dumps(record))
     return 0
 
 

@@ -4,7 +4,6 @@ structure facts from the layer list through the arch engine, as for a torch mode
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,13 +16,14 @@ from grader.arch.stored_state import count
 from grader.arch.structure import structure_facts
 from grader.data.staging import TEST_IMAGES
 from grader.errors import GraderError
+from grader.evaluate.eval_jobs import KerasJob
 from grader.evaluate.job import Evaluation, copy_model, read_back
 from grader.evaluate.metrics import metrics
 from grader.facts import EvalFacts, OpsFacts, StoredFacts
 from grader.sandbox import SandboxSpec, run_sandboxed
 from grader.sandbox.failure import sandbox_failure
 from grader.sandbox.readback import Folder
-from grader.settings import RunLimits
+from grader.settings import Options
 
 
 @dataclass(frozen=True)
@@ -45,26 +45,26 @@ def stored_weights(weights: list[dict]) -> StoredFacts:
     return count(params=params, buffers=stats, constants=[], bn={name for name, _ in stats})
 
 
-def evaluate_keras_model(model: Folder, name: str, *, environment: Optional[Path], layout: str, scale: float, shift: float,
-                         staged: Path, labels: Optional[np.ndarray], jobdir: Path, limits: RunLimits,
-                         sandbox: bool = True, gpu: Optional[bool] = None) -> Evaluation:
+def evaluate_keras_model(model: Folder, name: str, options: Options, *, layout: Optional[str], scale: float,
+                         shift: float, staged: Path, labels: Optional[np.ndarray], jobdir: Path) -> Evaluation:
     """Measure the saved Keras model `name` in the folder `model` (what the sandbox left) with the grading
-    environment's Python (`environment`: its venv; None: the grader's own), from a copy of ours. Without `labels`
-    only its structure is read (a dry run)."""
+    environment's Python (`options.environment`: its venv; None: the grader's own), from a copy of ours, under
+    `options`' limits. Without `labels` only its structure is read (a dry run)."""
     scratch, local_model, unread = copy_model(model, name, jobdir)
     if unread is not None:
         return Evaluation(EvalFacts(path="keras"), None, None, unread)
     images = scratch / TEST_IMAGES  # images only: the labels never enter the sandbox
-    job = {"model_file": str(local_model), "images_file": str(images), "out_dir": str(scratch), "layout": layout,
-           "scale": float(scale), "shift": float(shift), "predict": labels is not None}
-    (scratch / "job.json").write_text(json.dumps(job))
+    job = KerasJob(model_file=str(local_model), images_file=str(images), out_dir=str(scratch), layout=layout,
+                   scale=float(scale), shift=float(shift), predict=labels is not None)
+    (scratch / "job.json").write_text(job.model_dump_json())
+    environment, limits = options.environment, options.limits
     binds = ((staged / TEST_IMAGES, images),) + (((Path(environment), Path(environment)),) if environment else ())
     spec = SandboxSpec.for_run(limits, scratch=scratch, wall_seconds=limits.eval_seconds, ro_binds=binds,
-                               max_output_bytes=1 << 20, gpu=gpu,
+                               max_output_bytes=1 << 20, gpu=options.gpu,
                                env={"PYTHONDONTWRITEBYTECODE": "1", "KERAS_BACKEND": "torch"})
     python = str(Path(environment) / "bin" / "python") if environment else sys.executable
     result = run_sandboxed([python, "-P", "-m", "grader.evaluate.keras_clean", str(scratch / "job.json")], spec,
-                           sandbox=sandbox)
+                           sandbox=options.sandbox)
     raw = read_back(scratch, (result.stderr or result.stdout)[-1500:])
     record = raw.record
     if raw.problem is not None:

@@ -37,6 +37,7 @@ from typing import Optional
 import numpy as np
 
 from grader.errors import GraderError
+from grader.evaluate.eval_jobs import EvalJob, WarmJob
 from grader.sandbox import SandboxSpec
 from grader.sandbox.bwrap import HostLayout, bwrap_available, inside_env, sandbox_command
 from grader.sandbox.limits import JobLimits
@@ -152,7 +153,7 @@ class WarmEvaluator:
         namespaces refused, a mount that cannot be made read-only) is found here, and measured the cold way."""
         script = Path(self._scratch.name) / "rehearsal.py"
         script.write_text("print('isolated')\n")
-        result = self._run({"script": []}, script, self.limits, 1)
+        result = self._run(_job(self.limits, 1, script=[]), script, self.limits)
         if not result.started or result.header != {"script_exit": 0, "sizes": []} or "isolated" not in result.log:
             self._stop_zygote()
             raise RuntimeError(f"the warm evaluator's children cannot be isolated here: "
@@ -219,14 +220,24 @@ class WarmEvaluator:
 
     # --- one submission -----------------------------------------------------------------------------------------
 
-    def evaluate(self, job: dict, model_file: Path, *, limits: RunLimits, cpus: Optional[int] = None) -> WarmResult:
-        """Measure one exported model: `job` is EvalJob's fields (files are given as descriptors, not paths)."""
+    def evaluate(self, job: EvalJob, model_file: Path, *, limits: RunLimits, cpus: Optional[int] = None) -> WarmResult:
+        """Measure one exported model (`job`'s files are given as descriptors, not paths)."""
+        return self._child(model_file, limits, cpus, measure=job)
+
+    def run_script(self, script: Path, argv: list[str], *, limits: RunLimits) -> WarmResult:
+        """Run a Python file where a model would be measured, with the same isolation and limits (for the tests that
+        show what a child can reach); its exit code is in `header["script_exit"]`."""
+        return self._child(script, limits, None, script=list(argv))
+
+    def _child(self, model_file: Path, limits: RunLimits, cpus: Optional[int], **task: object) -> WarmResult:
+        """One child of the zygote for `task` (WarmJob's measure or script), given `model_file` as a descriptor."""
         cpus = cpus or limits.cpus or os.cpu_count() or 1
+        job = _job(limits, cpus, **task)
         with self._lock:
             self._ensure_started()
             self._users += 1
         try:
-            result = self._run(job, model_file, limits, cpus)
+            result = self._run(job, model_file, limits)
         finally:
             with self._lock:
                 self._users -= 1
@@ -237,15 +248,14 @@ class WarmEvaluator:
                 self.failed = result.problem
         return result
 
-    def _run(self, job: dict, model_file: Path, limits: RunLimits, cpus: int) -> WarmResult:
+    def _run(self, job: WarmJob, model_file: Path, limits: RunLimits) -> WarmResult:
         sock = self._sock
         if sock is None:
             return WarmResult(None, problem="the warm evaluator was closed", started=False)
         with JobLimits(memory_bytes=limits.memory_bytes, max_processes=limits.max_processes,
-                       max_file_bytes=limits.max_file_bytes, cpus=cpus) as cgroup:
-            message = dict(job, cpus=cpus, file_bytes=limits.max_file_bytes,
-                           cpu_seconds=int(limits.eval_seconds * cpus) + 10,
-                           rlimit_memory=None if cgroup.hierarchy is not None else limits.memory_bytes)
+                       max_file_bytes=limits.max_file_bytes, cpus=job.cpus) as cgroup:
+            if cgroup.hierarchy is None:  # no cgroup on this host: the memory limit is the address space
+                job = job.model_copy(update={"rlimit_memory": limits.memory_bytes})
             result_r, result_w = os.pipe()
             log_r, log_w = os.pipe()
             control, control_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -254,7 +264,7 @@ class WarmEvaluator:
                 model_fd = folder.descriptor(model_file.name, Kind.MODEL)
             try:
                 with self._send:
-                    socket.send_fds(sock, [json.dumps(message).encode()],
+                    socket.send_fds(sock, [job.model_dump_json().encode()],
                                     [model_fd, result_w, log_w, control_child.fileno()])
             except OSError as exc:
                 for fd in (result_r, log_r):
@@ -282,10 +292,11 @@ class WarmEvaluator:
                 finally:
                     os.close(pidfd)
 
-    def run_script(self, script: Path, argv: list[str], *, limits: RunLimits) -> WarmResult:
-        """Run a Python file where a model would be measured, with the same isolation and limits (for the tests that
-        show what a child can reach); its exit code is in `header["script_exit"]`."""
-        return self.evaluate({"script": list(argv)}, script, limits=limits)
+
+def _job(limits: RunLimits, cpus: int, **task: object) -> WarmJob:
+    """The message for one child: its task (WarmJob's measure or script) and its limits."""
+    return WarmJob(**task, cpus=cpus, file_bytes=limits.max_file_bytes,
+                   cpu_seconds=int(limits.eval_seconds * cpus) + 10)
 
 
 def _ready_pid(control: socket.socket) -> Optional[int]:

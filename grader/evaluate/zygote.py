@@ -3,8 +3,9 @@
     python -m grader.evaluate.zygote FD IMAGES [UNSEEN_IMAGES]
 
 FD is one end of a SOCK_SEQPACKET socket pair whose other end the host (grader.evaluate.warm) keeps. Each message
-is a job (EvalJob's fields plus the child's limits, JSON) with four descriptors: the exported model (read-only),
-the pipe the result goes to, the pipe for the child's output, and the child's control socket.
+is a job (grader.evaluate.eval_jobs.WarmJob as JSON: the evaluation and the child's limits, validated here) with
+four descriptors: the exported model (read-only), the pipe the result goes to, the pipe for the child's output, and
+the child's control socket.
 
 Per job, the zygote forks a child that stays trusted: it says "ready" on its control socket (the host reads its
 PID from the socket's credentials and moves it into the job's own cgroup), waits for "go", enters namespaces of
@@ -29,13 +30,13 @@ import socket
 import struct
 import sys
 import traceback
-from dataclasses import asdict, fields
+from dataclasses import asdict
 
-from grader.evaluate.clean import EvalJob, measure
+from grader.evaluate.clean import measure
+from grader.evaluate.eval_jobs import EvalJob, WarmJob
 from grader.sandbox import nested
 
 _MAX_JOB_BYTES = 1 << 16
-_EVAL_FIELDS = {f.name for f in fields(EvalJob)}
 
 
 def warm_up() -> None:
@@ -82,7 +83,7 @@ def serve(sock: socket.socket, images, unseen) -> None:
         try:
             if len(fds) != 4:
                 raise ValueError(f"a job comes with 4 descriptors, got {len(fds)}")
-            job = json.loads(message)
+            job = WarmJob.model_validate_json(message)
             pid = os.fork()
             if pid == 0:
                 try:
@@ -98,7 +99,7 @@ def serve(sock: socket.socket, images, unseen) -> None:
                 os.close(fd)
 
 
-def _trusted_child(sock: socket.socket, job: dict, fds: list[int], images, unseen) -> None:
+def _trusted_child(sock: socket.socket, job: WarmJob, fds: list[int], images, unseen) -> None:
     """Between the zygote and the submission: hands its PID to the host, makes the namespaces, waits for the end,
     and reports how the set-up went (told by its child before any untrusted code ran) and how the child ended."""
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -137,7 +138,7 @@ def _trusted_child(sock: socket.socket, job: dict, fds: list[int], images, unsee
     os._exit(0)
 
 
-def _set_up(job: dict, model_fd: int, result_fd: int, log_fd: int, tell: int) -> None:
+def _set_up(job: WarmJob, model_fd: int, result_fd: int, log_fd: int, tell: int) -> None:
     """Output to its own pipe, no descriptor but its own, its own mounts, no capabilities, its limits."""
     os.dup2(log_fd, 1)
     os.dup2(log_fd, 2)
@@ -151,20 +152,20 @@ def _set_up(job: dict, model_fd: int, result_fd: int, log_fd: int, tell: int) ->
                 os.close(fd)
             except OSError:
                 pass
-    nested.isolate(job.get("tmp_bytes", 256 << 20))
+    nested.isolate(job.tmp_bytes)
     os.chdir("/tmp")  # the only writable folder: its own
     os.setsid()
     nested.prctl(nested.PR_SET_PDEATHSIG, signal.SIGKILL)  # its trusted parent killed: it goes too
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    if job.get("file_bytes"):
-        resource.setrlimit(resource.RLIMIT_FSIZE, (job["file_bytes"], job["file_bytes"]))
-    if job.get("rlimit_memory"):  # no cgroup on this host: the memory limit is the address space
-        resource.setrlimit(resource.RLIMIT_AS, (job["rlimit_memory"], job["rlimit_memory"]))
-    if job.get("cpu_seconds"):  # a clock its parent's death cannot stop: CPU time, counted by the kernel
-        resource.setrlimit(resource.RLIMIT_CPU, (job["cpu_seconds"], job["cpu_seconds"] + 5))
+    if job.file_bytes:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (job.file_bytes, job.file_bytes))
+    if job.rlimit_memory:  # no cgroup on this host: the memory limit is the address space
+        resource.setrlimit(resource.RLIMIT_AS, (job.rlimit_memory, job.rlimit_memory))
+    if job.cpu_seconds:  # a clock its parent's death cannot stop: CPU time, counted by the kernel
+        resource.setrlimit(resource.RLIMIT_CPU, (job.cpu_seconds, job.cpu_seconds + 5))
 
 
-def _measure_child(job: dict, model_fd: int, result_fd: int, log_fd: int, tell: int, images, unseen) -> None:
+def _measure_child(job: WarmJob, model_fd: int, result_fd: int, log_fd: int, tell: int, images, unseen) -> None:
     """PID 1 of its own namespaces: the only process that touches the submission's model. It tells its trusted
     parent on `tell` whether its set-up worked, and closes that pipe, before it reads the model."""
     try:
@@ -176,16 +177,16 @@ def _measure_child(job: dict, model_fd: int, result_fd: int, log_fd: int, tell: 
     os.close(tell)
     import torch
 
-    torch.set_num_threads(max(1, int(job.get("cpus", 1))))
+    torch.set_num_threads(max(1, job.cpus))
     with os.fdopen(model_fd, "rb") as f:
         model_bytes = f.read()
     with os.fdopen(result_fd, "wb") as out:
-        if job.get("script") is not None:
-            _write(out, {"script_exit": _run_script(model_bytes, job["script"])}, [])
+        if job.script is not None:
+            _write(out, {"script_exit": _run_script(model_bytes, job.script)}, [])
             os._exit(0)
         try:
-            measured = measure(EvalJob(**{k: v for k, v in job.items() if k in _EVAL_FIELDS}),
-                               images=images, unseen_images=unseen if job.get("unseen_images_file") else None,
+            measured = measure(job.measure, images=images,
+                               unseen_images=unseen if job.measure.unseen_images_file else None,
                                model_bytes=model_bytes)
         except Exception as exc:
             _write(out, {"error": f"{exc.__class__.__name__}: {exc}"}, [])

@@ -7,7 +7,6 @@ It is read through grader.sandbox.readback only: fixed names, regular files, cap
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 from dataclasses import dataclass
@@ -19,11 +18,12 @@ import nbformat
 from grader.data.keras_mnist import INSIDE as KERAS_INSIDE, keras_npz
 from grader.data.staging import TEST_IMAGES, data_binds
 from grader.execute.records import HarnessRecord, RunRecord, not_taken, read_record
+from grader.execute.run_job import RunJob
 from grader.facts import TrainFacts
 from grader.handin import HandIn, stage
 from grader.sandbox import SandboxResult, SandboxSpec, run_sandboxed
 from grader.sandbox.readback import Folder, ReadbackError
-from grader.settings import RunLimits
+from grader.settings import Options
 
 OUT = ".grader"  # inside the working directory: the harness writes the model and its reports here
 
@@ -90,16 +90,14 @@ def imports_keras(notebook: nbformat.NotebookNode, modules: tuple[Path, ...] = (
     return any(_KERAS_IMPORT.search(path.read_text(errors="replace")) for path in modules)
 
 
-def execute_notebook(notebook: nbformat.NotebookNode, *, jobdir: Path, staged: Path, mnist_roots: tuple[str, ...],
-                     variable: str, limits: RunLimits, dry_run: bool = False, sandbox: bool = True,
-                     gpu: Optional[bool] = None, gpu_index: Optional[int] = None,
-                     environment: Optional[Path] = None, compat: tuple[str, ...] = (),
-                     variable_named: bool = True, handin: Optional[HandIn] = None) -> Execution:
-    """Run the notebook in the sandbox. `environment`: the grading environment's venv the kernel runs in
-    (grader.env; None: the grader's own interpreter); `compat`: the profiles whose shims load first;
-    `variable_named`: grade `variable` itself, else the module that training updated. `handin`: the files staged
-    with the notebook (grader.handin), laid out as handed in: the notebook's folder is the kernel's working
-    directory, and it and the hand-in's root are on sys.path."""
+def execute_notebook(notebook: nbformat.NotebookNode, options: Options, *, jobdir: Path, staged: Path,
+                     mnist_roots: tuple[str, ...], handin: Optional[HandIn] = None) -> Execution:
+    """Run the notebook in the sandbox as `options` say: its limits, the model's variable (`variable_named`: grade
+    `variable` itself, else the module that training updated), the grading environment's venv the kernel runs in
+    (`environment`; None: the grader's own interpreter), the compat profiles whose shims load first, the GPU.
+    `staged`: the MNIST folder (grader.data.staging), shown read-only where the notebook's `mnist_roots` look.
+    `handin`: the files staged with the notebook (grader.handin), laid out as handed in: the notebook's folder is
+    the kernel's working directory, and it and the hand-in's root are on sys.path."""
     workdir = (jobdir / "work").resolve()
     out_dir = workdir / OUT
     out_dir.mkdir(parents=True)
@@ -110,30 +108,29 @@ def execute_notebook(notebook: nbformat.NotebookNode, *, jobdir: Path, staged: P
     else:
         nb_dir, nb_path = workdir, workdir / "submission.ipynb"
     nbformat.write(notebook, str(nb_path))
-    images = workdir.parent / "data" / TEST_IMAGES  # ../data is bound read-only to the staged folder
-    job = {
-        "notebook": str(nb_path), "out_dir": str(out_dir), "workdir": str(nb_dir), "root": str(workdir),
-        "variable": variable,
-        "variable_named": variable_named,
-        "cell_timeout": limits.cell_limit, "output_limit": limits.output_bytes,
-        "dry_run": dry_run, "images_file": str(images),
-        "kernel_python": str(Path(environment) / "bin" / "python") if environment else None, "compat": list(compat),
-        "keras": imports_keras(notebook, tuple(handin.root / f.path for f in handin.files if f.path.endswith(".py"))
-                               if handin is not None else ()),
-    }
+    environment, limits = options.environment, options.limits
+    job = RunJob(
+        notebook=str(nb_path), out_dir=str(out_dir), workdir=str(nb_dir), root=str(workdir),
+        variable=options.variable, variable_named=options.variable_named,
+        cell_timeout=limits.cell_limit, output_limit=limits.output_bytes, dry_run=options.dry_run,
+        images_file=str(workdir.parent / "data" / TEST_IMAGES),  # ../data is bound read-only to the staged folder
+        kernel_python=str(Path(environment) / "bin" / "python") if environment else None, compat=options.compat,
+        keras=imports_keras(notebook, tuple(handin.root / f.path for f in handin.files if f.path.endswith(".py"))
+                            if handin is not None else ()),
+    )
     # the venv is shown read-only at its own path (its python links into the grader's base prefix, bound already)
     env_binds = ((Path(environment), Path(environment)),) if environment else ()
-    if job["keras"]:  # HOME is the scratch: MNIST where keras.datasets.mnist.load_data() looks
+    if job.keras:  # HOME is the scratch: MNIST where keras.datasets.mnist.load_data() looks
         env_binds += ((keras_npz(staged), workdir / KERAS_INSIDE),)
-    (out_dir / "job.json").write_text(json.dumps(job))
+    (out_dir / "job.json").write_text(job.model_dump_json())
     spec = SandboxSpec.for_run(
         limits, scratch=workdir, ro_binds=data_binds(staged, workdir, mnist_roots, base=nb_dir) + env_binds, max_output_bytes=1 << 20,
-        gpu=gpu, gpu_index=gpu_index,
+        gpu=options.gpu, gpu_index=options.gpu_index,
         env={"MPLBACKEND": "Agg", "JUPYTER_RUNTIME_DIR": "/tmp/jupyter", "IPYTHONDIR": "/tmp/ipython",
              "KERAS_BACKEND": "torch", "JUPYTER_PLATFORM_DIRS": "1", "PYTHONDONTWRITEBYTECODE": "1", "PYDEVD_DISABLE_FILE_VALIDATION": "1"},
     )
     result = run_sandboxed([sys.executable, "-P", "-m", "grader.execute.runner", str(out_dir / "job.json")], spec,
-                           sandbox=sandbox)
+                           sandbox=options.sandbox)
     try:
         with Folder(out_dir, OUT) as out:
             run, bad_run = read_record(out, "run.json", RunRecord)
@@ -141,5 +138,5 @@ def execute_notebook(notebook: nbformat.NotebookNode, *, jobdir: Path, staged: P
     except ReadbackError as err:  # the notebook replaced the output folder itself
         run = harness = bad_harness = None
         bad_run = not_taken(str(err), OUT)
-    tail = (without_kernel_noise if sandbox else str)(result.stdout + result.stderr)[-4000:]
+    tail = (without_kernel_noise if options.sandbox else str)(result.stdout + result.stderr)[-4000:]
     return Execution(result, run, harness, bad_run or bad_harness, tail, out_dir)

@@ -12,8 +12,11 @@ After: find the model, check it maps 1x1x28x28 to 10 scores, export it (torch.ex
 else pinned to 1000 images; never predictions made here), and record the test-time preprocessing. Everything it learns goes to a JSON file in the output folder;
 the host treats that file as untrusted and measures accuracy itself.
 
-Only this module and torch are imported here: it must stay small and never raise into the
-student's code.
+It runs in the student's process, so it must stay small and never raise into the student's code. Besides the
+standard library, torch (numpy, PIL and IPython where it reads an image or the shell), it imports six grader
+modules, each written for the kernel: cpu_budget, keras_harness and trained when it is imported; compat (with the
+profiles a rubric asks for) and kernel_pip in `install`; grader.data.transforms, which needs pydantic, when it
+reads the notebook's test transform. None of them imports the rest of the grader.
 """
 
 from __future__ import annotations

@@ -14,7 +14,6 @@ import os
 import re
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,32 +23,15 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
 from grader.execute.records import CellRecord, RunRecord
+from grader.execute.run_job import RunJob
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-
-
-@dataclass
-class Job:
-    notebook: str  # prepared v4 notebook inside the sandbox
-    out_dir: str
-    workdir: str  # the notebook's folder: the kernel's working directory
-    root: str | None = None  # the hand-in's root folder (the scratch); on sys.path with the notebook's folder
-    variable: str = "model"
-    cell_timeout: float = 600.0
-    output_limit: int = 8 << 20
-    dry_run: bool = False
-    images_file: str | None = None  # the 10,000 test images, no labels
-    harness_timeout: float = 120.0
-    variable_named: bool = True  # the rubric names `variable`; False: grade the module training updated
-    kernel_python: str | None = None  # the grading environment's interpreter (None: the runner's own)
-    compat: list[str] | None = None  # compat profiles whose shims load before the student's first cell
-    keras: bool = False  # the notebook imports keras: MNIST where Keras looks, fit counted (keras_harness)
 
 
 KERNEL_NAME = "grading-env"
 
 
-def _kernel_spec(job: Job) -> str:
+def _kernel_spec(job: RunJob) -> str:
     """The kernel to start: the grading environment's python through a kernelspec in the output folder."""
     if not job.kernel_python:
         return "python3"
@@ -107,14 +89,14 @@ def _renumbered(cells: list, offset: int) -> list:
     return cells
 
 
-def run(job: Job) -> RunRecord:
+def run(job: RunJob) -> RunRecord:
     nb = nbformat.read(job.notebook, as_version=4)
     student_cells = list(nb.cells)
-    folders = list(dict.fromkeys([job.workdir, job.root or job.workdir]))
+    folders = list(dict.fromkeys([job.workdir, job.root]))
     setup = _hidden_cell(  # the hand-in's folders go on sys.path after the harness is imported: they cannot shadow it
         "import grader.execute.kernel_harness as __grader_harness\n"
-        f"__grader_harness.install(dry_run={job.dry_run!r}, compat={list(job.compat or [])!r}, keras={job.keras!r}, "
-        f"root={job.root or job.workdir!r}, notebook_dir={job.workdir!r})\n"
+        f"__grader_harness.install(dry_run={job.dry_run!r}, compat={list(job.compat)!r}, keras={job.keras!r}, "
+        f"root={job.root!r}, notebook_dir={job.workdir!r})\n"
         "import sys as __grader_sys\n"
         f"__grader_sys.path[:0] = [p for p in {folders!r} if p not in __grader_sys.path]")
     finish = _hidden_cell(
@@ -181,7 +163,7 @@ def run(job: Job) -> RunRecord:
 
 
 def main(argv: list[str]) -> int:
-    job = Job(**json.loads(Path(argv[0]).read_text()))
+    job = RunJob.model_validate_json(Path(argv[0]).read_text())
     try:
         record = run(job)
     except Exception as exc:

@@ -62,7 +62,7 @@ class FactsTask:
         return self._facts(item, gpu_index)
 
     def _facts(self, submission: Submission, gpu_index: Optional[int]) -> tuple[Facts, float]:
-        options, data = self.options.with_(gpu_index=gpu_index), self.data
+        options, data = self.options.with_overrides(gpu_index=gpu_index), self.data
         if data is None and options.mode != "static":
             data = _once(("data", options.data, options.unseen),
                          lambda: prepare_test_data(options.data, unseen=options.unseen))
