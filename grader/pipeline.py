@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable, Optional, get_args
+from typing import Optional, get_args
 
 import nbformat
 import numpy as np

@@ -93,14 +93,14 @@ class RunLimits(BaseModel):
         1, unit="count", rubric="jobs_per_gpu", flag="--jobs-per-gpu",
         help="submissions sharing one GPU at once; a small MNIST net leaves a GPU mostly idle, so 4-8 pack well")
 
-    def check_cells(self) -> "RunLimits":
+    def check_cells(self) -> RunLimits:
         if self.cell_seconds is not None and self.cell_seconds > self.wall_seconds:
             raise GraderError(f"the cell limit ({self.cell_seconds:g} s) is longer than the whole run's "
                               f"({self.wall_seconds:g} s)", where="limits",
                               fix="a cell cannot run longer than the notebook: lower the cell limit or leave it out")
         return self
 
-    def with_cpus_for(self, slots: int) -> "RunLimits":
+    def with_cpus_for(self, slots: int) -> RunLimits:
         """`cpus` as given, or this machine's cores shared by `slots` submissions at once (at least 1)."""
         if self.cpus is not None:
             return self
@@ -201,8 +201,8 @@ class _RubricLimitsBase(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _consistent(self) -> "_RubricLimitsBase":
-        time, cell_time = getattr(self, "time"), getattr(self, "cell_time")
+    def _consistent(self) -> _RubricLimitsBase:
+        time, cell_time = self.time, self.cell_time
         if cell_time is not None and cell_time > time:
             raise invalid(f"cell_time {cell_time:g} is longer than time {time:g}",
                           fix="a cell cannot run longer than the whole notebook; lower cell_time or leave it out",
@@ -258,10 +258,10 @@ class Options:
     # notebook runs (pipeline: prestart_evaluator), so that its torch import overlaps the kernel's.
     warm: bool = False
 
-    def with_(self, **changes: Any) -> "Options":
+    def with_(self, **changes: Any) -> Options:
         """A copy with the given fields replaced, None included: `with_(gpu=None)` asks for a GPU when present."""
         return replace(self, **changes)
 
-    def with_overrides(self, **overrides: Any) -> "Options":
+    def with_overrides(self, **overrides: Any) -> Options:
         """A copy with the fields given a value replaced; None keeps this one (a front end's flag left unset)."""
         return self.with_(**{k: v for k, v in overrides.items() if v is not None})

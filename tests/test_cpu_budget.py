@@ -24,7 +24,6 @@ from grader.rubric.load import rubric_from_yaml
 from grader.sandbox import SandboxSpec, limits, run_sandboxed
 from grader.sandbox.bwrap import THREAD_VARIABLES, inside_env
 from grader.settings import Options, RunLimits
-
 from tests.test_sandbox_bwrap import LAYOUT
 
 GIB = 1 << 30

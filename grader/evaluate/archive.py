@@ -21,8 +21,9 @@ import json
 import pickletools
 import re
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
 MAX_UNPACKED_BYTES = 1 << 30  # what an archive's members may add up to, unpacked
 

@@ -57,7 +57,7 @@ class WarmJob(_Job):
     tmp_bytes: int = 256 << 20  # the child's own /tmp
 
     @model_validator(mode="after")
-    def _one_task(self) -> "WarmJob":
+    def _one_task(self) -> WarmJob:
         if (self.measure is None) == (self.script is None):
             raise ValueError("a warm job either measures a model or runs a script: give one of measure and script")
         return self

@@ -13,7 +13,8 @@ student-controlled text, so it is capped; escaping is the report's job.
 from __future__ import annotations
 
 import re
-from typing import Mapping, Optional
+from collections.abc import Mapping
+from typing import Optional
 
 from grader.execute.hints import hint_for
 from grader.facts import CellErrorFacts

@@ -26,7 +26,8 @@ import os
 import time
 import traceback
 import weakref
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from grader.execute import cpu_budget, keras_harness, trained
 
@@ -78,7 +79,7 @@ class _CountingIterator:
         return getattr(self._inner, name)
 
 
-def _optimizer_stepped(state: dict[str, Any], optimizers: "weakref.WeakSet[Any]"):
+def _optimizer_stepped(state: dict[str, Any], optimizers: weakref.WeakSet[Any]):
     """The post-step hook: counts the step and keeps (weakly) the optimizer, whose own step count
     `_optimizer_state_steps` reads at the end."""
 

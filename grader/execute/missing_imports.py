@@ -20,9 +20,10 @@ Every failed import is named, in any cell: Colab code that fails first must not 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import Iterable, Literal, Sequence
+from typing import Literal
 
 from grader.env.spec import PACKAGES_KEY, canonical_name
 from grader.execute.hints import COLAB_ONLY

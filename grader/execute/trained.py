@@ -38,7 +38,7 @@ _updates: list[dict[str, Any]] = []  # those that updated, in order of their fir
 _by_owner: dict[int, dict[str, Any]] = {}
 _last_built: list[dict[str, Any]] = []  # the last torch optimizer built (at most one entry)
 _kept: list[Any] = []  # strong references, the most recent last
-_owners: "weakref.WeakSet[Any]" = weakref.WeakSet()  # modules that registered a parameter or a child module
+_owners: weakref.WeakSet[Any] = weakref.WeakSet()  # modules that registered a parameter or a child module
 _last_root: list[Any] = []  # (parameter ids, weak root): optimizers rebuilt on the same parameters cost nothing
 _clock = [0]
 
@@ -46,8 +46,10 @@ _clock = [0]
 def watch() -> None:
     """Called once by the harness set-up, before the student's cells."""
     import torch
-    from torch.nn.modules.module import (register_module_module_registration_hook,
-                                         register_module_parameter_registration_hook)
+    from torch.nn.modules.module import (
+        register_module_module_registration_hook,
+        register_module_parameter_registration_hook,
+    )
 
     register_module_parameter_registration_hook(_registered)
     register_module_module_registration_hook(_registered)

@@ -27,7 +27,7 @@ the student's code (a shim that cannot be installed is skipped and said so in `s
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 _used: list[str] = []
 _skipped: list[str] = []
@@ -55,8 +55,7 @@ def skipped() -> list[str]:
 
 
 def _installers() -> dict[str, list[tuple[str, Callable[[], None]]]]:
-    from grader.execute.compat import colab, tf_keras, torch1, torch2
-    from grader.execute.compat import keras as keras_shims
+    from grader.execute.compat import colab, keras as keras_shims, tf_keras, torch1, torch2
 
     return {
         "torch-1.x": [("dataiter.next()", torch1.dataiter_next), ("tqdm_notebook", torch1.tqdm_notebook)],

@@ -20,8 +20,9 @@ import os
 import posixpath
 import sys
 import types
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Optional
 
 from grader.execute.compat import context, mark
 from grader.execute.compat.modules import made_spec
@@ -100,7 +101,7 @@ class _Helper:
     def __init__(self, name: str):
         self._name = name
 
-    def __getattr__(self, attr: str) -> "_Helper":
+    def __getattr__(self, attr: str) -> _Helper:
         if attr.startswith("__"):
             raise AttributeError(attr)
         return _Helper(f"{self._name}.{attr}")

@@ -7,7 +7,7 @@ import importlib.abc
 import importlib.machinery
 import sys
 import types
-from typing import Callable
+from collections.abc import Callable
 
 # fills the new, empty module; returns it, or another module the import binds under the name instead
 Fill = Callable[[types.ModuleType], types.ModuleType]

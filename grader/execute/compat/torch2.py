@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import functools
 import pickle
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from grader.execute.compat import mark
 
