@@ -254,7 +254,9 @@ class VerdictFacts(_Section):
 
 class QuizFacts(_Section):
     answers: Optional[dict[str, Any]] = Field(None, description="the answers in the notebook's cell tagged quiz, "
-                                              "as written (None: no such cell)")
+                                              "as written (None: no such cell, or `error` says why it was not read)")
+    error: Optional[str] = Field(None, description="why the cell tagged quiz could not be read: where, and what to "
+                                                   "write instead; None: it was read, or there is no such cell")
     score: Optional[float] = None
     max_score: Optional[float] = None
     questions: Optional[list[dict[str, Any]]] = None
