@@ -289,7 +289,11 @@ class QuizFacts(_Section):
     declared = Fact(stage="quiz", judged=EVERY_DEPTH, provenance="grader")
 
     answers: Annotated[Optional[dict[str, Any]], Fact(stage="static", provenance="notebook")] = Field(
-        None, description="the answers in the notebook's cell tagged quiz, as written (None: no such cell)")
+        None, description="the answers in the notebook's cell tagged quiz, as written (None: no such cell, or "
+                          "`error` says why it was not read)")
+    error: Annotated[Optional[str], Fact(stage="static", provenance="grader")] = Field(
+        None, description="why the cell tagged quiz could not be read: where, and what to write instead; None: it "
+                          "was read, or there is no such cell")
     score: Optional[float] = None
     max_score: Optional[float] = None
     questions: Optional[list[dict[str, Any]]] = None

@@ -31,7 +31,7 @@ from grader.handin import HandIn, collect
 from grader.inspect.claims import find_claims
 from grader.inspect.notebook import cells_of
 from grader.inspect.static import StaticReport, inspect_submission
-from grader.quiz.answers import from_notebook
+from grader.quiz.answers import from_notebook, has_quiz_cell
 from grader.sandbox.failure import environment_failure, exception_failure
 from grader.sandbox.readback import Folder, Kind, Missing, ReadbackError
 from grader.settings import Options
@@ -96,7 +96,7 @@ def _stages(path: Path, options: Options, progress: Progress, model_file: Option
     except GraderError as err:  # a broken notebook is a verdict for that student, not an error of the run
         return Facts(verdict=decide(Outcome(unreadable=err.render())))
     facts = Facts(notebook=report.notebook_facts, claims=report.claims,
-                  quiz=QuizFacts(answers=_quiz_answers(report)))
+                  quiz=_quiz_answers(report))
     if handin is not None:
         facts = facts.model_copy(update={"submission": facts.submission.model_copy(update=_handed_in(handin))})
     if options.mode == "static":
@@ -209,12 +209,15 @@ def _printed_while_graded(execution: Execution) -> Optional[float]:
     return find_claims((cell.index, cell.outputs) for cell in cells_of(notebook) if cell.kind == "code").facts().accuracy
 
 
-def _quiz_answers(report: StaticReport) -> Optional[dict]:
-    """The answers in the cell tagged `quiz`, read with the rest of the notebook (None: there is no such cell)."""
+def _quiz_answers(report: StaticReport) -> QuizFacts:
+    """The answers in the cell tagged `quiz`, read with the rest of the notebook: none when there is no such cell,
+    and the reason (`quiz.error`) when there is one that holds nothing readable."""
+    if not has_quiz_cell(report.notebook):
+        return QuizFacts()
     try:
-        return dict(from_notebook(report.notebook, str(report.path)))
-    except GraderError:
-        return None
+        return QuizFacts(answers=dict(from_notebook(report.notebook, report.path.name)))
+    except GraderError as err:
+        return QuizFacts(error=err.render())
 
 
 def _keep(execution: Execution, keep: Path) -> None:

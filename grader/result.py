@@ -45,7 +45,8 @@ def with_quiz(facts: Facts, quiz: Optional[Bank], student: str) -> Facts:
     if quiz is None:
         return facts
     checked = check_answers(quiz, facts.quiz.answers or {}, student).to_facts()
-    return facts.model_copy(update={"quiz": checked.model_copy(update={"answers": facts.quiz.answers})})
+    return facts.model_copy(update={"quiz": checked.model_copy(update={"answers": facts.quiz.answers,
+                                                                       "error": facts.quiz.error})})
 
 
 def with_submission(facts: Facts, submission: Submission) -> Facts:

@@ -137,3 +137,26 @@ def test_quiz_answers_in_a_tagged_cell_join_the_gradebook(klass, tmp_path, capsy
     rows = {r["student"]: r for r in json.loads(capsys.readouterr().out)}
     assert rows["111"]["quiz_score"] == rows["111"]["quiz_max_score"] > 0  # every keyed answer is right
     assert rows["222"]["quiz_score"] == 0  # no quiz cell: every question missing
+    assert "quiz_error" not in rows["111"]  # every cell tagged quiz was read
+
+
+def test_an_unreadable_quiz_cell_is_a_fact_with_its_error_not_a_missing_cell(klass, tmp_path, capsys):
+    import nbformat
+
+    folder, rubric = klass
+    nb = nbformat.read(str(folder / "smith_111_1_hw.ipynb"), as_version=4)
+    cell = nbformat.v4.new_code_cell("# my answers\nprint('rf is 5, output 26x26')")
+    cell.metadata["tags"] = ["quiz"]
+    nb.cells.append(cell)
+    nbformat.write(nb, str(folder / "smith_111_1_hw.ipynb"))
+    assert run_batch(folder, rubric, tmp_path / "out", "--quiz", "quizzes/cnn-basics.yaml") == 0
+    rows = {r["student"]: r for r in json.loads(capsys.readouterr().out)}
+    error = rows["111"]["quiz_error"]
+    assert error.startswith(f"smith_111_1_hw.ipynb, cell {len(nb.cells)} (tagged quiz): the cell tagged `quiz` "
+                            "holds no answers I can read"), error
+    assert "-> write `question-id: answer` per line" in error  # what to do
+    assert rows["222"]["quiz_error"] is None  # no quiz cell is no error: its questions are missing
+    facts = json.loads((tmp_path / "out" / "111" / "facts.json").read_text())
+    assert facts["quiz"]["answers"] is None and facts["quiz"]["error"] == error
+    assert facts["quiz"]["score"] == 0
+    assert json.loads((tmp_path / "out" / "222" / "facts.json").read_text())["quiz"]["error"] is None

@@ -17,7 +17,7 @@ from grader.quiz.answers import FORMATS as ANSWER_FORMATS, format_of, parse_answ
 from grader.quiz.bank import __doc__ as BANK_DOC, load_bank
 from grader.quiz.check import QuizResult, check_answers, gradescope_results
 from grader.quiz.draw import draw_quiz
-from grader.quiz.export import FORMATS, export
+from grader.quiz.export import FORMATS, SUFFIX, export
 
 HELP = """\
 Quizzes on output sizes, receptive fields and parameter counts whose keys are
@@ -158,12 +158,9 @@ def _write(data: str | bytes, output: str | None) -> None:
 
 def run_make(args: argparse.Namespace) -> int:
     bank = load_bank(args.bank)
-    for student, output in _outputs(args.student, args.output, "-o", f"quiz-{{student}}.{_SUFFIX[args.format]}"):
+    for student, output in _outputs(args.student, args.output, "-o", f"quiz-{{student}}{SUFFIX[args.format]}"):
         _write(export(draw_quiz(bank, student, args.count), args.format, args.with_key), output)
     return 0
-
-
-_SUFFIX = {"md": "md", "html": "html", "json": "json", "gift": "gift.txt", "qti": "zip"}
 
 
 def _read_answers(path: str, fmt: str | None, student: str) -> dict:

@@ -187,17 +187,24 @@ def from_notebook_text(text: str, source: str) -> dict[str, Any]:
     return from_notebook(notebook, source)
 
 
+def _quiz_cells(notebook: Any) -> list[tuple[int, Any]]:
+    return [(i, c) for i, c in enumerate(notebook.get("cells", [])) if "quiz" in (c.get("metadata", {}).get("tags") or [])]
+
+
+def has_quiz_cell(notebook: Any) -> bool:
+    return bool(_quiz_cells(notebook))
+
+
 def from_notebook(notebook: Any, source: str = "notebook") -> dict[str, Any]:
     """Answers from the cells tagged `quiz` (YAML `id: answer` lines, JSON, or a Python dict literal)."""
-    cells = [(i, c) for i, c in enumerate(notebook.get("cells", []))
-             if "quiz" in (c.get("metadata", {}).get("tags") or [])]
+    cells = _quiz_cells(notebook)
     if not cells:
         raise GraderError("no cell is tagged `quiz`", where=source,
                           fix="put the answers in one cell (`question-id: answer` per line) and add the tag `quiz` "
                               "(Jupyter: View > Cell Toolbar > Tags; Colab: edit the cell metadata)")
     out: dict[str, Any] = {}
     for index, cell in cells:
-        out.update(_cell_answers(cell.get("source", ""), f"{source} cell {index}"))
+        out.update(_cell_answers(cell.get("source", ""), f"{source}, cell {index + 1} (tagged quiz)"))
     return out
 
 

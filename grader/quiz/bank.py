@@ -41,7 +41,6 @@ from grader.quiz import template
 from grader.schema_errors import dotted, schema_error
 
 KINDS = ("shape", "rf", "params", "formula", "choice")
-COMPUTES = ("jump", "repeats_to_rf", "repeats_to_size", "expr")
 _ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 _MAX_RANGE = 10_000
 

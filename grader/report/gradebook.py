@@ -5,6 +5,7 @@ Column order (stable; spreadsheets and LMS imports map columns by header):
     student, score, max_score, passed, verdict,
     <one column per rubric item id, in rubric order: that item's points>,
     quiz_score, quiz_max_score          (only when some student has a quiz result)
+    quiz_error                          (only when some student's cell tagged quiz could not be read: why)
     name                                (only when some student's name is known: LMS file names, a roster)
     late, late_penalty                  (only when the LMS said whether some submission was late)
     similar_to                          (only when look-alike submissions were looked for: ids, `;`-separated)
@@ -38,6 +39,7 @@ from grader.rubric.sheet import ScoreSheet
 
 FIXED = ["student", "score", "max_score", "passed", "verdict"]
 QUIZ = ["quiz_score", "quiz_max_score"]
+QUIZ_ERROR = "quiz_error"
 HAND_IN = ["name", "late", "late_penalty", "similar_to", "problems", "not_judged"]
 # A text cell starting with one of these is a formula to a spreadsheet (student ids come from file names).
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -54,7 +56,7 @@ class GradebookEntry:
 
 
 def _item_column(item_id: str) -> str:
-    return f"item:{item_id}" if item_id in FIXED or item_id in QUIZ or item_id in HAND_IN else item_id
+    return f"item:{item_id}" if item_id in (*FIXED, *QUIZ, QUIZ_ERROR, *HAND_IN) else item_id
 
 
 def columns(entries: Sequence[GradebookEntry]) -> list[str]:
@@ -64,7 +66,9 @@ def columns(entries: Sequence[GradebookEntry]) -> list[str]:
     present = {"name": any(e.name for e in entries), "late": late, "late_penalty": late,
                "similar_to": any(e.similar_to is not None for e in entries),
                "problems": any(e.problems for e in entries), "not_judged": any(e.sheet.left_out for e in entries)}
-    return FIXED + list(items) + (QUIZ if has_quiz else []) + [c for c in HAND_IN if present[c]]
+    quiz_error = any(e.facts is not None and e.facts.quiz.error for e in entries)
+    return (FIXED + list(items) + (QUIZ if has_quiz else []) + ([QUIZ_ERROR] if quiz_error else [])
+            + [c for c in HAND_IN if present[c]])
 
 
 def gradebook_rows(entries: Iterable[GradebookEntry]) -> list[dict[str, Any]]:
@@ -78,7 +82,8 @@ def gradebook_rows(entries: Iterable[GradebookEntry]) -> list[dict[str, Any]]:
         values: dict[str, Any] = {"student": e.student, "score": e.sheet.score, "max_score": e.sheet.max_score,
                                   "passed": e.sheet.passed, "verdict": verdict,
                                   "quiz_score": quiz.score if quiz else None,
-                                  "quiz_max_score": quiz.max_score if quiz else None, "name": e.name,
+                                  "quiz_max_score": quiz.max_score if quiz else None,
+                                  QUIZ_ERROR: quiz.error if quiz else None, "name": e.name,
                                   "late": e.facts.submission.late if e.facts is not None else None,
                                   "late_penalty": e.sheet.late_penalty,
                                   "similar_to": None if e.similar_to is None else ";".join(e.similar_to),

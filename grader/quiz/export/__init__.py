@@ -18,7 +18,8 @@ Renderer = Callable[[DrawnQuiz, bool], Union[str, bytes]]
 FORMATS: dict[str, Renderer] = {"md": md.render, "html": html.render, "json": json.render,
                                 "gift": gift.render, "qti": qti.render}
 NEEDS_KEY = ("gift", "qti")
-SUFFIX = {"md": ".md", "html": ".html", "json": ".json", "gift": ".gift.txt", "qti": ".zip"}
+SUFFIX = {  # each format's file name ending (`grade quiz make -o quiz-{student}<suffix>`)
+    "md": ".md", "html": ".html", "json": ".json", "gift": ".gift.txt", "qti": ".zip"}
 
 
 def export(quiz: DrawnQuiz, fmt: str, with_key: bool = False) -> Union[str, bytes]:
