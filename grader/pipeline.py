@@ -206,7 +206,8 @@ def _printed_while_graded(execution: Execution) -> Optional[float]:
             notebook = nbformat.reads(out.text("executed.ipynb", Kind.NOTEBOOK), as_version=4)
     except (ReadbackError, ValueError, RecursionError):  # missing, tampered with, or not a notebook: no claim
         return None
-    return find_claims((cell.index, cell.outputs) for cell in cells_of(notebook) if cell.kind == "code").facts().accuracy
+    code = ((cell.index, cell.outputs) for cell in cells_of(notebook) if cell.kind == "code")
+    return find_claims(code).facts().accuracy
 
 
 def _quiz_answers(report: StaticReport) -> QuizFacts:

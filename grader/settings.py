@@ -197,7 +197,8 @@ class _RubricLimitsBase(BaseModel):
         if value is False:  # YAML reads a bare `no` as false
             return "no"
         if value is True:
-            raise invalid("gpu: true is ambiguous", fix="use one of: 'no', 'wanted' (use one when present) or 'required'")
+            raise invalid("gpu: true is ambiguous",
+                          fix="use one of: 'no', 'wanted' (use one when present) or 'required'")
         return value
 
     @model_validator(mode="after")

@@ -132,7 +132,8 @@ def measure(job: EvalJob, *, images=None, unseen_images=None, model_bytes: bytes
     predictions = _predict(model, job, device, np.load(job.images_file) if images is None else images)
     unseen = None
     if job.unseen_images_file:
-        unseen = _predict(model, job, device, np.load(job.unseen_images_file) if unseen_images is None else unseen_images)
+        images = np.load(job.unseen_images_file) if unseen_images is None else unseen_images
+        unseen = _predict(model, job, device, images)
     return Measured(EvalRecord(device, round(time.time() - started, 3), int(len(predictions)), model_facts, arch_error),
                     predictions, unseen)
 

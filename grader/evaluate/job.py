@@ -71,7 +71,8 @@ def evaluate_model(model: Folder, name: str, path: str, options: Options, *, pre
         return Evaluation(EvalFacts(path=path), None, None, f"the evaluation process did not finish: {raw.tail}",
                           host_failure=raw.host_failure)
     if "error" in record:
-        return Evaluation(EvalFacts(path=path), None, None, f"the exported model could not be evaluated: {record['error']}")
+        return Evaluation(EvalFacts(path=path), None, None,
+                          f"the exported model could not be evaluated: {record['error']}")
     try:  # written where the model ran: read like any untrusted bytes
         model = ModelFacts.model_validate(record["model"]) if record.get("model") else None
     except (ValueError, TypeError) as exc:
@@ -90,7 +91,8 @@ def evaluate_model(model: Folder, name: str, path: str, options: Options, *, pre
         if on_unseen.shape != unseen[1].shape:
             return Evaluation(EvalFacts(path=path), None, record.get("device"), f"the model gave {len(on_unseen)} "
                               f"predictions for {len(unseen[1])} unseen digits")
-        measured = measured.model_copy(update={"unseen_accuracy": round(float((on_unseen == unseen[1]).mean() * 100), 4)})
+        unseen_accuracy = round(float((on_unseen == unseen[1]).mean() * 100), 4)
+        measured = measured.model_copy(update={"unseen_accuracy": unseen_accuracy})
     if lookup:  # what a lookup scores is what it memorised: shown to the instructor, never credited
         return Evaluation(EvalFacts(path=path), model, record.get("device"), None, record.get("arch_error"),
                           lookup_message(model, measured.accuracy))
@@ -218,9 +220,10 @@ def lookup_message(model: Optional[ModelFacts], scored: Optional[float] = None) 
         return None
     shown = "; ".join(found[:4]) + (f"; and {len(found) - 4} more" if len(found) > 4 else "")
     carried = model.stored.flagged or []
+    more = f" and {len(carried) - 3} more" if len(carried) > 3 else ""
     stored = (f". Besides its trainable parameters it stores {model.stored.carried:,} numbers: "
-              + ", ".join(carried[:3]) + (f" and {len(carried) - 3} more" if len(carried) > 3 else "")) if carried else ""
+              + ", ".join(carried[:3]) + more) if carried else ""
     denied = f". It scored {scored:.2f}% on the test images, which is not credited" if scored is not None else ""
     return (f"the exported model looks answers up instead of computing them: {shown}{stored}{denied}. "
-            "A CNN needs none of these: compute the ten scores from the image with convolutions, pooling and linear layers, and keep "
-            "no copy of test images or labels in the model")
+            "A CNN needs none of these: compute the ten scores from the image with convolutions, pooling and linear "
+            "layers, and keep no copy of test images or labels in the model")

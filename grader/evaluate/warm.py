@@ -50,6 +50,7 @@ _READY_SECONDS = 30.0  # from sending a job to the child's "ready"
 _MAX_RESULT_BYTES = Kind.RESULT.cap + 2 * Kind.PREDICTIONS.cap  # the header's record and two label arrays
 _MAX_LOG_BYTES = 64 << 10
 _CRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
+_LIMITS = RunLimits()  # the default limits (frozen: one shared instance)
 
 
 @dataclass
@@ -71,7 +72,7 @@ class WarmEvaluator:
     """A zygote with torch imported, the test images loaded and the evaluation code warm; `evaluate()` is
     thread-safe, and each call's child is isolated from the zygote and from every other call's."""
 
-    def __init__(self, images: Path, unseen: Optional[Path] = None, *, limits: RunLimits = RunLimits()):
+    def __init__(self, images: Path, unseen: Optional[Path] = None, *, limits: RunLimits = _LIMITS):
         self.images, self.unseen, self.limits = Path(images).resolve(), unseen, limits
         self._lock = threading.Lock()  # the zygote's life: start, stop, users
         self._send = threading.Lock()  # one message at a time on its socket
@@ -90,8 +91,8 @@ class WarmEvaluator:
     def _start(self) -> None:
         bwrap = bwrap_available()
         if bwrap is None:
-            raise GraderError("bubblewrap (bwrap) is not installed; it is what keeps student code away from this machine",
-                              fix="install it (apt-get install -y bubblewrap)")
+            raise GraderError("bubblewrap (bwrap) is not installed; it is what keeps student code away from this "
+                              "machine", fix="install it (apt-get install -y bubblewrap)")
         self._scratch = tempfile.TemporaryDirectory(prefix="mnist-grader-zygote-")
         scratch = Path(self._scratch.name) / "inside"  # what the zygote sees; the log and the rehearsal stay out
         scratch.mkdir()
@@ -118,8 +119,8 @@ class WarmEvaluator:
                 with open(self._log, "wb") as log:
                     self._proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                                   cwd=scratch, env=inside_env(spec, sandbox=True, layout=layout),
-                                                  preexec_fn=launch.after(self._job.preexec), pass_fds=(theirs.fileno(),),
-                                                  start_new_session=True)
+                                                  preexec_fn=launch.after(self._job.preexec),
+                                                  pass_fds=(theirs.fileno(),), start_new_session=True)
             except BaseException as exc:  # noqa: BLE001 - handed to the thread that waits for the start
                 failure.append(exc)
                 started.set()

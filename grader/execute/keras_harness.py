@@ -230,7 +230,8 @@ def finalize(namespace: dict[str, Any], model, out_dir: str, raw_images) -> dict
         model.save(os.path.join(out_dir, KERAS_FILE))
         found["export"] = {"path": "keras", "file": KERAS_FILE, "layout": layout}
     except Exception as exc:
-        found["export"] = {"path": "none", "reasons": [f"model.save(.keras): {exc.__class__.__name__}: {str(exc)[:300]}"]}
+        reason = f"model.save(.keras): {exc.__class__.__name__}: {str(exc)[:300]}"
+        found["export"] = {"path": "none", "reasons": [reason]}
     return found
 
 

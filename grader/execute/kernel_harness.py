@@ -9,8 +9,8 @@ The counters live in closures made by `install`, not in a module global a cell c
 this is the student's process, so the host labels them as such and checks the epoch count against
 figures kept elsewhere (grader.epochs_check).
 After: find the model, check it maps 1x1x28x28 to 10 scores, export it (torch.export with a dynamic batch,
-else pinned to 1000 images; never predictions made here), and record the test-time preprocessing. Everything it learns goes to a JSON file in the output folder;
-the host treats that file as untrusted and measures accuracy itself.
+else pinned to 1000 images; never predictions made here), and record the test-time preprocessing. Everything it
+learns goes to a JSON file in the output folder; the host treats that file as untrusted and measures accuracy itself.
 
 It runs in the student's process, so it must stay small and never raise into the student's code. Besides the
 standard library, torch (numpy, PIL and IPython where it reads an image or the shell), it imports six grader

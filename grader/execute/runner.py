@@ -130,7 +130,8 @@ def run(job: RunJob) -> RunRecord:
             except CellTimeoutError:
                 entry.status, entry.error = "timeout", f"the cell ran longer than {job.cell_timeout:g} s"
                 entry.seconds = round(time.time() - cell_started, 3)
-                run_sync(client.km.interrupt_kernel)()  # stop the cell, keep the kernel: the harness still reads the model
+                # stop the cell, keep the kernel: the harness still reads the model
+                run_sync(client.km.interrupt_kernel)()
                 time.sleep(2)
                 break
             except OutputLimitExceeded as exc:

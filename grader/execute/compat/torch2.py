@@ -73,7 +73,9 @@ def _printing_step(step: Callable[..., None], *, reductions_only: bool) -> Calla
             setattr(self, _IN_STEP, False)
         after = [float(group["lr"]) for group in self.optimizer.param_groups]
         if reductions_only:  # ReduceLROnPlateau said only when it reduced, with the epoch it counts
-            for i, (old, new) in enumerate(zip(before, after)):
+            # strict=False: a group that the student's own step added has no rate before it, so it was not reduced;
+            # this courtesy print must never fail the student's cell
+            for i, (old, new) in enumerate(zip(before, after, strict=False)):
                 if new < old:
                     print(f"Epoch {_epoch(self.last_epoch)}: reducing learning rate of group {i} to {new:.4e}.")
             return result
