@@ -186,11 +186,11 @@ def _verdict(facts: Facts, sheet: ScoreSheet) -> VerdictView:
     if message and message.strip().rstrip(".").lower() == headline.rstrip(".").lower():
         message = None  # "the notebook ran to the end" under "The notebook ran to the end."
     # where the notebook did not run here (a static check, evaluate mode), the error its saved outputs show
-    saved = kind is None or facts.grading.mode == "evaluate"
+    not_run_here = kind is None or facts.grading.mode == "evaluate"
     return VerdictView(kind=kind, ok=kind == "ok", state=verdict_state(kind, v.failed_cells, sheet),
                        headline=headline, message=message, cell=v.cell,
                        output_tail=v.output_tail if kind not in (None, "ok") else None,
-                       error=_error(v.error) or (_error(facts.notebook.saved_error) if saved else None))
+                       error=_error(v.error) or (_error(facts.notebook.saved_error) if not_run_here else None))
 
 
 def verdict_state(kind: Optional[str], failed_cells: Optional[Sequence[int]], sheet: ScoreSheet) -> State:
@@ -425,7 +425,7 @@ def _evaluation(facts: Facts, labels, predictions) -> Optional[EvalView]:
     return EvalView(
         accuracy=spec("eval.accuracy").show_short(ev.accuracy),
         predictions=prediction_summary(ev.confusion, ev.accuracy),
-        collapsed=bool(ev.confusion) and predicted_share(ev.confusion)[1] >= COLLAPSED,
+        collapsed=bool(ev.confusion and predicted_share(ev.confusion)[1] >= COLLAPSED),
         per_class=[f"{v:.2f}" for v in ev.per_class] if ev.per_class is not None else None,
         confusion=ev.confusion,
         misclassified_count=len(ev.misclassified) if ev.misclassified is not None else None,
