@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Literal, Optional
+from typing import TYPE_CHECKING, Any, Literal, Optional, Union
 
 from grader.arch.stored_state import ALLOWANCE
 from grader.fact_spec import VERDICTS
@@ -18,6 +18,12 @@ from grader.formatting import cells, num
 from grader.report.audience import Audience, student_items, student_pass_rule
 from grader.rubric.reasons import not_measured_reason
 from grader.rubric.sheet import ItemResult, ScoreSheet
+
+if TYPE_CHECKING:
+    import numpy as np
+
+# A digit for each test image, in order: the labels, or a model's predictions (a list, or the array they were read as).
+Digits = Union[Sequence[int], "np.ndarray"]
 
 State = Literal["good", "warn", "bad", "missing", "neutral"]
 
@@ -370,8 +376,8 @@ def _layers(facts: Facts) -> Optional[LayerView]:
     return LayerView(rows=rows, has_names=any(r.name for r in rows), total_params=num(total), output=rows[-1].out)
 
 
-def misclassified_samples(indices: Optional[Sequence[int]], labels: Optional[Sequence[int]] = None,
-                          predictions: Optional[Sequence[int]] = None,
+def misclassified_samples(indices: Optional[Sequence[int]], labels: Optional[Digits] = None,
+                          predictions: Optional[Digits] = None,
                           limit: int = MISCLASSIFIED_SHOWN) -> list[Misclassified]:
     """The first `limit` misclassified test images with their true (and, where known, predicted) digit."""
     def at(values, i):
@@ -434,7 +440,7 @@ def _evaluation(facts: Facts, labels, predictions) -> Optional[EvalView]:
 
 
 def build_view(facts: Facts, sheet: ScoreSheet, *, student: str, audience: Audience = "student",
-               labels: Optional[Sequence[int]] = None, predictions: Optional[Sequence[int]] = None,
+               labels: Optional[Digits] = None, predictions: Optional[Digits] = None,
 ) -> ReportView:
     """The report's content for one student. `labels` / `predictions`: the full test set's, for misclassified digits."""
     if audience not in ("student", "instructor"):
