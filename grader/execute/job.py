@@ -119,7 +119,7 @@ def execute_notebook(notebook: nbformat.NotebookNode, options: Options, *, jobdi
                             if handin is not None else ()),
     )
     # the venv is shown read-only at its own path (its python links into the grader's base prefix, bound already)
-    env_binds = ((Path(environment), Path(environment)),) if environment else ()
+    env_binds: tuple[tuple[Path, Path], ...] = ((Path(environment), Path(environment)),) if environment else ()
     if job.keras:  # HOME is the scratch: MNIST where keras.datasets.mnist.load_data() looks
         env_binds += ((keras_npz(staged), workdir / KERAS_INSIDE),)
     (out_dir / "job.json").write_text(job.model_dump_json())

@@ -176,7 +176,7 @@ def probe_inputs(namespace: dict[str, Any], raw_images, wanted: str | None = Non
     import numpy as np
 
     n = len(raw_images)
-    candidates = []
+    candidates: list[tuple[bool, bool, int, str, Any, str]] = []  # (sort key..., name, array, layout)
     for name, value in namespace.items():
         shape = getattr(value, "shape", None)
         if name.startswith("_") or not isinstance(value, np.ndarray) or not shape or shape[0] != n:

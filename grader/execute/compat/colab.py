@@ -22,7 +22,7 @@ import sys
 import types
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from grader.execute.compat import context, mark
 from grader.execute.compat.modules import made_spec
@@ -49,9 +49,9 @@ def _split(rest: str) -> list[str]:
 def _colab_path(path: object) -> Optional[tuple[Path, list[str]]]:
     """(the hand-in folder a Colab path starts from, the path's parts below it); None for any other path, and for
     one below Colab's own folders that exists as it is."""
-    try:
-        text = os.fspath(path)  # type: ignore[arg-type]
-    except TypeError:  # a file descriptor
+    try:  # a file descriptor is none of these; a __fspath__ may still return neither str nor bytes
+        text = os.fspath(path) if isinstance(path, (str, bytes, os.PathLike)) else None
+    except TypeError:
         return None
     if not isinstance(text, str):
         return None
@@ -131,7 +131,8 @@ def upload(*args: object, **kwargs: object) -> dict[str, bytes]:
             if not p.name.startswith(".") and p.suffix != ".ipynb" and p.is_file() and not p.is_symlink()}
 
 
-_OWN = {"drive": {"mount": mount}, "files": {"upload": upload}}  # the helpers that do something here
+# the helpers that do something here
+_OWN: dict[str, dict[str, Any]] = {"drive": {"mount": mount}, "files": {"upload": upload}}
 
 
 def _colab_module(module: types.ModuleType) -> types.ModuleType:
