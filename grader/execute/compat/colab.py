@@ -143,7 +143,7 @@ def _colab_module(module: types.ModuleType) -> types.ModuleType:
                 raise AttributeError(attr)
             return importlib.import_module(f"{name}.{attr}")
 
-        module.__getattr__ = submodule  # type: ignore[method-assign]
+        module.__dict__["__getattr__"] = submodule  # PEP 562: looked up in the module's namespace
     elif name.startswith("google.colab."):
         helper = name[len("google.colab."):]
         module.__dict__.update(_OWN.get(helper, {}))
@@ -153,7 +153,7 @@ def _colab_module(module: types.ModuleType) -> types.ModuleType:
                 raise AttributeError(attr)
             return _Helper(f"{helper}.{attr}")
 
-        module.__getattr__ = helper_attr  # type: ignore[method-assign]
+        module.__dict__["__getattr__"] = helper_attr
     return module
 
 
@@ -189,7 +189,7 @@ def chdir() -> None:
             path = mapped
         return change(path)
 
-    colab_chdir._grader_colab = True  # type: ignore[attr-defined]
+    colab_chdir.__dict__["_grader_colab"] = True
     os.chdir = colab_chdir
 
 
@@ -233,7 +233,7 @@ def _unfound_folder(module: types.ModuleType) -> types.ModuleType:
             f"compat profile reads drive.MyDrive as the hand-in's folder): hand in that file with the notebook",
             name=name)
 
-    module.__getattr__ = lookup  # type: ignore[method-assign]
+    module.__dict__["__getattr__"] = lookup  # PEP 562: looked up in the module's namespace
     return module
 
 

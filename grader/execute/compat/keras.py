@@ -59,7 +59,7 @@ def _patch_fit(model_class) -> None:
             kwargs["epochs"] = kwargs.pop("nb_epoch")
         return fit(self, *args, **kwargs)
 
-    vars(patched)["_grader_nb_epoch"] = True
+    patched.__dict__["_grader_nb_epoch"] = True
     model_class.fit = patched
 
 
@@ -79,7 +79,7 @@ def np_utils() -> None:
         return keras.utils.to_categorical(*args, **kwargs)
 
     module = types.ModuleType("keras.utils.np_utils", "Keras 2's np_utils, as the keras-2 compat profile keeps it")
-    vars(module)["to_categorical"] = to_categorical
+    module.__dict__["to_categorical"] = to_categorical
     sys.modules["keras.utils.np_utils"] = module
     keras.utils.np_utils = module
 
@@ -104,7 +104,7 @@ def lr() -> None:
                     kwargs.setdefault("learning_rate", kwargs.pop("lr"))
                 return init(self, *args, **kwargs)
 
-            vars(patched)["_grader_lr"] = True
+            patched.__dict__["_grader_lr"] = True
             return patched
 
         patched_class: Any = cls  # its method replaced at run time: more than its declared type can say
