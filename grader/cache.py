@@ -23,7 +23,10 @@ from grader.facts import Facts
 from grader.intake import Submission
 from grader.settings import Options
 
-FACTS_SCHEMA = 7  # bumped when what a cached record holds changes (3: model.stored, model.ops, eval.unseen_*; 4: train.epochs_checked and its cross-check, model.stored.bn_batches; 5: hand-ins: submission.files, claims.params_gap; 6: verdict.error, notebook.saved_error; 7: quiz.error)
+# Bumped when what a cached record holds changes. 3: model.stored, model.ops, eval.unseen_*; 4: train.epochs_checked
+# and its cross-check, model.stored.bn_batches; 5: hand-ins: submission.files, claims.params_gap; 6: verdict.error,
+# notebook.saved_error; 7: quiz.error.
+FACTS_SCHEMA = 7
 
 
 # What the key leaves out: each Options field, and each RunLimits field, that does not change the facts a run

@@ -8,6 +8,7 @@ lists of fact names. Each verdict kind is one `VerdictText`: what the report say
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from typing import Any, Literal, Optional, get_args
 
@@ -103,14 +104,14 @@ class FactSpec:
         return self.show(value)
 
 
-_EXACT = {
+_EXACT: dict[Optional[Unit], Callable[[Any], str]] = {
     "percent": lambda v: num(v) + "%",
     "share": pct,
     "points": lambda v: num(v) + " percentage points",
     "pixels": lambda v: num(v) + " px",
     "seconds": lambda v: num(v) + " s",
 }
-_SHORT = {
+_SHORT: dict[Optional[Unit], Callable[[Any], str]] = {
     "percent": lambda v: f"{v:.2f}%",
     "share": lambda v: f"{v:.0%}",
     "points": lambda v: f"{v:+.2f} points",

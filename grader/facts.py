@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.fields import FieldInfo
 
 from grader.epochs_check import check_epochs
-from grader.fact_spec import EVALUATED, EVERY_DEPTH, FULL_RUN, MEASURED, RUN, Fact, FactSpec, Kind, VerdictKind
+from grader.fact_spec import EVALUATED, EVERY_DEPTH, FULL_RUN, MEASURED, RUN, Fact, FactSpec, Kind, Unit, VerdictKind
 
 # Numbers that are not plain counts, declared once: a field of one of these types reads and shows in its unit.
 Percent = Annotated[Optional[float], Fact(unit="percent")]  # 0..100
@@ -450,7 +450,8 @@ def spec(name: str) -> FactSpec:
         model = field.annotation
     kind, choices = _kind(fact_type(name))
     numbers = _numbers(fact_type(name))
-    unit = declared.unit or ({int: "count", float: "number"}.get(numbers) if numbers else None)
+    plain: dict[Any, Unit] = {int: "count", float: "number"}
+    unit = declared.unit or (plain.get(numbers) if numbers else None)
     if declared.stage is None or declared.judged is None or declared.provenance is None:
         raise TypeError(f"fact {name} is not fully declared ({declared}): give its section a `declared`")
     return FactSpec(name=name, description=fact_field(name).description or "", kind=kind, choices=choices,

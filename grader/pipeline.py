@@ -141,6 +141,7 @@ def _execute(report: StaticReport, facts: Facts, options: Options, progress: Pro
 
 def _evaluate_execution(execution: Execution, data: TestData, jobdir: Path, options: Options) -> Evaluation:
     harness = execution.harness
+    assert harness is not None and harness.export is not None, "an ok verdict has the harness's record of the export"
     export = harness.export
     labels = None if options.dry_run else data.labels
     preprocess = harness.preprocess or COURSE_PREPROCESS
@@ -151,7 +152,9 @@ def _evaluate_execution(execution: Execution, data: TestData, jobdir: Path, opti
     except ReadbackError as err:  # the notebook replaced the output folder after the records were read
         return Evaluation(EvalFacts(path=export.path), None, None, unreadable_model(err))
     with out:  # export.file is one of the fixed names (records.ModelFile), read relative to the folder
+        assert export.file is not None, f"an export by {export.path} names its file"
         if export.path == "keras":  # a .keras file: loaded with safe_mode=True by the grading environment's Python
+            assert preprocess.scale is not None and preprocess.shift is not None, "the Keras harness finds affine maps"
             return evaluate_keras_model(out, export.file, options, layout=export.layout, scale=preprocess.scale,
                                         shift=preprocess.shift, staged=data.staged, labels=labels, jobdir=jobdir)
         return evaluate_model(out, export.file, export.path, options, preprocess=preprocess, staged=data.staged,
@@ -167,7 +170,10 @@ def _test_data(data: Optional[TestData], options: Options) -> TestData:
 
 def _unseen(data: TestData, options: Options) -> Optional[tuple[Path, np.ndarray]]:
     """QMNIST's digits beyond MNIST, when the run asked for them (Options.unseen)."""
-    return (data.unseen_images, data.unseen.labels) if options.unseen and data.unseen is not None else None
+    if not options.unseen or data.unseen is None:
+        return None
+    assert data.unseen_images is not None, "prepare_test_data writes the unseen digits' images with their labels"
+    return data.unseen_images, data.unseen.labels
 
 
 def _with_evaluation(facts: Facts, evaluation: Optional[Evaluation], outcome: Outcome,
@@ -206,7 +212,8 @@ def _printed_while_graded(execution: Execution) -> Optional[float]:
             notebook = nbformat.reads(out.text("executed.ipynb", Kind.NOTEBOOK), as_version=4)
     except (ReadbackError, ValueError, RecursionError):  # missing, tampered with, or not a notebook: no claim
         return None
-    return find_claims((cell.index, cell.outputs) for cell in cells_of(notebook) if cell.kind == "code").facts().accuracy
+    code = ((cell.index, cell.outputs) for cell in cells_of(notebook) if cell.kind == "code")
+    return find_claims(code).facts().accuracy
 
 
 def _quiz_answers(report: StaticReport) -> QuizFacts:

@@ -136,6 +136,7 @@ class LimitField:
         """A value as written (a number, or a size like 4G) -> the field's value; GraderError if it is wrong."""
         if value is None:
             return None
+        number: float  # an int for a size or a count
         if self.unit == "size":
             number = parse_size(str(value), where)
         else:
@@ -164,8 +165,10 @@ class LimitField:
 def _fields() -> tuple[LimitField, ...]:
     out = []
     for name, info in RunLimits.model_fields.items():
-        extra = info.json_schema_extra or {}
-        out.append(LimitField(name=name, rubric=extra["rubric"], flag=extra["flag"], unit=extra["unit"],
+        extra = info.json_schema_extra
+        assert isinstance(extra, dict), f"RunLimits.{name} is declared with _limit(): its unit, rubric key and flag"
+        declared: dict[str, Any] = extra  # as _limit() wrote them
+        out.append(LimitField(name=name, rubric=declared["rubric"], flag=declared["flag"], unit=declared["unit"],
                               help=info.description or "", default=info.default))
     return tuple(out)
 
@@ -197,12 +200,14 @@ class _RubricLimitsBase(BaseModel):
         if value is False:  # YAML reads a bare `no` as false
             return "no"
         if value is True:
-            raise invalid("gpu: true is ambiguous", fix="use one of: 'no', 'wanted' (use one when present) or 'required'")
+            raise invalid("gpu: true is ambiguous",
+                          fix="use one of: 'no', 'wanted' (use one when present) or 'required'")
         return value
 
     @model_validator(mode="after")
     def _consistent(self) -> _RubricLimitsBase:
-        time, cell_time = self.time, self.cell_time
+        limits = vars(self)  # the fields create_model() adds below, one per limit: read by their rubric keys
+        time, cell_time = limits["time"], limits["cell_time"]
         if cell_time is not None and cell_time > time:
             raise invalid(f"cell_time {cell_time:g} is longer than time {time:g}",
                           fix="a cell cannot run longer than the whole notebook; lower cell_time or leave it out",
@@ -230,8 +235,8 @@ def _rubric_field(limit: LimitField) -> tuple[Any, Any]:
     return Optional[Annotated[kind, Field(gt=0, strict=kind is int)]], Field(limit.default, description=limit.help)
 
 
-RubricLimits = create_model("Limits", __base__=_RubricLimitsBase,
-                            **{limit.rubric: _rubric_field(limit) for limit in LIMITS})
+_RUBRIC_FIELDS: dict[str, Any] = {limit.rubric: _rubric_field(limit) for limit in LIMITS}
+RubricLimits = create_model("Limits", __base__=_RubricLimitsBase, **_RUBRIC_FIELDS)
 
 
 # --- options of one grading run -----------------------------------------------------------------------------------

@@ -32,7 +32,8 @@ pytestmark = pytest.mark.usefixtures("bwrap")
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "submissions"
 ADVERSARIAL = Path(__file__).parent / "fixtures" / "adversarial"
 MODELS = sorted(EXAMPLES.glob("*/model.pt2"))
-needs_cgroup = pytest.mark.skipif(cgroups.detect().hierarchy is None, reason="no writable cgroup: rlimits cannot do this")
+needs_cgroup = pytest.mark.skipif(cgroups.detect().hierarchy is None,
+                                  reason="no writable cgroup: rlimits cannot do this")
 COURSE = EvalJob(model_file="", images_file="", out_dir="", scale=float(COURSE_PREPROCESS.scale),
                  shift=float(COURSE_PREPROCESS.shift))
 

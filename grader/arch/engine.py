@@ -198,9 +198,9 @@ def _merge(layer: Layer, index: int, shapes: list[Shape],
                               where=where, fix="add a 1x1 convolution so the channels match")
         out = shapes[0]
     widest = max(axes, key=lambda a: (a[0].rf, a[1].rf))
-    merged = tuple(Axis(widest[i].n, max(a[i].rf for a in axes), max(a[i].jump for a in axes), widest[i].start)
-                   for i in (0, 1))
-    return out, merged  # type: ignore[return-value]
+    first, second = (Axis(widest[i].n, max(a[i].rf for a in axes), max(a[i].jump for a in axes), widest[i].start)
+                     for i in (0, 1))
+    return out, (first, second)
 
 
 def analyze(input_shape: Shape, layers: Sequence[Layer]) -> Table:

@@ -84,9 +84,10 @@ def _window(table: Table, row: Row) -> tuple[tuple[float, float], tuple[float, f
     r_out = r_in + (k - 1) j_in and start_out = start_in + ((k - 1) / 2 - p) j_in."""
     src = _source(table, row)
     rf_in, jump_in, start_in = (src.rf, src.jump, src.start) if src else ((1, 1), (1, 1), (0.5, 0.5))
-    k = tuple((row.rf[i] - rf_in[i]) / jump_in[i] + 1 for i in (0, 1))
-    p = tuple((k[i] - 1) / 2 - (row.start[i] - start_in[i]) / jump_in[i] for i in (0, 1))
-    return k, p  # type: ignore[return-value]
+    k0, k1 = ((row.rf[i] - rf_in[i]) / jump_in[i] + 1 for i in (0, 1))
+    k = (k0, k1)
+    p0, p1 = ((k[i] - 1) / 2 - (row.start[i] - start_in[i]) / jump_in[i] for i in (0, 1))
+    return k, (p0, p1)
 
 
 def _is_1x1(table: Table, row: Row) -> bool:

@@ -96,7 +96,8 @@ class RefusedModel(ValueError):
     """Raised by the clean evaluation for a model file it will not load; the message says what and what to do."""
 
     def __init__(self, file: str, refusals: tuple[Refusal, ...], advice: str):
-        shown = "; ".join(str(r) for r in refusals[:5]) + (f"; and {len(refusals) - 5} more" if len(refusals) > 5 else "")
+        more = f"; and {len(refusals) - 5} more" if len(refusals) > 5 else ""
+        shown = "; ".join(str(r) for r in refusals[:5]) + more
         super().__init__(f"{file} was not loaded: it holds more than layers and plain tensors, and loading it would "
                          f"run, unpickle or import what it names: {shown}. {advice}")
 
@@ -153,7 +154,7 @@ def check_keras(data: bytes) -> Checked:
             refusals.append(Refusal(path, f"a {name} layer, which carries Python code"))
         elif module is None and name not in _KERAS_MARKERS:
             refusals.append(Refusal(path, f"`{name}` has no Keras module: a class or function of the notebook's own"))
-        elif module is not None and (not isinstance(module, str) or not (module == "keras" or module.startswith("keras."))):
+        elif module is not None and not (isinstance(module, str) and module.split(".")[0] == "keras"):
             refusals.append(Refusal(path, f"`{name}` comes from module `{module}`, not from Keras"))
         elif registered not in (None, name):
             refusals.append(Refusal(path, f"`{name}` is registered as `{registered}`: a custom object"))
@@ -214,7 +215,8 @@ def _payload_refusals(config: str, members: dict[str, bytes]) -> list[Refusal]:
         if not isinstance(path, str) or not _PT2_TENSOR.fullmatch(f"{folder}/{path}"):
             out.append(Refusal(f"{config}: `{fqn}`", f"stored as {path!r}: not a tensor (a pickled object)"))
         elif meta.get("use_pickle") is not False:
-            out.append(Refusal(f"{config}: `{fqn}`", "pickled (a tensor subclass or another object), not raw tensor bytes"))
+            out.append(Refusal(f"{config}: `{fqn}`",
+                               "pickled (a tensor subclass or another object), not raw tensor bytes"))
         elif f"{folder}/{path}" not in members:
             out.append(Refusal(f"{config}: `{fqn}`", f"its data {folder}/{path} is missing"))
     return out

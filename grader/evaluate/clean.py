@@ -17,8 +17,12 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from grader.evaluate.eval_jobs import EvalJob
+
+if TYPE_CHECKING:  # for the annotations: the functions that use numpy import it themselves
+    import numpy as np
 
 
 @dataclass
@@ -44,6 +48,7 @@ def _load(job: EvalJob, model_bytes: bytes | None = None):
     checked = check_program(model_bytes)
     if not checked.ok:
         raise RefusedModel(Path(job.model_file).name or "model.pt2", checked.refusals, PT2_ADVICE)
+    assert checked.archive is not None, "check_program rebuilds the archive of a model it refuses nothing in"
     forced = {"TORCH_FORCE_WEIGHTS_ONLY_LOAD": "1", "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": None}
     before = {name: os.environ.get(name) for name in forced}
     _set_env(forced)  # torch.export retries a failed weights_only load with weights_only=False: not here
@@ -69,6 +74,7 @@ def _inputs(job: EvalJob, batch: int, images):
     import torch
 
     if job.steps is None:
+        assert job.scale is not None and job.shift is not None, "an EvalJob without steps has its affine map"
         inputs = torch.from_numpy(images.astype(np.float32) / 255.0).unsqueeze(1) * job.scale + job.shift
         yield from (inputs[i:i + batch] for i in range(0, len(inputs), batch))
         return
@@ -88,9 +94,12 @@ def _architecture(program) -> tuple[dict | None, str | None]:
     from grader.arch.torch_graph import table_from_program
     from grader.facts import ModelFacts, OpsFacts, ParamFacts
 
-    errors, update = [], {}
+    errors: list[str] = []
+    update: dict[str, Any] = {}
     try:
         stored = stored_state(program)
+        assert stored.trainable is not None and stored.frozen is not None, "stored_state counts every kind"
+        assert stored.buffers is not None and stored.bn_stats is not None, "stored_state counts every kind"
         update.update(stored=stored, buffers=stored.buffers + stored.bn_stats,
                       params=ParamFacts(trainable=stored.trainable, total=stored.trainable + stored.frozen))
     except Exception as exc:  # the score does not depend on it: keep going, say why it is missing
@@ -112,8 +121,8 @@ def _architecture(program) -> tuple[dict | None, str | None]:
 @dataclass
 class Measured:
     record: EvalRecord
-    predictions: object = None  # int64 array of the test images' predicted classes (None: structure only)
-    unseen_predictions: object = None
+    predictions: np.ndarray | None = None  # int64 array of the test images' predicted classes (None: structure only)
+    unseen_predictions: np.ndarray | None = None
 
 
 def measure(job: EvalJob, *, images=None, unseen_images=None, model_bytes: bytes | None = None) -> Measured:
@@ -132,7 +141,8 @@ def measure(job: EvalJob, *, images=None, unseen_images=None, model_bytes: bytes
     predictions = _predict(model, job, device, np.load(job.images_file) if images is None else images)
     unseen = None
     if job.unseen_images_file:
-        unseen = _predict(model, job, device, np.load(job.unseen_images_file) if unseen_images is None else unseen_images)
+        digits = np.load(job.unseen_images_file) if unseen_images is None else unseen_images
+        unseen = _predict(model, job, device, digits)
     return Measured(EvalRecord(device, round(time.time() - started, 3), int(len(predictions)), model_facts, arch_error),
                     predictions, unseen)
 

@@ -9,7 +9,7 @@ import logging
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -52,8 +52,13 @@ def evaluate_model(model: Folder, name: str, path: str, options: Options, *, pre
         return Evaluation(EvalFacts(path=path), None, None, unread)
     images = scratch / TEST_IMAGES  # images only: the labels never enter the sandbox
     # torchvision steps the clean process builds again (grader.data.transforms), or x -> scale * x/255 + shift
-    inputs = ({"steps": [step.model_dump() for step in preprocess.steps]} if preprocess.kind == "transforms" else
-              {"scale": float(preprocess.scale), "shift": float(preprocess.shift)})
+    inputs: dict[str, Any]
+    if preprocess.kind == "transforms":
+        assert preprocess.steps is not None, "Preprocess reads transforms without steps as `other`"
+        inputs = {"steps": [step.model_dump() for step in preprocess.steps]}
+    else:
+        assert preprocess.scale is not None and preprocess.shift is not None, "an affine preprocess has its map"
+        inputs = {"scale": float(preprocess.scale), "shift": float(preprocess.shift)}
     binds = [(staged / TEST_IMAGES, images)]
     unseen = unseen if labels is not None else None
     if unseen is not None:
@@ -71,14 +76,15 @@ def evaluate_model(model: Folder, name: str, path: str, options: Options, *, pre
         return Evaluation(EvalFacts(path=path), None, None, f"the evaluation process did not finish: {raw.tail}",
                           host_failure=raw.host_failure)
     if "error" in record:
-        return Evaluation(EvalFacts(path=path), None, None, f"the exported model could not be evaluated: {record['error']}")
+        return Evaluation(EvalFacts(path=path), None, None,
+                          f"the exported model could not be evaluated: {record['error']}")
     try:  # written where the model ran: read like any untrusted bytes
-        model = ModelFacts.model_validate(record["model"]) if record.get("model") else None
+        model_facts = ModelFacts.model_validate(record["model"]) if record.get("model") else None
     except (ValueError, TypeError) as exc:
         return Evaluation(EvalFacts(path=path), None, None, f"the evaluation's result could not be read: {exc}"[:1500])
-    lookup = lookup_message(model)
+    lookup = lookup_message(model_facts)
     if labels is None:
-        return Evaluation(EvalFacts(), model, record.get("device"), None, record.get("arch_error"), lookup)
+        return Evaluation(EvalFacts(), model_facts, record.get("device"), None, record.get("arch_error"), lookup)
     if predictions is None:
         return Evaluation(EvalFacts(path=path), None, record.get("device"), "the evaluation gave no predictions")
     if predictions.shape != labels.shape:
@@ -90,11 +96,12 @@ def evaluate_model(model: Folder, name: str, path: str, options: Options, *, pre
         if on_unseen.shape != unseen[1].shape:
             return Evaluation(EvalFacts(path=path), None, record.get("device"), f"the model gave {len(on_unseen)} "
                               f"predictions for {len(unseen[1])} unseen digits")
-        measured = measured.model_copy(update={"unseen_accuracy": round(float((on_unseen == unseen[1]).mean() * 100), 4)})
+        unseen_accuracy = round(float((on_unseen == unseen[1]).mean() * 100), 4)
+        measured = measured.model_copy(update={"unseen_accuracy": unseen_accuracy})
     if lookup:  # what a lookup scores is what it memorised: shown to the instructor, never credited
-        return Evaluation(EvalFacts(path=path), model, record.get("device"), None, record.get("arch_error"),
-                          lookup_message(model, measured.accuracy))
-    return Evaluation(measured, model, record.get("device"), None, record.get("arch_error"))
+        return Evaluation(EvalFacts(path=path), model_facts, record.get("device"), None, record.get("arch_error"),
+                          lookup_message(model_facts, measured.accuracy))
+    return Evaluation(measured, model_facts, record.get("device"), None, record.get("arch_error"))
 
 
 @dataclass(frozen=True)
@@ -213,14 +220,15 @@ def _cold(job: EvalJob, scratch: Path, binds: list, options: Options) -> Raw:
 
 def lookup_message(model: Optional[ModelFacts], scored: Optional[float] = None) -> Optional[str]:
     """What the exported graph does that a CNN does not (None when nothing); `scored`: the accuracy it is denied."""
-    found = model.ops.unexpected if model is not None else None
-    if not found:
+    if model is None or not model.ops.unexpected:
         return None
+    found = model.ops.unexpected
     shown = "; ".join(found[:4]) + (f"; and {len(found) - 4} more" if len(found) > 4 else "")
     carried = model.stored.flagged or []
+    more = f" and {len(carried) - 3} more" if len(carried) > 3 else ""
     stored = (f". Besides its trainable parameters it stores {model.stored.carried:,} numbers: "
-              + ", ".join(carried[:3]) + (f" and {len(carried) - 3} more" if len(carried) > 3 else "")) if carried else ""
+              + ", ".join(carried[:3]) + more) if carried else ""
     denied = f". It scored {scored:.2f}% on the test images, which is not credited" if scored is not None else ""
     return (f"the exported model looks answers up instead of computing them: {shown}{stored}{denied}. "
-            "A CNN needs none of these: compute the ten scores from the image with convolutions, pooling and linear layers, and keep "
-            "no copy of test images or labels in the model")
+            "A CNN needs none of these: compute the ten scores from the image with convolutions, pooling and linear "
+            "layers, and keep no copy of test images or labels in the model")

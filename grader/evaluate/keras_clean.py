@@ -44,6 +44,7 @@ def run(job: KerasJob) -> dict:
     if job.predict:
         images = np.load(job.images_file)
         inputs = (images.astype(np.float32) / 255.0) * job.scale + job.shift
+        assert job.layout is not None, "the harness calls a Keras model whose input has no layout a bad model"
         inputs = inputs.reshape((len(inputs),) + _SHAPES[job.layout])
         scores = np.asarray(model.predict(inputs, batch_size=1000, verbose=0))
         np.save(Path(job.out_dir) / "predictions.npy", scores.argmax(axis=1).astype(np.int64))

@@ -19,7 +19,7 @@ from grader.errors import GraderError
 from grader.evaluate.eval_jobs import KerasJob
 from grader.evaluate.job import Evaluation, copy_model, read_back
 from grader.evaluate.metrics import metrics
-from grader.facts import EvalFacts, OpsFacts, StoredFacts
+from grader.facts import EvalFacts, ModelFacts, OpsFacts, StoredFacts
 from grader.sandbox import SandboxSpec, run_sandboxed
 from grader.sandbox.failure import sandbox_failure
 from grader.sandbox.readback import Folder
@@ -75,21 +75,23 @@ def evaluate_keras_model(model: Folder, name: str, options: Options, *, layout: 
     if "error" in record:
         return Evaluation(EvalFacts(path="keras"), None, None,
                           f"the saved Keras model was not measured: {record['error']}")
-    model, arch_error = None, None
+    model_facts: Optional[ModelFacts] = None
+    arch_error: Optional[str] = None
     try:
-        model = structure_facts(keras_table(record["config"]), trainable=record["params"]["trainable"],
-                                total=record["params"]["total"])
+        model_facts = structure_facts(keras_table(record["config"]), trainable=record["params"]["trainable"],
+                                      total=record["params"]["total"])
         stored = stored_weights(record["weights"])
+        assert stored.buffers is not None and stored.bn_stats is not None, "stored_weights counts every kind"
         # keras_table read every layer (it refuses any other), and safe_mode=True loaded no Lambda or student
         # class: convolutions, pooling, batch norm, dropout, activations, flatten and dense look nothing up
-        model = model.model_copy(update={"stored": stored, "buffers": stored.buffers + stored.bn_stats,
-                                         "ops": OpsFacts(unexpected=[])})
+        model_facts = model_facts.model_copy(update={"stored": stored, "buffers": stored.buffers + stored.bn_stats,
+                                                     "ops": OpsFacts(unexpected=[])})
     except GraderError as err:
         arch_error = err.render()
     if labels is None:
-        return Evaluation(EvalFacts(), model, record.get("device"), None, arch_error)
+        return Evaluation(EvalFacts(), model_facts, record.get("device"), None, arch_error)
     predictions = raw.predictions if raw.predictions is not None else np.zeros(0)
     if predictions.shape != labels.shape:
         return Evaluation(EvalFacts(path="keras"), None, record.get("device"),
                           f"the model gave {len(predictions)} predictions for {len(labels)} test images")
-    return Evaluation(metrics(predictions, labels, "keras"), model, record.get("device"), None, arch_error)
+    return Evaluation(metrics(predictions, labels, "keras"), model_facts, record.get("device"), None, arch_error)

@@ -32,7 +32,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -50,6 +50,7 @@ _READY_SECONDS = 30.0  # from sending a job to the child's "ready"
 _MAX_RESULT_BYTES = Kind.RESULT.cap + 2 * Kind.PREDICTIONS.cap  # the header's record and two label arrays
 _MAX_LOG_BYTES = 64 << 10
 _CRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
+_LIMITS = RunLimits()  # the default limits (frozen: one shared instance)
 
 
 @dataclass
@@ -71,7 +72,7 @@ class WarmEvaluator:
     """A zygote with torch imported, the test images loaded and the evaluation code warm; `evaluate()` is
     thread-safe, and each call's child is isolated from the zygote and from every other call's."""
 
-    def __init__(self, images: Path, unseen: Optional[Path] = None, *, limits: RunLimits = RunLimits()):
+    def __init__(self, images: Path, unseen: Optional[Path] = None, *, limits: RunLimits = _LIMITS):
         self.images, self.unseen, self.limits = Path(images).resolve(), unseen, limits
         self._lock = threading.Lock()  # the zygote's life: start, stop, users
         self._send = threading.Lock()  # one message at a time on its socket
@@ -90,8 +91,8 @@ class WarmEvaluator:
     def _start(self) -> None:
         bwrap = bwrap_available()
         if bwrap is None:
-            raise GraderError("bubblewrap (bwrap) is not installed; it is what keeps student code away from this machine",
-                              fix="install it (apt-get install -y bubblewrap)")
+            raise GraderError("bubblewrap (bwrap) is not installed; it is what keeps student code away from this "
+                              "machine", fix="install it (apt-get install -y bubblewrap)")
         self._scratch = tempfile.TemporaryDirectory(prefix="mnist-grader-zygote-")
         scratch = Path(self._scratch.name) / "inside"  # what the zygote sees; the log and the rehearsal stay out
         scratch.mkdir()
@@ -107,19 +108,19 @@ class WarmEvaluator:
                                    env={"PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1"})
         layout = HostLayout.detect()
         command, launch = sandbox_command(argv, spec, bwrap=bwrap, layout=layout)
-        self._job = JobLimits(memory_bytes=self.limits.memory_bytes, max_processes=self.limits.max_processes,
-                              max_file_bytes=self.limits.max_file_bytes)
-        self._log = Path(self._scratch.name) / "zygote.log"
+        self._job = job = JobLimits(memory_bytes=self.limits.memory_bytes, max_processes=self.limits.max_processes,
+                                    max_file_bytes=self.limits.max_file_bytes)
+        self._log = log_file = Path(self._scratch.name) / "zygote.log"
         started = threading.Event()
         failure: list[BaseException] = []
 
         def keep() -> None:
             try:
-                with open(self._log, "wb") as log:
+                with open(log_file, "wb") as log:
                     self._proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                                   cwd=scratch, env=inside_env(spec, sandbox=True, layout=layout),
-                                                  preexec_fn=launch.after(self._job.preexec), pass_fds=(theirs.fileno(),),
-                                                  start_new_session=True)
+                                                  preexec_fn=launch.after(job.preexec),
+                                                  pass_fds=(theirs.fileno(),), start_new_session=True)
             except BaseException as exc:  # noqa: BLE001 - handed to the thread that waits for the start
                 failure.append(exc)
                 started.set()
@@ -141,8 +142,8 @@ class WarmEvaluator:
             hello = b""
         ours.settimeout(None)
         if hello != b"warm":
-            with Folder(self._log.parent) as folder:
-                tail = folder.tail(self._log.name)[-2000:]
+            with Folder(log_file.parent) as folder:
+                tail = folder.tail(log_file.name)[-2000:]
             self._stop_zygote()
             raise RuntimeError(f"the warm evaluator did not start: {tail}")
         self.starts += 1
@@ -151,6 +152,7 @@ class WarmEvaluator:
     def _rehearse(self) -> None:
         """One child through the whole isolation before any submission: a host where it cannot work (user
         namespaces refused, a mount that cannot be made read-only) is found here, and measured the cold way."""
+        assert self._scratch is not None, "_start made the scratch folder before the rehearsal"
         script = Path(self._scratch.name) / "rehearsal.py"
         script.write_text("print('isolated')\n")
         result = self._run(_job(self.limits, 1, script=[]), script, self.limits)
@@ -318,7 +320,8 @@ def _ready_pid(control: socket.socket) -> Optional[int]:
 
 def _collect(result, log, control: socket.socket, pidfd: int, cgroup: JobLimits, deadline: float) -> WarmResult:
     """Read the child's result and output until both end and its parent reports; kill it all at the deadline."""
-    data, output, report = bytearray(), bytearray(), {}
+    data, output = bytearray(), bytearray()
+    report: dict[str, Any] = {}
     timed_out = False
     with selectors.DefaultSelector() as sel:
         sel.register(result, selectors.EVENT_READ, "result")
@@ -339,7 +342,7 @@ def _collect(result, log, control: socket.socket, pidfd: int, cgroup: JobLimits,
                         report = {}
                     sel.unregister(control)
                     continue
-                chunk = os.read(key.fileobj.fileno(), 1 << 16)
+                chunk = os.read(key.fd, 1 << 16)
                 if not chunk:
                     sel.unregister(key.fileobj)
                 elif key.data == "result":

@@ -185,6 +185,7 @@ def _measure_child(job: WarmJob, model_fd: int, result_fd: int, log_fd: int, tel
             _write(out, {"script_exit": _run_script(model_bytes, job.script)}, [])
             os._exit(0)
         try:
+            assert job.measure is not None, "a warm job without a script measures a model (WarmJob._one_task)"
             measured = measure(job.measure, images=images,
                                unseen_images=unseen if job.measure.unseen_images_file else None,
                                model_bytes=model_bytes)

@@ -119,15 +119,16 @@ def execute_notebook(notebook: nbformat.NotebookNode, options: Options, *, jobdi
                             if handin is not None else ()),
     )
     # the venv is shown read-only at its own path (its python links into the grader's base prefix, bound already)
-    env_binds = ((Path(environment), Path(environment)),) if environment else ()
+    env_binds: tuple[tuple[Path, Path], ...] = ((Path(environment), Path(environment)),) if environment else ()
     if job.keras:  # HOME is the scratch: MNIST where keras.datasets.mnist.load_data() looks
         env_binds += ((keras_npz(staged), workdir / KERAS_INSIDE),)
     (out_dir / "job.json").write_text(job.model_dump_json())
     spec = SandboxSpec.for_run(
-        limits, scratch=workdir, ro_binds=data_binds(staged, workdir, mnist_roots, base=nb_dir) + env_binds, max_output_bytes=1 << 20,
-        gpu=options.gpu, gpu_index=options.gpu_index,
+        limits, scratch=workdir, ro_binds=data_binds(staged, workdir, mnist_roots, base=nb_dir) + env_binds,
+        max_output_bytes=1 << 20, gpu=options.gpu, gpu_index=options.gpu_index,
         env={"MPLBACKEND": "Agg", "JUPYTER_RUNTIME_DIR": "/tmp/jupyter", "IPYTHONDIR": "/tmp/ipython",
-             "KERAS_BACKEND": "torch", "JUPYTER_PLATFORM_DIRS": "1", "PYTHONDONTWRITEBYTECODE": "1", "PYDEVD_DISABLE_FILE_VALIDATION": "1"},
+             "KERAS_BACKEND": "torch", "JUPYTER_PLATFORM_DIRS": "1", "PYTHONDONTWRITEBYTECODE": "1",
+             "PYDEVD_DISABLE_FILE_VALIDATION": "1"},
     )
     result = run_sandboxed([sys.executable, "-P", "-m", "grader.execute.runner", str(out_dir / "job.json")], spec,
                            sandbox=options.sandbox)

@@ -176,7 +176,7 @@ def probe_inputs(namespace: dict[str, Any], raw_images, wanted: str | None = Non
     import numpy as np
 
     n = len(raw_images)
-    candidates = []
+    candidates: list[tuple[bool, bool, int, str, Any, str]] = []  # (sort key..., name, array, layout)
     for name, value in namespace.items():
         shape = getattr(value, "shape", None)
         if name.startswith("_") or not isinstance(value, np.ndarray) or not shape or shape[0] != n:
@@ -230,7 +230,8 @@ def finalize(namespace: dict[str, Any], model, out_dir: str, raw_images) -> dict
         model.save(os.path.join(out_dir, KERAS_FILE))
         found["export"] = {"path": "keras", "file": KERAS_FILE, "layout": layout}
     except Exception as exc:
-        found["export"] = {"path": "none", "reasons": [f"model.save(.keras): {exc.__class__.__name__}: {str(exc)[:300]}"]}
+        reason = f"model.save(.keras): {exc.__class__.__name__}: {str(exc)[:300]}"
+        found["export"] = {"path": "none", "reasons": [reason]}
     return found
 
 

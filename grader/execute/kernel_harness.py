@@ -9,8 +9,8 @@ The counters live in closures made by `install`, not in a module global a cell c
 this is the student's process, so the host labels them as such and checks the epoch count against
 figures kept elsewhere (grader.epochs_check).
 After: find the model, check it maps 1x1x28x28 to 10 scores, export it (torch.export with a dynamic batch,
-else pinned to 1000 images; never predictions made here), and record the test-time preprocessing. Everything it learns goes to a JSON file in the output folder;
-the host treats that file as untrusted and measures accuracy itself.
+else pinned to 1000 images; never predictions made here), and record the test-time preprocessing. Everything it
+learns goes to a JSON file in the output folder; the host treats that file as untrusted and measures accuracy itself.
 
 It runs in the student's process, so it must stay small and never raise into the student's code. Besides the
 standard library, torch (numpy, PIL and IPython where it reads an image or the shell), it imports six grader
@@ -26,7 +26,7 @@ import os
 import time
 import traceback
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from grader.execute import cpu_budget, keras_harness, trained
@@ -107,6 +107,8 @@ def _optimizer_state_steps(optimizers, fitted) -> int | None:
     for optimizer in list(optimizers):
         for param_state in list(getattr(optimizer, "state", {}).values()):
             step = param_state.get("step") if isinstance(param_state, dict) else None
+            if step is None:
+                continue
             try:
                 steps.append(int(step.item() if hasattr(step, "item") else step))
             except (TypeError, ValueError, RuntimeError):
@@ -252,7 +254,7 @@ def install(dry_run: bool = False, compat: list[str] | tuple[str, ...] = (), ker
             if loader in state["dry_done"]:  # one epoch: the loop still runs, on no batches
                 state["dry_passes_emptied"] += 1
                 return iter(())
-            source = _OnePass(*_dry_pass(loader, original_iter), lambda: state["dry_done"].add(loader))
+            source: Iterator[Any] = _OnePass(*_dry_pass(loader, original_iter), lambda: state["dry_done"].add(loader))
         else:
             source = original_iter(loader)
 
@@ -271,7 +273,8 @@ def install(dry_run: bool = False, compat: list[str] | tuple[str, ...] = (), ker
 
         return _CountingIterator(source, count)
 
-    DataLoader.__iter__ = counting_iter
+    loader_class: Any = DataLoader  # its method replaced at run time: more than its declared type can say
+    loader_class.__iter__ = counting_iter
     _read_counters = lambda: _counters(state, optimizers)  # noqa: E731
     _stop_counting = lambda: state.update(counting=False)  # noqa: E731
 

@@ -8,7 +8,7 @@ never for the score. A record that does not validate is reported as such
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Literal, Optional, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -110,7 +110,10 @@ class HarnessRecord(_Record):
     cpu_budget: Optional[CpuBudget] = None  # None: the run had no CPU budget (grader.execute.cpu_budget)
 
 
-def read_record(folder: Folder, name: str, kind: type[_Record]) -> tuple[Optional[_Record], Optional[str]]:
+_R = TypeVar("_R", bound=_Record)
+
+
+def read_record(folder: Folder, name: str, kind: type[_R]) -> tuple[Optional[_R], Optional[str]]:
     """(record, None); (None, None) when the file is missing; (None, why) when it is there but malformed, or not
     a file the host reads (a FIFO, a link, over the records' cap: grader.sandbox.readback)."""
     try:

@@ -27,4 +27,4 @@ class RunJob(BaseModel):
     kernel_python: Optional[str]  # the grading environment's interpreter (None: the runner's own)
     compat: tuple[str, ...]  # compat profiles whose shims load before the student's first cell
     keras: bool  # the notebook imports keras: MNIST where Keras looks, fit counted (keras_harness)
-    harness_timeout: float = 120.0  # for the harness's last cell, which finds and exports the model
+    harness_timeout: int = 120  # seconds (nbclient's timeout is whole) for the harness's last cell, which exports

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
+from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.utils import run_sync
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
@@ -118,8 +119,9 @@ def run(job: RunJob) -> RunRecord:
     started = time.time()
     with client.setup_kernel():
         client.execute_cell(setup, 0)
-        if _error_of(setup):
-            record.harness_error = "harness set-up failed: " + _error_of(setup)[0]
+        setup_failed = _error_of(setup)
+        if setup_failed:
+            record.harness_error = "harness set-up failed: " + setup_failed[0]
         for index, cell in enumerate(student_cells):
             if cell.cell_type != "code":
                 continue
@@ -130,7 +132,9 @@ def run(job: RunJob) -> RunRecord:
             except CellTimeoutError:
                 entry.status, entry.error = "timeout", f"the cell ran longer than {job.cell_timeout:g} s"
                 entry.seconds = round(time.time() - cell_started, 3)
-                run_sync(client.km.interrupt_kernel)()  # stop the cell, keep the kernel: the harness still reads the model
+                # stop the cell, keep the kernel: the harness still reads the model
+                assert isinstance(client.km, AsyncKernelManager), "nbclient's kernel_manager_class is the async one"
+                run_sync(client.km.interrupt_kernel)()
                 time.sleep(2)
                 break
             except OutputLimitExceeded as exc:

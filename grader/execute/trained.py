@@ -26,6 +26,7 @@ from __future__ import annotations
 import functools
 import sys
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 _KEPT = 4  # root modules held strongly: the most recently built or stepped optimizers'
@@ -63,7 +64,8 @@ def watch() -> None:
         except Exception:  # following optimizers must never break the student's code
             pass
 
-    torch.optim.Optimizer.__init__ = built
+    optimizer_class: Any = torch.optim.Optimizer  # its method replaced at run time: more than its type can say
+    optimizer_class.__init__ = built
 
 
 def _registered(module, name, value) -> None:
@@ -97,10 +99,11 @@ def stepped(owner: Any, kind: str) -> None:
 
 
 def _entry(owner: Any, kind: str) -> dict[str, Any]:
+    ref: Callable[[], Any]
     try:
         ref = weakref.ref(owner)
     except TypeError:
-        ref = lambda owner=owner: owner  # noqa: E731 - a strong reference where no weak one is possible
+        ref = lambda: owner  # noqa: E731 - a strong reference where no weak one is possible
     params = _param_ids(owner, kind)
     root = owner if kind == "fit" else _root(params)
     entry = {"ref": ref, "kind": kind, "count": 0, "last": 0, "params": params, "root": _weak(root), "where": None}
@@ -216,7 +219,7 @@ def _names(namespace: dict[str, Any], prefer: str) -> dict[int, tuple[str, Any]]
             continue
         try:
             if isinstance(value, (list, tuple)) and len(value) <= _CONTAINER_ITEMS:
-                items = list(enumerate(value))
+                items: list[tuple[str | int, Any]] = list(enumerate(value))
             elif isinstance(value, dict) and len(value) <= _CONTAINER_ITEMS:
                 items = [(k, v) for k, v in list(value.items()) if isinstance(k, (str, int))]
             else:

@@ -40,7 +40,11 @@ class Shipped:
         placed = {}
         for role, content in self.files:
             role, _, inside = role.partition("/")
-            target = folder / role / (inside or Path(paths[role]).name)
+            if not inside:  # the notebook or the model as handed in: under its own name
+                given = paths[role]
+                assert given is not None, f"a shipped {role} file is one the submission names (pack)"
+                inside = given.name
+            target = folder / role / inside
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(content)
             placed[role] = target
@@ -49,7 +53,10 @@ class Shipped:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(content)
         root = folder / "submission" if self.submission.root is not None else None
-        listed = replace(self.submission.handin, root=root) if self.submission.handin is not None else None
+        listed = self.submission.handin
+        if listed is not None:
+            assert root is not None, "a submission with a hand-in has the hand-in's root (HandIn.root)"
+            listed = replace(listed, root=root)
         return replace(self.submission, path=placed["submission"], model=placed.get("model"), root=root,
                        handin=listed)
 

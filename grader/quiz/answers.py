@@ -188,7 +188,8 @@ def from_notebook_text(text: str, source: str) -> dict[str, Any]:
 
 
 def _quiz_cells(notebook: Any) -> list[tuple[int, Any]]:
-    return [(i, c) for i, c in enumerate(notebook.get("cells", [])) if "quiz" in (c.get("metadata", {}).get("tags") or [])]
+    cells = enumerate(notebook.get("cells", []))
+    return [(i, c) for i, c in cells if "quiz" in (c.get("metadata", {}).get("tags") or [])]
 
 
 def has_quiz_cell(notebook: Any) -> bool:

@@ -9,7 +9,7 @@ value: verdict messages, output tails and feedback carry student-controlled text
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Optional
 
@@ -18,7 +18,7 @@ import numpy as np
 
 from grader.facts import Facts
 from grader.report import plots
-from grader.report.summary import MISCLASSIFIED_SHOWN, Audience, build_view
+from grader.report.summary import MISCLASSIFIED_SHOWN, Audience, Digits, build_view
 from grader.rubric.sheet import ScoreSheet
 
 _ENV = jinja2.Environment(loader=jinja2.PackageLoader("grader.report", "templates"), autoescape=True,
@@ -76,8 +76,8 @@ def _eval_plots(facts: Facts, images, labels, predictions, notes: list[str], col
 
 
 def render_html(facts: Facts, sheet: ScoreSheet, *, student: str, audience: Audience = "student",
-                images: Optional[np.ndarray] = None, labels: Optional[Sequence[int]] = None,
-                predictions: Optional[Sequence[int]] = None) -> str:
+                images: Optional[np.ndarray] = None, labels: Optional[Digits] = None,
+                predictions: Optional[Digits] = None) -> str:
     """The report page. `images` / `labels` / `predictions`: the whole test set's, for the misclassified grid.
 
     audience="student" leaves hidden rubric items out; "instructor" keeps and marks them.

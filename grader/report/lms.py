@@ -111,13 +111,13 @@ def write_lms_exports(results: Iterable[Graded], out: Path, rubric: Rubric, *,
                          "Feedback comments (and the offline grading worksheet) in the assignment's settings")
     moodle = [r for r in results if r.submission.lms == "moodle" or moodle_worksheet is not None]
     if moodle:
-        named = [r for r in moodle if r.submission.name and r.sheet.score is not None
+        named = [(r.submission.name, r.student) for r in moodle if r.submission.name and r.sheet.score is not None
                  and (out / r.student / "report.html").is_file()]
         if named:
             path = out / "moodle-feedback.zip"
             with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
-                for r in named:
-                    zf.write(out / r.student / "report.html", feedback_entry(r.submission.name, r.student))
+                for name, student in named:
+                    zf.write(out / student / "report.html", feedback_entry(name, student))
             written["moodle_feedback"] = path
         nameless = [r.student for r in moodle if not r.submission.name]
         if nameless:

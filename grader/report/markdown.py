@@ -9,13 +9,12 @@ in a fence longer than any run of backticks inside them.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from typing import Optional
 
 import jinja2
 
 from grader.facts import Facts
-from grader.report.summary import Audience, build_view
+from grader.report.summary import Audience, Digits, build_view
 from grader.rubric.sheet import ScoreSheet
 
 _TAG_OPEN = re.compile(r"<(?=[A-Za-z/!?])")
@@ -49,7 +48,7 @@ _ENV.filters.update(text=text, cell=cell, code=code, fence=fence)
 
 
 def render_markdown(facts: Facts, sheet: ScoreSheet, *, student: str, audience: Audience = "student",
-                    labels: Optional[Sequence[int]] = None, predictions: Optional[Sequence[int]] = None) -> str:
+                    labels: Optional[Digits] = None, predictions: Optional[Digits] = None) -> str:
     """The report as Markdown. `labels` / `predictions` (the whole test set's) name the misclassified digits."""
     view = build_view(facts, sheet, student=student, audience=audience, labels=labels, predictions=predictions)
     return _ENV.get_template("report.md.j2").render(v=view)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 
-from grader.report.summary import MISCLASSIFIED_SHOWN, misclassified_samples
+from grader.report.summary import MISCLASSIFIED_SHOWN, Digits, misclassified_samples
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -118,8 +118,8 @@ def per_class_png(per_class: Sequence[float], overall: Optional[float] = None) -
     return _png(fig)
 
 
-def misclassified_png(images: np.ndarray, labels: Sequence[int], indices: Sequence[int],
-                      predictions: Optional[Sequence[int]] = None, limit: int = MISCLASSIFIED_SHOWN) -> bytes:
+def misclassified_png(images: np.ndarray, labels: Digits, indices: Sequence[int],
+                      predictions: Optional[Digits] = None, limit: int = MISCLASSIFIED_SHOWN) -> bytes:
     """A grid of the first `limit` misclassified test images, each titled "true 7 -> 2" ("true 7" without predictions).
 
     One mosaic image with the titles written over it: a figure with 36 axes takes seconds to draw.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Literal, Optional
+from typing import TYPE_CHECKING, Any, Literal, Optional, Union
 
 from grader.arch.stored_state import ALLOWANCE
 from grader.fact_spec import VERDICTS
@@ -18,6 +18,12 @@ from grader.formatting import cells, num
 from grader.report.audience import Audience, student_items, student_pass_rule
 from grader.rubric.reasons import not_measured_reason
 from grader.rubric.sheet import ItemResult, ScoreSheet
+
+if TYPE_CHECKING:
+    import numpy as np
+
+# A digit for each test image, in order: the labels, or a model's predictions (a list, or the array they were read as).
+Digits = Union[Sequence[int], "np.ndarray"]
 
 State = Literal["good", "warn", "bad", "missing", "neutral"]
 
@@ -186,11 +192,11 @@ def _verdict(facts: Facts, sheet: ScoreSheet) -> VerdictView:
     if message and message.strip().rstrip(".").lower() == headline.rstrip(".").lower():
         message = None  # "the notebook ran to the end" under "The notebook ran to the end."
     # where the notebook did not run here (a static check, evaluate mode), the error its saved outputs show
-    saved = kind is None or facts.grading.mode == "evaluate"
+    not_run_here = kind is None or facts.grading.mode == "evaluate"
     return VerdictView(kind=kind, ok=kind == "ok", state=verdict_state(kind, v.failed_cells, sheet),
                        headline=headline, message=message, cell=v.cell,
                        output_tail=v.output_tail if kind not in (None, "ok") else None,
-                       error=_error(v.error) or (_error(facts.notebook.saved_error) if saved else None))
+                       error=_error(v.error) or (_error(facts.notebook.saved_error) if not_run_here else None))
 
 
 def verdict_state(kind: Optional[str], failed_cells: Optional[Sequence[int]], sheet: ScoreSheet) -> State:
@@ -370,8 +376,8 @@ def _layers(facts: Facts) -> Optional[LayerView]:
     return LayerView(rows=rows, has_names=any(r.name for r in rows), total_params=num(total), output=rows[-1].out)
 
 
-def misclassified_samples(indices: Optional[Sequence[int]], labels: Optional[Sequence[int]] = None,
-                          predictions: Optional[Sequence[int]] = None,
+def misclassified_samples(indices: Optional[Sequence[int]], labels: Optional[Digits] = None,
+                          predictions: Optional[Digits] = None,
                           limit: int = MISCLASSIFIED_SHOWN) -> list[Misclassified]:
     """The first `limit` misclassified test images with their true (and, where known, predicted) digit."""
     def at(values, i):
@@ -425,7 +431,7 @@ def _evaluation(facts: Facts, labels, predictions) -> Optional[EvalView]:
     return EvalView(
         accuracy=spec("eval.accuracy").show_short(ev.accuracy),
         predictions=prediction_summary(ev.confusion, ev.accuracy),
-        collapsed=bool(ev.confusion) and predicted_share(ev.confusion)[1] >= COLLAPSED,
+        collapsed=bool(ev.confusion and predicted_share(ev.confusion)[1] >= COLLAPSED),
         per_class=[f"{v:.2f}" for v in ev.per_class] if ev.per_class is not None else None,
         confusion=ev.confusion,
         misclassified_count=len(ev.misclassified) if ev.misclassified is not None else None,
@@ -434,7 +440,7 @@ def _evaluation(facts: Facts, labels, predictions) -> Optional[EvalView]:
 
 
 def build_view(facts: Facts, sheet: ScoreSheet, *, student: str, audience: Audience = "student",
-               labels: Optional[Sequence[int]] = None, predictions: Optional[Sequence[int]] = None,
+               labels: Optional[Digits] = None, predictions: Optional[Digits] = None,
 ) -> ReportView:
     """The report's content for one student. `labels` / `predictions`: the full test set's, for misclassified digits."""
     if audience not in ("student", "instructor"):

@@ -17,6 +17,7 @@ from grader.report.gradescope import Visibility, sheet_results
 from grader.report.html import render_html
 from grader.report.instructor import Pair, StudentLine, render_instructor, render_similarity
 from grader.report.markdown import render_markdown
+from grader.report.summary import Digits
 from grader.rubric.sheet import ScoreSheet
 
 
@@ -37,8 +38,8 @@ def _write(path: Path, text: str) -> Path:
 
 
 def write_student_reports(out_dir: Path, student: str, facts: Facts, sheet: ScoreSheet, *,
-                          images: Optional[np.ndarray] = None, labels: Optional[Sequence[int]] = None,
-                          predictions: Optional[Sequence[int]] = None, execution_time: float,
+                          images: Optional[np.ndarray] = None, labels: Optional[Digits] = None,
+                          predictions: Optional[Digits] = None, execution_time: float,
                           audience: Audience = "student",
                           stdout_visibility: Visibility = "hidden", name: Optional[str] = None) -> dict[str, Path]:
     """Write report.html, report.md, results.json (Gradescope) and facts.json into out_dir/<student>/.

@@ -6,7 +6,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 import grader
 from grader import yamlio
@@ -68,10 +68,10 @@ def rubric_hash(rubric: Rubric) -> str:
 def _keys_at(loc: tuple) -> list[str]:
     """The keys allowed in the mapping at a path into the YAML."""
     names = [part for part in loc if isinstance(part, str)]
-    model = {(): Rubric, ("limits",): RubricLimits, ("pass",): PassRule, ("items",): Item,
-             ("items", "feedback"): Feedback,
-             ("items", "bands"): Band, ("environment",): EnvironmentSpec}.get(tuple(names), Rubric)
-    return yaml_keys(model)
+    models: dict[tuple[str, ...], type[BaseModel]] = {
+        (): Rubric, ("limits",): RubricLimits, ("pass",): PassRule, ("items",): Item, ("items", "feedback"): Feedback,
+        ("items", "bands"): Band, ("environment",): EnvironmentSpec}
+    return yaml_keys(models.get(tuple(names), Rubric))
 
 
 def _subject(loc: tuple, doc: yamlio.LocatedYaml) -> tuple[str, tuple]:

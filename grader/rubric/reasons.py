@@ -86,6 +86,7 @@ def _verdict_reason(facts: Facts, fact: Optional[str]) -> str:
     cell 4 (...)'. For all of them (the report, which shows the message beside it), its label: 'the notebook ran out
     of time in code cell 4, so the later stages did not run'."""
     verdict = facts.verdict
+    assert verdict.kind is not None, "only a verdict that stopped the run (not a static check) has a reason"
     text = VERDICTS[verdict.kind]
     where = f" in code cell {verdict.cell}" if verdict.cell is not None else ""
     if fact is None:

@@ -53,12 +53,14 @@ def _judge(item: Item, value: Any) -> tuple[float, Status, str]:
         return 0.0, "failed", f"{shown}; no band matched (points: {ladder})"
     if band.points >= item.points:
         return item.points, "passed", f"{shown}; needs {needs(item, band)}"
+    assert full is not None, f"{item.id}: validation (Item) lets no banded item lack a band with all its points"
     return band.points, "partial", (f"{shown}; {needs(item, band)} gives {num(band.points)} of {num(item.points)} "
                                     f"points ({needs(item, full)} gives all)")
 
 
 def _feedback(item: Item, status: Status, value: Any, points: float, facts_json: dict, reason: Optional[str]) -> str:
     if status == "not_judged":  # the item's own texts speak of a value that was not judged
+        assert reason is not None, f"{item.id}: an item that is not judged has the reason why"
         return f"{reason[0].upper()}{reason[1:]}."
     text = item.feedback.for_status(status)
     if text is None:
@@ -72,6 +74,7 @@ def _feedback(item: Item, status: Status, value: Any, points: float, facts_json:
 def score(facts: Facts, rubric: Rubric, *, show_hidden: bool = True) -> ScoreSheet:
     facts_json = facts.to_json()
     results = []
+    status: Status
     for item in rubric.items:
         if not show_hidden and item.visibility != "visible":
             continue

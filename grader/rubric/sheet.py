@@ -6,6 +6,8 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict
 
+from grader.fact_spec import VerdictKind
+
 # not_measured: a run should have measured the fact and did not (it counts as failed);
 # not_judged: this depth of grading cannot judge it (a static check, a dry run, evaluate mode).
 Status = Literal["passed", "partial", "failed", "not_measured", "not_judged"]
@@ -42,7 +44,7 @@ class ScoreSheet(BaseModel):
     # are 0); a static check or a dry run leaves nothing out: the full run judges what they cannot
     left_out: list[str] = []
     items: list[ItemResult]
-    verdict_kind: Optional[str] = None
+    verdict_kind: Optional[VerdictKind] = None
     verdict_message: Optional[str] = None
     late_penalty: float = 0.0  # points taken off `score` for a late submission (the rubric's `late:`), already applied
 

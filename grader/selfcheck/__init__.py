@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from contextlib import nullcontext
+from pathlib import Path
 
 from grader.errors import GraderError
 from grader.selfcheck.locate import Notebook, notebook_to_check
@@ -52,6 +53,7 @@ def check(notebook: str | os.PathLike | None = None, *, rubric: str = "mnist-s3"
             if server is None:
                 from grader.selfcheck.local import run_check
 
+                assert isinstance(found.source, Path), "without a server the notebook is a file here"
                 output = run_check(found.source, rubric=rubric, depth=depth, progress=line.update)
                 result = CheckResult.from_check(output, notebook=found.shown, depth=depth)
             else:

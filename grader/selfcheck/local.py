@@ -43,16 +43,18 @@ def run_check(path: Path, *, rubric: str, depth: str, progress: Callable[[str], 
     argv = [sys.executable, "-m", "grader", "check", str(path), "--rubric", rubric, "--json", *FLAGS[depth]]
     child = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
                              text=True, encoding="utf-8", errors="replace", env=_env())
+    out, err = child.stdout, child.stderr
+    assert out is not None and err is not None, "Popen(stdout=PIPE, stderr=PIPE) gives both pipes"
     lines: queue.Queue[str | None] = queue.Queue()
     stdout: list[str] = []
 
     def read_stderr() -> None:
-        for line in child.stderr:
+        for line in err:
             lines.put(line.rstrip("\n"))
         lines.put(None)
 
     readers = [threading.Thread(target=read_stderr, daemon=True),
-               threading.Thread(target=lambda: stdout.append(child.stdout.read()), daemon=True)]
+               threading.Thread(target=lambda: stdout.append(out.read()), daemon=True)]
     for reader in readers:
         reader.start()
     said: list[str] = []

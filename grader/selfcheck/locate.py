@@ -58,7 +58,7 @@ def _user_ns() -> dict[str, Any]:
 def _colab_message() -> Any:
     """Colab's channel to its front end, or None outside Colab."""
     try:
-        from google.colab import _message  # type: ignore[import-not-found]
+        from google.colab import _message
     except ImportError:
         return None
     return _message

@@ -29,6 +29,7 @@ SHOWN_FILES = 5
 # `grader.report.gradescope.item_test`: "Title (id)" + " [required]"; output "[not judged] evidence\nfeedback".
 _TEST_NAME = re.compile(r"^(?P<title>.*) \((?P<id>[^()]+)\)(?P<required> \[required\])?$", re.S)
 _STATUS_PREFIX = re.compile(r"^\[(?P<status>partial|not measured|not judged)\] ")
+_PREFIXED: dict[str, Status] = {"partial": "partial", "not measured": "not_measured", "not judged": "not_judged"}
 
 
 @dataclass(frozen=True)
@@ -85,12 +86,12 @@ class CheckResult:
         tests = results.get("tests") or []
         items = [_item_of_test(test) for test in tests]
         summary = [line for line in str(results.get("output") or "").splitlines() if line.strip()]
-        score = results.get("score")
-        graded = isinstance(score, (int, float))
+        given = results.get("score")
+        score = float(given) if isinstance(given, (int, float)) else None
+        graded = score is not None
         said_passed = bool(summary) and summary[0].endswith("(passed)")  # `gradescope.summary_line`
-        return cls(notebook=notebook, depth=depth, rubric=rubric, score=float(score) if graded else None,
-                   max_score=sum(i.max_points for i in items), passed=_passed(said_passed, score if graded else None,
-                                                                              items),
+        return cls(notebook=notebook, depth=depth, rubric=rubric, score=score,
+                   max_score=sum(i.max_points for i in items), passed=_passed(said_passed, score, items),
                    items=items, notes=summary[1:] if graded else summary,
                    not_judged=[i.id for i in items if i.required and i.status == "not_judged"])
 
@@ -136,7 +137,7 @@ class CheckResult:
         show_once(self)
 
 
-def _passed(said: bool, score: Any, items: list[CheckItem]) -> Optional[bool]:
+def _passed(said: bool, score: Optional[float], items: list[CheckItem]) -> Optional[bool]:
     """True when the pass rule holds; None when this depth cannot tell (a required item not judged and none
     failed, or nothing graded); else False. (`grade check`'s exit code makes the same call.)"""
     if said:
@@ -154,7 +155,7 @@ def _item_of_test(test: dict[str, Any]) -> CheckItem:
     lines = str(test.get("output") or "").split("\n", 1)
     prefixed = _STATUS_PREFIX.match(lines[0])
     if prefixed:
-        status = prefixed["status"].replace(" ", "_")
+        status: Status = _PREFIXED[prefixed["status"]]
     else:
         status = "passed" if test.get("status") == "passed" else "failed"
     return CheckItem(id=named["id"] if named else "", title=named["title"] if named else name, status=status,

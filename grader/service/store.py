@@ -31,7 +31,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Optional, Protocol, Union
 
@@ -329,7 +329,9 @@ class SQLStore:
             db.execute("INSERT INTO files (job_id, notebook, model) VALUES (?, ?, ?)",
                        (job_id, new.notebook, new.model))
             self._event(db, job_id, "submitted", 0, new.source, now)
-            return self._one(db, "id = ?", job_id), True
+            job = self._one(db, "id = ?", job_id)
+            assert job is not None, f"job {job_id} was inserted in this transaction"
+            return job, True
 
     def get(self, job_id: str) -> Optional[Job]:
         with self._read() as db:
@@ -496,7 +498,7 @@ class SQLStore:
                 return None
             db.execute("UPDATE deliveries SET state = 'sending', lease_owner = ?, lease_until = ?, updated = ? "
                        "WHERE id = ?", (owner, now + lease, now, row[0]))
-            return Delivery(*row[:3], "sending", *row[4:])
+            return replace(Delivery(*row), state="sending")
 
     def finish_delivery(self, delivery: Delivery, *, ok: bool, attempts: int, error: Optional[str]) -> None:
         """Record a sending's end; not over a delivery that was made due again meanwhile (a re-grade's new score

@@ -22,7 +22,7 @@ import sys
 import types
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from grader.execute.compat import context, mark
 from grader.execute.compat.modules import made_spec
@@ -49,9 +49,9 @@ def _split(rest: str) -> list[str]:
 def _colab_path(path: object) -> Optional[tuple[Path, list[str]]]:
     """(the hand-in folder a Colab path starts from, the path's parts below it); None for any other path, and for
     one below Colab's own folders that exists as it is."""
-    try:
-        text = os.fspath(path)  # type: ignore[arg-type]
-    except TypeError:  # a file descriptor
+    try:  # a file descriptor is none of these; a __fspath__ may still return neither str nor bytes
+        text = os.fspath(path) if isinstance(path, (str, bytes, os.PathLike)) else None
+    except TypeError:
         return None
     if not isinstance(text, str):
         return None
@@ -131,7 +131,8 @@ def upload(*args: object, **kwargs: object) -> dict[str, bytes]:
             if not p.name.startswith(".") and p.suffix != ".ipynb" and p.is_file() and not p.is_symlink()}
 
 
-_OWN = {"drive": {"mount": mount}, "files": {"upload": upload}}  # the helpers that do something here
+# the helpers that do something here
+_OWN: dict[str, dict[str, Any]] = {"drive": {"mount": mount}, "files": {"upload": upload}}
 
 
 def _colab_module(module: types.ModuleType) -> types.ModuleType:
@@ -142,7 +143,7 @@ def _colab_module(module: types.ModuleType) -> types.ModuleType:
                 raise AttributeError(attr)
             return importlib.import_module(f"{name}.{attr}")
 
-        module.__getattr__ = submodule  # type: ignore[method-assign]
+        module.__dict__["__getattr__"] = submodule  # PEP 562: looked up in the module's namespace
     elif name.startswith("google.colab."):
         helper = name[len("google.colab."):]
         module.__dict__.update(_OWN.get(helper, {}))
@@ -152,7 +153,7 @@ def _colab_module(module: types.ModuleType) -> types.ModuleType:
                 raise AttributeError(attr)
             return _Helper(f"{helper}.{attr}")
 
-        module.__getattr__ = helper_attr  # type: ignore[method-assign]
+        module.__dict__["__getattr__"] = helper_attr
     return module
 
 
@@ -188,7 +189,7 @@ def chdir() -> None:
             path = mapped
         return change(path)
 
-    colab_chdir._grader_colab = True  # type: ignore[attr-defined]
+    colab_chdir.__dict__["_grader_colab"] = True
     os.chdir = colab_chdir
 
 
@@ -232,7 +233,7 @@ def _unfound_folder(module: types.ModuleType) -> types.ModuleType:
             f"compat profile reads drive.MyDrive as the hand-in's folder): hand in that file with the notebook",
             name=name)
 
-    module.__getattr__ = lookup  # type: ignore[method-assign]
+    module.__dict__["__getattr__"] = lookup  # PEP 562: looked up in the module's namespace
     return module
 
 

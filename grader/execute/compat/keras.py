@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import sys
 import types
+from typing import Any
 
 from grader.execute.compat import mark
 
@@ -58,7 +59,7 @@ def _patch_fit(model_class) -> None:
             kwargs["epochs"] = kwargs.pop("nb_epoch")
         return fit(self, *args, **kwargs)
 
-    patched._grader_nb_epoch = True
+    patched.__dict__["_grader_nb_epoch"] = True
     model_class.fit = patched
 
 
@@ -78,7 +79,7 @@ def np_utils() -> None:
         return keras.utils.to_categorical(*args, **kwargs)
 
     module = types.ModuleType("keras.utils.np_utils", "Keras 2's np_utils, as the keras-2 compat profile keeps it")
-    module.to_categorical = to_categorical
+    module.__dict__["to_categorical"] = to_categorical
     sys.modules["keras.utils.np_utils"] = module
     keras.utils.np_utils = module
 
@@ -103,10 +104,11 @@ def lr() -> None:
                     kwargs.setdefault("learning_rate", kwargs.pop("lr"))
                 return init(self, *args, **kwargs)
 
-            patched._grader_lr = True
+            patched.__dict__["_grader_lr"] = True
             return patched
 
-        cls.__init__ = make(init)
+        patched_class: Any = cls  # its method replaced at run time: more than its declared type can say
+        patched_class.__init__ = make(init)
 
 
 class _History(dict):

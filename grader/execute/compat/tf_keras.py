@@ -51,9 +51,9 @@ def _tensorflow(module: types.ModuleType) -> types.ModuleType:
             raise AttributeError(name)
         raise AttributeError(f"tf.{name}: {_MISSING}; write {_instead(name)} instead")
 
-    module.__getattr__ = attr  # type: ignore[method-assign]
+    module.__dict__["__getattr__"] = attr  # PEP 562: looked up in the module's namespace
     # Keras itself asks `tf.executing_eagerly()` once tensorflow is in sys.modules; on the torch backend it is
-    module.executing_eagerly = lambda: True  # type: ignore[attr-defined]
+    module.__dict__["executing_eagerly"] = lambda: True
     return module
 
 

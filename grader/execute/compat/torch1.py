@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from grader.execute.compat import mark
 
 
@@ -16,7 +18,8 @@ def dataiter_next() -> None:
         mark("torch-1.x: DataLoader iterator .next()")
         return self.__next__()
 
-    _BaseDataLoaderIter.next = next
+    iterator_class: Any = _BaseDataLoaderIter  # given a method at run time: more than its declared type can say
+    iterator_class.next = next
 
 
 def tqdm_notebook() -> None:

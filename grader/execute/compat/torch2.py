@@ -42,10 +42,11 @@ def scheduler_verbose() -> None:
     for cls in vars(lr_scheduler).values():
         if not (isinstance(cls, type) and issubclass(cls, lr_scheduler.LRScheduler)):
             continue
+        patched: Any = cls  # its methods replaced at run time: more than its declared type can say
         if "__init__" in vars(cls):
-            cls.__init__ = _without_verbose(cls.__init__, cls.__name__)
+            patched.__init__ = _without_verbose(cls.__init__, cls.__name__)
         if "step" in vars(cls):
-            cls.step = _printing_step(cls.step, reductions_only=issubclass(cls, lr_scheduler.ReduceLROnPlateau))
+            patched.step = _printing_step(cls.step, reductions_only=issubclass(cls, lr_scheduler.ReduceLROnPlateau))
 
 
 def _without_verbose(init: Callable[..., None], name: str) -> Callable[..., None]:
@@ -60,9 +61,9 @@ def _without_verbose(init: Callable[..., None], name: str) -> Callable[..., None
     return __init__
 
 
-def _printing_step(step: Callable[..., None], *, reductions_only: bool) -> Callable[..., None]:
+def _printing_step(step: Callable[..., Any], *, reductions_only: bool) -> Callable[..., Any]:
     @functools.wraps(step)
-    def wrapper(self, *args: Any, **kwargs: Any) -> None:
+    def wrapper(self, *args: Any, **kwargs: Any) -> Any:
         if not getattr(self, _VERBOSE, False) or getattr(self, _IN_STEP, False):
             return step(self, *args, **kwargs)
         before = [float(group["lr"]) for group in self.optimizer.param_groups]
@@ -73,7 +74,9 @@ def _printing_step(step: Callable[..., None], *, reductions_only: bool) -> Calla
             setattr(self, _IN_STEP, False)
         after = [float(group["lr"]) for group in self.optimizer.param_groups]
         if reductions_only:  # ReduceLROnPlateau said only when it reduced, with the epoch it counts
-            for i, (old, new) in enumerate(zip(before, after)):
+            # strict=False: a group that the student's own step added has no rate before it, so it was not reduced;
+            # this courtesy print must never fail the student's cell
+            for i, (old, new) in enumerate(zip(before, after, strict=False)):
                 if new < old:
                     print(f"Epoch {_epoch(self.last_epoch)}: reducing learning rate of group {i} to {new:.4e}.")
             return result
