@@ -157,13 +157,13 @@ def _told_start(task: FactsTask, on_event: Event, submission: Submission,
     return task(submission, gpu_index)
 
 
-def _hand_ins(source: ClassSource, rubric: Rubric, scratch: Path) -> list[Submission]:
-    """The class's submissions (a zip unpacked under `scratch`), with the roster's names and its students who
+def _hand_ins(source: ClassSource, rubric: Rubric, intake: Path) -> list[Submission]:
+    """The class's submissions (a zip unpacked under `intake`), with the roster's names and its students who
     handed in nothing."""
     root = Path(source.path)
     if root.suffix.lower() == ".zip":
-        root = safe_extract(root, scratch / "class")
-    submissions = discover(root, source.id_pattern, workspace=scratch / "handins", notebook=rubric.notebook)
+        root = safe_extract(root, intake / "class")
+    submissions = discover(root, source.id_pattern, workspace=intake / "handins", notebook=rubric.notebook)
     if source.roster is not None:
         listed = read_roster(source.roster)
         submissions = with_roster(submissions, listed) + not_handed_in(submissions, listed, Path(source.path))

@@ -46,11 +46,18 @@ def rerun_reasons(recorded: Optional[dict], options: Options) -> list[str]:
     measured under other settings cannot be re-scored, the submission must run again."""
     before = (recorded or {}).get("settings") or {}
     now = FactsCache.settings(options)
-    return [f"{name} {_shown(before.get(name))}→{_shown(now.get(name))}" for name in sorted(set(before) | set(now))
-            if before.get(name) != now.get(name)]
+    return [f"{name} {_shown(before, name)}→{_shown(now, name)}" for name in sorted(set(before) | set(now))
+            if before.get(name, _UNRECORDED) != now.get(name, _UNRECORDED)]
 
 
-def _shown(value: object) -> str:
+_UNRECORDED = object()
+
+
+def _shown(settings: dict, name: str) -> str:
+    """A setting as the re-grade names it; "not recorded" when the record is older than the setting."""
+    if name not in settings:
+        return "not recorded"
+    value = settings[name]
     return "none" if value is None else value if isinstance(value, str) else json.dumps(value, sort_keys=True)
 
 

@@ -138,6 +138,13 @@ def test_timeouts_name_the_cell(options):
     assert facts.verdict.cell == 1 and "longer than 10 s" in facts.verdict.message
 
 
+def test_a_cell_limit_in_fractions_of_a_second_holds(options):
+    # nbclient takes whole seconds only: `cell_time: 2.5` once crashed the runner instead of limiting the cell
+    facts = grade("never_finishes_first_cell", options, limits=options.limits.model_copy(update={"cell_seconds": 2.5}))
+    assert facts.verdict.kind == "timeout" and facts.verdict.cell == 1, facts.verdict
+    assert "longer than 2.5 s" in facts.verdict.message
+
+
 def test_fill_disk_stops_at_the_file_limit(options, tmp_path):
     facts = grade("fill_disk", options)
     assert facts.verdict.kind == "crash" and facts.verdict.cell == 1

@@ -105,3 +105,16 @@ def test_over_another_rubric_the_summary_says_the_before_is_another_rubric(grade
                    .replace("title: Cells", "title: Cells again"))
     assert "before: rubric cells (Cells), another rubric than cells-v2 (Cells again)" in err
     assert "compare two rubrics' scores" in err
+
+
+def test_a_setting_newer_than_the_grading_record_is_named_as_not_recorded():
+    from grader.cache import FactsCache
+    from grader.regrade import rerun_reasons
+    from grader.settings import Options
+
+    options = Options(mode="evaluate")
+    recorded = {"settings": {k: v for k, v in FactsCache.settings(options).items() if k != "sandbox"}}
+    assert rerun_reasons(recorded, options) == ["sandbox not recorded→true"]
+    assert rerun_reasons({"settings": FactsCache.settings(options)}, options) == []
+    recorded["settings"]["unseen"] = None  # recorded as none: said so, not "not recorded"
+    assert "unseen none→not recorded" in rerun_reasons(recorded, options)

@@ -10,6 +10,7 @@ network namespace, and signals reach the kernel). The host reads `run.json` and
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import sys
@@ -107,7 +108,8 @@ def run(job: RunJob) -> RunRecord:
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
     nb.cells = [setup, *student_cells, finish]
-    client = LimitedClient(nb, timeout=job.cell_timeout, kernel_name=_kernel_spec(job), allow_errors=True,
+    # nbclient takes whole seconds only (a fractional timeout raises): a 2.5 s limit lets a cell run 3 s
+    client = LimitedClient(nb, timeout=math.ceil(job.cell_timeout), kernel_name=_kernel_spec(job), allow_errors=True,
                            resources={"metadata": {"path": job.workdir}}, output_limit=job.output_limit,
                            startup_timeout=120,
                            # nothing is read from the kernel after the last cell we run (the harness writes its
