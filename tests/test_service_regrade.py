@@ -101,7 +101,8 @@ def test_a_regrade_that_needs_new_facts_lists_the_reruns_and_sends_nothing(grade
     regrade = server.signed("POST", PATH).json()
     assert (regrade["rescored"], regrade["needs_rerun"], regrade["changed"]) == (0, 2, 0), regrade
     assert {r["id"] for r in regrade["reruns"]} == set(jobs.values())
-    assert all("other run settings (variable model→net, variable_named false→true)" in r["why"] for r in regrade["reruns"])
+    changed = "other run settings (variable model→net, variable_named false→true)"
+    assert all(changed in r["why"] for r in regrade["reruns"])
     assert "must be graded again" in regrade["rerun_note"]
     assert len(_settled(receiver, 2)) == 2
 
